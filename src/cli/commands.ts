@@ -1,0 +1,129 @@
+import path from 'node:path';
+import { loadInventory } from '../inventory/inventory.js';
+import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
+import { runPlaybook, inFlight } from '../runner/run.js';
+import { Logger } from '../runner/log.js';
+import { makeReporter } from '../output/reporter.js';
+import { formatPlan, formatRecap, color } from '../output/format.js';
+import { InputError, errorMessage } from '../util/errors.js';
+import { redact, redactDeep } from '../util/redact.js';
+import { parseExtraVars } from './extra-vars.js';
+import { taskNames, getTask } from '../tasks/registry.js';
+import { parseToml } from '../util/toml-file.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import { loadBuiltinTasks } from '../tasks/builtin.js';
+
+interface CliOptions {
+  inventory?: string;
+  playbook?: string;
+  limit?: string;
+  forks?: number;
+  json?: boolean;
+  acceptNewHostKeys?: boolean;
+  knownHosts?: string;
+  connectTimeout?: number;
+  commandTimeout?: number;
+  check?: boolean;
+  diff?: boolean;
+  extraVars?: string[];
+  offline?: boolean;
+  cacheDir?: string;
+}
+
+/** Playbooks hoist builds in memory for its one-task commands. */
+function inlinePlaybook(name: string, task: string): Promise<Playbook> {
+  const text = `name = "${name}"\nhosts = "all"\n[[tasks]]\ntask = "${task}"\n`;
+  const doc = parseToml(path.join(PACKAGE_ROOT, `<${name}>`), text);
+  return Promise.resolve({
+    file: doc.file,
+    dir: process.cwd(),
+    name,
+    hosts: ['all'],
+    maxFailPercentage: undefined,
+    defaults: {},
+    vars: {},
+    beforeHost: [],
+    afterHost: [],
+    tasks: [{ index: 0, title: task, task, params: {}, line: 4 }],
+    doc,
+  });
+}
+
+export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
+  const o = raw as CliOptions;
+  let code = 1;
+  try {
+    await loadBuiltinTasks();
+    code = await dispatch(command, o);
+  } catch (e) {
+    process.stderr.write(`${color.red('error')}: ${redact(errorMessage(e))}\n`);
+    code = e instanceof InputError ? 1 : 1;
+  }
+  process.exitCode = code;
+}
+
+async function dispatch(command: string, o: CliOptions): Promise<number> {
+  if (command === 'tasks') {
+    for (const n of taskNames()) {
+      const t = getTask(n)!;
+      process.stdout.write(`${color.bold(n)}: ${t.summary}\n`);
+      for (const [k, sch] of Object.entries(t.params.shape)) {
+        process.stdout.write(`  ${k}${sch.isOptional ? '' : ' (required)'}${sch.defaultValue !== undefined ? ` = ${JSON.stringify(sch.defaultValue)}` : ''}${sch.description ? ` — ${sch.description}` : ''}\n`);
+      }
+    }
+    return 0;
+  }
+  const inventory = await loadInventory(o.inventory!);
+  const playbook =
+    command === 'apply' ? await loadPlaybook(o.playbook!) : await inlinePlaybook(command, 'ping');
+  const extraVars = await parseExtraVars(o.extraVars ?? []);
+  const log = Logger.forRun();
+  const reporter = await makeReporter(!!o.json);
+  const check = !!o.check;
+  const onSigint = () => {
+    const mid = [...inFlight].map(([h, t]) => `${h} (in "${t}")`);
+    process.stderr.write(`\ninterrupted${mid.length ? `; hosts mid-task: ${mid.join(', ')}` : ''}. Files hoist writes are replaced atomically; run again to converge.\n`);
+    log.log('hoist', `interrupted; mid-task: ${mid.join(', ') || 'none'}`);
+    void log.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const hostsPromise = import('../inventory/inventory.js').then((m) => m.selectHosts(inventory, o.limit ?? playbook.hosts));
+    reporter.start((await hostsPromise).map((h) => h.name));
+    const report = await runPlaybook({
+      inventory,
+      playbook,
+      extraVars,
+      limit: o.limit,
+      forks: o.forks,
+      options: { check, diff: !!o.diff, offline: !!o.offline },
+      acceptNewHostKeys: !!o.acceptNewHostKeys,
+      knownHostsFile: o.knownHosts,
+      connectTimeoutMs: o.connectTimeout ? o.connectTimeout * 1000 : undefined,
+      commandTimeoutMs: o.commandTimeout ? o.commandTimeout * 1000 : undefined,
+      cacheDir: o.cacheDir,
+      log,
+      events: reporter,
+    });
+    await reporter.stop();
+    if (command === 'facts') {
+      // facts are printed from the log-free gathering below
+    }
+    if (o.json) process.stdout.write(JSON.stringify(redactDeep(report), null, 2) + '\n');
+    else {
+      if (check) process.stdout.write('\n' + formatPlan(report, !!o.diff));
+      else if (o.diff) {
+        const diffs = report.hosts.flatMap((h) => h.tasks.flatMap((t) => t.diffs.map((d) => `── ${h.name}: ${t.title}\n${d}`)));
+        if (diffs.length) process.stdout.write('\n' + diffs.join('\n') + '\n');
+      }
+      process.stdout.write('\n' + formatRecap(report) + '\n');
+      if (log.file) process.stdout.write(color.dim(`log: ${log.file}`) + '\n');
+    }
+    log.log('hoist', `exit ${report.exitCode}`);
+    return report.exitCode;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    await reporter.stop();
+    await log.close();
+  }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { runCli } from './commands.js';
+
+const program = new Command();
+program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version('0.1.0');
+
+const common = (c: Command) =>
+  c
+    .requiredOption('-i, --inventory <file>', 'inventory TOML file')
+    .option('-l, --limit <pattern>', 'only these hosts/groups (globs, "!" excludes)')
+    .option('-f, --forks <n>', 'hosts worked on at once (default: all, at most 50)', (v) => parseInt(v, 10))
+    .option('--json', 'print a machine-readable report on stdout')
+    .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')
+    .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
+    .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', (v) => parseInt(v, 10))
+    .option('--command-timeout <s>', 'timeout of one remote command in seconds', (v) => parseInt(v, 10));
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+common(program.command('apply').argument('<playbook>', 'playbook TOML file').description('run a playbook'))
+  .option('-C, --check', 'gather facts and plan; change nothing')
+  .option('-D, --diff', 'show file diffs')
+  .option('-e, --extra-vars <kv>', 'key=value or @file.toml (repeatable; highest precedence)', collect, [])
+  .option('--offline', 'never download; artifacts must be in the cache (see hoist fetch)')
+  .option('--cache-dir <dir>', 'artifact cache directory')
+  .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook }));
+
+common(program.command('check').argument('<playbook>').description('same as apply --check'))
+  .option('-D, --diff', 'show file diffs')
+  .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
+  .option('--offline', 'never download')
+  .option('--cache-dir <dir>', 'artifact cache directory')
+  .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook, check: true }));
+
+common(program.command('ping').description('log in to every host and run a command')).action((o: Record<string, unknown>) => runCli('ping', o));
+common(program.command('facts').description('print the facts hoist gathers')).action((o: Record<string, unknown>) => runCli('facts', o));
+
+program
+  .command('tasks')
+  .description('list the built-in tasks and their parameters')
+  .action(() => runCli('tasks', {}));
+
+program.addOption(new Option('--no-color', 'plain output').hideHelp());
+
+program.parseAsync().catch((e: unknown) => {
+  process.stderr.write(`hoist: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,75 @@
+/** What hoist knows about a host before planning anything; gathered in the same round trip as every task's probes. */
+export interface Facts {
+  hostname: string;
+  osId: string;
+  osIdLike: string[];
+  osVersion: string;
+  osPrettyName: string;
+  arch: string;
+  kernel: string;
+  /** The name of PID 1: "systemd" on every host hoist can manage services on. */
+  init: string;
+  systemdState: string;
+  packageManager: 'apt' | 'dnf' | 'yum' | 'none';
+  cgroupVersion: 1 | 2;
+  uid: number;
+  diskFreeKb: Record<string, number>;
+  tools: Record<string, boolean>;
+}
+
+const TOOLS = ['tar', 'sha256sum', 'install', 'systemctl', 'gzip', 'sudo'];
+
+/** Shell run on the host; prints key=value lines. It must not fail, whatever the host lacks. */
+export const FACTS_SCRIPT = `
+. /etc/os-release 2>/dev/null
+echo "os_id=\${ID:-unknown}"
+echo "os_id_like=\${ID_LIKE:-}"
+echo "os_version=\${VERSION_ID:-}"
+echo "os_pretty=\${PRETTY_NAME:-}"
+echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+echo "init=$(cat /proc/1/comm 2>/dev/null)"
+echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"
+if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/null; then echo pm=dnf; elif command -v yum >/dev/null; then echo pm=yum; else echo pm=none; fi
+echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
+echo "uid=$(id -u)"
+for t in ${TOOLS.join(' ')}; do if command -v $t >/dev/null; then echo "tool_$t=1"; else echo "tool_$t=0"; fi; done
+for d in / /usr/local /var/lib /tmp; do echo "df_$d=$(df -Pk "$d" 2>/dev/null | awk 'NR==2{print $4}')"; done
+`;
+
+export function parseFacts(out: string): Facts {
+  const kv = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  const pm = kv.get('pm');
+  const tools: Record<string, boolean> = {};
+  const diskFreeKb: Record<string, number> = {};
+  for (const [k, v] of kv) {
+    if (k.startsWith('tool_')) tools[k.slice(5)] = v === '1';
+    if (k.startsWith('df_') && v) diskFreeKb[k.slice(3)] = Number(v);
+  }
+  return {
+    hostname: kv.get('hostname') ?? '',
+    osId: kv.get('os_id') ?? 'unknown',
+    osIdLike: (kv.get('os_id_like') ?? '').split(/\s+/).filter(Boolean),
+    osVersion: kv.get('os_version') ?? '',
+    osPrettyName: kv.get('os_pretty') ?? '',
+    arch: kv.get('arch') ?? '',
+    kernel: kv.get('kernel') ?? '',
+    init: kv.get('init') ?? '',
+    systemdState: kv.get('systemd_state') ?? '',
+    packageManager: pm === 'apt' || pm === 'dnf' || pm === 'yum' ? pm : 'none',
+    cgroupVersion: kv.get('cgroupfs') === 'cgroup2fs' ? 2 : 1,
+    uid: Number(kv.get('uid') ?? -1),
+    diskFreeKb,
+    tools,
+  };
+}
+
+/** "amd64" as release assets name it. */
+export function releaseArch(f: Facts): string {
+  return f.arch === 'x86_64' ? 'amd64' : f.arch === 'aarch64' ? 'arm64' : f.arch;
+}

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import type { HostConnection } from '../ssh/connection.js';
+import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
+
+export interface ProbeResult {
+  out: string;
+  code: number;
+}
+
+/**
+ * Facts and every task's read-only probes go to the host as ONE script, so planning a whole
+ * playbook costs one round trip. Each probe runs in its own subshell with stderr folded in, and its
+ * output is framed by a per-run random marker that no command output can forge.
+ */
+export async function gather(conn: HostConnection, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
+  const mark = `@@hoist-${randomBytes(8).toString('hex')}`;
+  const sections: [string, string][] = [['__facts', FACTS_SCRIPT], ...probes];
+  const script = sections
+    .map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`)
+    .join('\n');
+  const r = await conn.exec(script);
+  const results = parseSections(r.stdout, mark);
+  const facts = results.get('__facts');
+  if (!facts) throw new Error(`fact gathering produced no output (exit ${r.code}): ${r.stderr.trim()}`);
+  results.delete('__facts');
+  for (const id of probes.keys()) if (!results.has(id)) results.set(id, { out: '', code: 255 });
+  return { facts: parseFacts(facts.out), results };
+}
+
+export function parseSections(stdout: string, mark: string): Map<string, ProbeResult> {
+  const out = new Map<string, ProbeResult>();
+  let current: string | null = null;
+  let buf: string[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith(`${mark} begin `)) {
+      current = line.slice(mark.length + 7);
+      buf = [];
+    } else if (current !== null && line.startsWith(`${mark} end `)) {
+      out.set(current, { out: buf.join('\n'), code: Number(line.slice(mark.length + 5)) });
+      current = null;
+    } else if (current !== null) buf.push(line);
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+import { s, type Infer } from '../util/schema.js';
+
+const vars = s.record(s.unknown()).describe('variables for tasks and templates');
+
+const connection = {
+  user: s.string().optional().describe('SSH login user'),
+  port: s.int(1, 65535).optional().describe('SSH port'),
+  identity_file: s.string().optional().describe('private key file'),
+  jump: s.string().optional().describe('bastion: an inventory host name or [user@]host[:port]'),
+  become: s.bool().optional().describe('run commands through sudo'),
+  connect_timeout: s.int(1, 600).optional().describe('seconds to wait for the SSH handshake'),
+  command_timeout: s.int(1, 86400).optional().describe('seconds one remote command may take'),
+};
+
+export const defaultsSchema = s.object({
+  ...connection,
+  known_hosts_file: s.string().optional().describe('known_hosts file used to check host keys'),
+  vars: vars.optional(),
+});
+
+export const groupSchema = s.object({
+  hosts: s.list(s.string()).optional(),
+  children: s.list(s.string()).optional(),
+  vars: vars.optional(),
+});
+
+export const hostSchema = s.object({
+  address: s.string(/^\S+$/, 'a host name or IP address'),
+  ...connection,
+  vars: vars.optional(),
+});
+
+export const inventorySchema = s.object({
+  defaults: defaultsSchema.optional(),
+  groups: s.record(groupSchema).optional(),
+  hosts: s.record(hostSchema),
+});
+
+export type InventoryFile = Infer<typeof inventorySchema>;
+export type HostEntry = Infer<typeof hostSchema>;

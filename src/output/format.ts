@@ -1,0 +1,81 @@
+import { recapOf, type HostReport, type RunReport } from '../runner/report.js';
+
+const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+
+const paint = (code: number) => (s: string) => (useColor() ? `\x1b[${code}m${s}\x1b[0m` : s);
+export const color = { green: paint(32), yellow: paint(33), red: paint(31), dim: paint(2), bold: paint(1), cyan: paint(36) };
+
+export function statusColor(status: string): (s: string) => string {
+  switch (status) {
+    case 'changed':
+      return color.yellow;
+    case 'failed':
+    case 'unreachable':
+      return color.red;
+    case 'skipped':
+      return color.cyan;
+    default:
+      return color.green;
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => stripAnsi(r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length))).join('  ').trimEnd()).join('\n');
+}
+
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
+
+export function formatPlan(report: RunReport, withDiffs: boolean): string {
+  const rows: string[][] = [['HOST', 'TASK', 'CHANGE']];
+  const diffs: string[] = [];
+  for (const h of report.hosts) {
+    for (const t of h.tasks) {
+      for (const c of t.changes) rows.push([h.name, t.title, color.yellow(c)]);
+      if (withDiffs) for (const d of t.diffs) diffs.push(`${color.bold(`── ${h.name}: ${t.title}`)}\n${colorDiff(d)}`);
+    }
+  }
+  const head = color.bold(`PLAN (check mode: nothing was changed)`);
+  if (rows.length === 1) return `${head}\nno changes: every host already matches the playbook\n`;
+  return `${head}\n${table(rows)}\n${diffs.length ? `\n${diffs.join('\n')}\n` : ''}`;
+}
+
+export function colorDiff(d: string): string {
+  return d
+    .split('\n')
+    .map((l) => (l.startsWith('+') && !l.startsWith('+++') ? color.green(l) : l.startsWith('-') && !l.startsWith('---') ? color.red(l) : l))
+    .join('\n');
+}
+
+export function formatRecap(report: RunReport): string {
+  const rows: string[][] = [];
+  for (const h of report.hosts) {
+    const c = recapOf(h);
+    rows.push([
+      statusColor(h.status)(h.name),
+      `ok=${c.ok}`,
+      c.changed ? color.yellow(`changed=${c.changed}`) : `changed=0`,
+      c.failed ? color.red(`failed=${c.failed}`) : 'failed=0',
+      c.unreachable ? color.red(`unreachable=${c.unreachable}`) : 'unreachable=0',
+      `skipped=${c.skipped}`,
+    ]);
+  }
+  const problems = report.hosts.filter((h) => h.error).map((h) => `${statusColor(h.status)(`${h.name}: ${h.status}`)}: ${h.error}`);
+  const notes = report.hosts.flatMap((h) => h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${n}`)));
+  return [
+    color.bold(`PLAY RECAP (${(report.durationMs / 1000).toFixed(2)} s)`),
+    table(rows),
+    ...(notes.length ? ['', ...notes.map(color.dim)] : []),
+    ...(problems.length ? ['', ...problems] : []),
+    ...(report.aborted ? ['', color.red(report.aborted)] : []),
+  ].join('\n');
+}
+
+export function formatTaskLine(host: string, t: { title: string; status: string; changes: string[]; error?: string }): string {
+  const detail = t.error ? `: ${t.error}` : t.changes.length ? `: ${t.changes.join('; ')}` : '';
+  return `${host} | ${t.title} | ${statusColor(t.status)(t.status)}${detail}`;
+}
+
+export function hostLine(h: HostReport): string {
+  return `${h.name} | ${statusColor(h.status)(h.status)}${h.error ? `: ${h.error}` : ''}`;
+}

@@ -1,0 +1,121 @@
+import path from 'node:path';
+import { InputError, InputErrors } from '../util/errors.js';
+import { readToml, validateToml, type LoadedToml } from '../util/toml-file.js';
+import { s, type Infer, type Path, parseWith, formatPath } from '../util/schema.js';
+import { didYouMean } from '../util/suggest.js';
+import { addSecret } from '../util/redact.js';
+import { getTask, taskNames } from '../tasks/registry.js';
+
+const hookSchema = s.object({
+  run: s.string().describe('shell command'),
+  on: s.enum('controller', 'host').default('controller'),
+  timeout: s.int(1, 86400).default(600),
+});
+
+export const playbookSchema = s.object({
+  name: s.string().optional(),
+  hosts: s.list(s.string()).default(['all']),
+  serial: s.union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"')).optional(),
+  max_fail_percentage: s.int(0, 100).optional(),
+  /** Lowest precedence: what a playbook assumes when nobody says otherwise. */
+  defaults: s.record(s.unknown()).optional(),
+  /** Above inventory variables, below -e. */
+  vars: s.record(s.unknown()).optional(),
+  before_host: s.array(hookSchema).optional(),
+  after_host: s.array(hookSchema).optional(),
+  tasks: s.array(
+    s.object({
+      name: s.string().optional(),
+      task: s.string(),
+      params: s.record(s.unknown()).default({}),
+    }),
+  ),
+});
+
+export type PlaybookFile = Infer<typeof playbookSchema>;
+export type Hook = Infer<typeof hookSchema>;
+
+export interface PlaybookTask {
+  index: number;
+  title: string;
+  task: string;
+  params: Record<string, unknown>;
+  line?: number;
+}
+
+export interface Playbook {
+  file: string;
+  dir: string;
+  name: string;
+  hosts: string[];
+  serial?: number | string;
+  maxFailPercentage?: number;
+  defaults: Record<string, unknown>;
+  vars: Record<string, unknown>;
+  beforeHost: Hook[];
+  afterHost: Hook[];
+  tasks: PlaybookTask[];
+  doc: LoadedToml;
+}
+
+export async function loadPlaybook(file: string): Promise<Playbook> {
+  const doc = await readToml(file);
+  const pb = validateToml(doc, playbookSchema, addSecret);
+  const errors: InputError[] = [];
+  pb.tasks.forEach((t, i) => {
+    if (!getTask(t.task)) {
+      errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, taskNames())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
+    }
+  });
+  if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
+  return {
+    file,
+    dir: path.dirname(path.resolve(file)),
+    name: pb.name ?? path.basename(file, '.toml'),
+    hosts: pb.hosts,
+    serial: pb.serial,
+    maxFailPercentage: pb.max_fail_percentage,
+    defaults: pb.defaults ?? {},
+    vars: pb.vars ?? {},
+    beforeHost: pb.before_host ?? [],
+    afterHost: pb.after_host ?? [],
+    tasks: pb.tasks.map((t, i) => ({
+      index: i,
+      title: t.name ?? t.task,
+      task: t.task,
+      params: t.params,
+      line: doc.locator.lineOf(['tasks', i]),
+    })),
+    doc,
+  };
+}
+
+/** Validates one task's parameters (after variable substitution) against the task's schema, naming file, line and key. */
+export function validateParams(pb: Playbook, t: PlaybookTask, params: unknown, hostName: string): unknown {
+  const def = getTask(t.task)!;
+  const base: Path = ['tasks', t.index, 'params'];
+  const { value, issues } = parseWith(def.params, params, base, addSecret);
+  if (issues.length) {
+    throw new InputErrors(
+      issues.map(
+        (i) =>
+          new InputError(`${i.message} (task "${t.title}", host ${hostName})`, {
+            file: pb.file,
+            line: pb.doc.locator.lineOf(i.path),
+            key: formatPath(i.path),
+          }),
+      ),
+    );
+  }
+  return value;
+}
+
+/** Batches of hosts for `serial`: a count, or a percentage of the play's hosts (at least one). */
+export function batchesOf<T>(hosts: T[], serial: number | string | undefined): T[][] {
+  if (serial === undefined || hosts.length === 0) return [hosts];
+  const size =
+    typeof serial === 'number' ? serial : Math.max(1, Math.floor((hosts.length * Number(serial.slice(0, -1))) / 100));
+  const out: T[][] = [];
+  for (let i = 0; i < hosts.length; i += size) out.push(hosts.slice(i, i + size));
+  return out;
+}

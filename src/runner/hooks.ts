@@ -1,0 +1,31 @@
+import { spawn } from 'node:child_process';
+import type { HostConnection } from '../ssh/connection.js';
+import type { Hook } from '../playbook/playbook.js';
+import type { HostPlay } from './play.js';
+import type { Logger } from './log.js';
+
+/**
+ * Runs a before_host/after_host hook (a `kubectl drain`, say) on the controller or on the host.
+ * Returns an error message, or undefined when the hook succeeded.
+ */
+export async function runHook(h: Hook, conn: HostConnection, play: HostPlay, log: Logger): Promise<string | undefined> {
+  const env = { ...process.env, HOIST_HOST: play.host.name, HOIST_ADDRESS: play.host.address };
+  if (h.on === 'host') {
+    const r = await conn.exec(`export HOIST_HOST=${JSON.stringify(play.host.name)}\n${h.run}`, { timeoutMs: h.timeout * 1000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    log.log(play.host.name, `hook on host: ${h.run} → exit ${r.code}\n${r.stdout}${r.stderr}`);
+    return r.code === 0 ? undefined : `"${h.run}" exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
+  }
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', h.run], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), h.timeout * 1000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      log.log(play.host.name, `hook on controller: ${h.run} → ${code ?? signal}\n${out}`);
+      if (code === 0) resolve(undefined);
+      else resolve(signal ? `"${h.run}" timed out after ${h.timeout} s` : `"${h.run}" exited ${code}: ${out.trim().split('\n').slice(-3).join(' ')}`);
+    });
+  });
+}

@@ -1,0 +1,63 @@
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+export type HostStatus = 'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped';
+
+export interface TaskReport {
+  index: number;
+  title: string;
+  task: string;
+  status: TaskStatus;
+  /** Change summaries: what was (or, under --check, would be) done. */
+  changes: string[];
+  diffs: string[];
+  notes: string[];
+  durationMs: number;
+  error?: string;
+}
+
+export interface HostReport {
+  name: string;
+  address: string;
+  status: HostStatus;
+  tasks: TaskReport[];
+  error?: string;
+  durationMs: number;
+}
+
+export interface RunReport {
+  playbook: string;
+  check: boolean;
+  hosts: HostReport[];
+  durationMs: number;
+  exitCode: number;
+  aborted?: string;
+}
+
+export interface RecapCounts {
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+  skipped: number;
+}
+
+export function recapOf(h: HostReport): RecapCounts {
+  const c: RecapCounts = { ok: 0, changed: 0, failed: 0, unreachable: h.status === 'unreachable' ? 1 : 0, skipped: 0 };
+  for (const t of h.tasks) c[t.status]++;
+  return c;
+}
+
+/** 0 all well, 2 a host failed, 4 a host was unreachable (and none failed otherwise). */
+export function exitCodeOf(hosts: HostReport[]): number {
+  if (hosts.some((h) => h.status === 'failed')) return 2;
+  if (hosts.some((h) => h.status === 'unreachable')) return 4;
+  return 0;
+}
+
+/** Events the output layer draws from; the runner knows nothing of terminals. */
+export interface RunEvents {
+  hostPhase(host: string, phase: string): void;
+  taskDone(host: string, t: TaskReport): void;
+  hostDone(h: HostReport): void;
+  progress(label: string, done: number, total: number | undefined): void;
+  message(text: string): void;
+}

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import { createTwoFilesPatch } from 'diff';
+import { quote } from '../../ssh/quote.js';
+import type { ProbeResult } from '../../facts/probe.js';
+import type { Action, PlanState, RunOptions } from '../types.js';
+
+export interface RemoteFileState {
+  exists: boolean;
+  sha256?: string;
+  mode?: number;
+  owner?: string;
+  group?: string;
+  /** Old content, probed only under --diff. */
+  content?: Buffer;
+}
+
+export interface DesiredFile {
+  path: string;
+  content: Buffer;
+  mode: number;
+  owner?: string;
+  group?: string;
+  /** Keep the replaced file as <path>.hoist-prev. */
+  backup?: boolean;
+  /** Holds credentials: never show its content in a diff. */
+  secret?: boolean;
+}
+
+export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** One probe snippet reading a file's hash and ownership (and, for --diff, its content). */
+export function fileProbe(path: string, withContent: boolean): string {
+  const p = quote(path);
+  return [
+    `if [ -f ${p} ]; then`,
+    `  echo "sha=$(sha256sum < ${p} | cut -d' ' -f1)"`,
+    `  stat -c 'mode=%a owner=%U group=%G' ${p}`,
+    withContent ? `  echo content=; base64 -w0 < ${p}; echo` : '',
+    `else echo absent; fi`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+export function parseFileProbe(r: ProbeResult): RemoteFileState {
+  if (r.code !== 0 || /^absent$/m.test(r.out)) return { exists: false };
+  const sha = /^sha=([0-9a-f]{64})$/m.exec(r.out)?.[1];
+  const st = /^mode=([0-7]+) owner=(\S+) group=(\S+)$/m.exec(r.out);
+  const lines = r.out.split('\n');
+  const ci = lines.indexOf('content=');
+  return {
+    exists: true,
+    sha256: sha,
+    mode: st ? parseInt(st[1], 8) : undefined,
+    owner: st?.[2],
+    group: st?.[3],
+    content: ci >= 0 ? Buffer.from(lines[ci + 1] ?? '', 'base64') : undefined,
+  };
+}
+
+export const fmtMode = (m: number) => m.toString(8).padStart(4, '0');
+
+/**
+ * Compares a desired file with what the host has and returns the action that converges it,
+ * or null when it already matches. Records the file's future hash in the plan state, where
+ * service restarts read it.
+ */
+export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanState, options: RunOptions): Action | null {
+  const wantSha = sha256(want.content);
+  state.files.set(want.path, wantSha);
+  const owner = want.owner ?? 'root';
+  const group = want.group ?? owner;
+  const contentDiffers = !have.exists || have.sha256 !== wantSha;
+  const metaDiffers = have.exists && (have.mode !== want.mode || have.owner !== owner || have.group !== group);
+  if (!contentDiffers && !metaDiffers) return null;
+  state.pending = true;
+  if (contentDiffers) state.tags.add(`file:${want.path}`);
+  const what = !have.exists ? 'create' : contentDiffers ? 'update' : 'fix mode/owner of';
+  const metaNote = metaDiffers
+    ? ` (${have.mode !== want.mode ? `mode ${fmtMode(have.mode ?? 0)} → ${fmtMode(want.mode)}` : ''}${have.owner !== owner || have.group !== group ? ` owner ${have.owner}:${have.group} → ${owner}:${group}` : ''})`
+    : '';
+  return {
+    kind: 'change',
+    summary: `${what} ${want.path}${metaNote}`,
+    diff: contentDiffers && options.diff ? fileDiff(want, have) : undefined,
+    async run(conn) {
+      if (contentDiffers) {
+        await conn.upload(want.content, want.path, { mode: want.mode, owner, group, backup: want.backup ?? true });
+      } else {
+        await conn.check(`chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`, `set mode of ${want.path}`);
+      }
+    },
+  };
+}
+
+function fileDiff(want: DesiredFile, have: RemoteFileState): string {
+  if (want.secret) return `--- ${want.path}\n(content not shown: the file holds credentials)\n`;
+  const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);
+  const old = have.content ?? Buffer.alloc(0);
+  if (!isText(want.content) || !isText(old)) return `Binary file ${want.path} differs\n`;
+  return createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, old.toString('utf8'), want.content.toString('utf8'), '', '', { context: 3 });
+}

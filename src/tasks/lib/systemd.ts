@@ -1,0 +1,112 @@
+import { quote } from '../../ssh/quote.js';
+import type { ProbeResult } from '../../facts/probe.js';
+import type { Action, PlanState } from '../types.js';
+import { sha256 } from './files.js';
+
+export const STAMP_DIR = '/var/lib/hoist/stamps';
+
+export interface ServiceWant {
+  unit: string;
+  enabled: boolean;
+  state: 'started' | 'stopped' | 'restarted';
+  /** Files whose content the running daemon must reflect: when one differs from the last (re)start, restart. */
+  restartOn: string[];
+  /** Unit file paths, to know a daemon-reload is due when one of them changes. */
+  unitFiles: string[];
+}
+
+export interface ServiceState {
+  loaded: boolean;
+  enabled: string;
+  active: string;
+  needReload: boolean;
+  stamp: string;
+  hashes: Map<string, string>;
+}
+
+export function serviceProbe(w: ServiceWant): string {
+  const u = quote(w.unit);
+  const lines = [
+    `echo "enabled=$(systemctl is-enabled ${u} 2>/dev/null)"`,
+    `echo "active=$(systemctl is-active ${u} 2>/dev/null)"`,
+    `echo "load=$(systemctl show -p LoadState --value ${u} 2>/dev/null)"`,
+    `echo "reload=$(systemctl show -p NeedDaemonReload --value ${u} 2>/dev/null)"`,
+    `echo "stamp=$(cat ${quote(`${STAMP_DIR}/${w.unit}`)} 2>/dev/null)"`,
+  ];
+  for (const f of w.restartOn) lines.push(`echo "file $(sha256sum < ${quote(f)} 2>/dev/null | cut -d' ' -f1) ${f.replace(/[\n"$`\\]/g, '')}"`);
+  return lines.join('\n');
+}
+
+export function parseServiceProbe(r: ProbeResult, w: ServiceWant): ServiceState {
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1]?.trim() ?? '';
+  const hashes = new Map<string, string>();
+  const fileLines = r.out.split('\n').filter((l) => l.startsWith('file '));
+  w.restartOn.forEach((f, i) => {
+    const h = fileLines[i]?.split(' ')[1];
+    if (h && /^[0-9a-f]{64}$/.test(h)) hashes.set(f, h);
+  });
+  return {
+    loaded: get('load') === 'loaded',
+    enabled: get('enabled'),
+    active: get('active'),
+    needReload: get('reload') === 'yes',
+    stamp: get('stamp'),
+    hashes,
+  };
+}
+
+/**
+ * The restart decision comes from state, not from "did this run change something": the stamp
+ * written after each (re)start records the hashes of the trigger files it started with, so a run
+ * that died between a config write and the restart still restarts on the next run.
+ */
+export function desiredStamp(w: ServiceWant, have: ServiceState, state: PlanState): string {
+  const parts = w.restartOn.map((f) => `${f}=${state.files.get(f) ?? have.hashes.get(f) ?? 'absent'}`);
+  return sha256(parts.join('\n'));
+}
+
+export function planService(w: ServiceWant, have: ServiceState, state: PlanState): Action[] {
+  const actions: Action[] = [];
+  const u = quote(w.unit);
+  const unitChanged = w.unitFiles.some((f) => state.tags.has(`file:${f}`));
+  if (have.needReload || unitChanged || (!have.loaded && state.pending)) {
+    actions.push({ kind: 'change', summary: 'systemctl daemon-reload', run: (c) => c.check('systemctl daemon-reload', 'daemon-reload').then(() => undefined) });
+  }
+  if (w.enabled && have.enabled !== 'enabled') {
+    actions.push({ kind: 'change', summary: `enable ${w.unit}`, run: (c) => c.check(`systemctl enable ${u}`, `enable ${w.unit}`).then(() => undefined) });
+  } else if (!w.enabled && have.enabled === 'enabled') {
+    actions.push({ kind: 'change', summary: `disable ${w.unit}`, run: (c) => c.check(`systemctl disable ${u}`, `disable ${w.unit}`).then(() => undefined) });
+  }
+  const stamp = desiredStamp(w, have, state);
+  const writeStamp = `mkdir -p ${STAMP_DIR} && printf '%s\\n' ${stamp} > ${quote(`${STAMP_DIR}/${w.unit}`)}`;
+  const running = have.active === 'active' || have.active === 'activating' || have.active === 'reloading';
+  let verb: 'start' | 'restart' | 'stop' | undefined;
+  let why = '';
+  if (w.state === 'stopped') {
+    if (running) verb = 'stop';
+  } else if (w.state === 'restarted') {
+    verb = 'restart';
+    why = 'requested';
+  } else if (!running) {
+    verb = 'start';
+  } else if (have.stamp !== stamp) {
+    verb = 'restart';
+    why = have.stamp ? 'its files changed since it started' : 'hoist has no record of what it started with';
+  }
+  if (verb) {
+    const script = verb === 'stop' ? `systemctl stop ${u}` : `systemctl ${verb} ${u} && ${writeStamp}`;
+    actions.push({
+      kind: 'change',
+      summary: `${verb} ${w.unit}${why ? ` (${why})` : ''}`,
+      run: async (c) => {
+        const r = await c.exec(script);
+        if (r.code !== 0) {
+          const st = await c.exec(`systemctl status --no-pager -n 15 ${u} 2>&1; journalctl -u ${u} -n 15 --no-pager 2>&1 | tail -15`);
+          throw new Error(`${verb} ${w.unit} failed: ${r.stderr.trim()}\n${st.stdout.trim()}`);
+        }
+      },
+    });
+    state.tags.add(`service:${w.unit}:${verb}`);
+  }
+  return actions;
+}

@@ -1,0 +1,91 @@
+import type { Facts } from '../facts/facts.js';
+import type { ProbeResult } from '../facts/probe.js';
+import type { InventoryHost, Vars } from '../inventory/inventory.js';
+import type { HostConnection } from '../ssh/connection.js';
+import type { ObjectSchema, InferShape, Shape } from '../util/schema.js';
+import type { Logger } from '../runner/log.js';
+
+export interface RunOptions {
+  check: boolean;
+  diff: boolean;
+  /** Never touch the network on the controller (artifacts must be cached). */
+  offline: boolean;
+}
+
+/** Controller-side services shared by all hosts of a run. */
+export interface Controller {
+  playbookDir: string;
+  inventoryDir: string;
+  cacheDir?: string;
+  log: Logger;
+  /** Reports download progress to the output layer. */
+  progress(label: string, done: number, total: number | undefined): void;
+}
+
+/**
+ * What the plan of one host predicts, shared by the tasks of that host in order: a later task
+ * (a service restart, say) decides from what earlier tasks will change, before anything runs.
+ */
+export class PlanState {
+  /** Path → sha256 the file will have once the plan is applied. */
+  readonly files = new Map<string, string>();
+  readonly tags = new Set<string>();
+  readonly data = new Map<string, unknown>();
+  /** Whether any earlier task of this host has a change pending. */
+  pending = false;
+}
+
+export interface PrepareContext {
+  host: InventoryHost;
+  vars: Vars;
+  options: RunOptions;
+  controller: Controller;
+}
+
+export interface PlanContext<R> extends PrepareContext {
+  facts: Facts;
+  prepared: R;
+  state: PlanState;
+  probe(id: string): ProbeResult;
+}
+
+export interface ApplyContext {
+  options: RunOptions;
+  log: Logger;
+  state: PlanState;
+  /** Free text the task wants in the recap (e.g. verification results). */
+  note(line: string): void;
+}
+
+export interface Action {
+  /** 'change' alters the host; 'check' only reads it (verification) and never counts as changed. */
+  kind: 'change' | 'check';
+  summary: string;
+  /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
+  diff?: string;
+  run(conn: HostConnection, ctx: ApplyContext): Promise<void>;
+}
+
+export interface TaskPlan {
+  actions: Action[];
+  /** Set when the task has nothing to do on this host by design (e.g. crictl not installed). */
+  skipped?: string;
+}
+
+export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined> {
+  name: string;
+  summary: string;
+  params: S;
+  /** Controller-side preparation (downloads, local files, rendering) done before any host is touched. */
+  prepare?(params: InferShape<S['shape']>, ctx: PrepareContext): Promise<R>;
+  /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */
+  probes?(params: InferShape<S['shape']>, ctx: PrepareContext & { prepared: R }): Record<string, string>;
+  plan(params: InferShape<S['shape']>, ctx: PlanContext<R>): TaskPlan | Promise<TaskPlan>;
+}
+
+/** The registry stores tasks of every parameter shape side by side. */
+export type AnyTask = TaskDefinition<ObjectSchema<Shape>, unknown>;
+
+export function defineTask<S extends ObjectSchema<Shape>, R = undefined>(def: TaskDefinition<S, R>): TaskDefinition<S, R> {
+  return def;
+}

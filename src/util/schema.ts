@@ -1,0 +1,266 @@
+import { didYouMean } from './suggest.js';
+
+export type Path = (string | number)[];
+
+export interface Issue {
+  path: Path;
+  message: string;
+}
+
+/** Values read from a schema field marked secret are handed here so output and logs can mask them. */
+export type SecretSink = (value: string) => void;
+
+export interface ParseContext {
+  issues: Issue[];
+  onSecret?: SecretSink;
+}
+
+export abstract class Schema<T> {
+  abstract readonly kind: string;
+  isOptional = false;
+  defaultValue: T | undefined = undefined;
+  description = '';
+  secret = false;
+
+  abstract check(value: unknown, path: Path, ctx: ParseContext): T | undefined;
+
+  optional(): Schema<T | undefined> {
+    const c = this.clone();
+    c.isOptional = true;
+    return c as Schema<T | undefined>;
+  }
+
+  default(v: T): Schema<T> {
+    const c = this.clone();
+    c.isOptional = true;
+    c.defaultValue = v;
+    return c;
+  }
+
+  describe(text: string): this {
+    const c = this.clone();
+    c.description = text;
+    return c;
+  }
+
+  /** Marks the value as a credential: it is masked in output, logs and --json. */
+  asSecret(): this {
+    const c = this.clone();
+    c.secret = true;
+    return c;
+  }
+
+  private clone(): this {
+    return Object.assign(Object.create(Object.getPrototypeOf(this)), this);
+  }
+}
+
+export type Infer<S> = S extends Schema<infer T> ? T : never;
+
+const typeName = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'array' : v instanceof Date ? 'date' : typeof v;
+
+class StringSchema extends Schema<string> {
+  readonly kind = 'string';
+  constructor(private readonly pattern?: RegExp, private readonly patternHint?: string) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (typeof v !== 'string') {
+      ctx.issues.push({ path, message: `expected a string, got ${typeName(v)}` });
+      return undefined;
+    }
+    if (this.pattern && !this.pattern.test(v)) {
+      ctx.issues.push({ path, message: `"${this.secret ? '***' : v}" is not ${this.patternHint ?? `matching ${this.pattern}`}` });
+      return undefined;
+    }
+    if (this.secret) ctx.onSecret?.(v);
+    return v;
+  }
+}
+
+class IntSchema extends Schema<number> {
+  readonly kind = 'integer';
+  constructor(private readonly min?: number, private readonly max?: number) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (typeof v === 'bigint') v = Number(v);
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      ctx.issues.push({ path, message: `expected an integer, got ${typeName(v)}` });
+      return undefined;
+    }
+    if ((this.min !== undefined && v < this.min) || (this.max !== undefined && v > this.max)) {
+      ctx.issues.push({ path, message: `${v} is out of range ${this.min ?? '-∞'}..${this.max ?? '∞'}` });
+      return undefined;
+    }
+    return v;
+  }
+}
+
+class BoolSchema extends Schema<boolean> {
+  readonly kind = 'boolean';
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (typeof v !== 'boolean') {
+      ctx.issues.push({ path, message: `expected true or false, got ${typeName(v)}` });
+      return undefined;
+    }
+    return v;
+  }
+}
+
+class EnumSchema<E extends string> extends Schema<E> {
+  readonly kind = 'enum';
+  constructor(private readonly values: readonly E[]) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (typeof v !== 'string' || !(this.values as readonly string[]).includes(v)) {
+      const hint = typeof v === 'string' ? didYouMean(v, this.values) : '';
+      ctx.issues.push({ path, message: `expected one of ${this.values.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(v)}${hint}` });
+      return undefined;
+    }
+    return v as E;
+  }
+}
+
+class ArraySchema<T> extends Schema<T[]> {
+  readonly kind = 'array';
+  constructor(private readonly item: Schema<T>, private readonly acceptSingle = false) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (!Array.isArray(v)) {
+      if (this.acceptSingle && v !== undefined) {
+        const one = this.item.check(v, path, ctx);
+        return one === undefined ? undefined : [one];
+      }
+      ctx.issues.push({ path, message: `expected a list, got ${typeName(v)}` });
+      return undefined;
+    }
+    const out: T[] = [];
+    v.forEach((x, i) => {
+      const r = this.item.check(x, [...path, i], ctx);
+      if (r !== undefined) out.push(r);
+    });
+    return out;
+  }
+}
+
+class RecordSchema<T> extends Schema<Record<string, T>> {
+  readonly kind = 'table';
+  constructor(private readonly value: Schema<T>) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (!isPlainObject(v)) {
+      ctx.issues.push({ path, message: `expected a table, got ${typeName(v)}` });
+      return undefined;
+    }
+    const out: Record<string, T> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const r = this.value.check(x, [...path, k], ctx);
+      if (r !== undefined) out[k] = r;
+    }
+    return out;
+  }
+}
+
+export type Shape = Record<string, Schema<unknown>>;
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+export type InferShape<S extends Shape> = Simplify<
+  { [K in keyof S as undefined extends Infer<S[K]> ? never : K]: Infer<S[K]> } & {
+    [K in keyof S as undefined extends Infer<S[K]> ? K : never]?: Infer<S[K]>;
+  }
+>;
+
+export class ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
+  readonly kind = 'table';
+  constructor(readonly shape: S) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (!isPlainObject(v)) {
+      ctx.issues.push({ path, message: `expected a table, got ${typeName(v)}` });
+      return undefined;
+    }
+    const keys = Object.keys(this.shape);
+    for (const k of Object.keys(v)) {
+      if (!(k in this.shape)) {
+        ctx.issues.push({ path: [...path, k], message: `unknown key "${k}"${didYouMean(k, keys)}` });
+      }
+    }
+    const out: Record<string, unknown> = {};
+    let ok = true;
+    for (const [k, s] of Object.entries(this.shape)) {
+      const x = v[k];
+      if (x === undefined) {
+        if (!s.isOptional) {
+          ctx.issues.push({ path: [...path, k], message: `missing required key "${k}"` });
+          ok = false;
+        } else if (s.defaultValue !== undefined) out[k] = structuredClone(s.defaultValue);
+        continue;
+      }
+      const r = s.check(x, [...path, k], ctx);
+      if (r === undefined) ok = false;
+      else out[k] = r;
+    }
+    return ok ? (out as InferShape<S>) : undefined;
+  }
+}
+
+class UnknownSchema extends Schema<unknown> {
+  readonly kind = 'any';
+  check(v: unknown) {
+    return v;
+  }
+}
+
+class UnionSchema<T> extends Schema<T> {
+  readonly kind = 'union';
+  constructor(private readonly options: Schema<T>[], private readonly label: string) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    for (const o of this.options) {
+      const sub: ParseContext = { issues: [], onSecret: ctx.onSecret };
+      const r = o.check(v, path, sub);
+      if (sub.issues.length === 0) return r;
+    }
+    ctx.issues.push({ path, message: `expected ${this.label}, got ${typeName(v)}` });
+    return undefined;
+  }
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+export const s = {
+  string: (pattern?: RegExp, hint?: string) => new StringSchema(pattern, hint),
+  int: (min?: number, max?: number) => new IntSchema(min, max),
+  bool: () => new BoolSchema(),
+  enum: <E extends string>(...values: E[]) => new EnumSchema<E>(values),
+  array: <T>(item: Schema<T>) => new ArraySchema<T>(item),
+  /** A list, or one value standing for a list of one (`hosts = "web"`). */
+  list: <T>(item: Schema<T>) => new ArraySchema<T>(item, true),
+  record: <T>(value: Schema<T>) => new RecordSchema<T>(value),
+  object: <S extends Shape>(shape: S) => new ObjectSchema<S>(shape),
+  unknown: () => new UnknownSchema(),
+  union: <T>(label: string, ...options: Schema<T>[]) => new UnionSchema<T>(options, label),
+};
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? (/^[A-Za-z0-9_-]+$/.test(p) ? `.${p}` : `."${p}"`) : p;
+  }
+  return out;
+}
+
+export function parseWith<T>(schema: Schema<T>, value: unknown, basePath: Path = [], onSecret?: SecretSink): { value?: T; issues: Issue[] } {
+  const ctx: ParseContext = { issues: [], onSecret };
+  const v = schema.check(value, basePath, ctx);
+  return { value: ctx.issues.length ? undefined : v, issues: ctx.issues };
+}
