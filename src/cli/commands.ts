@@ -4,16 +4,19 @@ import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
 import { runPlaybook, inFlight } from '../runner/run.js';
 import { Logger } from '../runner/log.js';
 import { makeReporter } from '../output/reporter.js';
-import { formatPlan, formatRecap, color } from '../output/format.js';
+import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js';
+import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact, redactDeep } from '../util/redact.js';
 import { parseExtraVars } from './extra-vars.js';
 import { taskNames, getTask } from '../tasks/registry.js';
 import { parseToml } from '../util/toml-file.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { loadBuiltinTasks } from '../tasks/builtin.js';
+
+const DEFAULT_PLAYBOOK = path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml');
 
 interface CliOptions {
+  pullTest?: string[];
   inventory?: string;
   playbook?: string;
   limit?: string;
@@ -53,7 +56,6 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
   const o = raw as CliOptions;
   let code = 1;
   try {
-    await loadBuiltinTasks();
     code = await dispatch(command, o);
   } catch (e) {
     process.stderr.write(`${color.red('error')}: ${redact(errorMessage(e))}\n`);
@@ -73,9 +75,16 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     }
     return 0;
   }
+  if (command === 'fetch') return fetchArtifacts(o);
   const inventory = await loadInventory(o.inventory!);
-  const playbook =
-    command === 'apply' ? await loadPlaybook(o.playbook!) : await inlinePlaybook(command, 'ping');
+  let playbook: Playbook;
+  if (command === 'apply') playbook = await loadPlaybook(o.playbook!);
+  else if (command === 'verify') {
+    // The playbook's variables and its verify tasks only: a read-only health check after a roll-out.
+    const pb = await loadPlaybook(o.playbook ?? DEFAULT_PLAYBOOK);
+    playbook = { ...pb, tasks: pb.tasks.filter((t) => t.task === 'containerd_verify'), beforeHost: [], afterHost: [] };
+    if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ({ ...t, params: { ...t.params, pull_test: o.pullTest } }));
+  } else playbook = await inlinePlaybook(command, 'ping');
   const extraVars = await parseExtraVars(o.extraVars ?? []);
   const log = Logger.forRun();
   const reporter = await makeReporter(!!o.json);
@@ -107,7 +116,9 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     });
     await reporter.stop();
     if (command === 'facts') {
-      // facts are printed from the log-free gathering below
+      if (o.json) process.stdout.write(JSON.stringify(Object.fromEntries(report.hosts.map((h) => [h.name, h.facts ?? { error: h.error }])), null, 2) + '\n');
+      else process.stdout.write(formatFacts(report) + '\n');
+      return report.exitCode;
     }
     if (o.json) process.stdout.write(JSON.stringify(redactDeep(report), null, 2) + '\n');
     else {

@@ -33,6 +33,20 @@ common(program.command('check').argument('<playbook>').description('same as appl
   .option('--cache-dir <dir>', 'artifact cache directory')
   .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook, check: true }));
 
+common(program.command('verify').argument('[playbook]', 'playbook whose variables and verify tasks to use (default: the containerd playbook)').description('run only the verification of a playbook, changing nothing'))
+  .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
+  .option('--pull-test <image>', 'also pull this image over CRI on every host (repeatable)', collect, [])
+  .action((playbook: string | undefined, o: Record<string, unknown>) => runCli('verify', { ...o, playbook }));
+
+program
+  .command('fetch')
+  .argument('[playbook]', 'playbook whose artifacts to fetch (default: the containerd playbook)')
+  .description('download and verify release artifacts into the cache, for an --offline run later')
+  .option('-i, --inventory <file>', 'also fetch what each host of this inventory needs')
+  .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
+  .option('--cache-dir <dir>', 'artifact cache directory')
+  .action((playbook: string | undefined, o: Record<string, unknown>) => runCli('fetch', { ...o, playbook }));
+
 common(program.command('ping').description('log in to every host and run a command')).action((o: Record<string, unknown>) => runCli('ping', o));
 common(program.command('facts').description('print the facts hoist gathers')).action((o: Record<string, unknown>) => runCli('facts', o));
 

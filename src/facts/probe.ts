@@ -12,18 +12,21 @@ export interface ProbeResult {
  * playbook costs one round trip. Each probe runs in its own subshell with stderr folded in, and its
  * output is framed by a per-run random marker that no command output can forge.
  */
-export async function gather(conn: HostConnection, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
+/** Runs read-only snippets in one round trip, each framed and with its own exit code. */
+export async function runSections(conn: HostConnection, sections: Map<string, string>): Promise<Map<string, ProbeResult>> {
   const mark = `@@hoist-${randomBytes(8).toString('hex')}`;
-  const sections: [string, string][] = [['__facts', FACTS_SCRIPT], ...probes];
-  const script = sections
-    .map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`)
-    .join('\n');
+  const script = [...sections].map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`).join('\n');
   const r = await conn.exec(script);
   const results = parseSections(r.stdout, mark);
-  const facts = results.get('__facts');
-  if (!facts) throw new Error(`fact gathering produced no output (exit ${r.code}): ${r.stderr.trim()}`);
+  for (const id of sections.keys()) if (!results.has(id)) results.set(id, { out: r.stderr, code: 255 });
+  return results;
+}
+
+export async function gather(conn: HostConnection, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
+  const results = await runSections(conn, new Map([['__facts', FACTS_SCRIPT], ...probes]));
+  const facts = results.get('__facts')!;
+  if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);
   results.delete('__facts');
-  for (const id of probes.keys()) if (!results.has(id)) results.set(id, { out: '', code: 255 });
   return { facts: parseFacts(facts.out), results };
 }
 

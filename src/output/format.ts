@@ -79,3 +79,13 @@ export function formatTaskLine(host: string, t: { title: string; status: string;
 export function hostLine(h: HostReport): string {
   return `${h.name} | ${statusColor(h.status)(h.status)}${h.error ? `: ${h.error}` : ''}`;
 }
+
+export function formatFacts(report: RunReport): string {
+  const rows: string[][] = [['HOST', 'OS', 'ARCH', 'KERNEL', 'INIT', 'PKG', 'CGROUP', 'STATE']];
+  for (const h of report.hosts) {
+    const f = h.facts;
+    if (!f) rows.push([h.name, color.red(`${h.status}: ${h.error ?? ''}`), '', '', '', '', '', '']);
+    else rows.push([h.name, `${f.osId} ${f.osVersion}`, f.arch, f.kernel, f.init, f.packageManager, `v${f.cgroupVersion}`, f.systemdState]);
+  }
+  return table(rows);
+}

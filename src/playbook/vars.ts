@@ -62,18 +62,13 @@ function missing(name: string, vars: Vars, where: string): InputError {
 /** Renders template text with nunjucks; an undefined variable names itself instead of nunjucks' generic message. */
 export async function renderString(text: string, vars: Vars, where: string, env?: import('nunjucks').Environment): Promise<string> {
   const n = await nunjucks();
-  const missed: string[] = [];
-  const ctx = new Proxy(vars, {
-    get(target, key) {
-      if (typeof key === 'string' && !(key in target)) missed.push(key);
-      return Reflect.get(target, key);
-    },
-  });
   const e = env ?? new n.Environment(null, { autoescape: false, throwOnUndefined: true });
   try {
-    return e.renderString(text, ctx);
+    return e.renderString(text, vars);
   } catch (err) {
-    if (missed.length) throw missing(missed[0], vars, where);
+    // nunjucks copies the context, so the missing name is found by reading the expressions back.
+    const missed = [...text.matchAll(/\{\{-?\s*([A-Za-z_]\w*)/g)].map((m) => m[1]).find((name) => !(name in vars));
+    if (missed) throw missing(missed, vars, where);
     throw new InputError(`${where}: template error: ${(err as Error).message.replace(/\s+/g, ' ')}`);
   }
 }

@@ -17,6 +17,7 @@ export interface TaskReport {
 export interface HostReport {
   name: string;
   address: string;
+  facts?: import('../facts/facts.js').Facts;
   status: HostStatus;
   tasks: TaskReport[];
   error?: string;

@@ -90,7 +90,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   let aborted: string | undefined;
   const batches = batchesOf(prepared, pb.serial);
   try {
-    for (const batch of batches) {
+    for (const [bi, batch] of batches.entries()) {
       if (aborted) {
         for (const p of batch) reports.set(p.play.host.name, skippedHost(p.play, aborted));
         continue;
@@ -104,7 +104,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
           }),
         ),
       );
-      aborted = stopReason(results, prepared.length, pb.maxFailPercentage);
+      if (bi < batches.length - 1) aborted = stopReason(results, prepared.length, pb.maxFailPercentage);
     }
   } finally {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
@@ -176,6 +176,7 @@ async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, contr
     });
     const g = await gather(conn, probes);
     facts = g.facts;
+    report.facts = facts;
     log.log(name, `facts: ${JSON.stringify(facts)}`);
     for (let i = 0; i < play.tasks.length; i++) {
       const t = play.tasks[i];

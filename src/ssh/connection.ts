@@ -47,6 +47,8 @@ export interface UploadOptions {
   group?: string;
   /** Keep the file being replaced as <path>.hoist-prev (a hard link: the old bytes, at no copy cost). */
   backup?: boolean;
+  /** A bash command that checks the staged file (given its path) before it replaces the live one. */
+  validate?: (stagedPath: string) => string;
 }
 
 export class HostKeyError extends HostError {}
@@ -272,6 +274,7 @@ export class HostConnection {
         : '',
       `chown ${quote(`${owner}:${group}`)} ${quote(final)}`,
       `chmod ${mode} ${quote(final)}`,
+      opts.validate ? `if ! out=$( { ${opts.validate(final)} ; } 2>&1 ); then rm -f ${quote(final)}; echo "$out" | tail -5 >&2; echo "the new ${remotePath.replace(/[^\w./-]/g, '')} was refused; the old one is still in place" >&2; exit 3; fi` : '',
       opts.backup ? `if [ -f ${quote(remotePath)} ]; then ln -f ${quote(remotePath)} ${quote(remotePath + '.hoist-prev')}; fi` : '',
       `mv -f ${quote(final)} ${quote(remotePath)}`,
     ]

@@ -18,6 +18,8 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
   let best: string | undefined;
   let bestDist = Infinity;
   for (const c of candidates) {
+    // A word that is a prefix of a key (identity → identity_file) is the likeliest meaning of all.
+    if (word.length >= 3 && c.toLowerCase().startsWith(word.toLowerCase())) return c;
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDist) {
       best = c;

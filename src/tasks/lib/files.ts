@@ -24,6 +24,7 @@ export interface DesiredFile {
   backup?: boolean;
   /** Holds credentials: never show its content in a diff. */
   secret?: boolean;
+  validate?: (stagedPath: string) => string;
 }
 
 export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -85,7 +86,7 @@ export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanSt
     diff: contentDiffers && options.diff ? fileDiff(want, have) : undefined,
     async run(conn) {
       if (contentDiffers) {
-        await conn.upload(want.content, want.path, { mode: want.mode, owner, group, backup: want.backup ?? true });
+        await conn.upload(want.content, want.path, { mode: want.mode, owner, group, backup: want.backup ?? true, validate: want.validate });
       } else {
         await conn.check(`chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`, `set mode of ${want.path}`);
       }

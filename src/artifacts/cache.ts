@@ -1,0 +1,154 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sha256File } from '../util/checksum.js';
+
+/**
+ * On-disk layout of the artifact cache:
+ *   sha256/<hex>              verified file contents, named by their digest
+ *   index/<sha256(url)>.json  url → digest, so a cached artifact is found without any network
+ *   partial/<sha256(url)>     an unfinished download, resumed with a Range request
+ *   partial/<sha256(url)>.json validators (ETag/Last-Modified) of the response the partial came from
+ * One index file per URL (instead of one shared index) keeps every update a single atomic rename,
+ * so parallel downloads, even from two hoist processes, never lose each other's entries.
+ */
+
+export type VerifiedBy = 'checksum-file' | 'pinned';
+
+export interface IndexEntry {
+  url: string;
+  sha256: string;
+  size: number;
+  /** How the content was verified when it entered the cache. */
+  verifiedBy: VerifiedBy[];
+  storedAt: string;
+}
+
+export interface PartialMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'hoist');
+  return path.join(os.homedir(), '.cache', 'hoist');
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
+  const sha256 = await sha256File(file);
+  return { sha256, size: (await fs.stat(file)).size };
+}
+
+async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await fs.writeFile(tmp, data, { mode: 0o644 });
+  await fs.rename(tmp, file);
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+  } catch {
+    // Missing or torn (crash mid-write before the rename existed) both mean "not cached".
+    return undefined;
+  }
+}
+
+export class ArtifactCache {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  blobPath(hex: string): string {
+    return path.join(this.dir, 'sha256', hex);
+  }
+
+  partialPath(url: string): string {
+    return path.join(this.dir, 'partial', sha256Hex(url));
+  }
+
+  private indexPath(url: string): string {
+    return path.join(this.dir, 'index', `${sha256Hex(url)}.json`);
+  }
+
+  async lookup(url: string): Promise<IndexEntry | undefined> {
+    const e = await readJson<IndexEntry>(this.indexPath(url));
+    if (!e || e.url !== url || typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) return undefined;
+    return e;
+  }
+
+  async record(entry: Omit<IndexEntry, 'storedAt'>): Promise<void> {
+    const full: IndexEntry = { ...entry, storedAt: new Date().toISOString() };
+    await writeAtomic(this.indexPath(entry.url), `${JSON.stringify(full, null, 2)}\n`);
+  }
+
+  async forget(url: string): Promise<void> {
+    await fs.rm(this.indexPath(url), { force: true });
+  }
+
+  /**
+   * Path of the blob for `hex` if it exists and its content still hashes to `hex`. A corrupted
+   * blob (disk error, someone editing the cache) is deleted so it can't be installed.
+   */
+  async verifiedBlob(hex: string): Promise<{ path: string; size: number } | undefined> {
+    const p = this.blobPath(hex);
+    let actual: { sha256: string; size: number };
+    try {
+      actual = await hashFile(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (actual.sha256 !== hex) {
+      await fs.rm(p, { force: true });
+      return undefined;
+    }
+    return { path: p, size: actual.size };
+  }
+
+  async removeBlob(hex: string): Promise<void> {
+    await fs.rm(this.blobPath(hex), { force: true });
+  }
+
+  /** Moves a fully downloaded, verified file into the content-addressed store. */
+  async storeBlob(file: string, hex: string): Promise<string> {
+    const dest = this.blobPath(hex);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.chmod(file, 0o644);
+    await fs.rename(file, dest);
+    return dest;
+  }
+
+  async storeBytes(data: Buffer): Promise<{ path: string; sha256: string }> {
+    const hex = createHash('sha256').update(data).digest('hex');
+    const dest = this.blobPath(hex);
+    await writeAtomic(dest, data);
+    return { path: dest, sha256: hex };
+  }
+
+  async readPartialMeta(url: string): Promise<PartialMeta | undefined> {
+    const m = await readJson<PartialMeta>(`${this.partialPath(url)}.json`);
+    return m && m.url === url ? m : undefined;
+  }
+
+  async writePartialMeta(meta: PartialMeta): Promise<void> {
+    await writeAtomic(`${this.partialPath(meta.url)}.json`, JSON.stringify(meta));
+  }
+
+  async removePartial(url: string): Promise<void> {
+    const p = this.partialPath(url);
+    await fs.rm(p, { force: true });
+    await fs.rm(`${p}.json`, { force: true });
+  }
+}

@@ -1,0 +1,237 @@
+import { InputError } from '../util/errors.js';
+import type { ChecksumFormat } from './checksum-format.js';
+
+export type { ChecksumFormat } from './checksum-format.js';
+
+export type ArtifactId = 'bundle' | 'containerd' | 'runc' | 'cni' | 'crictl';
+
+/** One file hoist downloads from a release page, with where its published checksum lives. */
+export interface Artifact {
+  id: ArtifactId;
+  /** Asset file name as published (also the name looked up in the checksum file). */
+  name: string;
+  /** Version of the component this asset belongs to, without a leading "v". */
+  version: string;
+  url: string;
+  checksumUrl: string;
+  checksumFormat: ChecksumFormat;
+  /** Lower-case hex sha256 the user pinned for this asset; checked in addition to the checksum file. */
+  pinnedSha256?: string;
+}
+
+export interface CatalogOptions {
+  containerdVersion: string;
+  /** Scheme + host (+ optional path prefix) that mirrors github.com's release download layout. */
+  releaseBaseUrl?: string;
+  runcVersion?: string;
+  cniVersion?: string;
+  /** `false` leaves crictl out (2.x only; the 1.x bundle always carries it). */
+  crictlVersion?: string | false;
+  /** Asset name → sha256 hex. */
+  pinnedSha256?: Record<string, string>;
+}
+
+export const DEFAULT_RELEASE_BASE_URL = 'https://github.com';
+
+export interface CompanionVersions {
+  runc: string;
+  cni: string;
+  crictl: string;
+}
+
+/**
+ * Companion versions per containerd 2.x minor line: what containerd itself pins at the newest
+ * patch tag of that line, so hoist installs the runc/CNI/crictl combination upstream tests with.
+ *   runc   ← script/setup/runc-version
+ *   crictl ← script/setup/critools-version
+ *   CNI    ← go.mod `github.com/containernetworking/plugins` (script/setup/install-cni builds
+ *            that module version; 2.x has no script/setup/cni-plugins-version file)
+ * Read at tags v2.0.11, v2.1.9, v2.2.7, v2.3.4 and v2.4.0-beta.0.
+ */
+export const COMPANION_VERSIONS: Readonly<Record<string, CompanionVersions>> = {
+  '2.0': { runc: '1.3.6', cni: '1.5.1', crictl: '1.30.1' }, // v2.0.11
+  '2.1': { runc: '1.3.6', cni: '1.9.0', crictl: '1.30.1' }, // v2.1.9
+  '2.2': { runc: '1.3.6', cni: '1.9.0', crictl: '1.33.0' }, // v2.2.7
+  '2.3': { runc: '1.4.3', cni: '1.9.1', crictl: '1.35.0' }, // v2.3.4
+  '2.4': { runc: '1.5.1', cni: '1.9.1', crictl: '1.35.0' }, // v2.4.0-beta.0
+};
+
+const NEWEST_KNOWN_LINE = '2.4';
+
+/** The cri-containerd-cni bundle is only known (and only checked) for these 1.x lines. */
+const OLDEST_BUNDLE_MINOR = 4;
+
+const VERSION_RE = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?$/;
+const HEX64_RE = /^[0-9a-f]{64}$/;
+
+export interface ParsedVersion {
+  major: number;
+  minor: number;
+  patch: number;
+  pre?: string;
+}
+
+/** Strict X.Y.Z[-pre]; `key` names the setting in error messages. */
+export function parseVersion(value: unknown, key: string): ParsedVersion {
+  if (typeof value !== 'string' || value === '') {
+    throw new InputError(`${key} must be a version string like "2.1.4", got ${JSON.stringify(value)}`);
+  }
+  if (/^v\d/.test(value)) {
+    // Release tags carry the "v"; asset names and hoist settings do not.
+    throw new InputError(`${key} "${value}" must not start with "v" (write "${value.slice(1)}")`);
+  }
+  const m = VERSION_RE.exec(value);
+  if (!m) {
+    throw new InputError(
+      `${key} "${value}" is not a version: expected MAJOR.MINOR.PATCH with an optional -prerelease (e.g. "2.1.4", "2.4.0-beta.0")`,
+    );
+  }
+  const out: ParsedVersion = { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) };
+  if (m[4]) out.pre = m[4].slice(1);
+  return out;
+}
+
+/** Validated base URL without trailing slash. */
+export function normalizeReleaseBaseUrl(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new InputError(`release_base_url must be an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) {
+    throw new InputError(`release_base_url "${value}" has no scheme (expected e.g. "http://${value}" or "https://${value}")`);
+  }
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InputError(`release_base_url "${value}" is not a valid URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new InputError(`release_base_url "${value}" must use http or https, not ${u.protocol.slice(0, -1)}`);
+  }
+  if (!u.hostname) throw new InputError(`release_base_url "${value}" has no host`);
+  if (u.search || u.hash) {
+    // Asset paths are appended to the base; a query or fragment would swallow them.
+    throw new InputError(`release_base_url "${value}" must not contain a query or fragment`);
+  }
+  return u.toString().replace(/\/+$/, '');
+}
+
+function companionDefaults(v: ParsedVersion): CompanionVersions {
+  const line = `${v.major}.${v.minor}`;
+  // A line newer than this table gets the newest known companions: containerd keeps runc/CNI/crictl
+  // compatibility forward, and each can be overridden.
+  return COMPANION_VERSIONS[line] ?? COMPANION_VERSIONS[NEWEST_KNOWN_LINE];
+}
+
+function ghRelease(base: string, repo: string, tag: string, asset: string): string {
+  return `${base}/${repo}/releases/download/${tag}/${asset}`;
+}
+
+/**
+ * The release assets that make up one containerd installation.
+ * 1.x: the all-in-one cri-containerd-cni bundle. 2.x: the bundle was removed (2.0.0-beta.0), so
+ * containerd, runc, the CNI plugins and (unless disabled) crictl come from their own releases.
+ */
+export function releaseCatalog(opts: CatalogOptions): Artifact[] {
+  const cv = parseVersion(opts.containerdVersion, 'containerd_version');
+  const base = normalizeReleaseBaseUrl(opts.releaseBaseUrl ?? DEFAULT_RELEASE_BASE_URL);
+  const V = opts.containerdVersion;
+  const artifacts: Artifact[] = [];
+
+  if (cv.major === 1) {
+    if (cv.minor < OLDEST_BUNDLE_MINOR) {
+      throw new InputError(`containerd_version "${V}" is too old: hoist installs containerd 1.${OLDEST_BUNDLE_MINOR} or newer`);
+    }
+    for (const [key, val] of [
+      ['runc_version', opts.runcVersion],
+      ['cni_version', opts.cniVersion],
+      ['crictl_version', opts.crictlVersion],
+    ] as const) {
+      if (typeof val === 'string') {
+        throw new InputError(
+          `${key} "${val}" cannot be used with containerd ${V}: 1.x installs the cri-containerd-cni bundle, which ships its own runc, CNI plugins and crictl`,
+        );
+      }
+    }
+    const name = `cri-containerd-cni-${V}-linux-amd64.tar.gz`;
+    artifacts.push({
+      id: 'bundle',
+      name,
+      version: V,
+      url: ghRelease(base, 'containerd/containerd', `v${V}`, name),
+      checksumUrl: ghRelease(base, 'containerd/containerd', `v${V}`, `${name}.sha256sum`),
+      checksumFormat: 'sha256sum',
+    });
+  } else if (cv.major === 2) {
+    const d = companionDefaults(cv);
+    const R = opts.runcVersion ?? d.runc;
+    const C = opts.cniVersion ?? d.cni;
+    const K = opts.crictlVersion === undefined ? d.crictl : opts.crictlVersion;
+    parseVersion(R, 'runc_version');
+    parseVersion(C, 'cni_version');
+    if (K !== false) parseVersion(K, 'crictl_version');
+
+    const ctd = `containerd-${V}-linux-amd64.tar.gz`;
+    artifacts.push({
+      id: 'containerd',
+      name: ctd,
+      version: V,
+      url: ghRelease(base, 'containerd/containerd', `v${V}`, ctd),
+      checksumUrl: ghRelease(base, 'containerd/containerd', `v${V}`, `${ctd}.sha256sum`),
+      checksumFormat: 'sha256sum',
+    });
+    artifacts.push({
+      id: 'runc',
+      name: 'runc.amd64',
+      version: R,
+      url: ghRelease(base, 'opencontainers/runc', `v${R}`, 'runc.amd64'),
+      checksumUrl: ghRelease(base, 'opencontainers/runc', `v${R}`, 'runc.sha256sum'),
+      checksumFormat: 'sha256sum-clearsigned',
+    });
+    const cni = `cni-plugins-linux-amd64-v${C}.tgz`;
+    artifacts.push({
+      id: 'cni',
+      name: cni,
+      version: C,
+      url: ghRelease(base, 'containernetworking/plugins', `v${C}`, cni),
+      checksumUrl: ghRelease(base, 'containernetworking/plugins', `v${C}`, `${cni}.sha256`),
+      checksumFormat: 'sha256sum',
+    });
+    if (K !== false) {
+      const crictl = `crictl-v${K}-linux-amd64.tar.gz`;
+      artifacts.push({
+        id: 'crictl',
+        name: crictl,
+        version: K,
+        url: ghRelease(base, 'kubernetes-sigs/cri-tools', `v${K}`, crictl),
+        checksumUrl: ghRelease(base, 'kubernetes-sigs/cri-tools', `v${K}`, `${crictl}.sha256`),
+        checksumFormat: 'bare-hex',
+      });
+    }
+  } else {
+    throw new InputError(`containerd_version "${V}": hoist supports containerd 1.${OLDEST_BUNDLE_MINOR}+ and 2.x, not ${cv.major}.x`);
+  }
+
+  applyPins(artifacts, opts.pinnedSha256);
+  return artifacts;
+}
+
+function applyPins(artifacts: Artifact[], pins: Record<string, string> | undefined): void {
+  if (!pins) return;
+  const byName = new Map(artifacts.map((a) => [a.name, a]));
+  for (const [name, raw] of Object.entries(pins)) {
+    const a = byName.get(name);
+    if (!a) {
+      // A pin that matches nothing is almost always a typo or a stale version; ignoring it would
+      // silently drop the protection the user asked for.
+      throw new InputError(
+        `pinned_sha256 names "${name}", which is not an artifact of this install (artifacts: ${[...byName.keys()].join(', ')})`,
+      );
+    }
+    const hex = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
+    if (!HEX64_RE.test(hex)) {
+      throw new InputError(`pinned_sha256 for "${name}" must be 64 hex characters, got ${JSON.stringify(raw)}`);
+    }
+    a.pinnedSha256 = hex;
+  }
+}

@@ -1,0 +1,39 @@
+import { readFile } from 'node:fs/promises';
+import { s } from '../util/schema.js';
+import { InputError } from '../util/errors.js';
+import { defineTask, type Action } from './types.js';
+import { fileProbe, parseFileProbe, planFile, type DesiredFile } from './lib/files.js';
+import { renderAllHostsToml } from '../containerd/render.js';
+import { registryFiles } from '../containerd/runtime-config.js';
+import { resolveLocal } from './file.js';
+import { settingsOrInputError } from './containerd/settings.js';
+
+export default defineTask({
+  name: 'containerd_registries',
+  summary: 'Registry mirrors and private registries: certs.d/<host>/hosts.toml plus the CA, client certificate and key files, pushed from the controller.',
+  params: s.object({}),
+  async prepare(_p, ctx): Promise<DesiredFile[]> {
+    const st = settingsOrInputError(ctx.vars);
+    const files: DesiredFile[] = renderAllHostsToml(st.runtime).map((h) => ({ path: h.path, content: Buffer.from(h.text), mode: h.secret ? 0o600 : 0o644, secret: h.secret }));
+    for (const f of registryFiles(st.runtime)) {
+      const local = resolveLocal(f.source, ctx.controller.inventoryDir);
+      let content: Buffer;
+      try {
+        content = await readFile(local);
+      } catch {
+        throw new InputError(`registries.${f.registry}: certificate or key file ${f.source} not found on the controller (looked at ${local})`);
+      }
+      files.push({ path: f.dest, content, mode: f.mode, secret: f.mode === 0o600 });
+    }
+    return files;
+  },
+  probes: (_p, ctx) => Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret)])),
+  plan(_p, ctx) {
+    const actions: Action[] = [];
+    ctx.prepared.forEach((f, i) => {
+      const a = planFile(f, parseFileProbe(ctx.probe(`f${i}`)), ctx.state, ctx.options);
+      if (a) actions.push(a);
+    });
+    return { actions };
+  },
+});

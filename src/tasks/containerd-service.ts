@@ -1,0 +1,41 @@
+import { s } from '../util/schema.js';
+import { defineTask } from './types.js';
+import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
+import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
+import { renderAllHostsToml, renderUnit } from '../containerd/render.js';
+import { registryFiles } from '../containerd/runtime-config.js';
+import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError } from './containerd/settings.js';
+
+export default defineTask({
+  name: 'containerd_service',
+  summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
+  params: s.object({}),
+  async prepare(_p, ctx) {
+    const st = settingsOrInputError(ctx.vars);
+    // hosts.toml files and pushed certificates are read by containerd at start-up and on pulls; a change to them means a restart.
+    const registry = [...renderAllHostsToml(st.runtime).map((h) => h.path), ...registryFiles(st.runtime).map((f) => f.dest)];
+    return { unit: renderUnit(st.runtime.version), want: want(registry) };
+  },
+  probes: (_p, ctx) => ({
+    unit: fileProbe(UNIT_FILE, ctx.options.diff),
+    svc: serviceProbe(ctx.prepared.want),
+  }),
+  plan(_p, ctx) {
+    if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist runs containerd under systemd only`);
+    const actions = [];
+    const unit = planFile({ path: UNIT_FILE, content: Buffer.from(ctx.prepared.unit), mode: 0o644 }, parseFileProbe(ctx.probe('unit')), ctx.state, ctx.options);
+    if (unit) actions.push(unit);
+    const w = ctx.prepared.want;
+    return { actions: [...actions, ...planService(w, parseServiceProbe(ctx.probe('svc'), w), ctx.state)] };
+  },
+});
+
+function want(registryFiles: string[]): ServiceWant {
+  return {
+    unit: 'containerd.service',
+    enabled: true,
+    state: 'started',
+    restartOn: [INSTALL_RECORD, CONFIG_FILE, UNIT_FILE, ...registryFiles],
+    unitFiles: [UNIT_FILE],
+  };
+}

@@ -1,0 +1,177 @@
+import { test, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, cp, appendFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, hoistJson, onHost, changedCount, ROOT } from '../support/hoist.js';
+
+const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
+let info: fleet.FleetInfo;
+let dir: string;
+let cacheDir: string;
+
+/** Test CA, server and client certificates, as an operator would have them on the controller. */
+function makeCerts(d: string) {
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: d, stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=hoist test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=hoist client']);
+  run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2']);
+}
+
+before(async () => {
+  info = await fleet.info();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-ctd-'));
+  cacheDir = path.join(dir, 'cache');
+  makeCerts(dir);
+  await writeFile(
+    path.join(dir, 'registries.toml'),
+    `[registries."docker.io"]
+mirrors = ["https://mirror.fleet.test:5443"]
+[registries."docker.io".mirror_tls]
+[registries."registry.fleet.test:5000"]
+ca = "${dir}/ca.pem"
+client_cert = "${dir}/client.pem"
+client_key = "${dir}/client.key"
+username = "hoist"
+password = "Registry-Passw0rd-Secret"
+[registries."plain.fleet.test:5001"]
+insecure_http = true
+`.replace('[registries."docker.io".mirror_tls]\n', ''),
+  );
+});
+
+const applyArgs = (version: string, ...extra: string[]) => [
+  'apply',
+  PLAYBOOK,
+  '-i',
+  info.inventoryPath,
+  '--cache-dir',
+  cacheDir,
+  '-e',
+  `containerd_version="${version}"`,
+  ...(version.startsWith('2.') ? ['-e', 'crictl_version=false'] : []),
+  ...extra,
+];
+
+const mainPid = async (h: string) => (await onHost(info, h, 'systemctl show -p MainPID --value containerd')).out.trim();
+
+describe('containerd bootstrap, per version line the mirror offers', () => {
+  before(async () => {
+    assert.ok(info.releases.length >= 2, `the mirror offers ${info.releases.map((r) => r.containerd).join(', ')}`);
+  });
+
+  for (const line of ['1.4', '1.6', '1.7', '2.1']) {
+    test(`containerd ${line}: bare hosts → verified runtime, then a no-op rerun`, async (t) => {
+      const rel = info.releases.find((r) => r.line === line);
+      if (!rel) return t.skip(`the mirror has no ${line} release`);
+      await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+      const v = rel.containerd;
+      const first = await hoistJson(applyArgs(v, '-e', `@${dir}/registries.toml`));
+      assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
+      for (const h of first.report.hosts) {
+        assert.equal(h.status, 'changed');
+        const verify = h.tasks.find((x) => x.task === 'containerd_verify')!;
+        assert.equal(verify.status, 'ok');
+        assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(v)), verify.notes.join('\n'));
+        assert.ok(verify.notes.some((n) => /^CRI v1(alpha2)?: containerd/.test(n)), verify.notes.join('\n'));
+      }
+      assert.equal((await onHost(info, 'h2', 'systemctl is-active containerd; systemctl is-enabled containerd')).out, 'active\nenabled\n');
+
+      // A real container from the local image.
+      execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${info.hosts[0].address}:/tmp/busybox.tar`]);
+      const run = await onHost(info, 'h1', `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${info.ociImageName} hoist-t /bin/busybox echo hello-from-${line}`);
+      assert.equal(run.out.trim(), `hello-from-${line}`, run.out);
+
+      // Registries are in the effective config: hosts.toml (≥1.5) or registry.mirrors (1.4).
+      const dump = (await onHost(info, 'h3', 'containerd config dump')).out;
+      if (line === '1.4') {
+        assert.match(dump, /registry\.mirrors\."docker\.io"\]\s+endpoint = \["https:\/\/mirror\.fleet\.test:5443"/);
+        assert.match(dump, /registry\.configs\."registry\.fleet\.test:5000"\.tls\]/);
+      } else {
+        assert.match(dump, /config_path = "\/etc\/containerd\/certs\.d"/);
+        const files = await onHost(info, 'h3', 'cd /etc/containerd/certs.d && find . -type f | sort && stat -c "%a %n" registry.fleet.test_5000_/client.key && cat docker.io/hosts.toml plain.fleet.test_5001_/hosts.toml');
+        assert.match(files.out, /registry\.fleet\.test_5000_\/ca\.pem/);
+        assert.match(files.out, /600 registry\.fleet\.test_5000_\/client\.key/);
+        assert.match(files.out, /\[host\."https:\/\/mirror\.fleet\.test:5443"\]/);
+        assert.match(files.out, /server = "http:\/\/plain\.fleet\.test:5001"/);
+      }
+      assert.ok(!JSON.stringify(first.report).includes('Registry-Passw0rd-Secret'));
+
+      const pids = await Promise.all(info.hosts.map((h) => mainPid(h.name)));
+      const second = await hoistJson(applyArgs(v, '-e', `@${dir}/registries.toml`));
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(changedCount(second.report), 0, JSON.stringify(second.report.hosts.map((h) => h.tasks.filter((x) => x.status !== 'ok'))));
+      assert.deepEqual(await Promise.all(info.hosts.map((h) => mainPid(h.name))), pids, 'nothing restarted');
+
+      // One changed variable: --check --diff shows exactly it and changes nothing.
+      const before = (await onHost(info, 'h1', 'sha256sum /etc/containerd/config.toml')).out;
+      const diff = await hoist([...applyArgs(v, '-e', `@${dir}/registries.toml`, '-e', 'oom_score=-500'), '--check', '--diff', '--limit', 'h1']);
+      assert.equal(diff.code, 0, diff.stderr);
+      assert.match(diff.stdout, /^-oom_score = 0$/m);
+      assert.match(diff.stdout, /^\+oom_score = -500$/m);
+      assert.equal(diff.stdout.split('\n').filter((l) => /^[+-][^+-]/.test(l)).length, 2, diff.stdout);
+      assert.match(diff.stdout, /restart containerd\.service/);
+      assert.equal((await onHost(info, 'h1', 'sha256sum /etc/containerd/config.toml')).out, before);
+    });
+  }
+});
+
+describe('refusals', () => {
+  before(async () => {
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+  });
+
+  test('a corrupted artifact in the mirror is refused and nothing is installed', async () => {
+    const rel = info.releases.find((r) => r.kind === 'bundle')!;
+    const mirror = path.join(dir, 'bad-mirror');
+    const src = new URL(info.mirrorUrl);
+    await cp(path.join('/var/cache/hoist-fleet'), mirror, { recursive: true, filter: () => true }).catch(() => undefined);
+    void src;
+    const asset = `cri-containerd-cni-${rel.containerd}-linux-amd64.tar.gz`;
+    const rel_path = path.join('containerd/containerd/releases/download', `v${rel.containerd}`);
+    // Fetch the real files, corrupt the tarball, serve the copy.
+    const good = path.join(dir, 'good');
+    execFileSync('mkdir', ['-p', path.join(good, rel_path)]);
+    for (const f of [asset, `${asset}.sha256sum`]) execFileSync('curl', ['-fsS', '-o', path.join(good, rel_path, f), `${info.mirrorUrl}/${rel_path}/${f}`]);
+    await appendFile(path.join(good, rel_path, asset), 'tampered');
+    const srv = await fleet.serveDir(good);
+    try {
+      const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--cache-dir', path.join(dir, 'fresh-cache'), '-e', `containerd_version="${rel.containerd}"`, '-e', `release_base_url="${srv.url}"`]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`${asset.replace(/\./g, '\\.')}`));
+      assert.match(r.stderr, /[0-9a-f]{64}[\s\S]*[0-9a-f]{64}/, 'both hashes named');
+      assert.equal((await onHost(info, 'h1', 'ls /usr/local/bin/containerd /var/lib/hoist/artifacts 2>&1 | grep -c "No such"')).out.trim(), '2');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('invalid input is refused before any host is touched', async () => {
+    const cases: [string[], RegExp][] = [
+      [['-e', 'containerd_verison="1.7.24"'], /unknown variable "containerd_verison".*did you mean "containerd_version"/],
+      [['-e', 'containerd_version="1.7"'], /containerd_version.*"1\.7" is not a version/],
+      [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "docker.io" = { mirrors = ["mirror.local"] } }'], /registries\.docker\.io\.mirrors\[0\].*no scheme/],
+      [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "r.example:5000" = { ca = "/nonexistent/ca.pem" } }'], /\/nonexistent\/ca\.pem not found/],
+      [['-e', 'containerd_version="1.7.24"', '-e', 'release_base_url="mirror.local"'], /release_base_url "mirror\.local" has no scheme/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--cache-dir', cacheDir, ...args]);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+    assert.equal((await onHost(info, 'h1', 'ls /var/lib/hoist 2>&1 | grep -c "No such"')).out.trim(), '1');
+  });
+
+  test('a distribution containerd is detected and left alone unless replacing is asked for', async () => {
+    const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
+    await onHost(info, 'h2', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >/dev/null 2>&1; dpkg -s containerd | grep Status');
+    const r = await hoistJson([...applyArgs(rel.containerd), '--limit', 'h2']);
+    assert.equal(r.code, 2);
+    assert.match(r.report.hosts[0].error!, /distribution containerd is installed \(containerd\)/);
+    const ok = await hoistJson([...applyArgs(rel.containerd, '-e', 'replace_distro_containerd=true'), '--limit', 'h2']);
+    assert.equal(ok.code, 0, JSON.stringify(ok.report));
+    assert.match((await onHost(info, 'h2', 'dpkg -s containerd 2>&1 | head -2')).out, /not installed|deinstall/);
+  });
+});

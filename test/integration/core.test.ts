@@ -1,0 +1,181 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile, readdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, hoistJson, onHost, changedCount } from '../support/hoist.js';
+
+let info: fleet.FleetInfo;
+let dir: string;
+const inv = () => info.inventoryPath;
+
+before(async () => {
+  info = await fleet.info();
+  await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+  dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-core-'));
+});
+
+async function playbook(name: string, text: string): Promise<string> {
+  const f = path.join(dir, `${name}.toml`);
+  await writeFile(f, text);
+  return f;
+}
+
+test('ping reaches every host with strict host-key checking', async () => {
+  const r = await hoistJson(['ping', '-i', inv()]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.report.hosts.map((h) => [h.name, h.status]), [['h1', 'ok'], ['h2', 'ok'], ['h3', 'ok']]);
+});
+
+test('facts are gathered from each host', async () => {
+  const r = await hoist(['facts', '-i', inv(), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const facts = JSON.parse(r.stdout) as Record<string, { osId: string; init: string; packageManager: string; arch: string }>;
+  for (const h of ['h1', 'h2', 'h3']) {
+    assert.equal(facts[h].osId, 'debian');
+    assert.equal(facts[h].init, 'systemd');
+    assert.equal(facts[h].packageManager, 'apt');
+    assert.equal(facts[h].arch, 'x86_64');
+  }
+});
+
+test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {
+  const pb = await playbook('file', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/motd"\ncontent = "hello {{ inventory_hostname }}\\n"\nmode = "0640"\n`);
+  const check = await hoistJson(['apply', pb, '-i', inv(), '--check']);
+  assert.equal(check.code, 0, check.stderr);
+  assert.equal(changedCount(check.report), 3);
+  assert.equal((await onHost(info, 'h1', 'test -e /etc/hoist-test/motd && echo present || echo absent')).out.trim(), 'absent');
+
+  const first = await hoistJson(['apply', pb, '-i', inv()]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(changedCount(first.report), 3);
+  const h2 = await onHost(info, 'h2', 'cat /etc/hoist-test/motd; stat -c %a /etc/hoist-test/motd');
+  assert.equal(h2.out, 'hello h2\n640\n');
+
+  const second = await hoistJson(['apply', pb, '-i', inv()]);
+  assert.equal(second.code, 0);
+  assert.equal(changedCount(second.report), 0);
+
+  // A changed variable shows up as exactly one diff under --check --diff, and the old file is kept on apply.
+  const diff = await hoist(['apply', pb, '-i', inv(), '--check', '--diff', '--limit', 'h1', '-e', 'inventory_hostname=x']);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.match(diff.stdout, /-hello h1\n\+hello x/);
+  assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-test/motd')).out, 'hello h1\n');
+});
+
+test('a hostile variable reaches the host literally', async () => {
+  const hostile = `$(touch /tmp/pwned) \`id\` it's "q" \\ ; rm -rf /nope\nline2`;
+  await writeFile(path.join(dir, 'hostile.toml'), `hostile = ${JSON.stringify(hostile)}\nweird_dir = "/tmp/hoist dir $(touch /tmp/pwned2) 'q'"\n`);
+  const pb = await playbook('hostile', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ weird_dir }}/f.txt"\ncontent = "{{ hostile }}"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "true"\ncreates = "{{ weird_dir }}/f.txt"\n`);
+  const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `@${path.join(dir, 'hostile.toml')}`]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const got = await onHost(info, 'h1', `cat "/tmp/hoist dir \\$(touch /tmp/pwned2) 'q'/f.txt"; echo; ls /tmp/pwned /tmp/pwned2 2>&1 | wc -l; ls /tmp/pwned* 2>/dev/null | wc -l`);
+  const lines = got.out.split('\n');
+  assert.equal(lines.slice(0, 2).join('\n'), hostile);
+  assert.equal(lines[3].trim(), '0', 'no command inside a variable ran');
+  // The command's creates guard saw the file: the command task did nothing.
+  assert.equal(r.report.hosts[0].tasks[1].status, 'ok');
+});
+
+test('package task installs from the hosts\' apt source, then reports ok', async () => {
+  const pb = await playbook('pkg', `[[tasks]]\ntask = "package"\n[tasks.params]\nname = "tree"\n`);
+  const first = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h3']);
+  assert.equal(first.code, 0, first.stderr + JSON.stringify(first.report));
+  assert.equal(first.report.hosts[0].tasks[0].status, 'changed');
+  assert.equal((await onHost(info, 'h3', 'tree --version >/dev/null && echo yes')).out.trim(), 'yes');
+  const second = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h3']);
+  assert.equal(second.report.hosts[0].tasks[0].status, 'ok');
+});
+
+test('service task: restart follows the files it depends on, across runs', async () => {
+  const unit = `[Unit]\nDescription=hoist test\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n`;
+  const pb = (conf: string) =>
+    playbook(`svc-${conf}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unit)}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
+  const a = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
+  assert.equal(a.code, 0, a.stderr + JSON.stringify(a.report));
+  assert.deepEqual(a.report.hosts[0].tasks[2].changes, ['systemctl daemon-reload', 'enable hoist-sleep.service', 'start hoist-sleep.service']);
+  const pid1 = (await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim();
+  const again = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
+  assert.equal(changedCount(again.report), 0);
+  assert.equal((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
+  // The config changes behind hoist's back (a run that died before its restart looks the same): the next run restarts.
+  await onHost(info, 'h2', 'echo b > /etc/hoist-sleep.conf');
+  const next = await hoistJson(['apply', await pb('b\n'), '-i', inv(), '--limit', 'h2']);
+  assert.deepEqual(next.report.hosts[0].tasks[2].changes, ['restart hoist-sleep.service (its files changed since it started)']);
+  assert.notEqual((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
+});
+
+test('an unreachable host fails alone with exit code 4', async () => {
+  const text = (await readFile(inv(), 'utf8')) + `\n[hosts.ghost]\naddress = "127.0.0.1"\nport = 1\n`;
+  const f = path.join(dir, 'ghost.toml');
+  await writeFile(f, text);
+  const r = await hoistJson(['ping', '-i', f]);
+  assert.equal(r.code, 4);
+  const ghost = r.report.hosts.find((h) => h.name === 'ghost')!;
+  assert.equal(ghost.status, 'unreachable');
+  assert.match(ghost.error!, /ECONNREFUSED/);
+  assert.deepEqual(r.report.hosts.filter((h) => h.name !== 'ghost').map((h) => h.status), ['ok', 'ok', 'ok']);
+});
+
+test('a host whose key changed is refused; an unknown key needs --accept-new-host-keys', async () => {
+  const kh = path.join(dir, 'known_hosts_bad');
+  const keyFile = path.join(dir, 'otherkey');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
+  const other = (await readFile(`${keyFile}.pub`, 'utf8')).split(' ');
+  const lines = (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter((l) => !l.startsWith(`${info.hosts[0].address} `));
+  await writeFile(kh, [`${info.hosts[0].address} ${other[0]} ${other[1]}`, ...lines].join('\n'));
+  const r = await hoistJson(['ping', '-i', inv(), '--known-hosts', kh]);
+  assert.equal(r.code, 2);
+  assert.equal(r.report.hosts[0].status, 'failed');
+  assert.match(r.report.hosts[0].error!, /HOST KEY CHANGED for h1/);
+  assert.deepEqual(r.report.hosts.slice(1).map((h) => h.status), ['ok', 'ok']);
+
+  const empty = path.join(dir, 'known_hosts_empty');
+  await writeFile(empty, '');
+  const unknown = await hoistJson(['ping', '-i', inv(), '--known-hosts', empty, '--limit', 'h2']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.report.hosts[0].error!, /unknown host key for h2/);
+  const accepted = await hoistJson(['ping', '-i', inv(), '--known-hosts', empty, '--limit', 'h2', '--accept-new-host-keys']);
+  assert.equal(accepted.code, 0);
+  const strict = await hoistJson(['ping', '-i', inv(), '--known-hosts', empty, '--limit', 'h2']);
+  assert.equal(strict.code, 0, 'the accepted key was recorded');
+});
+
+test('become: a non-root user works through sudo; one without sudo rights fails clearly', async () => {
+  const text = (await readFile(inv(), 'utf8')).replace(/\[hosts\.h1\]\naddress = "([^"]+)"/, '[hosts.h1]\naddress = "$1"\nuser = "deploy"\nbecome = true').replace(/\[hosts\.h2\]\naddress = "([^"]+)"/, '[hosts.h2]\naddress = "$1"\nuser = "nosudo"\nbecome = true');
+  const f = path.join(dir, 'become.toml');
+  await writeFile(f, text);
+  const pb = await playbook('become', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-become"\ncontent = "root only"\nmode = "0600"\n`);
+  const r = await hoistJson(['apply', pb, '-i', f, '--limit', 'h1,h2']);
+  assert.equal(r.report.hosts[0].status, 'changed', JSON.stringify(r.report.hosts[0]));
+  assert.equal((await onHost(info, 'h1', 'stat -c "%U %a" /etc/hoist-become')).out.trim(), 'root 600');
+  assert.equal(r.report.hosts[1].status, 'failed');
+  assert.match(r.report.hosts[1].error!, /sudo/);
+  assert.equal(r.code, 2);
+});
+
+test('secrets stay out of output, --json and the log', async () => {
+  const secret = 'S3cr3t-Pa55w0rd-hoist';
+  const pb = await playbook('secret', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-secret"\ncontent = "password={{ pw }}"\nmode = "0600"\nsecret = true\n`);
+  const logs = await mkdtemp(path.join(os.tmpdir(), 'hoist-logs-'));
+  const env = { XDG_STATE_HOME: logs };
+  const plain = await hoist(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `pw="${secret}"`, '--diff'], env);
+  const json = await hoist(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `pw="${secret}x"`, '--diff', '--json'], env);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(json.code, 0, json.stderr);
+  const logDir = path.join(logs, 'hoist', 'logs');
+  const logText = (await Promise.all((await readdir(logDir)).map((f) => readFile(path.join(logDir, f), 'utf8')))).join('\n');
+  assert.ok(logText.length > 0);
+  for (const out of [plain.stdout, plain.stderr, json.stdout, json.stderr, logText]) assert.ok(!out.includes(secret), 'secret leaked');
+  assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-secret')).out, `password=${secret}x`);
+});
+
+test('bad input stops the run before any host is touched, naming file, line and key', async () => {
+  const pb = await playbook('bad', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-bad"\ncontent = "x"\nowner = "root"\nmdoe = "0600"\n`);
+  const r = await hoist(['apply', pb, '-i', inv()]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bad\.toml:7 \(tasks\[0\]\.params\.mdoe\): unknown key "mdoe"; did you mean "mode"\?/);
+  assert.equal((await onHost(info, 'h1', 'test -e /etc/hoist-bad && echo present || echo absent')).out.trim(), 'absent');
+});

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PlanState } from '../../src/tasks/types.js';
+import { planFile, parseFileProbe, sha256 } from '../../src/tasks/lib/files.js';
+import { planService, parseServiceProbe, desiredStamp, type ServiceWant } from '../../src/tasks/lib/systemd.js';
+import { installedPackages, installScript } from '../../src/tasks/package.js';
+
+const opts = { check: false, diff: true, offline: false };
+
+test('planFile: identical content and metadata → nothing to do', () => {
+  const content = Buffer.from('hello\n');
+  const have = parseFileProbe({ out: `sha=${sha256(content)}\nmode=644 owner=root group=root`, code: 0 });
+  const st = new PlanState();
+  assert.equal(planFile({ path: '/etc/x', content, mode: 0o644 }, have, st, opts), null);
+  assert.equal(st.pending, false);
+  assert.equal(st.files.get('/etc/x'), sha256(content));
+});
+
+test('planFile: changed content gives a diff; secrets are never shown', () => {
+  const old = Buffer.from('a = 1\n');
+  const have = parseFileProbe({ out: `sha=${sha256(old)}\nmode=644 owner=root group=root\ncontent=\n${old.toString('base64')}`, code: 0 });
+  const st = new PlanState();
+  const a = planFile({ path: '/etc/x', content: Buffer.from('a = 2\n'), mode: 0o644 }, have, st, opts)!;
+  assert.match(a.summary, /^update \/etc\/x/);
+  assert.match(a.diff!, /-a = 1\n\+a = 2/);
+  assert.ok(st.tags.has('file:/etc/x'));
+  const s = planFile({ path: '/etc/y', content: Buffer.from('password = "hunter22"\n'), mode: 0o600, secret: true }, { exists: false }, st, opts)!;
+  assert.doesNotMatch(s.diff!, /hunter22/);
+  assert.match(s.summary, /^create \/etc\/y/);
+});
+
+test('planFile: mode drift alone is fixed without rewriting', () => {
+  const content = Buffer.from('x');
+  const have = parseFileProbe({ out: `sha=${sha256(content)}\nmode=666 owner=root group=root`, code: 0 });
+  const a = planFile({ path: '/etc/x', content, mode: 0o600 }, have, new PlanState(), opts)!;
+  assert.match(a.summary, /fix mode\/owner of \/etc\/x \(mode 0666 → 0600\)/);
+});
+
+const svc: ServiceWant = { unit: 'containerd.service', enabled: true, state: 'started', restartOn: ['/etc/c.toml'], unitFiles: ['/etc/systemd/system/containerd.service'] };
+const probe = (extra: string) => ({ out: `enabled=enabled\nactive=active\nload=loaded\nreload=no\n${extra}`, code: 0 });
+
+test('service: restart decided from the stamp, not from this run', () => {
+  const h = 'a'.repeat(64);
+  const st = new PlanState();
+  const have = parseServiceProbe(probe(`stamp=\nfile ${h} /etc/c.toml`), svc);
+  const stamp = desiredStamp(svc, have, st);
+  // Stamp matches: nothing, even though nothing else is known.
+  assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h} /etc/c.toml`), svc), new PlanState()), []);
+  // A previous run changed the file but died before restarting: the stamp differs → restart.
+  const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}\nfile ${h} /etc/c.toml`), svc), new PlanState());
+  assert.deepEqual(stale.map((a) => a.summary), ['restart containerd.service (its files changed since it started)']);
+  // This run will change the file: restart, and a unit change adds a daemon-reload.
+  const st2 = new PlanState();
+  st2.files.set('/etc/c.toml', 'b'.repeat(64));
+  st2.tags.add('file:/etc/systemd/system/containerd.service');
+  const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h} /etc/c.toml`), svc), st2);
+  assert.deepEqual(acts.map((a) => a.summary), ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)']);
+});
+
+test('service: stopped and disabled units are started and enabled', () => {
+  const have = parseServiceProbe({ out: 'enabled=disabled\nactive=inactive\nload=loaded\nreload=no\nstamp=', code: 0 }, svc);
+  assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
+});
+
+test('package probe output and install commands per manager', () => {
+  assert.deepEqual([...installedPackages({ out: 'libseccomp2 installed\ntree absent\n', code: 0 })], ['libseccomp2']);
+  assert.match(installScript('apt', ['tree'], 'present'), /apt-get install -y -q --no-install-recommends tree/);
+  assert.equal(installScript('dnf', ['libseccomp'], 'present'), 'dnf install -y libseccomp');
+  assert.equal(installScript('yum', ['libseccomp'], 'absent'), 'yum remove -y libseccomp');
+  assert.throws(() => installScript('none', ['x'], 'present'), /no supported package manager/);
+});

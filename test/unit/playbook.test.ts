@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadPlaybook, batchesOf } from '../../src/playbook/playbook.js';
+import { resolvePlay } from '../../src/runner/play.js';
+import { buildInventory } from '../../src/inventory/inventory.js';
+import { parseToml } from '../../src/util/toml-file.js';
+import { substitute } from '../../src/playbook/vars.js';
+import { parseExtraVars } from '../../src/cli/extra-vars.js';
+
+async function pbFile(text: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-pb-'));
+  const f = path.join(dir, 'play.toml');
+  await writeFile(f, text);
+  return f;
+}
+
+const inventory = buildInventory(
+  parseToml('inv.toml', `[defaults.vars]\nwho = "inventory"\nport = 1\n[hosts.a]\naddress = "10.0.0.1"\nvars = { who = "host-a" }\n[hosts.b]\naddress = "10.0.0.2"\n`),
+);
+
+test('precedence: playbook defaults < inventory < playbook vars < -e', async () => {
+  const f = await pbFile(`[defaults]\nwho = "pb-default"\nonly_default = "d"\nport = 0\n[vars]\nport = 2\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/tmp/{{ who }}-{{ only_default }}-{{ port }}"\ncontent = "x"\n`);
+  const pb = await loadPlaybook(f);
+  const plays = await resolvePlay(inventory, pb, {}, undefined);
+  assert.equal(plays[0].tasks[0].params.path, '/tmp/host-a-d-2');
+  assert.equal(plays[1].tasks[0].params.path, '/tmp/inventory-d-2');
+  const withE = await resolvePlay(inventory, pb, { port: 3 }, 'b');
+  assert.equal(withE.length, 1);
+  assert.equal(withE[0].tasks[0].params.path, '/tmp/inventory-d-3');
+});
+
+test('an unknown task parameter is an error naming file, line and key', async () => {
+  const f = await pbFile(`[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/x"\ncontent = "y"\nmdoe = "0600"\n`);
+  const pb = await loadPlaybook(f);
+  await assert.rejects(resolvePlay(inventory, pb, {}), /play\.toml:6 \(tasks\[0\]\.params\.mdoe\): unknown key "mdoe"; did you mean "mode"\?/);
+});
+
+test('an unknown task and a missing variable are named', async () => {
+  await assert.rejects(loadPlaybook(await pbFile(`[[tasks]]\ntask = "flie"\n`)), /play\.toml:2 .*unknown task "flie"; did you mean "file"/);
+  const pb = await loadPlaybook(await pbFile(`[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ target_path }}"\ncontent = "a{{ nope }}"\n`));
+  await assert.rejects(resolvePlay(inventory, pb, {}), /undefined variable "target_path"/);
+});
+
+test('-e with an unknown variable suggests the declared one', async () => {
+  const pb = await loadPlaybook(await pbFile(`[defaults]\ncontainerd_version = "1.7.0"\n[[tasks]]\ntask = "ping"\n`));
+  await assert.rejects(resolvePlay(inventory, pb, { containerd_verison: '2.0.0' }), /unknown variable "containerd_verison".*did you mean "containerd_version"/);
+});
+
+test('whole-variable substitution keeps types; templates render text', async () => {
+  const vars = { list: ['a', 'b'], flag: false, name: 'x', nested: { k: 'v' } };
+  assert.deepEqual(await substitute('{{ list }}', vars, 't'), ['a', 'b']);
+  assert.equal(await substitute('{{ flag }}', vars, 't'), false);
+  assert.equal(await substitute('{{ nested.k }}', vars, 't'), 'v');
+  assert.equal(await substitute('n={{ name | upper }}', vars, 't'), 'n=X');
+  assert.equal(await substitute('{{ missing | default("d") }}', vars, 't'), 'd');
+  await assert.rejects(substitute('pre {{ missing }}', vars, 't'), /undefined variable "missing"/);
+});
+
+test('-e parses TOML values and @files', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-e-'));
+  await writeFile(path.join(dir, 'v.toml'), 'a = 1\nb = ["x"]\n');
+  const v = await parseExtraVars(['s=text', 'n=3', 'b2=true', 'l=["p","q"]', `@${dir}/v.toml`, 'q="quoted"']);
+  assert.deepEqual(v, { s: 'text', n: 3, b2: true, l: ['p', 'q'], a: 1, b: ['x'], q: 'quoted' });
+  await assert.rejects(parseExtraVars(['novalue']), /expected key=value/);
+});
+
+test('serial batches by count and percentage', () => {
+  const hosts = [1, 2, 3, 4, 5];
+  assert.deepEqual(batchesOf(hosts, undefined), [[1, 2, 3, 4, 5]]);
+  assert.deepEqual(batchesOf(hosts, 2), [[1, 2], [3, 4], [5]]);
+  assert.deepEqual(batchesOf(hosts, '40%'), [[1, 2], [3, 4], [5]]);
+  assert.deepEqual(batchesOf(hosts, '10%'), [[1], [2], [3], [4], [5]]);
+});
