@@ -18,7 +18,8 @@ export default defineTask({
     return out;
   },
   plan(p, ctx) {
-    if (p.creates && ctx.probe('creates').out.trim() === 'present') return { actions: [] };
+    // A path an earlier task of this run will create counts as present, as it will be by then.
+    if (p.creates && (ctx.probe('creates').out.trim() === 'present' || ctx.state.files.has(p.creates))) return { actions: [] };
     if (p.unless && ctx.probe('unless').code === 0) return { actions: [] };
     ctx.state.pending = true;
     return {

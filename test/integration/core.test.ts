@@ -42,7 +42,7 @@ test('facts are gathered from each host', async () => {
 });
 
 test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {
-  const pb = await playbook('file', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/motd"\ncontent = "hello {{ inventory_hostname }}\\n"\nmode = "0640"\n`);
+  const pb = await playbook('file', `[defaults]\ngreeting = "hello"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/motd"\ncontent = "{{ greeting }} {{ inventory_hostname }}\\n"\nmode = "0640"\n`);
   const check = await hoistJson(['apply', pb, '-i', inv(), '--check']);
   assert.equal(check.code, 0, check.stderr);
   assert.equal(changedCount(check.report), 3);
@@ -59,23 +59,23 @@ test('file task: changed on the first run, nothing on the second; --check touche
   assert.equal(changedCount(second.report), 0);
 
   // A changed variable shows up as exactly one diff under --check --diff, and the old file is kept on apply.
-  const diff = await hoist(['apply', pb, '-i', inv(), '--check', '--diff', '--limit', 'h1', '-e', 'inventory_hostname=x']);
+  const diff = await hoist(['apply', pb, '-i', inv(), '--check', '--diff', '--limit', 'h1', '-e', 'greeting=bye']);
   assert.equal(diff.code, 0, diff.stderr);
-  assert.match(diff.stdout, /-hello h1\n\+hello x/);
+  assert.match(diff.stdout, /-hello h1\n\+bye h1/);
   assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-test/motd')).out, 'hello h1\n');
 });
 
 test('a hostile variable reaches the host literally', async () => {
   const hostile = `$(touch /tmp/pwned) \`id\` it's "q" \\ ; rm -rf /nope\nline2`;
-  await writeFile(path.join(dir, 'hostile.toml'), `hostile = ${JSON.stringify(hostile)}\nweird_dir = "/tmp/hoist dir $(touch /tmp/pwned2) 'q'"\n`);
+  await writeFile(path.join(dir, 'hostile-vars.toml'), `hostile = ${JSON.stringify(hostile)}\nweird_dir = "/tmp/hoist dir $(touch /tmp/pwned2) 'q'"\n`);
   const pb = await playbook('hostile', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ weird_dir }}/f.txt"\ncontent = "{{ hostile }}"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "true"\ncreates = "{{ weird_dir }}/f.txt"\n`);
-  const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `@${path.join(dir, 'hostile.toml')}`]);
+  const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `@${path.join(dir, 'hostile-vars.toml')}`]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const got = await onHost(info, 'h1', `cat "/tmp/hoist dir \\$(touch /tmp/pwned2) 'q'/f.txt"; echo; ls /tmp/pwned /tmp/pwned2 2>&1 | wc -l; ls /tmp/pwned* 2>/dev/null | wc -l`);
   const lines = got.out.split('\n');
   assert.equal(lines.slice(0, 2).join('\n'), hostile);
   assert.equal(lines[3].trim(), '0', 'no command inside a variable ran');
-  // The command's creates guard saw the file: the command task did nothing.
+  // The command's creates guard knows the file task before it will create the file: nothing to run.
   assert.equal(r.report.hosts[0].tasks[1].status, 'ok');
 });
 
@@ -92,7 +92,7 @@ test('package task installs from the hosts\' apt source, then reports ok', async
 test('service task: restart follows the files it depends on, across runs', async () => {
   const unit = `[Unit]\nDescription=hoist test\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n`;
   const pb = (conf: string) =>
-    playbook(`svc-${conf}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unit)}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
+    playbook(`svc-${conf.trim()}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unit)}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
   const a = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
   assert.equal(a.code, 0, a.stderr + JSON.stringify(a.report));
   assert.deepEqual(a.report.hosts[0].tasks[2].changes, ['systemctl daemon-reload', 'enable hoist-sleep.service', 'start hoist-sleep.service']);
@@ -101,8 +101,8 @@ test('service task: restart follows the files it depends on, across runs', async
   assert.equal(changedCount(again.report), 0);
   assert.equal((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
   // The config changes behind hoist's back (a run that died before its restart looks the same): the next run restarts.
-  await onHost(info, 'h2', 'echo b > /etc/hoist-sleep.conf');
-  const next = await hoistJson(['apply', await pb('b\n'), '-i', inv(), '--limit', 'h2']);
+  await onHost(info, 'h2', 'printf b > /etc/hoist-sleep.conf');
+  const next = await hoistJson(['apply', await pb('b'), '-i', inv(), '--limit', 'h2']);
   assert.deepEqual(next.report.hosts[0].tasks[2].changes, ['restart hoist-sleep.service (its files changed since it started)']);
   assert.notEqual((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
 });
@@ -145,7 +145,7 @@ test('a host whose key changed is refused; an unknown key needs --accept-new-hos
 
 test('become: a non-root user works through sudo; one without sudo rights fails clearly', async () => {
   const text = (await readFile(inv(), 'utf8')).replace(/\[hosts\.h1\]\naddress = "([^"]+)"/, '[hosts.h1]\naddress = "$1"\nuser = "deploy"\nbecome = true').replace(/\[hosts\.h2\]\naddress = "([^"]+)"/, '[hosts.h2]\naddress = "$1"\nuser = "nosudo"\nbecome = true');
-  const f = path.join(dir, 'become.toml');
+  const f = path.join(dir, 'become-inventory.toml');
   await writeFile(f, text);
   const pb = await playbook('become', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-become"\ncontent = "root only"\nmode = "0600"\n`);
   const r = await hoistJson(['apply', pb, '-i', f, '--limit', 'h1,h2']);
