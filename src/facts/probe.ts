@@ -16,6 +16,7 @@ export interface ProbeResult {
 export async function runSections(conn: HostConnection, sections: Map<string, string>): Promise<Map<string, ProbeResult>> {
   const mark = `@@hoist-${randomBytes(8).toString('hex')}`;
   const script = [...sections].map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`).join('\n');
+  if (process.env.HOIST_DUMP_SCRIPT) (await import('node:fs')).writeFileSync(process.env.HOIST_DUMP_SCRIPT, script);
   const r = await conn.exec(script);
   const results = parseSections(r.stdout, mark);
   for (const id of sections.keys()) if (!results.has(id)) results.set(id, { out: r.stderr, code: 255 });

@@ -61,6 +61,7 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extraVars: Vars,
 function checkExtraVars(inv: Inventory, pb: Playbook, extra: Vars) {
   const known = new Set<string>([...Object.keys(pb.defaults), ...Object.keys(pb.vars)]);
   for (const h of inv.hosts) for (const k of Object.keys(h.vars)) known.add(k);
+  for (const t of pb.tasks) for (const k of getTask(t.task)?.reads ?? []) known.add(k);
   const text = JSON.stringify(pb.tasks.map((t) => t.params));
   for (const k of Object.keys(extra)) {
     if (known.has(k) || text.includes(k)) continue;

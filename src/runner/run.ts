@@ -80,7 +80,9 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   for (const c of connecting.values()) c.catch(() => undefined);
   let prepared: Prepared[];
   try {
+    const t0 = Date.now();
     prepared = await prepareAll(plays, options, controller);
+    log.log('hoist', `prepared ${plays.length} host(s) in ${Date.now() - t0} ms`);
   } catch (e) {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
     throw e;

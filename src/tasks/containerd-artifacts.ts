@@ -3,7 +3,7 @@ import { quote } from '../ssh/quote.js';
 import { defineTask } from './types.js';
 import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../artifacts/download.js';
 import type { Artifact } from '../artifacts/catalog.js';
-import { ARTIFACT_DIR, settingsOrInputError } from './containerd/settings.js';
+import { ARTIFACT_DIR, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** An artifact as the host will hold it: content-addressed, so presence means the right bytes. */
 export interface StagedArtifact {
@@ -21,6 +21,7 @@ export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}
 export default defineTask({
   name: 'containerd_artifacts',
   summary: 'Release artifacts downloaded once on the controller (or by each host), sha256-verified, staged on the host.',
+  reads: CONTAINERD_VARS,
   params: s.object({}),
   async prepare(_p, ctx): Promise<StagedArtifact[]> {
     const st = settingsOrInputError(ctx.vars);

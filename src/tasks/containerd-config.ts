@@ -3,11 +3,12 @@ import { quote } from '../ssh/quote.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { renderConfig, renderCrictlYaml } from '../containerd/render.js';
-import { BIN, CONFIG_FILE, CRICTL_YAML, settingsOrInputError } from './containerd/settings.js';
+import { BIN, CONFIG_FILE, CRICTL_YAML, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 export default defineTask({
   name: 'containerd_config',
   summary: '/etc/containerd/config.toml for the target version (validated by containerd before it goes live), the drop-in directory and /etc/crictl.yaml.',
+  reads: CONTAINERD_VARS,
   params: s.object({
     crictl_timeout: s.int(0, 3600).default(10),
     crictl_debug: s.bool().default(false),

@@ -4,7 +4,7 @@ import { defineTask } from './types.js';
 import { sha256 } from './lib/files.js';
 import { compareVersions } from '../containerd/version.js';
 import type { StagedArtifact } from './containerd-artifacts.js';
-import { CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError } from './containerd/settings.js';
+import { CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
 const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
@@ -68,13 +68,18 @@ cd / && rm -rf "$stage"`;
 export default defineTask({
   name: 'containerd_install',
   summary: 'Unpacks the staged release onto the host (bundle for 1.x, components for 2.x) and records what is installed.',
+  reads: CONTAINERD_VARS,
   params: s.object({}),
   async prepare(_p, ctx) {
     return settingsOrInputError(ctx.vars);
   },
   probes: () => ({
     record: `cat ${INSTALL_RECORD} 2>/dev/null; echo
-if [ -f ${INSTALL_STATS} ]; then while read -r size mtime path; do cur=$(stat -c '%s %Y' "$path" 2>/dev/null || echo gone); [ "$cur" = "$size $mtime" ] || echo "drift $path"; done < ${INSTALL_STATS}; fi`,
+if [ -f ${INSTALL_STATS} ]; then
+  # One stat for every installed file; only a difference costs more.
+  cur=$(cut -d' ' -f3- ${INSTALL_STATS} | xargs -r -d '\\n' stat -c '%s %Y %n' 2>/dev/null)
+  [ "$cur" = "$(cat ${INSTALL_STATS})" ] || diff <(echo "$cur") ${INSTALL_STATS} | sed -n 's/^> [0-9]* [0-9]* /drift /p'
+fi`,
     distro: `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' containerd containerd.io docker.io 2>/dev/null | awk '$2=="installed"{print $1}'; elif command -v rpm >/dev/null; then rpm -q --qf '%{NAME}\\n' containerd containerd.io 2>/dev/null | grep -v 'not installed' || true; fi`,
   }),
   plan(_p, ctx) {

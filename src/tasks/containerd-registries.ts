@@ -6,11 +6,12 @@ import { fileProbe, parseFileProbe, planFile, type DesiredFile } from './lib/fil
 import { renderAllHostsToml } from '../containerd/render.js';
 import { registryFiles } from '../containerd/runtime-config.js';
 import { resolveLocal } from './file.js';
-import { settingsOrInputError } from './containerd/settings.js';
+import { settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 export default defineTask({
   name: 'containerd_registries',
   summary: 'Registry mirrors and private registries: certs.d/<host>/hosts.toml plus the CA, client certificate and key files, pushed from the controller.',
+  reads: CONTAINERD_VARS,
   params: s.object({}),
   async prepare(_p, ctx): Promise<DesiredFile[]> {
     const st = settingsOrInputError(ctx.vars);

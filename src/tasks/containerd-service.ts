@@ -4,11 +4,12 @@ import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
 import { renderAllHostsToml, renderUnit } from '../containerd/render.js';
 import { registryFiles } from '../containerd/runtime-config.js';
-import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError } from './containerd/settings.js';
+import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 export default defineTask({
   name: 'containerd_service',
   summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
+  reads: CONTAINERD_VARS,
   params: s.object({}),
   async prepare(_p, ctx) {
     const st = settingsOrInputError(ctx.vars);

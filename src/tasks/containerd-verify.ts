@@ -7,7 +7,7 @@ import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, 
 import { sameCore } from '../containerd/version.js';
 import { supportsConfigPath } from '../containerd/runtime-config.js';
 import { CriClient } from '../containerd/cri.js';
-import { BIN, settingsOrInputError, type ContainerdSettings } from './containerd/settings.js';
+import { BIN, settingsOrInputError, type ContainerdSettings, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** Read-only commands whose output the verification judges. */
 function checks(st: ContainerdSettings): Record<string, string> {
@@ -102,6 +102,7 @@ export async function criCheck(conn: HostConnection, socket: string, pullTest: s
 export default defineTask({
   name: 'containerd_verify',
   summary: 'Verifies the running containerd: ctr version (client and server), ctr plugin ls, the effective config, crictl where installed, and a CRI call of its own.',
+  reads: CONTAINERD_VARS,
   params: s.object({
     pull_test: s.list(s.string()).default([]).describe('images each host pulls over CRI to prove registries work'),
     settle_seconds: s.int(0, 120).default(15).describe('how long to retry right after a restart'),

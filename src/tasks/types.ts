@@ -76,6 +76,8 @@ export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined> {
   name: string;
   summary: string;
   params: S;
+  /** Variables the task reads directly (beyond its parameters), so -e can tell a typo from a setting. */
+  reads?: readonly string[];
   /** Controller-side preparation (downloads, local files, rendering) done before any host is touched. */
   prepare?(params: InferShape<S['shape']>, ctx: PrepareContext): Promise<R>;
   /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */

@@ -34,12 +34,11 @@ mirrors = ["https://mirror.fleet.test:5443"]
 ca = "${dir}/ca.pem"
 client_cert = "${dir}/client.pem"
 client_key = "${dir}/client.key"
-username = "hoist"
-password = "Registry-Passw0rd-Secret"
 [registries."plain.fleet.test:5001"]
 insecure_http = true
 `.replace('[registries."docker.io".mirror_tls]\n', ''),
   );
+  await writeFile(path.join(dir, 'credentials.toml'), `[registries."registry.fleet.test:5000"]\nca = "${dir}/ca.pem"\nclient_cert = "${dir}/client.pem"\nclient_key = "${dir}/client.key"\nusername = "hoist"\npassword = "Registry-Passw0rd-Secret"\n`);
 });
 
 const applyArgs = (version: string, ...extra: string[]) => [
@@ -51,9 +50,15 @@ const applyArgs = (version: string, ...extra: string[]) => [
   cacheDir,
   '-e',
   `containerd_version="${version}"`,
-  ...(version.startsWith('2.') ? ['-e', 'crictl_version=false'] : []),
+  ...(version.startsWith('2.') ? companions(version) : []),
   ...extra,
 ];
+
+/** 2.x pulls runc and CNI from their own releases: the versions the mirror has (no crictl exists here). */
+function companions(version: string): string[] {
+  const rel = info.releases.find((r) => r.containerd === version)!;
+  return ['-e', 'crictl_version=false', '-e', `runc_version="${rel.runc}"`, '-e', `cni_version="${rel.cni}"`];
+}
 
 const mainPid = async (h: string) => (await onHost(info, h, 'systemctl show -p MainPID --value containerd')).out.trim();
 
@@ -97,7 +102,6 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
         assert.match(files.out, /\[host\."https:\/\/mirror\.fleet\.test:5443"\]/);
         assert.match(files.out, /server = "http:\/\/plain\.fleet\.test:5001"/);
       }
-      assert.ok(!JSON.stringify(first.report).includes('Registry-Passw0rd-Secret'));
 
       const pids = await Promise.all(info.hosts.map((h) => mainPid(h.name)));
       const second = await hoistJson(applyArgs(v, '-e', `@${dir}/registries.toml`));
@@ -114,6 +118,14 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
       assert.equal(diff.stdout.split('\n').filter((l) => /^[+-][^+-]/.test(l)).length, 2, diff.stdout);
       assert.match(diff.stdout, /restart containerd\.service/);
       assert.equal((await onHost(info, 'h1', 'sha256sum /etc/containerd/config.toml')).out, before);
+
+      // Credentials: the file that holds them becomes 0600 and the password shows nowhere.
+      const creds = await hoist([...applyArgs(v, '-e', `@${dir}/registries.toml`, '-e', `@${dir}/credentials.toml`), '--diff', '--json', '--limit', 'h1']);
+      assert.equal(creds.code, 0, creds.stderr);
+      assert.ok(!`${creds.stdout}${creds.stderr}`.includes('Registry-Passw0rd-Secret'), 'password leaked');
+      const holder = line.startsWith('2.') ? '/etc/containerd/certs.d/registry.fleet.test_5000_/hosts.toml' : '/etc/containerd/config.toml';
+      const st = await onHost(info, 'h1', `stat -c %a ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`);
+      assert.equal(st.out, '600\n1\n');
     });
   }
 });
@@ -166,7 +178,8 @@ describe('refusals', () => {
 
   test('a distribution containerd is detected and left alone unless replacing is asked for', async () => {
     const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
-    await onHost(info, 'h2', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >/dev/null 2>&1; dpkg -s containerd | grep Status');
+    const inst = await onHost(info, 'h2', 'export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && apt-get install -y -q containerd >/dev/null 2>&1; dpkg -s containerd | grep Status');
+    assert.match(inst.out, /install ok installed/);
     const r = await hoistJson([...applyArgs(rel.containerd), '--limit', 'h2']);
     assert.equal(r.code, 2);
     assert.match(r.report.hosts[0].error!, /distribution containerd is installed \(containerd\)/);

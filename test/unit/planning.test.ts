@@ -37,28 +37,28 @@ test('planFile: mode drift alone is fixed without rewriting', () => {
 });
 
 const svc: ServiceWant = { unit: 'containerd.service', enabled: true, state: 'started', restartOn: ['/etc/c.toml'], unitFiles: ['/etc/systemd/system/containerd.service'] };
-const probe = (extra: string) => ({ out: `enabled=enabled\nactive=active\nload=loaded\nreload=no\n${extra}`, code: 0 });
+const probe = (extra: string) => ({ out: `UnitFileState=enabled\nActiveState=active\nLoadState=loaded\nNeedDaemonReload=no\n${extra}`, code: 0 });
 
 test('service: restart decided from the stamp, not from this run', () => {
   const h = 'a'.repeat(64);
   const st = new PlanState();
-  const have = parseServiceProbe(probe(`stamp=\nfile ${h} /etc/c.toml`), svc);
+  const have = parseServiceProbe(probe(`stamp=\nfile ${h}  /etc/c.toml`), svc);
   const stamp = desiredStamp(svc, have, st);
   // Stamp matches: nothing, even though nothing else is known.
-  assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h} /etc/c.toml`), svc), new PlanState()), []);
+  assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h}  /etc/c.toml`), svc), new PlanState()), []);
   // A previous run changed the file but died before restarting: the stamp differs → restart.
-  const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}\nfile ${h} /etc/c.toml`), svc), new PlanState());
+  const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}\nfile ${h}  /etc/c.toml`), svc), new PlanState());
   assert.deepEqual(stale.map((a) => a.summary), ['restart containerd.service (its files changed since it started)']);
   // This run will change the file: restart, and a unit change adds a daemon-reload.
   const st2 = new PlanState();
   st2.files.set('/etc/c.toml', 'b'.repeat(64));
   st2.tags.add('file:/etc/systemd/system/containerd.service');
-  const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h} /etc/c.toml`), svc), st2);
+  const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h}  /etc/c.toml`), svc), st2);
   assert.deepEqual(acts.map((a) => a.summary), ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)']);
 });
 
 test('service: stopped and disabled units are started and enabled', () => {
-  const have = parseServiceProbe({ out: 'enabled=disabled\nactive=inactive\nload=loaded\nreload=no\nstamp=', code: 0 }, svc);
+  const have = parseServiceProbe({ out: 'UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp=', code: 0 }, svc);
   assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
 });
 

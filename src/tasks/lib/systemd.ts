@@ -26,30 +26,27 @@ export interface ServiceState {
 
 export function serviceProbe(w: ServiceWant): string {
   const u = quote(w.unit);
+  // One systemctl and one sha256sum call: this probe runs on every host on every run.
   const lines = [
-    `echo "enabled=$(systemctl is-enabled ${u} 2>/dev/null)"`,
-    `echo "active=$(systemctl is-active ${u} 2>/dev/null)"`,
-    `echo "load=$(systemctl show -p LoadState --value ${u} 2>/dev/null)"`,
-    `echo "reload=$(systemctl show -p NeedDaemonReload --value ${u} 2>/dev/null)"`,
+    `systemctl show -p UnitFileState -p ActiveState -p LoadState -p NeedDaemonReload ${u} 2>/dev/null`,
     `echo "stamp=$(cat ${quote(`${STAMP_DIR}/${w.unit}`)} 2>/dev/null)"`,
   ];
-  for (const f of w.restartOn) lines.push(`echo "file $(sha256sum < ${quote(f)} 2>/dev/null | cut -d' ' -f1) ${f.replace(/[\n"$`\\]/g, '')}"`);
+  if (w.restartOn.length) lines.push(`sha256sum ${w.restartOn.map(quote).join(' ')} 2>/dev/null | sed 's/^/file /'`);
   return lines.join('\n');
 }
 
 export function parseServiceProbe(r: ProbeResult, w: ServiceWant): ServiceState {
   const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1]?.trim() ?? '';
   const hashes = new Map<string, string>();
-  const fileLines = r.out.split('\n').filter((l) => l.startsWith('file '));
-  w.restartOn.forEach((f, i) => {
-    const h = fileLines[i]?.split(' ')[1];
-    if (h && /^[0-9a-f]{64}$/.test(h)) hashes.set(f, h);
-  });
+  for (const line of r.out.split('\n')) {
+    const m = /^file ([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (m && w.restartOn.includes(m[2])) hashes.set(m[2], m[1]);
+  }
   return {
-    loaded: get('load') === 'loaded',
-    enabled: get('enabled'),
-    active: get('active'),
-    needReload: get('reload') === 'yes',
+    loaded: get('LoadState') === 'loaded',
+    enabled: get('UnitFileState'),
+    active: get('ActiveState'),
+    needReload: get('NeedDaemonReload') === 'yes',
     stamp: get('stamp'),
     hashes,
   };
