@@ -275,7 +275,11 @@ export interface EffectiveConfig {
   defaultRuntime: string;
   runtimeType: string | null;
   /** Whether the default runtime's runc is told to use the systemd cgroup driver. */
-  systemdCgroup: boolean;
+  /**
+   * null when the dump can't tell: containerd 1.4 keeps runtime options undecoded and
+   * prints the options table empty, whatever config.toml set.
+   */
+  systemdCgroup: boolean | null;
   sandboxImage: string | null;
   /** `config_path` as written; "" when unset. */
   registryConfigPath: string;
@@ -370,7 +374,7 @@ export function parseConfigDump(tomlText: string, opts: ParseConfigDumpOptions =
   // runc v2 shims read SystemdCgroup from the runtime's options.
   const systemdCgroup = runtimeType === 'io.containerd.runtime.v1.linux'
     ? legacy?.systemd_cgroup === true
-    : options?.SystemdCgroup === true;
+    : options && Object.keys(options).length === 0 ? null : options?.SystemdCgroup === true;
 
   const globalSnapshotter = (split ? str(imagesRoot, 'snapshotter') : str(ctrd, 'snapshotter')) || 'overlayfs';
   const snapshotter = str(rt, 'snapshotter') || globalSnapshotter;

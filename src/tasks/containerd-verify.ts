@@ -48,12 +48,12 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
   if (r('dump').code === 0) {
     const eff = parseConfigDump(r('dump').out, { containerdVersion: want });
     const rt = st.runtime;
-    if (eff.systemdCgroup !== rt.systemdCgroup) problems.push(`effective config: SystemdCgroup is ${eff.systemdCgroup}, expected ${rt.systemdCgroup}`);
+    if (eff.systemdCgroup !== null && eff.systemdCgroup !== rt.systemdCgroup) problems.push(`effective config: SystemdCgroup is ${eff.systemdCgroup}, expected ${rt.systemdCgroup}`);
     if (eff.sandboxImage !== null && eff.sandboxImage !== rt.sandboxImage) problems.push(`effective config: sandbox image is ${eff.sandboxImage}, expected ${rt.sandboxImage}`);
     if (supportsConfigPath(rt.version) && eff.registryConfigPath !== rt.configPath && !eff.registryConfigDirs.includes(rt.configPath)) {
       problems.push(`effective config: registry config_path is "${eff.registryConfigPath}", expected ${rt.configPath}`);
     }
-    lines.push(`effective config: SystemdCgroup=${eff.systemdCgroup}, sandbox ${eff.sandboxImage ?? '(default)'}, config_path ${eff.registryConfigPath || '(none)'}`);
+    lines.push(`effective config: SystemdCgroup=${eff.systemdCgroup ?? 'not shown by this version'}, sandbox ${eff.sandboxImage ?? '(default)'}, config_path ${eff.registryConfigPath || '(none)'}`);
   } else problems.push(`containerd config dump failed: ${r('dump').out.trim().split('\n').slice(-2).join(' ')}`);
 
   const cr = r('crictl').out;

@@ -95,7 +95,7 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
         assert.match(dump, /registry\.mirrors\."docker\.io"\]\s+endpoint = \["https:\/\/mirror\.fleet\.test:5443"/);
         assert.match(dump, /registry\.configs\."registry\.fleet\.test:5000"\.tls\]/);
       } else {
-        assert.match(dump, /config_path = "\/etc\/containerd\/certs\.d"/);
+        assert.match(dump, /config_path = ["']\/etc\/containerd\/certs\.d["']/);
         const files = await onHost(info, 'h3', 'cd /etc/containerd/certs.d && find . -type f | sort && stat -c "%a %n" registry.fleet.test_5000_/client.key && cat docker.io/hosts.toml plain.fleet.test_5001_/hosts.toml');
         assert.match(files.out, /registry\.fleet\.test_5000_\/ca\.pem/);
         assert.match(files.out, /600 registry\.fleet\.test_5000_\/client\.key/);
