@@ -31,6 +31,8 @@ interface CliOptions {
   extraVars?: string[];
   offline?: boolean;
   cacheDir?: string;
+  lockWait?: number;
+  yes?: boolean;
 }
 
 /** Playbooks hoist builds in memory for its one-task commands. */
@@ -47,7 +49,7 @@ function inlinePlaybook(name: string, task: string): Promise<Playbook> {
     vars: {},
     beforeHost: [],
     afterHost: [],
-    tasks: [{ index: 0, title: task, task, params: {}, line: 4 }],
+    tasks: [{ file: doc.file, doc, index: 0, title: task, task, params: {}, line: 4 }],
     doc,
   });
 }
@@ -86,6 +88,10 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ({ ...t, params: { ...t.params, pull_test: o.pullTest } }));
   } else playbook = await inlinePlaybook(command, 'ping');
   const extraVars = await parseExtraVars(o.extraVars ?? []);
+  if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
+    process.stderr.write('not confirmed; nothing was done\n');
+    return 1;
+  }
   const log = Logger.forRun();
   const reporter = await makeReporter(!!o.json);
   const check = !!o.check;
@@ -111,6 +117,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       connectTimeoutMs: o.connectTimeout ? o.connectTimeout * 1000 : undefined,
       commandTimeoutMs: o.commandTimeout ? o.commandTimeout * 1000 : undefined,
       cacheDir: o.cacheDir,
+      lockWaitSeconds: o.lockWait,
       log,
       events: reporter,
     });
@@ -136,5 +143,16 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     process.removeListener('SIGINT', onSigint);
     await reporter.stop();
     await log.close();
+  }
+}
+
+/** Asks on the terminal; without one, a run that needs confirmation must be given --yes. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) throw new InputError(`this playbook asks "${question}"; pass --yes to confirm when not on a terminal`);
+  const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
   }
 }

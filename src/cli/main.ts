@@ -23,6 +23,8 @@ common(program.command('apply').argument('<playbook>', 'playbook TOML file').des
   .option('-D, --diff', 'show file diffs')
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml (repeatable; highest precedence)', collect, [])
   .option('--offline', 'never download; artifacts must be in the cache (see hoist fetch)')
+  .option('--lock-wait <s>', 'wait this many seconds for another hoist run holding a host (default: refuse at once)', (v) => parseInt(v, 10))
+  .option('-y, --yes', 'answer yes to a playbook\'s confirmation question')
   .option('--cache-dir <dir>', 'artifact cache directory')
   .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook }));
 

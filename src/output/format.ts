@@ -61,7 +61,7 @@ export function formatRecap(report: RunReport): string {
     ]);
   }
   const problems = report.hosts.filter((h) => h.error).map((h) => `${statusColor(h.status)(`${h.name}: ${h.status}`)}: ${h.error}`);
-  const notes = report.hosts.flatMap((h) => h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${n}`)));
+  const notes = report.hosts.flatMap((h) => [...h.notes.map((n) => `${h.name} | ${n}`), ...h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${n}`))]);
   return [
     color.bold(`PLAY RECAP (${(report.durationMs / 1000).toFixed(2)} s)`),
     table(rows),

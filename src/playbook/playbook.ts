@@ -14,7 +14,11 @@ const hookSchema = s.object({
 
 export const playbookSchema = s.object({
   name: s.string().optional(),
-  hosts: s.list(s.string()).default(['all']),
+  /** Another playbook (relative path) whose defaults, vars, hooks and tasks this one starts from. */
+  extends: s.string().optional(),
+  /** A question asked before anything changes (answered by --yes). */
+  confirm: s.string().optional(),
+  hosts: s.list(s.string()).optional(),
   serial: s.union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"')).optional(),
   max_fail_percentage: s.int(0, 100).optional(),
   /** Lowest precedence: what a playbook assumes when nobody says otherwise. */
@@ -29,13 +33,16 @@ export const playbookSchema = s.object({
       task: s.string(),
       params: s.record(s.unknown()).default({}),
     }),
-  ),
+  ).optional(),
 });
 
 export type PlaybookFile = Infer<typeof playbookSchema>;
 export type Hook = Infer<typeof hookSchema>;
 
 export interface PlaybookTask {
+  /** The playbook file that defines the task (a base playbook's, when inherited). */
+  file: string;
+  doc: LoadedToml;
   index: number;
   title: string;
   task: string;
@@ -47,6 +54,7 @@ export interface Playbook {
   file: string;
   dir: string;
   name: string;
+  confirm?: string;
   hosts: string[];
   serial?: number | string;
   maxFailPercentage?: number;
@@ -58,40 +66,49 @@ export interface Playbook {
   doc: LoadedToml;
 }
 
-export async function loadPlaybook(file: string): Promise<Playbook> {
+export async function loadPlaybook(file: string, seen: string[] = []): Promise<Playbook> {
+  const abs = path.resolve(file);
+  if (seen.includes(abs)) throw new InputError(`playbooks extend each other in a cycle: ${[...seen, abs].join(' → ')}`);
   const doc = await readToml(file);
   const pb = validateToml(doc, playbookSchema, addSecret);
+  const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), [...seen, abs]) : undefined;
   const errors: InputError[] = [];
-  pb.tasks.forEach((t, i) => {
+  (pb.tasks ?? []).forEach((t, i) => {
     if (!getTask(t.task)) {
       errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, taskNames())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
     }
   });
   if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
+  const own: PlaybookTask[] = (pb.tasks ?? []).map((t, i) => ({
+    file,
+    doc,
+    index: i,
+    title: t.name ?? t.task,
+    task: t.task,
+    params: t.params,
+    line: doc.locator.lineOf(['tasks', i]),
+  }));
+  if (!base && own.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook)', { file });
   return {
     file,
-    dir: path.dirname(path.resolve(file)),
+    dir: path.dirname(abs),
     name: pb.name ?? path.basename(file, '.toml'),
-    hosts: pb.hosts,
-    serial: pb.serial,
-    maxFailPercentage: pb.max_fail_percentage,
-    defaults: pb.defaults ?? {},
-    vars: pb.vars ?? {},
-    beforeHost: pb.before_host ?? [],
-    afterHost: pb.after_host ?? [],
-    tasks: pb.tasks.map((t, i) => ({
-      index: i,
-      title: t.name ?? t.task,
-      task: t.task,
-      params: t.params,
-      line: doc.locator.lineOf(['tasks', i]),
-    })),
+    confirm: pb.confirm ?? base?.confirm,
+    hosts: pb.hosts ?? base?.hosts ?? ['all'],
+    serial: pb.serial ?? base?.serial,
+    maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
+    defaults: { ...base?.defaults, ...pb.defaults },
+    vars: { ...base?.vars, ...pb.vars },
+    beforeHost: pb.before_host ?? base?.beforeHost ?? [],
+    afterHost: pb.after_host ?? base?.afterHost ?? [],
+    // Inherited tasks keep the base file's positions, so their errors point at the right file.
+    tasks: own.length ? own : base!.tasks,
     doc,
   };
 }
 
 /** Validates one task's parameters (after variable substitution) against the task's schema, naming file, line and key. */
-export function validateParams(pb: Playbook, t: PlaybookTask, params: unknown, hostName: string): unknown {
+export function validateParams(t: PlaybookTask, params: unknown, hostName: string): unknown {
   const def = getTask(t.task)!;
   const base: Path = ['tasks', t.index, 'params'];
   const { value, issues } = parseWith(def.params, params, base, addSecret);
@@ -100,8 +117,8 @@ export function validateParams(pb: Playbook, t: PlaybookTask, params: unknown, h
       issues.map(
         (i) =>
           new InputError(`${i.message} (task "${t.title}", host ${hostName})`, {
-            file: pb.file,
-            line: pb.doc.locator.lineOf(i.path),
+            file: t.file,
+            line: t.doc.locator.lineOf(i.path),
             key: formatPath(i.path),
           }),
       ),

@@ -39,8 +39,8 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extraVars: Vars,
     const tasks: HostTask[] = [];
     for (const spec of pb.tasks) {
       try {
-        const raw = await substitute(spec.params, vars, `${pb.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
-        tasks.push({ spec, def: getTask(spec.task)!, params: validateParams(pb, spec, raw, host.name) as Record<string, unknown> });
+        const raw = await substitute(spec.params, vars, `${spec.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
+        tasks.push({ spec, def: getTask(spec.task)!, params: validateParams(spec, raw, host.name) as Record<string, unknown> });
       } catch (e) {
         if (e instanceof InputErrors) errors.push(...e.errors);
         else if (e instanceof InputError) errors.push(e);

@@ -20,6 +20,8 @@ export interface HostReport {
   facts?: import('../facts/facts.js').Facts;
   status: HostStatus;
   tasks: TaskReport[];
+  /** Host-level remarks (a stale lock taken over, a rollback). */
+  notes: string[];
   error?: string;
   durationMs: number;
 }
@@ -44,6 +46,8 @@ export interface RecapCounts {
 export function recapOf(h: HostReport): RecapCounts {
   const c: RecapCounts = { ok: 0, changed: 0, failed: 0, unreachable: h.status === 'unreachable' ? 1 : 0, skipped: 0 };
   for (const t of h.tasks) c[t.status]++;
+  // A host can fail before any task does (a lock, a lost connection while planning).
+  if (h.status === 'failed' && c.failed === 0) c.failed = 1;
   return c;
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Inventory } from '../inventory/inventory.js';
-import { HostConnection, HostKeyError, type SecurityOptions } from '../ssh/connection.js';
+import { HostConnection, HostKeyError, type HostLock, type SecurityOptions } from '../ssh/connection.js';
 import { endpointFor } from '../ssh/endpoint.js';
 import { KnownHosts } from '../ssh/known-hosts.js';
 import { gather } from '../facts/probe.js';
@@ -29,6 +29,8 @@ export interface RunRequest {
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   cacheDir?: string;
+  /** Seconds to wait for another run's host lock (0: refuse at once). */
+  lockWaitSeconds?: number;
   log: Logger;
   events: RunEvents;
 }
@@ -132,6 +134,7 @@ function skippedHost(play: HostPlay, reason: string): HostReport {
     address: play.host.address,
     status: 'skipped',
     error: reason,
+    notes: [],
     durationMs: 0,
     tasks: play.tasks.map((t) => ({ index: t.spec.index, title: t.spec.title, task: t.spec.task, status: 'skipped', changes: [], diffs: [], notes: [reason], durationMs: 0 })),
   };
@@ -143,12 +146,22 @@ interface HostRunCtx {
   pb: Playbook;
 }
 
-async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, controller, pb }: HostRunCtx): Promise<HostReport> {
+async function runHost(p: Prepared, connP: Promise<HostConnection>, c: HostRunCtx): Promise<HostReport> {
+  const lockHolder: { p?: Promise<HostLock> } = {};
+  try {
+    return await runHostLocked(p, connP, c, lockHolder);
+  } finally {
+    // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
+    await lockHolder.p?.then((l) => l.release(), () => undefined);
+  }
+}
+
+async function runHostLocked(p: Prepared, connP: Promise<HostConnection>, { req, controller, pb }: HostRunCtx, lockHolder: { p?: Promise<HostLock> }): Promise<HostReport> {
   const { play } = p;
   const name = play.host.name;
   const started = Date.now();
   const { options, events, log } = req;
-  const report: HostReport = { name, address: play.host.address, status: 'ok', tasks: [], durationMs: 0 };
+  const report: HostReport = { name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
   const finish = (status: HostReport['status'], error?: string) => {
     report.status = status;
     if (error) report.error = redact(error);
@@ -169,6 +182,17 @@ async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, contr
   const state = new PlanState();
   let facts: Facts;
   const plans: (TaskPlan | Error)[] = [];
+  // Read-only runs need no lock. Without waiting, the lock is taken alongside the gathering round
+  // trip; when waiting for another run, facts are read only once that run is done.
+  const wait = req.lockWaitSeconds ?? 0;
+  const lockP = (lockHolder.p = options.check ? undefined : conn.lock(`${os.userInfo().username}@${os.hostname()} pid ${process.pid}, started ${new Date(started).toISOString()}, playbook ${pb.name}`, wait));
+  lockP?.catch(() => undefined);
+  let lock: HostLock | undefined;
+  try {
+    if (lockP && wait > 0) lock = await lockP;
+  } catch (e) {
+    return finish('failed', errorMessage(e));
+  }
   try {
     events.hostPhase(name, 'gathering facts');
     const probes = new Map<string, string>();
@@ -177,6 +201,12 @@ async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, contr
       for (const [id, body] of Object.entries(ps)) probes.set(`${i}:${id}`, body);
     });
     const g = await gather(conn, probes);
+    try {
+      lock ??= await lockP;
+    } catch (e) {
+      return finish('failed', errorMessage(e));
+    }
+    if (lock?.staleHolder) report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
     facts = g.facts;
     report.facts = facts;
     log.log(name, `facts: ${JSON.stringify(facts)}`);
@@ -234,8 +264,10 @@ async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, contr
     inFlight.set(name, t.spec.title);
     try {
       for (const a of pl.actions) {
-        await runAction(a, conn, tr, { options, log, state, changedBefore, name });
+        // Counted as soon as it starts: a change that failed halfway still needs undoing.
+        const before = changedBefore;
         if (a.kind === 'change') changedBefore = true;
+        await runAction(a, conn, tr, { options, log, state, changedBefore: before, name });
       }
     } catch (e) {
       tr.status = 'failed';
@@ -243,7 +275,14 @@ async function runHost(p: Prepared, connP: Promise<HostConnection>, { req, contr
       tr.durationMs = Date.now() - t0;
       events.taskDone(name, tr);
       inFlight.delete(name);
-      return finish(conn.isClosed ? 'unreachable' : 'failed', `${t.spec.title}: ${errorMessage(e)}`);
+      if (conn.isClosed) return finish('unreachable', `${t.spec.title}: ${errorMessage(e)}`);
+      let rolledBack = '';
+      if (changedBefore && state.rollback && !options.check) {
+        events.hostPhase(name, 'rolling back');
+        rolledBack = await state.rollback(conn, log).catch((re: unknown) => `rollback FAILED: ${errorMessage(re)}`);
+        report.notes.push(rolledBack);
+      }
+      return finish('failed', `${t.spec.title}: ${errorMessage(e)}${rolledBack ? ` — ${rolledBack}` : ''}`);
     }
     inFlight.delete(name);
     tr.durationMs = Date.now() - t0;

@@ -53,6 +53,14 @@ export interface UploadOptions {
 
 export class HostKeyError extends HostError {}
 
+export const LOCK_DIR = '/var/lib/hoist';
+
+export interface HostLock {
+  /** Who held the lock before, when that run was killed before it could clean up. */
+  staleHolder?: string;
+  release(): Promise<void>;
+}
+
 /**
  * One SSH connection per host, opened once and shared by every task of the run.
  * Commands are bash scripts fed on stdin, so nothing user-supplied ever lands on the remote command line
@@ -92,8 +100,9 @@ export class HostConnection {
       username: ep.user,
       sock,
       readyTimeout: ep.connectTimeoutMs,
-      keepaliveInterval: 15_000,
-      keepaliveCountMax: 4,
+      // A host that dies without closing TCP is noticed in about 15 s rather than minutes.
+      keepaliveInterval: 5_000,
+      keepaliveCountMax: 3,
       algorithms: types.length ? { serverHostKey: preferTypes(types) as ServerHostKeyAlgorithm[] } : undefined,
       hostVerifier: (key: Buffer) => {
         const verdict = this.security.knownHosts.verify(ep.host, ep.port, key);
@@ -285,6 +294,64 @@ export class HostConnection {
       await this.exec(`rm -f ${quote(final)}`).catch(() => undefined);
       throw new HostError(`installing ${remotePath} failed: ${r.stderr.trim()}`);
     }
+  }
+
+  /**
+   * Takes hoist's per-host lock: flock(1) held by a command that lives as long as this SSH
+   * channel. A killed hoist closes its connection, sshd ends the command and the kernel drops the
+   * lock, so a lock can't outlive its run; the holder file left behind only tells who it was.
+   */
+  async lock(holder: string, waitSeconds: number): Promise<HostLock> {
+    const viaSudo = this.endpoint.become && !this.isRoot;
+    const pw = viaSudo ? await this.sudoPassword() : undefined;
+    const command = !viaSudo ? 'bash -s' : pw === undefined ? 'sudo -n -- bash -s' : "sudo -S -p '' -- bash -s";
+    // One brace group: bash parses it whole before running it, so `cat` holding the lock reads only
+    // what comes after the script (nothing, until release() closes stdin) and not its own last lines.
+    const script = `{
+mkdir -p ${LOCK_DIR} && exec 9>>${LOCK_DIR}/lock || exit 70
+if ! flock ${waitSeconds > 0 ? `-w ${waitSeconds}` : '-n'} 9; then echo "busy $(cat ${LOCK_DIR}/lock.holder 2>/dev/null)"; exit 75; fi
+if [ -s ${LOCK_DIR}/lock.holder ]; then echo "stale $(cat ${LOCK_DIR}/lock.holder)"; fi
+printf '%s\n' ${quote(holder)} > ${LOCK_DIR}/lock.holder
+echo locked
+cat >/dev/null
+rm -f ${LOCK_DIR}/lock.holder
+}
+`;
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, ch: ClientChannel) => {
+        if (err) return reject(new HostError(`${this.endpoint.name}: cannot take the host lock: ${err.message}`));
+        let out = '';
+        let settled = false;
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          if (settled || !out.includes('\n') || !/^(locked|busy)/m.test(out)) return;
+          const busy = /^busy ?(.*)$/m.exec(out);
+          if (busy) return;
+          if (!/^locked$/m.test(out)) return;
+          settled = true;
+          const stale = /^stale (.*)$/m.exec(out)?.[1];
+          resolve({
+            staleHolder: stale,
+            release: () =>
+              new Promise<void>((done) => {
+                ch.once('close', () => done());
+                ch.end();
+              }),
+          });
+        };
+        ch.on('data', onData);
+        ch.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        ch.on('close', (code: number | null) => {
+          if (settled) return;
+          settled = true;
+          const busy = /^busy ?(.*)$/m.exec(out);
+          if (busy) {
+            reject(new HostError(`${this.endpoint.name} is locked by another hoist run${busy[1] ? ` (${busy[1].trim()})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`));
+          } else reject(new HostError(`${this.endpoint.name}: cannot take the host lock (exit ${code}): ${out.trim().split('\n').slice(-3).join(' ')}`));
+        });
+        ch.write(pw !== undefined ? `${pw}\n${script}` : script);
+      });
+    });
   }
 
   /** A stream to a unix socket on the host (stream-local forwarding), e.g. containerd's gRPC socket. */

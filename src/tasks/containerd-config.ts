@@ -1,5 +1,6 @@
 import { s } from '../util/schema.js';
 import { quote } from '../ssh/quote.js';
+import { armContainerdRollback } from './containerd/rollback.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { renderConfig, renderCrictlYaml } from '../containerd/render.js';
@@ -48,6 +49,7 @@ export default defineTask({
     if (cfg) actions.push(cfg);
     const cr = planFile({ path: CRICTL_YAML, content: Buffer.from(crictl), mode: 0o644 }, parseFileProbe(ctx.probe('crictl')), ctx.state, ctx.options);
     if (cr) actions.push(cr);
+    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
     return { actions };
   },
 });

@@ -4,6 +4,7 @@ import { defineTask } from './types.js';
 import { sha256 } from './lib/files.js';
 import { compareVersions } from '../containerd/version.js';
 import type { StagedArtifact } from './containerd-artifacts.js';
+import { armContainerdRollback, INSTALL_RAN } from './containerd/rollback.js';
 import { CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
@@ -58,7 +59,7 @@ while IFS= read -r rel; do
   cp -a "$rel" "$dest.hoist-new" && mv -f "$dest.hoist-new" "$dest"
   stat -c '%s %Y %n' "$dest" >> ${INSTALL_STATS}.new
 done < ${CONTAINERD_STATE}/files.new
-if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAINERD_STATE}/prev.new ${CONTAINERD_STATE}/prev && cp -a ${INSTALL_RECORD} ${CONTAINERD_STATE}/prev.json; else rm -rf ${CONTAINERD_STATE}/prev.new; fi
+if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAINERD_STATE}/prev.new ${CONTAINERD_STATE}/prev && cp -a ${INSTALL_RECORD} ${CONTAINERD_STATE}/prev.json && { cp -a ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat 2>/dev/null || true; }; else rm -rf ${CONTAINERD_STATE}/prev.new; fi
 mv -f ${INSTALL_STATS}.new ${INSTALL_STATS}
 mv -f ${CONTAINERD_STATE}/files.new ${CONTAINERD_STATE}/files.list
 printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}
@@ -117,6 +118,7 @@ fi`,
     if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
     ctx.state.pending = true;
     ctx.state.tags.add('containerd:binaries');
+    armContainerdRollback(ctx.state, have?.version);
     const why = !have ? 'fresh install' : have.version !== record.version ? `${have.version} → ${record.version}` : drift.length ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}` : 'artifacts changed';
     const actions = [];
     if (distro.length) {
@@ -133,7 +135,8 @@ fi`,
     actions.push({
       kind: 'change' as const,
       summary: `install containerd ${record.version} (${why})`,
-      run: async (conn: import('../ssh/connection.js').HostConnection) => {
+      run: async (conn: import('../ssh/connection.js').HostConnection, actx: import('./types.js').ApplyContext) => {
+        actx.state.data.set(INSTALL_RAN, true);
         await conn.check(installScript(staged, record), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
       },
     });

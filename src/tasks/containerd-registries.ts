@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { s } from '../util/schema.js';
 import { InputError } from '../util/errors.js';
+import { armContainerdRollback } from './containerd/rollback.js';
 import { defineTask, type Action } from './types.js';
 import { fileProbe, parseFileProbe, planFile, type DesiredFile } from './lib/files.js';
 import { renderAllHostsToml } from '../containerd/render.js';
@@ -35,6 +36,7 @@ export default defineTask({
       const a = planFile(f, parseFileProbe(ctx.probe(`f${i}`)), ctx.state, ctx.options);
       if (a) actions.push(a);
     });
+    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
     return { actions };
   },
 });

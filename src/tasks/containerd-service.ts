@@ -1,4 +1,5 @@
 import { s } from '../util/schema.js';
+import { armContainerdRollback, STAMP_BEFORE } from './containerd/rollback.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
@@ -27,7 +28,10 @@ export default defineTask({
     const unit = planFile({ path: UNIT_FILE, content: Buffer.from(ctx.prepared.unit), mode: 0o644 }, parseFileProbe(ctx.probe('unit')), ctx.state, ctx.options);
     if (unit) actions.push(unit);
     const w = ctx.prepared.want;
-    return { actions: [...actions, ...planService(w, parseServiceProbe(ctx.probe('svc'), w), ctx.state)] };
+    const have = parseServiceProbe(ctx.probe('svc'), w);
+    if (have.stamp) ctx.state.data.set(STAMP_BEFORE, have.stamp);
+    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
+    return { actions: [...actions, ...planService(w, have, ctx.state)] };
   },
 });
 

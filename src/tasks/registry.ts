@@ -11,6 +11,7 @@ import containerdConfig from './containerd-config.js';
 import containerdRegistries from './containerd-registries.js';
 import containerdService from './containerd-service.js';
 import containerdVerify from './containerd-verify.js';
+import containerdReset from './containerd-reset.js';
 
 const tasks = new Map<string, AnyTask>();
 
@@ -18,7 +19,7 @@ export function registerTask(t: AnyTask): void {
   tasks.set(t.name, t);
 }
 
-const builtin = [ping, file, command, packageTask, service, libseccomp, containerdArtifacts, containerdInstall, containerdConfig, containerdRegistries, containerdService, containerdVerify];
+const builtin = [ping, file, command, packageTask, service, libseccomp, containerdArtifacts, containerdInstall, containerdConfig, containerdRegistries, containerdService, containerdVerify, containerdReset];
 for (const t of builtin as AnyTask[]) registerTask(t);
 
 export function getTask(name: string): AnyTask | undefined {

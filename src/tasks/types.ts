@@ -33,6 +33,14 @@ export class PlanState {
   readonly data = new Map<string, unknown>();
   /** Whether any earlier task of this host has a change pending. */
   pending = false;
+  /** Files actually replaced during apply, with whether they existed before: what a rollback restores. */
+  readonly appliedFiles = new Map<string, boolean>();
+  /**
+   * Set by tasks whose changes can be undone as a whole (containerd: binaries, config, unit):
+   * run when the host fails after changes were applied, so a host is never left half-done.
+   * Returns a sentence for the recap.
+   */
+  rollback?: (conn: HostConnection, log: Logger) => Promise<string>;
 }
 
 export interface PrepareContext {

@@ -84,9 +84,10 @@ export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanSt
     kind: 'change',
     summary: `${what} ${want.path}${metaNote}`,
     diff: contentDiffers && options.diff ? fileDiff(want, have) : undefined,
-    async run(conn) {
+    async run(conn, ctx) {
       if (contentDiffers) {
         await conn.upload(want.content, want.path, { mode: want.mode, owner, group, backup: want.backup ?? true, validate: want.validate });
+        ctx.state.appliedFiles.set(want.path, have.exists);
       } else {
         await conn.check(`chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`, `set mode of ${want.path}`);
       }
