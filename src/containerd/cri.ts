@@ -287,6 +287,48 @@ export function decodePullImageResponse(buf: Uint8Array): string {
   return new ProtoMessage(buf).string(1);
 }
 
+/** A pod sandbox as kubelet asks for one; only what a runtime check needs. */
+export interface PodSandboxSpec {
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt?: number;
+  /** Parent cgroup; with the systemd cgroup driver a slice name such as `hoist.slice`. */
+  cgroupParent?: string;
+  /** Share the node's network namespace (hostNetwork): no CNI involved. */
+  hostNetwork?: boolean;
+  labels?: Record<string, string>;
+}
+
+// runtime.v1 NamespaceMode; v1alpha2 uses the same values.
+const NAMESPACE_MODE_NODE = 2;
+
+export function encodeRunPodSandboxRequest(spec: PodSandboxSpec, runtimeHandler = ''): Buffer {
+  const meta = new ProtoWriter().string(1, spec.name).string(2, spec.uid).string(3, spec.namespace);
+  if (spec.attempt) meta.uint64(4, spec.attempt);
+  const linux = new ProtoWriter();
+  if (spec.cgroupParent) linux.string(1, spec.cgroupParent);
+  if (spec.hostNetwork) {
+    // LinuxSandboxSecurityContext.namespace_options(1) → NamespaceOption.network(1) = NODE
+    linux.message(2, new ProtoWriter().message(1, new ProtoWriter().uint64(1, NAMESPACE_MODE_NODE)));
+  }
+  const config = new ProtoWriter().message(1, meta);
+  if (spec.labels) config.stringMap(6, spec.labels);
+  config.message(8, linux);
+  const w = new ProtoWriter().message(1, config);
+  if (runtimeHandler) w.string(2, runtimeHandler);
+  return w.finish();
+}
+
+export function decodeRunPodSandboxResponse(buf: Uint8Array): string {
+  return new ProtoMessage(buf).string(1);
+}
+
+/** StopPodSandboxRequest and RemovePodSandboxRequest: just the sandbox id. */
+export function encodePodSandboxIdRequest(id: string): Buffer {
+  return new ProtoWriter().string(1, id).finish();
+}
+
 export function encodeListImagesRequest(): Buffer {
   return Buffer.alloc(0);
 }
@@ -465,6 +507,25 @@ export class CriClient {
       timeoutMs: opts?.timeoutMs ?? this.pullTimeoutMs,
     });
     return decodePullImageResponse(body);
+  }
+
+  /**
+   * Creates and starts a pod sandbox; the runtime pulls its configured sandbox (pause) image first
+   * if it is not there, which is the pull kubelet never asks for itself. Returns the sandbox id.
+   */
+  async runPodSandbox(spec: PodSandboxSpec, runtimeHandler = '', opts?: CallOptions): Promise<string> {
+    const { body } = await this.call('RuntimeService', 'RunPodSandbox', () => encodeRunPodSandboxRequest(spec, runtimeHandler), {
+      timeoutMs: opts?.timeoutMs ?? this.pullTimeoutMs,
+    });
+    return decodeRunPodSandboxResponse(body);
+  }
+
+  async stopPodSandbox(id: string, opts?: CallOptions): Promise<void> {
+    await this.call('RuntimeService', 'StopPodSandbox', () => encodePodSandboxIdRequest(id), opts);
+  }
+
+  async removePodSandbox(id: string, opts?: CallOptions): Promise<void> {
+    await this.call('RuntimeService', 'RemovePodSandbox', () => encodePodSandboxIdRequest(id), opts);
   }
 
   async listImages(opts?: CallOptions): Promise<ImageInfo[]> {

@@ -36,7 +36,11 @@ export function formatPlan(report: RunReport, withDiffs: boolean): string {
     }
   }
   const head = color.bold(`PLAN (check mode: nothing was changed)`);
-  if (rows.length === 1) return `${head}\nno changes: every host already matches the playbook\n`;
+  if (rows.length === 1) {
+    const reached = report.hosts.filter((h) => h.status === 'ok' || h.status === 'changed').length;
+    const verdict = reached === report.hosts.length ? 'no changes: every host already matches the playbook' : `no changes on the ${reached} host(s) that could be planned; see the recap for the others`;
+    return `${head}\n${verdict}\n`;
+  }
   return `${head}\n${table(rows)}\n${diffs.length ? `\n${diffs.join('\n')}\n` : ''}`;
 }
 

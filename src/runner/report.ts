@@ -22,6 +22,8 @@ export interface HostReport {
   tasks: TaskReport[];
   /** Host-level remarks (a stale lock taken over, a rollback). */
   notes: string[];
+  /** Bytes hoist uploaded to the host during the run. */
+  bytesPushed?: number;
   error?: string;
   durationMs: number;
 }

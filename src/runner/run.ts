@@ -162,8 +162,10 @@ async function runHostLocked(p: Prepared, connP: Promise<HostConnection>, { req,
   const started = Date.now();
   const { options, events, log } = req;
   const report: HostReport = { name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
+  let connection: HostConnection | undefined;
   const finish = (status: HostReport['status'], error?: string) => {
     report.status = status;
+    report.bytesPushed = connection?.bytesPushed ?? 0;
     if (error) report.error = redact(error);
     report.durationMs = Date.now() - started;
     for (const t of play.tasks.slice(report.tasks.length)) {
@@ -175,7 +177,7 @@ async function runHostLocked(p: Prepared, connP: Promise<HostConnection>, { req,
 
   let conn: HostConnection;
   try {
-    conn = await connP;
+    conn = connection = await connP;
   } catch (e) {
     return finish(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
   }

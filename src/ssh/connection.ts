@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -73,6 +73,10 @@ export class HostConnection {
   private closed = false;
   private becomePassword?: string;
   readonly isRoot: boolean;
+  /** Bytes written to the host by upload(), for the report and the benchmark. */
+  bytesPushed = 0;
+  /** Aborts for channels in flight, called when the connection goes away under them. */
+  private readonly pending = new Set<() => void>();
 
   private constructor(readonly endpoint: Endpoint, private readonly security: SecurityOptions) {
     this.isRoot = endpoint.user === 'root';
@@ -139,6 +143,11 @@ export class HostConnection {
         this.client.on('error', () => {
           // Errors after the handshake surface through the channel that was in use.
         });
+        // A dead host (keepalives unanswered) or a dropped link: every later use fails as unreachable.
+        this.client.on('close', () => {
+          this.closed = true;
+          for (const abort of this.pending) abort();
+        });
         resolve();
       };
       this.client.once('error', onError);
@@ -202,7 +211,13 @@ export class HostConnection {
         const errb: Buffer[] = [];
         let code: number | null = null;
         let signal: string | undefined;
+        const abort = () => {
+          clearTimeout(timer);
+          reject(new HostError(`${this.endpoint.name}: connection lost during a command`));
+        };
+        this.pending.add(abort);
         const timer = setTimeout(() => {
+          this.pending.delete(abort);
           ch.close();
           reject(new HostError(`${this.endpoint.name}: command timed out after ${Math.round(timeoutMs / 1000)} s`));
         }, timeoutMs);
@@ -214,6 +229,7 @@ export class HostConnection {
         });
         ch.on('close', () => {
           clearTimeout(timer);
+          this.pending.delete(abort);
           if (code === null && signal === undefined && this.closed) {
             return reject(new HostError(`${this.endpoint.name}: connection closed during a command`));
           }
@@ -262,6 +278,7 @@ export class HostConnection {
         if (Buffer.isBuffer(data)) sftp.writeFile(staging, data, { mode: 0o600 }, done);
         else sftp.fastPut(data.localPath, staging, { mode: 0o600, concurrency: 16, chunkSize: 256 * 1024 }, done);
       });
+    this.bytesPushed += Buffer.isBuffer(data) ? data.length : (await stat(data.localPath)).size;
     try {
       await put().catch(async (err: Error & { code?: number }) => {
         // SFTP status 2 is "no such file": create the directory only then, saving a round trip per file.
@@ -334,7 +351,13 @@ rm -f ${LOCK_DIR}/lock.holder
             staleHolder: stale,
             release: () =>
               new Promise<void>((done) => {
-                ch.once('close', () => done());
+                if (this.closed) return done();
+                // Bounded: on a dying link the close may never come, and the lock dies with the session anyway.
+                const t = setTimeout(done, 3000);
+                ch.once('close', () => {
+                  clearTimeout(t);
+                  done();
+                });
                 ch.end();
               }),
           });
@@ -380,13 +403,6 @@ rm -f ${LOCK_DIR}/lock.holder
     this.closed = true;
     this.client.end();
     this.jumpConn?.close();
-  }
-
-  onClose(fn: () => void): void {
-    this.client.on('close', () => {
-      this.closed = true;
-      fn();
-    });
   }
 }
 

@@ -59,6 +59,13 @@ export default defineTask({
     ctx.state.data.set('containerd.artifacts', ctx.prepared);
     const missing = ctx.prepared.filter((a) => !present.has(a.remotePath));
     if (missing.length) ctx.state.pending = true;
+    // The archive, its staged unpack and the installed copy: refuse before pushing anything
+    // rather than fill the disk halfway through.
+    const need = missing.reduce((n, a) => n + (a.size ?? 0), 0) * 4;
+    const free = (ctx.facts.diskFreeKb['/var/lib/hoist'] ?? Infinity) * 1024;
+    if (need > free) {
+      throw new Error(`not enough disk space on /var/lib/hoist: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
+    }
     return {
       actions: missing.map((a) => ({
         kind: 'change' as const,

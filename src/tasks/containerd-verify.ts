@@ -5,8 +5,9 @@ import { runSections, type ProbeResult } from '../facts/probe.js';
 import type { HostConnection } from '../ssh/connection.js';
 import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, parseCrictlInfo, parseConfigDump, DEFAULT_PLUGIN_ERROR_ALLOWLIST, pluginKey } from '../containerd/parse.js';
 import { sameCore } from '../containerd/version.js';
-import { supportsConfigPath } from '../containerd/runtime-config.js';
+import { supportsConfigPath, type RuntimeConfig } from '../containerd/runtime-config.js';
 import { CriClient } from '../containerd/cri.js';
+import { diagnosePull, formatPullFailure, imageRegistryHost } from '../containerd/pull-errors.js';
 import { BIN, settingsOrInputError, type ContainerdSettings, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** Read-only commands whose output the verification judges. */
@@ -71,8 +72,27 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
   return { ok: problems.length === 0, lines, problems };
 }
 
+/**
+ * The `ctr` command that pulls like the CRI plugin does: from 1.5 on ctr reads the same hosts.toml
+ * when given --hosts-dir (1.4 has none: its CRI mirrors live in config.toml, which ctr ignores).
+ * 1.x keeps registry credentials in config.toml, so ctr needs them as --user; 2.x puts them in
+ * hosts.toml, which ctr then sends as well.
+ */
+export function ctrPullCommand(rt: Pick<RuntimeConfig, 'version' | 'configPath' | 'registries'>, image: string): string | null {
+  if (!supportsConfigPath(rt.version)) return null;
+  const auth = rt.registries[imageRegistryHost(image)]?.auth;
+  const user = auth && rt.version.major < 2 ? ` --user ${quote(auth.kind === 'basic' ? auth.username : 'USER')}` : '';
+  return `ctr -n k8s.io image pull --hosts-dir ${quote(rt.configPath)}${user} ${quote(image)}`;
+}
+
 /** The CRI check that needs no crictl: gRPC to containerd's socket through the SSH connection. */
-export async function criCheck(conn: HostConnection, socket: string, pullTest: string[]): Promise<{ lines: string[]; problems: string[] }> {
+export async function criCheck(
+  conn: HostConnection,
+  socket: string,
+  pullTest: string[],
+  /** What hoist configures, to name the missing or rejected setting when a pull fails. */
+  rt?: Pick<RuntimeConfig, 'version' | 'configPath' | 'registries'>,
+): Promise<{ lines: string[]; problems: string[] }> {
   const stream = await conn.forwardUnix(socket);
   const client = new CriClient({ createConnection: () => stream, timeoutMs: 10_000 });
   const lines: string[] = [];
@@ -83,12 +103,18 @@ export async function criCheck(conn: HostConnection, socket: string, pullTest: s
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
     if (!ready?.status) problems.push(`CRI Status: RuntimeReady is not true (${ready?.reason ?? 'absent'}: ${ready?.message ?? ''})`);
     lines.push(`CRI ${v.api}: ${v.runtimeName} ${v.runtimeVersion}, RuntimeReady=${ready?.status ?? false}`);
+    if (rt && pullTest.length === 0 && Object.keys(rt.registries).length > 0) {
+      const generic = ctrPullCommand({ ...rt, registries: {} }, 'IMAGE');
+      if (generic) lines.push(`ctr pulls with the same registry settings as CRI: ${generic}${rt.version.major < 2 && Object.values(rt.registries).some((r) => r.auth) ? ' (add --user for registries with credentials: 1.x keeps them in config.toml)' : ''}`);
+    }
     for (const image of pullTest) {
       try {
         const ref = await client.pullImage(image);
         lines.push(`pull ${image}: ok (${ref})`);
+        const ctr = rt && ctrPullCommand(rt, image);
+        if (ctr) lines.push(`pull ${image} with ctr (same hosts.toml): ${ctr}${/ --user /.test(ctr) ? ' (asks for the password: containerd 1.x keeps it in config.toml, which ctr does not read)' : ''}`);
       } catch (e) {
-        problems.push(`pull ${image}: ${(e as Error).message}`);
+        problems.push(formatPullFailure(image, diagnosePull(image, (e as Error).message, rt?.registries)));
       }
     }
   } catch (e) {
@@ -126,13 +152,17 @@ export default defineTask({
               const fresh = changedBefore ? await runSections(conn, new Map(Object.entries(checks(st)))) : undefined;
               const get = (id: string) => fresh?.get(id) ?? ctx.probe(id);
               const outcome = judge(st, get);
-              const cri = outcome.ok ? await criCheck(conn, `${st.runtime.stateDir}/containerd.sock`, p.pull_test) : { lines: [], problems: [] };
+              const cri = outcome.ok ? await criCheck(conn, `${st.runtime.stateDir}/containerd.sock`, p.pull_test, st.runtime) : { lines: [], problems: [] };
               const problems = [...outcome.problems, ...cri.problems];
               if (problems.length === 0) {
                 for (const l of [...outcome.lines, ...cri.lines]) actx.note(l);
                 return;
               }
-              if (Date.now() >= deadline) throw new Error(`verification failed:\n  ${problems.join('\n  ')}`);
+              if (Date.now() >= deadline) {
+                // What did work (e.g. the pulls that succeeded) is reported next to what did not.
+                for (const l of [...outcome.lines, ...cri.lines]) actx.note(l);
+                throw new Error(`verification failed:\n  ${problems.join('\n  ')}`);
+              }
               await new Promise((r) => setTimeout(r, 1000));
             }
           },

@@ -1,6 +1,6 @@
-import { down, hostStatus, info, prepare, resetHost, startHost, stopHost, up } from './fleet.js';
+import { down, hostStatus, info, prepare, registries, resetHost, startHost, stopHost, up } from './fleet.js';
 
-const USAGE = 'usage: fleet prepare | up N | down | status | stop NAME [--abrupt] | start NAME | reset NAME';
+const USAGE = 'usage: fleet prepare | up N | down | status | registries | stop NAME [--abrupt] | start NAME | reset NAME  (env HOIST_FLEET_INSTANCE=K: a separate fleet)';
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
@@ -32,6 +32,13 @@ async function main(argv: string[]): Promise<void> {
       }
       process.stdout.write(`mirror ${fi.mirrorUrl} (hosts: ${fi.mirrorUrlForHosts}); apt ${fi.aptRepoUrl}\n`);
       process.stdout.write(`releases: ${fi.releases.map((r) => `${r.containerd}/${r.kind}`).join(' ')}\ninventory ${fi.inventoryPath}\n`);
+      return;
+    }
+    case 'registries': {
+      // Passwords stay in the state dir; this prints where things are, not secrets.
+      const r = await timed('registries', registries);
+      for (const x of [r.mirror, r.private, r.plain]) process.stdout.write(`${x.kind}\t${x.url}\t${x.images.join(' ')}\taccess log ${x.accessLog}\n`);
+      process.stdout.write(`test CA ${r.pki.ca}; client ${r.pki.clientCert} ${r.pki.clientKey}\n`);
       return;
     }
     case 'stop':

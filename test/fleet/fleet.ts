@@ -11,17 +11,19 @@ import {
 import { installIdentity } from './identity.js';
 import { renderInventory } from './inventory.js';
 import { ensureMirror, type MirrorRelease } from './mirror.js';
-import { createHostNetwork, deleteHostNetwork, listFleetNetworks, removeAllFleetNetworks, setHostLink } from './network.js';
+import { createHostNetwork, deleteHostNetwork, listFleetAddresses, listFleetNetworks, removeAllFleetNetworks, setHostLink } from './network.js';
 import { ensureOciImage } from './oci-image.js';
 import {
-  CACHE_DIR, HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, INVENTORY_PATH, KNOWN_HOSTS_PATH, REPO_ROOT, SERVER_LOG_PATH, SERVER_PID_PATH, SERVER_PORT_PATH,
-  SERVE_SCRIPT, STATE_DIR, STATE_FILE, hostAddress, hostGateway, hostIndex, hostName,
+  CACHE_DIR, HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, INSTANCE, INVENTORY_PATH, KNOWN_HOSTS_PATH, REGISTRIES_DIR, REPO_ROOT, SERVER_LOG_PATH, SERVER_PID_PATH,
+  SERVER_PORT_PATH, SERVE_SCRIPT, STATE_DIR, STATE_FILE, hostAddress, hostGateway, hostIndex, hostName,
 } from './paths.js';
+import { isFleetRegistryProcess, startRegistries, type FleetRegistries } from './registries.js';
 import { listenOn } from './serve.js';
 import { $, log, pidAlive, sleep, waitFor } from './sh.js';
 
 export type { FleetHost } from './hosts.js';
 export type { MirrorRelease } from './mirror.js';
+export type { FleetRegistries, FleetRegistry, FleetPki } from './registries.js';
 
 export interface FleetInfo {
   hosts: FleetHost[];
@@ -70,7 +72,7 @@ function writeState(s: FleetState): void {
 
 function requireState(): FleetState {
   const s = readState();
-  if (!s) throw new Error('fleet is not up (no .fleet/fleet.json); run: npm run fleet -- up 3');
+  if (!s) throw new Error(`fleet${INSTANCE === 1 ? '' : ` instance ${INSTANCE}`} is not up (no ${STATE_FILE}); run: npm run fleet -- up 3`);
   if (!pidAlive(s.serverPid) || processGone(s.serverPid)) throw new Error('fleet state is stale (its HTTP server is gone); run up again');
   return s;
 }
@@ -175,6 +177,15 @@ export async function info(): Promise<FleetInfo> {
   return requireState().info;
 }
 
+/**
+ * The fleet's three image registries (HTTPS mirror, mTLS + basic-auth private registry, plain
+ * HTTP), started on first use so `up` stays fast for tests that need none; `down` stops them.
+ */
+export async function registries(): Promise<FleetRegistries> {
+  const s = requireState();
+  return startRegistries(s.info.hosts.map((h) => h.gateway), s.prepared.ociImagePath);
+}
+
 /** Per-host state for status output and the benchmark. */
 export async function hostStatus(): Promise<{ name: string; address: string; running: boolean; systemState: string | null; memoryBytes: number | null }[]> {
   const s = requireState();
@@ -269,13 +280,20 @@ function cmdline(pid: number): string {
   }
 }
 
-/** Processes the fleet started, found by what they run: its HTTP server and nspawn on its host dirs. */
+/**
+ * Processes this fleet instance started, found by what they run: its HTTP server (by its port
+ * file in the state dir), nspawn on its host dirs, and its registries (by their config dir).
+ */
 function fleetProcesses(): number[] {
   const out: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     const c = cmdline(Number(e));
-    if ((c.includes(SERVE_SCRIPT) && c.includes('--port-file')) || (c.includes('systemd-nspawn') && c.includes(`${HOSTS_DIR}/`))) out.push(Number(e));
+    if (
+      (c.includes(SERVE_SCRIPT) && c.includes(`--port-file ${SERVER_PORT_PATH} `)) ||
+      (c.includes('systemd-nspawn') && c.includes(`${HOSTS_DIR}/`)) ||
+      isFleetRegistryProcess(c)
+    ) out.push(Number(e));
   }
   return out;
 }
@@ -318,6 +336,7 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
   for (const n of Object.keys(s?.runtime ?? {})) await deleteHostNetwork(hostIndex(n)).catch(() => undefined);
   rmSync(HOSTS_DIR, { recursive: true, force: true });
   rmSync(HOSTKEYS_DIR, { recursive: true, force: true });
+  rmSync(REGISTRIES_DIR, { recursive: true, force: true });
   for (const f of [STATE_FILE, SERVER_PID_PATH, SERVER_PORT_PATH]) rmSync(f, { force: true });
   await sleep(0);
 }
@@ -325,6 +344,6 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
 /** What a run left behind, for tests asserting that down leaves nothing. */
 export async function leftovers(): Promise<{ processes: number[]; mounts: string[]; cgroups: string[]; netns: string[]; links: string[]; addresses: string[] }> {
   const { netns, links } = await listFleetNetworks();
-  const addresses = (await $`ip -o -4 addr show`).stdout.split('\n').map((l) => /inet (10\.231\.\d+\.\d+)/.exec(l)?.[1]).filter((a): a is string => !!a);
+  const addresses = await listFleetAddresses();
   return { processes: fleetProcesses(), mounts: fleetMounts(), cgroups: findFleetCgroups(), netns, links, addresses };
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { BASE_ETC_HOSTS } from './base-image.js';
 import { cgroupPids, createCgroups, hostCgroupDirs, removeCgroups } from './cgroups.js';
 import { setHostLink } from './network.js';
-import { HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, KNOWN_HOSTS_PATH } from './paths.js';
+import { hostsFileEntries } from './registries.js';
+import { HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, KNOWN_HOSTS_PATH, netnsName } from './paths.js';
 import { $, sleep, waitFor } from './sh.js';
 
 export interface FleetHost {
@@ -86,7 +87,8 @@ export function writeHostFiles(host: FleetHost, port: number): void {
     chmodSync(join(sshDir, f), f.endsWith('.pub') ? 0o644 : 0o600);
   }
   writeFileSync(join(p.upper, 'etc/hostname'), `${host.name}\n`);
-  writeFileSync(join(p.upper, 'etc/hosts'), `${BASE_ETC_HOSTS}127.0.1.1 ${host.name}\n`);
+  // The fleet's image registries answer on the host's own gateway, under the names their certificates carry.
+  writeFileSync(join(p.upper, 'etc/hosts'), `${BASE_ETC_HOSTS}127.0.1.1 ${host.name}\n${hostsFileEntries(host.gateway)}`);
   mkdirSync(join(p.upper, 'etc/apt'), { recursive: true });
   writeFileSync(join(p.upper, 'etc/apt/sources.list'), `deb [trusted=yes] http://${host.gateway}:${port}/apt ./\n`);
 }
@@ -125,7 +127,7 @@ export async function bootHost(host: FleetHost): Promise<{ nspawnPid: number; cg
     '--keep-unit',
     '-M', host.name,
     '-D', p.root,
-    `--network-namespace-path=/run/netns/${host.name}`,
+    `--network-namespace-path=/run/netns/${netnsName(host.index)}`,
     '--capability=CAP_NET_ADMIN',
     '--system-call-filter=@keyring bpf',
     `--bind=${p.containerd}:/var/lib/containerd`,

@@ -1,14 +1,15 @@
 import { existsSync } from 'node:fs';
-import { HOST_NAME_RE, VETH_PREFIX, hostAddress, hostGateway, hostName } from './paths.js';
+import { HOST_NAME_RE, NETNS_PREFIX, SUBNET_PREFIX, VETH_PREFIX, hostAddress, hostGateway, hostName, netnsName } from './paths.js';
 import { $ } from './sh.js';
 
 /**
- * Host N lives in netns hN, reached over a veth pair: `hoist-hN` (10.231.N.1/30) on the controller,
- * `host0` (10.231.N.2/30) inside. The pair outlives stop/start so servers bound to the gateway keep working.
+ * Host N lives in its own netns (`hN`; `fleetK-hN` for instance K), reached over a veth pair:
+ * `hoist-hN` (`hoistK-hN`) with 10.(230+K).N.1/30 on the controller, `host0` with .2 inside.
+ * The pair outlives stop/start so servers bound to the gateway keep working.
  */
 export async function createHostNetwork(index: number): Promise<void> {
-  const ns = hostName(index);
-  const veth = `${VETH_PREFIX}${ns}`;
+  const ns = netnsName(index);
+  const veth = `${VETH_PREFIX}${hostName(index)}`;
   await $`ip netns add ${ns}`;
   await $`ip link add ${veth} type veth peer name host0 netns ${ns}`;
   await $`ip addr add ${hostGateway(index)}/30 dev ${veth}`;
@@ -21,28 +22,34 @@ export async function createHostNetwork(index: number): Promise<void> {
 
 /** Link state of the host's side: down makes the address silently unreachable, like a machine that died. */
 export async function setHostLink(index: number, up: boolean): Promise<void> {
-  const ns = hostName(index);
+  const ns = netnsName(index);
   await $`ip -n ${ns} link set host0 ${up ? 'up' : 'down'}`;
   if (up) await $`ip -n ${ns} route replace default via ${hostGateway(index)}`;
 }
 
 export async function deleteHostNetwork(index: number): Promise<void> {
-  const ns = hostName(index);
-  await $`ip link del ${VETH_PREFIX}${ns}`.nothrow();
+  const ns = netnsName(index);
+  await $`ip link del ${VETH_PREFIX}${hostName(index)}`.nothrow();
   if (existsSync(`/run/netns/${ns}`)) await $`ip netns del ${ns}`;
 }
 
-/** Leftovers of any run, found by the harness's naming (netns hN, links hoist-hN). */
+/** Leftovers of any run of this instance, found by its naming (netns and link prefixes). */
 export async function listFleetNetworks(): Promise<{ netns: string[]; links: string[] }> {
   const netns = (await $`ip netns list`.nothrow()).stdout
     .split('\n')
     .map((l) => l.split(' ')[0])
-    .filter((n) => HOST_NAME_RE.test(n));
+    .filter((n) => n.startsWith(NETNS_PREFIX) && HOST_NAME_RE.test(n.slice(NETNS_PREFIX.length)));
   const links = (await $`ip -o link show`).stdout
     .split('\n')
     .map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1] ?? '')
     .filter((n) => n.startsWith(VETH_PREFIX) && HOST_NAME_RE.test(n.slice(VETH_PREFIX.length)));
   return { netns, links };
+}
+
+/** Addresses of this instance's subnet still configured on the controller. */
+export async function listFleetAddresses(): Promise<string[]> {
+  const re = new RegExp(`inet (${SUBNET_PREFIX.replace(/\./g, '\\.')}\\.\\d+\\.\\d+)`);
+  return (await $`ip -o -4 addr show`).stdout.split('\n').map((l) => re.exec(l)?.[1]).filter((a): a is string => !!a);
 }
 
 export async function removeAllFleetNetworks(): Promise<void> {

@@ -1,6 +1,6 @@
 import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, cp, appendFile } from 'node:fs/promises';
+import { mkdtemp, writeFile, appendFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -137,10 +137,6 @@ describe('refusals', () => {
 
   test('a corrupted artifact in the mirror is refused and nothing is installed', async () => {
     const rel = info.releases.find((r) => r.kind === 'bundle')!;
-    const mirror = path.join(dir, 'bad-mirror');
-    const src = new URL(info.mirrorUrl);
-    await cp(path.join('/var/cache/hoist-fleet'), mirror, { recursive: true, filter: () => true }).catch(() => undefined);
-    void src;
     const asset = `cri-containerd-cni-${rel.containerd}-linux-amd64.tar.gz`;
     const rel_path = path.join('containerd/containerd/releases/download', `v${rel.containerd}`);
     // Fetch the real files, corrupt the tarball, serve the copy.

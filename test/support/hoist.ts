@@ -45,6 +45,7 @@ export interface JsonReport {
     name: string;
     status: string;
     error?: string;
+    notes?: string[];
     tasks: { title: string; task: string; status: string; changes: string[]; notes: string[]; error?: string }[];
   }[];
 }

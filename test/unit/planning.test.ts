@@ -69,3 +69,13 @@ test('package probe output and install commands per manager', () => {
   assert.equal(installScript('yum', ['libseccomp'], 'absent'), 'yum remove -y libseccomp');
   assert.throws(() => installScript('none', ['x'], 'present'), /no supported package manager/);
 });
+
+test('a host whose init is not systemd is refused at planning, before any change', async () => {
+  const { default: service } = await import('../../src/tasks/service.js');
+  const { default: containerdService } = await import('../../src/tasks/containerd-service.js');
+  const { parseFacts } = await import('../../src/facts/facts.js');
+  const facts = parseFacts('os_id=alpine\ninit=openrc-init\npm=none\n');
+  const ctx = { facts, state: new PlanState(), probe: () => ({ out: '', code: 0 }), prepared: undefined } as unknown as Parameters<typeof service.plan>[1];
+  assert.throws(() => service.plan({ name: 'x', enabled: true, state: 'started', restart_on: [], unit_files: [] }, ctx), /init is "openrc-init", not systemd/);
+  assert.throws(() => containerdService.plan({}, { ...ctx, prepared: { unit: '', want: { unit: 'containerd.service', enabled: true, state: 'started', restartOn: [], unitFiles: [] } } } as unknown as Parameters<typeof containerdService.plan>[1]), /not systemd/);
+});

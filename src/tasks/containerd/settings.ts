@@ -91,7 +91,7 @@ export function containerdSettings(vars: Vars): ContainerdSettings {
   });
   const allow = vars.plugin_error_allow;
   if (allow !== undefined && !(Array.isArray(allow) && allow.every((a) => typeof a === 'string'))) {
-    throw new InputError('plugin_error_allow: must be a list of plugin ids like "io.containerd.snapshotter.v1.devmapper"');
+    throw new InputError('plugin_error_allow: must be a list of "TYPE ID" pairs as `ctr plugin ls` prints them, like "io.containerd.snapshotter.v1 devmapper"');
   }
   const s: ContainerdSettings = {
     runtime,

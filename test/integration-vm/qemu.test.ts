@@ -1,0 +1,97 @@
+/**
+ * Smoke test on a real kernel: hoist's containerd playbook against one QEMU/TCG VM (its own Debian
+ * kernel, pure cgroup v2, udev, a virtio disk) instead of an nspawn host sharing the controller's kernel.
+ *
+ * Off by default (a few minutes, ≈1.4 GB RAM for QEMU): HOIST_QEMU=1 npx tsx --test test/integration-vm/qemu.test.ts
+ * Needs root and qemu-system-x86 + qemu-utils besides the fleet's packages. Does not need the fleet up.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureMirror, type MirrorRelease } from '../fleet/mirror.js';
+import { ensureOciImage } from '../fleet/oci-image.js';
+import { listenOn } from '../fleet/serve.js';
+import { copyToVm, onVm, startVm, stopVm, type RunningVm } from '../qemu/vm.js';
+import { changedCount, hoistJson, ROOT } from '../support/hoist.js';
+
+const enabled = process.env.HOIST_QEMU === '1';
+const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
+/** The playbook's own default line, unless the run asks for another version the mirror has. */
+const WANTED = process.env.HOIST_QEMU_CONTAINERD ?? '1.7.24';
+
+describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set HOIST_QEMU=1 to run (slow, boots a VM under TCG)' }, () => {
+  let vm: RunningVm;
+  let servers: Server[] = [];
+  let mirrorUrl: string;
+  let release: MirrorRelease;
+  let oci: { path: string; name: string };
+  let dir: string;
+
+  before(async () => {
+    const mirror = await ensureMirror();
+    const found = mirror.releases.find((r) => r.containerd === WANTED);
+    assert.ok(found, `the release mirror has no containerd ${WANTED} (it has ${mirror.releases.map((r) => r.containerd).join(', ')})`);
+    release = found;
+    oci = await ensureOciImage();
+    // Loopback only: hoist downloads on the controller and pushes over SSH, so the VM (which has
+    // no route anywhere) never needs to reach the mirror.
+    const served = await listenOn([{ prefix: '/', dir: mirror.dir }], []);
+    servers = served.servers;
+    mirrorUrl = `http://127.0.0.1:${served.port}`;
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-qemu-'));
+    vm = await startVm({ bootTimeout: 600 });
+  }, { timeout: 20 * 60_000 });
+
+  after(async () => {
+    await stopVm();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const apply = () =>
+    hoistJson([
+      'apply', PLAYBOOK, '-i', vm.inventoryPath, '--cache-dir', path.join(dir, 'cache'), '--command-timeout', '900',
+      '-e', `release_base_url="${mirrorUrl}"`, '-e', `containerd_version="${release.containerd}"`,
+      // 2.x pulls runc and CNI from their own releases: the ones the mirror has (it has no crictl).
+      ...(release.kind === 'components' ? ['-e', 'crictl_version=false', '-e', `runc_version="${release.runc}"`, '-e', `cni_version="${release.cni}"`] : []),
+    ]);
+
+  test('the VM runs its own kernel with pure cgroup v2', async () => {
+    const r = await onVm(vm, 'uname -r; systemd-detect-virt; stat -f -c %T /sys/fs/cgroup; systemctl is-system-running');
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(r.out.trim().split('\n'), [vm.kernelRelease, 'qemu', 'cgroup2fs', 'running']);
+    assert.notEqual(vm.kernelRelease, os.release(), 'the guest kernel must not be the controller’s');
+  });
+
+  test('bare VM → containerd verified, a container runs, then a no-op rerun', { timeout: 30 * 60_000 }, async () => {
+    const first = await apply();
+    assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
+    const host = first.report.hosts[0];
+    assert.equal(host.status, 'changed');
+    const verify = host.tasks.find((t) => t.task === 'containerd_verify');
+    assert.ok(verify, JSON.stringify(host.tasks.map((t) => t.task)));
+    assert.equal(verify.status, 'ok', verify.error);
+    assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(release.containerd)), verify.notes.join('\n'));
+
+    const state = await onVm(vm, 'systemctl is-active containerd; systemctl is-enabled containerd; ctr version | grep -c "^Server:"');
+    assert.equal(state.out, 'active\nenabled\n1\n', state.out);
+
+    // One unified-hierarchy line (no v1 controllers on this kernel), in the cgroup ctr asked runc
+    // to create: <containerd namespace>/<container id>.
+    await copyToVm(vm, oci.path, '/tmp/busybox.tar');
+    const run = await onVm(vm, `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${oci.name} hoist-qemu /bin/busybox sh -c 'echo hello-from-qemu; cat /proc/self/cgroup'`);
+    assert.equal(run.code, 0, run.out);
+    const [line, cgroup] = run.out.trim().split('\n');
+    assert.equal(line, 'hello-from-qemu');
+    assert.equal(cgroup, '0::/default/hoist-qemu', run.out);
+
+    const pid = (await onVm(vm, 'systemctl show -p MainPID --value containerd')).out.trim();
+    const second = await apply();
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(changedCount(second.report), 0, JSON.stringify(second.report.hosts[0].tasks.filter((t) => t.status !== 'ok')));
+    assert.equal((await onVm(vm, 'systemctl show -p MainPID --value containerd')).out.trim(), pid, 'containerd was restarted by a no-op run');
+  });
+});

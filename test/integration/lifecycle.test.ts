@@ -1,0 +1,204 @@
+import { test, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, hoistJson, onHost, changedCount, ROOT, HOIST } from '../support/hoist.js';
+
+const PB = (n: string) => path.join(ROOT, 'playbooks', `${n}.toml`);
+let info: fleet.FleetInfo;
+let cacheDir: string;
+
+before(async () => {
+  info = await fleet.info();
+  cacheDir = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-life-')), 'cache');
+});
+
+const rel = (line: string) => info.releases.find((r) => r.line === line);
+function versionArgs(line: string): string[] {
+  const r = rel(line)!;
+  const args = ['-e', `containerd_version="${r.containerd}"`];
+  if (r.kind === 'components') args.push('-e', 'crictl_version=false', '-e', `runc_version="${r.runc}"`, '-e', `cni_version="${r.cni}"`);
+  return args;
+}
+const run = (pb: string, line: string, ...extra: string[]) => hoistJson(['apply', PB(pb), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line), ...extra]);
+
+async function startContainer(host: string): Promise<string> {
+  execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${info.hosts.find((h) => h.name === host)!.address}:/tmp/busybox.tar`]);
+  const r = await onHost(info, host, `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} longlived /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="longlived"{print $2}'`);
+  assert.match(r.out.trim(), /^\d+$/, r.out);
+  return r.out.trim();
+}
+
+async function stillRunning(host: string, pid: string) {
+  const r = await onHost(info, host, `kill -0 ${pid} && echo alive; ctr task ls | awk '$1=="longlived"{print $2, $3}'`);
+  assert.equal(r.out, `alive\n${pid} RUNNING\n`, `${host}: ${r.out}`);
+}
+
+describe('rolling upgrades', () => {
+  test('1.6 → 1.7 → 2.x one host at a time: containers keep running, verification green, a rerun changes nothing', async (t) => {
+    if (!rel('1.6') || !rel('1.7') || !rel('2.1')) return t.skip('the mirror lacks a 1.6, 1.7 or 2.1 release');
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    const boot = await run('containerd', '1.6');
+    assert.equal(boot.code, 0, JSON.stringify(boot.report));
+    const pids = new Map<string, string>();
+    for (const h of info.hosts) pids.set(h.name, await startContainer(h.name));
+
+    for (const line of ['1.7', '2.1']) {
+      const up = await run('upgrade', line);
+      assert.equal(up.code, 0, `${up.stderr}\n${JSON.stringify(up.report, null, 1)}`);
+      for (const h of up.report.hosts) {
+        assert.equal(h.status, 'changed');
+        const verify = h.tasks.find((x) => x.task === 'containerd_verify')!;
+        assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(rel(line)!.containerd)), verify.notes.join('; '));
+      }
+      for (const [h, pid] of pids) await stillRunning(h, pid);
+      const again = await run('upgrade', line);
+      assert.equal(again.code, 0);
+      assert.equal(changedCount(again.report), 0, 'rerunning a finished upgrade changes nothing');
+    }
+    // Downgrades need to be asked for.
+    const down = await run('upgrade', '1.7', '--limit', 'h1');
+    assert.equal(down.code, 2);
+    assert.match(down.report.hosts[0].error!, /downgrade/);
+  });
+
+  test('a host failing verification is rolled back, the roll-out stops, later hosts are untouched', async (t) => {
+    if (!rel('1.7') || !rel('2.1')) return t.skip('needs 1.7 and 2.1 releases');
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    assert.equal((await run('containerd', '1.7')).code, 0);
+    // A drop-in 1.7 ignores but which disables 2.x's CRI image service: the new version fails verification on h2 only.
+    await onHost(info, 'h2', `printf 'disabled_plugins = ["io.containerd.cri.v1.images"]\\n' > /etc/containerd/conf.d/99-local.toml && systemctl restart containerd`);
+    const h3Before = (await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json')).out;
+    const up = await run('upgrade', '2.1', '-e', 'verify_settle_seconds=3');
+    assert.equal(up.code, 2);
+    const [h1, h2, h3] = up.report.hosts;
+    assert.equal(h1.status, 'changed');
+    assert.equal(h2.status, 'failed');
+    assert.match(h2.error!, /verification failed[\s\S]*CRI plugin not ok[\s\S]*rolled back to containerd 1\.7\.\d+, which is running again/);
+    assert.equal(h3.status, 'skipped');
+    assert.match(up.report.aborted ?? '', /roll-out stopped after h2 failed/);
+    const v2 = await onHost(info, 'h2', 'ctr version | grep -c "Version:  1.7"; systemctl is-active containerd');
+    assert.equal(v2.out, '2\nactive\n');
+    assert.equal((await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json')).out, h3Before);
+    // h2 is consistent after the rollback: its old version reruns clean.
+    const back = await run('containerd', '1.7', '--limit', 'h2');
+    assert.equal(changedCount(back.report), 0, JSON.stringify(back.report.hosts[0].tasks.filter((x) => x.status !== 'ok')));
+  });
+
+  test('a failing before_host hook stops the roll-out before the host changes', async (t) => {
+    if (!rel('2.1')) return t.skip('needs a 2.1 release');
+    const hooked = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-hook-')), 'hooked.toml');
+    execFileSync('bash', ['-c', `printf 'extends = "${PB('upgrade')}"\\n[[before_host]]\\nrun = "test $HOIST_HOST != h3"\\n[[after_host]]\\nrun = "echo done-$HOIST_HOST"\\non = "host"\\n' > ${hooked}`]);
+    const r = await hoistJson(['apply', hooked, '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs('2.1'), '--limit', 'h3']);
+    assert.equal(r.code, 2);
+    assert.match(r.report.hosts[0].error!, /before_host hook failed, host left unchanged/);
+    assert.match((await onHost(info, 'h3', 'ctr version | grep -m1 Version')).out, /1\.7/);
+  });
+});
+
+describe('staging rebuilds', () => {
+  test('reset then bootstrap reproduces every managed file byte for byte', async () => {
+    const line = rel('2.1') ? '2.1' : '1.7';
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    assert.equal((await run('containerd', line)).code, 0);
+    const sums = `cd / && (cut -d' ' -f3- /var/lib/hoist/containerd/files.stat; echo /etc/containerd/config.toml; echo /etc/crictl.yaml; echo /etc/systemd/system/containerd.service; find /etc/containerd/certs.d -type f 2>/dev/null) | sort | xargs -d '\\n' sha256sum`;
+    const first = await Promise.all(info.hosts.map((h) => onHost(info, h.name, sums)));
+    assert.ok(first[0].out.split('\n').length > 10, first[0].out);
+    const noConfirm = await hoist(['apply', PB('reset'), '-i', info.inventoryPath, ...versionArgs(line)]);
+    assert.equal(noConfirm.code, 1);
+    assert.match(noConfirm.stderr, /--yes/);
+    const reset = await run('reset', line, '--yes', '-e', 'remove_data=true');
+    assert.equal(reset.code, 0, JSON.stringify(reset.report));
+    const gone = await onHost(info, 'h1', 'ls /usr/local/bin /usr/local/sbin; ls /etc/containerd /var/lib/hoist/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1 | grep -c "No such"; systemctl cat containerd 2>&1 | grep -c "No files"');
+    assert.equal(gone.out, '/usr/local/bin:\n\n/usr/local/sbin:\n3\n1\n');
+    assert.equal(changedCount((await run('reset', line, '--yes')).report), 0, 'a second reset has nothing to do');
+    assert.equal((await run('containerd', line)).code, 0);
+    const second = await Promise.all(info.hosts.map((h) => onHost(info, h.name, sums)));
+    assert.deepEqual(second.map((s) => s.out), first.map((f) => f.out));
+    // Same inventory and playbook on every host: only host-independent content.
+    assert.equal(first[0].out, first[2].out);
+  });
+});
+
+describe('failure safety', () => {
+  test('SIGKILL at any point of an apply, then a rerun, converges with no half-written file', async () => {
+    const line = rel('1.7') ? '1.7' : info.releases[0].line;
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    const args = ['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', path.join(cacheDir, '..', 'kill-cache'), ...versionArgs(line)];
+    // Kill points spread over a fresh run: during download, push, unpack, config, restart.
+    for (const ms of [150, 400, 900, 1500, 2500, 3500, 5000]) {
+      const child = spawn(process.execPath, [HOIST, ...args], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, ms));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+    }
+    const r = await hoistJson(args);
+    assert.equal(r.code, 0, JSON.stringify(r.report, null, 1));
+    for (const h of r.report.hosts) assert.equal(h.tasks.find((x) => x.task === 'containerd_verify')!.status, 'ok');
+    const again = await hoistJson(args);
+    assert.equal(changedCount(again.report), 0);
+    // Every installed file matches its record; nothing staged is left in a live directory.
+    const check = await onHost(info, 'h1', `cut -d' ' -f3- /var/lib/hoist/containerd/files.stat | xargs -d '\\n' stat -c '%s %Y %n' | diff - /var/lib/hoist/containerd/files.stat && echo same; find /usr/local /etc/containerd /etc/systemd/system -name '*.hoist-new' -o -name '.*.hoist-*' | wc -l`);
+    assert.equal(check.out, 'same\n0\n');
+  });
+
+  test('a host that dies mid-run is unreachable (exit 4), the others finish, the next run completes it', async () => {
+    const line = rel('1.7') ? '1.7' : info.releases[0].line;
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    const child = hoistJson(['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line)]);
+    await new Promise((r) => setTimeout(r, 1200));
+    await fleet.stopHost('h2', { abrupt: true });
+    const r = await child;
+    assert.equal(r.code, 4, JSON.stringify(r.report, null, 1));
+    assert.deepEqual(r.report.hosts.map((h) => h.status), ['changed', 'unreachable', 'changed']);
+    await fleet.startHost('h2');
+    const next = await hoistJson(['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line)]);
+    assert.equal(next.code, 0, JSON.stringify(next.report.hosts[1]));
+    assert.equal(next.report.hosts[1].tasks.find((x) => x.task === 'containerd_verify')!.status, 'ok');
+  });
+
+  test('two runs at once: the second is refused with the holder named, or waits with --lock-wait', async () => {
+    const line = rel('1.7') ? '1.7' : info.releases[0].line;
+    const args = ['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line), '--limit', 'h1', '-e', 'oom_score=-10'];
+    const slow = hoistJson([...args, '-e', 'verify_settle_seconds=1']);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await hoistJson([...args]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.report.hosts[0].error!, /h1 is locked by another hoist run \(.+ pid \d+, started .+, playbook containerd\)/);
+    const waited = await hoistJson([...args, '--lock-wait', '60']);
+    assert.equal(waited.code, 0);
+    assert.equal((await slow).code, 0);
+    // A killed run's lock dies with its connection; the next run takes over and says so.
+    const child = spawn(process.execPath, [HOIST, ...args.slice(0, -2), '-e', 'oom_score=-20'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    const after = await hoistJson([...args.slice(0, -2), '-e', 'oom_score=-20']);
+    assert.equal(after.code, 0);
+    assert.match(after.report.hosts[0].notes?.join(' ') ?? '', /stale host lock left by a killed run/);
+  });
+
+  test('a host without tar or without disk space fails alone with a clear message, and nothing is half-installed', async () => {
+    const line = rel('1.7') ? '1.7' : info.releases[0].line;
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+    // The hosts' disks are the controller's; a small tmpfs stands in for a full one.
+    await onHost(info, 'h1', 'mv /usr/bin/tar /usr/bin/tar.away');
+    await onHost(info, 'h3', 'mkdir -p /var/lib/hoist && mount -t tmpfs -o size=24m tmpfs /var/lib/hoist');
+    try {
+      const r = await run('containerd', line);
+      assert.equal(r.code, 2);
+      const [h1, h2, h3] = r.report.hosts;
+      assert.match(h1.error!, /tar is not installed/);
+      assert.equal(h2.status, 'changed');
+      assert.match(h3.error!, /not enough disk space on \/var\/lib\/hoist: \d+ MB free, about \d+ MB needed/);
+      for (const h of ['h1', 'h3']) assert.equal((await onHost(info, h, 'ls /usr/local/bin | wc -l')).out.trim(), '0', `${h}: nothing half-installed`);
+    } finally {
+      await onHost(info, 'h1', 'mv /usr/bin/tar.away /usr/bin/tar');
+      await onHost(info, 'h3', 'umount /var/lib/hoist');
+    }
+  });
+
+});
