@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { isValidReleaseVersion, parseVersion, type Version } from '../containerd/version.js';
 import type { ChecksumFormat } from './checksum-format.js';
 
 export type { ChecksumFormat } from './checksum-format.js';
@@ -61,18 +62,10 @@ const NEWEST_KNOWN_LINE = '2.4';
 /** The cri-containerd-cni bundle is only known (and only checked) for these 1.x lines. */
 const OLDEST_BUNDLE_MINOR = 4;
 
-const VERSION_RE = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?$/;
 const HEX64_RE = /^[0-9a-f]{64}$/;
 
-export interface ParsedVersion {
-  major: number;
-  minor: number;
-  patch: number;
-  pre?: string;
-}
-
-/** Strict X.Y.Z[-pre]; `key` names the setting in error messages. */
-export function parseVersion(value: unknown, key: string): ParsedVersion {
+/** Strict X.Y.Z[-pre] as a user writes a release; `key` names the setting in error messages. */
+export function parseReleaseVersion(value: unknown, key: string): Version {
   if (typeof value !== 'string' || value === '') {
     throw new InputError(`${key} must be a version string like "2.1.4", got ${JSON.stringify(value)}`);
   }
@@ -80,15 +73,12 @@ export function parseVersion(value: unknown, key: string): ParsedVersion {
     // Release tags carry the "v"; asset names and hoist settings do not.
     throw new InputError(`${key} "${value}" must not start with "v" (write "${value.slice(1)}")`);
   }
-  const m = VERSION_RE.exec(value);
-  if (!m) {
+  if (!isValidReleaseVersion(value)) {
     throw new InputError(
       `${key} "${value}" is not a version: expected MAJOR.MINOR.PATCH with an optional -prerelease (e.g. "2.1.4", "2.4.0-beta.0")`,
     );
   }
-  const out: ParsedVersion = { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) };
-  if (m[4]) out.pre = m[4].slice(1);
-  return out;
+  return parseVersion(value);
 }
 
 /** Validated base URL without trailing slash. */
@@ -116,7 +106,7 @@ export function normalizeReleaseBaseUrl(value: unknown): string {
   return u.toString().replace(/\/+$/, '');
 }
 
-function companionDefaults(v: ParsedVersion): CompanionVersions {
+function companionDefaults(v: Version): CompanionVersions {
   const line = `${v.major}.${v.minor}`;
   // A line newer than this table gets the newest known companions: containerd keeps runc/CNI/crictl
   // compatibility forward, and each can be overridden.
@@ -133,7 +123,7 @@ function ghRelease(base: string, repo: string, tag: string, asset: string): stri
  * containerd, runc, the CNI plugins and (unless disabled) crictl come from their own releases.
  */
 export function releaseCatalog(opts: CatalogOptions): Artifact[] {
-  const cv = parseVersion(opts.containerdVersion, 'containerd_version');
+  const cv = parseReleaseVersion(opts.containerdVersion, 'containerd_version');
   const base = normalizeReleaseBaseUrl(opts.releaseBaseUrl ?? DEFAULT_RELEASE_BASE_URL);
   const V = opts.containerdVersion;
   const artifacts: Artifact[] = [];
@@ -167,9 +157,9 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
     const R = opts.runcVersion ?? d.runc;
     const C = opts.cniVersion ?? d.cni;
     const K = opts.crictlVersion === undefined ? d.crictl : opts.crictlVersion;
-    parseVersion(R, 'runc_version');
-    parseVersion(C, 'cni_version');
-    if (K !== false) parseVersion(K, 'crictl_version');
+    parseReleaseVersion(R, 'runc_version');
+    parseReleaseVersion(C, 'cni_version');
+    if (K !== false) parseReleaseVersion(K, 'crictl_version');
 
     const ctd = `containerd-${V}-linux-amd64.tar.gz`;
     artifacts.push({

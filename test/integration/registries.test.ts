@@ -152,7 +152,7 @@ async function logText(): Promise<string> {
  * containerd socket (strict host-key checking, the fleet's key).
  */
 async function withCri<T>(host: fleet.FleetHost, f: (c: CriClient) => Promise<T>): Promise<T> {
-  const sock = path.join(dir, `cri-${host.name}.sock`);
+  const sock = path.join(dir, `cri-${host.name}-${Date.now()}.sock`);
   const ssh = spawn('ssh', [
     '-N', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-o', 'ExitOnForwardFailure=yes',
     '-o', 'StreamLocalBindUnlink=yes', '-i', info.identityPath, '-L', `${sock}:/run/containerd/containerd.sock`, `root@${host.address}`,

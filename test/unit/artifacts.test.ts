@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InputError } from '../../src/util/errors.js';
-import { COMPANION_VERSIONS, normalizeReleaseBaseUrl, parseVersion, releaseCatalog } from '../../src/artifacts/catalog.js';
+import { COMPANION_VERSIONS, normalizeReleaseBaseUrl, parseReleaseVersion, releaseCatalog } from '../../src/artifacts/catalog.js';
 import { ChecksumError, expectedSha256 } from '../../src/artifacts/checksum-format.js';
 
 const H1 = 'a'.repeat(64);
@@ -153,12 +153,14 @@ describe('input validation', () => {
   });
 
   it('validates version strings strictly', () => {
-    assert.deepEqual(parseVersion('2.1.4', 'x'), { major: 2, minor: 1, patch: 4 });
-    assert.deepEqual(parseVersion('2.4.0-rc.1', 'x'), { major: 2, minor: 4, patch: 0, pre: 'rc.1' });
+    const v = parseReleaseVersion('2.1.4', 'x');
+    assert.deepEqual([v.major, v.minor, v.patch, v.prerelease], [2, 1, 4, []]);
+    const pre = parseReleaseVersion('2.4.0-rc.1', 'x');
+    assert.deepEqual([pre.major, pre.minor, pre.patch, pre.prerelease], [2, 4, 0, ['rc', '1']]);
     for (const bad of ['2.1', '2.1.4.1', '2.1.x', '02.1.4', '2.1.4-', '2.1.4-beta..0', ' 2.1.4', '2.1.4 ', 'latest', '']) {
-      assert.throws(() => parseVersion(bad, 'containerd_version'), InputError, `should reject ${JSON.stringify(bad)}`);
+      assert.throws(() => parseReleaseVersion(bad, 'containerd_version'), InputError, `should reject ${JSON.stringify(bad)}`);
     }
-    assert.throws(() => parseVersion('v2.1.4', 'containerd_version'), /must not start with "v" \(write "2\.1\.4"\)/);
+    assert.throws(() => parseReleaseVersion('v2.1.4', 'containerd_version'), /must not start with "v" \(write "2\.1\.4"\)/);
     assert.throws(() => releaseCatalog({ containerdVersion: '2.1' }), /containerd_version "2.1" is not a version/);
     assert.throws(() => releaseCatalog({ containerdVersion: '2.1.4', runcVersion: 'v1.3.6' }), /runc_version "v1.3.6" must not start/);
     assert.throws(() => releaseCatalog({ containerdVersion: '2.1.4', cniVersion: '1.9' }), /cni_version "1.9" is not a version/);
