@@ -204,6 +204,10 @@ export class HostConnection {
   }
 
   private run(command: string, stdin: string, timeoutMs: number): Promise<ExecResult> {
+    return this.guard(this.runChannel(command, stdin, timeoutMs), 'a command');
+  }
+
+  private runChannel(command: string, stdin: string, timeoutMs: number): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       this.client.exec(command, (err, ch: ClientChannel) => {
         if (err) return reject(new HostError(`${this.endpoint.name}: cannot start a command: ${err.message}`));
@@ -211,16 +215,12 @@ export class HostConnection {
         const errb: Buffer[] = [];
         let code: number | null = null;
         let signal: string | undefined;
-        const abort = () => {
-          clearTimeout(timer);
-          reject(new HostError(`${this.endpoint.name}: connection lost during a command`));
-        };
-        this.pending.add(abort);
         const timer = setTimeout(() => {
-          this.pending.delete(abort);
           ch.close();
           reject(new HostError(`${this.endpoint.name}: command timed out after ${Math.round(timeoutMs / 1000)} s`));
         }, timeoutMs);
+        // A lost connection is reported by guard(); this timer must not keep the process alive after it.
+        timer.unref();
         ch.on('data', (d: Buffer) => out.push(d));
         ch.stderr.on('data', (d: Buffer) => errb.push(d));
         ch.on('exit', (c: number | null, sig?: string) => {
@@ -229,7 +229,6 @@ export class HostConnection {
         });
         ch.on('close', () => {
           clearTimeout(timer);
-          this.pending.delete(abort);
           if (code === null && signal === undefined && this.closed) {
             return reject(new HostError(`${this.endpoint.name}: connection closed during a command`));
           }
@@ -254,11 +253,25 @@ export class HostConnection {
     return r;
   }
 
+  /**
+   * SFTP and forwarding callbacks never fire once the connection is gone; racing them against the
+   * connection's end turns a dead host into an error instead of a run that waits forever.
+   */
+  private guard<T>(work: Promise<T>, what: string): Promise<T> {
+    if (this.closed) return Promise.reject(new HostError(`${this.endpoint.name}: connection lost before ${what}`));
+    let abort!: () => void;
+    const lost = new Promise<never>((_, reject) => {
+      abort = () => reject(new HostError(`${this.endpoint.name}: connection lost during ${what}`));
+    });
+    this.pending.add(abort);
+    return Promise.race([work, lost]).finally(() => this.pending.delete(abort));
+  }
+
   private sftp(): Promise<SFTPWrapper> {
     this.sftpP ??= new Promise((resolve, reject) =>
       this.client.sftp((err, s) => (err ? reject(new HostError(`${this.endpoint.name}: SFTP unavailable: ${err.message}`)) : resolve(s))),
     );
-    return this.sftpP;
+    return this.guard(this.sftpP, 'opening SFTP');
   }
 
   /**
@@ -273,11 +286,14 @@ export class HostConnection {
     const nonce = randomBytes(6).toString('hex');
     const staging = viaSudo ? `.hoist-upload-${nonce}` : `${dir}/.${path.posix.basename(remotePath)}.hoist-${nonce}`;
     const put = () =>
-      new Promise<void>((resolve, reject) => {
-        const done = (err?: Error | null) => (err ? reject(err) : resolve());
-        if (Buffer.isBuffer(data)) sftp.writeFile(staging, data, { mode: 0o600 }, done);
-        else sftp.fastPut(data.localPath, staging, { mode: 0o600, concurrency: 16, chunkSize: 256 * 1024 }, done);
-      });
+      this.guard(
+        new Promise<void>((resolve, reject) => {
+          const done = (err?: Error | null) => (err ? reject(err) : resolve());
+          if (Buffer.isBuffer(data)) sftp.writeFile(staging, data, { mode: 0o600 }, done);
+          else sftp.fastPut(data.localPath, staging, { mode: 0o600, concurrency: 16, chunkSize: 256 * 1024 }, done);
+        }),
+        `the upload of ${remotePath}`,
+      );
     this.bytesPushed += Buffer.isBuffer(data) ? data.length : (await stat(data.localPath)).size;
     try {
       await put().catch(async (err: Error & { code?: number }) => {
@@ -334,7 +350,7 @@ cat >/dev/null
 rm -f ${LOCK_DIR}/lock.holder
 }
 `;
-    return new Promise((resolve, reject) => {
+    const taking = new Promise<HostLock>((resolve, reject) => {
       this.client.exec(command, (err, ch: ClientChannel) => {
         if (err) return reject(new HostError(`${this.endpoint.name}: cannot take the host lock: ${err.message}`));
         let out = '';
@@ -375,14 +391,18 @@ rm -f ${LOCK_DIR}/lock.holder
         ch.write(pw !== undefined ? `${pw}\n${script}` : script);
       });
     });
+    return this.guard(taking, 'taking the host lock');
   }
 
   /** A stream to a unix socket on the host (stream-local forwarding), e.g. containerd's gRPC socket. */
   forwardUnix(socketPath: string): Promise<Duplex> {
-    return new Promise((resolve, reject) =>
-      this.client.openssh_forwardOutStreamLocal(socketPath, (err, ch) =>
-        err ? reject(new HostError(`${this.endpoint.name}: cannot open ${socketPath} over SSH: ${err.message}`)) : resolve(ch),
+    return this.guard(
+      new Promise((resolve, reject) =>
+        this.client.openssh_forwardOutStreamLocal(socketPath, (err, ch) =>
+          err ? reject(new HostError(`${this.endpoint.name}: cannot open ${socketPath} over SSH: ${err.message}`)) : resolve(ch),
+        ),
       ),
+      `opening ${socketPath}`,
     );
   }
 

@@ -7,7 +7,9 @@ import { fileProbe, parseFileProbe, planFile, type DesiredFile } from './lib/fil
 import { renderAllHostsToml } from '../containerd/render.js';
 import { registryFiles } from '../containerd/runtime-config.js';
 import { resolveLocal } from './file.js';
-import { settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { settingsOrInputError, CONTAINERD_VARS, REGISTRY_LIST } from './containerd/settings.js';
+import { quote } from '../ssh/quote.js';
+import path from 'node:path';
 
 export default defineTask({
   name: 'containerd_registries',
@@ -29,13 +31,31 @@ export default defineTask({
     }
     return files;
   },
-  probes: (_p, ctx) => Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret)])),
+  probes: (_p, ctx) => ({
+    ...Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret)])),
+    managed: `cat ${REGISTRY_LIST} 2>/dev/null; true`,
+    list: fileProbe(REGISTRY_LIST, false),
+  }),
   plan(_p, ctx) {
     const actions: Action[] = [];
     ctx.prepared.forEach((f, i) => {
       const a = planFile(f, parseFileProbe(ctx.probe(`f${i}`)), ctx.state, ctx.options);
       if (a) actions.push(a);
     });
+    // A registry taken out of the playbook must stop being used: hoist removes the files it wrote for it.
+    const wanted = new Set(ctx.prepared.map((f) => f.path));
+    const stale = ctx.probe('managed').out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && !wanted.has(l));
+    if (stale.length) {
+      const dirs = [...new Set(stale.map((f) => path.posix.dirname(f)))];
+      actions.push({
+        kind: 'change',
+        summary: `remove ${stale.length} file(s) of registries no longer configured: ${dirs.join(', ')}`,
+        run: (conn) => conn.check(`rm -f ${stale.map(quote).join(' ')}\nrmdir ${dirs.map(quote).join(' ')} 2>/dev/null || true`, 'removing stale registry files').then(() => undefined),
+      });
+    }
+    const list = [...wanted].sort().map((f) => `${f}\n`).join('');
+    const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, parseFileProbe(ctx.probe('list')), ctx.state, ctx.options);
+    if (listAction) actions.push({ ...listAction, summary: `record the registry files hoist manages (${wanted.size})` });
     if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
     return { actions };
   },

@@ -4,7 +4,7 @@ import { defineTask } from './types.js';
 import { renderAllHostsToml } from '../containerd/render.js';
 import { registryFiles } from '../containerd/runtime-config.js';
 import { STAMP_DIR } from './lib/systemd.js';
-import { ARTIFACT_DIR, CONFIG_FILE, CONTAINERD_STATE, CONTAINERD_VARS, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, settingsOrInputError } from './containerd/settings.js';
+import { ARTIFACT_DIR, REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CONTAINERD_VARS, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, settingsOrInputError } from './containerd/settings.js';
 
 /**
  * Takes a host back to before bootstrap: what hoist installed and wrote goes, the user's own
@@ -40,6 +40,7 @@ ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shi
 pkill -9 -f containerd-shim 2>/dev/null || true
 for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
 if [ -f ${INSTALL_STATS} ]; then cut -d' ' -f3- ${INSTALL_STATS} | while IFS= read -r f; do rm -f "$f"; done; fi
+if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
 rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
 ${ctx.prepared.registry.map((f) => `rm -f ${q(f)} ${q(`${f}.hoist-prev`)}`).join('\n')}
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done

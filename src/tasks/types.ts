@@ -55,6 +55,8 @@ export interface PlanContext<R> extends PrepareContext {
   prepared: R;
   state: PlanState;
   probe(id: string): ProbeResult;
+  /** What the task's live() produced (an Error if it failed), or undefined without one. */
+  live: Promise<unknown> | undefined;
 }
 
 export interface ApplyContext {
@@ -88,6 +90,11 @@ export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined> {
   reads?: readonly string[];
   /** Controller-side preparation (downloads, local files, rendering) done before any host is touched. */
   prepare?(params: InferShape<S['shape']>, ctx: PrepareContext): Promise<R>;
+  /**
+   * Read-only work over the connection that isn't a shell snippet (a gRPC call through a
+   * forwarded socket), started as soon as the host is connected, alongside the gathering round trip.
+   */
+  live?(params: InferShape<S['shape']>, ctx: PrepareContext & { prepared: R; conn: HostConnection }): Promise<unknown>;
   /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */
   probes?(params: InferShape<S['shape']>, ctx: PrepareContext & { prepared: R }): Record<string, string>;
   plan(params: InferShape<S['shape']>, ctx: PlanContext<R>): TaskPlan | Promise<TaskPlan>;

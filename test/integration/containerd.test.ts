@@ -1,6 +1,6 @@
-import { test, before, describe } from 'node:test';
+import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, appendFile } from 'node:fs/promises';
+import { mkdtemp, writeFile, appendFile, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,17 +29,19 @@ before(async () => {
     path.join(dir, 'registries.toml'),
     `[registries."docker.io"]
 mirrors = ["https://mirror.fleet.test:5443"]
-[registries."docker.io".mirror_tls]
 [registries."registry.fleet.test:5000"]
 ca = "${dir}/ca.pem"
 client_cert = "${dir}/client.pem"
 client_key = "${dir}/client.key"
 [registries."plain.fleet.test:5001"]
 insecure_http = true
-`.replace('[registries."docker.io".mirror_tls]\n', ''),
+`,
   );
   await writeFile(path.join(dir, 'credentials.toml'), `[registries."registry.fleet.test:5000"]\nca = "${dir}/ca.pem"\nclient_cert = "${dir}/client.pem"\nclient_key = "${dir}/client.key"\nusername = "hoist"\npassword = "Registry-Passw0rd-Secret"\n`);
 });
+
+// The cache holds every release downloaded: hundreds of MB that must not pile up in /tmp.
+after(() => rm(dir, { recursive: true, force: true }));
 
 const applyArgs = (version: string, ...extra: string[]) => [
   'apply',
@@ -182,5 +184,61 @@ describe('refusals', () => {
     const ok = await hoistJson([...applyArgs(rel.containerd, '-e', 'replace_distro_containerd=true'), '--limit', 'h2']);
     assert.equal(ok.code, 0, JSON.stringify(ok.report));
     assert.match((await onHost(info, 'h2', 'dpkg -s containerd 2>&1 | head -2')).out, /not installed|deinstall/);
+  });
+});
+
+describe('download modes and config safety', () => {
+  before(async () => {
+    await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+  });
+
+  test('download = "host": each host fetches from its own mirror address and checks the same sha256', async () => {
+    const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
+    const r = await hoistJson(applyArgs(rel.containerd, '-e', 'download="host"', '--limit', 'h1'));
+    assert.equal(r.code, 0, JSON.stringify(r.report, null, 1));
+    const tasks = r.report.hosts[0].tasks;
+    assert.match(tasks.find((t) => t.task === 'containerd_artifacts')!.changes.join(), /download cri-containerd-cni-.* on the host/);
+    assert.ok((r.report.hosts[0] as { bytesPushed?: number }).bytesPushed! < 1_000_000, 'the archive was not pushed from the controller');
+  });
+
+  test('hoist fetch fills the cache for an --offline run; an offline run without it names the missing artifact', async () => {
+    const rel = info.releases.find((r) => r.line === '1.6') ?? info.releases[0];
+    const offlineCache = path.join(dir, 'offline-cache');
+    const miss = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    assert.equal(miss.code, 1);
+    assert.match(miss.stderr, new RegExp(`cri-containerd-cni-${rel.containerd.replace(/\./g, '\\.')}-linux-amd64\\.tar\\.gz`));
+    assert.match(miss.stderr, /hoist fetch/);
+    const fetched = await hoist(['fetch', '--cache-dir', offlineCache, '-i', info.inventoryPath, '-e', `containerd_version="${rel.containerd}"`]);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.match(fetched.stdout, /fetched cri-containerd-cni-.* sha256:[0-9a-f]{64}/);
+    const ok = await hoistJson(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    assert.equal(ok.code, 0, JSON.stringify(ok.report.hosts[0]));
+  });
+
+  test('a registry taken out of the playbook is removed from the host', async () => {
+    const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
+    assert.equal((await hoistJson(applyArgs(rel.containerd, '-e', `@${dir}/registries.toml`, '--limit', 'h3'))).code, 0);
+    assert.match((await onHost(info, 'h3', 'ls /etc/containerd/certs.d')).out, /registry\.fleet\.test_5000_/);
+    const r = await hoistJson(applyArgs(rel.containerd, '--limit', 'h3'));
+    assert.equal(r.code, 0, JSON.stringify(r.report.hosts[0]));
+    assert.match(r.report.hosts[0].tasks.find((t) => t.task === 'containerd_registries')!.changes.join(), /remove 6 file\(s\) of registries no longer configured/);
+    assert.equal((await onHost(info, 'h3', 'ls /etc/containerd/certs.d 2>/dev/null | wc -l')).out.trim(), '0');
+    assert.equal(changedCount((await hoistJson(applyArgs(rel.containerd, '--limit', 'h3'))).report), 0);
+  });
+
+  test('a config the installed containerd rejects is refused and the live one is kept', async () => {
+    const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
+    assert.equal((await hoistJson(applyArgs(rel.containerd, '--limit', 'h3'))).code, 0);
+    const before = (await onHost(info, 'h3', 'sha256sum /etc/containerd/config.toml')).out;
+    await onHost(info, 'h3', `printf 'oom_score = "not a number"\\n' > /etc/containerd/conf.d/50-broken.toml`);
+    try {
+      const r = await hoistJson(applyArgs(rel.containerd, '-e', 'oom_score=-100', '--limit', 'h3'));
+      assert.equal(r.code, 2);
+      assert.match(r.report.hosts[0].error!, /config\.toml was refused; the old one is still in place/);
+      assert.equal((await onHost(info, 'h3', 'sha256sum /etc/containerd/config.toml')).out, before);
+      assert.equal((await onHost(info, 'h3', 'ls -a /etc/containerd | grep -c hoist-')).out.trim(), '0', 'no staged file left behind');
+    } finally {
+      await onHost(info, 'h3', 'rm -f /etc/containerd/conf.d/50-broken.toml');
+    }
   });
 });

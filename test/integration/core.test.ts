@@ -1,11 +1,11 @@
-import { test, before } from 'node:test';
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile, readdir } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile, readdir, rm } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
-import { hoist, hoistJson, onHost, changedCount } from '../support/hoist.js';
+import { hoist, hoistJson, onHost, changedCount, HOIST, ROOT } from '../support/hoist.js';
 
 let info: fleet.FleetInfo;
 let dir: string;
@@ -16,6 +16,8 @@ before(async () => {
   await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
   dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-core-'));
 });
+
+after(() => rm(dir, { recursive: true, force: true }));
 
 async function playbook(name: string, text: string): Promise<string> {
   const f = path.join(dir, `${name}.toml`);
@@ -178,4 +180,34 @@ test('bad input stops the run before any host is touched, naming file, line and 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /bad\.toml:7 \(tasks\[0\]\.params\.mdoe\): unknown key "mdoe"; did you mean "mode"\?/);
   assert.equal((await onHost(info, 'h1', 'test -e /etc/hoist-bad && echo present || echo absent')).out.trim(), 'absent');
+});
+
+test('ProxyJump: a host reached through a bastion from the inventory', async () => {
+  // h1 is the bastion; through it hoist reaches h1's own sshd at 127.0.0.1, whose key must be known too.
+  const h1 = info.hosts[0];
+  const key = (await readFile(info.knownHostsPath, 'utf8')).split('\n').find((l) => l.startsWith(`${h1.address} `))!;
+  const kh = path.join(dir, 'known_hosts_jump');
+  await writeFile(kh, `${await readFile(info.knownHostsPath, 'utf8')}\n${key.replace(h1.address, '127.0.0.1')}\n`);
+  const f = path.join(dir, 'jump-inventory.toml');
+  await writeFile(f, `${await readFile(inv(), 'utf8')}\n[hosts.inner]\naddress = "127.0.0.1"\njump = "h1"\n`);
+  const r = await hoistJson(['ping', '-i', f, '--limit', 'inner', '--known-hosts', kh]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.report.hosts[0].status, 'ok');
+  const plain = await hoist(['facts', '-i', f, '--limit', 'inner', '--known-hosts', kh]);
+  assert.match(plain.stdout, /inner\s+debian 13/);
+});
+
+test('--forks 1 still reaches every host; Ctrl-C stops cleanly and names the hosts mid-task', async () => {
+  const r = await hoistJson(['ping', '-i', inv(), '--forks', '1']);
+  assert.equal(r.code, 0);
+  assert.equal(r.report.hosts.length, 3);
+  const pb = await playbook('slow', `[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "sleep 20"\n`);
+  const child = spawn(process.execPath, [HOIST, 'apply', pb, '-i', inv()], { cwd: ROOT, env: { ...process.env, CI: '1', NO_COLOR: '1' } });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await new Promise((res) => setTimeout(res, 2500));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  assert.equal(code, 130);
+  assert.match(err, /interrupted; hosts mid-task: h\d \(in "command"\)/);
 });

@@ -1,7 +1,7 @@
-import { test, before, describe } from 'node:test';
+import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -15,6 +15,8 @@ before(async () => {
   info = await fleet.info();
   cacheDir = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-life-')), 'cache');
 });
+
+after(() => rm(path.dirname(cacheDir), { recursive: true, force: true }));
 
 const rel = (line: string) => info.releases.find((r) => r.line === line);
 function versionArgs(line: string): string[] {
@@ -151,10 +153,15 @@ describe('failure safety', () => {
     const child = hoistJson(['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line)]);
     await new Promise((r) => setTimeout(r, 1200));
     await fleet.stopHost('h2', { abrupt: true });
-    const r = await child;
+    let r: Awaited<typeof child>;
+    try {
+      r = await child;
+    } finally {
+      await fleet.startHost('h2');
+    }
     assert.equal(r.code, 4, JSON.stringify(r.report, null, 1));
     assert.deepEqual(r.report.hosts.map((h) => h.status), ['changed', 'unreachable', 'changed']);
-    await fleet.startHost('h2');
+    assert.match(r.report.hosts[1].error!, /connection lost|timed out|No response/);
     const next = await hoistJson(['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line)]);
     assert.equal(next.code, 0, JSON.stringify(next.report.hosts[1]));
     assert.equal(next.report.hosts[1].tasks.find((x) => x.task === 'containerd_verify')!.status, 'ok');

@@ -11,6 +11,8 @@ export const ARTIFACT_DIR = `${HOIST_DIR}/artifacts`;
 export const CONTAINERD_STATE = `${HOIST_DIR}/containerd`;
 export const INSTALL_RECORD = `${CONTAINERD_STATE}/installed.json`;
 export const INSTALL_STATS = `${CONTAINERD_STATE}/files.stat`;
+/** Every registry file (hosts.toml, CA, client cert/key) hoist wrote, so removed registries can be cleaned up. */
+export const REGISTRY_LIST = `${CONTAINERD_STATE}/registry-files.list`;
 export const CONFIG_FILE = '/etc/containerd/config.toml';
 export const UNIT_FILE = '/etc/systemd/system/containerd.service';
 export const CRICTL_YAML = '/etc/crictl.yaml';

@@ -1,0 +1,231 @@
+import os from 'node:os';
+import { HostKeyError, type HostConnection, type HostLock } from '../ssh/connection.js';
+import { gather } from '../facts/probe.js';
+import { errorMessage } from '../util/errors.js';
+import { redact } from '../util/redact.js';
+import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
+import type { Playbook } from '../playbook/playbook.js';
+import type { HostPlay } from './play.js';
+import type { HostReport, RunEvents, TaskReport } from './report.js';
+import type { Logger } from './log.js';
+import { runHook } from './hooks.js';
+
+export interface HostRunOptions {
+  options: RunOptions;
+  controller: Controller;
+  playbook: Playbook;
+  events: RunEvents;
+  log: Logger;
+  lockWaitSeconds: number;
+}
+
+/** Hosts currently inside a task, for a clean Ctrl-C message. */
+export const inFlight = new Map<string, string>();
+
+/** Ends a host's run early with a status and a reason. */
+class Stop extends Error {
+  constructor(readonly status: HostReport['status'], message: string) {
+    super(message);
+  }
+}
+
+const emptyTask = (t: HostPlay['tasks'][number], status: TaskReport['status'], notes: string[] = []): TaskReport => ({
+  index: t.spec.index,
+  title: t.spec.title,
+  task: t.spec.task,
+  status,
+  changes: [],
+  diffs: [],
+  notes,
+  durationMs: 0,
+});
+
+/**
+ * One host's run, as named phases: connect → lock and plan (facts and every task's probes in one
+ * round trip, then the plans) → before_host hooks → apply (rolling back on failure) → after_host
+ * hooks. Every phase may stop the host with a status; the others go on.
+ */
+export class HostRun {
+  private readonly report: HostReport;
+  private readonly state = new PlanState();
+  private readonly started = Date.now();
+  private conn?: HostConnection;
+  private lock?: Promise<HostLock>;
+  private changedBefore = false;
+
+  constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
+    this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
+  }
+
+  private get name(): string {
+    return this.play.host.name;
+  }
+
+  async run(connecting: Promise<HostConnection>): Promise<HostReport> {
+    try {
+      this.conn = await connecting.catch((e: unknown) => {
+        throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
+      });
+      const plans = await this.lockAndPlan(this.conn);
+      const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
+      if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
+      await this.apply(this.conn, plans);
+      if (this.changedBefore && !this.o.options.check) await this.hooks('after_host', this.conn);
+      return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
+    } catch (e) {
+      if (e instanceof Stop) return this.finish(e.status, e.message);
+      return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
+    } finally {
+      inFlight.delete(this.name);
+      // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
+      await this.lock?.then((l) => l.release(), () => undefined);
+    }
+  }
+
+  private finish(status: HostReport['status'], error?: string): HostReport {
+    const r = this.report;
+    r.status = status;
+    r.bytesPushed = this.conn?.bytesPushed ?? 0;
+    if (error) r.error = redact(error);
+    r.durationMs = Date.now() - this.started;
+    for (const t of this.play.tasks.slice(r.tasks.length)) r.tasks.push(emptyTask(t, 'skipped'));
+    this.o.log.log(this.name, `host ${status}${error ? `: ${error}` : ''}`);
+    return r;
+  }
+
+  /**
+   * Read-only runs need no lock. Without waiting, the lock is taken alongside the gathering round
+   * trip; when waiting for another run, facts are read only once that run is done.
+   */
+  private async lockAndPlan(conn: HostConnection): Promise<(TaskPlan | Error)[]> {
+    const { options, controller, playbook, events, log } = this.o;
+    const wait = this.o.lockWaitSeconds;
+    if (!options.check) {
+      const holder = `${os.userInfo().username}@${os.hostname()} pid ${process.pid}, started ${new Date(this.started).toISOString()}, playbook ${playbook.name}`;
+      this.lock = conn.lock(holder, wait);
+      this.lock.catch(() => undefined);
+      if (wait > 0) await this.heldLock();
+    }
+    const { host, vars, tasks } = this.play;
+    const base = { host, vars, options, controller };
+    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+    events.hostPhase(this.name, 'gathering facts');
+    const probes = new Map<string, string>();
+    tasks.forEach((t, i) => {
+      for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
+    });
+    const g = await gather(conn, probes);
+    await this.heldLock();
+    this.report.facts = g.facts;
+    log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
+    const plans: (TaskPlan | Error)[] = [];
+    for (const [i, t] of tasks.entries()) {
+      try {
+        plans.push(
+          await t.def.plan(t.params, {
+            ...base,
+            facts: g.facts,
+            prepared: this.prepared[i],
+            state: this.state,
+            probe: (id) => g.results.get(`${i}:${id}`) ?? { out: '', code: 255 },
+            live: live[i],
+          }),
+        );
+      } catch (e) {
+        // Later tasks plan from what this one would have done; past a failed plan there is nothing to go on.
+        plans.push(e instanceof Error ? e : new Error(String(e)));
+        break;
+      }
+    }
+    return plans;
+  }
+
+  private async heldLock(): Promise<void> {
+    if (!this.lock) return;
+    const lock = await this.lock.catch((e: unknown) => {
+      throw new Stop('failed', errorMessage(e));
+    });
+    if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
+      this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
+    }
+  }
+
+  private async hooks(kind: 'before_host' | 'after_host', conn: HostConnection): Promise<void> {
+    const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
+    if (!hooks.length) return;
+    this.o.events.hostPhase(this.name, `${kind} hooks`);
+    for (const h of hooks) {
+      const err = await runHook(h, conn, this.play, this.o.log);
+      if (err) throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
+    }
+  }
+
+  private async apply(conn: HostConnection, plans: (TaskPlan | Error)[]): Promise<void> {
+    const { events } = this.o;
+    for (const [i, pl] of plans.entries()) {
+      const t = this.play.tasks[i];
+      const tr = emptyTask(t, 'ok');
+      const t0 = Date.now();
+      this.report.tasks.push(tr);
+      if (pl instanceof Error) {
+        tr.status = 'failed';
+        tr.error = redact(pl.message);
+        events.taskDone(this.name, tr);
+        throw new Stop('failed', `${t.spec.title}: ${pl.message}`);
+      }
+      if (pl.skipped) {
+        tr.status = 'skipped';
+        tr.notes.push(pl.skipped);
+      }
+      events.hostPhase(this.name, t.spec.title);
+      inFlight.set(this.name, t.spec.title);
+      try {
+        for (const a of pl.actions) {
+          // Counted as soon as it starts: a change that failed halfway still needs undoing.
+          const pendingBefore = this.changedBefore;
+          if (a.kind === 'change') this.changedBefore = true;
+          await this.runAction(a, conn, tr, pendingBefore);
+        }
+      } catch (e) {
+        tr.status = 'failed';
+        tr.error = redact(errorMessage(e));
+        tr.durationMs = Date.now() - t0;
+        events.taskDone(this.name, tr);
+        if (conn.isClosed) throw new Stop('unreachable', `${t.spec.title}: ${errorMessage(e)}`);
+        throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(conn)}`);
+      }
+      inFlight.delete(this.name);
+      tr.durationMs = Date.now() - t0;
+      events.taskDone(this.name, tr);
+    }
+  }
+
+  /** Undoes a failed host's changes where a task armed a rollback; returns text for the error. */
+  private async rollback(conn: HostConnection): Promise<string> {
+    if (!this.changedBefore || !this.state.rollback || this.o.options.check) return '';
+    this.o.events.hostPhase(this.name, 'rolling back');
+    const said = await this.state.rollback(conn, this.o.log).catch((e: unknown) => `rollback FAILED: ${errorMessage(e)}`);
+    this.report.notes.push(said);
+    return ` — ${said}`;
+  }
+
+  private async runAction(a: Action, conn: HostConnection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
+    const { options, log } = this.o;
+    const ctx = { options, log, state: this.state, note: (l: string) => tr.notes.push(redact(l)) };
+    if (a.kind === 'change') {
+      tr.status = 'changed';
+      tr.changes.push(redact(a.summary));
+      if (a.diff) tr.diffs.push(redact(a.diff));
+      log.log(this.name, `${options.check ? 'would ' : ''}${a.summary}`);
+      if (!options.check) await a.run(conn, ctx);
+      return;
+    }
+    // Checks read the host; under --check they'd read a state the plan hasn't produced yet.
+    if (options.check && pendingBefore) {
+      tr.notes.push(`${a.summary}: not run, changes are pending`);
+      return;
+    }
+    await a.run(conn, ctx);
+    tr.notes.push(`${a.summary}: ok`);
+  }
+}
