@@ -111,7 +111,8 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       extraVars,
       limit: o.limit,
       forks: o.forks,
-      options: { check, diff: !!o.diff, offline: !!o.offline },
+      // ping, facts and verify only read: they plan like --check, so they take no host lock and change nothing.
+      options: { check: check || command !== 'apply', diff: !!o.diff, offline: !!o.offline },
       acceptNewHostKeys: !!o.acceptNewHostKeys,
       knownHostsFile: o.knownHosts,
       connectTimeoutMs: o.connectTimeout ? o.connectTimeout * 1000 : undefined,

@@ -109,6 +109,7 @@ export class ListrReporter implements Reporter {
 
 export async function makeReporter(json: boolean): Promise<Reporter> {
   if (json) return new PlainReporter(process.stderr);
-  const tty = process.stdout.isTTY && !process.env.CI && process.env.TERM !== 'dumb';
+  // A terminal that reports no width (some pseudo-terminals) would have listr2 wrap every character.
+  const tty = process.stdout.isTTY && !process.env.CI && process.env.TERM !== 'dumb' && (process.stdout.columns ?? 0) >= 40;
   return tty ? ListrReporter.create() : new PlainReporter();
 }
