@@ -122,11 +122,14 @@ export async function ensureArtifact(artifact: Artifact, opts: DownloadOptions =
     if (opts.onProgress) listeners.add(opts.onProgress);
     const fresh: Inflight = {
       listeners,
-      promise: withDispatcher(opts, (dispatcher) =>
-        ensureOne(artifact, cache, opts, dispatcher, (b, t) => {
-          for (const l of listeners) l(b, t, artifact);
-        }),
-      ).finally(() => inflight.delete(key)),
+      promise: withDispatcher(opts, (dispatcher) => {
+        const work = () =>
+          ensureOne(artifact, cache, opts, dispatcher, (b, t) => {
+            for (const l of listeners) l(b, t, artifact);
+          });
+        // Offline runs only read the cache; anything else may write it, one process per URL.
+        return opts.offline ? work() : withUrlLock(cache, artifact.url, opts.signal, work);
+      }).finally(() => inflight.delete(key)),
     };
     inflight.set(key, fresh);
     entry = fresh;
@@ -246,17 +249,6 @@ async function withUrlLock<T>(cache: ArtifactCache, url: string, signal: AbortSi
 }
 
 async function ensureOne(
-  artifact: Artifact,
-  cache: ArtifactCache,
-  opts: DownloadOptions,
-  dispatcher: Dispatcher | undefined,
-  progress: Progress,
-): Promise<EnsuredArtifact> {
-  if (opts.offline) return ensureOneLocked(artifact, cache, opts, dispatcher, progress);
-  return withUrlLock(cache, artifact.url, opts.signal, () => ensureOneLocked(artifact, cache, opts, dispatcher, progress));
-}
-
-async function ensureOneLocked(
   artifact: Artifact,
   cache: ArtifactCache,
   opts: DownloadOptions,
