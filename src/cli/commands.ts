@@ -2,6 +2,7 @@ import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
 import { runPlaybook, inFlight } from '../runner/run.js';
+import { playHosts } from '../runner/play.js';
 import { Logger } from '../runner/log.js';
 import { makeReporter } from '../output/reporter.js';
 import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js';
@@ -61,7 +62,8 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
     code = await dispatch(command, o);
   } catch (e) {
     process.stderr.write(`${color.red('error')}: ${redact(errorMessage(e))}\n`);
-    code = e instanceof InputError ? 1 : 1;
+    // Anything that stops a run before hosts report (bad input, a refused download) is exit 1.
+    code = 1;
   }
   process.exitCode = code;
 }
@@ -103,8 +105,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const hostsPromise = import('../inventory/inventory.js').then((m) => m.selectHosts(inventory, o.limit ?? playbook.hosts));
-    reporter.start((await hostsPromise).map((h) => h.name));
+    reporter.start(playHosts(inventory, playbook, o.limit).map((h) => h.name));
     const report = await runPlaybook({
       inventory,
       playbook,

@@ -26,11 +26,7 @@ export interface HostPlay {
  * found here, so no run starts on bad input.
  */
 export async function resolvePlay(inv: Inventory, pb: Playbook, extraVars: Vars, limit?: string): Promise<HostPlay[]> {
-  let hosts = selectHosts(inv, pb.hosts);
-  if (limit) {
-    const allowed = new Set(selectHosts(inv, limit).map((h) => h.name));
-    hosts = hosts.filter((h) => allowed.has(h.name));
-  }
+  const hosts = playHosts(inv, pb, limit);
   checkExtraVars(inv, pb, extraVars);
   const errors: InputError[] = [];
   const plays: HostPlay[] = [];
@@ -55,6 +51,14 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extraVars: Vars,
     throw unique.length === 1 ? unique[0] : new InputErrors(unique);
   }
   return plays;
+}
+
+/** The play's hosts, in inventory order: the playbook's `hosts`, narrowed by --limit. */
+export function playHosts(inv: Inventory, pb: Playbook, limit?: string): InventoryHost[] {
+  const hosts = selectHosts(inv, pb.hosts);
+  if (!limit) return hosts;
+  const allowed = new Set(selectHosts(inv, limit).map((h) => h.name));
+  return hosts.filter((h) => allowed.has(h.name));
 }
 
 /** A -e variable nobody declares is almost always a typo; catching it beats silently ignoring it. */

@@ -5,7 +5,7 @@ import { sha256 } from './lib/files.js';
 import { compareVersions } from '../containerd/version.js';
 import type { StagedArtifact } from './containerd-artifacts.js';
 import { armContainerdRollback, INSTALL_RAN } from './containerd/rollback.js';
-import { CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { ARTIFACT_DIR, CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
 
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
 const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
@@ -63,7 +63,10 @@ if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAI
 mv -f ${INSTALL_STATS}.new ${INSTALL_STATS}
 mv -f ${CONTAINERD_STATE}/files.new ${CONTAINERD_STATE}/files.list
 printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}
-cd / && rm -rf "$stage"`;
+cd / && rm -rf "$stage"
+# Archives of releases older than the previous one go; the previous one's stay for a rollback's rerun.
+keep="${artifacts.map((a) => a.sha256).join(' ')} $(grep -o '"sha256":"[0-9a-f]*"' ${CONTAINERD_STATE}/prev.json 2>/dev/null | cut -d'"' -f4 | tr '\\n' ' ')"
+for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done`;
 }
 
 export default defineTask({

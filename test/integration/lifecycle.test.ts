@@ -61,6 +61,11 @@ describe('rolling upgrades', () => {
       assert.equal(again.code, 0);
       assert.equal(changedCount(again.report), 0, 'rerunning a finished upgrade changes nothing');
     }
+    // The host keeps the archives of the running release and of the one before it, no older.
+    const kept = (await onHost(info, 'h1', 'ls /var/lib/hoist/artifacts')).out.trim().split('\n');
+    assert.equal(kept.length, 4, kept.join(' '));
+    assert.ok(kept.some((f) => f.endsWith(`cri-containerd-cni-${rel('1.7')!.containerd}-linux-amd64.tar.gz`)));
+    assert.ok(!kept.some((f) => f.includes(rel('1.6')!.containerd)));
     // Downgrades need to be asked for.
     const down = await run('upgrade', '1.7', '--limit', 'h1');
     assert.equal(down.code, 2);
