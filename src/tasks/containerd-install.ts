@@ -43,6 +43,7 @@ export function installScript(artifacts: StagedArtifact[], record: InstallRecord
   const stage = `${HOIST_DIR}/staging/containerd-${record.version}`;
   const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
   return `set -euo pipefail
+trap 'echo "install step failed: $BASH_COMMAND" >&2' ERR
 stage=${quote(stage)}
 rm -rf "$stage" && mkdir -p "$stage" ${CONTAINERD_STATE}
 ${artifacts.map((a) => unpackStep(a, '"$stage"')).join('\n')}
@@ -65,7 +66,7 @@ mv -f ${CONTAINERD_STATE}/files.new ${CONTAINERD_STATE}/files.list
 printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}
 cd / && rm -rf "$stage"
 # Archives of releases older than the previous one go; the previous one's stay for a rollback's rerun.
-keep="${artifacts.map((a) => a.sha256).join(' ')} $(grep -o '"sha256":"[0-9a-f]*"' ${CONTAINERD_STATE}/prev.json 2>/dev/null | cut -d'"' -f4 | tr '\\n' ' ')"
+keep="${artifacts.map((a) => a.sha256).join(' ')} $( { grep -o '"sha256":"[0-9a-f]*"' ${CONTAINERD_STATE}/prev.json 2>/dev/null || true; } | cut -d'"' -f4 | tr '\\n' ' ')"
 for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done`;
 }
 
