@@ -93,11 +93,12 @@ export async function criCheck(
   /** What hoist configures, to name the missing or rejected setting when a pull fails. */
   rt?: Pick<RuntimeConfig, 'version' | 'configPath' | 'registries'>,
 ): Promise<{ lines: string[]; problems: string[] }> {
-  const stream = await conn.forwardUnix(socket);
-  const client = new CriClient({ createConnection: () => stream, timeoutMs: 10_000 });
   const lines: string[] = [];
   const problems: string[] = [];
+  let client: CriClient | undefined;
   try {
+    const stream = await conn.forwardUnix(socket);
+    client = new CriClient({ createConnection: () => stream, timeoutMs: 10_000 });
     const v = await client.version();
     const st = await client.status();
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
@@ -120,7 +121,7 @@ export async function criCheck(
   } catch (e) {
     problems.push(`CRI call over the containerd socket failed: ${(e as Error).message}`);
   } finally {
-    await client.close().catch(() => undefined);
+    await client?.close().catch(() => undefined);
   }
   return { lines, problems };
 }
