@@ -98,7 +98,6 @@ fi`,
     const recordText = JSON.stringify(record);
     // The service task restarts containerd when this record changes: it stands for every binary.
     ctx.state.files.set(INSTALL_RECORD, sha256(recordText));
-    ctx.state.data.set('containerd.version', st.runtime.containerdVersion);
     const lines = ctx.probe('record').out.split('\n');
     const haveText = lines[0].trim();
     const drift = lines.filter((l) => l.startsWith('drift ')).map((l) => l.slice(6));
@@ -121,7 +120,6 @@ fi`,
     ctx.state.data.set('containerd.previous', have?.version);
     if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
     ctx.state.pending = true;
-    ctx.state.tags.add('containerd:binaries');
     armContainerdRollback(ctx.state, have?.version);
     const why = !have ? 'fresh install' : have.version !== record.version ? `${have.version} → ${record.version}` : drift.length ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}` : 'artifacts changed';
     const actions = [];

@@ -29,7 +29,8 @@ export interface Controller {
 export class PlanState {
   /** Path → sha256 the file will have once the plan is applied. */
   readonly files = new Map<string, string>();
-  readonly tags = new Set<string>();
+  /** Paths whose content the plan changes (a unit file among them means a daemon-reload). */
+  readonly changedFiles = new Set<string>();
   readonly data = new Map<string, unknown>();
   /** Whether any earlier task of this host has a change pending. */
   pending = false;

@@ -23,7 +23,7 @@ test('planFile: changed content gives a diff; secrets are never shown', () => {
   const a = planFile({ path: '/etc/x', content: Buffer.from('a = 2\n'), mode: 0o644 }, have, st, opts)!;
   assert.match(a.summary, /^update \/etc\/x/);
   assert.match(a.diff!, /-a = 1\n\+a = 2/);
-  assert.ok(st.tags.has('file:/etc/x'));
+  assert.ok(st.changedFiles.has('/etc/x'));
   const s = planFile({ path: '/etc/y', content: Buffer.from('password = "hunter22"\n'), mode: 0o600, secret: true }, { exists: false }, st, opts)!;
   assert.doesNotMatch(s.diff!, /hunter22/);
   assert.match(s.summary, /^create \/etc\/y/);
@@ -52,7 +52,7 @@ test('service: restart decided from the stamp, not from this run', () => {
   // This run will change the file: restart, and a unit change adds a daemon-reload.
   const st2 = new PlanState();
   st2.files.set('/etc/c.toml', 'b'.repeat(64));
-  st2.tags.add('file:/etc/systemd/system/containerd.service');
+  st2.changedFiles.add('/etc/systemd/system/containerd.service');
   const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h}  /etc/c.toml`), svc), st2);
   assert.deepEqual(acts.map((a) => a.summary), ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)']);
 });

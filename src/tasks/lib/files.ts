@@ -75,7 +75,7 @@ export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanSt
   const metaDiffers = have.exists && (have.mode !== want.mode || have.owner !== owner || have.group !== group);
   if (!contentDiffers && !metaDiffers) return null;
   state.pending = true;
-  if (contentDiffers) state.tags.add(`file:${want.path}`);
+  if (contentDiffers) state.changedFiles.add(want.path);
   const what = !have.exists ? 'create' : contentDiffers ? 'update' : 'fix mode/owner of';
   const metaNote = metaDiffers
     ? ` (${have.mode !== want.mode ? `mode ${fmtMode(have.mode ?? 0)} → ${fmtMode(want.mode)}` : ''}${have.owner !== owner || have.group !== group ? ` owner ${have.owner}:${have.group} → ${owner}:${group}` : ''})`

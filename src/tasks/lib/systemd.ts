@@ -65,7 +65,7 @@ export function desiredStamp(w: ServiceWant, have: ServiceState, state: PlanStat
 export function planService(w: ServiceWant, have: ServiceState, state: PlanState): Action[] {
   const actions: Action[] = [];
   const u = quote(w.unit);
-  const unitChanged = w.unitFiles.some((f) => state.tags.has(`file:${f}`));
+  const unitChanged = w.unitFiles.some((f) => state.changedFiles.has(f));
   if (have.needReload || unitChanged || (!have.loaded && state.pending)) {
     actions.push({ kind: 'change', summary: 'systemctl daemon-reload', run: (c) => c.check('systemctl daemon-reload', 'daemon-reload').then(() => undefined) });
   }
@@ -103,7 +103,6 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
         }
       },
     });
-    state.tags.add(`service:${w.unit}:${verb}`);
   }
   return actions;
 }
