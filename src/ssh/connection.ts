@@ -195,7 +195,11 @@ export class HostConnection {
         prefix = `${pw}\n`;
       }
     }
-    return this.run(command, prefix + script, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    // Commands of a killed run go on running on the host (nothing tells them their client is gone).
+    // Every root command holds a flock on commands.lock for its whole life, so the next run's first command
+    // waits until such a leftover has finished instead of working beside it.
+    const serialize = become || this.isRoot ? `mkdir -p ${LOCK_DIR} 2>/dev/null; { exec 8>>${LOCK_DIR}/commands.lock && flock 8; } 2>/dev/null\n` : '';
+    return this.run(command, prefix + serialize + script, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
   }
 
   private async sudoPassword(): Promise<string | undefined> {

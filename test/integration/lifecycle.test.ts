@@ -152,6 +152,20 @@ describe('failure safety', () => {
     assert.equal(check.out, 'same\n0\n');
   });
 
+  test('commands a killed run left running on a host finish before the next run touches it', async () => {
+    const dir = path.dirname(cacheDir);
+    const slow = path.join(dir, 'orphan.toml');
+    const next = path.join(dir, 'after-orphan.toml');
+    execFileSync('bash', ['-c', `printf '[[tasks]]\\ntask = "command"\\n[tasks.params]\\ncmd = "rm -f /tmp/hoist-orphan; sleep 4; echo done > /tmp/hoist-orphan"\\n' > ${slow}; printf '[[tasks]]\\ntask = "command"\\n[tasks.params]\\ncmd = "test -f /tmp/hoist-orphan"\\n' > ${next}`]);
+    const child = spawn(process.execPath, [HOIST, 'apply', slow, '-i', info.inventoryPath, '--limit', 'h3'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    // The killed run's command is still sleeping on h3; the next run must wait for it, not run beside it.
+    const r = await hoistJson(['apply', next, '-i', info.inventoryPath, '--limit', 'h3']);
+    assert.equal(r.code, 0, JSON.stringify(r.report.hosts[0]));
+  });
+
   test('a host that dies mid-run is unreachable (exit 4), the others finish, the next run completes it', async () => {
     const line = rel('1.7') ? '1.7' : info.releases[0].line;
     await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
