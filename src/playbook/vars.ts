@@ -22,14 +22,6 @@ export function lookupVar(vars: Vars, dotted: string): unknown {
   return v;
 }
 
-/** Whether a value holds any template expression, so plain values skip the template engine entirely. */
-export function hasTemplate(value: unknown): boolean {
-  if (typeof value === 'string') return ANY.test(value);
-  if (Array.isArray(value)) return value.some(hasTemplate);
-  if (isPlainObject(value)) return Object.values(value).some(hasTemplate);
-  return false;
-}
-
 /**
  * Substitutes variables into task parameters. A string that is exactly "{{ name }}" takes the
  * variable's own value (a list stays a list, a bool a bool); anything else renders as text.

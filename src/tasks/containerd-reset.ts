@@ -1,10 +1,8 @@
 import { s } from '../util/schema.js';
 import { quote } from '../ssh/quote.js';
 import { defineTask } from './types.js';
-import { renderAllHostsToml } from '../containerd/render.js';
-import { registryFiles } from '../containerd/runtime-config.js';
 import { STAMP_DIR } from './lib/systemd.js';
-import { ARTIFACT_DIR, REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CONTAINERD_VARS, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, settingsOrInputError } from './containerd/settings.js';
+import { ARTIFACT_DIR, REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CONTAINERD_VARS, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, settingsOrInputError, registryPaths } from './containerd/settings.js';
 
 /**
  * Takes a host back to before bootstrap: what hoist installed and wrote goes, the user's own
@@ -20,7 +18,7 @@ export default defineTask({
   }),
   async prepare(_p, ctx) {
     const st = settingsOrInputError(ctx.vars);
-    const registry = [...renderAllHostsToml(st.runtime).map((h) => h.path), ...registryFiles(st.runtime).map((f) => f.dest)];
+    const registry = registryPaths(st.runtime);
     return { st, registry };
   },
   probes: (p, ctx) => ({

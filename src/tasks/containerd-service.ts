@@ -3,9 +3,8 @@ import { armContainerdRollback, STAMP_BEFORE } from './containerd/rollback.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
-import { renderAllHostsToml, renderUnit } from '../containerd/render.js';
-import { registryFiles } from '../containerd/runtime-config.js';
-import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { renderUnit } from '../containerd/render.js';
+import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError, registryPaths, CONTAINERD_VARS } from './containerd/settings.js';
 
 export default defineTask({
   name: 'containerd_service',
@@ -15,7 +14,7 @@ export default defineTask({
   async prepare(_p, ctx) {
     const st = settingsOrInputError(ctx.vars);
     // hosts.toml files and pushed certificates are read by containerd at start-up and on pulls; a change to them means a restart.
-    const registry = [...renderAllHostsToml(st.runtime).map((h) => h.path), ...registryFiles(st.runtime).map((f) => f.dest)];
+    const registry = registryPaths(st.runtime);
     return { unit: renderUnit(st.runtime.version), want: want(registry) };
   },
   probes: (_p, ctx) => ({

@@ -5,7 +5,7 @@ import { ensureAptRepo } from './apt-repo.js';
 import { ensureBaseImage } from './base-image.js';
 import { findFleetCgroups, removeCgroups } from './cgroups.js';
 import {
-  bootHost, ensureHostKey, haltHost, hostPaths, mountHostRoot, processGone, setupHostStorage, waitHostReady, wipeHost, writeHostFiles,
+  bootHost, ensureHostKey, haltHost, mountHostRoot, processGone, setupHostStorage, waitHostReady, wipeHost, writeHostFiles,
   type FleetHost, type HostRuntime,
 } from './hosts.js';
 import { installIdentity } from './identity.js';

@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { join } from 'node:path';
 import { CACHE_DIR } from './paths.js';
 import { $, log, pruneStale, sha256Hex } from './sh.js';
-import { reproducibleTar, reproducibleTarGz } from './tarball.js';
+import { reproducibleTar } from './tarball.js';
 
 export const OCI_IMAGE_NAME = 'docker.io/hoist/busybox:1';
 const OCI_REF_NAME = '1';

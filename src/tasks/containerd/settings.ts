@@ -2,7 +2,8 @@ import { InputError, InputErrors } from '../../util/errors.js';
 import { isPlainObject } from '../../util/schema.js';
 import { addSecret } from '../../util/redact.js';
 import type { Vars } from '../../inventory/inventory.js';
-import { validateRuntimeConfig, RUNTIME_VAR_NAMES, type RuntimeConfig } from '../../containerd/runtime-config.js';
+import { validateRuntimeConfig, registryFiles, supportsConfigPath, RUNTIME_VAR_NAMES, type RuntimeConfig } from '../../containerd/runtime-config.js';
+import { hostsTomlPath } from '../../containerd/render.js';
 import { releaseCatalog, normalizeReleaseBaseUrl, type Artifact } from '../../artifacts/catalog.js';
 
 /** Where hoist keeps its own state on a host. */
@@ -127,4 +128,11 @@ export function settingsOrInputError(vars: Vars): ContainerdSettings {
     if (e instanceof InputError || e instanceof InputErrors) throw e;
     throw new InputError((e as Error).message);
   }
+}
+
+/** Every registry file hoist writes on a host (hosts.toml and pushed CA/cert/key), by path alone, without rendering. */
+export function registryPaths(rt: RuntimeConfig): string[] {
+  // Sorted as the rendered files are: the restart stamp hashes them in this order.
+  const hostsToml = supportsConfigPath(rt.version) ? Object.keys(rt.registries).map((h) => hostsTomlPath(rt, h)).sort() : [];
+  return [...hostsToml, ...registryFiles(rt).map((f) => f.dest)];
 }
