@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, chmodSync, chownSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianMirror } from './debian.js';
-import { ensureIdentity } from './identity.js';
+import { ensureIdentity, ensureOpsPassword } from './identity.js';
 import { CACHE_DIR } from './paths.js';
 import { $, log, pruneStale, sha256Hex } from './sh.js';
 
@@ -11,7 +11,7 @@ export const BASE_PACKAGES = [
   'curl', 'tar', 'gzip', 'kmod', 'procps', 'sudo',
 ];
 /** Bump when a setup step changes in a way the file texts below do not capture. */
-const SETUP_VERSION = 3;
+const SETUP_VERSION = 4;
 
 // nspawn mounts the cgroup v1 controllers read-only inside the container; runc needs to create
 // cgroups in them, so they are remounted read-write before anything else starts.
@@ -42,16 +42,28 @@ export const BASE_ETC_HOSTS = `127.0.0.1 localhost
 const SUDOERS_DEPLOY = `deploy ALL=(ALL:ALL) NOPASSWD: ALL
 `;
 
+// ops is the operator whose sudo asks for a password, as on machines with a stricter policy.
+const SUDOERS_OPS = `ops ALL=(ALL:ALL) ALL
+`;
+
+/** deploy: sudo without password; ops: sudo with one; nosudo: no sudo at all. All log in by the fleet key only. */
+export const FLEET_USERS = ['deploy', 'ops', 'nosudo'] as const;
+
 export interface BaseImage {
   dir: string; // the root filesystem
   statusFile: string;
   hash: string;
 }
 
-async function inputs(): Promise<{ hash: string; publicKey: string }> {
+async function inputs(): Promise<{ hash: string; publicKey: string; opsPassword: string }> {
   const { publicKey } = await ensureIdentity();
-  const hash = sha256Hex(JSON.stringify({ BASE_SUITE, BASE_PACKAGES, SETUP_VERSION, CGROUP_RW_UNIT, SSHD_CONF, SUDOERS_DEPLOY, BASE_ETC_HOSTS, publicKey })).slice(0, 16);
-  return { hash, publicKey };
+  const { password: opsPassword } = ensureOpsPassword();
+  // The password enters the hash only as its digest: a new password file means a new image.
+  const hash = sha256Hex(JSON.stringify({
+    BASE_SUITE, BASE_PACKAGES, SETUP_VERSION, CGROUP_RW_UNIT, SSHD_CONF, SUDOERS_DEPLOY, SUDOERS_OPS, FLEET_USERS, BASE_ETC_HOSTS, publicKey,
+    opsPassword: sha256Hex(opsPassword),
+  })).slice(0, 16);
+  return { hash, publicKey, opsPassword };
 }
 
 export async function baseImage(): Promise<BaseImage> {
@@ -62,7 +74,7 @@ export async function baseImage(): Promise<BaseImage> {
 }
 
 export async function ensureBaseImage(): Promise<BaseImage> {
-  const { hash, publicKey } = await inputs();
+  const { hash, publicKey, opsPassword } = await inputs();
   const top = join(CACHE_DIR, `base-${hash}`);
   const root = join(top, 'root');
   if (existsSync(join(top, 'complete'))) return { dir: root, statusFile: join(root, 'var/lib/dpkg/status'), hash };
@@ -74,7 +86,7 @@ export async function ensureBaseImage(): Promise<BaseImage> {
   const mirror = debianMirror();
   log(`building base image ${BASE_SUITE} (${hash}) with debootstrap…`);
   await $`debootstrap --variant=minbase --cache-dir=${join(CACHE_DIR, 'debootstrap-debs')} --include=${BASE_PACKAGES.join(',')} ${BASE_SUITE} ${join(tmp, 'root')} ${mirror}`;
-  await customize(join(tmp, 'root'), publicKey, mirror);
+  await customize(join(tmp, 'root'), publicKey, opsPassword, mirror);
   writeFileSync(join(tmp, 'complete'), `${new Date().toISOString()}\n`);
   rmSync(top, { recursive: true, force: true });
   renameSync(tmp, top);
@@ -83,7 +95,7 @@ export async function ensureBaseImage(): Promise<BaseImage> {
   return { dir: root, statusFile: join(root, 'var/lib/dpkg/status'), hash };
 }
 
-async function customize(root: string, publicKey: string, mirror: string): Promise<void> {
+async function customize(root: string, publicKey: string, opsPassword: string, mirror: string): Promise<void> {
   const at = (p: string) => join(root, p);
 
   writeFileSync(at('etc/systemd/system/hoist-cgroup-rw.service'), CGROUP_RW_UNIT);
@@ -104,14 +116,17 @@ async function customize(root: string, publicKey: string, mirror: string): Promi
   writeFileSync(at('etc/ssh/sshd_config.d/hoist-fleet.conf'), SSHD_CONF);
 
   writeAuthorizedKeys(root, '/root', 0, 0, publicKey);
-  for (const user of ['deploy', 'nosudo']) {
+  for (const user of FLEET_USERS) {
     await $`chroot ${root} useradd --create-home --shell /bin/bash ${user}`;
     // '*' instead of the default locked '!': no password login, but key login is not refused as "locked".
     await $`chroot ${root} usermod -p ${'*'} ${user}`;
     const ids = await idsOf(root, user);
     writeAuthorizedKeys(root, `/home/${user}`, ids.uid, ids.gid, publicKey);
   }
+  // Set after the '*' above: ops needs a real password for sudo; sshd still refuses password logins.
+  await $({ input: `ops:${opsPassword}\n` })`chroot ${root} chpasswd`;
   writeFileSync(at('etc/sudoers.d/deploy'), SUDOERS_DEPLOY, { mode: 0o440 });
+  writeFileSync(at('etc/sudoers.d/ops'), SUDOERS_OPS, { mode: 0o440 });
 
   // Hosts see only the harness's own apt repo (written per host at start); drop every trace of
   // the build mirror so its address is not baked into the image.

@@ -26,12 +26,20 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'status': {
       const fi = await info();
-      for (const h of await hostStatus()) {
+      const st = await hostStatus();
+      for (const h of st) {
         const mem = h.memoryBytes === null ? '-' : `${(h.memoryBytes / 2 ** 20).toFixed(0)} MiB`;
         process.stdout.write(`${h.name}\t${h.address}\t${h.running ? 'up' : 'stopped'}\t${h.systemState ?? '-'}\t${mem}\n`);
       }
+      const mems = st.flatMap((h) => (h.memoryBytes === null ? [] : [h.memoryBytes]));
+      if (mems.length) {
+        const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+        process.stdout.write(`memory: ${mems.length} running, ${mib(mems.reduce((a, b) => a + b, 0))} MiB in all, ${mib(mems.reduce((a, b) => a + b, 0) / mems.length)} MiB per host (max ${mib(Math.max(...mems))})\n`);
+      }
       process.stdout.write(`mirror ${fi.mirrorUrl} (hosts: ${fi.mirrorUrlForHosts}); apt ${fi.aptRepoUrl}\n`);
-      process.stdout.write(`releases: ${fi.releases.map((r) => `${r.containerd}/${r.kind}`).join(' ')}\ninventory ${fi.inventoryPath}\n`);
+      process.stdout.write(`releases: ${fi.releases.map((r) => `${r.containerd}/${r.kind}`).join(' ')}\n`);
+      // The password stays in its file; this prints where it is.
+      process.stdout.write(`inventory ${fi.inventoryPath} (deploy via ${fi.bastion.name} ${fi.bastion.address}); root: ${fi.rootInventoryPath}\nops sudo password file ${fi.opsPasswordFile}\n`);
       return;
     }
     case 'registries': {

@@ -10,12 +10,16 @@ import {
 } from './hosts.js';
 import { installIdentity } from './identity.js';
 import { renderInventory } from './inventory.js';
+import { ensureKernelLimits } from './limits.js';
 import { ensureMirror, type MirrorRelease } from './mirror.js';
-import { createHostNetwork, deleteHostNetwork, listFleetAddresses, listFleetNetworks, removeAllFleetNetworks, setHostLink } from './network.js';
+import {
+  createHostNetwork, deleteHostNetwork, enableForwarding, listFleetAddresses, listFleetNetworks, listForwardingRules, removeAllFleetNetworks, restoreForwarding,
+  setHostLink,
+} from './network.js';
 import { ensureOciImage } from './oci-image.js';
 import {
-  CACHE_DIR, HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, INSTANCE, INVENTORY_PATH, KNOWN_HOSTS_PATH, REGISTRIES_DIR, REPO_ROOT, SERVER_LOG_PATH, SERVER_PID_PATH,
-  SERVER_PORT_PATH, SERVE_SCRIPT, STATE_DIR, STATE_FILE, hostAddress, hostGateway, hostIndex, hostName,
+  CACHE_DIR, HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, INSTANCE, INVENTORY_PATH, KNOWN_HOSTS_PATH, MAX_HOSTS, OPS_PASSWORD_PATH, REGISTRIES_DIR, REPO_ROOT,
+  ROOT_INVENTORY_PATH, SERVER_LOG_PATH, SERVER_PID_PATH, SERVER_PORT_PATH, SERVE_SCRIPT, STATE_DIR, STATE_FILE, hostAddress, hostGateway, hostIndex, hostName,
 } from './paths.js';
 import { isFleetRegistryProcess, startRegistries, type FleetRegistries } from './registries.js';
 import { listenOn } from './serve.js';
@@ -26,11 +30,20 @@ export type { MirrorRelease } from './mirror.js';
 export type { FleetRegistries, FleetRegistry, FleetPki } from './registries.js';
 
 export interface FleetInfo {
+  /** h1..hN: the machines hoist provisions. */
   hosts: FleetHost[];
+  /** The jump host (index 0); only deploy may log in there, and only it may reach the hosts as deploy/ops/nosudo. */
+  bastion: FleetHost;
   stateDir: string;
+  /** Operator setup: deploy, become, jump through the bastion. */
   inventoryPath: string;
+  /** root straight to each host, no become, no jump. */
+  rootInventoryPath: string;
+  /** bastion and every host. */
   knownHostsPath: string;
   identityPath: string;
+  /** File holding ops's sudo password (0600); ops's sudo asks for it, deploy's doesn't, nosudo has none. */
+  opsPasswordFile: string;
   /** Release mirror base as seen from the controller. */
   mirrorUrl: string;
   /** The same server as seen from inside the hosts. */
@@ -56,6 +69,8 @@ interface FleetState {
   prepared: Prepared;
   port: number;
   serverPid: number;
+  /** net.ipv4.ip_forward as found at up, and whether this up turned it on. */
+  forwarding: { previous: string; changed: boolean };
   /** null while the host is stopped. */
   runtime: Record<string, HostRuntime | null>;
 }
@@ -123,27 +138,65 @@ async function startOne(host: FleetHost, s: FleetState): Promise<HostRuntime> {
   return { nspawnPid, cgroups, systemState };
 }
 
-/** Bring up `n` hosts (h1..hN). Cleans up whatever a crashed or earlier run left first. */
+/**
+ * Hosts booting at once. Boot is CPU-bound (systemd and sshd start in every host) on a controller with
+ * few cores; an unbounded start of 100 hosts makes each one slower than the queue would. Measured in
+ * test/fleet/README.md.
+ */
+const BOOT_PARALLEL = Number(process.env.HOIST_FLEET_BOOT_PARALLEL ?? 16);
+
+async function inPool<T>(items: T[], limit: number, f: (item: T) => Promise<void>): Promise<PromiseSettledResult<void>[]> {
+  const results: PromiseSettledResult<void>[] = new Array<PromiseSettledResult<void>>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await f(items[i]);
+        results[i] = { status: 'fulfilled', value: undefined };
+      } catch (e) {
+        results[i] = { status: 'rejected', reason: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+function allHosts(info: FleetInfo): FleetHost[] {
+  // A state file from before the bastion existed has none.
+  return [...((info as Partial<FleetInfo>).bastion ? [info.bastion] : []), ...info.hosts];
+}
+
+/** Bring up `n` hosts (h1..hN) and the bastion. Cleans up whatever a crashed or earlier run left first. */
 export async function up(n: number): Promise<FleetInfo> {
-  if (!Number.isInteger(n) || n < 1 || n > 99) throw new Error(`host count must be 1..99, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HOSTS) throw new Error(`host count must be 1..${MAX_HOSTS}, got ${n}`);
+  if (!Number.isInteger(BOOT_PARALLEL) || BOOT_PARALLEL < 1) throw new Error(`HOIST_FLEET_BOOT_PARALLEL must be a positive integer, got ${process.env.HOIST_FLEET_BOOT_PARALLEL}`);
   const t0 = Date.now();
   await cleanup({ graceful: true });
+  ensureKernelLimits(n + 1);
   const prepared = await prepareAll();
   const tPrepared = Date.now();
   mkdirSync(STATE_DIR, { recursive: true });
   await installIdentity();
+  const bastion = fleetHost(0);
   const hosts = Array.from({ length: n }, (_, i) => fleetHost(i + 1));
-  const hostKeys = await Promise.all(hosts.map((h) => ensureHostKey(h.name)));
-  writeFileSync(KNOWN_HOSTS_PATH, hosts.map((h, i) => `${h.address} ${hostKeys[i]}\n`).join(''));
-  for (const h of hosts) await createHostNetwork(h.index);
-  const server = await startServer(prepared, hosts.map((h) => h.gateway));
+  const everyHost = [bastion, ...hosts];
+  const hostKeys = await Promise.all(everyHost.map((h) => ensureHostKey(h.name)));
+  writeFileSync(KNOWN_HOSTS_PATH, everyHost.map((h, i) => `${h.address} ${hostKeys[i]}\n`).join(''));
+  for (const h of everyHost) await createHostNetwork(h.index);
+  const forwarding = await enableForwarding();
+  const server = await startServer(prepared, everyHost.map((h) => h.gateway));
   const mirrorUrl = `http://127.0.0.1:${server.port}`;
   const info: FleetInfo = {
     hosts,
+    bastion,
     stateDir: STATE_DIR,
     inventoryPath: INVENTORY_PATH,
+    rootInventoryPath: ROOT_INVENTORY_PATH,
     knownHostsPath: KNOWN_HOSTS_PATH,
     identityPath: IDENTITY_PATH,
+    opsPasswordFile: OPS_PASSWORD_PATH,
     mirrorUrl,
     mirrorUrlForHosts: `http://${hosts[0].gateway}:${server.port}`,
     aptRepoUrl: `http://${hosts[0].gateway}:${server.port}/apt`,
@@ -151,20 +204,28 @@ export async function up(n: number): Promise<FleetInfo> {
     ociImageName: prepared.ociImageName,
     releases: prepared.releases,
   };
-  const state: FleetState = { info, prepared, port: server.port, serverPid: server.pid, runtime: Object.fromEntries(hosts.map((h) => [h.name, null])) };
+  const state: FleetState = {
+    info, prepared, port: server.port, serverPid: server.pid, forwarding, runtime: Object.fromEntries(everyHost.map((h) => [h.name, null])),
+  };
   writeState(state);
   mkdirSync(join(INVENTORY_PATH, '..'), { recursive: true });
-  writeFileSync(INVENTORY_PATH, renderInventory({ hosts, identityPath: IDENTITY_PATH, knownHostsPath: KNOWN_HOSTS_PATH, mirrorUrl, port: server.port }));
+  const inv = { hosts, bastion, identityPath: IDENTITY_PATH, knownHostsPath: KNOWN_HOSTS_PATH, mirrorUrl, port: server.port };
+  writeFileSync(INVENTORY_PATH, renderInventory('operator', inv));
+  writeFileSync(ROOT_INVENTORY_PATH, renderInventory('root', inv));
 
-  const results = await Promise.allSettled(hosts.map(async (h) => {
-    const rt = await startOne(h, state);
-    state.runtime[h.name] = rt;
+  const results = await inPool(everyHost, BOOT_PARALLEL, async (h) => {
+    state.runtime[h.name] = await startOne(h, state);
     writeState(state);
-    return rt;
-  }));
-  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${hosts[i].name}: ${String(r.reason)}`] : []));
+  });
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${everyHost[i].name}: ${String(r.reason)}`] : []));
   if (failed.length) throw new Error(`fleet up failed:\n${failed.join('\n')}`);
-  log(`up ${n}: ${hosts.map((h) => `${h.name}=${state.runtime[h.name]?.systemState}`).join(' ')}; prepare ${((tPrepared - t0) / 1000).toFixed(1)} s, boot ${((Date.now() - tPrepared) / 1000).toFixed(1)} s`);
+  const states = new Map<string, string[]>();
+  for (const h of everyHost) {
+    const st = state.runtime[h.name]?.systemState ?? '?';
+    states.set(st, [...(states.get(st) ?? []), h.name]);
+  }
+  const summary = [...states].map(([st, names]) => (names.length > 8 ? `${st}: ${names.length} hosts` : `${names.join(' ')}=${st}`)).join('; ');
+  log(`up ${n} + bastion: ${summary}; prepare ${((tPrepared - t0) / 1000).toFixed(1)} s, boot ${((Date.now() - tPrepared) / 1000).toFixed(1)} s (${BOOT_PARALLEL} at once)`);
   return info;
 }
 
@@ -189,7 +250,7 @@ export async function registries(): Promise<FleetRegistries> {
 /** Per-host state for status output and the benchmark. */
 export async function hostStatus(): Promise<{ name: string; address: string; running: boolean; systemState: string | null; memoryBytes: number | null }[]> {
   const s = requireState();
-  return s.info.hosts.map((h) => {
+  return allHosts(s.info).map((h) => {
     const rt = s.runtime[h.name];
     const running = !!rt && !processGone(rt.nspawnPid);
     return { name: h.name, address: h.address, running, systemState: rt?.systemState ?? null, memoryBytes: rt && running ? hostMemoryBytes(rt) : null };
@@ -217,8 +278,8 @@ function hostMemoryBytes(rt: HostRuntime): number | null {
 
 function findHost(s: FleetState, name: string): FleetHost {
   hostIndex(name);
-  const h = s.info.hosts.find((x) => x.name === name);
-  if (!h) throw new Error(`no host ${name} in the fleet (${s.info.hosts.map((x) => x.name).join(', ')})`);
+  const h = allHosts(s.info).find((x) => x.name === name);
+  if (!h) throw new Error(`no host ${name} in the fleet (${allHosts(s.info).map((x) => x.name).join(', ')})`);
   return h;
 }
 
@@ -311,7 +372,7 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
   const s = readState();
   if (s && opts.graceful) {
     await Promise.all(Object.entries(s.runtime).map(async ([name, rt]) => {
-      const h = s.info.hosts.find((x) => x.name === name);
+      const h = allHosts(s.info).find((x) => x.name === name);
       if (rt && h && !processGone(rt.nspawnPid)) await haltHost(h, rt, { graceMs: 10_000 }).catch((e: unknown) => log(`stopping ${name}: ${String(e)}`));
     }));
   }
@@ -334,6 +395,7 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
   }
   await removeAllFleetNetworks();
   for (const n of Object.keys(s?.runtime ?? {})) await deleteHostNetwork(hostIndex(n)).catch(() => undefined);
+  await restoreForwarding();
   rmSync(HOSTS_DIR, { recursive: true, force: true });
   rmSync(HOSTKEYS_DIR, { recursive: true, force: true });
   rmSync(REGISTRIES_DIR, { recursive: true, force: true });
@@ -342,8 +404,8 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
 }
 
 /** What a run left behind, for tests asserting that down leaves nothing. */
-export async function leftovers(): Promise<{ processes: number[]; mounts: string[]; cgroups: string[]; netns: string[]; links: string[]; addresses: string[] }> {
+export async function leftovers(): Promise<{ processes: number[]; mounts: string[]; cgroups: string[]; netns: string[]; links: string[]; addresses: string[]; rules: string[] }> {
   const { netns, links } = await listFleetNetworks();
   const addresses = await listFleetAddresses();
-  return { processes: fleetProcesses(), mounts: fleetMounts(), cgroups: findFleetCgroups(), netns, links, addresses };
+  return { processes: fleetProcesses(), mounts: fleetMounts(), cgroups: findFleetCgroups(), netns, links, addresses, rules: await listForwardingRules() };
 }

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, readdirSync, copyFileSync, chmodSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { BASE_ETC_HOSTS } from './base-image.js';
+import { BASE_ETC_HOSTS, FLEET_USERS } from './base-image.js';
 import { cgroupPids, createCgroups, hostCgroupDirs, removeCgroups } from './cgroups.js';
 import { setHostLink } from './network.js';
 import { hostsFileEntries } from './registries.js';
-import { HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, KNOWN_HOSTS_PATH, netnsName } from './paths.js';
+import { HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, KNOWN_HOSTS_PATH, hostAddress, hostGateway, netnsName } from './paths.js';
 import { $, sleep, waitFor } from './sh.js';
 
 export interface FleetHost {
@@ -77,6 +77,16 @@ async function isMountPoint(dir: string): Promise<boolean> {
   return (await $`mountpoint -q ${dir}`.nothrow()).exitCode === 0;
 }
 
+/**
+ * Who may log in where, as on a fleet behind a bastion: on the hosts the unprivileged users come
+ * only from the bastion, root directly (the harness observes hosts as root, and root-direct is the
+ * test variant); on the bastion only deploy, from the controller, besides root.
+ */
+export function sshdAccessConf(host: FleetHost): string {
+  if (host.index === 0) return `AllowUsers root deploy@${hostGateway(0)}\n`;
+  return `AllowUsers root ${FLEET_USERS.map((u) => `${u}@${hostAddress(0)}`).join(' ')}\n`;
+}
+
 /** Files that differ per host, written into the overlay's upper layer before boot. */
 export function writeHostFiles(host: FleetHost, port: number): void {
   const p = hostPaths(host.name);
@@ -86,6 +96,8 @@ export function writeHostFiles(host: FleetHost, port: number): void {
     copyFileSync(join(HOSTKEYS_DIR, host.name, f), join(sshDir, f));
     chmodSync(join(sshDir, f), f.endsWith('.pub') ? 0o644 : 0o600);
   }
+  mkdirSync(join(sshDir, 'sshd_config.d'), { recursive: true });
+  writeFileSync(join(sshDir, 'sshd_config.d/hoist-access.conf'), sshdAccessConf(host));
   writeFileSync(join(p.upper, 'etc/hostname'), `${host.name}\n`);
   // The fleet's image registries answer on the host's own gateway, under the names their certificates carry.
   writeFileSync(join(p.upper, 'etc/hosts'), `${BASE_ETC_HOSTS}127.0.1.1 ${host.name}\n${hostsFileEntries(host.gateway)}`);
