@@ -13,6 +13,7 @@ import { parseExtraVars } from './extra-vars.js';
 import { taskNames, getTask } from '../tasks/registry.js';
 import { parseToml } from '../util/toml-file.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { cliSecrets } from './secrets.js';
 
 const DEFAULT_PLAYBOOK = path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml');
 
@@ -34,6 +35,7 @@ interface CliOptions {
   cacheDir?: string;
   lockWait?: number;
   yes?: boolean;
+  askBecomePass?: boolean;
 }
 
 /** Playbooks hoist builds in memory for its one-task commands. */
@@ -94,6 +96,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     process.stderr.write('not confirmed; nothing was done\n');
     return 1;
   }
+  const secrets = await cliSecrets(!!o.askBecomePass);
   const log = Logger.forRun();
   const reporter = await makeReporter(!!o.json);
   const check = !!o.check;
@@ -120,6 +123,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       commandTimeoutMs: o.commandTimeout ? o.commandTimeout * 1000 : undefined,
       cacheDir: o.cacheDir,
       lockWaitSeconds: o.lockWait,
+      secrets,
       log,
       events: reporter,
     });

@@ -9,12 +9,13 @@ const common = (c: Command) =>
   c
     .requiredOption('-i, --inventory <file>', 'inventory TOML file')
     .option('-l, --limit <pattern>', 'only these hosts/groups (globs, "!" excludes)')
-    .option('-f, --forks <n>', 'hosts worked on at once (default: all, at most 50)', (v) => parseInt(v, 10))
+    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', (v) => parseInt(v, 10))
     .option('--json', 'print a machine-readable report on stdout')
     .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')
     .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
     .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', (v) => parseInt(v, 10))
-    .option('--command-timeout <s>', 'timeout of one remote command in seconds', (v) => parseInt(v, 10));
+    .option('--command-timeout <s>', 'timeout of one remote command in seconds', (v) => parseInt(v, 10))
+    .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

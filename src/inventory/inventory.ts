@@ -17,6 +17,8 @@ export interface InventoryHost {
   identityFile?: string;
   jump?: string;
   become: boolean;
+  becomeUser: string;
+  becomePasswordFile?: string;
   connectTimeout?: number;
   commandTimeout?: number;
   /** Groups the host belongs to, outermost first: the order their vars apply. */
@@ -76,16 +78,21 @@ export function buildInventory(doc: LoadedToml): Inventory {
     const vars: Vars = { ...(d.vars ?? {}) };
     for (const g of hostGroups) Object.assign(vars, groups[g].vars ?? {});
     Object.assign(vars, h.vars ?? {});
+    // Connection settings: the host's own, else its innermost group's, else the defaults.
+    const layers = [h, ...hostGroups.map((g) => groups[g]).reverse(), d];
+    const pick = <K extends keyof typeof h & keyof typeof d>(k: K) => layers.find((l) => l[k] !== undefined)?.[k];
     return {
       name,
       address: h.address,
-      port: h.port ?? d.port,
-      user: h.user ?? d.user,
-      identityFile: resolvePath(base, h.identity_file ?? d.identity_file),
-      jump: h.jump ?? d.jump,
-      become: h.become ?? d.become ?? false,
-      connectTimeout: h.connect_timeout ?? d.connect_timeout,
-      commandTimeout: h.command_timeout ?? d.command_timeout,
+      port: pick('port'),
+      user: pick('user'),
+      identityFile: resolvePath(base, pick('identity_file')),
+      jump: pick('jump'),
+      become: pick('become') ?? false,
+      becomeUser: pick('become_user') ?? 'root',
+      becomePasswordFile: resolvePath(base, pick('become_password_file')),
+      connectTimeout: pick('connect_timeout'),
+      commandTimeout: pick('command_timeout'),
       groups: hostGroups,
       vars,
     };

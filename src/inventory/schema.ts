@@ -7,7 +7,9 @@ const connection = {
   port: s.int(1, 65535).optional().describe('SSH port'),
   identity_file: s.string().optional().describe('private key file'),
   jump: s.string().optional().describe('bastion: an inventory host name or [user@]host[:port]'),
-  become: s.bool().optional().describe('run commands through sudo'),
+  become: s.bool().optional().describe('run commands through sudo (as become_user)'),
+  become_user: s.string(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name').optional().describe('user commands run as under become (default root)'),
+  become_password_file: s.string().optional().describe('file holding the sudo password (mode 0600); else -K or HOIST_BECOME_PASSWORD'),
   connect_timeout: s.int(1, 600).optional().describe('seconds to wait for the SSH handshake'),
   command_timeout: s.int(1, 86400).optional().describe('seconds one remote command may take'),
 };
@@ -19,6 +21,7 @@ export const defaultsSchema = s.object({
 });
 
 export const groupSchema = s.object({
+  ...connection,
   hosts: s.list(s.string()).optional(),
   children: s.list(s.string()).optional(),
   vars: vars.optional(),

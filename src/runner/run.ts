@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Inventory } from '../inventory/inventory.js';
-import { HostConnection, type SecurityOptions } from '../ssh/connection.js';
-import { endpointFor } from '../ssh/endpoint.js';
+import { HostConnection } from '../ssh/connection.js';
+import { Credentials, type SecretSources } from '../ssh/credentials.js';
+import { describeRoute, endpointFor, type Endpoint } from '../ssh/endpoint.js';
 import { KnownHosts } from '../ssh/known-hosts.js';
 import { batchesOf, type Playbook } from '../playbook/playbook.js';
 import { InputError } from '../util/errors.js';
@@ -22,7 +23,8 @@ export interface RunRequest {
   options: RunOptions;
   acceptNewHostKeys: boolean;
   knownHostsFile?: string;
-  security?: Partial<SecurityOptions>;
+  /** Passphrases and the sudo password when they are not in files (environment, terminal). */
+  secrets?: SecretSources;
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   cacheDir?: string;
@@ -53,14 +55,13 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     progress: (l, d, t) => events.progress(l, d, t),
   };
   const knownHosts = await KnownHosts.load(req.knownHostsFile ?? inv.knownHostsFile ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
-  const security: SecurityOptions = {
-    knownHosts,
-    acceptNewHostKeys: req.acceptNewHostKeys,
-    passphrase: req.security?.passphrase ?? (async () => process.env.HOIST_SSH_PASSPHRASE),
-    becomePassword: req.security?.becomePassword ?? (async () => process.env.HOIST_BECOME_PASSWORD),
-  };
-  const forks = new Semaphore(Math.min(req.forks ?? 50, 50));
+  const forks = new Semaphore(forkLimit(req.forks, plays.length));
   const epDefaults = { connectTimeoutMs: req.connectTimeoutMs ?? 10_000, commandTimeoutMs: req.commandTimeoutMs ?? 600_000 };
+  // Every route, key and password is resolved before the first connection: bad credentials are bad input.
+  const endpoints = new Map<string, Endpoint>();
+  for (const p of plays) endpoints.set(p.host.name, await endpointFor(p.host, inv, epDefaults));
+  const credentials = await Credentials.prepare([...endpoints.values()], req.secrets ?? envSecrets());
+  const transport = { knownHosts, acceptNewHostKeys: req.acceptNewHostKeys, credentials };
 
   // Connections open while the controller prepares (downloads, renders): neither waits for the other.
   const connecting = new Map(
@@ -68,9 +69,9 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
       p.host.name,
       forks.run(async () => {
         events.hostPhase(p.host.name, 'connecting');
-        const ep = await endpointFor(p.host, inv, epDefaults);
-        const conn = await HostConnection.connect(ep, security);
-        log.log(p.host.name, `connected to ${ep.user}@${ep.host}:${ep.port}`);
+        const ep = endpoints.get(p.host.name)!;
+        const conn = await HostConnection.connect(ep, transport);
+        log.log(p.host.name, `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''}`);
         return conn;
       }),
     ]),
@@ -148,4 +149,23 @@ function stopReason(batch: HostReport[], total: number, maxFail: number | undefi
   const names = failed.map((r) => r.name).join(', ');
   if (maxFail === undefined) return failed.length === batch.length ? `roll-out stopped: every host of the batch failed (${names})` : undefined;
   return (failed.length / total) * 100 > maxFail ? `roll-out stopped after ${names} failed (max_fail_percentage = ${maxFail})` : undefined;
+}
+
+/** Secrets from the environment only: what a run gets when no terminal is there to ask. */
+export function envSecrets(): SecretSources {
+  return {
+    passphrase: async () => (process.env.HOIST_SSH_PASSPHRASE ? { value: process.env.HOIST_SSH_PASSPHRASE, source: 'HOIST_SSH_PASSPHRASE' } : undefined),
+    becomePassword: async () => (process.env.HOIST_BECOME_PASSWORD !== undefined ? { value: process.env.HOIST_BECOME_PASSWORD, source: 'HOIST_BECOME_PASSWORD' } : undefined),
+  };
+}
+
+/**
+ * Hosts worked on at once. By default every host: each costs one SSH connection (one socket, two with a
+ * jump host) and about 1 MB of controller memory, so the limit that matters is the process's file
+ * descriptors, which the operator sees in the error if it is ever reached.
+ */
+function forkLimit(forks: number | undefined, hosts: number): number {
+  if (forks === undefined) return Math.max(1, hosts);
+  if (!Number.isInteger(forks) || forks < 1) throw new InputError(`--forks must be a positive integer, got ${forks}`);
+  return forks;
 }

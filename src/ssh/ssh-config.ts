@@ -9,6 +9,8 @@ export interface SshConfigEntry {
   port?: number;
   identityFiles: string[];
   proxyJump?: string;
+  proxyCommand?: string;
+  identitiesOnly?: boolean;
 }
 
 let cached: Promise<SSHConfig | null> | undefined;
@@ -32,12 +34,16 @@ export async function sshConfigFor(host: string): Promise<SshConfigEntry> {
   const ids = c.IdentityFile === undefined ? [] : Array.isArray(c.IdentityFile) ? c.IdentityFile : [c.IdentityFile];
   const port = first(c.Port);
   const jump = first(c.ProxyJump);
+  const proxy = first(c.ProxyCommand);
+  const only = first(c.IdentitiesOnly);
   return {
     hostName: first(c.HostName)?.replace(/%h/g, host),
     user: first(c.User),
     port: port ? Number(port) : undefined,
     identityFiles: ids.map((f) => (f.startsWith('~/') ? path.join(os.homedir(), f.slice(2)) : f)),
     proxyJump: jump && jump.toLowerCase() !== 'none' ? jump : undefined,
+    proxyCommand: proxy && proxy.toLowerCase() !== 'none' ? proxy : undefined,
+    identitiesOnly: only === undefined ? undefined : /^(yes|true)$/i.test(only),
   };
 }
 

@@ -40,7 +40,7 @@ export default defineTask({
         mode: config.secret ? 0o600 : 0o644,
         secret: config.secret,
         // The installed containerd must accept the file before it replaces the live one.
-        validate: (staged) => `${BIN.containerd} --config ${quote(staged)} config dump >/dev/null`,
+        validate: (staged) => `${BIN.containerd} --config ${staged} config dump >/dev/null`,
       },
       parseFileProbe(ctx.probe('config')),
       ctx.state,

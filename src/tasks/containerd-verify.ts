@@ -97,7 +97,7 @@ export async function criCheck(
   const problems: string[] = [];
   let client: CriClient | undefined;
   try {
-    const stream = await conn.forwardUnix(socket);
+    const stream = await conn.openUnixStream(socket);
     client = new CriClient({ createConnection: () => stream, timeoutMs: 10_000 });
     const v = await client.version();
     const st = await client.status();

@@ -1,0 +1,36 @@
+/**
+ * Asks for a secret on the terminal without echoing it. Only on a terminal: a run from CI gets its
+ * secrets from the environment or from files instead of hanging on a prompt nobody sees.
+ */
+export function canPrompt(): boolean {
+  return !!process.stdin.isTTY && !!process.stderr.isTTY;
+}
+
+export function askHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    process.stderr.write(question);
+    let value = '';
+    const wasRaw = stdin.isRaw;
+    stdin.setRawMode(true);
+    stdin.resume();
+    const done = (err?: Error) => {
+      stdin.removeListener('data', onData);
+      stdin.setRawMode(wasRaw);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new Error('interrupted'));
+        if (ch === '\u0004' && value === '') return done(new Error('no input'));
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}

@@ -1,0 +1,176 @@
+import type { Duplex } from 'node:stream';
+import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import { HostError } from '../util/errors.js';
+import { printable } from '../util/printable.js';
+import type { Credentials } from './credentials.js';
+import type { Endpoint } from './endpoint.js';
+import { KnownHosts, fingerprint, keyTypeOf } from './known-hosts.js';
+import { expandProxyCommand, startProxyCommand, type ProxyStream } from './proxy-command.js';
+
+export interface TransportOptions {
+  knownHosts: KnownHosts;
+  acceptNewHostKeys: boolean;
+  credentials: Credentials;
+}
+
+export class HostKeyError extends HostError {}
+
+/** An authenticated SSH session to a host, with whatever hops it runs through. */
+export interface Link {
+  client: Client;
+  /** Ends the session and every hop and ProxyCommand under it. */
+  close(): void;
+}
+
+// A dead peer is noticed after about KEEPALIVE_MS × (KEEPALIVE_COUNT + 1): under 5 s.
+const KEEPALIVE_MS = 1_000;
+const KEEPALIVE_COUNT = 3;
+
+/**
+ * Opens a session to `ep`, dialling through its jump hosts or its ProxyCommand first. Everything has a
+ * deadline, and whatever was opened on the way is closed again when a later step fails: a failed host
+ * leaves no session to a bastion (nor a ProxyCommand) behind to keep the process alive.
+ */
+export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Link> {
+  let hop: Link | undefined;
+  let proxy: ProxyStream | undefined;
+  let sock: Duplex | undefined;
+  try {
+    if (ep.jump) {
+      hop = await openLink(ep.jump, opts);
+      sock = await forwardThrough(hop, ep);
+    } else if (ep.proxyCommand) {
+      proxy = startProxyCommand(expandProxyCommand(ep.proxyCommand, { host: ep.host, port: ep.port, user: ep.user, name: ep.name }), ep.name);
+      sock = proxy.sock;
+    }
+    const client = await handshake(ep, opts, sock, proxy);
+    const closeAll = () => {
+      client.end();
+      proxy?.close();
+      hop?.close();
+    };
+    // When a hop dies, the session riding on it is gone too.
+    hop?.client.once('close', () => client.end());
+    return { client, close: closeAll };
+  } catch (e) {
+    proxy?.close();
+    hop?.close();
+    throw e;
+  }
+}
+
+function forwardThrough(hop: Link, ep: Endpoint): Promise<Duplex> {
+  return withDeadline(
+    new Promise<Duplex>((resolve, reject) =>
+      hop.client.forwardOut('127.0.0.1', 0, ep.host, ep.port, (err, ch) =>
+        err ? reject(new HostError(`${ep.name}: the jump host cannot reach ${ep.host}:${ep.port}: ${err.message}`)) : resolve(ch),
+      ),
+    ),
+    ep.connectTimeoutMs,
+    () => new HostError(`${ep.name}: the jump host did not open a channel to ${ep.host}:${ep.port} within ${ep.connectTimeoutMs / 1000} s`),
+  );
+}
+
+function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefined, proxy: ProxyStream | undefined): Promise<Client> {
+  const client = new Client();
+  const types = opts.knownHosts.typesFor(ep.host, ep.port);
+  let keyProblem: HostKeyError | undefined;
+  let newKey: Buffer | undefined;
+  const auth = opts.credentials.authFor(ep);
+  if (auth.methods.length === 0) {
+    return Promise.reject(new HostError(`${ep.name}: nothing to log in with (no ssh-agent key and no readable identity file)`));
+  }
+  const cfg: ConnectConfig = {
+    host: ep.host,
+    port: ep.port,
+    username: ep.user,
+    sock,
+    readyTimeout: ep.connectTimeoutMs,
+    keepaliveInterval: KEEPALIVE_MS,
+    keepaliveCountMax: KEEPALIVE_COUNT,
+    algorithms: types.length ? { serverHostKey: preferTypes(types) as ServerHostKeyAlgorithm[] } : undefined,
+    hostVerifier: (key: Buffer) => {
+      const verdict = opts.knownHosts.verify(ep.host, ep.port, key);
+      if (verdict.status === 'match') return true;
+      if (verdict.status === 'changed') {
+        keyProblem = new HostKeyError(
+          `HOST KEY CHANGED for ${ep.name} (${ep.host}:${ep.port}): it now offers ${keyTypeOf(key)} ${fingerprint(key)}, ` +
+            `but ${opts.knownHosts.file}:${verdict.line} records ${fingerprint(verdict.expected[0].blob)}. ` +
+            `Someone may be intercepting the connection, or the host was rebuilt; nothing was run on it. ` +
+            `If the change is expected, remove the old entry (ssh-keygen -R) and run again.`,
+        );
+        return false;
+      }
+      if (!opts.acceptNewHostKeys) {
+        keyProblem = new HostKeyError(
+          `unknown host key for ${ep.name} (${ep.host}:${ep.port}): ${keyTypeOf(key)} ${fingerprint(key)} is not in ${opts.knownHosts.file}. ` +
+            `Check the fingerprint and run with --accept-new-host-keys to record it.`,
+        );
+        return false;
+      }
+      newKey = key;
+      return true;
+    },
+    authHandler: auth.methods,
+  };
+  return new Promise<Client>((resolve, reject) => {
+    let stage: 'tcp' | 'ssh' = sock ? 'ssh' : 'tcp';
+    const onError = (err: Error & { level?: string; code?: string }) => {
+      client.removeListener('ready', onReady);
+      client.end();
+      if (keyProblem) return reject(keyProblem);
+      const proxied = proxy?.failure();
+      if (proxied) return reject(new HostError(proxied));
+      reject(new HostError(`${ep.name}: ${describeConnectError(err, ep, stage, auth.described)}`));
+    };
+    const onReady = () => {
+      client.removeListener('error', onError);
+      // Later errors surface through the channel in use; a listener keeps them from crashing the process.
+      client.on('error', () => undefined);
+      if (newKey) {
+        opts.knownHosts.add(ep.host, ep.port, newKey).then(
+          () => resolve(client),
+          (e: Error) => {
+            client.end();
+            reject(new HostError(`${ep.name}: cannot record its host key in ${opts.knownHosts.file}: ${e.message}`));
+          },
+        );
+      } else resolve(client);
+    };
+    client.once('error', onError);
+    client.once('ready', onReady);
+    client.once('handshake', () => (stage = 'ssh'));
+    client.on('banner', () => undefined);
+    // Connected at the TCP level: what fails from here is SSH's part.
+    client.once('connect', () => (stage = 'ssh'));
+    client.connect(cfg);
+  });
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(err()), ms);
+      t.unref();
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+function preferTypes(known: string[]): string[] {
+  // rsa keys are offered under the rsa-sha2 signature names.
+  const expanded = known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
+  return [...new Set(expanded)];
+}
+
+function describeConnectError(err: Error & { level?: string; code?: string }, ep: Endpoint, stage: 'tcp' | 'ssh', tried: string[]): string {
+  const where = `${ep.user}@${ep.host}:${ep.port}${ep.jump ? ` (via ${ep.jump.host})` : ''}`;
+  if (err.level === 'client-authentication') return `authentication as ${ep.user} failed at ${ep.host}:${ep.port}: the server accepted none of ${tried.join(', ')}`;
+  if (err.level === 'client-timeout') return `no SSH handshake with ${where} within ${ep.connectTimeoutMs / 1000} s`;
+  if (stage === 'tcp' || err.level === 'client-socket') {
+    const code = err.code ? `${err.code}` : printable(err.message);
+    return `TCP connection to ${ep.host}:${ep.port} failed (${code})`;
+  }
+  return `SSH with ${where} failed: ${printable(err.message)}`;
+}

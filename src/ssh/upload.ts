@@ -1,0 +1,51 @@
+import path from 'node:path';
+import { TEMP_MARK } from './paths.js';
+import { quote } from './quote.js';
+
+export interface UploadOptions {
+  mode: number;
+  owner?: string;
+  group?: string;
+  /** Keep the file being replaced as <path>.hoist-prev (a hard link: the old bytes, at no copy cost). */
+  backup?: boolean;
+  /** A bash command that checks the staged file before it replaces the live one; it gets a shell word (already quoted) expanding to the file's path. */
+  validate?: (stagedPath: string) => string;
+}
+
+/** The temporary name of an upload to `remotePath`: beside it (same filesystem, so the rename is atomic). */
+export function stagedName(remotePath: string, nonce: string): string {
+  return `${path.posix.dirname(remotePath)}/${TEMP_MARK}${nonce}.${path.posix.basename(remotePath)}`;
+}
+
+/**
+ * Receives `size` bytes on stdin into a temporary file and moves it into place. The size check matters:
+ * when hoist dies mid-upload, sshd closes stdin and `cat` ends as if the file were complete.
+ */
+export function uploadScript(remotePath: string, size: number, opts: UploadOptions, ctx: { privileged: boolean }): string {
+  const dir = path.posix.dirname(remotePath);
+  const base = path.posix.basename(remotePath);
+  const owner = opts.owner ?? 'root';
+  const group = opts.group ?? owner;
+  const mode = opts.mode.toString(8).padStart(4, '0');
+  const shown = quote(remotePath);
+  return [
+    'set -e',
+    `mkdir -p ${quote(dir)}`,
+    // Leftovers of killed uploads of this same file, older than a minute (a concurrent upload is younger).
+    `find ${quote(dir)} -maxdepth 1 -name ${quote(`${TEMP_MARK}*.${base}`)} -type f -mmin +1 -delete 2>/dev/null || true`,
+    `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
+    `trap 'rm -f "$tmp"' EXIT`,
+    'cat > "$tmp"',
+    `got=$(stat -c %s "$tmp"); if [ "$got" != ${size} ]; then echo "the upload of "${shown}" arrived incomplete ($got of ${size} bytes)" >&2; exit 1; fi`,
+    ctx.privileged ? `chown ${quote(`${owner}:${group}`)} "$tmp"` : '',
+    `chmod ${mode} "$tmp"`,
+    opts.validate
+      ? `if ! out=$( { ${opts.validate('"$tmp"')} ; } 2>&1 ); then printf '%s\\n' "$out" | tail -5 >&2; echo "the new "${shown}" was refused; the old one is still in place" >&2; exit 3; fi`
+      : '',
+    opts.backup ? `if [ -f ${shown} ]; then ln -f ${shown} ${quote(`${remotePath}.hoist-prev`)}; fi` : '',
+    `mv -f "$tmp" ${shown}`,
+    'trap - EXIT',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}

@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { unixBridgeCommand, type BridgeTool } from '../../src/ssh/unix-bridge.js';
+
+const have = (tool: string) => spawnSync('bash', ['-c', `command -v ${tool}`]).status === 0;
+
+/** A unix-socket server that answers each connection with the sha-like reversal of what it got, after EOF. */
+function echoServer(sock: string): Promise<net.Server> {
+  return new Promise((resolve) => {
+    const srv = net.createServer((c) => {
+      const chunks: Buffer[] = [];
+      c.on('data', (d) => chunks.push(d));
+      c.on('end', () => c.end(Buffer.concat(chunks).reverse()));
+    });
+    srv.listen(sock, () => resolve(srv));
+  });
+}
+
+for (const tool of ['perl', 'python3'] as BridgeTool[]) {
+  test(`the ${tool} bridge carries binary data both ways and passes on EOF`, { skip: !have(tool) && `${tool} not installed` }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-bridge-'));
+    const sock = path.join(dir, 's.sock');
+    const srv = await echoServer(sock);
+    try {
+      const payload = Buffer.alloc(300_000);
+      for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) & 0xff;
+      const p = spawn('bash', ['-c', unixBridgeCommand(sock, tool)]);
+      const out: Buffer[] = [];
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.stdin.end(payload);
+      const code = await new Promise<number | null>((r) => p.on('close', r));
+      assert.equal(code, 0, err);
+      assert.ok(Buffer.concat(out).equals(Buffer.from(payload).reverse()));
+    } finally {
+      srv.close();
+    }
+  });
+}
+
+test('the bridge says which socket is missing instead of hanging', () => {
+  const r = spawnSync('bash', ['-c', unixBridgeCommand('/nonexistent/containerd.sock')], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /no socket at \/nonexistent\/containerd.sock/);
+});
