@@ -9,21 +9,22 @@ export interface KernelLimit {
 }
 
 /**
- * What `hosts` nspawn hosts (bastion included) need from the controller's kernel. Per-host figures
- * are measured on booted trixie hosts (see test/fleet/README.md) and doubled for headroom; a limit
- * is only ever raised, never lowered.
+ * What `hosts` nspawn hosts (bastion included) need from the controller's kernel. Measured per host
+ * (test/fleet/README.md): idle 7 inotify instances, 27 watches, 143 open files, 7 tasks; with
+ * containerd running a container 8, 29, 196 and 29. Boot briefly holds more (generators, tmpfiles,
+ * sshd-keygen), so the budgets below are several times those figures. A limit is only ever raised.
  */
 export function kernelLimits(hosts: number): KernelLimit[] {
   const t1 = hosts + 128;
   return [
     // All hosts run as the controller's root (no user namespaces), so they share root's budget.
-    // systemd, journald, logind and dbus in a host hold ≈ 20 instances; the default 128 stops at ≈ 6 hosts.
-    { key: 'fs.inotify.max_user_instances', need: 512 + 64 * hosts, why: 'systemd and its daemons in every host hold ≈ 20 inotify instances, all counted against root' },
-    { key: 'fs.inotify.max_user_watches', need: 65536 + 2048 * hosts, why: 'the hosts\' systemd path and unit watches, ≈ 1,000 per host' },
-    { key: 'fs.file-max', need: 65536 + 4096 * hosts, why: 'open files machine-wide: a host with containerd holds ≈ 2,000' },
+    // With the default 128, 30 hosts do not boot: systemd in some fails "Failed to create control group inotify object".
+    { key: 'fs.inotify.max_user_instances', need: 512 + 64 * hosts, why: 'systemd and its daemons in every host hold inotify instances (7 idle, more while booting), all counted against root' },
+    { key: 'fs.inotify.max_user_watches', need: 65536 + 512 * hosts, why: 'inotify watches of every host, counted against root (≈ 30 per host, more while booting)' },
+    { key: 'fs.file-max', need: 65536 + 2048 * hosts, why: 'open files machine-wide: ≈ 200 per host with containerd, more while provisioning' },
     // systemd in a host gives its services a hard RLIMIT_NOFILE of 524288, clamped to nr_open.
     { key: 'fs.nr_open', need: 524288, why: 'systemd in each host sets its services\' hard open-file limit to 524288' },
-    { key: 'kernel.pid_max', need: 4096 + 256 * hosts, why: 'a host running containerd with a container has ≈ 100 tasks (threads included)' },
+    { key: 'kernel.pid_max', need: 4096 + 256 * hosts, why: 'a host running containerd and a container has ≈ 30 tasks, an install briefly several times that' },
     { key: 'kernel.threads-max', need: 4096 + 256 * hosts, why: 'same task budget as pid_max' },
     { key: 'user.max_net_namespaces', need: 64 + 4 * hosts, why: 'one netns per host plus the CNI namespaces of its containers' },
     { key: 'user.max_mnt_namespaces', need: 64 + 16 * hosts, why: 'nspawn, systemd sandboxing (PrivateTmp…) and containers each take one' },

@@ -2,6 +2,7 @@
 // release bundle from the local mirror installed by hand, a container run, abrupt host death, reset, teardown.
 // Run: npx tsx --test test/integration/fleet.test.ts   (brings the fleet up if it is not; root only)
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { $ } from 'zx';
 import { down, info, leftovers, resetHost, startHost, stopHost, up, type FleetHost, type FleetInfo } from '../fleet/fleet.js';
@@ -13,20 +14,29 @@ $.quiet = true;
 let fleet: FleetInfo;
 let wasUp = false;
 
-function sshArgs(f: FleetInfo, user: string, host: FleetHost): string[] {
+function sshOptions(f: FleetInfo): string[] {
   return [
     '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${f.knownHostsPath}`,
-    '-o', 'ConnectTimeout=3', '-o', 'LogLevel=ERROR', '-i', f.identityPath, `${user}@${host.address}`,
+    '-o', 'ConnectTimeout=3', '-o', 'LogLevel=ERROR', '-i', f.identityPath,
   ];
 }
 
-async function ssh(host: FleetHost, script: string, user = 'root'): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await $`ssh ${sshArgs(fleet, user, host)} ${script}`.nothrow();
+function sshArgs(f: FleetInfo, user: string, host: FleetHost): string[] {
+  return [...sshOptions(f), `${user}@${host.address}`];
+}
+
+/** Through the bastion as deploy. ProxyCommand rather than -J: OpenSSH does not pass -o options on to the jump. */
+function viaBastion(f: FleetInfo): string[] {
+  return ['-o', `ProxyCommand=ssh ${sshOptions(f).join(' ')} -W %h:%p deploy@${f.bastion.address}`];
+}
+
+async function ssh(host: FleetHost, script: string, user = 'root', opts: { jump?: boolean; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await $({ input: opts.input ?? '' })`ssh ${opts.jump ? viaBastion(fleet) : []} ${sshArgs(fleet, user, host)} ${script}`.nothrow();
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function sshOk(host: FleetHost, script: string, user = 'root'): Promise<string> {
-  const r = await ssh(host, script, user);
+async function sshOk(host: FleetHost, script: string, user = 'root', opts: { jump?: boolean; input?: string } = {}): Promise<string> {
+  const r = await ssh(host, script, user, opts);
   assert.equal(r.code, 0, `${host.name}: ${script}\n${r.stderr}${r.stdout}`);
   return r.stdout;
 }
@@ -53,19 +63,50 @@ after(async () => {
 });
 
 describe('fleet', { concurrency: false }, () => {
-  test('every host accepts strict-host-key SSH and has booted cleanly', async () => {
-    for (const h of fleet.hosts) {
+  test('every host and the bastion accept strict-host-key SSH and have booted cleanly', async () => {
+    for (const h of [fleet.bastion, ...fleet.hosts]) {
       assert.equal((await sshOk(h, 'systemctl is-system-running')).trim(), 'running', h.name);
       assert.equal((await sshOk(h, 'hostname')).trim(), h.name);
     }
   });
 
-  test('deploy has passwordless sudo, nosudo has none', async () => {
+  test('users log in to the hosts only through the bastion; root directly', async () => {
     const h = hostByName('h1');
-    assert.equal((await sshOk(h, 'sudo -n id -u', 'deploy')).trim(), '0');
-    const r = await ssh(h, 'sudo -n true', 'nosudo');
+    for (const user of ['deploy', 'ops', 'nosudo']) {
+      const direct = await ssh(h, 'true', user);
+      assert.equal(direct.code, 255, `${user} logged in to ${h.name} directly`);
+      assert.match(direct.stderr, /Permission denied/);
+      assert.equal((await sshOk(h, 'echo ${SSH_CLIENT%% *}', user, { jump: true })).trim(), fleet.bastion.address, user);
+    }
+    assert.equal((await sshOk(h, 'hostname')).trim(), 'h1');
+    assert.equal((await sshOk(fleet.bastion, 'hostname', 'deploy')).trim(), 'bastion');
+    assert.equal((await ssh(fleet.bastion, 'true', 'ops')).code, 255, 'ops logged in to the bastion');
+  });
+
+  test('deploy has passwordless sudo, ops sudo needs its password, nosudo has none', async () => {
+    const h = hostByName('h1');
+    assert.equal((await sshOk(h, 'sudo -n id -u', 'deploy', { jump: true })).trim(), '0');
+    const opsNoPassword = await ssh(h, 'sudo -n true', 'ops', { jump: true });
+    assert.notEqual(opsNoPassword.code, 0);
+    assert.match(opsNoPassword.stderr, /password is required/);
+    const wrong = await ssh(h, "sudo -S -p '' true", 'ops', { jump: true, input: 'not-the-password\n' });
+    assert.notEqual(wrong.code, 0);
+    assert.equal((await sshOk(h, "sudo -S -p '' id -u", 'ops', { jump: true, input: readFileSync(fleet.opsPasswordFile, 'utf8') })).trim(), '0');
+    const r = await ssh(h, 'sudo -n true', 'nosudo', { jump: true });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /password is required|not allowed|may not run sudo/);
+  });
+
+  test('the inventories: deploy through the bastion, and root direct', () => {
+    const op = readFileSync(fleet.inventoryPath, 'utf8');
+    assert.match(op, /^user = "deploy"$/m);
+    assert.match(op, /^become = true$/m);
+    assert.match(op, new RegExp(`^jump = "deploy@${fleet.bastion.address.replace(/\./g, '\\.')}"$`, 'm'));
+    const root = readFileSync(fleet.rootInventoryPath, 'utf8');
+    assert.match(root, /^user = "root"$/m);
+    assert.doesNotMatch(root, /^(jump|become) =/m);
+    const known = readFileSync(fleet.knownHostsPath, 'utf8');
+    for (const h of [fleet.bastion, ...fleet.hosts]) assert.match(known, new RegExp(`^${h.address.replace(/\./g, '\\.')} ssh-ed25519 `, 'm'));
   });
 
   test('apt installs from the harness repo only', async () => {
@@ -120,10 +161,10 @@ describe('fleet', { concurrency: false }, () => {
     assert.equal((await sshOk(h, 'systemctl is-system-running')).trim(), 'running');
   });
 
-  test('down leaves no process, mount, cgroup, veth, netns or address', { timeout: 120_000 }, async () => {
+  test('down leaves no process, mount, cgroup, veth, netns, address or rule', { timeout: 120_000 }, async () => {
     await down();
     const left = await leftovers();
-    assert.deepEqual(left, { processes: [], mounts: [], cgroups: [], netns: [], links: [], addresses: [] });
+    assert.deepEqual(left, { processes: [], mounts: [], cgroups: [], netns: [], links: [], addresses: [], rules: [] });
     await assert.rejects(info(), /not up/);
   });
 });
