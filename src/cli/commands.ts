@@ -9,6 +9,7 @@ import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact, redactDeep } from '../util/redact.js';
+import { printableLines } from '../util/printable.js';
 import { parseExtraVars } from './extra-vars.js';
 import { taskNames, getTask } from '../tasks/registry.js';
 import { parseToml } from '../util/toml-file.js';
@@ -36,6 +37,7 @@ interface CliOptions {
   lockWait?: number;
   yes?: boolean;
   askBecomePass?: boolean;
+  verbose?: number;
 }
 
 /** Playbooks hoist builds in memory for its one-task commands. */
@@ -63,7 +65,7 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
   try {
     code = await dispatch(command, o);
   } catch (e) {
-    process.stderr.write(`${color.red('error')}: ${redact(errorMessage(e))}\n`);
+    process.stderr.write(`${color.red('error')}: ${printableLines(redact(errorMessage(e)))}\n`);
     // Anything that stops a run before hosts report (bad input, a refused download) is exit 1.
     code = 1;
   }
@@ -124,6 +126,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       cacheDir: o.cacheDir,
       lockWaitSeconds: o.lockWait,
       secrets,
+      verbosity: o.verbose ?? 0,
       log,
       events: reporter,
     });

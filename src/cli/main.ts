@@ -15,6 +15,7 @@ const common = (c: Command) =>
     .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
     .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', (v) => parseInt(v, 10))
     .option('--command-timeout <s>', 'timeout of one remote command in seconds', (v) => parseInt(v, 10))
+    .option('-v, --verbose', 'show each remote command (-vv: whole scripts, -vvv: their output)', (_v: string, n: number) => n + 1, 0)
     .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -60,7 +61,21 @@ program
 
 program.addOption(new Option('--no-color', 'plain output').hideHelp());
 
-program.parseAsync().catch((e: unknown) => {
-  process.stderr.write(`hoist: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+program
+  .parseAsync()
+  .then(
+    () => exitWhenFlushed(),
+    (e: unknown) => {
+      process.stderr.write(`hoist: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+      exitWhenFlushed();
+    },
+  );
+
+/**
+ * Once the report is out, nothing may keep hoist running: a host's session that some path forgot to
+ * close (a dead host behind a live bastion, say) must not hold a CI job until its own timeout.
+ */
+function exitWhenFlushed(): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(process.exitCode ?? 0)));
+}

@@ -1,4 +1,5 @@
 import { recapOf, type HostReport, type RunReport } from '../runner/report.js';
+import { printableLines } from '../util/printable.js';
 
 const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 
@@ -64,8 +65,12 @@ export function formatRecap(report: RunReport): string {
       `skipped=${c.skipped}`,
     ]);
   }
-  const problems = report.hosts.filter((h) => h.error).map((h) => `${statusColor(h.status)(`${h.name}: ${h.status}`)}: ${h.error}`);
-  const notes = report.hosts.flatMap((h) => [...h.notes.map((n) => `${h.name} | ${n}`), ...h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${n}`))]);
+  // Each failure was told in full on its host's line; the recap names the hosts, it doesn't repeat them.
+  const failedHosts = report.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
+  const problems = failedHosts.length
+    ? [color.red(`${failedHosts.length} host(s) did not finish: ${failedHosts.map((h) => `${h.name} (${h.status})`).join(', ')}; the reasons are on their lines above`)]
+    : [];
+  const notes = report.hosts.flatMap((h) => [...h.notes.map((n) => `${h.name} | ${printableLines(n)}`), ...h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${printableLines(n)}`))]);
   return [
     color.bold(`PLAY RECAP (${(report.durationMs / 1000).toFixed(2)} s)`),
     table(rows),
@@ -76,12 +81,12 @@ export function formatRecap(report: RunReport): string {
 }
 
 export function formatTaskLine(host: string, t: { title: string; status: string; changes: string[]; error?: string }): string {
-  const detail = t.error ? `: ${t.error}` : t.changes.length ? `: ${t.changes.join('; ')}` : '';
+  const detail = t.error ? `: ${printableLines(t.error)}` : t.changes.length ? `: ${printableLines(t.changes.join('; '))}` : '';
   return `${host} | ${t.title} | ${statusColor(t.status)(t.status)}${detail}`;
 }
 
 export function hostLine(h: HostReport): string {
-  return `${h.name} | ${statusColor(h.status)(h.status)}${h.error ? `: ${h.error}` : ''}`;
+  return `${h.name} | ${statusColor(h.status)(h.status)}${h.error ? `: ${printableLines(h.error)}` : ''}`;
 }
 
 export function formatFacts(report: RunReport): string {

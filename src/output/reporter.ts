@@ -6,28 +6,89 @@ export interface Reporter extends RunEvents {
   stop(): Promise<void>;
 }
 
-/** Plain lines: for pipes, CI logs and --json runs (where they go to stderr). */
+/** From this many hosts on, lines per host give way to counts per task and the failures in full. */
+export const COMPACT_FROM_HOSTS = 50;
+/** A long download says how far it got this often in a log. */
+const PROGRESS_EVERY_MS = 10_000;
+
+/**
+ * Plain lines: for pipes, CI logs and --json runs (where they go to stderr). A failure is told once,
+ * on its host's line; a download is a line when it starts, when it ends, and every 10 s between.
+ */
 export class PlainReporter implements Reporter {
+  private compact = false;
+  private readonly taskCounts = new Map<string, { changed: number; failed: number }>();
+  private hostsDone = 0;
+  private hostsTotal = 0;
+  private lastCompactLine = 0;
+  private readonly downloads = new Map<string, { started: number; lastLine: number }>();
+
   constructor(private readonly out: NodeJS.WritableStream = process.stdout, private readonly quiet = false) {}
-  start() {}
-  async stop() {}
+
+  start(hosts: string[]) {
+    this.hostsTotal = hosts.length;
+    this.compact = hosts.length >= COMPACT_FROM_HOSTS;
+    if (this.compact && !this.quiet) this.out.write(color.dim(`${hosts.length} hosts: compact output (counts per task; failures in full)`) + '\n');
+  }
+
+  async stop() {
+    if (this.compact && !this.quiet) this.writeCounts(true);
+  }
+
   hostPhase() {}
+
   taskDone(host: string, t: TaskReport) {
     if (this.quiet) return;
-    if (t.status === 'ok' && t.changes.length === 0) return;
+    if (this.compact) {
+      const c = this.taskCounts.get(t.title) ?? { changed: 0, failed: 0 };
+      if (t.status === 'changed') c.changed++;
+      if (t.status === 'failed') c.failed++;
+      this.taskCounts.set(t.title, c);
+      return;
+    }
+    // Failed tasks are told by their host's line; unchanged ones are not news.
+    if (t.status === 'failed' || (t.status === 'ok' && t.changes.length === 0)) return;
     this.out.write(formatTaskLine(host, t) + '\n');
   }
+
   hostDone(h: HostReport) {
-    if (!this.quiet) this.out.write(hostLine(h) + '\n');
+    this.hostsDone++;
+    if (this.quiet) return;
+    if (!this.compact || h.status === 'failed' || h.status === 'unreachable') this.out.write(hostLine(h) + '\n');
+    if (this.compact && Date.now() - this.lastCompactLine > PROGRESS_EVERY_MS) this.writeCounts(false);
   }
-  private lastPct = new Map<string, number>();
+
+  private writeCounts(final: boolean) {
+    this.lastCompactLine = Date.now();
+    const per = [...this.taskCounts].map(([title, c]) => `${title}: ${c.changed} changed${c.failed ? `, ${c.failed} failed` : ''}`);
+    this.out.write(color.dim(`${final ? 'done' : 'progress'}: ${this.hostsDone}/${this.hostsTotal} hosts${per.length ? `; ${per.join('; ')}` : ''}`) + '\n');
+  }
+
   progress(label: string, done: number, total: number | undefined) {
-    if (this.quiet || !total) return;
-    const pct = Math.floor((done / total) * 10) * 10;
-    if (this.lastPct.get(label) === pct) return;
-    this.lastPct.set(label, pct);
-    this.out.write(color.dim(`download ${label}: ${pct}%`) + '\n');
+    if (this.quiet) return;
+    const now = Date.now();
+    const d = this.downloads.get(label);
+    const size = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+    if (!d) {
+      this.downloads.set(label, { started: now, lastLine: now });
+      this.out.write(color.dim(`download ${label}: started${total ? ` (${size(total)})` : ''}`) + '\n');
+      if (total !== undefined && done >= total) this.finish(label, done, now);
+      return;
+    }
+    if (total !== undefined && done >= total) return this.finish(label, done, now);
+    if (now - d.lastLine >= PROGRESS_EVERY_MS) {
+      d.lastLine = now;
+      this.out.write(color.dim(`download ${label}: ${size(done)}${total ? ` of ${size(total)}` : ''}`) + '\n');
+    }
   }
+
+  private finish(label: string, bytes: number, now: number) {
+    const d = this.downloads.get(label);
+    if (!d || d.lastLine < 0) return;
+    d.lastLine = -1;
+    this.out.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
+  }
+
   message(text: string) {
     this.out.write(text + '\n');
   }

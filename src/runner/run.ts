@@ -6,6 +6,7 @@ import { describeRoute, endpointFor, type Endpoint } from '../ssh/endpoint.js';
 import { KnownHosts } from '../ssh/known-hosts.js';
 import { batchesOf, type Playbook } from '../playbook/playbook.js';
 import { InputError } from '../util/errors.js';
+import { redact } from '../util/redact.js';
 import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
 import { Semaphore } from './semaphore.js';
@@ -28,6 +29,8 @@ export interface RunRequest {
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   cacheDir?: string;
+  /** -v count: 1 commands, 2 scripts, 3 remote output, on the terminal (the log always has all). */
+  verbosity?: number;
   /** Seconds to wait for another run's host lock (0: refuse at once). */
   lockWaitSeconds?: number;
   log: Logger;
@@ -71,6 +74,11 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
         events.hostPhase(p.host.name, 'connecting');
         const ep = endpoints.get(p.host.name)!;
         const conn = await HostConnection.connect(ep, transport);
+        const verbosity = req.verbosity ?? 0;
+        conn.trace = (level, text) => {
+          log.log(p.host.name, text);
+          if (level <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
+        };
         log.log(p.host.name, `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''}`);
         return conn;
       }),

@@ -103,9 +103,9 @@ export function watchBecome(ch: ClientChannel, b: BecomeSpec, ctx: { host: strin
     if (preamble.length > MAX_PREAMBLE) fail(new BecomeError(`sudo on ${ctx.host} printed too much before starting a shell${lastLine(preamble)}`));
   };
   ch.stderr.on('data', onData);
-  ch.on('close', () => {
-    if (!done) fail(explainSudoFailure(preamble, b, ctx));
-  });
+  // sudo that gives up exits at once; 'close' would wait for stdout to be read, which nobody does yet.
+  ch.on('exit', () => setImmediate(() => fail(explainSudoFailure(preamble, b, ctx))));
+  ch.on('close', () => fail(explainSudoFailure(preamble, b, ctx)));
   return {
     ready,
     onStderr(fn) {

@@ -28,6 +28,12 @@ export interface ExecResult {
   code: number;
 }
 
+/**
+ * What happens on the wire, by detail: 1 each command (its first line, exit code, time), 2 the whole
+ * script, 3 its output. The runner sends level ≤ -v to the terminal and everything to the log.
+ */
+export type Trace = (level: 1 | 2 | 3, text: string) => void;
+
 export interface ExecOptions {
   timeoutMs?: number;
   /** Run through sudo when the host has become set. Default true; false runs as the login user. */
@@ -47,6 +53,7 @@ export class HostConnection {
   private closed = false;
   /** Bytes written to the host by upload(), for the report and the benchmark. */
   bytesPushed = 0;
+  trace: Trace = () => undefined;
   /** Aborts for channels in flight, called when the connection goes away under them. */
   private readonly pending = new Set<() => void>();
 
@@ -108,7 +115,14 @@ export class HostConnection {
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const elevate = opts.become !== false && this.becomes;
     const privileged = elevate ? this.isRoot : this.endpoint.user === 'root';
-    return this.runChannel('bash -s', (privileged ? serialize() : '') + script, elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    const t0 = Date.now();
+    this.trace(1, `$ ${headline(script)}${elevate ? ' (sudo)' : ''}`);
+    this.trace(2, script);
+    const r = await this.runChannel('bash -s', (privileged ? serialize() : '') + script, elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    this.trace(1, `exit ${r.code} in ${Date.now() - t0} ms`);
+    if (r.stdout) this.trace(3, `stdout:\n${r.stdout.trimEnd()}`);
+    if (r.stderr) this.trace(3, `stderr:\n${r.stderr.trimEnd()}`);
+    return r;
   }
 
   private async runChannel(inner: string, stdin: string | ((ch: ClientChannel) => Promise<void>), elevate: boolean, timeoutMs: number): Promise<ExecResult> {
@@ -165,7 +179,9 @@ export class HostConnection {
       if (Buffer.isBuffer(data)) ch.end(data);
       else await pipeline(createReadStream(data.localPath, { highWaterMark: 256 * 1024 }), ch);
     };
+    const t0 = Date.now();
     const r = await this.runChannel(`bash -c ${quote((privileged ? serialize() : '') + script)}`, feed, elevate, Math.max(this.endpoint.commandTimeoutMs, 600_000));
+    this.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
     this.bytesPushed += size;
     if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
   }
@@ -255,11 +271,17 @@ export class HostConnection {
     return Promise.race([work, lost]).finally(() => this.pending.delete(abort));
   }
 
+  /** Ends the session and releases its hops, also after the host itself went away (the bastion didn't). */
   close(): void {
-    if (this.closed) return;
     this.closed = true;
     this.link.close();
   }
+}
+
+/** The first line of a script that says what it does (not `set -e` or a comment). */
+function headline(script: string): string {
+  const line = script.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#') && !/^set -[eu]/.test(l)) ?? '';
+  return printable(line.length > 120 ? `${line.slice(0, 117)}...` : line);
 }
 
 /**

@@ -1,12 +1,15 @@
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BaseAgent, OpenSSHAgent, utils, type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
 import { InputError, InputErrors } from '../util/errors.js';
 import { addSecret } from '../util/redact.js';
 import type { BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
 import { openSshPublicBlob } from './key-file.js';
+
+// ssh2 is CommonJS: its classes are reachable through the default export only.
+const { BaseAgent, OpenSSHAgent, utils } = ssh2;
 
 /** Where secrets come from when they are not in a file: the environment, or the operator at a terminal. */
 export interface SecretSources {
@@ -63,26 +66,37 @@ export class Credentials {
     );
     const become = new Map<string, BecomeSpec>();
     let runPassword: { value: string; source: string } | undefined | null = null;
+    // One read (and one error) per password file, however many hosts share it.
+    const passwordFiles = new Map<string, Promise<string>>();
+    const fileUsers = new Map<string, string[]>();
     for (const ep of all) {
       if (!ep.become) continue;
       const spec: BecomeSpec = { user: ep.become.user };
-      try {
-        if (ep.become.passwordFile) {
-          spec.password = await readPasswordFile(ep.become.passwordFile, ep.name);
-          spec.passwordSource = `become_password_file ${ep.become.passwordFile}`;
-        } else {
-          if (runPassword === null) runPassword = await sources.becomePassword();
-          if (runPassword) {
-            spec.password = runPassword.value;
-            spec.passwordSource = runPassword.source;
-          }
+      const file = ep.become.passwordFile;
+      if (file) {
+        if (!passwordFiles.has(file)) passwordFiles.set(file, readPasswordFile(file));
+        fileUsers.set(file, [...(fileUsers.get(file) ?? []), ep.name]);
+        spec.passwordSource = `become_password_file ${file}`;
+      } else {
+        if (runPassword === null) runPassword = await sources.becomePassword();
+        if (runPassword) {
+          spec.password = runPassword.value;
+          spec.passwordSource = runPassword.source;
         }
-      } catch (e) {
-        errors.push(e as InputError);
       }
-      if (spec.password !== undefined) addSecret(spec.password);
       become.set(ep.name, spec);
     }
+    for (const [file, reading] of passwordFiles) {
+      try {
+        const pw = await reading;
+        addSecret(pw);
+        for (const name of fileUsers.get(file)!) become.get(name)!.password = pw;
+      } catch (e) {
+        const users = fileUsers.get(file)!;
+        errors.push(new InputError(`${(e as Error).message} (become_password_file of ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''})`));
+      }
+    }
+    if (runPassword) addSecret(runPassword.value);
     if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(dedupe(errors));
     return new Credentials(agentSocket, agentKeys, files, become);
   }
@@ -165,20 +179,18 @@ async function readPublicFile(file: string): Promise<Buffer | undefined> {
   }
 }
 
-async function readPasswordFile(file: string, host: string): Promise<string> {
+async function readPasswordFile(file: string): Promise<string> {
   let st;
   try {
     st = await stat(file);
   } catch {
-    throw new InputError(`become_password_file ${file} (for ${host}) does not exist`);
+    throw new Error(`${file} does not exist`);
   }
-  if (!st.isFile()) throw new InputError(`become_password_file ${file} (for ${host}) is not a file`);
-  if (st.mode & 0o077) {
-    throw new InputError(`become_password_file ${file} (for ${host}) is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
-  }
+  if (!st.isFile()) throw new Error(`${file} is not a file`);
+  if (st.mode & 0o077) throw new Error(`${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
   const text = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-  if (!text) throw new InputError(`become_password_file ${file} (for ${host}) is empty`);
-  if (text.includes('\n')) throw new InputError(`become_password_file ${file} (for ${host}) has more than one line; it must hold the password only`);
+  if (!text) throw new Error(`${file} is empty`);
+  if (text.includes('\n')) throw new Error(`${file} has more than one line; it must hold the password only`);
   return text;
 }
 
@@ -195,7 +207,7 @@ function agentIdentities(socket: string): Promise<ParsedKey[]> {
 
 /** The agent, offering only the keys chosen for a host, in the chosen order. */
 class ChosenKeysAgent extends BaseAgent<ParsedKey> {
-  private readonly agent: OpenSSHAgent;
+  private readonly agent: InstanceType<typeof OpenSSHAgent>;
   constructor(socket: string, private readonly keys: ParsedKey[]) {
     super();
     this.agent = new OpenSSHAgent(socket);

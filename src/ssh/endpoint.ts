@@ -70,7 +70,7 @@ async function hopsFor(spec: string, host: InventoryHost, inv: Inventory, d: End
       }
       const jc = await sshConfigFor(parsed.host);
       ep = {
-        name: `${host.name} via ${hop}`,
+        name: `jump host ${hop}`,
         host: jc.hostName ?? parsed.host,
         port: parsed.port ?? jc.port ?? 22,
         user: parsed.user ?? jc.user ?? host.user ?? os.userInfo().username,

@@ -37,26 +37,80 @@ export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Li
   let sock: Duplex | undefined;
   try {
     if (ep.jump) {
-      hop = await openLink(ep.jump, opts);
+      hop = await acquireHop(ep.jump, opts);
       sock = await forwardThrough(hop, ep);
     } else if (ep.proxyCommand) {
       proxy = startProxyCommand(expandProxyCommand(ep.proxyCommand, { host: ep.host, port: ep.port, user: ep.user, name: ep.name }), ep.name);
       sock = proxy.sock;
     }
     const client = await handshake(ep, opts, sock, proxy);
+    const via = hop;
+    let closed = false;
     const closeAll = () => {
+      if (closed) return;
+      closed = true;
       client.end();
       proxy?.close();
-      hop?.close();
+      via?.close();
     };
     // When a hop dies, the session riding on it is gone too.
-    hop?.client.once('close', () => client.end());
+    via?.client.once('close', () => client.end());
     return { client, close: closeAll };
   } catch (e) {
     proxy?.close();
     hop?.close();
     throw e;
   }
+}
+
+/**
+ * Hosts behind the same bastion share one session to it, each with its own forwarded channel, as
+ * OpenSSH's ControlMaster would: a bastion's sshd drops unauthenticated connections beyond MaxStartups
+ * (10 by default), so a connection per host fails from the eleventh host on, and every handshake
+ * costs the bastion CPU. The shared session ends when the last host using it is done.
+ */
+const hopPools = new WeakMap<TransportOptions, Map<string, { link: Promise<Link>; users: number }>>();
+
+function hopKey(ep: Endpoint): string {
+  return `${ep.user}@${ep.host}:${ep.port}${ep.jump ? `<${hopKey(ep.jump)}` : ep.proxyCommand ? `<${ep.proxyCommand}` : ''}`;
+}
+
+async function acquireHop(ep: Endpoint, opts: TransportOptions): Promise<Link> {
+  let pool = hopPools.get(opts);
+  if (!pool) hopPools.set(opts, (pool = new Map()));
+  const key = hopKey(ep);
+  let entry = pool.get(key);
+  if (!entry) {
+    const link = openLink(ep, opts);
+    const made = { link, users: 0 };
+    entry = made;
+    pool.set(key, made);
+    link.then(
+      (l) => l.client.once('close', () => pool.get(key) === made && pool.delete(key)),
+      () => undefined,
+    );
+  }
+  entry.users++;
+  const shared = entry;
+  let link: Link;
+  try {
+    link = await shared.link;
+  } catch (e) {
+    shared.users--;
+    throw e;
+  }
+  let released = false;
+  return {
+    client: link.client,
+    close: () => {
+      if (released) return;
+      released = true;
+      if (--shared.users === 0) {
+        if (pool.get(key) === shared) pool.delete(key);
+        link.close();
+      }
+    },
+  };
 }
 
 function forwardThrough(hop: Link, ep: Endpoint): Promise<Duplex> {
@@ -115,7 +169,11 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
   };
   return new Promise<Client>((resolve, reject) => {
     let stage: 'tcp' | 'ssh' = sock ? 'ssh' : 'tcp';
+    let settled = false;
     const onError = (err: Error & { level?: string; code?: string }) => {
+      // ssh2 may report one failure twice (the socket, then the protocol): the first one is the story.
+      if (settled) return;
+      settled = true;
       client.removeListener('ready', onReady);
       client.end();
       if (keyProblem) return reject(keyProblem);
@@ -124,9 +182,9 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
       reject(new HostError(`${ep.name}: ${describeConnectError(err, ep, stage, auth.described)}`));
     };
     const onReady = () => {
-      client.removeListener('error', onError);
-      // Later errors surface through the channel in use; a listener keeps them from crashing the process.
-      client.on('error', () => undefined);
+      if (settled) return;
+      settled = true;
+      // Later errors surface through the channel in use; onError, now inert, keeps them from crashing the process.
       if (newKey) {
         opts.knownHosts.add(ep.host, ep.port, newKey).then(
           () => resolve(client),
@@ -137,7 +195,7 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
         );
       } else resolve(client);
     };
-    client.once('error', onError);
+    client.on('error', onError);
     client.once('ready', onReady);
     client.once('handshake', () => (stage = 'ssh'));
     client.on('banner', () => undefined);
