@@ -92,7 +92,39 @@ function requireState(): FleetState {
   return s;
 }
 
+/**
+ * The cache is shared by every fleet instance on the machine: two builds of the same image at once
+ * would delete each other's work (and a mounted /proc under it). One process builds; the others wait.
+ */
+async function withCacheLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(CACHE_DIR, { recursive: true });
+  const lock = join(CACHE_DIR, 'prepare.lock');
+  for (let waited = 0; ; waited += 500) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch {
+      const holder = Number(readFileSync(lock, 'utf8').trim());
+      if (!holder || !pidAlive(holder)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (waited % 30_000 === 0) log(`waiting for process ${holder} to finish preparing the cache`);
+      await sleep(500);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 async function prepareAll(): Promise<Prepared> {
+  return withCacheLock(prepareUnlocked);
+}
+
+async function prepareUnlocked(): Promise<Prepared> {
   const base = await ensureBaseImage();
   const [oci, aptDir] = await Promise.all([ensureOciImage(), ensureAptRepo(base)]);
   const mirror = await ensureMirror();
