@@ -10,6 +10,8 @@ export function expandProxyCommand(template: string, t: { host: string; port: nu
 
 export interface ProxyStream {
   sock: Duplex;
+  /** Resolves when the command has exited (or after `ms`), for an error message that can say why. */
+  settled(ms: number): Promise<void>;
   /** Why the command ended, when it ended before the SSH session did (exit status and its stderr). */
   failure(): string | undefined;
   close(): void;
@@ -33,6 +35,7 @@ export function startProxyCommand(command: string, name: string): ProxyStream {
     const tail = printable(stderr.trim().split('\n').slice(-3).join(' / '));
     ended = `ProxyCommand for ${name} (${printable(command)}) exited with ${signal ?? code}${tail ? `: ${tail}` : ''}`;
   });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
   sock.on('error', () => undefined);
   // Its stdio alone must not keep the process alive after the connection is closed.
@@ -40,6 +43,7 @@ export function startProxyCommand(command: string, name: string): ProxyStream {
   return {
     sock,
     failure: () => ended,
+    settled: (ms) => Promise.race([exited, new Promise<void>((r) => setTimeout(r, ms).unref())]),
     close: () => {
       sock.destroy();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

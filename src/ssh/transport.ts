@@ -177,8 +177,14 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
       client.removeListener('ready', onReady);
       client.end();
       if (keyProblem) return reject(keyProblem);
-      const proxied = proxy?.failure();
-      if (proxied) return reject(new HostError(proxied));
+      if (proxy) {
+        // The broken pipe usually arrives before the command's exit status, which is the real story.
+        void proxy.settled(1000).then(() => {
+          const proxied = proxy.failure();
+          reject(new HostError(proxied ?? `${ep.name}: SSH through its ProxyCommand failed: ${printable(err.message)}`));
+        });
+        return;
+      }
       reject(new HostError(`${ep.name}: ${describeConnectError(err, ep, stage, auth.described)}`));
     };
     const onReady = () => {
