@@ -207,3 +207,39 @@ test('a host that dies mid-command is reported unreachable within 5 s, and the r
   assert.equal(r.report.hosts[0].status, 'unreachable');
   assert.ok(took < 6, `noticed after ${took} s`);
 });
+
+/** Runs hoist on a pseudo-terminal (util-linux `script`), answering each prompt as it appears. */
+function onTerminal(args: string[], answers: { prompt: RegExp; reply: string }[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const cmd = [process.execPath, HOIST_CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'dumb', NO_COLOR: '1' } });
+    let out = '';
+    const pending = [...answers];
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (pending.length && pending[0].prompt.test(out)) p.stdin.write(`${pending.shift()!.reply}\r`);
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+const HOIST_CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist/cli/main.js');
+
+test('on a terminal: -K asks for the sudo password once, the passphrase of an encrypted key is asked for, neither is echoed', async () => {
+  const pw = readFileSync(info.opsPasswordFile, 'utf8').trim();
+  const key = path.join(dir, 'id_tty');
+  copyFileSync(info.identityPath, key);
+  chmodSync(key, 0o600);
+  execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'tty passphrase', '-f', key]);
+  const inv = inventory('tty', (t) => asUser('ops')(t).replace(/^identity_file = .*$/m, `identity_file = ${JSON.stringify(key)}`));
+  const r = await onTerminal(['ping', '-i', inv, '-K'], [
+    { prompt: /BECOME password: /, reply: pw },
+    { prompt: /Enter passphrase for key '[^']*id_tty': /, reply: 'tty passphrase' },
+  ], { SSH_AUTH_SOCK: '' });
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.out.match(/BECOME password/g)?.length, 1);
+  assert.equal(r.out.match(/Enter passphrase/g)?.length, 1, 'one question per key, however many hosts');
+  assert.ok(!r.out.includes(pw) && !r.out.includes('tty passphrase'), 'a secret was echoed');
+  assert.match(r.out, /h3 +ok=1/);
+});
