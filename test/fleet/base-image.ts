@@ -9,6 +9,9 @@ export const BASE_SUITE = 'trixie';
 export const BASE_PACKAGES = [
   'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates',
   'curl', 'tar', 'gzip', 'kmod', 'procps', 'sudo',
+  // As on a Kubernetes node: the CNI bridge plugin's ipMasq and portmap need it, or a pod sandbox
+  // fails "failed to locate iptables".
+  'iptables',
 ];
 /** Bump when a setup step changes in a way the file texts below do not capture. */
 const SETUP_VERSION = 4;

@@ -148,7 +148,11 @@ export async function bootHost(host: FleetHost): Promise<{ nspawnPid: number; cg
   const child = spawn('/bin/sh', ['-c', CGROUP_WRAPPER, 'hoist-nspawn', 'systemd-nspawn', ...args], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, HOIST_CGROUPS: cgroups.join('\n') },
+    // nspawn mounts /proc/sys read-only; "network" leaves /proc/sys/net writable, which is the
+    // host's own network namespace. The CNI bridge plugin writes there (ip_forward, per-interface
+    // settings); without it RunPodSandbox fails "failed to enable forwarding: open
+    // /proc/sys/net/ipv6/conf/all/forwarding: read-only file system".
+    env: { ...process.env, HOIST_CGROUPS: cgroups.join('\n'), SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' },
   });
   closeSync(out);
   child.unref();

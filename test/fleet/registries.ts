@@ -257,7 +257,7 @@ function skopeoArgs(s: Spec, address: string, password: string): string[] {
  * An OCI layout of the busybox image whose process sleeps until killed, as a pod sandbox's pause
  * container must (busybox's own /bin/sh would exit at once without a terminal).
  */
-async function pauseLayout(ociImagePath: string): Promise<string> {
+export async function pauseLayout(ociImagePath: string): Promise<string> {
   const dir = join(REGISTRIES_DIR, 'pause-layout');
   if (existsSync(join(dir, 'index.json'))) return dir;
   rmSync(dir, { recursive: true, force: true });
