@@ -76,7 +76,9 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
         const conn = await HostConnection.connect(ep, transport);
         const verbosity = req.verbosity ?? 0;
         conn.trace = (level, text) => {
-          log.log(p.host.name, text);
+          // Remote output (level 3) can hold file contents a probe read back, credentials included in
+          // forms hoist never saw as secrets (a base64 auth): it is logged only when asked for with -vvv.
+          if (level < 3 || verbosity >= 3) log.log(p.host.name, text);
           if (level <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
         };
         log.log(p.host.name, `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''}`);
