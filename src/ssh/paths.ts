@@ -3,3 +3,16 @@ export const HOIST_STATE_DIR = '/var/lib/hoist';
 
 /** Marks every temporary file hoist makes on a host, so a later run can recognise and remove leftovers. */
 export const TEMP_MARK = '.hoist-tmp-';
+
+/**
+ * Every temporary file hoist creates on a host is listed here before it is written, so that the
+ * leftovers of a killed run can be found and removed by the next one wherever they are.
+ */
+export const TEMP_JOURNAL = `${HOIST_STATE_DIR}/temporary-files`;
+
+/**
+ * Removes the temporary files a killed run left behind (those in the journal that still exist and carry
+ * the mark) and empties the journal. Safe only under commands.lock, which every privileged command holds:
+ * no upload still running can own one of them.
+ */
+export const SWEEP_TEMPS = `if [ -s ${TEMP_JOURNAL} ]; then while IFS= read -r t; do case "\${t##*/}" in ${TEMP_MARK}*) rm -rf -- "$t";; esac; done < ${TEMP_JOURNAL}; : > ${TEMP_JOURNAL}; fi`;

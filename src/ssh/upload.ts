@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { TEMP_MARK } from './paths.js';
+import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from './paths.js';
 import { quote } from './quote.js';
 
 export interface UploadOptions {
@@ -19,7 +19,9 @@ export function stagedName(remotePath: string, nonce: string): string {
 
 /**
  * Receives `size` bytes on stdin into a temporary file and moves it into place. The size check matters:
- * when hoist dies mid-upload, sshd closes stdin and `cat` ends as if the file were complete.
+ * when hoist dies mid-upload, sshd closes stdin and `cat` ends as if the file were complete. The
+ * temporary file is journalled first, so a kill at any point leaves nothing the next upload (or a
+ * reset) doesn't remove.
  */
 export function uploadScript(remotePath: string, size: number, opts: UploadOptions, ctx: { privileged: boolean }): string {
   const dir = path.posix.dirname(remotePath);
@@ -31,9 +33,9 @@ export function uploadScript(remotePath: string, size: number, opts: UploadOptio
   return [
     'set -e',
     `mkdir -p ${quote(dir)}`,
-    // Leftovers of killed uploads of this same file, older than a minute (a concurrent upload is younger).
-    `find ${quote(dir)} -maxdepth 1 -name ${quote(`${TEMP_MARK}*.${base}`)} -type f -mmin +1 -delete 2>/dev/null || true`,
+    ctx.privileged ? SWEEP_TEMPS : '',
     `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
+    ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
     `trap 'rm -f "$tmp"' EXIT`,
     'cat > "$tmp"',
     `got=$(stat -c %s "$tmp"); if [ "$got" != ${size} ]; then echo "the upload of "${shown}" arrived incomplete ($got of ${size} bytes)" >&2; exit 1; fi`,
