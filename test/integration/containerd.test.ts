@@ -126,10 +126,27 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
       assert.equal(creds.code, 0, creds.stderr);
       assert.ok(!`${creds.stdout}${creds.stderr}`.includes('Registry-Passw0rd-Secret'), 'password leaked');
       const holder = line.startsWith('2.') ? '/etc/containerd/certs.d/registry.fleet.test_5000_/hosts.toml' : '/etc/containerd/config.toml';
-      const st = await onHost(info, 'h1', `stat -c %a ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`);
-      assert.equal(st.out, '600\n1\n');
+      // Written through sudo by a login user, still root's alone.
+      const st = await onHost(info, 'h1', `stat -c '%U:%G %a' ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`);
+      assert.equal(st.out, 'root:root 600\n1\n');
     });
   }
+});
+
+test('root variant: root logs in directly, the CRI call goes over OpenSSH stream-local forwarding', async () => {
+  const rel = info.releases[info.releases.length - 1];
+  await fleet.resetHost('h2');
+  const args = applyArgs(rel.containerd, '--limit', 'h2').map((a) => (a === info.inventoryPath ? info.rootInventoryPath : a));
+  const first = await hoistJson(args);
+  assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
+  const verify = first.report.hosts[0].tasks.find((x) => x.task === 'containerd_verify')!;
+  assert.ok(verify.notes.some((n) => /^CRI v1: containerd/.test(n)), verify.notes.join('\n'));
+  const again = await hoistJson(args);
+  assert.equal(changedCount(again.report), 0);
+  // The same host converged as root is converged for the sudo user too.
+  const viaBastion = await hoistJson(applyArgs(rel.containerd, '--limit', 'h2'));
+  assert.equal(viaBastion.code, 0, viaBastion.stderr);
+  assert.equal(changedCount(viaBastion.report), 0);
 });
 
 describe('refusals', () => {
