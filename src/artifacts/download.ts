@@ -3,8 +3,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { addSecret } from '../util/redact.js';
-import { ArtifactCache, defaultCacheDir, hashFile, type VerifiedBy } from './cache.js';
-import type { Artifact } from './catalog.js';
+import { ArtifactCache, defaultCacheDir, type VerifiedBy } from './cache.js';
+import { fileDigest } from '../util/hash.js';
+import type { Artifact } from './artifact.js';
 import { ChecksumError, expectedSha256 } from './checksum-format.js';
 
 export { defaultCacheDir } from './cache.js';
@@ -306,7 +307,7 @@ async function ensureOne(
 
   const partial = cache.partialPath(artifact.url);
   await downloadResumable(artifact.url, cache, net, progress);
-  const actual = await hashFile(partial);
+  const actual = await fileDigest(partial);
 
   if (pinned && actual.sha256 !== pinned) {
     await cache.removePartial(artifact.url);

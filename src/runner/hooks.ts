@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { HostConnection } from '../ssh/connection.js';
 import type { Hook } from '../playbook/playbook.js';
 import type { HostPlay } from './play.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 
 /**
  * Runs a before_host/after_host hook (a `kubectl drain`, say) on the controller or on the host.

@@ -7,7 +7,7 @@ import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan
 import type { Playbook } from '../playbook/playbook.js';
 import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
 
 export interface HostRunOptions {
@@ -108,11 +108,11 @@ export class HostRun {
     }
     const { host, vars, tasks } = this.play;
     const base = { host, vars, options, controller };
-    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
     events.hostPhase(this.name, 'gathering facts');
     const probes = new Map<string, string>();
     tasks.forEach((t, i) => {
-      for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
+      for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     const g = await gather(conn, probes);
     await this.heldLock();
@@ -124,6 +124,7 @@ export class HostRun {
         plans.push(
           await t.def.plan(t.params, {
             ...base,
+            settings: t.settings,
             facts: g.facts,
             prepared: this.prepared[i],
             state: this.state,
@@ -200,11 +201,14 @@ export class HostRun {
     }
   }
 
-  /** Undoes a failed host's changes where a task armed a rollback; returns text for the error. */
+  /** Undoes a failed host's changes with the steps its tasks added; returns text for the error. */
   private async rollback(conn: HostConnection): Promise<string> {
-    if (!this.changedBefore || !this.state.rollback || this.o.options.check) return '';
+    if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
     this.o.events.hostPhase(this.name, 'rolling back');
-    const said = await this.state.rollback(conn, this.o.log).catch((e: unknown) => `rollback FAILED: ${errorMessage(e)}`);
+    const said = await this.state.rollback.run(conn, this.o.log).then(
+      (lines) => lines.join('; ') || 'rolled back',
+      (e: unknown) => `rollback FAILED: ${errorMessage(e)}`,
+    );
     this.report.notes.push(said);
     return ` — ${said}`;
   }

@@ -10,14 +10,19 @@ import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
 import { Semaphore } from './semaphore.js';
 import { exitCodeOf, type HostReport, type RunEvents, type RunReport } from './report.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
 import os from 'node:os';
 
 export interface RunRequest {
   inventory: Inventory;
   playbook: Playbook;
-  extraVars: Record<string, unknown>;
+  /** The tasks and modules the playbook was loaded with, whose variables are checked on every host. */
+  catalog: TaskCatalog;
+  /** -e layers, highest precedence; a plain table stands for one layer. */
+  extraVars: Record<string, unknown> | VarLayer[];
   limit?: string;
   forks?: number;
   options: RunOptions;
@@ -44,7 +49,7 @@ export { inFlight } from './host-run.js';
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const started = Date.now();
   const { inventory: inv, playbook: pb, options, events, log } = req;
-  const plays = await resolvePlay(inv, pb, req.extraVars, req.limit);
+  const plays = await resolvePlay(inv, pb, req.extraVars, { catalog: req.catalog, limit: req.limit });
   if (plays.length === 0) throw new InputError(`no hosts match ${JSON.stringify(pb.hosts)}${req.limit ? ` limited to "${req.limit}"` : ''}`);
 
   const controller: Controller = {
@@ -120,7 +125,7 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
     plays.map(async (play) => ({
       play,
       prepared: await Promise.all(
-        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, options, controller }) : undefined)),
+        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
       ),
     })),
   );

@@ -1,7 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BaseAgent, OpenSSHAgent, utils, type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
+import ssh2, { BaseAgent, type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
+
+// ssh2 is CommonJS and Node's ESM loader detects only some of its exports by name; these come from the module object.
+const { OpenSSHAgent, utils } = ssh2;
+type OpenSSHAgent = InstanceType<typeof OpenSSHAgent>;
 import { InputError, InputErrors } from '../util/errors.js';
 import { addSecret } from '../util/redact.js';
 import type { BecomeSpec } from './become.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { TEMP_MARK } from './paths.js';
+import { TEMP_MARK } from '../host-paths.js';
 import { quote } from './quote.js';
 
 export interface UploadOptions {

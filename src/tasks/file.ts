@@ -3,7 +3,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { s } from '../util/schema.js';
 import { InputError } from '../util/errors.js';
-import { renderString } from '../playbook/vars.js';
+import { renderString } from '../util/template.js';
 import { TEMPLATES_DIR } from '../paths.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';

@@ -11,7 +11,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
-import { CriClient } from '../../src/containerd/cri.js';
+import { CriClient } from '../../src/modules/containerd/cri/client.js';
 import { hoistJson, onHost, ROOT, type JsonReport } from '../support/hoist.js';
 
 const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');

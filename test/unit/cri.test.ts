@@ -10,7 +10,7 @@ import {
   CriClient, CriError, decodeFields, decodeListImagesResponse, decodeStatusResponse, decodeVarint, decodeVersionResponse,
   encodeGrpcFrame, encodePullImageRequest, grpcTimeout, encodeStatusRequest, encodeVarint, encodeVersionRequest, GrpcFrameReader, GrpcStatus,
   ProtobufError, ProtoMessage, ProtoWriter,
-} from '../../src/containerd/cri.js';
+} from '../../src/modules/containerd/cri/client.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const h = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

@@ -1,11 +1,14 @@
-import { s } from '../util/schema.js';
-import { quote } from '../ssh/quote.js';
-import { defineTask } from './types.js';
-import { sha256 } from './lib/files.js';
-import { compareVersions } from '../containerd/version.js';
-import type { StagedArtifact } from './containerd-artifacts.js';
-import { armContainerdRollback, INSTALL_RAN } from './containerd/rollback.js';
-import { ARTIFACT_DIR, CONTAINERD_STATE, HOIST_DIR, INSTALL_RECORD, INSTALL_STATS, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import type { Action } from '../../../tasks/types.js';
+import { sha256 } from '../../../util/hash.js';
+import { ARTIFACT_DIR, STAGING_DIR } from '../../../host-paths.js';
+import { compareVersions } from '../version.js';
+import type { StagedArtifact } from './artifacts.js';
+import { armBinariesRollback } from '../rollback.js';
+import { CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
+import { previousVersion, stagedArtifacts } from '../slots.js';
+import { containerdTask } from '../task.js';
 
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
 const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
@@ -40,7 +43,7 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * kept in prev/ for a rollback.
  */
 export function installScript(artifacts: StagedArtifact[], record: InstallRecord): string {
-  const stage = `${HOIST_DIR}/staging/containerd-${record.version}`;
+  const stage = `${STAGING_DIR}/containerd-${record.version}`;
   const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
   return `set -euo pipefail
 trap 'echo "install step failed: $BASH_COMMAND" >&2' ERR
@@ -70,14 +73,12 @@ keep="${artifacts.map((a) => a.sha256).join(' ')} $( { grep -o '"sha256":"[0-9a-
 for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done`;
 }
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_install',
   summary: 'Unpacks the staged release onto the host (bundle for 1.x, components for 2.x) and records what is installed.',
-  reads: CONTAINERD_VARS,
   params: s.object({}),
-  async prepare(_p, ctx) {
-    return settingsOrInputError(ctx.vars);
-  },
+  needs: [stagedArtifacts],
+  provides: [previousVersion],
   probes: () => ({
     record: `cat ${INSTALL_RECORD} 2>/dev/null; echo
 if [ -f ${INSTALL_STATS} ]; then
@@ -88,9 +89,8 @@ fi`,
     distro: `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' containerd containerd.io docker.io 2>/dev/null | awk '$2=="installed"{print $1}'; elif command -v rpm >/dev/null; then rpm -q --qf '%{NAME}\\n' containerd containerd.io 2>/dev/null | grep -v 'not installed' || true; fi`,
   }),
   plan(_p, ctx) {
-    const st = ctx.prepared;
-    const staged = ctx.state.data.get('containerd.artifacts') as StagedArtifact[] | undefined;
-    if (!staged) throw new Error('containerd_install needs the containerd_artifacts task before it in the playbook');
+    const st = ctx.settings;
+    const staged = stagedArtifacts.get(ctx.state);
     const record: InstallRecord = {
       version: st.runtime.containerdVersion,
       artifacts: staged.map((a) => ({ id: a.artifact.id, name: a.artifact.name, sha256: a.sha256 })),
@@ -117,17 +117,18 @@ fi`,
     if (have && compareVersions(st.runtime.containerdVersion, have.version) < 0 && !st.allowDowngrade) {
       throw new Error(`containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`);
     }
-    ctx.state.data.set('containerd.previous', have?.version);
+    previousVersion.put(ctx.state, have?.version);
     if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
     ctx.state.pending = true;
-    armContainerdRollback(ctx.state, have?.version);
+    let installRan = false;
+    armBinariesRollback(ctx.state, have?.version, () => installRan);
     const why = !have ? 'fresh install' : have.version !== record.version ? `${have.version} → ${record.version}` : drift.length ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}` : 'artifacts changed';
-    const actions = [];
+    const actions: Action[] = [];
     if (distro.length) {
       actions.push({
-        kind: 'change' as const,
+        kind: 'change',
         summary: `remove distribution packages ${distro.join(', ')}`,
-        run: async (conn: import('../ssh/connection.js').HostConnection) => {
+        run: async (conn) => {
           const cmd = ctx.facts.packageManager === 'apt' ? `DEBIAN_FRONTEND=noninteractive apt-get remove -y -q ${distro.map(quote).join(' ')}` : `${ctx.facts.packageManager} remove -y ${distro.map(quote).join(' ')}`;
           await conn.check(`systemctl stop containerd 2>/dev/null || true\n${cmd}`, 'removing the distribution containerd', { timeoutMs: 600_000 });
         },
@@ -135,10 +136,10 @@ fi`,
     }
     if (!ctx.facts.tools.tar) throw new Error('tar is not installed on this host; hoist needs it to unpack the release');
     actions.push({
-      kind: 'change' as const,
+      kind: 'change',
       summary: `install containerd ${record.version} (${why})`,
-      run: async (conn: import('../ssh/connection.js').HostConnection, actx: import('./types.js').ApplyContext) => {
-        actx.state.data.set(INSTALL_RAN, true);
+      run: async (conn) => {
+        installRan = true;
         await conn.check(installScript(staged, record), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
       },
     });

@@ -1,7 +1,7 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { redact } from '../util/redact.js';
+import { redact } from './redact.js';
 
 /** The full record of a run, in the XDG state directory; everything passes through redact(). */
 export class Logger {

@@ -9,28 +9,16 @@
  */
 import path from 'node:path';
 import nunjucks from 'nunjucks';
-import { TEMPLATES_DIR } from '../paths.js';
-import { addSecret } from '../util/redact.js';
-import {
-  cmp,
-  endpointConfigs,
-  hostsDirName,
-  hostsTomlNeedsHostTable,
-  isSensitiveHeader,
-  registryDir,
-  registryFilePath,
-  sortedKeys,
-  supportsConfigPath,
-  usesCniBinDirs,
-  type RegistryAuth,
-  type RegistryConfig,
-  type RegistryTarget,
-  type RuntimeConfig,
-  type TlsFiles,
-} from './runtime-config.js';
+import { TEMPLATES_DIR } from '../../paths.js';
+import { addSecret } from '../../util/redact.js';
+import { formatPath } from '../../util/schema.js';
+import { cmp, endpointConfigs, hostsDirName, registryDir, registryFilePath, registryFiles, sortedKeys } from './config/registry-paths.js';
+import { hostsTomlNeedsHostTable, supportsConfigPath, usesCniBinDirs } from './config/features.js';
+import { isSensitiveHeader } from './config/validate.js';
+import { type RegistryAuth, type RegistryConfig, type RegistryTarget, type RuntimeConfig, type TlsFiles } from './config/types.js';
 import { compareVersions, configVersionFor, formatVersion, parseVersion, type Version } from './version.js';
 
-export { hostsDirName, registryDir, registryFilePath } from './runtime-config.js';
+export { hostsDirName, registryDir, registryFilePath } from './config/registry-paths.js';
 
 export interface Rendered {
   text: string;
@@ -161,7 +149,7 @@ export function renderConfig(cfg: RuntimeConfig): Rendered {
     // next to config_path.
     const legacy = !supportsConfigPath(v);
     const { configs, conflicts } = endpointConfigs(cfg, legacy);
-    if (conflicts.length) throw new Error(`cannot render config.toml: ${conflicts.join('; ')}`);
+    if (conflicts.length) throw new Error(`cannot render config.toml: ${conflicts.map((c) => `${formatPath(c.path)}: ${c.message}`).join('; ')}`);
     const legacyMirrors: LegacyMirror[] = legacy
       ? sortedKeys(cfg.registries)
           .map((host) => cfg.registries[host])
@@ -326,4 +314,11 @@ export function renderCrictlYaml(opts: CrictlOptions): string {
   if (!Number.isSafeInteger(opts.timeout) || opts.timeout < 0) throw new TypeError(`crictl timeout must be a whole number of seconds, got ${opts.timeout}`);
   if (typeof opts.debug !== 'boolean') throw new TypeError('crictl debug must be true or false');
   return render('crictl.yaml.njk', { endpoint: opts.endpoint, timeout: opts.timeout, debug: opts.debug });
+}
+
+/** Every registry file hoist writes on a host (hosts.toml and pushed CA/cert/key), by path alone, without rendering. */
+export function registryPaths(rt: RuntimeConfig): string[] {
+  // Sorted as the rendered files are: the restart stamp hashes them in this order.
+  const hostsToml = supportsConfigPath(rt.version) ? Object.keys(rt.registries).map((h) => hostsTomlPath(rt, h)).sort() : [];
+  return [...hostsToml, ...registryFiles(rt).map((f) => f.dest)];
 }

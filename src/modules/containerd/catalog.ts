@@ -1,23 +1,22 @@
-import { InputError } from '../util/errors.js';
-import { isValidReleaseVersion, parseVersion, type Version } from '../containerd/version.js';
-import type { ChecksumFormat } from './checksum-format.js';
+import { InputError } from '../../util/errors.js';
+import { formatVersion, isValidReleaseVersion, parseVersion, type Version } from './version.js';
+import type { Artifact } from '../../artifacts/artifact.js';
 
-export type { ChecksumFormat } from './checksum-format.js';
+/** A bad setting, with the variable it concerns, so the caller can point at the line that set it. */
+export class SettingError extends InputError {
+  constructor(readonly key: string, message: string) {
+    super(message);
+  }
+}
+
+/** Architectures upstream publishes release files for, named as the files name them. */
+export type ReleaseArch = 'amd64' | 'arm64';
 
 export type ArtifactId = 'bundle' | 'containerd' | 'runc' | 'cni' | 'crictl';
 
-/** One file hoist downloads from a release page, with where its published checksum lives. */
-export interface Artifact {
+/** A release file of a containerd installation; `id` says how install unpacks it. */
+export interface ContainerdArtifact extends Artifact {
   id: ArtifactId;
-  /** Asset file name as published (also the name looked up in the checksum file). */
-  name: string;
-  /** Version of the component this asset belongs to, without a leading "v". */
-  version: string;
-  url: string;
-  checksumUrl: string;
-  checksumFormat: ChecksumFormat;
-  /** Lower-case hex sha256 the user pinned for this asset; checked in addition to the checksum file. */
-  pinnedSha256?: string;
 }
 
 export interface CatalogOptions {
@@ -30,6 +29,8 @@ export interface CatalogOptions {
   crictlVersion?: string | false;
   /** Asset name → sha256 hex. */
   pinnedSha256?: Record<string, string>;
+  /** Which architecture's files; amd64 unless the host is arm64. */
+  arch?: ReleaseArch;
 }
 
 export const DEFAULT_RELEASE_BASE_URL = 'https://github.com';
@@ -62,19 +63,22 @@ const NEWEST_KNOWN_LINE = '2.4';
 /** The cri-containerd-cni bundle is only known (and only checked) for these 1.x lines. */
 const OLDEST_BUNDLE_MINOR = 4;
 
+/** The first 1.x line whose releases carry an arm64 cri-containerd-cni bundle. */
+const ARM64_BUNDLE_MINOR = 6;
+
 const HEX64_RE = /^[0-9a-f]{64}$/;
 
 /** Strict X.Y.Z[-pre] as a user writes a release; `key` names the setting in error messages. */
 export function parseReleaseVersion(value: unknown, key: string): Version {
   if (typeof value !== 'string' || value === '') {
-    throw new InputError(`${key} must be a version string like "2.1.4", got ${JSON.stringify(value)}`);
+    throw new SettingError(key, `${key} must be a version string like "2.1.4", got ${JSON.stringify(value)}`);
   }
   if (/^v\d/.test(value)) {
     // Release tags carry the "v"; asset names and hoist settings do not.
-    throw new InputError(`${key} "${value}" must not start with "v" (write "${value.slice(1)}")`);
+    throw new SettingError(key, `${key} "${value}" must not start with "v" (write "${value.slice(1)}")`);
   }
   if (!isValidReleaseVersion(value)) {
-    throw new InputError(
+    throw new SettingError(key,
       `${key} "${value}" is not a version: expected MAJOR.MINOR.PATCH with an optional -prerelease (e.g. "2.1.4", "2.4.0-beta.0")`,
     );
   }
@@ -82,26 +86,26 @@ export function parseReleaseVersion(value: unknown, key: string): Version {
 }
 
 /** Validated base URL without trailing slash. */
-export function normalizeReleaseBaseUrl(value: unknown): string {
+export function normalizeReleaseBaseUrl(value: unknown, key = 'release_base_url'): string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new InputError(`release_base_url must be an http(s) URL, got ${JSON.stringify(value)}`);
+    throw new SettingError(key, `${key} must be an http(s) URL, got ${JSON.stringify(value)}`);
   }
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) {
-    throw new InputError(`release_base_url "${value}" has no scheme (expected e.g. "http://${value}" or "https://${value}")`);
+    throw new SettingError(key, `${key} "${value}" has no scheme (expected e.g. "http://${value}" or "https://${value}")`);
   }
   let u: URL;
   try {
     u = new URL(value);
   } catch {
-    throw new InputError(`release_base_url "${value}" is not a valid URL`);
+    throw new SettingError(key, `${key} "${value}" is not a valid URL`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new InputError(`release_base_url "${value}" must use http or https, not ${u.protocol.slice(0, -1)}`);
+    throw new SettingError(key, `${key} "${value}" must use http or https, not ${u.protocol.slice(0, -1)}`);
   }
-  if (!u.hostname) throw new InputError(`release_base_url "${value}" has no host`);
+  if (!u.hostname) throw new SettingError(key, `${key} "${value}" has no host`);
   if (u.search || u.hash) {
     // Asset paths are appended to the base; a query or fragment would swallow them.
-    throw new InputError(`release_base_url "${value}" must not contain a query or fragment`);
+    throw new SettingError(key, `${key} "${value}" must not contain a query or fragment`);
   }
   return u.toString().replace(/\/+$/, '');
 }
@@ -122,15 +126,24 @@ function ghRelease(base: string, repo: string, tag: string, asset: string): stri
  * 1.x: the all-in-one cri-containerd-cni bundle. 2.x: the bundle was removed (2.0.0-beta.0), so
  * containerd, runc, the CNI plugins and (unless disabled) crictl come from their own releases.
  */
-export function releaseCatalog(opts: CatalogOptions): Artifact[] {
-  const cv = parseReleaseVersion(opts.containerdVersion, 'containerd_version');
-  const base = normalizeReleaseBaseUrl(opts.releaseBaseUrl ?? DEFAULT_RELEASE_BASE_URL);
-  const V = opts.containerdVersion;
-  const artifacts: Artifact[] = [];
+export function releaseCatalog(opts: CatalogOptions): ContainerdArtifact[] {
+  const version = parseReleaseVersion(opts.containerdVersion, 'containerd_version');
+  return catalogFor(version, { ...opts, releaseBaseUrl: normalizeReleaseBaseUrl(opts.releaseBaseUrl ?? DEFAULT_RELEASE_BASE_URL) });
+}
+
+/**
+ * The catalogue for a version and base URL already validated (the module's settings do that once);
+ * only what depends on the combination (companions of a 1.x bundle, pins) is checked here.
+ */
+export function catalogFor(cv: Version, opts: Omit<CatalogOptions, 'containerdVersion'> & { releaseBaseUrl: string }): ContainerdArtifact[] {
+  const base = opts.releaseBaseUrl;
+  const V = formatVersion(cv);
+  const arch = opts.arch ?? 'amd64';
+  const artifacts: ContainerdArtifact[] = [];
 
   if (cv.major === 1) {
     if (cv.minor < OLDEST_BUNDLE_MINOR) {
-      throw new InputError(`containerd_version "${V}" is too old: hoist installs containerd 1.${OLDEST_BUNDLE_MINOR} or newer`);
+      throw new SettingError('containerd_version', `containerd_version "${V}" is too old: hoist installs containerd 1.${OLDEST_BUNDLE_MINOR} or newer`);
     }
     for (const [key, val] of [
       ['runc_version', opts.runcVersion],
@@ -138,12 +151,15 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
       ['crictl_version', opts.crictlVersion],
     ] as const) {
       if (typeof val === 'string') {
-        throw new InputError(
+        throw new SettingError(key,
           `${key} "${val}" cannot be used with containerd ${V}: 1.x installs the cri-containerd-cni bundle, which ships its own runc, CNI plugins and crictl`,
         );
       }
     }
-    const name = `cri-containerd-cni-${V}-linux-amd64.tar.gz`;
+    if (arch === 'arm64' && cv.minor < ARM64_BUNDLE_MINOR) {
+      throw new SettingError('release_arch', `containerd ${V} publishes no arm64 cri-containerd-cni bundle (arm64 bundles start with 1.${ARM64_BUNDLE_MINOR})`);
+    }
+    const name = `cri-containerd-cni-${V}-linux-${arch}.tar.gz`;
     artifacts.push({
       id: 'bundle',
       name,
@@ -161,7 +177,7 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
     parseReleaseVersion(C, 'cni_version');
     if (K !== false) parseReleaseVersion(K, 'crictl_version');
 
-    const ctd = `containerd-${V}-linux-amd64.tar.gz`;
+    const ctd = `containerd-${V}-linux-${arch}.tar.gz`;
     artifacts.push({
       id: 'containerd',
       name: ctd,
@@ -172,13 +188,13 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
     });
     artifacts.push({
       id: 'runc',
-      name: 'runc.amd64',
+      name: `runc.${arch}`,
       version: R,
-      url: ghRelease(base, 'opencontainers/runc', `v${R}`, 'runc.amd64'),
+      url: ghRelease(base, 'opencontainers/runc', `v${R}`, `runc.${arch}`),
       checksumUrl: ghRelease(base, 'opencontainers/runc', `v${R}`, 'runc.sha256sum'),
       checksumFormat: 'sha256sum-clearsigned',
     });
-    const cni = `cni-plugins-linux-amd64-v${C}.tgz`;
+    const cni = `cni-plugins-linux-${arch}-v${C}.tgz`;
     artifacts.push({
       id: 'cni',
       name: cni,
@@ -188,7 +204,7 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
       checksumFormat: 'sha256sum',
     });
     if (K !== false) {
-      const crictl = `crictl-v${K}-linux-amd64.tar.gz`;
+      const crictl = `crictl-v${K}-linux-${arch}.tar.gz`;
       artifacts.push({
         id: 'crictl',
         name: crictl,
@@ -199,14 +215,14 @@ export function releaseCatalog(opts: CatalogOptions): Artifact[] {
       });
     }
   } else {
-    throw new InputError(`containerd_version "${V}": hoist supports containerd 1.${OLDEST_BUNDLE_MINOR}+ and 2.x, not ${cv.major}.x`);
+    throw new SettingError('containerd_version', `containerd_version "${V}": hoist supports containerd 1.${OLDEST_BUNDLE_MINOR}+ and 2.x, not ${cv.major}.x`);
   }
 
   applyPins(artifacts, opts.pinnedSha256);
   return artifacts;
 }
 
-function applyPins(artifacts: Artifact[], pins: Record<string, string> | undefined): void {
+function applyPins(artifacts: ContainerdArtifact[], pins: Record<string, string> | undefined): void {
   if (!pins) return;
   const byName = new Map(artifacts.map((a) => [a.name, a]));
   for (const [name, raw] of Object.entries(pins)) {
@@ -214,13 +230,13 @@ function applyPins(artifacts: Artifact[], pins: Record<string, string> | undefin
     if (!a) {
       // A pin that matches nothing is almost always a typo or a stale version; ignoring it would
       // silently drop the protection the user asked for.
-      throw new InputError(
+      throw new SettingError('pinned_sha256',
         `pinned_sha256 names "${name}", which is not an artifact of this install (artifacts: ${[...byName.keys()].join(', ')})`,
       );
     }
     const hex = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
     if (!HEX64_RE.test(hex)) {
-      throw new InputError(`pinned_sha256 for "${name}" must be 64 hex characters, got ${JSON.stringify(raw)}`);
+      throw new SettingError('pinned_sha256', `pinned_sha256 for "${name}" must be 64 hex characters, got ${JSON.stringify(raw)}`);
     }
     a.pinnedSha256 = hex;
   }

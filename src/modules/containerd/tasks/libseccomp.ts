@@ -1,11 +1,11 @@
-import { s } from '../util/schema.js';
-import { defineTask } from './types.js';
-import { packageProbe, planPackages } from './package.js';
+import { s } from '../../../util/schema.js';
+import { containerdTask } from '../task.js';
+import { packageProbe, planPackages } from '../../../tasks/package.js';
 
 /** runc links libseccomp.so.2; Debian and RHEL name the package differently. */
 const NAMES = { apt: 'libseccomp2', dnf: 'libseccomp', yum: 'libseccomp' } as const;
 
-export default defineTask({
+export default containerdTask({
   name: 'libseccomp',
   summary: 'libseccomp (runc needs it) installed with the host\'s package manager.',
   params: s.object({}),

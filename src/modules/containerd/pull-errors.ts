@@ -10,7 +10,8 @@
  * resolver as observed from containerd 1.4, 1.7 and 2.1 against a real registry.
  */
 import path from 'node:path';
-import { urlAuthority, type RegistryConfig, type TlsFiles } from './runtime-config.js';
+import { urlAuthority } from './config/registry-paths.js';
+import { type RegistryConfig, type TlsFiles } from './config/types.js';
 
 export type PullProblem =
   | 'ca-not-trusted'

@@ -1,13 +1,16 @@
-import { s } from '../util/schema.js';
-import { quote } from '../ssh/quote.js';
-import { defineTask } from './types.js';
-import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../artifacts/download.js';
-import type { Artifact } from '../artifacts/catalog.js';
-import { ARTIFACT_DIR, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import { releaseArch } from '../../../facts/facts.js';
+import { ARTIFACT_DIR, HOIST_STATE_DIR } from '../../../host-paths.js';
+import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
+import type { Artifact } from '../../../artifacts/artifact.js';
+import type { ContainerdArtifact } from '../catalog.js';
+import { containerdTask } from '../task.js';
+import { stagedArtifacts } from '../slots.js';
 
 /** An artifact as the host will hold it: content-addressed, so presence means the right bytes. */
 export interface StagedArtifact {
-  artifact: Artifact;
+  artifact: ContainerdArtifact;
   sha256: string;
   size?: number;
   /** Controller mode: where the verified file is cached; pushed from there. */
@@ -18,13 +21,14 @@ export interface StagedArtifact {
 
 export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}-${name}`;
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_artifacts',
   summary: 'Release artifacts downloaded once on the controller (or by each host), sha256-verified, staged on the host.',
-  reads: CONTAINERD_VARS,
   params: s.object({}),
+  provides: [stagedArtifacts],
+  artifacts: (_p, ctx) => ctx.settings.artifacts,
   async prepare(_p, ctx): Promise<StagedArtifact[]> {
-    const st = settingsOrInputError(ctx.vars);
+    const st = ctx.settings;
     if (st.download === 'host') {
       // Hosts download; the controller still reads the published checksums so it knows what to expect.
       return Promise.all(
@@ -55,16 +59,23 @@ export default defineTask({
     have: ctx.prepared.map((a) => `[ -f ${quote(a.remotePath)} ] && echo ${quote(a.remotePath)}`).join('\n') + '\ntrue',
   }),
   plan(_p, ctx) {
+    const hostArch = releaseArch(ctx.facts);
+    if (hostArch !== ctx.settings.arch) {
+      throw new Error(
+        `this host is ${ctx.facts.arch} (${hostArch}) but the release files are for ${ctx.settings.arch}; ` +
+          (hostArch === 'arm64' || hostArch === 'amd64' ? `set release_arch = "${hostArch}" in this host's or its group's vars` : `upstream publishes containerd for amd64 and arm64 only`),
+      );
+    }
     const present = new Set(ctx.probe('have').out.split('\n').map((l) => l.trim()));
-    ctx.state.data.set('containerd.artifacts', ctx.prepared);
+    stagedArtifacts.put(ctx.state, ctx.prepared);
     const missing = ctx.prepared.filter((a) => !present.has(a.remotePath));
     if (missing.length) ctx.state.pending = true;
     // The archive, its staged unpack and the installed copy: refuse before pushing anything
     // rather than fill the disk halfway through.
     const need = missing.reduce((n, a) => n + (a.size ?? 0), 0) * 4;
-    const free = (ctx.facts.diskFreeKb['/var/lib/hoist'] ?? Infinity) * 1024;
+    const free = (ctx.facts.diskFreeKb[HOIST_STATE_DIR] ?? Infinity) * 1024;
     if (need > free) {
-      throw new Error(`not enough disk space on /var/lib/hoist: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
+      throw new Error(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
     }
     return {
       actions: missing.map((a) => ({

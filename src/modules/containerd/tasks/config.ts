@@ -1,21 +1,22 @@
-import { s } from '../util/schema.js';
-import { quote } from '../ssh/quote.js';
-import { armContainerdRollback } from './containerd/rollback.js';
-import { defineTask } from './types.js';
-import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
-import { renderConfig, renderCrictlYaml } from '../containerd/render.js';
-import { BIN, CONFIG_FILE, CRICTL_YAML, settingsOrInputError, CONTAINERD_VARS } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import { armFilesRollback } from '../rollback.js';
+import type { Action } from '../../../tasks/types.js';
+import { containerdTask } from '../task.js';
+import { previousVersion } from '../slots.js';
+import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
+import { renderConfig, renderCrictlYaml } from '../render.js';
+import { BIN, CONFIG_FILE, CRICTL_YAML } from '../paths.js';
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_config',
   summary: '/etc/containerd/config.toml for the target version (validated by containerd before it goes live), the drop-in directory and /etc/crictl.yaml.',
-  reads: CONTAINERD_VARS,
   params: s.object({
     crictl_timeout: s.int(0, 3600).default(10),
     crictl_debug: s.bool().default(false),
   }),
   async prepare(p, ctx) {
-    const st = settingsOrInputError(ctx.vars);
+    const st = ctx.settings;
     const config = renderConfig(st.runtime);
     const crictl = renderCrictlYaml({ endpoint: `unix://${st.runtime.stateDir}/containerd.sock`, timeout: p.crictl_timeout, debug: p.crictl_debug });
     return { st, config, crictl };
@@ -27,11 +28,11 @@ export default defineTask({
   }),
   plan(_p, ctx) {
     const { st, config, crictl } = ctx.prepared;
-    const actions = [];
+    const actions: Action[] = [];
     const dropins = st.runtime.importsDir;
     if (dropins && ctx.probe('dropins').out.trim() === 'absent') {
       // hoist creates the drop-in directory but never empties it: other tools' fragments live there.
-      actions.push({ kind: 'change' as const, summary: `create ${dropins}/`, run: (c: import('../ssh/connection.js').HostConnection) => c.check(`mkdir -p ${quote(dropins)}`, `create ${dropins}`).then(() => undefined) });
+      actions.push({ kind: 'change', summary: `create ${dropins}/`, run: (c) => c.check(`mkdir -p ${quote(dropins)}`, `create ${dropins}`).then(() => undefined) });
     }
     const cfg = planFile(
       {
@@ -49,7 +50,7 @@ export default defineTask({
     if (cfg) actions.push(cfg);
     const cr = planFile({ path: CRICTL_YAML, content: Buffer.from(crictl), mode: 0o644 }, parseFileProbe(ctx.probe('crictl')), ctx.state, ctx.options);
     if (cr) actions.push(cr);
-    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
+    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [CONFIG_FILE, CRICTL_YAML]);
     return { actions };
   },
 });

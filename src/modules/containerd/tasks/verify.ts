@@ -1,14 +1,17 @@
-import { s } from '../util/schema.js';
-import { quote } from '../ssh/quote.js';
-import { defineTask, type ApplyContext } from './types.js';
-import { runSections, type ProbeResult } from '../facts/probe.js';
-import type { HostConnection } from '../ssh/connection.js';
-import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, parseCrictlInfo, parseConfigDump, DEFAULT_PLUGIN_ERROR_ALLOWLIST, pluginKey } from '../containerd/parse.js';
-import { sameCore } from '../containerd/version.js';
-import { supportsConfigPath, type RuntimeConfig } from '../containerd/runtime-config.js';
-import { CriClient } from '../containerd/cri.js';
-import { diagnosePull, formatPullFailure, imageRegistryHost } from '../containerd/pull-errors.js';
-import { BIN, settingsOrInputError, type ContainerdSettings, CONTAINERD_VARS } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import type { ApplyContext } from '../../../tasks/types.js';
+import { containerdTask } from '../task.js';
+import { runSections, type ProbeResult } from '../../../facts/probe.js';
+import type { HostConnection } from '../../../ssh/connection.js';
+import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, parseCrictlInfo, parseConfigDump, DEFAULT_PLUGIN_ERROR_ALLOWLIST, pluginKey } from '../parse.js';
+import { sameCore } from '../version.js';
+import { supportsConfigPath } from '../config/features.js';
+import { type RuntimeConfig } from '../config/types.js';
+import { CriClient } from '../cri/client.js';
+import { diagnosePull, formatPullFailure, imageRegistryHost } from '../pull-errors.js';
+import type { ContainerdSettings } from '../settings.js';
+import { BIN } from '../paths.js';
 
 /** Read-only commands whose output the verification judges. */
 function checks(st: ContainerdSettings): Record<string, string> {
@@ -126,22 +129,19 @@ export async function criCheck(
   return { lines, problems };
 }
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_verify',
   summary: 'Verifies the running containerd: ctr version (client and server), ctr plugin ls, the effective config, crictl where installed, and a CRI call of its own.',
-  reads: CONTAINERD_VARS,
   params: s.object({
     pull_test: s.list(s.string()).default([]).describe('images each host pulls over CRI to prove registries work'),
     settle_seconds: s.int(0, 120).default(15).describe('how long to retry right after a restart'),
   }),
-  async prepare(_p, ctx) {
-    return settingsOrInputError(ctx.vars);
-  },
-  probes: (_p, ctx) => checks(ctx.prepared),
+  verifies: true,
+  probes: (_p, ctx) => checks(ctx.settings),
   // The CRI call overlaps the gathering round trip; on a host with nothing to change, its answer is final.
-  live: (_p, ctx) => criCheck(ctx.conn, `${ctx.prepared.runtime.stateDir}/containerd.sock`, [], ctx.prepared.runtime),
+  live: (_p, ctx) => criCheck(ctx.conn, `${ctx.settings.runtime.stateDir}/containerd.sock`, [], ctx.settings.runtime),
   plan(p, ctx) {
-    const st = ctx.prepared;
+    const st = ctx.settings;
     const changedBefore = ctx.state.pending;
     const early = ctx.live as Promise<{ lines: string[]; problems: string[] } | Error> | undefined;
     return {

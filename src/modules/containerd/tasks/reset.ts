@@ -1,23 +1,23 @@
-import { s } from '../util/schema.js';
-import { quote } from '../ssh/quote.js';
-import { defineTask } from './types.js';
-import { STAMP_DIR } from './lib/systemd.js';
-import { ARTIFACT_DIR, REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CONTAINERD_VARS, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, settingsOrInputError, registryPaths } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import { containerdTask } from '../task.js';
+import { ARTIFACT_DIR, STAGING_DIR, STAMP_DIR } from '../../../host-paths.js';
+import { registryPaths } from '../render.js';
+import { REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CRICTL_YAML, INSTALL_STATS, UNIT_FILE } from '../paths.js';
 
 /**
  * Takes a host back to before bootstrap: what hoist installed and wrote goes, the user's own
  * files stay (drop-ins in conf.d, CNI configs that were there before, libseccomp). containerd's
  * data (root and state dirs, images, containers) goes only when asked.
  */
-export default defineTask({
+export default containerdTask({
   name: 'containerd_reset',
   summary: 'Stops containerd and removes what hoist installed: binaries, unit, config, registry files, CNI plugins; data dirs only with remove_data.',
-  reads: CONTAINERD_VARS,
   params: s.object({
     remove_data: s.bool().default(false).describe('also delete containerd\'s root and state directories (images, containers)'),
   }),
   async prepare(_p, ctx) {
-    const st = settingsOrInputError(ctx.vars);
+    const st = ctx.settings;
     const registry = registryPaths(st.runtime);
     return { st, registry };
   },
@@ -42,7 +42,7 @@ if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-p
 rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
 ${ctx.prepared.registry.map((f) => `rm -f ${q(f)} ${q(`${f}.hoist-prev`)}`).join('\n')}
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
-rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} /var/lib/hoist/staging
+rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} ${STAGING_DIR}
 ${p.remove_data ? `rm -rf ${q(rt.stateDir)} && find ${q(rt.rootDir)} -mindepth 1 -delete 2>/dev/null; rmdir ${q(rt.rootDir)} 2>/dev/null || true` : ''}
 systemctl daemon-reload
 systemctl reset-failed containerd.service 2>/dev/null || true`;

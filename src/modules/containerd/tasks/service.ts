@@ -1,18 +1,19 @@
-import { s } from '../util/schema.js';
-import { armContainerdRollback, STAMP_BEFORE } from './containerd/rollback.js';
-import { defineTask } from './types.js';
-import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
-import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
-import { renderUnit } from '../containerd/render.js';
-import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE, settingsOrInputError, registryPaths, CONTAINERD_VARS } from './containerd/settings.js';
+import { s } from '../../../util/schema.js';
+import { armFilesRollback } from '../rollback.js';
+import { containerdTask } from '../task.js';
+import { previousVersion, stampBefore } from '../slots.js';
+import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
+import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from '../../../tasks/lib/systemd.js';
+import { registryPaths, renderUnit } from '../render.js';
+import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE } from '../paths.js';
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_service',
   summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
-  reads: CONTAINERD_VARS,
   params: s.object({}),
+  provides: [stampBefore],
   async prepare(_p, ctx) {
-    const st = settingsOrInputError(ctx.vars);
+    const st = ctx.settings;
     // hosts.toml files and pushed certificates are read by containerd at start-up and on pulls; a change to them means a restart.
     const registry = registryPaths(st.runtime);
     return { unit: renderUnit(st.runtime.version), want: want(registry) };
@@ -28,8 +29,8 @@ export default defineTask({
     if (unit) actions.push(unit);
     const w = ctx.prepared.want;
     const have = parseServiceProbe(ctx.probe('svc'), w);
-    if (have.stamp) ctx.state.data.set(STAMP_BEFORE, have.stamp);
-    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
+    if (have.stamp) stampBefore.put(ctx.state, have.stamp);
+    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [UNIT_FILE]);
     return { actions: [...actions, ...planService(w, have, ctx.state)] };
   },
 });

@@ -1,23 +1,24 @@
 import { readFile } from 'node:fs/promises';
-import { s } from '../util/schema.js';
-import { InputError } from '../util/errors.js';
-import { armContainerdRollback } from './containerd/rollback.js';
-import { defineTask, type Action } from './types.js';
-import { fileProbe, parseFileProbe, planFile, type DesiredFile } from './lib/files.js';
-import { renderAllHostsToml } from '../containerd/render.js';
-import { registryFiles } from '../containerd/runtime-config.js';
-import { resolveLocal } from './file.js';
-import { settingsOrInputError, CONTAINERD_VARS, REGISTRY_LIST } from './containerd/settings.js';
-import { quote } from '../ssh/quote.js';
+import { s } from '../../../util/schema.js';
+import { InputError } from '../../../util/errors.js';
+import { armFilesRollback } from '../rollback.js';
+import type { Action } from '../../../tasks/types.js';
+import { containerdTask } from '../task.js';
+import { previousVersion } from '../slots.js';
+import { fileProbe, parseFileProbe, planFile, type DesiredFile } from '../../../tasks/lib/files.js';
+import { renderAllHostsToml } from '../render.js';
+import { registryFiles } from '../config/registry-paths.js';
+import { resolveLocal } from '../../../tasks/file.js';
+import { REGISTRY_LIST } from '../paths.js';
+import { quote } from '../../../ssh/quote.js';
 import path from 'node:path';
 
-export default defineTask({
+export default containerdTask({
   name: 'containerd_registries',
   summary: 'Registry mirrors and private registries: certs.d/<host>/hosts.toml plus the CA, client certificate and key files, pushed from the controller.',
-  reads: CONTAINERD_VARS,
   params: s.object({}),
   async prepare(_p, ctx): Promise<DesiredFile[]> {
-    const st = settingsOrInputError(ctx.vars);
+    const st = ctx.settings;
     const files: DesiredFile[] = renderAllHostsToml(st.runtime).map((h) => ({ path: h.path, content: Buffer.from(h.text), mode: h.secret ? 0o600 : 0o644, secret: h.secret }));
     for (const f of registryFiles(st.runtime)) {
       const local = resolveLocal(f.source, ctx.controller.inventoryDir);
@@ -56,7 +57,7 @@ export default defineTask({
     const list = [...wanted].sort().map((f) => `${f}\n`).join('');
     const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, parseFileProbe(ctx.probe('list')), ctx.state, ctx.options);
     if (listAction) actions.push({ ...listAction, summary: `record the registry files hoist manages (${wanted.size})` });
-    if (actions.length) armContainerdRollback(ctx.state, ctx.state.data.get('containerd.previous') as string | undefined);
+    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [...wanted, REGISTRY_LIST]);
     return { actions };
   },
 });

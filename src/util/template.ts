@@ -1,7 +1,7 @@
-import { InputError } from '../util/errors.js';
-import { isPlainObject } from '../util/schema.js';
+import { InputError } from './errors.js';
+import { isPlainObject } from './schema.js';
 import type { Vars } from '../inventory/inventory.js';
-import { didYouMean } from '../util/suggest.js';
+import { didYouMean } from './suggest.js';
 
 const WHOLE = /^\s*\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\}\}\s*$/;
 const ANY = /\{\{|\{%/;
