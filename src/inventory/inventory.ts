@@ -5,9 +5,9 @@ import { InputError, InputErrors } from '../util/errors.js';
 import { readToml, validateToml, type LoadedToml } from '../util/toml-file.js';
 import { didYouMean } from '../util/suggest.js';
 import { inventorySchema, type InventoryFile } from './schema.js';
-import type { VarLayer } from '../util/var-layer.js';
+import type { VarLayer, Vars } from '../util/var-layer.js';
 
-export type Vars = Record<string, unknown>;
+export type { Vars } from '../util/var-layer.js';
 
 export interface InventoryHost {
   name: string;

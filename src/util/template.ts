@@ -1,6 +1,6 @@
 import { InputError } from './errors.js';
 import { isPlainObject } from './schema.js';
-import type { Vars } from '../inventory/inventory.js';
+import type { Vars } from './var-layer.js';
 import { didYouMean } from './suggest.js';
 
 const WHOLE = /^\s*\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\}\}\s*$/;

@@ -1,5 +1,8 @@
 import type { Path } from './schema.js';
 
+/** A host's variables, by name, as templates and tasks read them. */
+export type Vars = Record<string, unknown>;
+
 /**
  * One place variables are set (playbook defaults, the inventory's defaults, a group, a host,
  * playbook vars, -e), lowest precedence first in a list. Kept apart until the variables of a host

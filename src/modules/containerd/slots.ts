@@ -1,7 +1,18 @@
 import { slot } from '../../tasks/slot.js';
-import type { StagedArtifact } from './tasks/artifacts.js';
+import type { ContainerdArtifact } from './catalog.js';
 
 /** What the containerd tasks of one host hand each other while planning. */
+
+/** An artifact as the host will hold it: content-addressed, so presence means the right bytes. */
+export interface StagedArtifact {
+  artifact: ContainerdArtifact;
+  sha256: string;
+  size?: number;
+  /** Controller mode: where the verified file is cached; pushed from there. */
+  dl?: { cacheDir?: string; offline: boolean };
+  remotePath: string;
+  url: string;
+}
 
 export const stagedArtifacts = slot<StagedArtifact[]>('containerd.staged', 'the release artifacts staged on the host');
 

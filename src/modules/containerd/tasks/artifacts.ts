@@ -4,20 +4,9 @@ import { releaseArch } from '../../../facts/facts.js';
 import { ARTIFACT_DIR, HOIST_STATE_DIR } from '../../../host-paths.js';
 import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
-import type { ContainerdArtifact } from '../catalog.js';
 import { containerdTask } from '../task.js';
-import { stagedArtifacts } from '../slots.js';
+import { stagedArtifacts, type StagedArtifact } from '../slots.js';
 
-/** An artifact as the host will hold it: content-addressed, so presence means the right bytes. */
-export interface StagedArtifact {
-  artifact: ContainerdArtifact;
-  sha256: string;
-  size?: number;
-  /** Controller mode: where the verified file is cached; pushed from there. */
-  dl?: { cacheDir?: string; offline: boolean };
-  remotePath: string;
-  url: string;
-}
 
 export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}-${name}`;
 

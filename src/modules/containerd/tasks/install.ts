@@ -4,7 +4,7 @@ import type { Action } from '../../../tasks/types.js';
 import { sha256 } from '../../../util/hash.js';
 import { ARTIFACT_DIR, STAGING_DIR } from '../../../host-paths.js';
 import { compareVersions } from '../version.js';
-import type { StagedArtifact } from './artifacts.js';
+import type { StagedArtifact } from '../slots.js';
 import { armBinariesRollback } from '../rollback.js';
 import { CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
 import { previousVersion, stagedArtifacts } from '../slots.js';

@@ -90,18 +90,19 @@ export function ctrPullCommand(rt: Pick<RuntimeConfig, 'version' | 'configPath' 
 
 /** The CRI check that needs no crictl: gRPC to containerd's socket through the SSH connection. */
 export async function criCheck(
-  conn: HostConnection,
+  conn: Pick<HostConnection, 'openUnixStream'>,
   socket: string,
   pullTest: string[],
   /** What hoist configures, to name the missing or rejected setting when a pull fails. */
   rt?: Pick<RuntimeConfig, 'version' | 'configPath' | 'registries'>,
+  timeouts: { callMs?: number; pullMs?: number } = {},
 ): Promise<{ lines: string[]; problems: string[] }> {
   const lines: string[] = [];
   const problems: string[] = [];
   let client: CriClient | undefined;
   try {
-    const stream = await conn.openUnixStream(socket);
-    client = new CriClient({ createConnection: () => stream, timeoutMs: 10_000 });
+    // A fresh channel per HTTP/2 session: after a pull times out, the next pull dials again.
+    client = new CriClient({ dial: () => conn.openUnixStream(socket), timeoutMs: timeouts.callMs ?? 10_000, pullTimeoutMs: timeouts.pullMs });
     const v = await client.version();
     const st = await client.status();
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
