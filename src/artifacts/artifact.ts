@@ -1,4 +1,4 @@
-import type { ChecksumFormat } from './checksum-format.js';
+import type { ChecksumFormat } from './checksum-policy.js';
 
 /** One file downloaded from a release page, with where its published checksum lives. */
 export interface Artifact {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { releaseCatalog } from '../../src/modules/containerd/catalog.js';
 import type { Artifact } from '../../src/artifacts/artifact.js';
-import { ChecksumError } from '../../src/artifacts/checksum-format.js';
+import { ChecksumError } from '../../src/artifacts/checksum-policy.js';
 import {
   ChecksumMismatchError,
   DownloadError,
