@@ -1,6 +1,7 @@
 import { InputError } from '../../util/errors.js';
 import { formatVersion, isValidReleaseVersion, parseVersion, type Version } from './version.js';
 import type { Artifact } from '../../artifacts/artifact.js';
+import type { ChecksumFormat } from '../../artifacts/checksum-policy.js';
 
 /** A bad setting, with the variable it concerns, so the caller can point at the line that set it. */
 export class SettingError extends InputError {
@@ -117,8 +118,10 @@ function companionDefaults(v: Version): CompanionVersions {
   return COMPANION_VERSIONS[line] ?? COMPANION_VERSIONS[NEWEST_KNOWN_LINE];
 }
 
-function ghRelease(base: string, repo: string, tag: string, asset: string): string {
-  return `${base}/${repo}/releases/download/${tag}/${asset}`;
+/** One file of a GitHub-style release (`<base>/<repo>/releases/download/v<version>/<name>`) and its checksum file. */
+function asset(base: string, repo: string, id: ArtifactId, version: string, name: string, checksumName: string, checksumFormat: ChecksumFormat): ContainerdArtifact {
+  const dir = `${base}/${repo}/releases/download/v${version}`;
+  return { id, name, version, url: `${dir}/${name}`, checksumUrl: `${dir}/${checksumName}`, checksumFormat };
 }
 
 /**
@@ -160,14 +163,7 @@ export function catalogFor(cv: Version, opts: Omit<CatalogOptions, 'containerdVe
       throw new SettingError('release_arch', `containerd ${V} publishes no arm64 cri-containerd-cni bundle (arm64 bundles start with 1.${ARM64_BUNDLE_MINOR})`);
     }
     const name = `cri-containerd-cni-${V}-linux-${arch}.tar.gz`;
-    artifacts.push({
-      id: 'bundle',
-      name,
-      version: V,
-      url: ghRelease(base, 'containerd/containerd', `v${V}`, name),
-      checksumUrl: ghRelease(base, 'containerd/containerd', `v${V}`, `${name}.sha256sum`),
-      checksumFormat: 'sha256sum',
-    });
+    artifacts.push(asset(base, 'containerd/containerd', 'bundle', V, name, `${name}.sha256sum`, 'sha256sum'));
   } else if (cv.major === 2) {
     const d = companionDefaults(cv);
     const R = opts.runcVersion ?? d.runc;
@@ -178,41 +174,13 @@ export function catalogFor(cv: Version, opts: Omit<CatalogOptions, 'containerdVe
     if (K !== false) parseReleaseVersion(K, 'crictl_version');
 
     const ctd = `containerd-${V}-linux-${arch}.tar.gz`;
-    artifacts.push({
-      id: 'containerd',
-      name: ctd,
-      version: V,
-      url: ghRelease(base, 'containerd/containerd', `v${V}`, ctd),
-      checksumUrl: ghRelease(base, 'containerd/containerd', `v${V}`, `${ctd}.sha256sum`),
-      checksumFormat: 'sha256sum',
-    });
-    artifacts.push({
-      id: 'runc',
-      name: `runc.${arch}`,
-      version: R,
-      url: ghRelease(base, 'opencontainers/runc', `v${R}`, `runc.${arch}`),
-      checksumUrl: ghRelease(base, 'opencontainers/runc', `v${R}`, 'runc.sha256sum'),
-      checksumFormat: 'sha256sum-clearsigned',
-    });
+    artifacts.push(asset(base, 'containerd/containerd', 'containerd', V, ctd, `${ctd}.sha256sum`, 'sha256sum'));
+    artifacts.push(asset(base, 'opencontainers/runc', 'runc', R, `runc.${arch}`, 'runc.sha256sum', 'sha256sum-clearsigned'));
     const cni = `cni-plugins-linux-${arch}-v${C}.tgz`;
-    artifacts.push({
-      id: 'cni',
-      name: cni,
-      version: C,
-      url: ghRelease(base, 'containernetworking/plugins', `v${C}`, cni),
-      checksumUrl: ghRelease(base, 'containernetworking/plugins', `v${C}`, `${cni}.sha256`),
-      checksumFormat: 'sha256sum',
-    });
+    artifacts.push(asset(base, 'containernetworking/plugins', 'cni', C, cni, `${cni}.sha256`, 'sha256sum'));
     if (K !== false) {
       const crictl = `crictl-v${K}-linux-${arch}.tar.gz`;
-      artifacts.push({
-        id: 'crictl',
-        name: crictl,
-        version: K,
-        url: ghRelease(base, 'kubernetes-sigs/cri-tools', `v${K}`, crictl),
-        checksumUrl: ghRelease(base, 'kubernetes-sigs/cri-tools', `v${K}`, `${crictl}.sha256`),
-        checksumFormat: 'bare-hex',
-      });
+      artifacts.push(asset(base, 'kubernetes-sigs/cri-tools', 'crictl', K, crictl, `${crictl}.sha256`, 'bare-hex'));
     }
   } else {
     throw new SettingError('containerd_version', `containerd_version "${V}": hoist supports containerd 1.${OLDEST_BUNDLE_MINOR}+ and 2.x, not ${cv.major}.x`);
