@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { HostKeyError, type HostConnection, type HostLock } from '../ssh/connection.js';
+import { HostKeyError, type HostLock } from '../ssh/connection.js';
+import type { Connection } from '../tasks/connection.js';
 import { gather } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
@@ -49,7 +50,7 @@ export class HostRun {
   private readonly report: HostReport;
   private readonly state = new PlanState();
   private readonly started = Date.now();
-  private conn?: HostConnection;
+  private conn?: Connection;
   private lock?: Promise<HostLock>;
   private changedBefore = false;
 
@@ -61,7 +62,7 @@ export class HostRun {
     return this.play.host.name;
   }
 
-  async run(connecting: Promise<HostConnection>): Promise<HostReport> {
+  async run(connecting: Promise<Connection>): Promise<HostReport> {
     try {
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
@@ -97,7 +98,7 @@ export class HostRun {
    * Read-only runs need no lock. Without waiting, the lock is taken alongside the gathering round
    * trip; when waiting for another run, facts are read only once that run is done.
    */
-  private async lockAndPlan(conn: HostConnection): Promise<(TaskPlan | Error)[]> {
+  private async lockAndPlan(conn: Connection): Promise<(TaskPlan | Error)[]> {
     const { options, controller, playbook, events, log } = this.o;
     const wait = this.o.lockWaitSeconds;
     if (!options.check) {
@@ -151,7 +152,7 @@ export class HostRun {
     }
   }
 
-  private async hooks(kind: 'before_host' | 'after_host', conn: HostConnection): Promise<void> {
+  private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
@@ -161,7 +162,7 @@ export class HostRun {
     }
   }
 
-  private async apply(conn: HostConnection, plans: (TaskPlan | Error)[]): Promise<void> {
+  private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
     const { events } = this.o;
     for (const [i, pl] of plans.entries()) {
       const t = this.play.tasks[i];
@@ -202,7 +203,7 @@ export class HostRun {
   }
 
   /** Undoes a failed host's changes with the steps its tasks added; returns text for the error. */
-  private async rollback(conn: HostConnection): Promise<string> {
+  private async rollback(conn: Connection): Promise<string> {
     if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
     this.o.events.hostPhase(this.name, 'rolling back');
     const said = await this.state.rollback.run(conn, this.o.log).then(
@@ -213,7 +214,7 @@ export class HostRun {
     return ` — ${said}`;
   }
 
-  private async runAction(a: Action, conn: HostConnection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
+  private async runAction(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
     const { options, log } = this.o;
     const ctx = { options, log, state: this.state, note: (l: string) => tr.notes.push(redact(l)) };
     if (a.kind === 'change') {

@@ -148,7 +148,7 @@ function skippedHost(play: HostPlay, reason: string): HostReport {
  * in the whole play is compared with it; without it, only a batch in which every host failed stops
  * the roll-out.
  */
-function stopReason(batch: HostReport[], total: number, maxFail: number | undefined): string | undefined {
+export function stopReason(batch: HostReport[], total: number, maxFail: number | undefined): string | undefined {
   const failed = batch.filter((r) => r.status === 'failed' || r.status === 'unreachable');
   if (failed.length === 0) return undefined;
   const names = failed.map((r) => r.name).join(', ');

@@ -4,6 +4,7 @@ import file from './file.js';
 import command from './command.js';
 import packageTask from './package.js';
 import service from './service.js';
+import sysctl from './sysctl.js';
 
 /** The engine's own tasks, which know nothing of what a module provisions. */
-export const builtinTasks: readonly AnyTask[] = [ping, file, command, packageTask, service];
+export const builtinTasks: readonly AnyTask[] = [ping, file, command, packageTask, service, sysctl];

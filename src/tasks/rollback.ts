@@ -1,8 +1,8 @@
-import type { HostConnection } from '../ssh/connection.js';
+import type { Connection } from './connection.js';
 import type { Logger } from '../util/log.js';
 
 /** One undo step; returns a sentence for the recap, or undefined when it has nothing to say. */
-export type RollbackStep = (conn: HostConnection, log: Logger) => Promise<string | undefined>;
+export type RollbackStep = (conn: Connection, log: Logger) => Promise<string | undefined>;
 
 /**
  * The undo steps of one host, added by the tasks that change it. They run newest first, as the
@@ -28,7 +28,7 @@ export class RollbackPlan {
   }
 
   /** Runs every step, newest first; the first failure stops the rest, since later steps assume earlier ones held. */
-  async run(conn: HostConnection, log: Logger): Promise<string[]> {
+  async run(conn: Connection, log: Logger): Promise<string[]> {
     const said: string[] = [];
     for (const step of [...this.steps].reverse()) {
       const s = await step(conn, log);

@@ -1,7 +1,7 @@
 import type { Facts } from '../facts/facts.js';
 import type { ProbeResult } from '../facts/probe.js';
 import type { InventoryHost, Vars } from '../inventory/inventory.js';
-import type { HostConnection } from '../ssh/connection.js';
+import type { Connection } from './connection.js';
 import type { ObjectSchema, InferShape, Shape } from '../util/schema.js';
 import type { Logger } from '../util/log.js';
 import type { Artifact } from '../artifacts/artifact.js';
@@ -75,7 +75,7 @@ export interface Action {
   summary: string;
   /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
   diff?: string;
-  run(conn: HostConnection, ctx: ApplyContext): Promise<void>;
+  run(conn: Connection, ctx: ApplyContext): Promise<void>;
 }
 
 export interface TaskPlan {
@@ -102,7 +102,7 @@ export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined, M 
    * Read-only work over the connection that isn't a shell snippet (a gRPC call through a
    * forwarded socket), started as soon as the host is connected, alongside the gathering round trip.
    */
-  live?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R; conn: HostConnection }): Promise<unknown>;
+  live?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R; conn: Connection }): Promise<unknown>;
   /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */
   probes?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R }): Record<string, string>;
   plan(params: InferShape<S['shape']>, ctx: PlanContext<R, M>): TaskPlan | Promise<TaskPlan>;

@@ -1,5 +1,5 @@
 import { quote } from '../../ssh/quote.js';
-import type { HostConnection } from '../../ssh/connection.js';
+import type { Connection } from '../../tasks/connection.js';
 import type { PlanState } from '../../tasks/types.js';
 import { STAMP_DIR } from '../../host-paths.js';
 import { sameCore } from './version.js';
@@ -29,7 +29,7 @@ function armRestart(state: PlanState, previous: string): void {
   });
 }
 
-async function waitForVersion(conn: HostConnection, previous: string): Promise<string> {
+async function waitForVersion(conn: Connection, previous: string): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const v = await conn.exec(`${BIN.ctr} version`);

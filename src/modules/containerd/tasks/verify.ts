@@ -3,7 +3,7 @@ import { quote } from '../../../ssh/quote.js';
 import type { ApplyContext } from '../../../tasks/types.js';
 import { containerdTask } from '../task.js';
 import { runSections, type ProbeResult } from '../../../facts/probe.js';
-import type { HostConnection } from '../../../ssh/connection.js';
+import type { Connection } from '../../../tasks/connection.js';
 import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, parseCrictlInfo, parseConfigDump, DEFAULT_PLUGIN_ERROR_ALLOWLIST, pluginKey } from '../parse.js';
 import { sameCore } from '../version.js';
 import { supportsConfigPath } from '../config/features.js';
@@ -90,7 +90,7 @@ export function ctrPullCommand(rt: Pick<RuntimeConfig, 'version' | 'configPath' 
 
 /** The CRI check that needs no crictl: gRPC to containerd's socket through the SSH connection. */
 export async function criCheck(
-  conn: Pick<HostConnection, 'openUnixStream'>,
+  conn: Pick<Connection, 'openUnixStream'>,
   socket: string,
   pullTest: string[],
   /** What hoist configures, to name the missing or rejected setting when a pull fails. */
@@ -150,7 +150,7 @@ export default containerdTask({
         {
           kind: 'check',
           summary: 'verify containerd',
-          async run(conn: HostConnection, actx: ApplyContext) {
+          async run(conn: Connection, actx: ApplyContext) {
             const deadline = Date.now() + (changedBefore ? p.settle_seconds * 1000 : 0);
             for (;;) {
               // Nothing changed: judge what the gathering round trip already read. Otherwise read again.
