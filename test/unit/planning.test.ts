@@ -4,7 +4,7 @@ import { PlanState } from '../../src/tasks/types.js';
 import { planFile, parseFileProbe } from '../../src/tasks/lib/files.js';
 import { sha256 } from '../../src/util/hash.js';
 import { planService, parseServiceProbe, desiredStamp, type ServiceWant } from '../../src/tasks/lib/systemd.js';
-import { installedPackages, installScript } from '../../src/tasks/package.js';
+import { installedPackages, installScript } from '../../src/tasks/lib/packages.js';
 
 const opts = { check: false, diff: true, offline: false };
 

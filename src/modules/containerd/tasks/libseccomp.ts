@@ -1,6 +1,6 @@
 import { s } from '../../../util/schema.js';
 import { containerdTask } from '../task.js';
-import { packageProbe, planPackages } from '../../../tasks/package.js';
+import { packageProbe, planPackages } from '../../../tasks/lib/packages.js';
 
 /** runc links libseccomp.so.2; Debian and RHEL name the package differently. */
 const NAMES = { apt: 'libseccomp2', dnf: 'libseccomp', yum: 'libseccomp' } as const;

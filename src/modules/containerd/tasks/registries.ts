@@ -8,7 +8,7 @@ import { previousVersion } from '../slots.js';
 import { fileProbe, parseFileProbe, planFile, type DesiredFile } from '../../../tasks/lib/files.js';
 import { renderAllHostsToml } from '../render.js';
 import { registryFiles } from '../config/registry-paths.js';
-import { resolveLocal } from '../../../tasks/file.js';
+import { resolveLocal } from '../../../tasks/lib/local-files.js';
 import { REGISTRY_LIST } from '../paths.js';
 import { quote } from '../../../ssh/quote.js';
 import path from 'node:path';
