@@ -4,19 +4,10 @@
  */
 import fs from 'node:fs/promises';
 import { findChecksum } from '../util/checksum.js';
-import type { Artifact } from './artifact.js';
+import type { Artifact, ChecksumFormat } from './artifact.js';
 import type { ArtifactCache } from './cache.js';
 import { displayUrl, fetchSmall, retrying, type Net } from './http.js';
 
-/**
- * Shape of the checksum file published next to a release asset:
- *  - 'sha256sum':             `<hex>  <name>` lines (containerd `.sha256sum`, CNI `.tgz.sha256`)
- *  - 'sha256sum-clearsigned': the same lines inside a PGP clear-signed message (runc `runc.sha256sum`)
- *  - 'bare-hex':              only the hex digest, no file name (cri-tools `.tar.gz.sha256`)
- * The parser in util/checksum recognises all three by content; the format is recorded on each
- * artifact so callers and messages can tell what upstream publishes.
- */
-export type ChecksumFormat = 'sha256sum' | 'sha256sum-clearsigned' | 'bare-hex';
 
 export { ChecksumError } from '../util/checksum.js';
 

@@ -1,7 +1,6 @@
 import { InputError } from '../../util/errors.js';
 import { formatVersion, isValidReleaseVersion, parseVersion, type Version } from './version.js';
-import type { Artifact } from '../../artifacts/artifact.js';
-import type { ChecksumFormat } from '../../artifacts/checksum-policy.js';
+import type { Artifact, ChecksumFormat } from '../../artifacts/artifact.js';
 
 /** A bad setting, with the variable it concerns, so the caller can point at the line that set it. */
 export class SettingError extends InputError {
