@@ -21,7 +21,9 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
   const pb = await loadPlaybook(o.playbook ?? path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml'), catalog);
   const inventory = o.inventory ? await loadInventory(o.inventory) : bareInventory();
   // The same resolution as a run: variable precedence, schemas and module settings, all checked.
-  const plays = await resolvePlay(inventory, pb, await extraVarLayers(o.extraVars ?? []), { catalog });
+  // Without an inventory there are no groups to select: the one bare host stands for all of them.
+  const play = o.inventory ? pb : { ...pb, hosts: ['all'] };
+  const plays = await resolvePlay(inventory, play, await extraVarLayers(o.extraVars ?? []), { catalog });
   const controller: Controller = { playbookDir: pb.dir, inventoryDir: path.dirname(path.resolve(inventory.file)), cacheDir: o.cacheDir, log: new Logger(), progress: () => undefined };
   const options = { check: true, diff: false, offline: false };
   const wanted = new Map<string, Artifact>();

@@ -64,7 +64,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
       return fn();
     } catch (e) {
       if (!(e instanceof SettingError)) throw e;
-      report({ path: [e.key], message: e.message.replace(new RegExp(`^${e.key} `), '') });
+      report({ path: [e.key], message: e.message });
       return undefined;
     }
   };
