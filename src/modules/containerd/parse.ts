@@ -6,6 +6,7 @@
  */
 import { parse as parseToml } from 'smol-toml';
 import { compareVersions, parseVersion, type Version } from './version.js';
+import { isPlainObject } from '../../util/schema.js';
 
 export class OutputParseError extends Error {
   constructor(readonly command: string, detail: string) {
@@ -217,10 +218,6 @@ export interface CrictlInfo {
   raw: Record<string, unknown>;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** The readiness verdict the kubelet uses: a condition is satisfied only when present and true. */
 export function conditionTrue(conditions: readonly RuntimeConditionInfo[], type: string): boolean {
   return conditions.some((c) => c.type === type && c.status);
@@ -238,13 +235,13 @@ export function parseCrictlInfo(output: string): CrictlInfo {
   } catch (e) {
     throw new OutputParseError('crictl info', `invalid JSON: ${(e as Error).message}`);
   }
-  if (!isRecord(doc)) throw new OutputParseError('crictl info', 'top level is not an object');
+  if (!isPlainObject(doc)) throw new OutputParseError('crictl info', 'top level is not an object');
   const status = doc.status;
-  if (!isRecord(status) || !Array.isArray(status.conditions)) {
+  if (!isPlainObject(status) || !Array.isArray(status.conditions)) {
     throw new OutputParseError('crictl info', 'no status.conditions array');
   }
   const conditions: RuntimeConditionInfo[] = status.conditions.map((c: unknown, i: number) => {
-    if (!isRecord(c) || typeof c.type !== 'string') throw new OutputParseError('crictl info', `condition ${i} has no type`);
+    if (!isPlainObject(c) || typeof c.type !== 'string') throw new OutputParseError('crictl info', `condition ${i} has no type`);
     return {
       type: c.type,
       status: c.status === true || c.status === 'true',
@@ -256,7 +253,7 @@ export function parseCrictlInfo(output: string): CrictlInfo {
     conditions,
     runtimeReady: conditionTrue(conditions, 'RuntimeReady'),
     networkReady: conditionTrue(conditions, 'NetworkReady'),
-    config: isRecord(doc.config) ? doc.config : null,
+    config: isPlainObject(doc.config) ? doc.config : null,
     raw: doc,
   };
 }
@@ -310,10 +307,10 @@ type Table = Record<string, unknown>;
 function tableAt(root: unknown, path: readonly string[]): Table | null {
   let cur: unknown = root;
   for (const k of path) {
-    if (!isRecord(cur)) return null;
+    if (!isPlainObject(cur)) return null;
     cur = cur[k];
   }
-  return isRecord(cur) ? cur : null;
+  return isPlainObject(cur) ? cur : null;
 }
 
 function str(t: Table | null, key: string): string | null {
@@ -340,7 +337,7 @@ export function parseConfigDump(tomlText: string, opts: ParseConfigDumpOptions =
   const plugins = tableAt(doc, ['plugins']) ?? {};
   const configVersion = typeof doc.version === 'number' ? doc.version : 1;
 
-  const grpcV1Key = configVersion === 1 && isRecord(plugins['cri']) ? 'cri' : 'io.containerd.grpc.v1.cri';
+  const grpcV1Key = configVersion === 1 && isPlainObject(plugins['cri']) ? 'cri' : 'io.containerd.grpc.v1.cri';
   const legacy = tableAt(plugins, [grpcV1Key]);
   const runtimeTbl = tableAt(plugins, ['io.containerd.cri.v1.runtime']);
   const imagesTbl = tableAt(plugins, ['io.containerd.cri.v1.images']);
