@@ -60,7 +60,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
       if (!(c in groups)) at(['groups', g, 'children', i], `unknown group "${c}"${didYouMean(c, groupNames)}`);
     });
   }
-  checkDuplicates(doc, inv, at);
+  checkDuplicates(inv, at);
   if (errors.length === 0) {
     const cycle = findCycle(groups);
     if (cycle) at(['groups', cycle[0], 'children'], `group cycle: ${cycle.join(' → ')}`);
@@ -115,7 +115,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
 }
 
 /** TOML itself rejects a key defined twice; this catches the same host written under two spellings of one address. */
-function checkDuplicates(doc: LoadedToml, inv: InventoryFile, at: (k: string[], m: string) => void) {
+function checkDuplicates(inv: InventoryFile, at: (k: string[], m: string) => void) {
   const seen = new Map<string, string>();
   for (const [name, h] of Object.entries(inv.hosts)) {
     const key = `${h.address}:${h.port ?? inv.defaults?.port ?? 22}`;
@@ -123,7 +123,6 @@ function checkDuplicates(doc: LoadedToml, inv: InventoryFile, at: (k: string[], 
     if (prev) at(['hosts', name, 'address'], `duplicate host: "${name}" has the same address and port as "${prev}" (${key})`);
     else seen.set(key, name);
   }
-  void doc;
 }
 
 function resolvePath(base: string, p: string | undefined): string | undefined {

@@ -38,7 +38,7 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
   for (const host of hosts) {
     const engine: VarLayer = { name: 'hoist', vars: { inventory_hostname: host.name, inventory_address: host.address }, lineOf: () => undefined };
     const layers = [...pb.defaultLayers, ...host.varLayers, ...pb.varLayers, ...extraLayers, engine];
-    const checked = checkHostVariables(host.name, layers, pb, opts.catalog, used);
+    const checked = checkHostVariables(layers, pb, opts.catalog, used);
     problems.set(host.name, checked.problems);
     if (checked.problems.length) continue;
     const tasks: HostTask[] = [];

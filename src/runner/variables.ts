@@ -1,6 +1,6 @@
 import { InputError } from '../util/errors.js';
 import { formatPath, parseWith, type Issue, type Path } from '../util/schema.js';
-import { didYouMean, nearest } from '../util/suggest.js';
+import { didYouMean, editDistance } from '../util/suggest.js';
 import { mergeLayers, type VarLayer } from '../util/var-layer.js';
 import { isPlainObject } from '../util/schema.js';
 import type { Playbook } from '../playbook/playbook.js';
@@ -8,7 +8,7 @@ import type { TaskCatalog } from '../tasks/catalog.js';
 import type { TaskModule } from '../tasks/types.js';
 
 /** Variables hoist sets itself on every host. */
-export const ENGINE_VARS = ['inventory_hostname', 'inventory_address'] as const;
+export const ENGINE_VARS: ReadonlySet<string> = new Set(['inventory_hostname', 'inventory_address']);
 
 /** A problem with one host's variables, located in the layer that set the value. */
 export interface VarProblem {
@@ -58,7 +58,6 @@ export function templateNames(text: string): string[] {
  * layer that set the value.
  */
 export function checkHostVariables(
-  host: string,
   layers: readonly VarLayer[],
   pb: Playbook,
   catalog: TaskCatalog,
@@ -82,10 +81,11 @@ export function checkHostVariables(
     if (!known.has(k)) {
       const hint = didYouMean(k, known);
       report([k], `unknown variable "${k}"${hint || '; a playbook that uses it declares it in its [defaults]'}`, layer);
-    } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.includes(k as (typeof ENGINE_VARS)[number])) {
-      // A playbook's own variable that nothing reads but that is one letter off a module's is a typo, not a declaration.
-      const near = nearest(k, moduleVars.keys());
-      if (near && near !== k) report([k], `"${k}" is read by no task; did you mean "${near}"?`, layer);
+    } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.has(k)) {
+      // A playbook's own variable that no task parameter reads and that is a letter or two off a
+      // module's is a typo, not a declaration (templates may read others, so only near misses count).
+      const near = [...moduleVars.keys()].find((m) => editDistance(k, m) <= 2);
+      if (near) report([k], `"${k}" is read by no task; did you mean "${near}"?`, layer);
     }
   }
 
