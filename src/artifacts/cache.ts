@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sha256File } from '../util/checksum.js';
+import { fileDigest, sha256 } from '../util/hash.js';
 
 /**
  * On-disk layout of the artifact cache:
@@ -38,15 +38,6 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(os.homedir(), '.cache', 'hoist');
 }
 
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-export async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  const sha256 = await sha256File(file);
-  return { sha256, size: (await fs.stat(file)).size };
-}
-
 async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -75,11 +66,11 @@ export class ArtifactCache {
   }
 
   partialPath(url: string): string {
-    return path.join(this.dir, 'partial', sha256Hex(url));
+    return path.join(this.dir, 'partial', sha256(url));
   }
 
   private indexPath(url: string): string {
-    return path.join(this.dir, 'index', `${sha256Hex(url)}.json`);
+    return path.join(this.dir, 'index', `${sha256(url)}.json`);
   }
 
   async lookup(url: string): Promise<IndexEntry | undefined> {
@@ -105,7 +96,7 @@ export class ArtifactCache {
     const p = this.blobPath(hex);
     let actual: { sha256: string; size: number };
     try {
-      actual = await hashFile(p);
+      actual = await fileDigest(p);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -131,7 +122,7 @@ export class ArtifactCache {
   }
 
   async storeBytes(data: Buffer): Promise<{ path: string; sha256: string }> {
-    const hex = createHash('sha256').update(data).digest('hex');
+    const hex = sha256(data);
     const dest = this.blobPath(hex);
     await writeAtomic(dest, data);
     return { path: dest, sha256: hex };

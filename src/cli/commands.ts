@@ -3,15 +3,16 @@ import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
 import { runPlaybook, inFlight } from '../runner/run.js';
 import { playHosts } from '../runner/play.js';
-import { Logger } from '../runner/log.js';
+import { Logger } from '../util/log.js';
 import { makeReporter } from '../output/reporter.js';
 import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js';
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact, redactDeep } from '../util/redact.js';
 import { printableLines } from '../util/printable.js';
-import { parseExtraVars } from './extra-vars.js';
-import { taskNames, getTask } from '../tasks/registry.js';
+import { extraVarLayers } from './extra-vars.js';
+import { taskCatalog } from './catalog.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
 import { parseToml } from '../util/toml-file.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { cliSecrets } from './secrets.js';
@@ -41,10 +42,10 @@ interface CliOptions {
 }
 
 /** Playbooks hoist builds in memory for its one-task commands. */
-function inlinePlaybook(name: string, task: string): Promise<Playbook> {
+function inlinePlaybook(name: string, task: string, catalog: TaskCatalog): Playbook {
   const text = `name = "${name}"\nhosts = "all"\n[[tasks]]\ntask = "${task}"\n`;
   const doc = parseToml(path.join(PACKAGE_ROOT, `<${name}>`), text);
-  return Promise.resolve({
+  return {
     file: doc.file,
     dir: process.cwd(),
     name,
@@ -52,11 +53,13 @@ function inlinePlaybook(name: string, task: string): Promise<Playbook> {
     maxFailPercentage: undefined,
     defaults: {},
     vars: {},
+    defaultLayers: [],
+    varLayers: [],
     beforeHost: [],
     afterHost: [],
-    tasks: [{ file: doc.file, doc, index: 0, title: task, task, params: {}, line: 4 }],
+    tasks: [{ file: doc.file, doc, index: 0, title: task, task, def: catalog.get(task)!, params: {}, line: 4 }],
     doc,
-  });
+  };
 }
 
 export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
@@ -73,9 +76,10 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
 }
 
 async function dispatch(command: string, o: CliOptions): Promise<number> {
+  const catalog = taskCatalog();
   if (command === 'tasks') {
-    for (const n of taskNames()) {
-      const t = getTask(n)!;
+    for (const n of catalog.names()) {
+      const t = catalog.get(n)!;
       process.stdout.write(`${color.bold(n)}: ${t.summary}\n`);
       for (const [k, sch] of Object.entries(t.params.shape)) {
         process.stdout.write(`  ${k}${sch.isOptional ? '' : ' (required)'}${sch.defaultValue !== undefined ? ` = ${JSON.stringify(sch.defaultValue)}` : ''}${sch.description ? ` — ${sch.description}` : ''}\n`);
@@ -83,17 +87,18 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     }
     return 0;
   }
-  if (command === 'fetch') return fetchArtifacts(o);
+  if (command === 'fetch') return fetchArtifacts(o, catalog);
   const inventory = await loadInventory(o.inventory!);
   let playbook: Playbook;
-  if (command === 'apply') playbook = await loadPlaybook(o.playbook!);
+  if (command === 'apply') playbook = await loadPlaybook(o.playbook!, catalog);
   else if (command === 'verify') {
-    // The playbook's variables and its verify tasks only: a read-only health check after a roll-out.
-    const pb = await loadPlaybook(o.playbook ?? DEFAULT_PLAYBOOK);
-    playbook = { ...pb, tasks: pb.tasks.filter((t) => t.task === 'containerd_verify'), beforeHost: [], afterHost: [] };
-    if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ({ ...t, params: { ...t.params, pull_test: o.pullTest } }));
-  } else playbook = await inlinePlaybook(command, 'ping');
-  const extraVars = await parseExtraVars(o.extraVars ?? []);
+    // The playbook's variables and its verifying tasks only: a read-only health check after a roll-out.
+    const pb = await loadPlaybook(o.playbook ?? DEFAULT_PLAYBOOK, catalog);
+    playbook = { ...pb, tasks: pb.tasks.filter((t) => t.def.verifies), beforeHost: [], afterHost: [] };
+    // --pull-test feeds the verifying tasks that pull images.
+    if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ('pull_test' in t.def.params.shape ? { ...t, params: { ...t.params, pull_test: o.pullTest } } : t));
+  } else playbook = inlinePlaybook(command, 'ping', catalog);
+  const extraVars = await extraVarLayers(o.extraVars ?? []);
   if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
     process.stderr.write('not confirmed; nothing was done\n');
     return 1;
@@ -114,6 +119,7 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     const report = await runPlaybook({
       inventory,
       playbook,
+      catalog,
       extraVars,
       limit: o.limit,
       forks: o.forks,

@@ -1,25 +1,33 @@
 import { parse } from 'smol-toml';
 import { readToml } from '../util/toml-file.js';
 import { InputError } from '../util/errors.js';
+import type { VarLayer } from '../util/var-layer.js';
 
 /**
  * -e key=value (the value read as a TOML value when it is one — true, 3, ["a","b"] — else as
- * text) or -e @file.toml. Later flags win.
+ * text) or -e @file.toml, each a layer of its own so a problem names the flag or the file's line.
+ * Later flags win.
  */
-export async function parseExtraVars(items: string[]): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = {};
+export async function extraVarLayers(items: string[]): Promise<VarLayer[]> {
+  const layers: VarLayer[] = [];
   for (const item of items) {
     if (item.startsWith('@')) {
-      Object.assign(out, (await readToml(item.slice(1))).data);
+      const doc = await readToml(item.slice(1));
+      layers.push({ name: `-e ${item}`, file: doc.file, vars: doc.data, lineOf: (p) => doc.locator.lineOf(p) });
       continue;
     }
     const eq = item.indexOf('=');
     if (eq <= 0) throw new InputError(`-e ${item}: expected key=value or @file.toml`);
     const key = item.slice(0, eq).trim();
     if (!/^[A-Za-z_]\w*$/.test(key)) throw new InputError(`-e ${item}: "${key}" is not a variable name`);
-    out[key] = tomlValue(item.slice(eq + 1));
+    layers.push({ name: `-e ${key}=…`, vars: { [key]: tomlValue(item.slice(eq + 1)) }, lineOf: () => undefined });
   }
-  return out;
+  return layers;
+}
+
+/** The -e layers merged, later flags winning. */
+export async function parseExtraVars(items: string[]): Promise<Record<string, unknown>> {
+  return Object.assign({}, ...(await extraVarLayers(items)).map((l) => l.vars));
 }
 
 function tomlValue(text: string): unknown {

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCli } from './commands.js';
+
+/** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
+const count = (min: number) => (v: string): number => {
+  if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(min > 0 ? 'expected a positive integer.' : 'expected a whole number of seconds (0 or more).');
+  return Number(v);
+};
 
 const program = new Command();
 program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version('0.1.0');
@@ -9,12 +15,12 @@ const common = (c: Command) =>
   c
     .requiredOption('-i, --inventory <file>', 'inventory TOML file')
     .option('-l, --limit <pattern>', 'only these hosts/groups (globs, "!" excludes)')
-    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', (v) => parseInt(v, 10))
+    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', count(1))
     .option('--json', 'print a machine-readable report on stdout')
     .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')
     .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
-    .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', (v) => parseInt(v, 10))
-    .option('--command-timeout <s>', 'timeout of one remote command in seconds', (v) => parseInt(v, 10))
+    .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', count(1))
+    .option('--command-timeout <s>', 'timeout of one remote command in seconds', count(1))
     .option('-v, --verbose', 'show each remote command (-vv: whole scripts, -vvv: their output)', (_v: string, n: number) => n + 1, 0)
     .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
@@ -25,7 +31,7 @@ common(program.command('apply').argument('<playbook>', 'playbook TOML file').des
   .option('-D, --diff', 'show file diffs')
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml (repeatable; highest precedence)', collect, [])
   .option('--offline', 'never download; artifacts must be in the cache (see hoist fetch)')
-  .option('--lock-wait <s>', 'wait this many seconds for another hoist run holding a host (default: refuse at once)', (v) => parseInt(v, 10))
+  .option('--lock-wait <s>', 'wait this many seconds for another hoist run holding a host (default: refuse at once)', count(0))
   .option('-y, --yes', 'answer yes to a playbook\'s confirmation question')
   .option('--cache-dir <dir>', 'artifact cache directory')
   .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook }));

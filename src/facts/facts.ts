@@ -1,3 +1,5 @@
+import { HOIST_STATE_DIR } from '../host-paths.js';
+
 /** What hoist knows about a host before planning anything; gathered in the same round trip as every task's probes. */
 export interface Facts {
   hostname: string;
@@ -35,7 +37,7 @@ if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/nu
 echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 echo "uid=$(id -u)"
 for t in ${TOOLS.join(' ')}; do if command -v $t >/dev/null; then echo "tool_$t=1"; else echo "tool_$t=0"; fi; done
-for d in / /usr/local /var/lib /var/lib/hoist /tmp; do p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; echo "df_$d=$(df -Pk "$p" 2>/dev/null | awk 'NR==2{print $4}')"; done
+for d in / /usr/local /var/lib ${HOIST_STATE_DIR} /tmp; do p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; echo "df_$d=$(df -Pk "$p" 2>/dev/null | awk 'NR==2{print $4}')"; done
 `;
 
 export function parseFacts(out: string): Facts {

@@ -13,7 +13,7 @@ export interface ProbeResult {
  * output is framed by a per-run random marker that no command output can forge.
  */
 /** Runs read-only snippets in one round trip, each framed and with its own exit code. */
-export async function runSections(conn: HostConnection, sections: Map<string, string>): Promise<Map<string, ProbeResult>> {
+export async function runSections(conn: Pick<HostConnection, 'exec'>, sections: Map<string, string>): Promise<Map<string, ProbeResult>> {
   const mark = `@@hoist-${randomBytes(8).toString('hex')}`;
   const script = [...sections].map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`).join('\n');
   if (process.env.HOIST_DUMP_SCRIPT) (await import('node:fs')).writeFileSync(process.env.HOIST_DUMP_SCRIPT, script);
@@ -23,7 +23,7 @@ export async function runSections(conn: HostConnection, sections: Map<string, st
   return results;
 }
 
-export async function gather(conn: HostConnection, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
+export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
   const results = await runSections(conn, new Map([['__facts', FACTS_SCRIPT], ...probes]));
   const facts = results.get('__facts')!;
   if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);

@@ -5,9 +5,9 @@ import { InputError, InputErrors } from '../util/errors.js';
 import { readToml, validateToml, type LoadedToml } from '../util/toml-file.js';
 import { didYouMean } from '../util/suggest.js';
 import { inventorySchema, type InventoryFile } from './schema.js';
-import { addSecret } from '../util/redact.js';
+import type { VarLayer, Vars } from '../util/var-layer.js';
 
-export type Vars = Record<string, unknown>;
+export type { Vars } from '../util/var-layer.js';
 
 export interface InventoryHost {
   name: string;
@@ -24,6 +24,8 @@ export interface InventoryHost {
   /** Groups the host belongs to, outermost first: the order their vars apply. */
   groups: string[];
   vars: Vars;
+  /** Where the host's variables come from, lowest precedence first: defaults, groups (parents first), the host. */
+  varLayers: VarLayer[];
 }
 
 export interface Inventory {
@@ -38,7 +40,7 @@ export async function loadInventory(file: string): Promise<Inventory> {
 }
 
 export function buildInventory(doc: LoadedToml): Inventory {
-  const inv = validateToml(doc, inventorySchema, addSecret);
+  const inv = validateToml(doc, inventorySchema);
   const errors: InputError[] = [];
   const at = (keyPath: (string | number)[], msg: string) =>
     errors.push(new InputError(msg, { file: doc.file, line: doc.locator.lineOf(keyPath), key: keyPath.join('.') }));
@@ -58,7 +60,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
       if (!(c in groups)) at(['groups', g, 'children', i], `unknown group "${c}"${didYouMean(c, groupNames)}`);
     });
   }
-  checkDuplicates(doc, inv, at);
+  checkDuplicates(inv, at);
   if (errors.length === 0) {
     const cycle = findCycle(groups);
     if (cycle) at(['groups', cycle[0], 'children'], `group cycle: ${cycle.join(' → ')}`);
@@ -75,9 +77,18 @@ export function buildInventory(doc: LoadedToml): Inventory {
       .filter((g) => members.get(g)!.has(name))
       // Parents before children, so a child group's vars win; ties keep file order.
       .sort((a, b) => depth.get(a)! - depth.get(b)!);
-    const vars: Vars = { ...(d.vars ?? {}) };
-    for (const g of hostGroups) Object.assign(vars, groups[g].vars ?? {});
-    Object.assign(vars, h.vars ?? {});
+    const layer = (label: string, at: (string | number)[], v: Vars | undefined): VarLayer => ({
+      name: label,
+      file: doc.file,
+      vars: v ?? {},
+      lineOf: (p) => doc.locator.lineOf([...at, ...p]),
+    });
+    const varLayers = [
+      layer('inventory defaults', ['defaults', 'vars'], d.vars),
+      ...hostGroups.map((g) => layer(`inventory group "${g}"`, ['groups', g, 'vars'], groups[g].vars)),
+      layer(`inventory host "${name}"`, ['hosts', name, 'vars'], h.vars),
+    ];
+    const vars: Vars = Object.assign({}, ...varLayers.map((l) => l.vars));
     // Connection settings: the host's own, else its innermost group's, else the defaults.
     const layers = [h, ...hostGroups.map((g) => groups[g]).reverse(), d];
     const pick = <K extends keyof typeof h & keyof typeof d>(k: K) => layers.find((l) => l[k] !== undefined)?.[k];
@@ -95,6 +106,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
       commandTimeout: pick('command_timeout'),
       groups: hostGroups,
       vars,
+      varLayers,
     };
   });
   const allGroups = new Map<string, Set<string>>(members);
@@ -103,7 +115,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
 }
 
 /** TOML itself rejects a key defined twice; this catches the same host written under two spellings of one address. */
-function checkDuplicates(doc: LoadedToml, inv: InventoryFile, at: (k: string[], m: string) => void) {
+function checkDuplicates(inv: InventoryFile, at: (k: string[], m: string) => void) {
   const seen = new Map<string, string>();
   for (const [name, h] of Object.entries(inv.hosts)) {
     const key = `${h.address}:${h.port ?? inv.defaults?.port ?? 22}`;
@@ -111,7 +123,6 @@ function checkDuplicates(doc: LoadedToml, inv: InventoryFile, at: (k: string[], 
     if (prev) at(['hosts', name, 'address'], `duplicate host: "${name}" has the same address and port as "${prev}" (${key})`);
     else seen.set(key, name);
   }
-  void doc;
 }
 
 function resolvePath(base: string, p: string | undefined): string | undefined {

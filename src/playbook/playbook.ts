@@ -3,8 +3,9 @@ import { InputError, InputErrors } from '../util/errors.js';
 import { readToml, validateToml, type LoadedToml } from '../util/toml-file.js';
 import { s, type Infer, type Path, parseWith, formatPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
-import { addSecret } from '../util/redact.js';
-import { getTask, taskNames } from '../tasks/registry.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import type { AnyTask } from '../tasks/types.js';
+import type { VarLayer } from '../util/var-layer.js';
 
 const hookSchema = s.object({
   run: s.string().describe('shell command'),
@@ -46,6 +47,7 @@ export interface PlaybookTask {
   index: number;
   title: string;
   task: string;
+  def: AnyTask;
   params: Record<string, unknown>;
   line?: number;
 }
@@ -60,22 +62,26 @@ export interface Playbook {
   maxFailPercentage?: number;
   defaults: Record<string, unknown>;
   vars: Record<string, unknown>;
+  /** Where `defaults` and `vars` were set, base playbooks first, for errors that name the line. */
+  defaultLayers: VarLayer[];
+  varLayers: VarLayer[];
   beforeHost: Hook[];
   afterHost: Hook[];
   tasks: PlaybookTask[];
   doc: LoadedToml;
 }
 
-export async function loadPlaybook(file: string, seen: string[] = []): Promise<Playbook> {
+/** Loads a playbook (and the playbooks it extends), naming tasks from `catalog` only. */
+export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: string[] = []): Promise<Playbook> {
   const abs = path.resolve(file);
   if (seen.includes(abs)) throw new InputError(`playbooks extend each other in a cycle: ${[...seen, abs].join(' → ')}`);
   const doc = await readToml(file);
-  const pb = validateToml(doc, playbookSchema, addSecret);
-  const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), [...seen, abs]) : undefined;
+  const pb = validateToml(doc, playbookSchema);
+  const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), catalog, [...seen, abs]) : undefined;
   const errors: InputError[] = [];
   (pb.tasks ?? []).forEach((t, i) => {
-    if (!getTask(t.task)) {
-      errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, taskNames())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
+    if (!catalog.get(t.task)) {
+      errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, catalog.names())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
     }
   });
   if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
@@ -85,10 +91,19 @@ export async function loadPlaybook(file: string, seen: string[] = []): Promise<P
     index: i,
     title: t.name ?? t.task,
     task: t.task,
+    def: catalog.get(t.task)!,
     params: t.params,
     line: doc.locator.lineOf(['tasks', i]),
   }));
   if (!base && own.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook)', { file });
+  const tasks = own.length ? own : base!.tasks;
+  checkContracts(tasks, catalog);
+  const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
+    name,
+    file,
+    vars: vars ?? {},
+    lineOf: (p) => doc.locator.lineOf([key, ...p]),
+  });
   return {
     file,
     dir: path.dirname(abs),
@@ -99,19 +114,21 @@ export async function loadPlaybook(file: string, seen: string[] = []): Promise<P
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
     defaults: { ...base?.defaults, ...pb.defaults },
     vars: { ...base?.vars, ...pb.vars },
+    defaultLayers: [...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
+    varLayers: [...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
     beforeHost: pb.before_host ?? base?.beforeHost ?? [],
     afterHost: pb.after_host ?? base?.afterHost ?? [],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.
-    tasks: own.length ? own : base!.tasks,
+    tasks,
     doc,
   };
 }
 
 /** Validates one task's parameters (after variable substitution) against the task's schema, naming file, line and key. */
 export function validateParams(t: PlaybookTask, params: unknown, hostName: string): unknown {
-  const def = getTask(t.task)!;
+  const def = t.def;
   const base: Path = ['tasks', t.index, 'params'];
-  const { value, issues } = parseWith(def.params, params, base, addSecret);
+  const { value, issues } = parseWith(def.params, params, base);
   if (issues.length) {
     throw new InputErrors(
       issues.map(
@@ -125,6 +142,26 @@ export function validateParams(t: PlaybookTask, params: unknown, hostName: strin
     );
   }
   return value;
+}
+
+/**
+ * Every value a task needs must be provided by a task before it: checked here, when the playbook
+ * loads, rather than when the first host plans.
+ */
+export function checkContracts(tasks: readonly PlaybookTask[], catalog: TaskCatalog): void {
+  const errors: InputError[] = [];
+  const provided = new Set<string>();
+  for (const t of tasks) {
+    for (const need of t.def.needs ?? []) {
+      if (provided.has(need.name)) continue;
+      const by = catalog.providerOf(need.name);
+      const later = tasks.find((o) => o.def.provides?.some((p) => p.name === need.name));
+      const fix = later ? `move the "${later.title}" task before it` : by ? `add a ${by.name} task before it` : 'no task provides it';
+      errors.push(new InputError(`task "${t.title}" (${t.task}) needs ${need.description}, which no earlier task provides: ${fix}`, { file: t.file, line: t.line, key: `tasks[${t.index}]` }));
+    }
+    for (const p of t.def.provides ?? []) provided.add(p.name);
+  }
+  if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
 }
 
 /** Batches of hosts for `serial`: a count, or a percentage of the play's hosts (at least one). */

@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
-import type { HostConnection } from '../ssh/connection.js';
+import type { Connection } from '../tasks/connection.js';
 import type { Hook } from '../playbook/playbook.js';
 import type { HostPlay } from './play.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 
 /**
  * Runs a before_host/after_host hook (a `kubectl drain`, say) on the controller or on the host.
  * Returns an error message, or undefined when the hook succeeded.
  */
-export async function runHook(h: Hook, conn: HostConnection, play: HostPlay, log: Logger): Promise<string | undefined> {
+export async function runHook(h: Hook, conn: Connection, play: HostPlay, log: Logger): Promise<string | undefined> {
   const env = { ...process.env, HOIST_HOST: play.host.name, HOIST_ADDRESS: play.host.address };
   if (h.on === 'host') {
     const r = await conn.exec(`export HOIST_HOST=${JSON.stringify(play.host.name)}\n${h.run}`, { timeoutMs: h.timeout * 1000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));

@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { HostKeyError, type HostConnection, type HostLock } from '../ssh/connection.js';
+import { HostKeyError, type HostLock } from '../ssh/connection.js';
+import type { Connection } from '../tasks/connection.js';
 import { gather } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
@@ -7,7 +8,7 @@ import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan
 import type { Playbook } from '../playbook/playbook.js';
 import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
 
 export interface HostRunOptions {
@@ -49,7 +50,7 @@ export class HostRun {
   private readonly report: HostReport;
   private readonly state = new PlanState();
   private readonly started = Date.now();
-  private conn?: HostConnection;
+  private conn?: Connection;
   private lock?: Promise<HostLock>;
   private changedBefore = false;
 
@@ -61,7 +62,7 @@ export class HostRun {
     return this.play.host.name;
   }
 
-  async run(connecting: Promise<HostConnection>): Promise<HostReport> {
+  async run(connecting: Promise<Connection>): Promise<HostReport> {
     try {
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
@@ -97,7 +98,7 @@ export class HostRun {
    * Read-only runs need no lock. Without waiting, the lock is taken alongside the gathering round
    * trip; when waiting for another run, facts are read only once that run is done.
    */
-  private async lockAndPlan(conn: HostConnection): Promise<(TaskPlan | Error)[]> {
+  private async lockAndPlan(conn: Connection): Promise<(TaskPlan | Error)[]> {
     const { options, controller, playbook, events, log } = this.o;
     const wait = this.o.lockWaitSeconds;
     if (!options.check) {
@@ -108,11 +109,11 @@ export class HostRun {
     }
     const { host, vars, tasks } = this.play;
     const base = { host, vars, options, controller };
-    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
     events.hostPhase(this.name, 'gathering facts');
     const probes = new Map<string, string>();
     tasks.forEach((t, i) => {
-      for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
+      for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     const g = await gather(conn, probes);
     await this.heldLock();
@@ -124,6 +125,7 @@ export class HostRun {
         plans.push(
           await t.def.plan(t.params, {
             ...base,
+            settings: t.settings,
             facts: g.facts,
             prepared: this.prepared[i],
             state: this.state,
@@ -150,7 +152,7 @@ export class HostRun {
     }
   }
 
-  private async hooks(kind: 'before_host' | 'after_host', conn: HostConnection): Promise<void> {
+  private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
@@ -160,7 +162,7 @@ export class HostRun {
     }
   }
 
-  private async apply(conn: HostConnection, plans: (TaskPlan | Error)[]): Promise<void> {
+  private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
     const { events } = this.o;
     for (const [i, pl] of plans.entries()) {
       const t = this.play.tasks[i];
@@ -200,16 +202,19 @@ export class HostRun {
     }
   }
 
-  /** Undoes a failed host's changes where a task armed a rollback; returns text for the error. */
-  private async rollback(conn: HostConnection): Promise<string> {
-    if (!this.changedBefore || !this.state.rollback || this.o.options.check) return '';
+  /** Undoes a failed host's changes with the steps its tasks added; returns text for the error. */
+  private async rollback(conn: Connection): Promise<string> {
+    if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
     this.o.events.hostPhase(this.name, 'rolling back');
-    const said = await this.state.rollback(conn, this.o.log).catch((e: unknown) => `rollback FAILED: ${errorMessage(e)}`);
+    const said = await this.state.rollback.run(conn, this.o.log).then(
+      (lines) => lines.join('; ') || 'rolled back',
+      (e: unknown) => `rollback FAILED: ${errorMessage(e)}`,
+    );
     this.report.notes.push(said);
     return ` — ${said}`;
   }
 
-  private async runAction(a: Action, conn: HostConnection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
+  private async runAction(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
     const { options, log } = this.o;
     const ctx = { options, log, state: this.state, note: (l: string) => tr.notes.push(redact(l)) };
     if (a.kind === 'change') {

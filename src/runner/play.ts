@@ -1,16 +1,19 @@
 import type { Inventory, InventoryHost, Vars } from '../inventory/inventory.js';
 import { selectHosts } from '../inventory/inventory.js';
 import { InputError, InputErrors } from '../util/errors.js';
-import { didYouMean } from '../util/suggest.js';
-import { substitute } from '../playbook/vars.js';
+import { substitute } from '../util/template.js';
+import type { VarLayer } from '../util/var-layer.js';
 import { validateParams, type Playbook, type PlaybookTask } from '../playbook/playbook.js';
-import { getTask } from '../tasks/registry.js';
-import type { AnyTask } from '../tasks/types.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import type { AnyTask, TaskModule } from '../tasks/types.js';
+import { checkHostVariables, collectProblems, type VarProblem } from './variables.js';
 
 export interface HostTask {
   spec: PlaybookTask;
   def: AnyTask;
   params: Record<string, unknown>;
+  /** What the task's module made of this host's variables (undefined for the engine's own tasks). */
+  settings: unknown;
 }
 
 export interface HostPlay {
@@ -22,29 +25,37 @@ export interface HostPlay {
 /**
  * Everything about a play that can be known without a host: which hosts, each host's variables
  * (precedence, lowest first: playbook defaults < inventory defaults < groups, parents first < host
- * < playbook vars < -e), and each task's parameters substituted and validated. Every error is
- * found here, so no run starts on bad input.
+ * < playbook vars < -e), checked against the modules' schemas, and each task's parameters
+ * substituted and validated. Every error is found here, all at once, so no run starts on bad input.
  */
-export async function resolvePlay(inv: Inventory, pb: Playbook, extraVars: Vars, limit?: string): Promise<HostPlay[]> {
-  const hosts = playHosts(inv, pb, limit);
-  checkExtraVars(inv, pb, extraVars);
+export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | VarLayer[], opts: { catalog: TaskCatalog; limit?: string }): Promise<HostPlay[]> {
+  const hosts = playHosts(inv, pb, opts.limit);
+  const extraLayers: VarLayer[] = Array.isArray(extra) ? extra : [{ name: '-e', vars: extra, lineOf: () => undefined }];
+  const used = new Set<TaskModule>(pb.tasks.map((t) => opts.catalog.moduleOf(t.task)).filter((m): m is TaskModule => m !== undefined));
   const errors: InputError[] = [];
+  const problems = new Map<string, VarProblem[]>();
   const plays: HostPlay[] = [];
   for (const host of hosts) {
-    const vars: Vars = { ...pb.defaults, ...host.vars, ...pb.vars, ...extraVars, inventory_hostname: host.name, inventory_address: host.address };
+    const engine: VarLayer = { name: 'hoist', vars: { inventory_hostname: host.name, inventory_address: host.address }, lineOf: () => undefined };
+    const layers = [...pb.defaultLayers, ...host.varLayers, ...pb.varLayers, ...extraLayers, engine];
+    const checked = checkHostVariables(layers, pb, opts.catalog, used);
+    problems.set(host.name, checked.problems);
+    if (checked.problems.length) continue;
     const tasks: HostTask[] = [];
     for (const spec of pb.tasks) {
       try {
-        const raw = await substitute(spec.params, vars, `${spec.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
-        tasks.push({ spec, def: getTask(spec.task)!, params: validateParams(spec, raw, host.name) as Record<string, unknown> });
+        const raw = await substitute(spec.params, checked.vars, `${spec.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
+        const module = opts.catalog.moduleOf(spec.task);
+        tasks.push({ spec, def: spec.def, params: validateParams(spec, raw, host.name) as Record<string, unknown>, settings: module && checked.settings.get(module) });
       } catch (e) {
         if (e instanceof InputErrors) errors.push(...e.errors);
         else if (e instanceof InputError) errors.push(e);
         else throw e;
       }
     }
-    plays.push({ host, vars, tasks });
+    plays.push({ host, vars: checked.vars, tasks });
   }
+  errors.unshift(...collectProblems(problems, hosts.length));
   if (errors.length) {
     // The same mistake usually repeats on every host; say it once.
     const unique = [...new Map(errors.map((e) => [e.message.replace(/host \S+\)/, 'host)'), e])).values()];
@@ -59,16 +70,4 @@ export function playHosts(inv: Inventory, pb: Playbook, limit?: string): Invento
   if (!limit) return hosts;
   const allowed = new Set(selectHosts(inv, limit).map((h) => h.name));
   return hosts.filter((h) => allowed.has(h.name));
-}
-
-/** A -e variable nobody declares is almost always a typo; catching it beats silently ignoring it. */
-function checkExtraVars(inv: Inventory, pb: Playbook, extra: Vars) {
-  const known = new Set<string>([...Object.keys(pb.defaults), ...Object.keys(pb.vars)]);
-  for (const h of inv.hosts) for (const k of Object.keys(h.vars)) known.add(k);
-  for (const t of pb.tasks) for (const k of getTask(t.task)?.reads ?? []) known.add(k);
-  const text = JSON.stringify(pb.tasks.map((t) => t.params));
-  for (const k of Object.keys(extra)) {
-    if (known.has(k) || text.includes(k)) continue;
-    throw new InputError(`unknown variable "${k}" given with -e: neither the playbook nor the inventory uses it${didYouMean(k, known)}`);
-  }
 }

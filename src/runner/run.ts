@@ -11,14 +11,19 @@ import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
 import { Semaphore } from './semaphore.js';
 import { exitCodeOf, type HostReport, type RunEvents, type RunReport } from './report.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
 import os from 'node:os';
 
 export interface RunRequest {
   inventory: Inventory;
   playbook: Playbook;
-  extraVars: Record<string, unknown>;
+  /** The tasks and modules the playbook was loaded with, whose variables are checked on every host. */
+  catalog: TaskCatalog;
+  /** -e layers, highest precedence; a plain table stands for one layer. */
+  extraVars: Record<string, unknown> | VarLayer[];
   limit?: string;
   forks?: number;
   options: RunOptions;
@@ -47,7 +52,7 @@ export { inFlight } from './host-run.js';
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const started = Date.now();
   const { inventory: inv, playbook: pb, options, events, log } = req;
-  const plays = await resolvePlay(inv, pb, req.extraVars, req.limit);
+  const plays = await resolvePlay(inv, pb, req.extraVars, { catalog: req.catalog, limit: req.limit });
   if (plays.length === 0) throw new InputError(`no hosts match ${JSON.stringify(pb.hosts)}${req.limit ? ` limited to "${req.limit}"` : ''}`);
 
   const controller: Controller = {
@@ -130,7 +135,7 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
     plays.map(async (play) => ({
       play,
       prepared: await Promise.all(
-        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, options, controller }) : undefined)),
+        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
       ),
     })),
   );
@@ -153,7 +158,7 @@ function skippedHost(play: HostPlay, reason: string): HostReport {
  * in the whole play is compared with it; without it, only a batch in which every host failed stops
  * the roll-out.
  */
-function stopReason(batch: HostReport[], total: number, maxFail: number | undefined): string | undefined {
+export function stopReason(batch: HostReport[], total: number, maxFail: number | undefined): string | undefined {
   const failed = batch.filter((r) => r.status === 'failed' || r.status === 'unreachable');
   if (failed.length === 0) return undefined;
   const names = failed.map((r) => r.name).join(', ');

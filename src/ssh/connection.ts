@@ -8,7 +8,7 @@ import { printable } from '../util/printable.js';
 import { sudoCommand, watchBecome, type BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
 import { lockScript, parseLockOutput, type HostLock } from './host-lock.js';
-import { HOIST_STATE_DIR } from './paths.js';
+import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
 import { openLink, type Link, type TransportOptions } from './transport.js';
 import { unixBridgeCommand } from './unix-bridge.js';

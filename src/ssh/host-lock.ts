@@ -1,4 +1,4 @@
-import { HOIST_STATE_DIR } from './paths.js';
+import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
 
 export interface HostLock {

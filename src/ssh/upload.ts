@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from './paths.js';
+import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../host-paths.js';
 import { quote } from './quote.js';
 
 export interface UploadOptions {

@@ -1,23 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { s } from '../util/schema.js';
 import { InputError } from '../util/errors.js';
-import { renderString } from '../playbook/vars.js';
-import { TEMPLATES_DIR } from '../paths.js';
+import { renderString } from '../util/template.js';
 import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
+import { resolveLocal } from './lib/local-files.js';
 
 export const modeSchema = s.string(/^0?[0-7]{3,4}$/, 'an octal mode like "0644"');
-
-/** A template or source path: relative to the playbook, else to hoist's templates/ folder. */
-export function resolveLocal(p: string, playbookDir: string): string {
-  if (path.isAbsolute(p)) return p;
-  const nearPlaybook = path.resolve(playbookDir, p);
-  if (existsSync(nearPlaybook)) return nearPlaybook;
-  const inTemplates = path.resolve(TEMPLATES_DIR, p);
-  return existsSync(inTemplates) ? inTemplates : nearPlaybook;
-}
 
 export default defineTask({
   name: 'file',

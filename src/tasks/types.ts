@@ -1,9 +1,12 @@
 import type { Facts } from '../facts/facts.js';
 import type { ProbeResult } from '../facts/probe.js';
 import type { InventoryHost, Vars } from '../inventory/inventory.js';
-import type { HostConnection } from '../ssh/connection.js';
+import type { Connection } from './connection.js';
 import type { ObjectSchema, InferShape, Shape } from '../util/schema.js';
-import type { Logger } from '../runner/log.js';
+import type { Logger } from '../util/log.js';
+import type { Artifact } from '../artifacts/artifact.js';
+import type { Slot } from './slot.js';
+import { RollbackPlan } from './rollback.js';
 
 export interface RunOptions {
   check: boolean;
@@ -25,33 +28,31 @@ export interface Controller {
 /**
  * What the plan of one host predicts, shared by the tasks of that host in order: a later task
  * (a service restart, say) decides from what earlier tasks will change, before anything runs.
+ * Values one task hands another travel in typed slots (see slot.ts), declared by both tasks.
  */
 export class PlanState {
   /** Path → sha256 the file will have once the plan is applied. */
   readonly files = new Map<string, string>();
   /** Paths whose content the plan changes (a unit file among them means a daemon-reload). */
   readonly changedFiles = new Set<string>();
-  readonly data = new Map<string, unknown>();
   /** Whether any earlier task of this host has a change pending. */
   pending = false;
   /** Files actually replaced during apply, with whether they existed before: what a rollback restores. */
   readonly appliedFiles = new Map<string, boolean>();
-  /**
-   * Set by tasks whose changes can be undone as a whole (containerd: binaries, config, unit):
-   * run when the host fails after changes were applied, so a host is never left half-done.
-   * Returns a sentence for the recap.
-   */
-  rollback?: (conn: HostConnection, log: Logger) => Promise<string>;
+  /** Steps that undo this host's changes when it fails after some were applied; each task adds its own. */
+  readonly rollback = new RollbackPlan();
 }
 
-export interface PrepareContext {
+/** Per-host context every task phase sees; `settings` is what the task's module made of the host's variables. */
+export interface PrepareContext<M = undefined> {
   host: InventoryHost;
   vars: Vars;
   options: RunOptions;
   controller: Controller;
+  settings: M;
 }
 
-export interface PlanContext<R> extends PrepareContext {
+export interface PlanContext<R, M = undefined> extends PrepareContext<M> {
   facts: Facts;
   prepared: R;
   state: PlanState;
@@ -74,7 +75,7 @@ export interface Action {
   summary: string;
   /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
   diff?: string;
-  run(conn: HostConnection, ctx: ApplyContext): Promise<void>;
+  run(conn: Connection, ctx: ApplyContext): Promise<void>;
 }
 
 export interface TaskPlan {
@@ -83,27 +84,56 @@ export interface TaskPlan {
   skipped?: string;
 }
 
-export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined> {
+export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined, M = undefined> {
   name: string;
   summary: string;
   params: S;
-  /** Variables the task reads directly (beyond its parameters), so -e can tell a typo from a setting. */
-  reads?: readonly string[];
+  /** Plan-time values this task reads from earlier tasks; the playbook loader checks they come first. */
+  needs?: readonly Slot<unknown>[];
+  /** Plan-time values this task hands to later tasks. */
+  provides?: readonly Slot<unknown>[];
+  /** A read-only health check: what `hoist verify` runs of a playbook. */
+  verifies?: boolean;
+  /** Release files the task would download for these settings, so `hoist fetch` can fill the cache ahead of time. */
+  artifacts?(params: InferShape<S['shape']>, ctx: PrepareContext<M>): Artifact[];
   /** Controller-side preparation (downloads, local files, rendering) done before any host is touched. */
-  prepare?(params: InferShape<S['shape']>, ctx: PrepareContext): Promise<R>;
+  prepare?(params: InferShape<S['shape']>, ctx: PrepareContext<M>): Promise<R>;
   /**
    * Read-only work over the connection that isn't a shell snippet (a gRPC call through a
    * forwarded socket), started as soon as the host is connected, alongside the gathering round trip.
    */
-  live?(params: InferShape<S['shape']>, ctx: PrepareContext & { prepared: R; conn: HostConnection }): Promise<unknown>;
+  live?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R; conn: Connection }): Promise<unknown>;
   /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */
-  probes?(params: InferShape<S['shape']>, ctx: PrepareContext & { prepared: R }): Record<string, string>;
-  plan(params: InferShape<S['shape']>, ctx: PlanContext<R>): TaskPlan | Promise<TaskPlan>;
+  probes?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R }): Record<string, string>;
+  plan(params: InferShape<S['shape']>, ctx: PlanContext<R, M>): TaskPlan | Promise<TaskPlan>;
 }
 
-/** The registry stores tasks of every parameter shape side by side. */
-export type AnyTask = TaskDefinition<ObjectSchema<Shape>, unknown>;
+/** The catalogue stores tasks of every parameter shape and module side by side. */
+export type AnyTask = TaskDefinition<ObjectSchema<Shape>, unknown, unknown>;
 
-export function defineTask<S extends ObjectSchema<Shape>, R = undefined>(def: TaskDefinition<S, R>): TaskDefinition<S, R> {
+export function defineTask<S extends ObjectSchema<Shape>, R = undefined, M = undefined>(def: TaskDefinition<S, R, M>): TaskDefinition<S, R, M> {
   return def;
+}
+
+/** Where a problem with a module's variables lies: the variable's key path (`registries.docker.io.mirrors[0]`). */
+export interface SettingsIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * A module: tasks for one piece of software, the variables they read (each with its schema) and
+ * what the module makes of them. The engine validates a host's variables against `variables`,
+ * then calls `settings` once per host whose play uses the module, before any connection.
+ */
+export interface TaskModule<V extends Shape = Shape, M = unknown> {
+  name: string;
+  variables: V;
+  /** Turns a host's checked variables into the module's settings, reporting every problem by key path. */
+  settings(vars: InferShape<V>, report: (issue: SettingsIssue) => void): M | undefined;
+  tasks: readonly TaskDefinition<ObjectSchema<Shape>, unknown, M>[];
+}
+
+export function defineModule<V extends Shape, M>(m: TaskModule<V, M>): TaskModule<V, M> {
+  return m;
 }

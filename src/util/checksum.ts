@@ -8,11 +8,9 @@
  * The clear-signature is stripped, not verified: hoist checks the payload hash over a TLS
  * download, and verifying would need the signer's keyring on the controller.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { hashFile, type HashAlgorithm } from './hash.js';
 
-export type HashAlgorithm = 'sha256' | 'sha512';
+export type { HashAlgorithm } from './hash.js';
 
 const HEX_LENGTH: Record<HashAlgorithm, number> = { sha256: 64, sha512: 128 };
 
@@ -138,25 +136,6 @@ export function findChecksum(text: string, assetName: string, opts: FindChecksum
     );
   }
   return entry.hex;
-}
-
-/** Hex digest of everything a stream yields. */
-export function hashStream(stream: Readable, algorithm: HashAlgorithm = 'sha256'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash(algorithm);
-    stream.on('data', (chunk: Buffer | string) => h.update(chunk));
-    stream.once('error', reject);
-    stream.once('end', () => resolve(h.digest('hex')));
-  });
-}
-
-/** Hex digest of a file, read in chunks so large tarballs are never held in memory. */
-export function hashFile(path: string, algorithm: HashAlgorithm = 'sha256'): Promise<string> {
-  return hashStream(createReadStream(path), algorithm);
-}
-
-export function sha256File(path: string): Promise<string> {
-  return hashFile(path, 'sha256');
 }
 
 /** Throws a ChecksumError unless the file at `path` has the expected digest. */

@@ -7,12 +7,8 @@ export interface Issue {
   message: string;
 }
 
-/** Values read from a schema field marked secret are handed here so output and logs can mask them. */
-export type SecretSink = (value: string) => void;
-
 export interface ParseContext {
   issues: Issue[];
-  onSecret?: SecretSink;
 }
 
 export abstract class Schema<T> {
@@ -20,7 +16,6 @@ export abstract class Schema<T> {
   isOptional = false;
   defaultValue: T | undefined = undefined;
   description = '';
-  secret = false;
 
   abstract check(value: unknown, path: Path, ctx: ParseContext): T | undefined;
 
@@ -40,13 +35,6 @@ export abstract class Schema<T> {
   describe(text: string): this {
     const c = this.clone();
     c.description = text;
-    return c;
-  }
-
-  /** Marks the value as a credential: it is masked in output, logs and --json. */
-  asSecret(): this {
-    const c = this.clone();
-    c.secret = true;
     return c;
   }
 
@@ -71,10 +59,9 @@ class StringSchema extends Schema<string> {
       return undefined;
     }
     if (this.pattern && !this.pattern.test(v)) {
-      ctx.issues.push({ path, message: `"${this.secret ? '***' : v}" is not ${this.patternHint ?? `matching ${this.pattern}`}` });
+      ctx.issues.push({ path, message: `"${v}" is not ${this.patternHint ?? `matching ${this.pattern}`}` });
       return undefined;
     }
-    if (this.secret) ctx.onSecret?.(v);
     return v;
   }
 }
@@ -209,6 +196,20 @@ export class ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
   }
 }
 
+class LiteralSchema<L extends string | number | boolean> extends Schema<L> {
+  readonly kind = 'literal';
+  constructor(private readonly value: L) {
+    super();
+  }
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (v !== this.value) {
+      ctx.issues.push({ path, message: `expected ${JSON.stringify(this.value)}, got ${typeName(v)}` });
+      return undefined;
+    }
+    return this.value;
+  }
+}
+
 class UnknownSchema extends Schema<unknown> {
   readonly kind = 'any';
   check(v: unknown) {
@@ -223,7 +224,7 @@ class UnionSchema<T> extends Schema<T> {
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     for (const o of this.options) {
-      const sub: ParseContext = { issues: [], onSecret: ctx.onSecret };
+      const sub: ParseContext = { issues: [] };
       const r = o.check(v, path, sub);
       if (sub.issues.length === 0) return r;
     }
@@ -246,6 +247,7 @@ export const s = {
   list: <T>(item: Schema<T>) => new ArraySchema<T>(item, true),
   record: <T>(value: Schema<T>) => new RecordSchema<T>(value),
   object: <S extends Shape>(shape: S) => new ObjectSchema<S>(shape),
+  literal: <L extends string | number | boolean>(value: L) => new LiteralSchema<L>(value),
   unknown: () => new UnknownSchema(),
   union: <T>(label: string, ...options: Schema<T>[]) => new UnionSchema<T>(options, label),
 };
@@ -254,13 +256,14 @@ export function formatPath(path: Path): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? (/^[A-Za-z0-9_-]+$/.test(p) ? `.${p}` : `."${p}"`) : p;
+    // Registry hosts (docker.io, host:5000) read best as written, so dots and colons need no quotes.
+    else out += out ? (/^[A-Za-z0-9_.:-]+$/.test(p) ? `.${p}` : `."${p}"`) : p;
   }
   return out;
 }
 
-export function parseWith<T>(schema: Schema<T>, value: unknown, basePath: Path = [], onSecret?: SecretSink): { value?: T; issues: Issue[] } {
-  const ctx: ParseContext = { issues: [], onSecret };
+export function parseWith<T>(schema: Schema<T>, value: unknown, basePath: Path = []): { value?: T; issues: Issue[] } {
+  const ctx: ParseContext = { issues: [] };
   const v = schema.check(value, basePath, ctx);
   return { value: ctx.issues.length ? undefined : v, issues: ctx.issues };
 }

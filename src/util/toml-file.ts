@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse, TomlError } from 'smol-toml';
 import { InputError, InputErrors } from './errors.js';
 import { TomlLocator } from './toml-locate.js';
-import { formatPath, parseWith, type Schema, type SecretSink } from './schema.js';
+import { formatPath, parseWith, type Schema } from './schema.js';
 
 export interface LoadedToml {
   file: string;
@@ -33,8 +33,8 @@ export function parseToml(file: string, text: string): LoadedToml {
 }
 
 /** Validates a whole file against its schema; every problem is reported with its line and key. */
-export function validateToml<T>(doc: LoadedToml, schema: Schema<T>, onSecret?: SecretSink): T {
-  const { value, issues } = parseWith(schema, doc.data, [], onSecret);
+export function validateToml<T>(doc: LoadedToml, schema: Schema<T>): T {
+  const { value, issues } = parseWith(schema, doc.data, []);
   if (issues.length) {
     throw new InputErrors(
       issues.map((i) => new InputError(i.message, { file: doc.file, line: doc.locator.lineOf(i.path), key: formatPath(i.path) })),

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,5 +93,22 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
     assert.equal(second.code, 0, second.stderr);
     assert.equal(changedCount(second.report), 0, JSON.stringify(second.report.hosts[0].tasks.filter((t) => t.status !== 'ok')));
     assert.equal((await onVm(vm, 'systemctl show -p MainPID --value containerd')).out.trim(), pid, 'containerd was restarted by a no-op run');
+  });
+
+  // nspawn hosts share a read-only /proc/sys; a VM has a kernel of its own to set.
+  test('sysctl: set now, kept in /etc/sysctl.d, unchanged on a rerun', { timeout: 5 * 60_000 }, async () => {
+    const pb = path.join(dir, 'sysctl.toml');
+    await writeFile(pb, '[[tasks]]\ntask = "sysctl"\n[tasks.params]\nname = "hoist-test"\n[tasks.params.settings]\n"vm.swappiness" = 17\n"net.ipv4.tcp_rmem" = "4096 87380 6291456"\n');
+    const first = await hoistJson(['apply', pb, '-i', vm.inventoryPath]);
+    assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
+    assert.equal(changedCount(first.report), 1);
+    const live = await onVm(vm, 'cat /proc/sys/vm/swappiness /proc/sys/net/ipv4/tcp_rmem; cat /etc/sysctl.d/hoist-test.conf');
+    assert.equal(live.out, '17\n4096\t87380\t6291456\n# Managed by hoist (sysctl task "hoist-test").\nvm.swappiness = 17\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n', live.out);
+    const second = await hoistJson(['apply', pb, '-i', vm.inventoryPath]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(changedCount(second.report), 0, JSON.stringify(second.report.hosts[0].tasks));
+    // What systemd-sysctl applies at boot from the file is what the task set.
+    const reload = await onVm(vm, 'echo 60 > /proc/sys/vm/swappiness && /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/hoist-test.conf && cat /proc/sys/vm/swappiness');
+    assert.equal(reload.out.trim(), '17', reload.out);
   });
 });

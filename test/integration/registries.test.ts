@@ -11,7 +11,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
-import { CriClient } from '../../src/containerd/cri.js';
+import { CriClient } from '../../src/modules/containerd/cri/client.js';
+import { removePodSandbox, runPodSandbox, stopPodSandbox } from '../support/cri-rpcs.js';
 import { hoistJson, onHost, ROOT, type JsonReport } from '../support/hoist.js';
 
 const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
@@ -148,8 +149,8 @@ async function logText(): Promise<string> {
 }
 
 /**
- * A CRI client of the test's own, independent of hoist: OpenSSH forwards a local socket to the host's
- * containerd socket (strict host-key checking, the fleet's key).
+ * hoist's CRI client over a forward of the test's own, independent of hoist's SSH layer: OpenSSH
+ * forwards a local socket to the host's containerd socket (strict host-key checking, the fleet's key).
  */
 async function withCri<T>(host: fleet.FleetHost, f: (c: CriClient) => Promise<T>): Promise<T> {
   const sock = path.join(dir, `cri-${host.name}-${Date.now()}.sock`);
@@ -160,7 +161,7 @@ async function withCri<T>(host: fleet.FleetHost, f: (c: CriClient) => Promise<T>
   try {
     for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
     assert.ok(existsSync(sock), 'ssh did not forward the containerd socket');
-    const c = new CriClient({ createConnection: () => connect(sock), timeoutMs: 30_000 });
+    const c = new CriClient({ dial: async () => connect(sock), timeoutMs: 30_000 });
     try {
       return await f(c);
     } finally {
@@ -274,9 +275,9 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       // kubelet never pulls the sandbox image: RunPodSandbox does, with the CRI plugin's registry settings.
       const outcome = await withCri(h, async (c) => {
         try {
-          const id = await c.runPodSandbox({ name: 'hoist-sandbox-check', uid: `hoist-${Date.now()}`, namespace: 'hoist', hostNetwork: true, cgroupParent: 'hoist.slice' });
-          await c.stopPodSandbox(id);
-          await c.removePodSandbox(id);
+          const id = await runPodSandbox(c, { name: 'hoist-sandbox-check', uid: `hoist-${Date.now()}`, namespace: 'hoist', hostNetwork: true, cgroupParent: 'hoist.slice' });
+          await stopPodSandbox(c, id);
+          await removePodSandbox(c, id);
           return 'started';
         } catch (e) {
           return (e as Error).message;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InputError } from '../../src/util/errors.js';
-import { COMPANION_VERSIONS, normalizeReleaseBaseUrl, parseReleaseVersion, releaseCatalog } from '../../src/artifacts/catalog.js';
-import { ChecksumError, expectedSha256 } from '../../src/artifacts/checksum-format.js';
+import { COMPANION_VERSIONS, normalizeReleaseBaseUrl, parseReleaseVersion, releaseCatalog } from '../../src/modules/containerd/catalog.js';
+import { ChecksumError, expectedSha256 } from '../../src/artifacts/checksum-policy.js';
 
 const H1 = 'a'.repeat(64);
 const H2 = '0123456789abcdef'.repeat(4);

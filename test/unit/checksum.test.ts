@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  ChecksumError, findChecksum, hashFile, hashStream, parseChecksumEntries, sha256File, stripClearSignature, verifyFile,
+  ChecksumError, findChecksum, parseChecksumEntries, stripClearSignature, verifyFile,
 } from '../../src/util/checksum.js';
+import { hashFile, hashStream, sha256File } from '../../src/util/hash.js';
 
 const H1 = 'a'.repeat(64);
 const H2 = '0123456789abcdef'.repeat(4);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import {
   DEFAULT_PLUGIN_ERROR_ALLOWLIST, evaluatePlugins, OutputParseError, parseConfigDump, parseCrictlInfo, parseCrictlVersion,
   parseCtrVersion, parsePluginList, requiredCriPlugins,
-} from '../../src/containerd/parse.js';
+} from '../../src/modules/containerd/parse.js';
 
 // ---------------------------------------------------------------- ctr version
 

@@ -1,7 +1,8 @@
 // Wire layout of the pod sandbox calls, checked field by field against cri-api's runtime.v1 api.proto.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProtoMessage, decodeRunPodSandboxResponse, encodePodSandboxIdRequest, encodeRunPodSandboxRequest, ProtoWriter } from '../../src/containerd/cri.js';
+import { ProtoMessage, ProtoWriter } from '../../src/modules/containerd/cri/protobuf.js';
+import { decodeRunPodSandboxResponse, encodePodSandboxIdRequest, encodeRunPodSandboxRequest } from '../support/cri-rpcs.js';
 
 describe('RunPodSandboxRequest', () => {
   it('carries metadata, labels, cgroup parent and a node network namespace', () => {

@@ -6,8 +6,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { releaseCatalog, type Artifact } from '../../src/artifacts/catalog.js';
-import { ChecksumError } from '../../src/artifacts/checksum-format.js';
+import { releaseCatalog } from '../../src/modules/containerd/catalog.js';
+import type { Artifact } from '../../src/artifacts/artifact.js';
+import { ChecksumError } from '../../src/artifacts/checksum-policy.js';
 import {
   ChecksumMismatchError,
   DownloadError,

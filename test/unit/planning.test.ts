@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PlanState } from '../../src/tasks/types.js';
-import { planFile, parseFileProbe, sha256 } from '../../src/tasks/lib/files.js';
+import { planFile, parseFileProbe } from '../../src/tasks/lib/files.js';
+import { sha256 } from '../../src/util/hash.js';
 import { planService, parseServiceProbe, desiredStamp, type ServiceWant } from '../../src/tasks/lib/systemd.js';
-import { installedPackages, installScript } from '../../src/tasks/package.js';
+import { installedPackages, installScript } from '../../src/tasks/lib/packages.js';
 
 const opts = { check: false, diff: true, offline: false };
 
@@ -72,7 +73,7 @@ test('package probe output and install commands per manager', () => {
 
 test('a host whose init is not systemd is refused at planning, before any change', async () => {
   const { default: service } = await import('../../src/tasks/service.js');
-  const { default: containerdService } = await import('../../src/tasks/containerd-service.js');
+  const { default: containerdService } = await import('../../src/modules/containerd/tasks/service.js');
   const { parseFacts } = await import('../../src/facts/facts.js');
   const facts = parseFacts('os_id=alpine\ninit=openrc-init\npm=none\n');
   const ctx = { facts, state: new PlanState(), probe: () => ({ out: '', code: 0 }), prepared: undefined } as unknown as Parameters<typeof service.plan>[1];

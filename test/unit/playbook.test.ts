@@ -7,8 +7,11 @@ import { loadPlaybook, batchesOf } from '../../src/playbook/playbook.js';
 import { resolvePlay } from '../../src/runner/play.js';
 import { buildInventory } from '../../src/inventory/inventory.js';
 import { parseToml } from '../../src/util/toml-file.js';
-import { substitute } from '../../src/playbook/vars.js';
+import { substitute } from '../../src/util/template.js';
 import { parseExtraVars } from '../../src/cli/extra-vars.js';
+import { taskCatalog } from '../../src/cli/catalog.js';
+
+const catalog = taskCatalog();
 
 async function pbFile(text: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-pb-'));
@@ -17,36 +20,38 @@ async function pbFile(text: string): Promise<string> {
   return f;
 }
 
+const bare = buildInventory(parseToml('bare.toml', `[hosts.a]\naddress = "10.0.0.1"\n`));
+
 const inventory = buildInventory(
   parseToml('inv.toml', `[defaults.vars]\nwho = "inventory"\nport = 1\n[hosts.a]\naddress = "10.0.0.1"\nvars = { who = "host-a" }\n[hosts.b]\naddress = "10.0.0.2"\n`),
 );
 
 test('precedence: playbook defaults < inventory < playbook vars < -e', async () => {
   const f = await pbFile(`[defaults]\nwho = "pb-default"\nonly_default = "d"\nport = 0\n[vars]\nport = 2\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/tmp/{{ who }}-{{ only_default }}-{{ port }}"\ncontent = "x"\n`);
-  const pb = await loadPlaybook(f);
-  const plays = await resolvePlay(inventory, pb, {}, undefined);
+  const pb = await loadPlaybook(f, catalog);
+  const plays = await resolvePlay(inventory, pb, {}, { catalog });
   assert.equal(plays[0].tasks[0].params.path, '/tmp/host-a-d-2');
   assert.equal(plays[1].tasks[0].params.path, '/tmp/inventory-d-2');
-  const withE = await resolvePlay(inventory, pb, { port: 3 }, 'b');
+  const withE = await resolvePlay(inventory, pb, { port: 3 }, { catalog, limit: 'b' });
   assert.equal(withE.length, 1);
   assert.equal(withE[0].tasks[0].params.path, '/tmp/inventory-d-3');
 });
 
 test('an unknown task parameter is an error naming file, line and key', async () => {
   const f = await pbFile(`[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/x"\ncontent = "y"\nmdoe = "0600"\n`);
-  const pb = await loadPlaybook(f);
-  await assert.rejects(resolvePlay(inventory, pb, {}), /play\.toml:6 \(tasks\[0\]\.params\.mdoe\): unknown key "mdoe"; did you mean "mode"\?/);
+  const pb = await loadPlaybook(f, catalog);
+  await assert.rejects(resolvePlay(bare, pb, {}, { catalog }), /play\.toml:6 \(tasks\[0\]\.params\.mdoe\): unknown key "mdoe"; did you mean "mode"\?/);
 });
 
 test('an unknown task and a missing variable are named', async () => {
-  await assert.rejects(loadPlaybook(await pbFile(`[[tasks]]\ntask = "flie"\n`)), /play\.toml:2 .*unknown task "flie"; did you mean "file"/);
-  const pb = await loadPlaybook(await pbFile(`[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ target_path }}"\ncontent = "a{{ nope }}"\n`));
-  await assert.rejects(resolvePlay(inventory, pb, {}), /undefined variable "target_path"/);
+  await assert.rejects(loadPlaybook(await pbFile(`[[tasks]]\ntask = "flie"\n`), catalog), /play\.toml:2 .*unknown task "flie"; did you mean "file"/);
+  const pb = await loadPlaybook(await pbFile(`[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ target_path }}"\ncontent = "a{{ nope }}"\n`), catalog);
+  await assert.rejects(resolvePlay(bare, pb, {}, { catalog }), /undefined variable "target_path"/);
 });
 
 test('-e with an unknown variable suggests the declared one', async () => {
-  const pb = await loadPlaybook(await pbFile(`[defaults]\ncontainerd_version = "1.7.0"\n[[tasks]]\ntask = "ping"\n`));
-  await assert.rejects(resolvePlay(inventory, pb, { containerd_verison: '2.0.0' }), /unknown variable "containerd_verison".*did you mean "containerd_version"/);
+  const pb = await loadPlaybook(await pbFile(`[defaults]\ncontainerd_version = "1.7.0"\n[[tasks]]\ntask = "ping"\n`), catalog);
+  await assert.rejects(resolvePlay(inventory, pb, { containerd_verison: '2.0.0' }, { catalog }), /unknown variable "containerd_verison".*did you mean "containerd_version"/);
 });
 
 test('whole-variable substitution keeps types; templates render text', async () => {

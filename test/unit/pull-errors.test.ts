@@ -2,10 +2,10 @@
 // when pulling from the test fleet's registries with one setting missing or wrong.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { diagnosePull, errorEndpoint, formatPullFailure, imageRegistryHost, pullErrorDetail } from '../../src/containerd/pull-errors.js';
-import { validateRuntimeConfig } from '../../src/containerd/runtime-config.js';
-import { ctrPullCommand } from '../../src/tasks/containerd-verify.js';
-import { parseVersion } from '../../src/containerd/version.js';
+import { diagnosePull, errorEndpoint, formatPullFailure, imageRegistryHost, pullErrorDetail } from '../../src/modules/containerd/pull-errors.js';
+import { validateRuntimeConfig } from '../../src/modules/containerd/config/validate.js';
+import { ctrPullCommand } from '../../src/modules/containerd/tasks/verify.js';
+import { parseVersion } from '../../src/modules/containerd/version.js';
 
 const PRIVATE = 'registry.fleet.test:5000';
 const IMG = `${PRIVATE}/hoist/busybox:1`;

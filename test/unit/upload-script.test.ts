@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import { uploadScript } from '../../src/ssh/upload.js';
-import { TEMP_JOURNAL, TEMP_MARK } from '../../src/ssh/paths.js';
+import { TEMP_JOURNAL, TEMP_MARK } from '../../src/host-paths.js';
 
 /** Runs the upload script locally with bash, the journal moved into the test's own directory. */
 function run(dir: string, target: string, data: Buffer, size: number, opts: Parameters<typeof uploadScript>[2] = { mode: 0o640 }, privileged = true) {

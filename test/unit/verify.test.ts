@@ -1,10 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judge } from '../../src/tasks/containerd-verify.js';
-import { containerdSettings } from '../../src/tasks/containerd/settings.js';
+import { judge } from '../../src/modules/containerd/tasks/verify.js';
+import { containerdSettings } from '../../src/modules/containerd/settings.js';
 import type { ProbeResult } from '../../src/facts/probe.js';
 
-const settings = (v: string, extra: Record<string, unknown> = {}) => containerdSettings({ containerd_version: v, ...extra });
+const settings = (v: string, extra: Record<string, unknown> = {}) => {
+  const problems: string[] = [];
+  const st = containerdSettings({ containerd_version: v, ...extra }, (i) => problems.push(i.message));
+  if (!st) throw new Error(problems.join('; '));
+  return st;
+};
 
 const ctr = (server: string | null) =>
   `Client:\n  Version:  1.7.24~ds1\n  Revision: 1.7.24~ds1-5\n  Go version: go1.23.5\n\n` +

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   compareVersions, configVersionFor, formatVersion, isValidReleaseVersion, lineOf, parseVersion, sameCore, VersionParseError,
-} from '../../src/containerd/version.js';
+} from '../../src/modules/containerd/version.js';
 
 test('parses release tags, distro builds and prereleases', () => {
   assert.deepEqual(parseVersion('v1.7.34'), { major: 1, minor: 7, patch: 34, prerelease: [], suffix: '', raw: 'v1.7.34' });

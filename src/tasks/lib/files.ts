@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
 import { quote } from '../../ssh/quote.js';
+import { sha256 } from '../../util/hash.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import type { Action, PlanState, RunOptions } from '../types.js';
 
@@ -26,8 +26,6 @@ export interface DesiredFile {
   secret?: boolean;
   validate?: (stagedPath: string) => string;
 }
-
-export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 /** One probe snippet reading a file's hash and ownership (and, for --diff, its content). */
 export function fileProbe(path: string, withContent: boolean): string {

@@ -1,9 +1,8 @@
 import { quote } from '../../ssh/quote.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import type { Action, PlanState } from '../types.js';
-import { sha256 } from './files.js';
-
-export const STAMP_DIR = '/var/lib/hoist/stamps';
+import { sha256 } from '../../util/hash.js';
+import { STAMP_DIR } from '../../host-paths.js';
 
 export interface ServiceWant {
   unit: string;

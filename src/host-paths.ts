@@ -1,0 +1,37 @@
+/**
+ * Every place hoist itself writes on a host, in one module: the SSH layer's locks and temporary
+ * files, the engine's artifacts and service stamps, and each module's own state directory.
+ */
+
+/** Where hoist keeps its own state on a host: locks, records of what it installed, staged artifacts. */
+export const HOIST_STATE_DIR = '/var/lib/hoist';
+
+/** Marks every temporary file hoist makes on a host, so a later run can recognise and remove leftovers. */
+export const TEMP_MARK = '.hoist-tmp-';
+
+/** Downloaded release files, content-addressed (`<sha256>-<name>`). */
+export const ARTIFACT_DIR = `${HOIST_STATE_DIR}/artifacts`;
+
+/** What each service was last (re)started with, so a restart follows state rather than this run's changes. */
+export const STAMP_DIR = `${HOIST_STATE_DIR}/stamps`;
+
+/** Where releases are unpacked before their files are moved into place. */
+export const STAGING_DIR = `${HOIST_STATE_DIR}/staging`;
+
+/** A module's own records on a host (what it installed, which files it manages). */
+export function moduleStateDir(module: string): string {
+  return `${HOIST_STATE_DIR}/${module}`;
+}
+
+/**
+ * Every temporary file hoist creates on a host is listed here before it is written, so that the
+ * leftovers of a killed run can be found and removed by the next one wherever they are.
+ */
+export const TEMP_JOURNAL = `${HOIST_STATE_DIR}/temporary-files`;
+
+/**
+ * Removes the temporary files a killed run left behind (those in the journal that still exist and carry
+ * the mark) and empties the journal. Safe only under commands.lock, which every privileged command holds:
+ * no upload still running can own one of them.
+ */
+export const SWEEP_TEMPS = `if [ -s ${TEMP_JOURNAL} ]; then while IFS= read -r t; do case "\${t##*/}" in ${TEMP_MARK}*) rm -rf -- "$t";; esac; done < ${TEMP_JOURNAL}; : > ${TEMP_JOURNAL}; fi`;

@@ -1,0 +1,18 @@
+import { defineModule } from '../../tasks/types.js';
+import { containerdSettings, containerdVariables } from './settings.js';
+import libseccomp from './tasks/libseccomp.js';
+import artifacts from './tasks/artifacts.js';
+import install from './tasks/install.js';
+import config from './tasks/config.js';
+import registries from './tasks/registries.js';
+import service from './tasks/service.js';
+import verify from './tasks/verify.js';
+import reset from './tasks/reset.js';
+
+/** containerd from upstream release artifacts: installed, configured, run under systemd, verified, removed. */
+export const containerdModule = defineModule({
+  name: 'containerd',
+  variables: containerdVariables,
+  settings: containerdSettings,
+  tasks: [libseccomp, artifacts, install, config, registries, service, verify, reset],
+});

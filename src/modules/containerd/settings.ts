@@ -1,0 +1,109 @@
+import { s, type InferShape } from '../../util/schema.js';
+import { addSecret } from '../../util/redact.js';
+import type { SettingsIssue } from '../../tasks/types.js';
+import { checkRuntimeConfig } from './config/validate.js';
+import type { RuntimeConfig } from './config/types.js';
+import { catalogFor, normalizeReleaseBaseUrl, SettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
+
+const absPath = s.string(/^\//, 'an absolute path');
+const version = s.string(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, 'a version like "2.1.4" (no leading "v")');
+
+/**
+ * Every variable the containerd tasks read, with its type: the engine checks each host's variables
+ * against these before connecting, and reports a misspelt one with the nearest name here.
+ * What depends on several of them (a registry's files, the release catalogue) is checked in
+ * containerdSettings below, in the same pass.
+ */
+export const containerdVariables = {
+  containerd_version: s.string().describe('release to install, e.g. "1.7.24" or "2.1.9"'),
+  systemd_cgroup: s.bool().optional(),
+  sandbox_image: s.string().optional(),
+  root_dir: absPath.optional(),
+  state_dir: absPath.optional(),
+  oom_score: s.int(-1000, 1000).optional(),
+  snapshotter: s.string().optional(),
+  cni_bin_dir: absPath.optional(),
+  cni_conf_dir: absPath.optional(),
+  imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
+  config_path: absPath.optional(),
+  registries: s.record(s.unknown()).optional().describe('per registry host: mirrors, TLS files, credentials'),
+  release_base_url: s.string().optional(),
+  host_release_base_url: s.string().optional(),
+  release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
+  download: s.enum('controller', 'host').optional(),
+  runc_version: version.optional(),
+  cni_version: version.optional(),
+  crictl_version: s.union<string | false>('a version string or false', version, s.literal(false), s.literal('')).optional(),
+  pinned_sha256: s.record(s.string()).optional(),
+  replace_distro_containerd: s.bool().optional(),
+  allow_downgrade: s.bool().optional(),
+  plugin_error_allow: s.array(s.string()).optional().describe('"TYPE ID" pairs as `ctr plugin ls` prints them'),
+};
+
+export type ContainerdVariables = InferShape<typeof containerdVariables>;
+
+export interface ContainerdSettings {
+  runtime: RuntimeConfig;
+  artifacts: ContainerdArtifact[];
+  arch: ReleaseArch;
+  download: 'controller' | 'host';
+  releaseBaseUrl: string;
+  /** Release base URL as the hosts see it (download = "host"). */
+  hostReleaseBaseUrl: string;
+  replaceDistroContainerd: boolean;
+  allowDowngrade: boolean;
+  pluginErrorAllow: string[];
+}
+
+/** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
+export function containerdSettings(vars: ContainerdVariables, report: (issue: SettingsIssue) => void): ContainerdSettings | undefined {
+  const runtime = checkRuntimeConfig(vars);
+  for (const i of runtime.issues) report(i);
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof SettingError)) throw e;
+      report({ path: [e.key], message: e.message });
+      return undefined;
+    }
+  };
+  const base = attempt(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL));
+  const hostBase = vars.host_release_base_url ? attempt(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url')) : base;
+  if (!runtime.value || base === undefined || hostBase === undefined) return undefined;
+  const rt = runtime.value;
+  const arch = vars.release_arch ?? 'amd64';
+  const artifacts = attempt(() =>
+    catalogFor(rt.version, {
+      releaseBaseUrl: base,
+      runcVersion: vars.runc_version,
+      cniVersion: vars.cni_version,
+      crictlVersion: vars.crictl_version === '' ? false : vars.crictl_version,
+      pinnedSha256: vars.pinned_sha256,
+      arch,
+    }),
+  );
+  if (!artifacts) return undefined;
+  registerRegistrySecrets(rt);
+  return {
+    runtime: rt,
+    artifacts,
+    arch,
+    download: vars.download ?? 'controller',
+    releaseBaseUrl: base,
+    hostReleaseBaseUrl: hostBase,
+    replaceDistroContainerd: vars.replace_distro_containerd ?? false,
+    allowDowngrade: vars.allow_downgrade ?? false,
+    pluginErrorAllow: vars.plugin_error_allow ?? [],
+  };
+}
+
+function registerRegistrySecrets(cfg: RuntimeConfig) {
+  for (const reg of Object.values(cfg.registries)) {
+    if (!reg.auth) continue;
+    if (reg.auth.kind === 'basic') {
+      addSecret(reg.auth.password.reveal());
+      addSecret(Buffer.from(`${reg.auth.username}:${reg.auth.password.reveal()}`).toString('base64'));
+    } else addSecret(reg.auth.auth.reveal());
+  }
+}

@@ -1,0 +1,94 @@
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import { releaseArch } from '../../../facts/facts.js';
+import { ARTIFACT_DIR, HOIST_STATE_DIR } from '../../../host-paths.js';
+import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
+import type { Artifact } from '../../../artifacts/artifact.js';
+import { containerdTask } from '../task.js';
+import { stagedArtifacts, type StagedArtifact } from '../slots.js';
+
+
+export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}-${name}`;
+
+export default containerdTask({
+  name: 'containerd_artifacts',
+  summary: 'Release artifacts downloaded once on the controller (or by each host), sha256-verified, staged on the host.',
+  params: s.object({}),
+  provides: [stagedArtifacts],
+  artifacts: (_p, ctx) => ctx.settings.artifacts,
+  async prepare(_p, ctx): Promise<StagedArtifact[]> {
+    const st = ctx.settings;
+    if (st.download === 'host') {
+      // Hosts download; the controller still reads the published checksums so it knows what to expect.
+      return Promise.all(
+        st.artifacts.map(async (a) => {
+          const sha = await fetchExpectedSha256(a, { offline: ctx.options.offline, cacheDir: ctx.controller.cacheDir });
+          // The catalog built every URL under the controller's base; hosts use the same path under theirs.
+          const url = st.hostReleaseBaseUrl + a.url.slice(st.releaseBaseUrl.length);
+          return { artifact: a, sha256: sha, remotePath: stagedPath(sha, a.name), url };
+        }),
+      );
+    }
+    const dl = {
+      offline: ctx.options.offline,
+      cacheDir: ctx.controller.cacheDir,
+      onProgress: (bytes: number, total: number | undefined, a: Artifact) => ctx.controller.progress(a.name, bytes, total),
+    };
+    // Planning needs only each artifact's digest; the cache index has it without re-hashing
+    // tens of megabytes on every run. Anything pushed is re-verified first (see the action).
+    const known = await Promise.all(st.artifacts.map((a) => cachedDigest(a, dl)));
+    const missing = st.artifacts.filter((_a, i) => !known[i]);
+    const fetched = new Map((await ensureArtifacts(missing, dl)).map((g) => [g.artifact.url, g]));
+    return st.artifacts.map((a, i) => {
+      const d = known[i] ?? fetched.get(a.url)!;
+      return { artifact: a, sha256: d.sha256, size: d.size, remotePath: stagedPath(d.sha256, a.name), url: a.url, dl: { cacheDir: dl.cacheDir, offline: dl.offline } };
+    });
+  },
+  probes: (_p, ctx) => ({
+    have: ctx.prepared.map((a) => `[ -f ${quote(a.remotePath)} ] && echo ${quote(a.remotePath)}`).join('\n') + '\ntrue',
+  }),
+  plan(_p, ctx) {
+    const hostArch = releaseArch(ctx.facts);
+    if (hostArch !== ctx.settings.arch) {
+      throw new Error(
+        `this host is ${ctx.facts.arch} (${hostArch}) but the release files are for ${ctx.settings.arch}; ` +
+          (hostArch === 'arm64' || hostArch === 'amd64' ? `set release_arch = "${hostArch}" in this host's or its group's vars` : `upstream publishes containerd for amd64 and arm64 only`),
+      );
+    }
+    const present = new Set(ctx.probe('have').out.split('\n').map((l) => l.trim()));
+    stagedArtifacts.put(ctx.state, ctx.prepared);
+    const missing = ctx.prepared.filter((a) => !present.has(a.remotePath));
+    if (missing.length) ctx.state.pending = true;
+    // The archive, its staged unpack and the installed copy: refuse before pushing anything
+    // rather than fill the disk halfway through.
+    const need = missing.reduce((n, a) => n + (a.size ?? 0), 0) * 4;
+    const free = (ctx.facts.diskFreeKb[HOIST_STATE_DIR] ?? Infinity) * 1024;
+    if (need > free) {
+      throw new Error(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
+    }
+    return {
+      actions: missing.map((a) => ({
+        kind: 'change' as const,
+        summary: a.dl ? `push ${a.artifact.name} (${((a.size ?? 0) / 1e6).toFixed(1)} MB)` : `download ${a.artifact.name} on the host`,
+        async run(conn) {
+          if (a.dl) {
+            const verified = await ensureArtifact(a.artifact, a.dl);
+            if (verified.sha256 !== a.sha256) throw new Error(`${a.artifact.name} in the cache changed during the run`);
+            await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644 });
+            return;
+          }
+          const tmp = `${a.remotePath}.part`;
+          await conn.check(
+            `set -e; mkdir -p ${ARTIFACT_DIR}; curl -fsSL --retry 3 -o ${quote(tmp)} ${quote(a.url)}
+got=$(sha256sum < ${quote(tmp)} | cut -d' ' -f1)
+if [ "$got" != ${quote(a.sha256)} ]; then rm -f ${quote(tmp)}; echo "checksum mismatch for ${a.artifact.name}: expected ${a.sha256}, got $got" >&2; exit 1; fi
+mv -f ${quote(tmp)} ${quote(a.remotePath)}`,
+            `download of ${a.artifact.name} on the host`,
+            { timeoutMs: 30 * 60_000 },
+          );
+        },
+      })),
+    };
+  },
+});
+

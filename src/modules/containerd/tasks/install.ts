@@ -1,0 +1,148 @@
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import type { Action } from '../../../tasks/types.js';
+import { sha256 } from '../../../util/hash.js';
+import { ARTIFACT_DIR, STAGING_DIR } from '../../../host-paths.js';
+import { compareVersions } from '../version.js';
+import type { StagedArtifact } from '../slots.js';
+import { armBinariesRollback } from '../rollback.js';
+import { CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
+import { previousVersion, stagedArtifacts } from '../slots.js';
+import { containerdTask } from '../task.js';
+
+/** Files hoist renders itself; the bundle's copies would fight them on every run. */
+const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
+
+export interface InstallRecord {
+  version: string;
+  artifacts: { id: string; name: string; sha256: string }[];
+}
+
+/** Where each artifact unpacks inside the staging root, as upstream's install instructions place it. */
+function unpackStep(a: StagedArtifact, stage: string): string {
+  const src = quote(a.remotePath);
+  switch (a.artifact.id) {
+    case 'bundle':
+      return `tar --no-overwrite-dir -C ${stage} -xzf ${src}`;
+    case 'containerd':
+      return `mkdir -p ${stage}/usr/local && tar -C ${stage}/usr/local -xzf ${src}`;
+    case 'runc':
+      return `install -D -m 755 ${src} ${stage}/usr/local/sbin/runc`;
+    case 'cni':
+      return `mkdir -p ${stage}/opt/cni/bin && tar -C ${stage}/opt/cni/bin -xzf ${src}`;
+    case 'crictl':
+      return `mkdir -p ${stage}/usr/local/bin && tar -C ${stage}/usr/local/bin -xzf ${src}`;
+  }
+}
+
+/**
+ * Unpacks into a staging directory first, then moves each file into place with a rename, so a
+ * killed run never leaves a half-written binary, and a running containerd keeps its old inode.
+ * Files under etc/ that already exist are the user's (CNI config); they are left alone, as
+ * upstream's --no-overwrite-dir extraction leaves directories alone. The previous binaries are
+ * kept in prev/ for a rollback.
+ */
+export function installScript(artifacts: StagedArtifact[], record: InstallRecord): string {
+  const stage = `${STAGING_DIR}/containerd-${record.version}`;
+  const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
+  return `set -euo pipefail
+trap 'echo "install step failed: $BASH_COMMAND" >&2' ERR
+stage=${quote(stage)}
+rm -rf "$stage" && mkdir -p "$stage" ${CONTAINERD_STATE}
+${artifacts.map((a) => unpackStep(a, '"$stage"')).join('\n')}
+cd "$stage"
+find . -type f -o -type l | sed 's|^\\./||' | LC_ALL=C sort > ${CONTAINERD_STATE}/files.new
+rm -rf ${CONTAINERD_STATE}/prev.new && mkdir -p ${CONTAINERD_STATE}/prev.new
+: > ${INSTALL_STATS}.new
+while IFS= read -r rel; do
+  dest="/$rel"
+  case "$rel" in ${skip}) continue ;; esac
+  case "$rel" in etc/*) if [ -e "$dest" ]; then continue; fi ;; esac
+  mkdir -p "$(dirname "$dest")"
+  if [ -e "$dest" ] && [ ! -d "$dest" ]; then mkdir -p "$(dirname "${CONTAINERD_STATE}/prev.new/$rel")"; cp -a "$dest" "${CONTAINERD_STATE}/prev.new/$rel"; fi
+  cp -a "$rel" "$dest.hoist-new" && mv -f "$dest.hoist-new" "$dest"
+  stat -c '%s %Y %n' "$dest" >> ${INSTALL_STATS}.new
+done < ${CONTAINERD_STATE}/files.new
+if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAINERD_STATE}/prev.new ${CONTAINERD_STATE}/prev && cp -a ${INSTALL_RECORD} ${CONTAINERD_STATE}/prev.json && { cp -a ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat 2>/dev/null || true; }; else rm -rf ${CONTAINERD_STATE}/prev.new; fi
+mv -f ${INSTALL_STATS}.new ${INSTALL_STATS}
+mv -f ${CONTAINERD_STATE}/files.new ${CONTAINERD_STATE}/files.list
+printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}
+cd / && rm -rf "$stage"
+# Archives of releases older than the previous one go; the previous one's stay for a rollback's rerun.
+keep="${artifacts.map((a) => a.sha256).join(' ')} $( { grep -o '"sha256":"[0-9a-f]*"' ${CONTAINERD_STATE}/prev.json 2>/dev/null || true; } | cut -d'"' -f4 | tr '\\n' ' ')"
+for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done`;
+}
+
+export default containerdTask({
+  name: 'containerd_install',
+  summary: 'Unpacks the staged release onto the host (bundle for 1.x, components for 2.x) and records what is installed.',
+  params: s.object({}),
+  needs: [stagedArtifacts],
+  provides: [previousVersion],
+  probes: () => ({
+    record: `cat ${INSTALL_RECORD} 2>/dev/null; echo
+if [ -f ${INSTALL_STATS} ]; then
+  # One stat for every installed file; only a difference costs more.
+  cur=$(cut -d' ' -f3- ${INSTALL_STATS} | xargs -r -d '\\n' stat -c '%s %Y %n' 2>/dev/null)
+  [ "$cur" = "$(cat ${INSTALL_STATS})" ] || diff <(echo "$cur") ${INSTALL_STATS} | sed -n 's/^> [0-9]* [0-9]* /drift /p'
+fi`,
+    distro: `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' containerd containerd.io docker.io 2>/dev/null | awk '$2=="installed"{print $1}'; elif command -v rpm >/dev/null; then rpm -q --qf '%{NAME}\\n' containerd containerd.io 2>/dev/null | grep -v 'not installed' || true; fi`,
+  }),
+  plan(_p, ctx) {
+    const st = ctx.settings;
+    const staged = stagedArtifacts.get(ctx.state);
+    const record: InstallRecord = {
+      version: st.runtime.containerdVersion,
+      artifacts: staged.map((a) => ({ id: a.artifact.id, name: a.artifact.name, sha256: a.sha256 })),
+    };
+    const recordText = JSON.stringify(record);
+    // The service task restarts containerd when this record changes: it stands for every binary.
+    ctx.state.files.set(INSTALL_RECORD, sha256(recordText));
+    const lines = ctx.probe('record').out.split('\n');
+    const haveText = lines[0].trim();
+    const drift = lines.filter((l) => l.startsWith('drift ')).map((l) => l.slice(6));
+    const distro = ctx.probe('distro').out.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (distro.length && !st.replaceDistroContainerd) {
+      throw new Error(
+        `a distribution containerd is installed (${distro.join(', ')}); hoist installs upstream releases under /usr/local and won't run both. ` +
+          `Remove it, or set replace_distro_containerd = true to have hoist remove the package first.`,
+      );
+    }
+    let have: InstallRecord | undefined;
+    try {
+      have = haveText ? (JSON.parse(haveText) as InstallRecord) : undefined;
+    } catch {
+      have = undefined;
+    }
+    if (have && compareVersions(st.runtime.containerdVersion, have.version) < 0 && !st.allowDowngrade) {
+      throw new Error(`containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`);
+    }
+    previousVersion.put(ctx.state, have?.version);
+    if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
+    ctx.state.pending = true;
+    let installRan = false;
+    armBinariesRollback(ctx.state, have?.version, () => installRan);
+    const why = !have ? 'fresh install' : have.version !== record.version ? `${have.version} → ${record.version}` : drift.length ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}` : 'artifacts changed';
+    const actions: Action[] = [];
+    if (distro.length) {
+      actions.push({
+        kind: 'change',
+        summary: `remove distribution packages ${distro.join(', ')}`,
+        run: async (conn) => {
+          const cmd = ctx.facts.packageManager === 'apt' ? `DEBIAN_FRONTEND=noninteractive apt-get remove -y -q ${distro.map(quote).join(' ')}` : `${ctx.facts.packageManager} remove -y ${distro.map(quote).join(' ')}`;
+          await conn.check(`systemctl stop containerd 2>/dev/null || true\n${cmd}`, 'removing the distribution containerd', { timeoutMs: 600_000 });
+        },
+      });
+    }
+    if (!ctx.facts.tools.tar) throw new Error('tar is not installed on this host; hoist needs it to unpack the release');
+    actions.push({
+      kind: 'change',
+      summary: `install containerd ${record.version} (${why})`,
+      run: async (conn) => {
+        installRan = true;
+        await conn.check(installScript(staged, record), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
+      },
+    });
+    return { actions };
+  },
+});

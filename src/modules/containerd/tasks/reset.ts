@@ -1,0 +1,59 @@
+import { s } from '../../../util/schema.js';
+import { quote } from '../../../ssh/quote.js';
+import { containerdTask } from '../task.js';
+import { ARTIFACT_DIR, STAGING_DIR, STAMP_DIR } from '../../../host-paths.js';
+import { registryPaths } from '../render.js';
+import { REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CRICTL_YAML, INSTALL_STATS, UNIT_FILE } from '../paths.js';
+
+/**
+ * Takes a host back to before bootstrap: what hoist installed and wrote goes, the user's own
+ * files stay (drop-ins in conf.d, CNI configs that were there before, libseccomp). containerd's
+ * data (root and state dirs, images, containers) goes only when asked.
+ */
+export default containerdTask({
+  name: 'containerd_reset',
+  summary: 'Stops containerd and removes what hoist installed: binaries, unit, config, registry files, CNI plugins; data dirs only with remove_data.',
+  params: s.object({
+    remove_data: s.bool().default(false).describe('also delete containerd\'s root and state directories (images, containers)'),
+  }),
+  async prepare(_p, ctx) {
+    const st = ctx.settings;
+    const registry = registryPaths(st.runtime);
+    return { st, registry };
+  },
+  probes: (p, ctx) => ({
+    present: [INSTALL_STATS, UNIT_FILE, CONFIG_FILE, CRICTL_YAML, ...ctx.prepared.registry, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
+      .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
+      .join('\n') + '\ntrue',
+  }),
+  plan(p, ctx) {
+    const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (present.length === 0) return { actions: [] };
+    const rt = ctx.prepared.st.runtime;
+    const dirs = [...new Set(ctx.prepared.registry.map((f) => f.slice(0, f.lastIndexOf('/'))))];
+    const q = (f: string) => quote(f);
+    const script = `set -u
+systemctl disable --now containerd.service >/dev/null 2>&1 || true
+${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
+pkill -9 -f containerd-shim 2>/dev/null || true
+for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
+if [ -f ${INSTALL_STATS} ]; then cut -d' ' -f3- ${INSTALL_STATS} | while IFS= read -r f; do rm -f "$f"; done; fi
+if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
+rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
+${ctx.prepared.registry.map((f) => `rm -f ${q(f)} ${q(`${f}.hoist-prev`)}`).join('\n')}
+for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
+rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} ${STAGING_DIR}
+${p.remove_data ? `rm -rf ${q(rt.stateDir)} && find ${q(rt.rootDir)} -mindepth 1 -delete 2>/dev/null; rmdir ${q(rt.rootDir)} 2>/dev/null || true` : ''}
+systemctl daemon-reload
+systemctl reset-failed containerd.service 2>/dev/null || true`;
+    return {
+      actions: [
+        {
+          kind: 'change',
+          summary: `remove containerd as installed by hoist${p.remove_data ? ', with its data' : ''} (${present.length} managed path(s) present)`,
+          run: (conn) => conn.check(script, 'reset').then(() => undefined),
+        },
+      ],
+    };
+  },
+});

@@ -1,0 +1,46 @@
+import { s } from '../../../util/schema.js';
+import { armFilesRollback } from '../rollback.js';
+import { containerdTask } from '../task.js';
+import { previousVersion, stampBefore } from '../slots.js';
+import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
+import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from '../../../tasks/lib/systemd.js';
+import { registryPaths, renderUnit } from '../render.js';
+import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE } from '../paths.js';
+
+export default containerdTask({
+  name: 'containerd_service',
+  summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
+  params: s.object({}),
+  provides: [stampBefore],
+  async prepare(_p, ctx) {
+    const st = ctx.settings;
+    // hosts.toml files and pushed certificates are read by containerd at start-up and on pulls; a change to them means a restart.
+    const registry = registryPaths(st.runtime);
+    return { unit: renderUnit(st.runtime.version), want: want(registry) };
+  },
+  probes: (_p, ctx) => ({
+    unit: fileProbe(UNIT_FILE, ctx.options.diff),
+    svc: serviceProbe(ctx.prepared.want),
+  }),
+  plan(_p, ctx) {
+    if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist runs containerd under systemd only`);
+    const actions = [];
+    const unit = planFile({ path: UNIT_FILE, content: Buffer.from(ctx.prepared.unit), mode: 0o644 }, parseFileProbe(ctx.probe('unit')), ctx.state, ctx.options);
+    if (unit) actions.push(unit);
+    const w = ctx.prepared.want;
+    const have = parseServiceProbe(ctx.probe('svc'), w);
+    if (have.stamp) stampBefore.put(ctx.state, have.stamp);
+    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [UNIT_FILE]);
+    return { actions: [...actions, ...planService(w, have, ctx.state)] };
+  },
+});
+
+function want(registryFiles: string[]): ServiceWant {
+  return {
+    unit: 'containerd.service',
+    enabled: true,
+    state: 'started',
+    restartOn: [INSTALL_RECORD, CONFIG_FILE, UNIT_FILE, ...registryFiles],
+    unitFiles: [UNIT_FILE],
+  };
+}

@@ -1,0 +1,135 @@
+import { InputError } from '../util/errors.js';
+import { formatPath, parseWith, type Issue, type Path } from '../util/schema.js';
+import { didYouMean, editDistance } from '../util/suggest.js';
+import { mergeLayers, type VarLayer } from '../util/var-layer.js';
+import { isPlainObject } from '../util/schema.js';
+import type { Playbook } from '../playbook/playbook.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import type { TaskModule } from '../tasks/types.js';
+
+/** Variables hoist sets itself on every host. */
+export const ENGINE_VARS: ReadonlySet<string> = new Set(['inventory_hostname', 'inventory_address']);
+
+/** A problem with one host's variables, located in the layer that set the value. */
+export interface VarProblem {
+  error: InputError;
+  /** The same problem on several hosts is reported once, naming them all. */
+  key: string;
+}
+
+export interface CheckedVars {
+  vars: Record<string, unknown>;
+  /** Each module the play uses → what it made of this host's variables. */
+  settings: Map<TaskModule, unknown>;
+  problems: VarProblem[];
+}
+
+/**
+ * The variables a playbook calls its own: those it sets in [defaults] or [vars] and those its task
+ * parameters name in {{ }} or {% %}. Names are read whole, so `-e pull=1` is not taken for `pull_test`.
+ */
+export function declaredVariables(pb: Playbook): { declared: Set<string>; referenced: Set<string> } {
+  const referenced = new Set<string>();
+  const scan = (v: unknown): void => {
+    if (typeof v === 'string') for (const name of templateNames(v)) referenced.add(name);
+    else if (Array.isArray(v)) v.forEach(scan);
+    else if (isPlainObject(v)) Object.values(v).forEach(scan);
+  };
+  for (const t of pb.tasks) scan(t.params);
+  return { declared: new Set([...Object.keys(pb.defaults), ...Object.keys(pb.vars), ...referenced]), referenced };
+}
+
+const TEMPLATE_WORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'elif', 'endif', 'for', 'endfor', 'set', 'true', 'false', 'none', 'null', 'loop', 'True', 'False', 'None']);
+
+/** The variable names a template string reads: identifiers outside quotes, not after a dot or a filter bar. */
+export function templateNames(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/\{\{([\s\S]*?)\}\}|\{%([\s\S]*?)%\}/g)) {
+    const expr = (m[1] ?? m[2]).replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ').replace(/\|\s*[A-Za-z_]\w*/g, ' ');
+    for (const id of expr.matchAll(/(?<![.\w])([A-Za-z_]\w*)/g)) if (!TEMPLATE_WORDS.has(id[1])) out.push(id[1]);
+  }
+  return out;
+}
+
+/**
+ * Checks one host's variables, before any connection: every variable must be known (to a module,
+ * to the engine, or declared by the playbook), each module variable must fit its schema, and each
+ * module the play uses must accept the whole of them. Every problem names the file, line, key and
+ * layer that set the value.
+ */
+export function checkHostVariables(
+  layers: readonly VarLayer[],
+  pb: Playbook,
+  catalog: TaskCatalog,
+  used: ReadonlySet<TaskModule>,
+): CheckedVars {
+  const { vars, source } = mergeLayers(layers);
+  const problems: VarProblem[] = [];
+  const report = (path: Path, message: string, layer: VarLayer | undefined) => {
+    const where = layer?.file ? ` (set in ${layer.name})` : '';
+    const file = layer?.file ?? layer?.name ?? pb.file;
+    const loc = { file, line: layer?.lineOf(path), key: formatPath(path) };
+    problems.push({ key: `${file}\0${loc.line}\0${loc.key}\0${message}`, error: new InputError(`${message}${where}`, loc) });
+  };
+
+  const moduleVars = new Map<string, TaskModule>();
+  for (const m of catalog.modules) for (const k of Object.keys(m.variables)) moduleVars.set(k, m);
+  const { declared, referenced } = declaredVariables(pb);
+  const known = new Set<string>([...moduleVars.keys(), ...declared, ...ENGINE_VARS]);
+
+  for (const [k, layer] of source) {
+    if (!known.has(k)) {
+      const hint = didYouMean(k, known);
+      report([k], `unknown variable "${k}"${hint || '; a playbook that uses it declares it in its [defaults]'}`, layer);
+    } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.has(k)) {
+      // A playbook's own variable that no task parameter reads and that is a letter or two off a
+      // module's is a typo, not a declaration (templates may read others, so only near misses count).
+      const near = [...moduleVars.keys()].find((m) => editDistance(k, m) <= 2);
+      if (near) report([k], `"${k}" is read by no task; did you mean "${near}"?`, layer);
+    }
+  }
+
+  const settings = new Map<TaskModule, unknown>();
+  for (const m of catalog.modules) {
+    const issues: Issue[] = [];
+    // Variables that fail their schema are left out of the settings pass, so it still reports what else is wrong.
+    const usable: Record<string, unknown> = {};
+    let complete = true;
+    for (const [k, schema] of Object.entries(m.variables)) {
+      if (vars[k] === undefined) {
+        if (used.has(m) && !schema.isOptional) {
+          issues.push({ path: [k], message: `missing required variable "${k}" (${schema.description || m.name}); set it in the playbook's [defaults], the inventory or with -e` });
+          complete = false;
+        }
+        continue;
+      }
+      const own = parseWith(schema, vars[k], [k]).issues;
+      issues.push(...own);
+      if (own.length === 0) usable[k] = vars[k];
+      else if (!schema.isOptional) complete = false;
+    }
+    if (complete && used.has(m)) {
+      const before = issues.length;
+      const value = m.settings(usable, (i) => issues.push(i));
+      if (value !== undefined && issues.length === before && before === 0) settings.set(m, value);
+    }
+    for (const i of issues) report(i.path, i.message, source.get(String(i.path[0])));
+  }
+  return { vars, settings, problems };
+}
+
+/** One error per distinct problem, naming every host it concerns. */
+export function collectProblems(byHost: Map<string, VarProblem[]>, hostCount: number): InputError[] {
+  const seen = new Map<string, { error: InputError; hosts: string[] }>();
+  for (const [host, problems] of byHost) {
+    for (const p of problems) {
+      const e = seen.get(p.key) ?? { error: p.error, hosts: [] };
+      e.hosts.push(host);
+      seen.set(p.key, e);
+    }
+  }
+  return [...seen.values()].map(({ error, hosts }) => {
+    const who = hosts.length === hostCount && hostCount > 1 ? 'every host' : `host${hosts.length > 1 ? 's' : ''} ${hosts.join(', ')}`;
+    return new InputError(`${error.message} [${who}]`);
+  });
+}

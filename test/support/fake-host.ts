@@ -1,0 +1,53 @@
+import type { Duplex } from 'node:stream';
+import type { Connection } from '../../src/tasks/connection.js';
+import type { ExecResult, HostLock } from '../../src/ssh/connection.js';
+import { HostError } from '../../src/util/errors.js';
+
+/** A host that answers the gathering round trip with canned facts and records every other command. */
+export class FakeHost implements Connection {
+  readonly endpoint = { name: 'h1', host: '10.0.0.1', port: 22, user: 'root', identityFiles: [], identitiesOnly: false, connectTimeoutMs: 1000, commandTimeoutMs: 1000 };
+  readonly becomes = false;
+  readonly isRoot = true;
+  bytesPushed = 0;
+  isClosed = false;
+  readonly ran: string[] = [];
+  locks = 0;
+  released = 0;
+  /** What lock() does: take it (optionally over a stale holder) or refuse as another run holds it. */
+  lockResult: { busy?: string; stale?: string } = {};
+  /** Exit code for commands matching a pattern (a failing hook, say). */
+  failing: RegExp | undefined;
+
+  async exec(script: string): Promise<ExecResult> {
+    const mark = /^echo '(@@hoist-[0-9a-f]+) begin /m.exec(script)?.[1];
+    if (mark) {
+      const ids = [...script.matchAll(/^echo '@@hoist-[0-9a-f]+ begin (\S+)'$/gm)].map((m) => m[1]);
+      const body = ids.map((id) => `${mark} begin ${id}\n${id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : 'probed'}\n${mark} end 0`).join('\n');
+      return { stdout: `${body}\n`, stderr: '', code: 0 };
+    }
+    this.ran.push(script);
+    const code = this.failing?.test(script) ? 3 : 0;
+    return { stdout: '', stderr: code ? 'hook said no' : '', code };
+  }
+
+  async check(script: string, what: string): Promise<ExecResult> {
+    const r = await this.exec(script);
+    if (r.code !== 0) throw new Error(`${what} failed`);
+    return r;
+  }
+
+  async upload(): Promise<void> {
+    this.bytesPushed += 1;
+  }
+
+  async lock(): Promise<HostLock> {
+    this.locks++;
+    if (this.lockResult.busy) throw new HostError(`h1 is locked by another hoist run (${this.lockResult.busy}); use --lock-wait to wait for it`);
+    return { staleHolder: this.lockResult.stale, release: async () => void this.released++ };
+  }
+
+  async openUnixStream(): Promise<Duplex> {
+    throw new Error('no sockets here');
+  }
+}
+

@@ -1,0 +1,184 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { HostRun } from '../../src/runner/host-run.js';
+import { stopReason } from '../../src/runner/run.js';
+import type { HostPlay, HostTask } from '../../src/runner/play.js';
+import type { HostReport, RunEvents, TaskReport } from '../../src/runner/report.js';
+import type { Hook, Playbook } from '../../src/playbook/playbook.js';
+import { defineTask, type Action, type AnyTask, type RunOptions } from '../../src/tasks/types.js';
+import { parseToml } from '../../src/util/toml-file.js';
+import { Logger } from '../../src/util/log.js';
+import { s } from '../../src/util/schema.js';
+import { FakeHost } from '../support/fake-host.js';
+
+/** A task whose plan is given by the test: change actions that run a command, a rollback step, or a plan error. */
+function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean }): AnyTask {
+  return defineTask({
+    name,
+    summary: name,
+    params: s.object({}),
+    plan(_p, ctx) {
+      if (behaviour.planError) throw new Error(behaviour.planError);
+      const actions: Action[] = [];
+      if (behaviour.undo) ctx.state.rollback.add(async (conn) => (await conn.exec(behaviour.undo!), `undid ${name}`));
+      if (behaviour.change) {
+        actions.push({
+          kind: 'change',
+          summary: behaviour.change,
+          async run(conn) {
+            await conn.exec(behaviour.change!);
+            if (behaviour.lose && conn instanceof FakeHost) conn.isClosed = true;
+            if (behaviour.fail || behaviour.lose) throw new Error(`${name} broke`);
+          },
+        });
+      }
+      return { actions };
+    },
+  });
+}
+
+const doc = parseToml('play.toml', '');
+
+function play(defs: AnyTask[]): HostPlay {
+  const tasks: HostTask[] = defs.map((def, index) => ({
+    spec: { file: 'play.toml', doc, index, title: def.name, task: def.name, def, params: {}, line: index + 1 },
+    def,
+    params: {},
+    settings: undefined,
+  }));
+  return { host: { name: 'h1', address: '10.0.0.1', become: false, becomeUser: 'root', groups: [], vars: {}, varLayers: [] }, vars: {}, tasks };
+}
+
+function events(): RunEvents & { done: TaskReport[] } {
+  const done: TaskReport[] = [];
+  return { done, hostPhase: () => undefined, taskDone: (_h, t) => void done.push(t), hostDone: () => undefined, progress: () => undefined, message: () => undefined };
+}
+
+async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[] } = {}): Promise<HostReport> {
+  const options: RunOptions = { check: !!o.check, diff: false, offline: true };
+  const playbook: Playbook = {
+    file: 'play.toml', dir: '.', name: 'test', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [],
+    beforeHost: o.before ?? [], afterHost: o.after ?? [], tasks: [], doc,
+  };
+  const log = new Logger();
+  const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined };
+  const p = play(defs);
+  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.resolve(host));
+}
+
+describe('HostRun: rollback', () => {
+  test('a failed change runs every task\'s undo step, newest first, and names them in the error', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', undo: 'undo-b', fail: true }), task('c', { change: 'change-c' })], host);
+    assert.equal(r.status, 'failed');
+    assert.deepEqual(host.ran, ['change-a', 'change-b', 'undo-b', 'undo-a']);
+    assert.match(r.error!, /^b: b broke — undid b; undid a$/);
+    assert.deepEqual(r.tasks.map((t) => t.status), ['changed', 'failed', 'skipped']);
+    assert.deepEqual(r.notes, ['undid b; undid a']);
+  });
+
+  test('nothing is undone when nothing changed before the failure, or under --check', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { undo: 'undo-a' }), task('b', { planError: 'cannot plan b' })], host);
+    assert.equal(r.status, 'failed');
+    assert.deepEqual(host.ran, []);
+    const checked = new FakeHost();
+    const c = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], checked, { check: true });
+    assert.equal(c.status, 'changed');
+    assert.deepEqual(checked.ran, [], '--check runs no change and so no undo');
+  });
+});
+
+describe('HostRun: hooks', () => {
+  const hook = (run: string): Hook => ({ run, on: 'host', timeout: 5 });
+
+  test('before_host and after_host wrap a host that changes', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(r.status, 'changed');
+    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'change-a', 'uncordon']);
+  });
+
+  test('a host with nothing to change runs no hook', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', {})], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(r.status, 'ok');
+    assert.deepEqual(host.ran, []);
+  });
+
+  test('a failing before_host hook stops the host before anything changes', async () => {
+    const host = new FakeHost();
+    host.failing = /drain/;
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(r.status, 'failed');
+    assert.match(r.error!, /before_host hook failed, host left unchanged: "drain" exited 3/);
+    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain']);
+    assert.deepEqual(r.tasks.map((t) => t.status), ['skipped']);
+  });
+});
+
+describe('HostRun: the host lock', () => {
+  test('another run holding the host fails it before any change, and the lock is not released by us', async () => {
+    const host = new FakeHost();
+    host.lockResult = { busy: 'ops@ctl pid 42' };
+    const r = await run([task('a', { change: 'change-a' })], host);
+    assert.equal(r.status, 'failed');
+    assert.match(r.error!, /locked by another hoist run \(ops@ctl pid 42\)/);
+    assert.deepEqual(host.ran, []);
+    assert.equal(host.released, 0);
+  });
+
+  test('a stale lock is taken over and said so; the lock is released at the end', async () => {
+    const host = new FakeHost();
+    host.lockResult = { stale: 'ci@old pid 7' };
+    const r = await run([task('a', { change: 'change-a' })], host);
+    assert.equal(r.status, 'changed');
+    assert.deepEqual(r.notes, ['took over a stale host lock left by a killed run (ci@old pid 7)']);
+    assert.equal(host.released, 1);
+  });
+
+  test('--check takes no lock', async () => {
+    const host = new FakeHost();
+    await run([task('a', { change: 'change-a' })], host, { check: true });
+    assert.equal(host.locks, 0);
+  });
+});
+
+describe('stopping', () => {
+  test('a plan error stops the host at that task: later tasks are neither planned nor run', async () => {
+    const host = new FakeHost();
+    let plannedC = false;
+    const c = defineTask({ name: 'c', summary: 'c', params: s.object({}), plan: () => ((plannedC = true), { actions: [] }) });
+    const r = await run([task('a', { change: 'change-a' }), task('b', { planError: 'no way' }), c], host);
+    assert.equal(r.status, 'failed');
+    assert.equal(r.error, 'b: no way');
+    assert.equal(plannedC, false);
+    // Tasks before the failed plan are applied: they plan from a complete picture of their own.
+    assert.deepEqual(host.ran, ['change-a']);
+    assert.deepEqual(r.tasks.map((t) => t.status), ['changed', 'failed', 'skipped']);
+  });
+
+  test('a connection lost during a change makes the host unreachable, with no undo attempted', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a', lose: true })], host);
+    assert.equal(r.status, 'unreachable');
+    assert.deepEqual(host.ran, ['change-a']);
+  });
+
+  test('a failed connection is unreachable', async () => {
+    const p = play([task('a', { change: 'x' })]);
+    const log = new Logger();
+    const playbook: Playbook = { file: 'p', dir: '.', name: 't', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [], beforeHost: [], afterHost: [], tasks: [], doc };
+    const r = await new HostRun(p, [undefined], { options: { check: false, diff: false, offline: true }, controller: { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined }, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.reject(new Error('connect ECONNREFUSED')));
+    assert.equal(r.status, 'unreachable');
+    assert.match(r.error!, /ECONNREFUSED/);
+  });
+
+  test('the roll-out stops after a batch where every host failed, or past max_fail_percentage', () => {
+    const h = (name: string, status: HostReport['status']): HostReport => ({ name, address: name, status, tasks: [], notes: [], durationMs: 0 });
+    assert.equal(stopReason([h('a', 'ok'), h('b', 'failed')], 4, undefined), undefined);
+    assert.match(stopReason([h('a', 'failed'), h('b', 'unreachable')], 4, undefined)!, /every host of the batch failed \(a, b\)/);
+    assert.equal(stopReason([h('a', 'failed')], 4, 25), undefined);
+    assert.match(stopReason([h('a', 'failed'), h('b', 'failed')], 4, 25)!, /max_fail_percentage = 25/);
+  });
+});

@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { criCheck } from '../../src/modules/containerd/tasks/verify.js';
+
+/** Frames one gRPC message by hand (flag, big-endian length, payload), apart from hoist's framing code. */
+const frame = (payload: Buffer) => Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((s) => (payload.length >>> s) & 0xff)]), payload]);
+/** A length-delimited string field, as protobuf writes one (field number, wire type 2). */
+const str = (field: number, s: string) => Buffer.concat([Buffer.from([(field << 3) | 2, Buffer.byteLength(s)]), Buffer.from(s)]);
+
+/**
+ * A CRI server that answers Version, Status (RuntimeReady) and PullImage, except that pulls of an
+ * image named "stall" never answer: the client's deadline has to end them.
+ */
+function fakeCri(): { server: http2.Http2Server; sessions: () => number } {
+  let sessions = 0;
+  const server = http2.createServer();
+  server.on('session', () => sessions++);
+  server.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const path = String(headers[':path']);
+      const request = Buffer.concat(chunks).subarray(5).toString('latin1');
+      let body: Buffer;
+      if (path.endsWith('/Version')) body = Buffer.concat([str(1, '0.1.0'), str(2, 'containerd'), str(3, 'v2.1.9'), str(4, 'v1')]);
+      else if (path.endsWith('/Status')) body = str(1, Buffer.concat([str(1, Buffer.concat([str(1, 'RuntimeReady'), Buffer.from([0x10, 1])]).toString('latin1'))]).toString('latin1'));
+      else if (path.endsWith('/PullImage')) {
+        if (request.includes('stall')) return;
+        body = str(1, 'sha256:abc');
+      } else body = Buffer.alloc(0);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(frame(body));
+    });
+  });
+  return { server, sessions: () => sessions };
+}
+
+test('verify: a pull test after a timed-out pull runs on a fresh channel and succeeds', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hoist-verify-'));
+  const sock = join(dir, 'cri.sock');
+  const { server, sessions } = fakeCri();
+  await new Promise<void>((r) => server.listen(sock, r));
+  let dials = 0;
+  // What a HostConnection offers verify: a new channel to the socket on each call.
+  const conn = { openUnixStream: async () => { dials++; return net.connect(sock); } };
+  try {
+    const r = await criCheck(conn, '/run/containerd/containerd.sock', ['registry.test/stall:1', 'registry.test/ok:1'], undefined, { pullMs: 300 });
+    assert.equal(r.problems.length, 1, r.problems.join('\n'));
+    assert.match(r.problems[0], /stall/);
+    assert.ok(r.lines.some((l) => /pull registry\.test\/ok:1: ok \(sha256:abc\)/.test(l)), r.lines.join('\n'));
+    assert.equal(dials, 2, 'the timed-out session is dropped and the next pull dials again');
+    assert.equal(sessions(), 2);
+  } finally {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
