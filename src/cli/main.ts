@@ -14,7 +14,7 @@ program.name('hoist').description('Provision containerd nodes over SSH: facts, p
 const common = (c: Command) =>
   c
     .requiredOption('-i, --inventory <file>', 'inventory TOML file')
-    .option('-l, --limit <pattern>', 'only these hosts/groups (globs, "!" excludes)')
+    .option('-l, --limit <pattern>', 'only these hosts/groups: globs, "," or ":" between patterns, "!" excludes, "&" intersects; repeated -l adds', (v: string, prev: string | undefined) => (prev ? `${prev},${v}` : v))
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', count(1))
     .option('--json', 'print a machine-readable report on stdout')
     .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')

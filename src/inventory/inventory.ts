@@ -53,11 +53,18 @@ export function buildInventory(doc: LoadedToml): Inventory {
     if (g === 'all') at(['groups', g], `"all" is reserved: it always means every host`);
   }
   for (const [g, def] of Object.entries(groups)) {
+    const listed = new Map<string, number>();
     (def.hosts ?? []).forEach((h, i) => {
       if (!(h in inv.hosts)) at(['groups', g, 'hosts', i], `unknown host "${h}"${didYouMean(h, hostNames)}`);
+      // Harmless to hoist, but usually a paste that was meant to name another host.
+      if (listed.has(h)) at(['groups', g, 'hosts', i], `"${h}" is listed twice in group "${g}" (also at hosts[${listed.get(h)}])`);
+      else listed.set(h, i);
     });
+    const children = new Map<string, number>();
     (def.children ?? []).forEach((c, i) => {
       if (!(c in groups)) at(['groups', g, 'children', i], `unknown group "${c}"${didYouMean(c, groupNames)}`);
+      if (children.has(c)) at(['groups', g, 'children', i], `"${c}" is listed twice in the children of group "${g}"`);
+      else children.set(c, i);
     });
   }
   checkDuplicates(inv, at);
@@ -195,7 +202,8 @@ function groupDepths(groups: GroupDefs): Map<string, number> {
  * both ("web*"), comma-separated or a list; "!pattern" removes, "&pattern" intersects.
  */
 export function selectHosts(inv: Inventory, patterns: string | string[]): InventoryHost[] {
-  const items = (Array.isArray(patterns) ? patterns : [patterns]).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  // Ansible's separators: ',' and ':' (a pattern list, or one given several times with -l).
+  const items = (Array.isArray(patterns) ? patterns : [patterns]).flatMap((p) => p.split(/[,:]/)).map((p) => p.trim()).filter(Boolean);
   const hostNames = inv.hosts.map((h) => h.name);
   const expand = (pat: string): Set<string> => {
     if (inv.groups.has(pat)) return new Set(inv.groups.get(pat));

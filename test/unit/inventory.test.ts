@@ -89,3 +89,18 @@ test('host patterns: groups, globs, exclusion, intersection, inventory order', (
   assert.deepEqual(names('w2,cp1'), ['cp1', 'w2']);
   assert.throws(() => names('wrokers'), /no host or group named "wrokers"; did you mean "workers"/);
 });
+
+test("Ansible's ':' separator and repeated -l (joined with ',') mean the same as ','", () => {
+  const i = inv(base);
+  const names = (p: string) => selectHosts(i, p).map((h) => h.name);
+  assert.deepEqual(names('workers:!w1'), ['w2']);
+  assert.deepEqual(names('k8s:&w2'), ['w2']);
+  assert.deepEqual(names('w2:cp1'), names('w2,cp1'));
+});
+
+test('a host or child group listed twice in one group is reported where it repeats', () => {
+  assert.throws(
+    () => inv(`[groups.g]\nhosts = ["a", "b", "a"]\n[hosts.a]\naddress = "10.0.0.1"\n[hosts.b]\naddress = "10.0.0.2"\n`),
+    /inv\.toml:2 \(groups\.g\.hosts\.2\): "a" is listed twice in group "g" \(also at hosts\[0\]\)/,
+  );
+});
