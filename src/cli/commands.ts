@@ -6,9 +6,19 @@ import { playHosts } from '../runner/play.js';
 import { Logger } from '../util/log.js';
 import { makeReporter } from '../output/reporter.js';
 import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js';
+import { dataEnvelope, errorEnvelope, runEnvelope, writeJson, type ErrorKind } from '../output/json.js';
+import type { RunReport } from '../runner/report.js';
+import type { Inventory } from '../inventory/inventory.js';
+import { formatHostDetail, formatHostList, hostDetail, listHosts } from './inventory-command.js';
+import { formatTaskDoc, taskDoc } from './task-doc.js';
+import { didYouMean } from '../util/suggest.js';
+import { DownloadError } from '../artifacts/http.js';
+import { ChecksumMismatchError, OfflineMissError } from '../artifacts/download.js';
+import { ChecksumError } from '../util/checksum.js';
+import { HOIST_VERSION } from './version.js';
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
-import { redact, redactDeep } from '../util/redact.js';
+import { redact } from '../util/redact.js';
 import { printableLines } from '../util/printable.js';
 import { extraVarLayers } from './extra-vars.js';
 import { taskCatalog } from './catalog.js';
@@ -21,6 +31,7 @@ const DEFAULT_PLAYBOOK = path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml')
 
 interface CliOptions {
   pullTest?: string[];
+  podTest?: string;
   inventory?: string;
   playbook?: string;
   limit?: string;
@@ -39,6 +50,8 @@ interface CliOptions {
   yes?: boolean;
   askBecomePass?: boolean;
   verbose?: number;
+  host?: string;
+  task?: string;
 }
 
 /** Playbooks hoist builds in memory for its one-task commands. */
@@ -64,31 +77,43 @@ function inlinePlaybook(name: string, task: string, catalog: TaskCatalog): Playb
 
 export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
   const o = raw as CliOptions;
+  // The log starts with the command line, so even a run refused for bad input leaves its story.
+  const log = command === 'tasks' ? new Logger() : Logger.forRun();
+  log.log('hoist', `hoist ${process.argv.slice(2).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
   let code = 1;
   try {
-    code = await dispatch(command, o);
+    code = await dispatch(command, o, log);
   } catch (e) {
-    process.stderr.write(`${color.red('error')}: ${printableLines(redact(errorMessage(e)))}\n`);
-    // Anything that stops a run before hosts report (bad input, a refused download) is exit 1.
-    code = 1;
+    const { kind, exitCode } = classify(e);
+    const message = kind === 'internal' ? `internal error: ${errorMessage(e)}` : errorMessage(e);
+    log.log('hoist', `${kind} error: ${message}`);
+    if (e instanceof Error && kind === 'internal' && e.stack) log.log('hoist', e.stack);
+    if (o.json) writeJson(errorEnvelope(command, exitCode, kind, message));
+    process.stderr.write(`${color.red('error')}: ${printableLines(redact(message))}\n`);
+    if (log.file) process.stderr.write(color.dim(`log: ${log.file}`) + '\n');
+    code = exitCode;
   }
+  log.log('hoist', `exit ${code}`);
+  await log.close();
   process.exitCode = code;
 }
 
-async function dispatch(command: string, o: CliOptions): Promise<number> {
+/**
+ * Exit codes: 1 bad input or usage (nothing was contacted), 3 the controller could not prepare the run
+ * (a download, a checksum, the artifact cache; no host was changed), 2 and 4 come from the hosts.
+ */
+function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
+  if (e instanceof InputError) return { kind: 'input', exitCode: 1 };
+  if (e instanceof DownloadError || e instanceof ChecksumError || e instanceof ChecksumMismatchError || e instanceof OfflineMissError) return { kind: 'controller', exitCode: 3 };
+  return { kind: 'internal', exitCode: 1 };
+}
+
+async function dispatch(command: string, o: CliOptions, log: Logger): Promise<number> {
   const catalog = taskCatalog();
-  if (command === 'tasks') {
-    for (const n of catalog.names()) {
-      const t = catalog.get(n)!;
-      process.stdout.write(`${color.bold(n)}: ${t.summary}\n`);
-      for (const [k, sch] of Object.entries(t.params.shape)) {
-        process.stdout.write(`  ${k}${sch.isOptional ? '' : ' (required)'}${sch.defaultValue !== undefined ? ` = ${JSON.stringify(sch.defaultValue)}` : ''}${sch.description ? ` — ${sch.description}` : ''}\n`);
-      }
-    }
-    return 0;
-  }
+  if (command === 'tasks') return tasksCommand(catalog, o);
   if (command === 'fetch') return fetchArtifacts(o, catalog);
   const inventory = await loadInventory(o.inventory!);
+  if (command === 'inventory') return inventoryCommand(inventory, o, catalog);
   let playbook: Playbook;
   if (command === 'apply') playbook = await loadPlaybook(o.playbook!, catalog);
   else if (command === 'verify') {
@@ -97,14 +122,20 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
     playbook = { ...pb, tasks: pb.tasks.filter((t) => t.def.verifies), beforeHost: [], afterHost: [] };
     // --pull-test feeds the verifying tasks that pull images.
     if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ('pull_test' in t.def.params.shape ? { ...t, params: { ...t.params, pull_test: o.pullTest } } : t));
+    // --pod-test feeds the verifying task that runs a pod; a playbook without one would ignore it.
+    if (o.podTest) {
+      if (!playbook.tasks.some((t) => 'pod_test' in t.def.params.shape)) throw new InputError(`--pod-test: playbook ${pb.file} has no verifying task that runs a pod (such as containerd_pod_test)`);
+      playbook.tasks = playbook.tasks.map((t) => ('pod_test' in t.def.params.shape ? { ...t, params: { ...t.params, pod_test: o.podTest } } : t));
+    }
   } else playbook = inlinePlaybook(command, 'ping', catalog);
+  log.log('hoist', `playbook ${playbook.file}: ${playbook.tasks.map((t) => t.task).join(', ')}; inventory ${inventory.file} (${inventory.hosts.length} hosts)`);
   const extraVars = await extraVarLayers(o.extraVars ?? []);
   if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
     process.stderr.write('not confirmed; nothing was done\n');
+    log.log('hoist', 'not confirmed');
     return 1;
   }
   const secrets = await cliSecrets(!!o.askBecomePass);
-  const log = Logger.forRun();
   const reporter = await makeReporter(!!o.json);
   const check = !!o.check;
   const onSigint = () => {
@@ -137,12 +168,9 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       events: reporter,
     });
     await reporter.stop();
-    if (command === 'facts') {
-      if (o.json) process.stdout.write(JSON.stringify(Object.fromEntries(report.hosts.map((h) => [h.name, h.facts ?? { error: h.error }])), null, 2) + '\n');
-      else process.stdout.write(formatFacts(report) + '\n');
-      return report.exitCode;
-    }
-    if (o.json) process.stdout.write(JSON.stringify(redactDeep(report), null, 2) + '\n');
+    logReport(log, report);
+    if (o.json) writeJson(runEnvelope(command, report, check));
+    else if (command === 'facts') process.stdout.write(formatFacts(report) + '\n');
     else {
       if (check) process.stdout.write('\n' + formatPlan(report, !!o.diff));
       else if (o.diff) {
@@ -152,13 +180,48 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
       process.stdout.write('\n' + formatRecap(report) + '\n');
       if (log.file) process.stdout.write(color.dim(`log: ${log.file}`) + '\n');
     }
-    log.log('hoist', `exit ${report.exitCode}`);
     return report.exitCode;
   } finally {
     process.removeListener('SIGINT', onSigint);
     await reporter.stop();
-    await log.close();
   }
+}
+
+/** The end of the story in the log: every host's tasks, changes, diffs, notes and timings. */
+function logReport(log: Logger, report: RunReport): void {
+  for (const h of report.hosts) {
+    for (const t of h.tasks) {
+      log.log(h.name, `task "${t.title}" (${t.task}): ${t.status} in ${t.durationMs} ms${t.error ? `: ${t.error}` : ''}`);
+      for (const c of t.changes) log.log(h.name, `  ${report.check ? 'would ' : ''}${c}`);
+      for (const n of t.notes) log.log(h.name, `  note: ${n}`);
+      for (const d of t.diffs) log.log(h.name, `  diff:\n${d}`);
+    }
+    log.log(h.name, `host ${h.status} in ${h.durationMs} ms${h.bytesPushed ? `, ${h.bytesPushed} bytes pushed` : ''}${h.error ? `: ${h.error}` : ''}`);
+  }
+  log.log('hoist', `recap: ${report.hosts.map((h) => `${h.name}=${h.status}`).join(' ')} in ${report.durationMs} ms${report.aborted ? `; ${report.aborted}` : ''}`);
+}
+
+async function inventoryCommand(inventory: Inventory, o: CliOptions, catalog: TaskCatalog): Promise<number> {
+  const playbook = o.playbook ? await loadPlaybook(o.playbook, catalog) : undefined;
+  if (o.host) {
+    const detail = hostDetail(inventory, o.host, { playbook, extra: await extraVarLayers(o.extraVars ?? []), catalog });
+    if (o.json) writeJson(dataEnvelope('inventory', { hosts: [detail] }));
+    else process.stdout.write(`${formatHostDetail(detail)}\n`);
+    return 0;
+  }
+  const hosts = listHosts(inventory, o.limit, playbook);
+  if (o.json) writeJson(dataEnvelope('inventory', { hosts }));
+  else process.stdout.write(`${formatHostList(hosts)}\n`);
+  return 0;
+}
+
+function tasksCommand(catalog: TaskCatalog, o: CliOptions): number {
+  const names = o.task ? [o.task] : catalog.names();
+  if (o.task && !catalog.get(o.task)) throw new InputError(`no task named "${o.task}"${didYouMean(o.task, catalog.names())}`);
+  const docs = names.map((n) => taskDoc(catalog, n));
+  if (o.json) writeJson(dataEnvelope('tasks', { tasks: docs }));
+  else process.stdout.write(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`);
+  return 0;
 }
 
 /** Asks on the terminal; without one, a run that needs confirmation must be given --yes. */

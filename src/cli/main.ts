@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { errorEnvelope, writeJson } from '../output/json.js';
 import { runCli } from './commands.js';
+import { HOIST_VERSION } from './version.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count = (min: number) => (v: string): number => {
@@ -9,7 +11,7 @@ const count = (min: number) => (v: string): number => {
 };
 
 const program = new Command();
-program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version('0.1.0');
+program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version(HOIST_VERSION);
 
 const common = (c: Command) =>
   c
@@ -46,6 +48,7 @@ common(program.command('check').argument('<playbook>').description('same as appl
 common(program.command('verify').argument('[playbook]', 'playbook whose variables and verify tasks to use (default: the containerd playbook)').description('run only the verification of a playbook, changing nothing'))
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
   .option('--pull-test <image>', 'also pull this image over CRI on every host (repeatable)', collect, [])
+  .option('--pod-test <image>', 'also run a pod with a container of this image (with sh and sleep) through CRI on every host, then remove it')
   .action((playbook: string | undefined, o: Record<string, unknown>) => runCli('verify', { ...o, playbook }));
 
 program
@@ -61,18 +64,44 @@ common(program.command('ping').description('log in to every host and run a comma
 common(program.command('facts').description('print the facts hoist gathers')).action((o: Record<string, unknown>) => runCli('facts', o));
 
 program
+  .command('inventory')
+  .description('the hosts a --limit selects, or one host\'s settings and variables with the layer each came from')
+  .requiredOption('-i, --inventory <file>', 'inventory TOML file')
+  .option('-l, --limit <pattern>', 'only these hosts/groups (as for apply)', (v: string, prev: string | undefined) => (prev ? `${prev},${v}` : v))
+  .option('--host <name>', 'one host: connection settings and resolved variables, secrets masked')
+  .option('-p, --playbook <file>', 'include this playbook\'s hosts, [defaults] and [vars]')
+  .option('-e, --extra-vars <kv>', 'key=value or @file.toml, as for apply', collect, [])
+  .option('--json', 'print the result as JSON')
+  .action((o: Record<string, unknown>) => runCli('inventory', o));
+
+program
   .command('tasks')
-  .description('list the built-in tasks and their parameters')
-  .action(() => runCli('tasks', {}));
+  .argument('[name]', 'one task: its typed parameters, defaults and an example')
+  .description('list the tasks a playbook can use and their parameters')
+  .option('--json', 'print the reference as JSON')
+  .action((name: string | undefined, o: Record<string, unknown>) => runCli('tasks', { ...o, task: name }));
 
 program.addOption(new Option('--no-color', 'plain output').hideHelp());
 
+// Usage errors (an unknown option, --forks abc) come from commander before any command runs; with
+// --json they are reported in the same envelope as every other error.
+program.exitOverride();
+for (const c of program.commands) c.exitOverride();
 program
   .parseAsync()
   .then(
     () => exitWhenFlushed(),
     (e: unknown) => {
-      process.stderr.write(`hoist: ${e instanceof Error ? e.message : String(e)}\n`);
+      if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) {
+        process.exitCode = 0;
+        return exitWhenFlushed();
+      }
+      const message = e instanceof Error ? e.message.replace(/^error: /, '') : String(e);
+      if (process.argv.includes('--json')) {
+        const command = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name() ?? 'hoist';
+        writeJson(errorEnvelope(command, 1, 'input', message));
+      }
+      if (!(e instanceof CommanderError)) process.stderr.write(`hoist: ${message}\n`);
       process.exitCode = 1;
       exitWhenFlushed();
     },

@@ -19,6 +19,11 @@ export abstract class Schema<T> {
 
   abstract check(value: unknown, path: Path, ctx: ParseContext): T | undefined;
 
+  /** The type as the reference and `hoist tasks NAME` print it: "string", "list of string", "one of a, b". */
+  label(): string {
+    return this.kind;
+  }
+
   optional(): Schema<T | undefined> {
     const c = this.clone();
     c.isOptional = true;
@@ -101,6 +106,9 @@ class EnumSchema<E extends string> extends Schema<E> {
   constructor(private readonly values: readonly E[]) {
     super();
   }
+  override label() {
+    return `one of ${this.values.map((x) => `"${x}"`).join(', ')}`;
+  }
   check(v: unknown, path: Path, ctx: ParseContext) {
     if (typeof v !== 'string' || !(this.values as readonly string[]).includes(v)) {
       const hint = typeof v === 'string' ? didYouMean(v, this.values) : '';
@@ -115,6 +123,9 @@ class ArraySchema<T> extends Schema<T[]> {
   readonly kind = 'array';
   constructor(private readonly item: Schema<T>, private readonly acceptSingle = false) {
     super();
+  }
+  override label() {
+    return `list of ${this.item.label()}`;
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     if (!Array.isArray(v)) {
@@ -138,6 +149,9 @@ class RecordSchema<T> extends Schema<Record<string, T>> {
   readonly kind = 'table';
   constructor(private readonly value: Schema<T>) {
     super();
+  }
+  override label() {
+    return `table of ${this.value.label()}`;
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     if (!isPlainObject(v)) {
@@ -219,8 +233,11 @@ class UnknownSchema extends Schema<unknown> {
 
 class UnionSchema<T> extends Schema<T> {
   readonly kind = 'union';
-  constructor(private readonly options: Schema<T>[], private readonly label: string) {
+  constructor(private readonly options: Schema<T>[], private readonly what: string) {
     super();
+  }
+  override label() {
+    return this.what;
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     for (const o of this.options) {
@@ -228,7 +245,7 @@ class UnionSchema<T> extends Schema<T> {
       const r = o.check(v, path, sub);
       if (sub.issues.length === 0) return r;
     }
-    ctx.issues.push({ path, message: `expected ${this.label}, got ${typeName(v)}` });
+    ctx.issues.push({ path, message: `expected ${this.what}, got ${typeName(v)}` });
     return undefined;
   }
 }

@@ -31,16 +31,19 @@ test('ping reaches every host with strict host-key checking', async () => {
   assert.deepEqual(r.report.hosts.map((h) => [h.name, h.status]), [['h1', 'ok'], ['h2', 'ok'], ['h3', 'ok']]);
 });
 
-test('facts are gathered from each host', async () => {
-  const r = await hoist(['facts', '-i', inv(), '--json']);
+test('facts are gathered from each host, in the one --json envelope', async () => {
+  const r = await hoistJson(['facts', '-i', inv()]);
   assert.equal(r.code, 0, r.stderr);
-  const facts = JSON.parse(r.stdout) as Record<string, { osId: string; init: string; packageManager: string; arch: string }>;
+  assert.equal(r.report.command, 'facts');
+  const facts = Object.fromEntries((r.report.hosts as unknown as { name: string; facts: { osId: string; init: string; packageManager: string; arch: string } }[]).map((h) => [h.name, h.facts]));
   for (const h of ['h1', 'h2', 'h3']) {
     assert.equal(facts[h].osId, 'debian');
     assert.equal(facts[h].init, 'systemd');
     assert.equal(facts[h].packageManager, 'apt');
     assert.equal(facts[h].arch, 'x86_64');
   }
+  const ping = await hoistJson(['ping', '-i', inv()]);
+  assert.equal(ping.report.check, false, 'ping is no --check run');
 });
 
 test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {

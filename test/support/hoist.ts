@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { FleetInfo } from '../fleet/fleet.js';
+import { assertOutputSchema } from './output-schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const HOIST = path.join(root, 'dist', 'cli', 'main.js');
@@ -35,11 +36,17 @@ export async function hoistJson(args: string[], env: Record<string, string> = {}
   } catch {
     throw new Error(`hoist ${args.join(' ')} gave no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
   }
+  // Every --json output any test sees is held to the published schema.
+  assertOutputSchema(report, `hoist ${args.join(' ')}`);
   return { ...r, report };
 }
 
 export interface JsonReport {
+  schemaVersion: number;
+  command: string;
   exitCode: number;
+  error?: { kind: string; message: string };
+  check?: boolean;
   aborted?: string;
   hosts: {
     name: string;
