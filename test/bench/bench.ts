@@ -1,110 +1,156 @@
 /**
- * npm run bench: hoist's speed on the local fleet of 3 hosts, printed, never asserted.
- * - a cold `hoist ping`
- * - a fresh install of the containerd playbook (hosts reset, artifact cache warm: downloaded once per controller)
- * - a no-op rerun of the containerd playbook (the floor: one SSH handshake and one round trip per host)
- * - bytes pushed per host
- * - a 3-host rolling upgrade with serial = 1 and serial = 3
- * - fleet up/down time and memory per host
+ * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download]
+ *
+ * hoist against the OpenSSH floor on the local fleet (HOIST_FLEET_INSTANCE picks the instance),
+ * side by side from one run: a fresh install, no-op reruns, --check --diff, ping; controller CPU,
+ * peak RSS and bytes sent; where the time goes, from hoist's own log. Printed, never asserted.
+ * The fleet is brought up with N hosts when it isn't already; it is left up.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import * as fleet from '../fleet/fleet.js';
-import { HOIST, ROOT, type JsonReport } from '../support/hoist.js';
-import { benchFleet } from './fleet-bench.js';
+import { HOIST, ROOT } from '../support/hoist.js';
+import { measure, runHoist, type HoistRun } from './measure.js';
+import { OpenSshFloor, PUSH_COMMAND, VERIFY_COMMAND, type FloorRun } from './openssh.js';
+import { printReport, type Results } from './report.js';
 
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
+const { values: opt } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '3' },
+    repeat: { type: 'string' },
+    'push-floor': { type: 'boolean' },
+    'no-push-floor': { type: 'boolean' },
+    'compare-download': { type: 'boolean' },
+    'no-compare-download': { type: 'boolean' },
+  },
+});
+const N = Number(opt.hosts);
+if (!Number.isInteger(N) || N < 1) throw new Error(`--hosts must be a positive integer, got ${opt.hosts}`);
+// Fewer repeats where one costs more; both floors and the pushes cost ~N × 71.5 MB of encryption.
+const R = Number(opt.repeat ?? (N > 30 ? 3 : 5));
+const pushFloor = opt['no-push-floor'] ? false : opt['push-floor'] || N <= 30;
+const compareDownload = opt['no-compare-download'] ? false : opt['compare-download'] || N <= 30;
 
-function timed(args: string[]): Promise<{ ms: number; code: number; report?: JsonReport }> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [HOIST, ...args, '--json'], { cwd: ROOT, env: { ...process.env, CI: '1', HOIST_LOG: 'off' }, stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => {
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      let report: JsonReport | undefined;
-      try {
-        report = JSON.parse(out) as JsonReport;
-      } catch {
-        report = undefined;
-      }
-      resolve({ ms, code: code ?? -1, report });
-    });
-  });
-}
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+const work = mkdtempSync(path.join(os.tmpdir(), `hoist-bench-${N}-`));
+// Kept across runs: "artifact cache warm" means the controller downloaded the release before.
+const cache = path.join(os.tmpdir(), 'hoist-bench-cache');
+const playbook = path.join(ROOT, 'playbooks', 'containerd.toml');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-
-async function main() {
-  let info: fleet.FleetInfo;
+/** The fleet with N hosts; `pristine` when just booted (nothing installed yet). */
+async function ensureFleet(results: Results): Promise<{ info: fleet.FleetInfo; pristine: boolean }> {
   try {
-    info = await fleet.info();
+    const info = await fleet.info();
+    if (info.hosts.length === N) return { info, pristine: false };
   } catch {
-    await fleet.prepare();
-    info = await fleet.up(3);
+    // not up, or stale: up() cleans whatever is left first
   }
-  const cache = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-bench-')), 'cache');
-  const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases.find((r) => r.kind === 'bundle')!;
-  const up = info.releases.find((r) => r.kind === 'components');
-  const vargs = (r: typeof rel) => [
-    '-e', `containerd_version="${r.containerd}"`,
-    ...(r.kind === 'components' ? ['-e', 'crictl_version=false', '-e', `runc_version="${r.runc}"`, '-e', `cni_version="${r.cni}"`] : []),
-  ];
-  const apply = (pb: string, r: typeof rel, ...extra: string[]) => timed(['apply', path.join(ROOT, 'playbooks', `${pb}.toml`), '-i', info.inventoryPath, '--cache-dir', cache, ...vargs(r), ...extra]);
-  const resetAll = () => Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
-  const rows: [string, string][] = [];
-
-  const ping = await timed(['ping', '-i', info.inventoryPath]);
-  rows.push(['hoist ping, 3 hosts (cold process)', fmt(ping.ms)]);
-
-  // The controller downloads each artifact once; later runs hit the cache.
-  await resetAll();
-  const first = await apply('containerd', rel);
-  rows.push([`first install incl. download of ${rel.containerd} (exit ${first.code})`, fmt(first.ms)]);
-
-  const fresh: number[] = [];
-  let pushed = 0;
-  for (let i = 0; i < Math.min(REPEAT, 3); i++) {
-    await resetAll();
-    const r = await apply('containerd', rel);
-    if (r.code !== 0) throw new Error(`fresh install failed (exit ${r.code})`);
-    fresh.push(r.ms);
-    pushed = Math.max(...(r.report?.hosts.map((h) => (h as { bytesPushed?: number }).bytesPushed ?? 0) ?? [0]));
-  }
-  rows.push([`fresh install of containerd ${rel.containerd}, 3 hosts (median of ${fresh.length})`, fmt(median(fresh))]);
-  rows.push(['bytes pushed per host (fresh install)', `${(pushed / 1e6).toFixed(1)} MB`]);
-
-  const noop: number[] = [];
-  for (let i = 0; i < REPEAT; i++) {
-    const r = await apply('containerd', rel);
-    const changed = r.report?.hosts.reduce((n, h) => n + h.tasks.filter((t) => t.status === 'changed').length, 0);
-    if (r.code !== 0 || changed !== 0) throw new Error(`no-op rerun changed ${changed} (exit ${r.code})`);
-    noop.push(r.ms);
-  }
-  rows.push([`no-op rerun of the containerd playbook, 3 hosts (median of ${REPEAT})`, fmt(median(noop))]);
-  const noopPushed = (await apply('containerd', rel)).report?.hosts.map((h) => (h as { bytesPushed?: number }).bytesPushed ?? 0) ?? [];
-  rows.push(['bytes pushed per host (no-op rerun)', `${Math.max(...noopPushed)} B`]);
-
-  if (up) {
-    // A rolling upgrade from the bundle line to the 2.x components, one host at a time and all at once.
-    const dir = path.dirname(cache);
-    for (const serial of [1, 3]) {
-      const pb = path.join(dir, `upgrade-serial-${serial}.toml`);
-      await writeFile(pb, `extends = ${JSON.stringify(path.join(ROOT, 'playbooks', 'upgrade.toml'))}\nserial = ${serial}\n`);
-      await resetAll();
-      if ((await apply('containerd', rel)).code !== 0) throw new Error('bootstrap before the upgrade failed');
-      const r = await timed(['apply', pb, '-i', info.inventoryPath, '--cache-dir', cache, ...vargs(up)]);
-      if (r.code !== 0) throw new Error(`upgrade with serial = ${serial} failed (exit ${r.code})`);
-      rows.push([`rolling upgrade ${rel.containerd} → ${up.containerd}, 3 hosts, serial = ${serial}`, fmt(r.ms)]);
-    }
-  }
-  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(70)} ${v}\n`);
-  const f = await benchFleet();
-  for (const [k, v] of Object.entries(f)) process.stdout.write(`fleet ${k.padEnd(64)} ${v}\n`);
+  return { info: await freshFleet(results, `fleet up ${N} + bastion`), pristine: true };
 }
 
-await main();
+/**
+ * Pristine hosts for a fresh install: the fleet booted again (what `fleet reset` does per host, for
+ * every host at once: `resetHost` rewrites the fleet state file whole, so parallel resets would
+ * lose each other's entries, and one at a time costs ≈ 3.6 s per host).
+ */
+async function freshFleet(results: Results, what: string): Promise<fleet.FleetInfo> {
+  say(`${what}…`);
+  const load = os.loadavg()[0];
+  const t0 = Date.now();
+  const info = await fleet.up(N);
+  results.fleet.push({ what, ms: Date.now() - t0, load });
+  return info;
+}
+
+function check(r: HoistRun, what: string, expectNoChange: boolean): string | undefined {
+  const problems = [...r.failedHosts];
+  if (r.code !== 0) problems.unshift(`exit ${r.code}`);
+  if (expectNoChange && r.changed) problems.push(`${r.changed} task(s) changed`);
+  if (problems.length) say(`${what}: ${problems.slice(0, 5).join('; ')}`);
+  return problems.length ? problems.slice(0, 3).join('; ') : undefined;
+}
+
+function floorCheck(r: FloorRun, what: string): string | undefined {
+  if (r.failed.length) say(`${what}: ${r.failed.length} failed: ${r.failed.slice(0, 5).join('; ')}`);
+  return r.failed.length ? `${r.failed.length} failed` : undefined;
+}
+
+/** The cached archive hoist pushes (the largest blob in the cache), for the push floor. */
+function cachedArchive(): string {
+  const dir = path.join(cache, 'sha256');
+  return readdirSync(dir).map((f) => path.join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+}
+
+async function main(): Promise<void> {
+  mkdirSync(cache, { recursive: true });
+  const results: Results = { hosts: N, repeat: R, fleet: [], started: new Date().toISOString() };
+  let { info, pristine } = await ensureFleet(results);
+  const apply = (...extra: string[]) => ['apply', playbook, '-i', info.inventoryPath, '--cache-dir', cache, ...extra];
+  const warm = async () => {
+    const r = await measure([process.execPath, HOIST, 'fetch', playbook, '-i', info.inventoryPath, '--cache-dir', cache], { HOIST_LOG: 'off' });
+    if (r.code !== 0) throw new Error(`hoist fetch failed: ${r.stderr}`);
+  };
+
+  results.startup = [];
+  for (let i = 0; i < R; i++) results.startup.push(await measure([process.execPath, HOIST, '--version']));
+  if (!pristine) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
+  await warm();
+  say('fresh install (download = "controller")');
+  results.fresh = await runHoist(apply(), work);
+  results.freshProblem = check(results.fresh, 'fresh install', false);
+
+  const floor = new OpenSshFloor(info);
+  results.noop = [];
+  results.floorNoop = [];
+  for (let i = 0; i < R; i++) {
+    say(`no-op ${i + 1}/${R}, OpenSSH floor ${i + 1}/${R}`);
+    const r = await runHoist(apply(), work);
+    results.noopProblem ??= check(r, 'no-op', true);
+    results.noop.push(r);
+    const f = await floor.run(VERIFY_COMMAND);
+    results.floorNoopProblem ??= floorCheck(f, 'floor');
+    results.floorNoop.push(f);
+  }
+  results.check = [];
+  for (let i = 0; i < Math.min(R, 3); i++) {
+    say(`--check --diff ${i + 1}`);
+    const r = await runHoist(apply('--check', '--diff'), work);
+    results.checkProblem ??= check(r, '--check --diff', true);
+    results.check.push(r);
+  }
+  results.ping = [];
+  results.floorPing = [];
+  for (let i = 0; i < R; i++) {
+    say(`ping ${i + 1}/${R}, ssh true ${i + 1}/${R}`);
+    const r = await runHoist(['ping', '-i', info.inventoryPath], work);
+    results.pingProblem ??= check(r, 'ping', true);
+    results.ping.push(r);
+    const f = await floor.run('true');
+    results.floorPingProblem ??= floorCheck(f, 'ssh true');
+    results.floorPing.push(f);
+  }
+  if (pushFloor) {
+    const archive = cachedArchive();
+    say(`OpenSSH push floor: ${(statSync(archive).size / 1e6).toFixed(1)} MB to every host`);
+    results.floorPush = await floor.run(PUSH_COMMAND, archive);
+    results.floorPushProblem = floorCheck(results.floorPush, 'push floor');
+  }
+  if (compareDownload) {
+    info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
+    say('fresh install (download = "host", from the fleet mirror)');
+    results.freshHost = await runHoist(apply('-e', 'download=host'), work);
+    results.freshHostProblem = check(results.freshHost, 'fresh install (download=host)', false);
+  }
+  results.finished = new Date().toISOString();
+  printReport(results);
+  const file = path.join(work, 'results.json');
+  writeFileSync(file, JSON.stringify(results, (k, v: unknown) => (k === 'stdout' || k === 'report' ? undefined : v), 2));
+  process.stdout.write(`\nlogs and results.json: ${work}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});

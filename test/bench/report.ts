@@ -1,0 +1,190 @@
+/** The bench's printed tables: timings side by side, controller cost, distribution, phases, targets. */
+import os from 'node:os';
+import { median, medianRun, pushedPerHost, type HoistRun, type Measured } from './measure.js';
+import { OpenSshFloor, type FloorRun } from './openssh.js';
+import { PHASES, runPhases, type HostPhases, type RunPhases } from './phases.js';
+import { loads, mb, ratio, secs, table } from './table.js';
+
+export interface Results {
+  hosts: number;
+  repeat: number;
+  started: string;
+  finished?: string;
+  fleet: { what: string; ms: number; load: number }[];
+  /** `hoist --version`: node and hoist's modules loading, no inventory, no host. */
+  startup?: Measured[];
+  fresh?: HoistRun;
+  freshProblem?: string;
+  freshHost?: HoistRun;
+  freshHostProblem?: string;
+  noop?: HoistRun[];
+  noopProblem?: string;
+  floorNoop?: FloorRun[];
+  floorNoopProblem?: string;
+  check?: HoistRun[];
+  checkProblem?: string;
+  ping?: HoistRun[];
+  pingProblem?: string;
+  floorPing?: FloorRun[];
+  floorPingProblem?: string;
+  floorPush?: FloorRun;
+  floorPushProblem?: string;
+}
+
+const med = (runs: Measured[] | undefined) => (runs?.length ? median(runs.map((r) => r.wallMs)) : NaN);
+const load = (runs: (Measured | undefined)[]) => loads(runs.flatMap((r) => (r ? [r.load] : [])));
+const flag = (problem: string | undefined) => (problem ? ` [${problem}]` : '');
+const FRESH_TARGET_MS = 0.7 * 78_000;
+
+function timings(r: Results): string {
+  const n = r.hosts;
+  const rows: string[][] = [];
+  const noopRatio = med(r.noop) / med(r.floorNoop);
+  rows.push([
+    `no-op rerun (median of ${r.noop?.length ?? 0})${flag(r.noopProblem ?? r.floorNoopProblem)}`,
+    secs(med(r.noop)),
+    secs(med(r.floorNoop)),
+    ratio(med(r.noop), med(r.floorNoop)),
+    n >= 30 ? `≤ 1.20× ${noopRatio <= 1.2 ? 'met' : 'MISSED'}` : '(≤ 1.2× at 30, 100)',
+    load([...(r.noop ?? []), ...(r.floorNoop ?? [])]),
+  ]);
+  rows.push([
+    `ping vs ssh true (median of ${r.ping?.length ?? 0})${flag(r.pingProblem ?? r.floorPingProblem)}`,
+    secs(med(r.ping)),
+    secs(med(r.floorPing)),
+    ratio(med(r.ping), med(r.floorPing)),
+    '',
+    load([...(r.ping ?? []), ...(r.floorPing ?? [])]),
+  ]);
+  rows.push([
+    `--check --diff, converged (median of ${r.check?.length ?? 0}; floor: the no-op's)${flag(r.checkProblem)}`,
+    secs(med(r.check)),
+    secs(med(r.floorNoop)),
+    ratio(med(r.check), med(r.floorNoop)),
+    '',
+    load(r.check ?? []),
+  ]);
+  const fresh = r.fresh?.wallMs ?? NaN;
+  const push = r.floorPush?.wallMs ?? NaN;
+  rows.push([
+    `fresh install, download=controller (once; floor: OpenSSH pushing the same archive)${flag(r.freshProblem ?? r.floorPushProblem)}`,
+    secs(fresh),
+    secs(push),
+    ratio(fresh, push),
+    n === 30 ? `≤ ${secs(FRESH_TARGET_MS)} ${fresh <= FRESH_TARGET_MS ? 'met' : 'MISSED'}` : '(≤ 54.6 s at 30)',
+    load([r.fresh, r.floorPush]),
+  ]);
+  if (r.freshHost) {
+    rows.push([`fresh install, download=host (once)${flag(r.freshHostProblem)}`, secs(r.freshHost.wallMs), '', '', '', load([r.freshHost])]);
+  }
+  rows.push([`hoist --version: process start-up alone (median of ${r.startup?.length ?? 0})`, secs(med(r.startup)), '', '', '', load(r.startup ?? [])]);
+  for (const f of r.fleet) rows.push([f.what, secs(f.ms), '', '', '', f.load.toFixed(2)]);
+  return table(['scenario', 'hoist', 'OpenSSH floor', 'ratio', 'target', 'load 1m'], rows);
+}
+
+/** The median run of a scenario, with peaks over all its repeats. */
+function costRuns(r: Results): [string, Measured[], boolean][] {
+  const list: [string, Measured[] | undefined, boolean][] = [
+    ['hoist fresh install (download=controller)', r.fresh && [r.fresh], true],
+    ['hoist fresh install (download=host)', r.freshHost && [r.freshHost], true],
+    ['hoist no-op', r.noop, true],
+    ['hoist --check --diff', r.check, true],
+    ['hoist ping', r.ping, true],
+    ['OpenSSH verify floor', r.floorNoop, false],
+    ['OpenSSH ssh true', r.floorPing, false],
+    ['OpenSSH push floor', r.floorPush && [r.floorPush], false],
+  ];
+  return list.flatMap(([n, runs, h]) => (runs?.length ? [[n, runs, h] as [string, Measured[], boolean]] : []));
+}
+
+function controllerCost(r: Results): string {
+  const rows = costRuns(r).map(([name, runs, isHoist]) => {
+    const m = medianRun(runs);
+    return [
+      name,
+      `${m.cpuS.toFixed(2)} s`,
+      `${Math.max(...runs.map((x) => x.maxRssMb)).toFixed(0)} MB`,
+      `${Math.max(...runs.map((x) => x.fds.controller))}`,
+      isHoist ? mb(pushedPerHost(m as HoistRun)) : '',
+      mb(m.fleet.toBastion),
+    ];
+  });
+  return table(['controller', 'CPU (user+sys)', 'peak RSS', 'peak fds', 'pushed per host', 'sent to bastion'], rows);
+}
+
+function fleetCost(r: Results): string {
+  const cores = os.cpus().length;
+  const rows = costRuns(r).map(([name, runs]) => {
+    const m = medianRun(runs);
+    const all = m.cpuS + m.fleet.bastionCpuS + m.fleet.hostsCpuS;
+    return [
+      name,
+      `${m.fleet.bastionCpuS.toFixed(2)} s`,
+      `${Math.max(...runs.map((x) => x.fds.bastionSshd))}`,
+      `${(m.fleet.hostsCpuS / r.hosts).toFixed(2)} s`,
+      mb(m.fleet.toHosts),
+      `${(all / cores).toFixed(2)} s`,
+      secs(m.wallMs),
+    ];
+  });
+  return table(['fleet side', 'bastion CPU', 'bastion sshd peak fds', 'CPU per host', 'sent on host links', 'all CPU / cores', 'wall'], rows);
+}
+
+function distribution(r: Results): string | undefined {
+  if (!r.fresh || !r.freshHost) return undefined;
+  const row = (name: string, x: HoistRun) => [name, secs(x.wallMs), mb(x.fleet.toBastion), mb(x.fleet.toBastion / r.hosts), mb(x.fleet.toHosts), mb(pushedPerHost(x)), `${x.cpuS.toFixed(1)} s`];
+  return table(
+    ['download =', 'fresh install', 'controller → bastion (SSH)', 'per host', 'to host links (incl. mirror)', 'pushed per host', 'hoist CPU'],
+    [row('"controller" (push over SSH)', r.fresh), row('"host" (each host fetches from the mirror)', r.freshHost)],
+  );
+}
+
+function phases(r: Results): string {
+  const runs: [string, HoistRun | undefined][] = [
+    ['fresh', r.fresh],
+    ['fresh/host', r.freshHost],
+    ['no-op', r.noop?.length ? medianRun(r.noop) : undefined],
+  ];
+  const parsed = runs.flatMap(([name, run]) => {
+    if (!run?.logFile) return [];
+    return [[name, runPhases(run.logFile, run.startedAt, run.startedAt + run.wallMs)] as [string, RunPhases]];
+  });
+  const head = ['phase', ...parsed.flatMap(([n]) => [`${n}: slowest host`, `${n}: median host`])];
+  const medOf = (hosts: HostPhases[], p: (typeof PHASES)[number]) => median(hosts.map((h) => h.ms[p]));
+  const rows = PHASES.map((p) => [p, ...parsed.flatMap(([, ph]) => [secs(ph.slowest?.ms[p] ?? NaN), secs(medOf(ph.hosts, p))])]);
+  rows.push(['= host done + exit', ...parsed.flatMap(([, ph]) => [secs((ph.slowest?.endMs ?? NaN) + (ph.slowest?.ms.exit ?? NaN)), ''])]);
+  const odd = [...new Set(parsed.flatMap(([, ph]) => ph.unclassified))];
+  return table(head, rows) + (odd.length ? `\nunclassified commands (counted as "between commands"): ${odd.join(' · ')}` : '');
+}
+
+function targets(r: Results): string {
+  const all = [r.fresh, r.freshHost, ...(r.noop ?? []), ...(r.check ?? []), ...(r.ping ?? [])].filter((x): x is HoistRun => !!x);
+  const peak = Math.max(...all.map((x) => x.maxRssMb));
+  const rows = [
+    ['no-op ≤ 1.2× the OpenSSH floor (30, 100 hosts)', ratio(med(r.noop), med(r.floorNoop)), r.hosts >= 30 ? (med(r.noop) / med(r.floorNoop) <= 1.2 ? 'met' : 'missed') : 'n/a at this size'],
+    ['fresh install at 30 hosts ≤ 0.7 × 78 s = 54.6 s', secs(r.fresh?.wallMs ?? NaN), r.hosts === 30 ? ((r.fresh?.wallMs ?? Infinity) <= FRESH_TARGET_MS ? 'met' : 'missed') : 'n/a at this size'],
+    ['controller peak RSS ≤ 300 MB at 100 hosts', `${peak.toFixed(0)} MB`, r.hosts >= 100 ? (peak <= 300 ? 'met' : 'missed') : 'n/a at this size'],
+  ];
+  return table(['target', 'measured', ''], rows);
+}
+
+export function printReport(r: Results): void {
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  out(`\n## hoist bench: ${r.hosts} hosts, ${os.cpus().length} cores, ${r.started} → ${r.finished ?? '?'}\n`);
+  out(timings(r));
+  out(`\nOpenSSH floor: ${OpenSshFloor.describe()}`);
+  out('load 1m: 1-minute load average before each measured run (range over the repeats).\n');
+  out(controllerCost(r));
+  out('');
+  out(fleetCost(r));
+  out(`\nmedian run of each scenario; peaks over all its repeats. CPU: user+sys of the hoist process (GNU time), of every ssh process for a floor;`);
+  out(`bastion and hosts: their cgroups' cpuacct.usage. "all CPU / cores" = (controller + bastion + all hosts) / ${os.cpus().length} cores: the least wall time`);
+  out('this one machine needs for the run, whatever the tool. fds: peak open descriptors of the controller process(es) and of the bastion\'s busiest');
+  out('sshd, sampled every 100 ms. Bytes: kernel counters of the controller side of the veth pairs; "sent to bastion" is the tool\'s own SSH traffic,');
+  out('"sent on host links" what the controller routes from the bastion to the hosts plus what the release mirror serves them.\n');
+  const d = distribution(r);
+  if (d) out(`${d}\n`);
+  out(phases(r));
+  out('\nphases: per host from hoist\'s log; "slowest host" is the critical path (start-up … exit adds up to the run\'s wall time), "median host" the median of each phase over the hosts.\n');
+  out(targets(r));
+}
