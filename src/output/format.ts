@@ -76,6 +76,7 @@ export function formatRecap(report: RunReport): string {
     table(rows),
     ...(notes.length ? ['', ...notes.map(color.dim)] : []),
     ...(problems.length ? ['', ...problems] : []),
+    ...report.hosts.flatMap((h) => h.notes.filter((n) => n.startsWith('STILL DRAINED')).map((n) => color.red(`${h.name}: ${n}`))),
     ...(report.aborted ? ['', color.red(report.aborted)] : []),
   ].join('\n');
 }

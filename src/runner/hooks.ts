@@ -3,15 +3,18 @@ import type { Connection } from '../tasks/connection.js';
 import type { Hook } from '../playbook/playbook.js';
 import type { HostPlay } from './play.js';
 import type { Logger } from '../util/log.js';
+import { quote } from '../ssh/quote.js';
 
 /**
  * Runs a before_host/after_host hook (a `kubectl drain`, say) on the controller or on the host.
  * Returns an error message, or undefined when the hook succeeded.
  */
 export async function runHook(h: Hook, conn: Connection, play: HostPlay, log: Logger): Promise<string | undefined> {
-  const env = { ...process.env, HOIST_HOST: play.host.name, HOIST_ADDRESS: play.host.address };
+  // The address hoist dialled in the end (HostName from ~/.ssh/config resolved), not an alias.
+  const address = conn.endpoint.host;
+  const env = { ...process.env, HOIST_HOST: play.host.name, HOIST_ADDRESS: address };
   if (h.on === 'host') {
-    const r = await conn.exec(`export HOIST_HOST=${JSON.stringify(play.host.name)}\n${h.run}`, { timeoutMs: h.timeout * 1000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    const r = await conn.exec(`export HOIST_HOST=${quote(play.host.name)} HOIST_ADDRESS=${quote(address)}\n${h.run}`, { timeoutMs: h.timeout * 1000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
     log.log(play.host.name, `hook on host: ${h.run} → exit ${r.code}\n${r.stdout}${r.stderr}`);
     return r.code === 0 ? undefined : `"${h.run}" exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
   }

@@ -53,6 +53,10 @@ export class HostRun {
   private conn?: Connection;
   private lock?: Promise<HostLock>;
   private changedBefore = false;
+  /** Hooks wrap a changed host (drain … uncordon): what ran, so a failure can still close the pair. */
+  private beforeHostRan = false;
+  private afterHostRan = false;
+  private rolledBack: 'ok' | 'failed' | undefined;
 
   constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
@@ -69,11 +73,13 @@ export class HostRun {
       });
       const plans = await this.lockAndPlan(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
+      if (changes && this.o.options.check) this.noteHooksThatWouldRun();
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
       await this.apply(this.conn, plans);
       if (this.changedBefore && !this.o.options.check) await this.hooks('after_host', this.conn);
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
+      await this.closeHookPair();
       if (e instanceof Stop) return this.finish(e.status, e.message);
       return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
     } finally {
@@ -155,11 +161,45 @@ export class HostRun {
   private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
+    if (kind === 'before_host') this.beforeHostRan = true;
+    else this.afterHostRan = true;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
     for (const h of hooks) {
+      const t0 = Date.now();
       const err = await runHook(h, conn, this.play, this.o.log);
+      const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+      this.report.notes.push(redact(line));
+      this.o.events.message(`${this.name} | ${redact(line)}`);
       if (err) throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
     }
+  }
+
+  private noteHooksThatWouldRun(): void {
+    for (const [kind, hooks] of [['before_host', this.o.playbook.beforeHost], ['after_host', this.o.playbook.afterHost]] as const) {
+      for (const h of hooks) this.report.notes.push(redact(`would run ${kind} hook (${h.on}) "${h.run}"`));
+    }
+  }
+
+  /**
+   * A host that failed after its before_host hooks (a drain) gets its after_host hooks (the uncordon)
+   * when it is back in a known state: nothing changed, or every change rolled back. Otherwise the
+   * recap says the node is still drained, so nobody mistakes it for one that is serving.
+   */
+  private async closeHookPair(): Promise<void> {
+    if (!this.beforeHostRan || this.afterHostRan || !this.conn || this.o.options.check) return;
+    const restored = !this.changedBefore || this.rolledBack === 'ok';
+    if (restored && !this.conn.isClosed && this.o.playbook.afterHost.length) {
+      try {
+        await this.hooks('after_host', this.conn);
+        this.report.notes.push(this.rolledBack === 'ok' ? 'after_host hooks ran after the rollback' : 'after_host hooks ran: the host was left unchanged');
+        return;
+      } catch (e) {
+        this.report.notes.push(`STILL DRAINED: after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran`);
+        return;
+      }
+    }
+    const why = this.conn.isClosed ? 'the host is unreachable' : this.rolledBack === 'failed' ? 'the rollback failed' : 'its changes could not be undone';
+    this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
   }
 
   private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
@@ -207,8 +247,14 @@ export class HostRun {
     if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
     this.o.events.hostPhase(this.name, 'rolling back');
     const said = await this.state.rollback.run(conn, this.o.log).then(
-      (lines) => lines.join('; ') || 'rolled back',
-      (e: unknown) => `rollback FAILED: ${errorMessage(e)}`,
+      (lines) => {
+        this.rolledBack = 'ok';
+        return lines.join('; ') || 'rolled back';
+      },
+      (e: unknown) => {
+        this.rolledBack = 'failed';
+        return `rollback FAILED: ${errorMessage(e)}`;
+      },
     );
     this.report.notes.push(said);
     return ` — ${said}`;

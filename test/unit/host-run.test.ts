@@ -20,7 +20,7 @@ function task(name: string, behaviour: { change?: string; fail?: boolean; planEr
     plan(_p, ctx) {
       if (behaviour.planError) throw new Error(behaviour.planError);
       const actions: Action[] = [];
-      if (behaviour.undo) ctx.state.rollback.add(async (conn) => (await conn.exec(behaviour.undo!), `undid ${name}`));
+      if (behaviour.undo) ctx.state.rollback.add(async (conn) => (await conn.check(behaviour.undo!, `undo ${name}`), `undid ${name}`));
       if (behaviour.change) {
         actions.push({
           kind: 'change',
@@ -106,14 +106,39 @@ describe('HostRun: hooks', () => {
     assert.deepEqual(host.ran, []);
   });
 
-  test('a failing before_host hook stops the host before anything changes', async () => {
+  test('a failing before_host hook stops the host before anything changes, and after_host undoes the half-done drain', async () => {
     const host = new FakeHost();
     host.failing = /drain/;
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'failed');
     assert.match(r.error!, /before_host hook failed, host left unchanged: "drain" exited 3/);
-    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain']);
+    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'uncordon']);
     assert.deepEqual(r.tasks.map((t) => t.status), ['skipped']);
+  });
+
+  test('after a failure that was rolled back, after_host runs; the notes say what ran', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(r.status, 'failed');
+    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'change-a', 'change-b', 'undo-a', 'uncordon']);
+    assert.ok(r.notes.includes('after_host hooks ran after the rollback'), r.notes.join('\n'));
+    assert.ok(r.notes.some((n) => /^before_host hook \(host\) "drain": ok in /.test(n)), r.notes.join('\n'));
+  });
+
+  test('when the rollback fails, after_host does not run and the host is named as still drained', async () => {
+    const host = new FakeHost();
+    host.failing = /undo-a/;
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(r.status, 'failed');
+    assert.ok(!host.ran.some((c) => c.endsWith('uncordon')));
+    assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: before_host hooks ran and after_host hooks did not, because the rollback failed')), r.notes.join('\n'));
+  });
+
+  test('--check says which hooks would run and runs none', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a' })], host, { check: true, before: [hook('drain')], after: [hook('uncordon')] });
+    assert.deepEqual(host.ran, []);
+    assert.deepEqual(r.notes, ['would run before_host hook (host) "drain"', 'would run after_host hook (host) "uncordon"']);
   });
 });
 
