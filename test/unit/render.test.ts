@@ -415,6 +415,34 @@ describe('hostile values round-trip exactly', () => {
   });
 });
 
+describe('restrict_oom_score_adj', () => {
+  it('goes into the table of the CRI plugin that reads it, for every config version', () => {
+    for (const [ver, table] of [
+      ['1.4.13', ['io.containerd.grpc.v1.cri']],
+      ['1.7.34', ['io.containerd.grpc.v1.cri']],
+      ['2.1.9', ['io.containerd.cri.v1.runtime']],
+      ['2.3.4', ['io.containerd.cri.v1.runtime']],
+    ] as const) {
+      const doc = tomlOf(renderConfig(cfgFor({ containerd_version: ver, restrict_oom_score_adj: true })).text);
+      assert.equal(get(doc, 'plugins', ...table, 'restrict_oom_score_adj'), true, ver);
+      // The runtime table keeps its other settings beside it.
+      assert.ok(get(doc, 'plugins', ...table, 'cni'), ver);
+    }
+  });
+
+  it('false leaves the file as it was without the variable (no restart for hosts that never set it)', () => {
+    for (const ver of ['1.4.13', '1.7.34', '2.1.9', '2.3.4']) {
+      const without = renderConfig(cfgFor({ containerd_version: ver })).text;
+      assert.equal(renderConfig(cfgFor({ containerd_version: ver, restrict_oom_score_adj: false })).text, without, ver);
+      assert.doesNotMatch(without, /restrict_oom_score_adj/, ver);
+    }
+  });
+
+  it('must be a boolean', () => {
+    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: must be true or false, got "yes"/m);
+  });
+});
+
 describe('secrets', () => {
   it('are flagged and never shown by inspect/JSON/String', () => {
     const cfg = cfgFor({ containerd_version: '2.1.9', registries: { 'reg.local': { username: 'u', password: 'hunter2-secret' } } });
@@ -493,6 +521,7 @@ describe('validateRuntimeConfig', () => {
       rootDir: '/var/lib/containerd',
       stateDir: '/run/containerd',
       oomScore: 0,
+      restrictOomScoreAdj: false,
       snapshotter: 'overlayfs',
       cniBinDir: '/opt/cni/bin',
       cniConfDir: '/etc/cni/net.d',

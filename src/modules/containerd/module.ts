@@ -8,11 +8,13 @@ import registries from './tasks/registries.js';
 import service from './tasks/service.js';
 import verify from './tasks/verify.js';
 import reset from './tasks/reset.js';
+import cni from './tasks/cni.js';
+import podTest from './tasks/pod-test.js';
 
 /** containerd from upstream release artifacts: installed, configured, run under systemd, verified, removed. */
 export const containerdModule = defineModule({
   name: 'containerd',
   variables: containerdVariables,
   settings: containerdSettings,
-  tasks: [libseccomp, artifacts, install, config, registries, service, verify, reset],
+  tasks: [libseccomp, artifacts, install, config, cni, registries, service, verify, podTest, reset],
 });

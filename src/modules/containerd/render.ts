@@ -133,6 +133,7 @@ export function renderConfig(cfg: RuntimeConfig): Rendered {
     root: cfg.rootDir,
     state: cfg.stateDir,
     oom_score: cfg.oomScore,
+    restrict_oom_score_adj: cfg.restrictOomScoreAdj,
     imports: cfg.importsDir === null ? null : [path.posix.join(cfg.importsDir, '*.toml')],
     sandbox_image: cfg.sandboxImage,
     snapshotter: cfg.snapshotter,

@@ -3,6 +3,7 @@ import { addSecret } from '../../util/redact.js';
 import type { SettingsIssue } from '../../tasks/types.js';
 import { checkRuntimeConfig } from './config/validate.js';
 import type { RuntimeConfig } from './config/types.js';
+import { cniNetwork, type CniNetwork } from './config/cni.js';
 import { catalogFor, normalizeReleaseBaseUrl, SettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
 
 const absPath = s.string(/^\//, 'an absolute path');
@@ -21,9 +22,12 @@ export const containerdVariables = {
   root_dir: absPath.optional(),
   state_dir: absPath.optional(),
   oom_score: s.int(-1000, 1000).optional(),
+  restrict_oom_score_adj: s.bool().optional().describe('pods get an oom_score_adj no lower than containerd\'s: for nodes without CAP_SYS_RESOURCE (some containers-in-containers)'),
   snapshotter: s.string().optional(),
   cni_bin_dir: absPath.optional(),
   cni_conf_dir: absPath.optional(),
+  cni_conflist: s.union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false)).optional().describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
+  cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
   imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
   config_path: absPath.optional(),
   registries: s.record(s.unknown()).optional().describe('per registry host: mirrors, TLS files, credentials'),
@@ -53,12 +57,16 @@ export interface ContainerdSettings {
   replaceDistroContainerd: boolean;
   allowDowngrade: boolean;
   pluginErrorAllow: string[];
+  /** The CNI network hoist writes (cni_conflist), or null. */
+  cni: CniNetwork | null;
 }
 
 /** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
 export function containerdSettings(vars: ContainerdVariables, report: (issue: SettingsIssue) => void): ContainerdSettings | undefined {
   const runtime = checkRuntimeConfig(vars);
   for (const i of runtime.issues) report(i);
+  let cniOk = true;
+  const cni = cniNetwork(vars, (i) => { cniOk = false; report(i); });
   const attempt = <T>(fn: () => T): T | undefined => {
     try {
       return fn();
@@ -70,7 +78,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
   };
   const base = attempt(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL));
   const hostBase = vars.host_release_base_url ? attempt(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url')) : base;
-  if (!runtime.value || base === undefined || hostBase === undefined) return undefined;
+  if (!runtime.value || base === undefined || hostBase === undefined || !cniOk) return undefined;
   const rt = runtime.value;
   const arch = vars.release_arch ?? 'amd64';
   const artifacts = attempt(() =>
@@ -95,6 +103,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
     replaceDistroContainerd: vars.replace_distro_containerd ?? false,
     allowDowngrade: vars.allow_downgrade ?? false,
     pluginErrorAllow: vars.plugin_error_allow ?? [],
+    cni,
   };
 }
 

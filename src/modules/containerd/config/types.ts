@@ -74,6 +74,11 @@ export interface RuntimeConfig {
   rootDir: string;
   stateDir: string;
   oomScore: number;
+  /**
+   * CRI's restrict_oom_score_adj: sandboxes and containers get an oom_score_adj no lower than
+   * containerd's own, for nodes without CAP_SYS_RESOURCE where runc cannot set -998.
+   */
+  restrictOomScoreAdj: boolean;
   snapshotter: string;
   cniBinDir: string;
   cniConfDir: string;
@@ -95,6 +100,7 @@ export const RUNTIME_DEFAULTS = {
   root_dir: '/var/lib/containerd',
   state_dir: '/run/containerd',
   oom_score: 0,
+  restrict_oom_score_adj: false,
   snapshotter: 'overlayfs',
   cni_bin_dir: '/opt/cni/bin',
   cni_conf_dir: '/etc/cni/net.d',

@@ -391,6 +391,8 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
     else oomScore = n;
   }
 
+  const restrictOomScoreAdj = bool(vars.restrict_oom_score_adj, RUNTIME_DEFAULTS.restrict_oom_score_adj, ['restrict_oom_score_adj'], issues);
+
   let snapshotter: string = RUNTIME_DEFAULTS.snapshotter;
   if (vars.snapshotter !== undefined) {
     const s = str(vars.snapshotter, ['snapshotter'], issues);
@@ -435,6 +437,7 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
     rootDir,
     stateDir,
     oomScore,
+    restrictOomScoreAdj,
     snapshotter,
     cniBinDir,
     cniConfDir,
