@@ -102,6 +102,9 @@ describe('rolling upgrades', () => {
     const r = await hoistJson(['apply', hooked, '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs('2.1'), '--limit', 'h3']);
     assert.equal(r.code, 2);
     assert.match(r.report.hosts[0].error!, /before_host hook failed, host left unchanged/);
+    // The half-done drain is closed by after_host, which ran on the host.
+    assert.ok(r.report.hosts[0].notes?.includes('after_host hooks ran: the host was left unchanged'), JSON.stringify(r.report.hosts[0].notes));
+    assert.ok(r.report.hosts[0].notes?.some((n) => /^after_host hook \(host\) "echo done-\$HOIST_HOST": ok/.test(n)));
     assert.match((await onHost(info, 'h3', 'ctr version | grep -m1 Version')).out, /1\.7/);
   });
 });
