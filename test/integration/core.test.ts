@@ -70,6 +70,19 @@ test('file task: changed on the first run, nothing on the second; --check touche
   assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-test/motd')).out, 'hello h1\n');
 });
 
+test('file templates see the host\'s facts; a template error is bad input before any host is touched', async () => {
+  const tpl = path.join(dir, 'facts.njk');
+  await writeFile(tpl, '{{ inventory_hostname }} runs {{ facts.osId }} {{ facts.osVersion }} on {{ facts.arch }} with {{ facts.packageManager }}\n');
+  const pb = await playbook('facts-tpl', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-facts"\ntemplate = "facts.njk"\n`);
+  const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-facts')).out, 'h1 runs debian 13 on x86_64 with apt\n');
+  await writeFile(tpl, '{{ facts.osid }}\n');
+  const bad = await hoist(['apply', pb, '-i', inv(), '--limit', 'h1']);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /template facts\.njk/);
+});
+
 test('a hostile variable reaches the host literally', async () => {
   const hostile = `$(touch /tmp/pwned) \`id\` it's "q" \\ ; rm -rf /nope\nline2`;
   await writeFile(path.join(dir, 'hostile-vars.toml'), `hostile = ${JSON.stringify(hostile)}\nweird_dir = "/tmp/hoist dir $(touch /tmp/pwned2) 'q'"\n`);
