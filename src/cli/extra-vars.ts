@@ -1,6 +1,7 @@
 import { parse } from 'smol-toml';
 import { readToml } from '../util/toml-file.js';
 import { InputError } from '../util/errors.js';
+import { printable } from '../util/printable.js';
 import type { VarLayer } from '../util/var-layer.js';
 
 /**
@@ -13,13 +14,13 @@ export async function extraVarLayers(items: string[]): Promise<VarLayer[]> {
   for (const item of items) {
     if (item.startsWith('@')) {
       const doc = await readToml(item.slice(1));
-      layers.push({ name: `-e ${item}`, file: doc.file, vars: doc.data, lineOf: (p) => doc.locator.lineOf(p) });
+      layers.push({ name: `-e ${printable(item)}`, file: doc.file, vars: doc.data, lineOf: (p) => doc.locator.lineOf(p) });
       continue;
     }
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new InputError(`-e ${item}: expected key=value or @file.toml`);
+    if (eq <= 0) throw new InputError(`-e ${printable(item)}: expected key=value or @file.toml`);
     const key = item.slice(0, eq).trim();
-    if (!/^[A-Za-z_]\w*$/.test(key)) throw new InputError(`-e ${item}: "${key}" is not a variable name`);
+    if (!/^[A-Za-z_]\w*$/.test(key)) throw new InputError(`-e ${printable(item)}: ${JSON.stringify(key)} is not a variable name`);
     layers.push({ name: `-e ${key}=…`, vars: { [key]: tomlValue(item.slice(eq + 1)) }, lineOf: () => undefined });
   }
   return layers;

@@ -80,12 +80,12 @@ export function checkHostVariables(
   for (const [k, layer] of source) {
     if (!known.has(k)) {
       const hint = didYouMean(k, known);
-      report([k], `unknown variable "${k}"${hint || '; a playbook that uses it declares it in its [defaults]'}`, layer);
+      report([k], `unknown variable ${JSON.stringify(k)}${hint || '; a playbook that uses it declares it in its [defaults]'}`, layer);
     } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.has(k)) {
       // A playbook's own variable that no task parameter reads and that is a letter or two off a
       // module's is a typo, not a declaration (templates may read others, so only near misses count).
       const near = [...moduleVars.keys()].find((m) => editDistance(k, m) <= 2);
-      if (near) report([k], `"${k}" is read by no task; did you mean "${near}"?`, layer);
+      if (near) report([k], `${JSON.stringify(k)} is read by no task; did you mean "${near}"?`, layer);
     }
   }
 

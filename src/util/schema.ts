@@ -188,7 +188,7 @@ export class ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
     const keys = Object.keys(this.shape);
     for (const k of Object.keys(v)) {
       if (!(k in this.shape)) {
-        ctx.issues.push({ path: [...path, k], message: `unknown key "${k}"${didYouMean(k, keys)}` });
+        ctx.issues.push({ path: [...path, k], message: `unknown key ${JSON.stringify(k)}${didYouMean(k, keys)}` });
       }
     }
     const out: Record<string, unknown> = {};
@@ -274,7 +274,9 @@ export function formatPath(path: Path): string {
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
     // Registry hosts (docker.io, host:5000) read best as written, so dots and colons need no quotes.
-    else out += out ? (/^[A-Za-z0-9_.:-]+$/.test(p) ? `.${p}` : `."${p}"`) : p;
+    // Any other key is quoted as JSON: a control character in it can't split or drive the output.
+    else if (/^[A-Za-z0-9_.:-]+$/.test(p)) out += out ? `.${p}` : p;
+    else out += out ? `.${JSON.stringify(p)}` : JSON.stringify(p);
   }
   return out;
 }

@@ -78,7 +78,8 @@ function findAssignment(line: string): number {
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
     if (quote) {
-      if (c === quote) quote = null;
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
     } else if (c === '"' || c === "'") quote = c;
     else if (c === '=') return i;
     else if (c === '#') return -1;
@@ -86,13 +87,28 @@ function findAssignment(line: string): number {
   return -1;
 }
 
+const ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\x1b', '"': '"', '\\': '\\' };
+
 export function splitKey(key: string): string[] {
   const parts: string[] = [];
   let cur = '';
   let quote: string | null = null;
-  for (const c of key.trim()) {
+  const k = key.trim();
+  for (let i = 0; i < k.length; i++) {
+    const c = k[i];
     if (quote) {
-      if (c === quote) quote = null;
+      // A basic string's escapes, decoded as the parser does, so the key path matches the parsed key.
+      if (c === '\\' && quote === '"') {
+        const e = k[i + 1] ?? '';
+        const hex = e === 'u' ? 4 : e === 'U' ? 8 : 0;
+        if (hex) {
+          cur += String.fromCodePoint(parseInt(k.slice(i + 2, i + 2 + hex), 16) || 0xfffd);
+          i += 1 + hex;
+        } else {
+          cur += ESCAPES[e] ?? e;
+          i++;
+        }
+      } else if (c === quote) quote = null;
       else cur += c;
     } else if (c === '"' || c === "'") quote = c;
     else if (c === '.') {

@@ -6,7 +6,9 @@ export const INSTALL_RECORD = `${CONTAINERD_STATE}/installed.json`;
 export const INSTALL_STATS = `${CONTAINERD_STATE}/files.stat`;
 /** Every registry file (hosts.toml, CA, client cert/key) hoist wrote, so removed registries can be cleaned up. */
 export const REGISTRY_LIST = `${CONTAINERD_STATE}/registry-files.list`;
-export const CONFIG_FILE = '/etc/containerd/config.toml';
+/** containerd's own configuration directory: config.toml, and by default conf.d and certs.d. */
+export const CONTAINERD_ETC = '/etc/containerd';
+export const CONFIG_FILE = `${CONTAINERD_ETC}/config.toml`;
 export const UNIT_FILE = '/etc/systemd/system/containerd.service';
 export const CRICTL_YAML = '/etc/crictl.yaml';
 

@@ -13,6 +13,9 @@ import { compareVersions, formatVersion, parseVersion, VersionParseError, type V
 import { CAPABILITIES, DEFAULT_MIRROR_CAPABILITIES, OLDEST_SUPPORTED, RUNTIME_DEFAULTS, Secret, type Capability, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
+import { hostPathProblem, normaliseHostPath } from '../../../util/path-guard.js';
+import { HOIST_STATE_DIR } from '../../../host-paths.js';
+import { CONTAINERD_ETC } from '../paths.js';
 
 // ---------------------------------------------------------------------------------------------
 // Validation.
@@ -75,8 +78,38 @@ function absPath(v: unknown, dflt: string, where: Path, issues: Issues): string 
   if (!s.startsWith('/')) issues.add(where, `${show(s)} must be an absolute path`);
   else if (CONTROL_RE.test(s)) issues.add(where, 'must not contain control characters');
   else if (s.split('/').some((seg) => seg === '..' || seg === '.')) issues.add(where, `${show(s)} must not contain "." or ".." segments`);
-  else if (s.length > 1 && s.endsWith('/')) return s.replace(/\/+$/, '');
-  return s.replace(/\/{2,}/g, '/');
+  else {
+    const n = normaliseHostPath(s);
+    const problem = hostPathProblem(n, OWN_DIRS);
+    if (problem) issues.add(where, `${problem}; choose a directory of containerd's own (default ${dflt})`);
+    return n;
+  }
+  return s;
+}
+
+/**
+ * No path variable may be or contain these: a config_path of /etc/containerd would put registry
+ * directories beside config.toml, an imports_dir there would import config.toml into itself.
+ */
+export const OWN_DIRS = [
+  { dir: HOIST_STATE_DIR, what: "hoist's own state directory" },
+  { dir: CONTAINERD_ETC, what: "containerd's configuration directory (config.toml)" },
+];
+
+/**
+ * The data directories are emptied by a reset with remove_data: neither may be or contain a
+ * directory hoist writes configuration into.
+ */
+function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string>, others: Record<string, string | null>, issues: Issues): void {
+  for (const [key, dir] of Object.entries(dirs)) {
+    if (hostPathProblem(dir, OWN_DIRS)) continue;
+    for (const [otherKey, other] of Object.entries(others)) {
+      if (other === null) continue;
+      if (other === dir || other.startsWith(`${dir}/`)) {
+        issues.add([key], `${show(dir)} ${other === dir ? 'is' : 'contains'} ${otherKey} (${other}); a reset with remove_data empties ${key}, and would take ${otherKey} with it`);
+      }
+    }
+  }
 }
 
 /** A controller-side file for a registry; its basename becomes the file name on the host. */
@@ -415,6 +448,7 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
 
   const configPath = absPath(vars.config_path, RUNTIME_DEFAULTS.config_path, ['config_path'], issues);
   if (configPath.includes(':')) issues.add(['config_path'], 'must be one directory (containerd splits config_path on ":")');
+  dataDirChecks({ root_dir: rootDir, state_dir: stateDir }, { config_path: configPath, imports_dir: importsDir, cni_bin_dir: cniBinDir, cni_conf_dir: cniConfDir }, issues);
 
   const registries: Record<string, RegistryConfig> = {};
   if (vars.registries !== undefined) {

@@ -1,8 +1,10 @@
 import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import { containerdTask } from '../task.js';
-import { ARTIFACT_DIR, STAGING_DIR, STAMP_DIR } from '../../../host-paths.js';
+import { ARTIFACT_DIR, STAGING_DIR, STAMP_DIR, SWEEP_TEMPS, TEMP_JOURNAL } from '../../../host-paths.js';
+import { hostPathProblem } from '../../../util/path-guard.js';
 import { registryPaths } from '../render.js';
+import { OWN_DIRS } from '../config/validate.js';
 import { REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CRICTL_YAML, INSTALL_STATS, UNIT_FILE } from '../paths.js';
 
 /**
@@ -22,17 +24,24 @@ export default containerdTask({
     return { st, registry };
   },
   probes: (p, ctx) => ({
-    present: [INSTALL_STATS, UNIT_FILE, CONFIG_FILE, CRICTL_YAML, ...ctx.prepared.registry, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
+    // What a killed install leaves (staging, archives, temporary files) counts: a reset removes it too.
+    present: [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, UNIT_FILE, CONFIG_FILE, CRICTL_YAML, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
       .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
-      .join('\n') + '\ntrue',
+      .join('\n') + `\n[ -s ${TEMP_JOURNAL} ] && echo ${TEMP_JOURNAL}\ntrue`,
   }),
   plan(p, ctx) {
     const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
     if (present.length === 0) return { actions: [] };
     const rt = ctx.prepared.st.runtime;
+    // Validation refused these already; a reset is where a wrong one would do harm, so it asks again.
+    for (const [key, dir] of [['root_dir', rt.rootDir], ['state_dir', rt.stateDir]] as const) {
+      const problem = p.remove_data ? hostPathProblem(dir, OWN_DIRS) : undefined;
+      if (problem) throw new Error(`${key}: ${problem}; nothing was removed`);
+    }
     const dirs = [...new Set(ctx.prepared.registry.map((f) => f.slice(0, f.lastIndexOf('/'))))];
     const q = (f: string) => quote(f);
     const script = `set -u
+${SWEEP_TEMPS}
 systemctl disable --now containerd.service >/dev/null 2>&1 || true
 ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
 pkill -9 -f containerd-shim 2>/dev/null || true
@@ -40,7 +49,6 @@ for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index(
 if [ -f ${INSTALL_STATS} ]; then cut -d' ' -f3- ${INSTALL_STATS} | while IFS= read -r f; do rm -f "$f"; done; fi
 if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
 rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
-${ctx.prepared.registry.map((f) => `rm -f ${q(f)} ${q(`${f}.hoist-prev`)}`).join('\n')}
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
 rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} ${STAGING_DIR}
 ${p.remove_data ? `rm -rf ${q(rt.stateDir)} && find ${q(rt.rootDir)} -mindepth 1 -delete 2>/dev/null; rmdir ${q(rt.rootDir)} 2>/dev/null || true` : ''}
