@@ -9,6 +9,13 @@ export const HOIST_STATE_DIR = '/var/lib/hoist';
 /** Marks every temporary file hoist makes on a host, so a later run can recognise and remove leftovers. */
 export const TEMP_MARK = '.hoist-tmp-';
 
+/**
+ * The temporary name, as a bash word, of a file a script moves into place: beside it (so the rename
+ * is atomic) and carrying the mark, so that once journalled in TEMP_JOURNAL, what a kill leaves is
+ * swept by the next run. `shellVar` names the variable holding the final path.
+ */
+export const tempBeside = (shellVar: string) => `"\${${shellVar}%/*}/${TEMP_MARK}new.\${${shellVar}##*/}"`;
+
 /** Downloaded release files, content-addressed (`<sha256>-<name>`). */
 export const ARTIFACT_DIR = `${HOIST_STATE_DIR}/artifacts`;
 

@@ -1,7 +1,7 @@
 import { quote } from '../../ssh/quote.js';
 import type { Connection } from '../../tasks/connection.js';
 import type { PlanState } from '../../tasks/types.js';
-import { STAMP_DIR } from '../../host-paths.js';
+import { STAMP_DIR, SWEEP_TEMPS, TEMP_JOURNAL, tempBeside } from '../../host-paths.js';
 import { sameCore } from './version.js';
 import { parseCtrVersion } from './parse.js';
 import { BIN, CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from './paths.js';
@@ -50,7 +50,8 @@ export function armBinariesRollback(state: PlanState, previous: string | undefin
 cd ${CONTAINERD_STATE}
 src=prev; complete=1
 if [ -d prev.new ]; then src=prev.new; complete=0; fi
-if [ -d "$src" ]; then (cd "$src" && find . -type f -o -type l | sed 's|^\\./||' | while IFS= read -r f; do cp -a "$f" "/$f.hoist-new" && mv -f "/$f.hoist-new" "/$f"; done); fi
+${SWEEP_TEMPS}
+if [ -d "$src" ]; then (cd "$src" && find . -type f -o -type l | sed 's|^\\./||' | while IFS= read -r f; do dest="/$f"; tmp=${tempBeside('dest')}; printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}; cp -a "$f" "$tmp" && mv -f "$tmp" "$dest"; done); fi
 if [ "$complete" = 1 ] && [ -f prev.json ]; then cp -a prev.json ${INSTALL_RECORD}; [ -f prev.stat ] && cp -a prev.stat ${INSTALL_STATS}; fi
 rm -rf prev.new`, { timeoutMs: 300_000 });
     if (r.code !== 0) throw new Error(`restoring the binaries of ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);

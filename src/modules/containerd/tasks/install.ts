@@ -2,7 +2,7 @@ import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import type { Action } from '../../../tasks/types.js';
 import { sha256 } from '../../../util/hash.js';
-import { ARTIFACT_DIR, STAGING_DIR } from '../../../host-paths.js';
+import { ARTIFACT_DIR, STAGING_DIR, SWEEP_TEMPS, TEMP_JOURNAL, tempBeside } from '../../../host-paths.js';
 import { compareVersions } from '../version.js';
 import type { StagedArtifact } from '../slots.js';
 import { armBinariesRollback } from '../rollback.js';
@@ -40,37 +40,49 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * killed run never leaves a half-written binary, and a running containerd keeps its old inode.
  * Files under etc/ that already exist are the user's (CNI config); they are left alone, as
  * upstream's --no-overwrite-dir extraction leaves directories alone. The previous binaries are
- * kept in prev/ for a rollback.
+ * kept in prev/ for a rollback. The install record is written last: until it is, the next run
+ * installs again, so a kill anywhere before it is repaired by one rerun.
  */
 export function installScript(artifacts: StagedArtifact[], record: InstallRecord): string {
   const stage = `${STAGING_DIR}/containerd-${record.version}`;
   const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
   return `set -euo pipefail
 trap 'echo "install step failed: $BASH_COMMAND" >&2' ERR
+${SWEEP_TEMPS}
 stage=${quote(stage)}
-rm -rf "$stage" && mkdir -p "$stage" ${CONTAINERD_STATE}
+# Any release's staging tree is a killed install's leftover: installs never overlap on a host.
+rm -rf ${STAGING_DIR}/containerd-* && mkdir -p "$stage" ${CONTAINERD_STATE}
 ${artifacts.map((a) => unpackStep(a, '"$stage"')).join('\n')}
 cd "$stage"
 find . -type f -o -type l | sed 's|^\\./||' | LC_ALL=C sort > ${CONTAINERD_STATE}/files.new
-rm -rf ${CONTAINERD_STATE}/prev.new && mkdir -p ${CONTAINERD_STATE}/prev.new
+# A prev.new left by a killed install holds the recorded release's files, copied before that
+# install replaced them: it is kept, or the files it already replaced would be saved as "previous".
+mkdir -p ${CONTAINERD_STATE}/prev.new
 : > ${INSTALL_STATS}.new
 while IFS= read -r rel; do
   dest="/$rel"
   case "$rel" in ${skip}) continue ;; esac
   case "$rel" in etc/*) if [ -e "$dest" ]; then continue; fi ;; esac
   mkdir -p "$(dirname "$dest")"
-  if [ -e "$dest" ] && [ ! -d "$dest" ]; then mkdir -p "$(dirname "${CONTAINERD_STATE}/prev.new/$rel")"; cp -a "$dest" "${CONTAINERD_STATE}/prev.new/$rel"; fi
-  cp -a "$rel" "$dest.hoist-new" && mv -f "$dest.hoist-new" "$dest"
+  keep="${CONTAINERD_STATE}/prev.new/$rel"
+  if [ -e "$dest" ] && [ ! -d "$dest" ] && [ ! -e "$keep" ] && [ ! -L "$keep" ]; then
+    mkdir -p "$(dirname "$keep")"
+    cp -a "$dest" "$keep.hoist-part" && mv -f "$keep.hoist-part" "$keep"
+  fi
+  tmp=${tempBeside('dest')}
+  printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}
+  cp -a "$rel" "$tmp" && mv -f "$tmp" "$dest"
   stat -c '%s %Y %n' "$dest" >> ${INSTALL_STATS}.new
 done < ${CONTAINERD_STATE}/files.new
+find ${CONTAINERD_STATE}/prev.new -name '*.hoist-part' -delete
 if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAINERD_STATE}/prev.new ${CONTAINERD_STATE}/prev && cp -a ${INSTALL_RECORD} ${CONTAINERD_STATE}/prev.json && { cp -a ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat 2>/dev/null || true; }; else rm -rf ${CONTAINERD_STATE}/prev.new; fi
 mv -f ${INSTALL_STATS}.new ${INSTALL_STATS}
 mv -f ${CONTAINERD_STATE}/files.new ${CONTAINERD_STATE}/files.list
-printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}
 cd / && rm -rf "$stage"
 # Archives of releases older than the previous one go; the previous one's stay for a rollback's rerun.
 keep="${artifacts.map((a) => a.sha256).join(' ')} $( { grep -o '"sha256":"[0-9a-f]*"' ${CONTAINERD_STATE}/prev.json 2>/dev/null || true; } | cut -d'"' -f4 | tr '\\n' ' ')"
-for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done`;
+for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $keep " in *" \${b%%-*} "*) ;; *) rm -f "$f" ;; esac; done
+printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}`;
 }
 
 export default containerdTask({
