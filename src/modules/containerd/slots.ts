@@ -21,3 +21,9 @@ export const previousVersion = slot<string | undefined>('containerd.previous', '
 
 /** The restart stamp the running daemon was started with, restored by a rollback. */
 export const stampBefore = slot<string>('containerd.stamp', 'the restart stamp of the running containerd');
+
+/**
+ * Set when the daemon was not answering as the host was read (stopped, failed, still starting) or
+ * is (re)started by this run: verification then reads it again and waits out its settle window.
+ */
+export const daemonSettling = slot<true>('containerd.settling', 'whether containerd is being started by this run');

@@ -90,7 +90,8 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
     why = have.stamp ? 'its files changed since it started' : 'hoist has no record of what it started with';
   }
   if (verb) {
-    const script = verb === 'stop' ? `systemctl stop ${u}` : `systemctl ${verb} ${u} && ${writeStamp}`;
+    // A failed unit that hit its start limit refuses to start until its failure is forgotten.
+    const script = verb === 'stop' ? `systemctl stop ${u}` : `${have.active === 'failed' ? `systemctl reset-failed ${u} 2>/dev/null; ` : ''}systemctl ${verb} ${u} && ${writeStamp}`;
     actions.push({
       kind: 'change',
       summary: `${verb} ${w.unit}${why ? ` (${why})` : ''}`,
@@ -100,6 +101,18 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
           const st = await c.exec(`systemctl status --no-pager -n 15 ${u} 2>&1; journalctl -u ${u} -n 15 --no-pager 2>&1 | tail -15`);
           throw new Error(`${verb} ${w.unit} failed: ${r.stderr.trim()}\n${st.stdout.trim()}`);
         }
+      },
+    });
+  }
+  if (!verb && w.state !== 'stopped' && have.active === 'activating') {
+    // Still starting (another start, or the daemon's own restart): `systemctl start` joins that job
+    // and returns once the unit is up, or fails with it.
+    actions.push({
+      kind: 'check',
+      summary: `wait for ${w.unit} to finish starting`,
+      run: async (c) => {
+        const r = await c.exec(`systemctl start ${u}`, { timeoutMs: 300_000 });
+        if (r.code !== 0) throw new Error(`${w.unit} did not finish starting: ${r.stderr.trim()}`);
       },
     });
   }

@@ -1,7 +1,7 @@
 import { s } from '../../../util/schema.js';
 import { armFilesRollback } from '../rollback.js';
 import { containerdTask } from '../task.js';
-import { previousVersion, stampBefore } from '../slots.js';
+import { daemonSettling, previousVersion, stampBefore } from '../slots.js';
 import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
 import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from '../../../tasks/lib/systemd.js';
 import { registryPaths, renderUnit } from '../render.js';
@@ -11,7 +11,7 @@ export default containerdTask({
   name: 'containerd_service',
   summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
   params: s.object({}),
-  provides: [stampBefore],
+  provides: [stampBefore, daemonSettling],
   async prepare(_p, ctx) {
     const st = ctx.settings;
     // hosts.toml files and pushed certificates are read by containerd at start-up and on pulls; a change to them means a restart.
@@ -31,7 +31,9 @@ export default containerdTask({
     const have = parseServiceProbe(ctx.probe('svc'), w);
     if (have.stamp) stampBefore.put(ctx.state, have.stamp);
     if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [UNIT_FILE]);
-    return { actions: [...actions, ...planService(w, have, ctx.state)] };
+    const svc = planService(w, have, ctx.state);
+    if (have.active !== 'active' || svc.length) daemonSettling.put(ctx.state, true);
+    return { actions: [...actions, ...svc] };
   },
 });
 

@@ -12,6 +12,7 @@ import { CriClient } from '../cri/client.js';
 import { diagnosePull, formatPullFailure, imageRegistryHost } from '../pull-errors.js';
 import type { ContainerdSettings } from '../settings.js';
 import { BIN } from '../paths.js';
+import { daemonSettling } from '../slots.js';
 
 /** Read-only commands whose output the verification judges. */
 function checks(st: ContainerdSettings): Record<string, string> {
@@ -19,7 +20,8 @@ function checks(st: ContainerdSettings): Record<string, string> {
     ctr: `${BIN.ctr} --address ${quote(`${st.runtime.stateDir}/containerd.sock`)} version`,
     plugins: `${BIN.ctr} --address ${quote(`${st.runtime.stateDir}/containerd.sock`)} plugin ls`,
     dump: `${BIN.containerd} config dump`,
-    crictl: `if [ -x ${BIN.crictl} ]; then ${BIN.crictl} version && echo @@info && ${BIN.crictl} info; else echo absent; fi`,
+    // Without the socket crictl waits out its timeout twice, and ctr version has already said the daemon is down.
+    crictl: `if [ -x ${BIN.crictl} ] && [ -S ${quote(`${st.runtime.stateDir}/containerd.sock`)} ]; then ${BIN.crictl} version && echo @@info && ${BIN.crictl} info; else echo absent; fi`,
   };
 }
 
@@ -143,7 +145,8 @@ export default containerdTask({
   live: (_p, ctx) => criCheck(ctx.conn, `${ctx.settings.runtime.stateDir}/containerd.sock`, [], ctx.settings.runtime),
   plan(p, ctx) {
     const st = ctx.settings;
-    const changedBefore = ctx.state.pending;
+    // A change, or a daemon that was not up when the host was read: read again, within the settle window.
+    const changedBefore = ctx.state.pending || daemonSettling.peek(ctx.state) === true;
     const early = ctx.live as Promise<{ lines: string[]; problems: string[] } | Error> | undefined;
     return {
       actions: [
