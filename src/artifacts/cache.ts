@@ -54,6 +54,12 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/** A blob found corrupt: the digest it is stored under and the one its bytes have. */
+export interface CorruptBlob {
+  expected?: string;
+  actual?: string;
+}
+
 export class ArtifactCache {
   readonly dir: string;
 
@@ -90,9 +96,10 @@ export class ArtifactCache {
 
   /**
    * Path of the blob for `hex` if it exists and its content still hashes to `hex`. A corrupted
-   * blob (disk error, someone editing the cache) is deleted so it can't be installed.
+   * blob (disk error, someone editing the cache) is deleted so it can't be installed; its digests
+   * go to `seen`, for a caller that can't fetch it again to say so.
    */
-  async verifiedBlob(hex: string): Promise<{ path: string; size: number } | undefined> {
+  async verifiedBlob(hex: string, seen?: CorruptBlob): Promise<{ path: string; size: number } | undefined> {
     const p = this.blobPath(hex);
     let actual: { sha256: string; size: number };
     try {
@@ -103,6 +110,7 @@ export class ArtifactCache {
     }
     if (actual.sha256 !== hex) {
       await fs.rm(p, { force: true });
+      if (seen) Object.assign(seen, { expected: hex, actual: actual.sha256 });
       return undefined;
     }
     return { path: p, size: actual.size };

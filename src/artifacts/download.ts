@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
-import { ArtifactCache, defaultCacheDir, type VerifiedBy } from './cache.js';
+import { ArtifactCache, defaultCacheDir, type CorruptBlob, type VerifiedBy } from './cache.js';
 import { fileDigest } from '../util/hash.js';
 import type { Artifact } from './artifact.js';
 import { checksumDigest, expectedSha256 } from './checksum-policy.js';
@@ -49,6 +49,20 @@ export class ChecksumMismatchError extends Error {
         'the file was removed from the cache',
     );
     this.name = 'ChecksumMismatchError';
+  }
+}
+
+/**
+ * An offline run found a cached file whose bytes no longer hash to the digest it was verified
+ * with; it has been removed, and only a run with network access can fetch it again.
+ */
+export class CorruptCacheError extends ChecksumMismatchError {
+  constructor(file: string, url: string, cacheDir: string, expected: string, actual: string) {
+    super(file, url, expected, actual, 'checksum-file');
+    this.message =
+      `${file} in the cache ${cacheDir} is corrupt: expected sha256 ${expected} (as verified when it was cached), got ${actual}; ` +
+      'it was removed from the cache. Run `hoist fetch` on a machine with network access to the release URLs to fetch it again.';
+    this.name = 'CorruptCacheError';
   }
 }
 
@@ -145,7 +159,9 @@ export async function fetchExpectedSha256(artifact: Artifact, opts: DownloadOpti
   const cache = new ArtifactCache(opts.cacheDir ?? defaultCacheDir());
   if (opts.offline) {
     const e = await cache.lookup(artifact.checksumUrl);
-    const blob = e && (await cache.verifiedBlob(e.sha256));
+    const seen: CorruptBlob = {};
+    const blob = e && (await cache.verifiedBlob(e.sha256, seen));
+    if (seen.expected && seen.actual) throw new CorruptCacheError(artifact.checksumUrl.slice(artifact.checksumUrl.lastIndexOf('/') + 1), artifact.checksumUrl, cache.dir, seen.expected, seen.actual);
     if (!blob) throw new OfflineMissError([artifact], cache.dir);
     return expectedSha256(await fs.readFile(blob.path, 'utf8'), artifact.checksumFormat, artifact.name, displayUrl(artifact.checksumUrl));
   }
@@ -166,8 +182,9 @@ async function ensureOne(
   const pinned = artifact.pinnedSha256;
 
   const indexed = await cache.lookup(artifact.url);
+  const seen: CorruptBlob = {};
   if (indexed) {
-    const blob = await cache.verifiedBlob(indexed.sha256);
+    const blob = await cache.verifiedBlob(indexed.sha256, seen);
     if (blob) {
       if (pinned && pinned !== indexed.sha256) {
         await cache.removeBlob(indexed.sha256);
@@ -182,7 +199,7 @@ async function ensureOne(
 
   // The same bytes may already be cached under another URL (a mirror, a renamed base URL).
   if (pinned) {
-    const blob = await cache.verifiedBlob(pinned);
+    const blob = await cache.verifiedBlob(pinned, seen);
     if (blob) {
       await cache.record({ url: artifact.url, sha256: pinned, size: blob.size, verifiedBy: ['pinned'] });
       progress(blob.size, blob.size);
@@ -190,6 +207,7 @@ async function ensureOne(
     }
   }
 
+  if (opts.offline && seen.expected && seen.actual) throw new CorruptCacheError(artifact.name, artifact.url, cache.dir, seen.expected, seen.actual);
   if (opts.offline) throw new OfflineMissError([artifact], cache.dir);
   const net: Net = { dispatcher, opts };
 

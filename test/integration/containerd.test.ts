@@ -1,6 +1,6 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, appendFile, rm } from 'node:fs/promises';
+import { mkdtemp, writeFile, appendFile, rm, readdir, stat } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -166,7 +166,8 @@ describe('refusals', () => {
     const srv = await fleet.serveDir(good);
     try {
       const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--cache-dir', path.join(dir, 'fresh-cache'), '-e', `containerd_version="${rel.containerd}"`, '-e', `release_base_url="${srv.url}"`]);
-      assert.notEqual(r.code, 0);
+      // The controller could not prepare the run: 3, not a host failure (2) or bad input (1).
+      assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, new RegExp(`${asset.replace(/\./g, '\\.')}`));
       assert.match(r.stderr, /[0-9a-f]{64}[\s\S]*[0-9a-f]{64}/, 'both hashes named');
       assert.equal((await onHost(info, 'h1', 'ls /usr/local/bin/containerd /var/lib/hoist/artifacts 2>&1 | grep -c "No such"')).out.trim(), '2');
@@ -222,7 +223,7 @@ describe('download modes and config safety', () => {
     const rel = info.releases.find((r) => r.line === '1.6') ?? info.releases[0];
     const offlineCache = path.join(dir, 'offline-cache');
     const miss = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
-    assert.equal(miss.code, 1);
+    assert.equal(miss.code, 3);
     assert.match(miss.stderr, new RegExp(`cri-containerd-cni-${rel.containerd.replace(/\./g, '\\.')}-linux-amd64\\.tar\\.gz`));
     assert.match(miss.stderr, /hoist fetch/);
     const fetched = await hoist(['fetch', '--cache-dir', offlineCache, '-i', info.inventoryPath, '-e', `containerd_version="${rel.containerd}"`]);
@@ -230,6 +231,15 @@ describe('download modes and config safety', () => {
     assert.match(fetched.stdout, /fetched cri-containerd-cni-.* sha256:[0-9a-f]{64}/);
     const ok = await hoistJson(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
     assert.equal(ok.code, 0, JSON.stringify(ok.report.hosts[0]));
+    // A damaged blob is not "missing": it is named corrupt, with both digests and the fix.
+    const blobs = path.join(offlineCache, 'sha256');
+    const sizes = await Promise.all((await readdir(blobs)).map(async (b) => ({ b, size: (await stat(path.join(blobs, b))).size })));
+    const archive = sizes.sort((x, y) => y.size - x.size)[0].b;
+    await appendFile(path.join(blobs, archive), 'bit rot');
+    const corrupt = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    assert.equal(corrupt.code, 3, corrupt.stderr);
+    assert.match(corrupt.stderr, new RegExp(`cri-containerd-cni-\\S+ in the cache \\S+ is corrupt: expected sha256 ${archive} \\(as verified when it was cached\\), got [0-9a-f]{64}; it was removed from the cache\\. Run \`hoist fetch\``));
+    assert.doesNotMatch(corrupt.stderr, /not in the cache/);
   });
 
   test('a registry taken out of the playbook is removed from the host', async () => {

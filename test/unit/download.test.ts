@@ -13,6 +13,7 @@ import {
   ChecksumMismatchError,
   DownloadError,
   OfflineMissError,
+  CorruptCacheError,
   ensureArtifact,
   ensureArtifacts,
   type DownloadOptions,
@@ -235,6 +236,26 @@ describe('ensureArtifacts', () => {
     assert.equal(again.fromCache, false);
     assert.deepEqual(await fs.readFile(again.path), rel.content.get('cni'));
     assert.equal(server.hitsFor(a.url).length, 2);
+  });
+
+  it('offline, a corrupted cached blob is named corrupt with both digests and the fix, never as missing', async () => {
+    const rel = publish(server);
+    const a = byId(rel, 'cni');
+    const first = await ensureArtifact(a, opts);
+    await fs.appendFile(first.path, 'x');
+    const actual = sha(Buffer.concat([rel.content.get('cni') ?? Buffer.alloc(0), Buffer.from('x')]));
+    await assert.rejects(ensureArtifacts([a, byId(rel, 'runc')], { ...opts, offline: true }), (e: unknown) => {
+      assert.ok(e instanceof CorruptCacheError, String(e));
+      assert.equal(
+        e.message,
+        `${a.name} in the cache ${cacheDir} is corrupt: expected sha256 ${first.sha256} (as verified when it was cached), got ${actual}; ` +
+          'it was removed from the cache. Run `hoist fetch` on a machine with network access to the release URLs to fetch it again.',
+      );
+      return true;
+    });
+    await assert.rejects(fs.stat(first.path), /ENOENT/);
+    // Online, the same damage is repaired by downloading again.
+    assert.deepEqual(await fs.readFile((await ensureArtifact(a, opts)).path), rel.content.get('cni'));
   });
 
   it('resumes with a Range request after the connection drops mid-body', async () => {
