@@ -16,6 +16,7 @@ import { DownloadError } from '../artifacts/http.js';
 import { ChecksumMismatchError, OfflineMissError } from '../artifacts/download.js';
 import { ChecksumError } from '../util/checksum.js';
 import { HOIST_VERSION } from './version.js';
+import { referenceMarkdown } from './reference.js';
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
@@ -78,7 +79,7 @@ function inlinePlaybook(name: string, task: string, catalog: TaskCatalog): Playb
 export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
   const o = raw as CliOptions;
   // The log starts with the command line, so even a run refused for bad input leaves its story.
-  const log = command === 'tasks' ? new Logger() : Logger.forRun();
+  const log = command === 'tasks' || command === 'reference' ? new Logger() : Logger.forRun();
   log.log('hoist', `hoist ${process.argv.slice(2).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
   let code = 1;
   try {
@@ -111,6 +112,10 @@ function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
 async function dispatch(command: string, o: CliOptions, log: Logger): Promise<number> {
   const catalog = taskCatalog();
   if (command === 'tasks') return tasksCommand(catalog, o);
+  if (command === 'reference') {
+    process.stdout.write(referenceMarkdown(catalog));
+    return 0;
+  }
   if (command === 'fetch') return fetchArtifacts(o, catalog);
   const inventory = await loadInventory(o.inventory!);
   if (command === 'inventory') return inventoryCommand(inventory, o, catalog);

@@ -75,6 +75,11 @@ program
   .action((o: Record<string, unknown>) => runCli('inventory', o));
 
 program
+  .command('reference')
+  .description('print the reference (inventory and playbook keys, hooks, tasks, module variables, environment) as Markdown')
+  .action(() => runCli('reference', {}));
+
+program
   .command('tasks')
   .argument('[name]', 'one task: its typed parameters, defaults and an example')
   .description('list the tasks a playbook can use and their parameters')

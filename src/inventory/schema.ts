@@ -22,8 +22,8 @@ export const defaultsSchema = s.object({
 
 export const groupSchema = s.object({
   ...connection,
-  hosts: s.list(s.string()).optional(),
-  children: s.list(s.string()).optional(),
+  hosts: s.list(s.string()).optional().describe('inventory host names in the group'),
+  children: s.list(s.string()).optional().describe('groups whose hosts belong to this one too (their vars win over this group\'s)'),
   vars: vars.optional(),
 });
 

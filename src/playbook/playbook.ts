@@ -7,34 +7,36 @@ import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask } from '../tasks/types.js';
 import type { VarLayer } from '../util/var-layer.js';
 
-const hookSchema = s.object({
-  run: s.string().describe('shell command'),
-  on: s.enum('controller', 'host').default('controller'),
-  timeout: s.int(1, 86400).default(600),
+export const hookSchema = s.object({
+  run: s.string().describe('shell command; sees HOIST_HOST (inventory name) and HOIST_ADDRESS (the address dialled)'),
+  on: s.enum('controller', 'host').default('controller').describe('where the command runs: on the controller (bash) or on the host (as root under become)'),
+  timeout: s.int(1, 86400).default(600).describe('seconds before the hook counts as failed'),
 });
 
 export const playbookSchema = s.object({
-  name: s.string().optional(),
-  /** Another playbook (relative path) whose defaults, vars, hooks and tasks this one starts from. */
-  extends: s.string().optional(),
-  /** A question asked before anything changes (answered by --yes). */
-  confirm: s.string().optional(),
-  hosts: s.list(s.string()).optional(),
-  serial: s.union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"')).optional(),
-  max_fail_percentage: s.int(0, 100).optional(),
-  /** Lowest precedence: what a playbook assumes when nobody says otherwise. */
-  defaults: s.record(s.unknown()).optional(),
-  /** Above inventory variables, below -e. */
-  vars: s.record(s.unknown()).optional(),
-  before_host: s.array(hookSchema).optional(),
-  after_host: s.array(hookSchema).optional(),
-  tasks: s.array(
-    s.object({
-      name: s.string().optional(),
-      task: s.string(),
-      params: s.record(s.unknown()).default({}),
-    }),
-  ).optional(),
+  name: s.string().optional().describe('shown in the output and the log'),
+  extends: s.string().optional().describe('another playbook (relative path) whose defaults, vars, hooks and tasks this one starts from'),
+  confirm: s.string().optional().describe('a question asked before anything changes (answered by --yes)'),
+  hosts: s.list(s.string()).optional().describe('host patterns the play runs on (default all); --limit narrows them'),
+  serial: s
+    .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
+    .optional()
+    .describe('hosts per batch of a rolling run; a batch in which every host fails stops the roll-out'),
+  max_fail_percentage: s.int(0, 100).optional().describe('stop the roll-out once more than this share of the play\'s hosts failed'),
+  defaults: s.record(s.unknown()).optional().describe('variables at the lowest precedence: what the playbook assumes when nobody says otherwise'),
+  vars: s.record(s.unknown()).optional().describe('variables above the inventory\'s, below -e'),
+  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain)'),
+  after_host: s.array(hookSchema).optional().describe('hooks run after a changed host (an uncordon); also after a failure that left the host unchanged or rolled back'),
+  tasks: s
+    .array(
+      s.object({
+        name: s.string().optional().describe('title in the output (default: the task name)'),
+        task: s.string().describe('a task name from `hoist tasks`'),
+        params: s.record(s.unknown()).default({}).describe('the task\'s parameters; strings may use {{ variables }}'),
+      }),
+    )
+    .optional()
+    .describe('what the play does, in order'),
 });
 
 export type PlaybookFile = Infer<typeof playbookSchema>;

@@ -1,0 +1,12 @@
+/** Every environment variable hoist reads, for the reference (docs/reference.md) and `hoist reference`. */
+export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
+  { name: 'HOIST_BECOME_PASSWORD', meaning: 'the sudo password for become hosts without become_password_file (or use -K on a terminal); only ever written to sudo\'s own prompt' },
+  { name: 'HOIST_SSH_PASSPHRASE', meaning: 'passphrase of encrypted identity files that no ssh-agent holds (on a terminal hoist asks instead)' },
+  { name: 'HOIST_SSH_CONFIG', meaning: 'an ssh_config file to read instead of ~/.ssh/config' },
+  { name: 'SSH_AUTH_SOCK', meaning: 'the ssh-agent whose keys are offered (as OpenSSH orders them; IdentitiesOnly honoured)' },
+  { name: 'HOIST_LOG', meaning: '`off`: write no log file' },
+  { name: 'XDG_STATE_HOME', meaning: 'logs go to $XDG_STATE_HOME/hoist/logs (default ~/.local/state/hoist/logs), mode 0600, secrets redacted' },
+  { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
+  { name: 'NO_COLOR', meaning: 'no colours in the output' },
+  { name: 'CI', meaning: 'plain lines instead of the live terminal view (also when stdout is not a terminal)' },
+];
