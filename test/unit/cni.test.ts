@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cniNetwork, cniSubnetProblem, renderCniConflist, cniConflistPath } from '../../src/modules/containerd/config/cni.js';
+import { cniGateway, cniNetwork, cniSubnetProblem, renderCniConflist, cniConflistPath, staleBridgeScript } from '../../src/modules/containerd/config/cni.js';
 import { parseVersion } from '../../src/modules/containerd/version.js';
 import type { SettingsIssue } from '../../src/tasks/types.js';
 
@@ -44,5 +44,12 @@ describe('cni_conflist and cni_subnet', () => {
     assert.equal(old.cniVersion, '0.4.0');
     // Sorted before the 1.x bundle's 10-containerd-net.conflist: containerd takes the first file.
     assert.ok(cniConflistPath('/etc/cni/net.d') < '/etc/cni/net.d/10-containerd-net.conflist');
+  });
+
+  it("keeps hoist's bridge only while it holds this network's gateway", () => {
+    const net = { kind: 'bridge' as const, subnet: '10.77.0.0/16' };
+    assert.equal(cniGateway(net), '10.77.0.1/16');
+    assert.match(staleBridgeScript(net), /grep -qF ' 10\.77\.0\.1\/16 '; then ip link delete hoist0; fi$/);
+    assert.match(staleBridgeScript(null), /ip link show hoist0 >\/dev\/null 2>&1; then ip link delete hoist0; fi$/);
   });
 });

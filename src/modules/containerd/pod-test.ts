@@ -106,7 +106,9 @@ export function explainPodFailure(step: string, message: string, code: number | 
       return `${step}: CNI failed to set up the pod network: ${message}${
         /no network config|cni config|not initialized|uninitialized/i.test(message)
           ? ` (no network configuration in ${ctx.cniConfDir}: install the cluster's CNI plugin, or set cni_conflist = "bridge" for hoist's own)`
-          : ctx.hoistCni
+          : /already has an IP address different from/.test(message)
+            ? ' (the bridge still holds an address of another subnet: hoist apply replaces it when it writes the network, or delete the bridge)'
+            : ctx.hoistCni
             ? ' (hoist\'s bridge network needs the bridge, host-local and loopback plugins in cni_bin_dir and iptables on the node)'
             : ''
       }`;

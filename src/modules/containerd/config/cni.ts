@@ -53,6 +53,23 @@ export function cniSubnetProblem(cidr: string): string | null {
   return null;
 }
 
+/** The bridge's own address, as host-local's isGateway gives it: the subnet's first address (`10.88.0.1/16`). */
+export function cniGateway(net: CniNetwork): string {
+  const [addr, prefix] = net.subnet.split('/');
+  return `${formatIpv4((parseIpv4(addr) ?? 0) + 1)}/${prefix}`;
+}
+
+/**
+ * Shell that deletes hoist's bridge when it holds an address other than this network's gateway:
+ * the bridge plugin refuses to reuse a bridge with another subnet's address (after cni_subnet
+ * changed), and nothing else removes it before a reboot. Without `net`, the bridge goes (removal).
+ */
+export function staleBridgeScript(net: CniNetwork | null): string {
+  const drop = `ip link delete ${CNI_BRIDGE}`;
+  if (!net) return `if command -v ip >/dev/null && ip link show ${CNI_BRIDGE} >/dev/null 2>&1; then ${drop}; fi`;
+  return `if command -v ip >/dev/null && ip -4 -o addr show dev ${CNI_BRIDGE} 2>/dev/null | grep -q inet && ! ip -4 -o addr show dev ${CNI_BRIDGE} | grep -qF ' ${cniGateway(net)} '; then ${drop}; fi`;
+}
+
 /** The network the variables ask for (null: hoist writes none), reporting problems by variable. */
 export function cniNetwork(vars: { cni_conflist?: string | false; cni_subnet?: string }, report: (issue: SettingsIssue) => void): CniNetwork | null {
   const subnet = vars.cni_subnet ?? DEFAULT_CNI_SUBNET;

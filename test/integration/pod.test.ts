@@ -1,0 +1,102 @@
+// A node bootstrapped by hoist runs a Pod as kubelet would: hoist's own pod test, through CRI over
+// the operator's connection (deploy via the bastion, sudo), with hoist's CNI network and
+// restrict_oom_score_adj (this machine gives no host CAP_SYS_RESOURCE; see test/fleet/README.md).
+// The fleet's registries serve no registry.k8s.io/pause, so the fleet's pause stand-in is imported
+// under the sandbox image's name, and the fleet's busybox is the container.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, hoistJson, onHost, changedCount, ROOT } from '../support/hoist.js';
+import { importPodImages } from '../support/pod-images.js';
+import { withFleetCri } from '../support/cri-forward.js';
+import { runPodSandbox } from '../support/cri-rpcs.js';
+import { defaultSandboxImage } from '../../src/modules/containerd/config/features.js';
+import { parseVersion } from '../../src/modules/containerd/version.js';
+
+const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
+const RESET = path.join(ROOT, 'playbooks', 'reset.toml');
+const CONFLIST = '/etc/cni/net.d/05-hoist-bridge.conflist';
+let info: fleet.FleetInfo;
+let dir: string;
+
+before(async () => {
+  info = await fleet.info();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-pod-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+function vars(version: string): string[] {
+  const rel = info.releases.find((r) => r.containerd === version)!;
+  const companions = version.startsWith('2.') ? ['-e', 'crictl_version=false', '-e', `runc_version="${rel.runc}"`, '-e', `cni_version="${rel.cni}"`] : [];
+  return ['-e', `containerd_version="${version}"`, ...companions, '-e', 'restrict_oom_score_adj=true', '-e', 'cni_conflist=bridge', '-e', 'cni_subnet="10.77.0.0/16"'];
+}
+
+const notes = (r: { report: { hosts: { tasks: { task: string; notes: string[] }[] }[] } }, task: string) =>
+  r.report.hosts.flatMap((h) => h.tasks.filter((t) => t.task === task).flatMap((t) => t.notes));
+
+/** What containerd itself still has in the k8s.io namespace, read as root with ctr. */
+async function leftovers(host: string): Promise<string> {
+  const r = await onHost(info, host, 'ctr -n k8s.io containers ls -q; ctr -n k8s.io tasks ls -q | tail -n +2; ls /var/run/netns 2>/dev/null; ip -o link show type veth | grep -o " veth[0-9a-f]*" || true');
+  assert.equal(r.code, 0, r.out);
+  return r.out.trim();
+}
+
+// One host per line, so both lines can be set up from bare hosts in one run.
+const LINES = [
+  { line: '1.7', host: 'h1' },
+  { line: '2.1', host: 'h2' },
+];
+
+describe('pod test through CRI', { concurrency: false }, () => {
+  for (const { line, host } of LINES) {
+    test(`containerd ${line}: a pod with a CNI address, cleaned up; leftovers of an interrupted test removed`, async (t) => {
+      const rel = info.releases.find((r) => r.line === line);
+      if (!rel) return t.skip(`the mirror has no ${line} release`);
+      await fleet.resetHost(host);
+      const v = rel.containerd;
+      const base = ['-i', info.inventoryPath, '-l', host, ...vars(v)];
+
+      const t0 = Date.now();
+      const first = await hoistJson(['apply', PLAYBOOK, ...base, '--cache-dir', path.join(dir, 'cache')]);
+      assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
+      t.diagnostic(`bootstrap ${v}: ${Date.now() - t0} ms`);
+      const conflist = JSON.parse((await onHost(info, host, `cat ${CONFLIST}`)).out) as { plugins: { type: string; ipam?: { ranges: { subnet: string }[][] } }[] };
+      assert.deepEqual(conflist.plugins.map((p) => p.type), ['bridge', 'loopback']);
+      assert.equal(conflist.plugins[0].ipam!.ranges[0][0].subnet, '10.77.0.0/16');
+      const dump = await onHost(info, host, 'containerd config dump');
+      assert.match(dump.out, /restrict_oom_score_adj = true/);
+
+      await importPodImages(info, host, defaultSandboxImage(parseVersion(v)));
+
+      // An interrupted pod test's sandbox (host network, so it needs no CNI): the next test removes it.
+      await withFleetCri(info, host, (c) => runPodSandbox(c, { name: 'hoist-pod-test', uid: `left-${Date.now()}`, namespace: 'hoist', cgroupParent: 'hoist.slice', hostNetwork: true, labels: { 'io.hoist.pod-test': '1' } }));
+      assert.notEqual(await leftovers(host), '');
+
+      const t1 = Date.now();
+      const r = await hoistJson(['verify', ...base, '--pod-test', info.ociImageName]);
+      const ms = Date.now() - t1;
+      const lines = notes(r, 'containerd_pod_test');
+      assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report, null, 1)}`);
+      t.diagnostic(`hoist verify --pod-test on ${v}: ${ms} ms\n${lines.join('\n')}`);
+      const steps = lines.map((l) => /^pod test: (\S+)/.exec(l)?.[1]).filter(Boolean);
+      assert.deepEqual(steps, ['Status', 'leftovers', 'image', 'RunPodSandbox', 'PodSandboxStatus', 'CreateContainer', 'StartContainer', 'ContainerStatus', 'ExecSync', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox', 'nothing']);
+      assert.match(lines.join('\n'), /^pod test passed in [\d.]+ s: the pod's CNI address 10\.77\.\d+\.\d+ seen inside the container$/m);
+      assert.ok(lines.some((l) => /^pod test: leftovers \d+ ms: removed 1 pod\(s\)/.test(l)), lines.join('\n'));
+      const address = /address (10\.77\.\d+\.\d+) from CNI/.exec(lines.join('\n'))?.[1];
+      assert.ok(address, lines.join('\n'));
+      assert.ok(lines.some((l) => l.includes(`the container runs and has ${address}`)), lines.join('\n'));
+      assert.equal(await leftovers(host), '', 'containers, tasks, network namespaces or veths left behind');
+
+      // The CNI file is hoist's like its others: a rerun changes nothing, reset removes it.
+      const again = await hoistJson(['apply', PLAYBOOK, ...base, '--cache-dir', path.join(dir, 'cache')]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(changedCount(again.report), 0, JSON.stringify(again.report, null, 1));
+      const reset = await hoist(['apply', RESET, ...base, '--yes']);
+      assert.equal(reset.code, 0, `${reset.stdout}\n${reset.stderr}`);
+      assert.equal((await onHost(info, host, `test -e ${CONFLIST} && echo present || echo absent; ip link show hoist0 >/dev/null 2>&1 && echo bridge`)).out.trim(), 'absent');
+    });
+  }
+});
