@@ -271,6 +271,11 @@ export class HostRun {
       if (!options.check) await a.run(conn, ctx);
       return;
     }
+    if (a.kind === 'record') {
+      log.log(this.name, `${options.check ? 'would record' : 'record'}: ${a.summary}`);
+      if (!options.check) await a.run(conn, ctx);
+      return;
+    }
     // Checks read the host; under --check they'd read a state the plan hasn't produced yet.
     if (options.check && pendingBefore) {
       tr.notes.push(`${a.summary}: not run, changes are pending`);

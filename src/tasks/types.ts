@@ -70,8 +70,12 @@ export interface ApplyContext {
 }
 
 export interface Action {
-  /** 'change' alters the host; 'check' only reads it (verification) and never counts as changed. */
-  kind: 'change' | 'check';
+  /**
+   * 'change' alters the host; 'check' only reads it (verification) and never counts as changed;
+   * 'record' is hoist's own bookkeeping on the host (a stamp, a list of managed files): done in a real
+   * run, skipped under --check, never shown as a change.
+   */
+  kind: 'change' | 'check' | 'record';
   summary: string;
   /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
   diff?: string;

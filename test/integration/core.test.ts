@@ -125,6 +125,22 @@ test('service task: restart follows the files it depends on, across runs', async
   assert.notEqual((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
 });
 
+test('service task adopts a service that runs with its current files (ssh) without restarting it; one started before its files changed is restarted', async () => {
+  await onHost(info, 'h3', 'rm -f /var/lib/hoist/stamps/ssh.service');
+  const pid = (await onHost(info, 'h3', 'systemctl show -p MainPID --value ssh')).out.trim();
+  const pb = await playbook('adopt-ssh', `[[tasks]]\ntask = "service"\n[tasks.params]\nname = "ssh"\nrestart_on = ["/etc/ssh/sshd_config"]\n`);
+  const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h3']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(changedCount(r.report), 0, JSON.stringify(r.report.hosts[0].tasks));
+  assert.equal((await onHost(info, 'h3', 'systemctl show -p MainPID --value ssh')).out.trim(), pid, 'ssh was restarted');
+  assert.match((await onHost(info, 'h3', 'cat /var/lib/hoist/stamps/ssh.service')).out, /^[0-9a-f]{64}$/m, 'no record written');
+
+  // Its config changed after it started and hoist has no record: the running daemon may not have it.
+  await onHost(info, 'h3', 'rm -f /var/lib/hoist/stamps/ssh.service; touch /etc/ssh/sshd_config');
+  const stale = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h3', '--check']);
+  assert.deepEqual(stale.report.hosts[0].tasks[0].changes, ['restart ssh.service (its files are newer than its start, and hoist has no record of it)']);
+});
+
 test('an unreachable host fails alone with exit code 4', async () => {
   const text = (await readFile(inv(), 'utf8')) + `\n[hosts.ghost]\naddress = "127.0.0.1"\nport = 1\n`;
   const f = path.join(dir, 'ghost.toml');

@@ -21,6 +21,9 @@ export interface ServiceState {
   needReload: boolean;
   stamp: string;
   hashes: Map<string, string>;
+  /** When the unit last became active (epoch seconds), and when each trigger file last changed. */
+  startedAt?: number;
+  mtimes: Map<string, number>;
 }
 
 export function serviceProbe(w: ServiceWant): string {
@@ -30,17 +33,25 @@ export function serviceProbe(w: ServiceWant): string {
     `systemctl show -p UnitFileState -p ActiveState -p LoadState -p NeedDaemonReload ${u} 2>/dev/null`,
     `echo "stamp=$(cat ${quote(`${STAMP_DIR}/${w.unit}`)} 2>/dev/null)"`,
   ];
-  if (w.restartOn.length) lines.push(`sha256sum ${w.restartOn.map(quote).join(' ')} 2>/dev/null | sed 's/^/file /'`);
+  if (w.restartOn.length) {
+    lines.push(`sha256sum ${w.restartOn.map(quote).join(' ')} 2>/dev/null | sed 's/^/file /'`);
+    lines.push(`t=$(systemctl show -p ActiveEnterTimestamp --value ${u} 2>/dev/null); [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"`);
+    lines.push(`stat -c 'mtime %Y %n' ${w.restartOn.map(quote).join(' ')} 2>/dev/null`);
+  }
   return lines.join('\n');
 }
 
 export function parseServiceProbe(r: ProbeResult, w: ServiceWant): ServiceState {
   const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1]?.trim() ?? '';
   const hashes = new Map<string, string>();
+  const mtimes = new Map<string, number>();
   for (const line of r.out.split('\n')) {
     const m = /^file ([0-9a-f]{64}) [ *](.+)$/.exec(line);
     if (m && w.restartOn.includes(m[2])) hashes.set(m[2], m[1]);
+    const t = /^mtime (\d+) (.+)$/.exec(line);
+    if (t && w.restartOn.includes(t[2])) mtimes.set(t[2], Number(t[1]));
   }
+  const started = Number(get('started'));
   return {
     loaded: get('LoadState') === 'loaded',
     enabled: get('UnitFileState'),
@@ -48,6 +59,8 @@ export function parseServiceProbe(r: ProbeResult, w: ServiceWant): ServiceState 
     needReload: get('NeedDaemonReload') === 'yes',
     stamp: get('stamp'),
     hashes,
+    startedAt: Number.isFinite(started) && started > 0 ? started : undefined,
+    mtimes,
   };
 }
 
@@ -85,9 +98,14 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
     why = 'requested';
   } else if (!running) {
     verb = 'start';
+  } else if (!have.stamp && !w.restartOn.some((f) => state.changedFiles.has(f)) && startedAfterFiles(w, have)) {
+    // A service that is running, started after its files last changed, and that this run changes
+    // nothing for is adopted as it is: hoist records what it runs with instead of restarting it (sshd,
+    // say) just because it has no record yet.
+    actions.push({ kind: 'record', summary: `adopt running ${w.unit}: record the files it runs with`, run: (c) => c.check(writeStamp, `record ${w.unit}`).then(() => undefined) });
   } else if (have.stamp !== stamp) {
     verb = 'restart';
-    why = have.stamp ? 'its files changed since it started' : 'hoist has no record of what it started with';
+    why = have.stamp ? 'its files changed since it started' : 'its files are newer than its start, and hoist has no record of it';
   }
   if (verb) {
     // A failed unit that hit its start limit refuses to start until its failure is forgotten.
@@ -117,4 +135,11 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
     });
   }
   return actions;
+}
+
+/** Whether the running unit became active after every trigger file last changed (so it runs with them). */
+function startedAfterFiles(w: ServiceWant, have: ServiceState): boolean {
+  if (!w.restartOn.length) return true;
+  if (have.startedAt === undefined) return false;
+  return w.restartOn.every((f) => (have.mtimes.get(f) ?? 0) <= have.startedAt!);
 }

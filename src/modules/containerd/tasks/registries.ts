@@ -56,8 +56,9 @@ export default containerdTask({
     }
     const list = [...wanted].sort().map((f) => `${f}\n`).join('');
     const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, parseFileProbe(ctx.probe('list')), ctx.state, ctx.options);
-    if (listAction) actions.push({ ...listAction, summary: `record the registry files hoist manages (${wanted.size})` });
-    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [...wanted, REGISTRY_LIST]);
+    // hoist's own bookkeeping: written in a real run, never shown as a change.
+    if (listAction) actions.push({ kind: 'record', summary: `the registry files hoist manages (${wanted.size})`, run: listAction.run });
+    if (actions.some((a) => a.kind === 'change')) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [...wanted, REGISTRY_LIST]);
     return { actions };
   },
 });
