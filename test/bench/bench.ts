@@ -6,12 +6,13 @@
  * peak RSS and bytes sent; where the time goes, from hoist's own log. Printed, never asserted.
  * The fleet is brought up with N hosts when it isn't already; it is left up.
  */
-import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fleet from '../fleet/fleet.js';
-import { HOIST, ROOT } from '../support/hoist.js';
+import { ROOT } from '../support/hoist.js';
 import { measure, runHoist, type HoistRun } from './measure.js';
 import { OpenSshFloor, PUSH_COMMAND, VERIFY_COMMAND, type FloorRun } from './openssh.js';
 import { printReport, type Results } from './report.js';
@@ -37,7 +38,21 @@ const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 const work = mkdtempSync(path.join(os.tmpdir(), `hoist-bench-${N}-`));
 // Kept across runs: "artifact cache warm" means the controller downloaded the release before.
 const cache = path.join(os.tmpdir(), 'hoist-bench-cache');
-const playbook = path.join(ROOT, 'playbooks', 'containerd.toml');
+
+/**
+ * A copy of the built package, so a rebuild of dist/ in the shared worktree during a long run
+ * doesn't change (or break) the hoist being measured. node_modules is linked, not copied.
+ */
+function snapshotPackage(): string {
+  const pkg = path.join(work, 'pkg');
+  for (const d of ['dist', 'templates', 'playbooks']) cpSync(path.join(ROOT, d), path.join(pkg, d), { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
+  return pkg;
+}
+const pkg = snapshotPackage();
+const HOIST = path.join(pkg, 'dist', 'cli', 'main.js');
+const playbook = path.join(pkg, 'playbooks', 'containerd.toml');
 
 /** The fleet with N hosts; `pristine` when just booted (nothing installed yet). */
 async function ensureFleet(results: Results): Promise<{ info: fleet.FleetInfo; pristine: boolean }> {
@@ -85,7 +100,8 @@ function cachedArchive(): string {
 
 async function main(): Promise<void> {
   mkdirSync(cache, { recursive: true });
-  const results: Results = { hosts: N, repeat: R, fleet: [], started: new Date().toISOString() };
+  const revision = execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const results: Results = { hosts: N, repeat: R, revision, fleet: [], started: new Date().toISOString() };
   let { info, pristine } = await ensureFleet(results);
   const apply = (...extra: string[]) => ['apply', playbook, '-i', info.inventoryPath, '--cache-dir', cache, ...extra];
   const warm = async () => {
@@ -98,7 +114,7 @@ async function main(): Promise<void> {
   if (!pristine) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
   await warm();
   say('fresh install (download = "controller")');
-  results.fresh = await runHoist(apply(), work);
+  results.fresh = await runHoist(HOIST, apply(), work);
   results.freshProblem = check(results.fresh, 'fresh install', false);
 
   const floor = new OpenSshFloor(info);
@@ -106,7 +122,7 @@ async function main(): Promise<void> {
   results.floorNoop = [];
   for (let i = 0; i < R; i++) {
     say(`no-op ${i + 1}/${R}, OpenSSH floor ${i + 1}/${R}`);
-    const r = await runHoist(apply(), work);
+    const r = await runHoist(HOIST, apply(), work);
     results.noopProblem ??= check(r, 'no-op', true);
     results.noop.push(r);
     const f = await floor.run(VERIFY_COMMAND);
@@ -116,7 +132,7 @@ async function main(): Promise<void> {
   results.check = [];
   for (let i = 0; i < Math.min(R, 3); i++) {
     say(`--check --diff ${i + 1}`);
-    const r = await runHoist(apply('--check', '--diff'), work);
+    const r = await runHoist(HOIST, apply('--check', '--diff'), work);
     results.checkProblem ??= check(r, '--check --diff', true);
     results.check.push(r);
   }
@@ -124,7 +140,7 @@ async function main(): Promise<void> {
   results.floorPing = [];
   for (let i = 0; i < R; i++) {
     say(`ping ${i + 1}/${R}, ssh true ${i + 1}/${R}`);
-    const r = await runHoist(['ping', '-i', info.inventoryPath], work);
+    const r = await runHoist(HOIST, ['ping', '-i', info.inventoryPath], work);
     results.pingProblem ??= check(r, 'ping', true);
     results.ping.push(r);
     const f = await floor.run('true');
@@ -140,7 +156,7 @@ async function main(): Promise<void> {
   if (compareDownload) {
     info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
     say('fresh install (download = "host", from the fleet mirror)');
-    results.freshHost = await runHoist(apply('-e', 'download=host'), work);
+    results.freshHost = await runHoist(HOIST, apply('-e', 'download=host'), work);
     results.freshHostProblem = check(results.freshHost, 'fresh install (download=host)', false);
   }
   results.finished = new Date().toISOString();

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HOIST, ROOT } from '../support/hoist.js';
+import { ROOT } from '../support/hoist.js';
 import { costBetween, counters, type FleetCost } from './counters.js';
 import { sampleFds, type FdPeaks } from './fds.js';
 
@@ -79,11 +79,11 @@ export interface HoistRun extends Measured {
 
 let runNo = 0;
 
-/** A hoist run with `--json`, its log in a directory of its own under `stateRoot`. */
-export async function runHoist(args: string[], stateRoot: string): Promise<HoistRun> {
+/** A hoist run (`hoist`: its main.js) with `--json`, its log in a directory of its own under `stateRoot`. */
+export async function runHoist(hoist: string, args: string[], stateRoot: string): Promise<HoistRun> {
   const xdg = path.join(stateRoot, `run-${String(++runNo).padStart(3, '0')}-${args[0]}`);
   mkdirSync(xdg, { recursive: true });
-  const m = await measure([process.execPath, HOIST, ...args, '--json'], { XDG_STATE_HOME: xdg });
+  const m = await measure([process.execPath, hoist, ...args, '--json'], { XDG_STATE_HOME: xdg });
   let report: HoistReport | undefined;
   try {
     report = JSON.parse(m.stdout) as HoistReport;

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 export const PHASES = [
   'start-up',
-  'connect',
+  'inputs, connect',
   'wait for prepare',
   'probes',
   'push: re-hash on controller',
@@ -56,7 +56,11 @@ function classify(headline: string): Phase | undefined {
   return undefined;
 }
 
-/** The process start is `spawnedAt`; the log's name holds the time hoist opened it. */
+/**
+ * The process start is `spawnedAt`; the log's name holds the time hoist opened it, first thing:
+ * "start-up" is node and hoist's modules loading, "inputs, connect" reading the inventory and the
+ * playbook and connecting.
+ */
 export function runPhases(logFile: string, spawnedAt: number, exitedAt: number): RunPhases {
   const stamp = /^(\d{4}-\d\d-\d\dT\d\d)-(\d\d)-(\d\d)-(\d{3})Z/.exec(path.basename(logFile));
   const opened = stamp ? Date.parse(`${stamp[1]}:${stamp[2]}:${stamp[3]}.${stamp[4]}Z`) : spawnedAt;
@@ -91,7 +95,7 @@ export function runPhases(logFile: string, spawnedAt: number, exitedAt: number):
     if (h.connected === undefined || h.done === undefined) continue;
     const ms = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
     ms['start-up'] = opened - spawnedAt;
-    ms.connect = h.connected - opened;
+    ms['inputs, connect'] = h.connected - opened;
     const firstCmd = h.cmds[0]?.start ?? h.done;
     ms['wait for prepare'] = Math.max(0, Math.min(prepared ?? h.connected, firstCmd) - h.connected);
     let cursor = Math.max(h.connected, Math.min(prepared ?? h.connected, firstCmd));

@@ -9,6 +9,8 @@ export interface Results {
   hosts: number;
   repeat: number;
   started: string;
+  /** `git describe --always --dirty` of the tree the measured dist was built from. */
+  revision: string;
   finished?: string;
   fleet: { what: string; ms: number; load: number }[];
   /** `hoist --version`: node and hoist's modules loading, no inventory, no host. */
@@ -103,13 +105,14 @@ function controllerCost(r: Results): string {
     return [
       name,
       `${m.cpuS.toFixed(2)} s`,
+      `${((m.cpuS * 1000) / m.wallMs).toFixed(2)}`,
       `${Math.max(...runs.map((x) => x.maxRssMb)).toFixed(0)} MB`,
       `${Math.max(...runs.map((x) => x.fds.controller))}`,
       isHoist ? mb(pushedPerHost(m as HoistRun)) : '',
       mb(m.fleet.toBastion),
     ];
   });
-  return table(['controller', 'CPU (user+sys)', 'peak RSS', 'peak fds', 'pushed per host', 'sent to bastion'], rows);
+  return table(['controller', 'CPU (user+sys)', 'CPU / wall', 'peak RSS', 'peak fds', 'pushed per host', 'sent to bastion'], rows);
 }
 
 function fleetCost(r: Results): string {
@@ -170,14 +173,15 @@ function targets(r: Results): string {
 
 export function printReport(r: Results): void {
   const out = (s: string) => process.stdout.write(`${s}\n`);
-  out(`\n## hoist bench: ${r.hosts} hosts, ${os.cpus().length} cores, ${r.started} → ${r.finished ?? '?'}\n`);
+  out(`\n## hoist bench: ${r.hosts} hosts, ${os.cpus().length} cores, hoist ${r.revision}, ${r.started} → ${r.finished ?? '?'}\n`);
   out(timings(r));
   out(`\nOpenSSH floor: ${OpenSshFloor.describe()}`);
   out('load 1m: 1-minute load average before each measured run (range over the repeats).\n');
   out(controllerCost(r));
   out('');
   out(fleetCost(r));
-  out(`\nmedian run of each scenario; peaks over all its repeats. CPU: user+sys of the hoist process (GNU time), of every ssh process for a floor;`);
+  out(`\nmedian run of each scenario; peaks over all its repeats. CPU: user+sys of the hoist process (GNU time), of every ssh process for a floor`);
+  out('(CPU / wall near 1: hoist\'s one JavaScript thread is busy all along);');
   out(`bastion and hosts: their cgroups' cpuacct.usage. "all CPU / cores" = (controller + bastion + all hosts) / ${os.cpus().length} cores: the least wall time`);
   out('this one machine needs for the run, whatever the tool. fds: peak open descriptors of the controller process(es) and of the bastion\'s busiest');
   out('sshd, sampled every 100 ms. Bytes: kernel counters of the controller side of the veth pairs; "sent to bastion" is the tool\'s own SSH traffic,');
