@@ -90,6 +90,12 @@ describe('pod test through CRI', { concurrency: false }, () => {
       assert.ok(lines.some((l) => l.includes(`the container runs and has ${address}`)), lines.join('\n'));
       assert.equal(await leftovers(host), '', 'containers, tasks, network namespaces or veths left behind');
 
+      // Logged in as root, without become: the CRI socket is opened directly.
+      const asRoot = await hoistJson(['verify', '-i', info.rootInventoryPath, '-l', host, ...vars(v), '--pod-test', info.ociImageName]);
+      assert.equal(asRoot.code, 0, `${asRoot.stderr}\n${JSON.stringify(asRoot.report, null, 1)}`);
+      assert.match(notes(asRoot, 'containerd_pod_test').join('\n'), /^pod test passed in .* 10\.77\.\d+\.\d+ seen inside the container$/m);
+      assert.equal(await leftovers(host), '');
+
       // The CNI file is hoist's like its others: a rerun changes nothing, reset removes it.
       const again = await hoistJson(['apply', PLAYBOOK, ...base, '--cache-dir', path.join(dir, 'cache')]);
       assert.equal(again.code, 0, again.stderr);
