@@ -4,10 +4,11 @@ import type { SettingsIssue } from '../../tasks/types.js';
 import { checkRuntimeConfig } from './config/validate.js';
 import type { RuntimeConfig } from './config/types.js';
 import { cniNetwork, type CniNetwork } from './config/cni.js';
+import { KNOWN_PATCH_RELEASES, ReleaseVersionSchema } from './config/version-schema.js';
 import { catalogFor, normalizeReleaseBaseUrl, SettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
 
 const absPath = s.string(/^\//, 'an absolute path');
-const version = s.string(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, 'a version like "2.1.4" (no leading "v")');
+const version = new ReleaseVersionSchema('release');
 
 /**
  * Every variable the containerd tasks read, with its type: the engine checks each host's variables
@@ -16,7 +17,7 @@ const version = s.string(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, 'a version like 
  * containerdSettings below, in the same pass.
  */
 export const containerdVariables = {
-  containerd_version: s.string().describe('release to install, e.g. "1.7.24" or "2.1.9"'),
+  containerd_version: new ReleaseVersionSchema('containerd', KNOWN_PATCH_RELEASES).describe('release to install, e.g. "1.7.24" or "2.1.9"'),
   systemd_cgroup: s.bool().optional(),
   sandbox_image: s.string().optional(),
   root_dir: absPath.optional(),

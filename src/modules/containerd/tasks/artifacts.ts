@@ -2,7 +2,8 @@ import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import { releaseArch } from '../../../facts/facts.js';
 import { ARTIFACT_DIR, HOIST_STATE_DIR } from '../../../host-paths.js';
-import { cachedDigest, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
+import { cachedDigest, DownloadError, displayUrl, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
+import type { ContainerdArtifact } from '../catalog.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
 import { containerdTask } from '../task.js';
 import { stagedArtifacts, type StagedArtifact } from '../slots.js';
@@ -17,31 +18,8 @@ export default containerdTask({
   provides: [stagedArtifacts],
   artifacts: (_p, ctx) => ctx.settings.artifacts,
   async prepare(_p, ctx): Promise<StagedArtifact[]> {
-    const st = ctx.settings;
-    if (st.download === 'host') {
-      // Hosts download; the controller still reads the published checksums so it knows what to expect.
-      return Promise.all(
-        st.artifacts.map(async (a) => {
-          const sha = await fetchExpectedSha256(a, { offline: ctx.options.offline, cacheDir: ctx.controller.cacheDir });
-          // The catalog built every URL under the controller's base; hosts use the same path under theirs.
-          const url = st.hostReleaseBaseUrl + a.url.slice(st.releaseBaseUrl.length);
-          return { artifact: a, sha256: sha, remotePath: stagedPath(sha, a.name), url };
-        }),
-      );
-    }
-    const dl = {
-      offline: ctx.options.offline,
-      cacheDir: ctx.controller.cacheDir,
-      onProgress: (bytes: number, total: number | undefined, a: Artifact) => ctx.controller.progress(a.name, bytes, total),
-    };
-    // Planning needs only each artifact's digest; the cache index has it without re-hashing
-    // tens of megabytes on every run. Anything pushed is re-verified first (see the action).
-    const known = await Promise.all(st.artifacts.map((a) => cachedDigest(a, dl)));
-    const missing = st.artifacts.filter((_a, i) => !known[i]);
-    const fetched = new Map((await ensureArtifacts(missing, dl)).map((g) => [g.artifact.url, g]));
-    return st.artifacts.map((a, i) => {
-      const d = known[i] ?? fetched.get(a.url)!;
-      return { artifact: a, sha256: d.sha256, size: d.size, remotePath: stagedPath(d.sha256, a.name), url: a.url, dl: { cacheDir: dl.cacheDir, offline: dl.offline } };
+    return stageAll(ctx.settings, ctx).catch((e: unknown) => {
+      throw explainMissing(e, ctx.settings.artifacts);
     });
   },
   probes: (_p, ctx) => ({
@@ -92,3 +70,63 @@ mv -f ${quote(tmp)} ${quote(a.remotePath)}`,
   },
 });
 
+type Settings = Parameters<NonNullable<Parameters<typeof containerdTask>[0]['prepare']>>[1]['settings'];
+type Ctx = Parameters<NonNullable<Parameters<typeof containerdTask>[0]['prepare']>>[1];
+
+async function stageAll(st: Settings, ctx: Ctx): Promise<StagedArtifact[]> {
+  if (st.download === 'host') {
+    // Hosts download; the controller still reads the published checksums so it knows what to expect.
+    return Promise.all(
+      st.artifacts.map(async (a) => {
+        const sha = await fetchExpectedSha256(a, { offline: ctx.options.offline, cacheDir: ctx.controller.cacheDir });
+        // The catalog built every URL under the controller's base; hosts use the same path under theirs.
+        const url = st.hostReleaseBaseUrl + a.url.slice(st.releaseBaseUrl.length);
+        return { artifact: a, sha256: sha, remotePath: stagedPath(sha, a.name), url };
+      }),
+    );
+  }
+  const dl = {
+    offline: ctx.options.offline,
+    cacheDir: ctx.controller.cacheDir,
+    onProgress: (bytes: number, total: number | undefined, a: Artifact) => ctx.controller.progress(a.name, bytes, total),
+  };
+  // Planning needs only each artifact's digest; the cache index has it without re-hashing
+  // tens of megabytes on every run. Anything pushed is re-verified first (see the action).
+  const known = await Promise.all(st.artifacts.map((a) => cachedDigest(a, dl)));
+  const missing = st.artifacts.filter((_a, i) => !known[i]);
+  const fetched = new Map((await ensureArtifacts(missing, dl)).map((g) => [g.artifact.url, g]));
+  return st.artifacts.map((a, i) => {
+    const d = known[i] ?? fetched.get(a.url)!;
+    return { artifact: a, sha256: d.sha256, size: d.size, remotePath: stagedPath(d.sha256, a.name), url: a.url, dl: { cacheDir: dl.cacheDir, offline: dl.offline } };
+  });
+
+}
+
+/** Which variable picks each release file, for the message when a mirror lacks it. */
+const VARIABLE_OF: Record<ContainerdArtifact['id'], string> = {
+  bundle: 'containerd_version',
+  containerd: 'containerd_version',
+  runc: 'runc_version',
+  cni: 'cni_version',
+  crictl: 'crictl_version',
+};
+
+/**
+ * A release file (or its checksum file) the mirror doesn't have is almost always a version the
+ * mirror doesn't carry: say which variable chose it and how to pick another, instead of a bare 404.
+ */
+export function explainMissing(e: unknown, artifacts: readonly ContainerdArtifact[]): unknown {
+  if (!(e instanceof DownloadError) || e.status !== 404) return e;
+  const a = artifacts.find((x) => e.url === x.url || e.url.startsWith(`${x.url}.`) || (x.checksumUrl !== undefined && e.url === x.checksumUrl));
+  if (!a) return e;
+  const variable = VARIABLE_OF[a.id];
+  const skip = a.id === 'crictl' ? ', or crictl_version = false to install no crictl' : '';
+  const base = displayUrl(e.url).replace(/\/[^/]*\/[^/]*$/, '/');
+  return new DownloadError(
+    `${a.name} is not on the release mirror (HTTP 404 for ${displayUrl(e.url)}): ${variable} chose it; set ${variable} to a version ${base} has${skip} (with -e ${variable}="X.Y.Z", in the playbook's [defaults] or the inventory)`,
+    e.url,
+    404,
+    e.attempts,
+    { cause: e },
+  );
+}
