@@ -141,7 +141,8 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
     return 1;
   }
   const secrets = await cliSecrets(!!o.askBecomePass);
-  const reporter = await makeReporter(!!o.json);
+  const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
+  const reporter = await makeReporter(!!o.json, hostNames.length);
   const check = !!o.check;
   const onSigint = () => {
     const mid = [...inFlight].map(([h, t]) => `${h} (in "${t}")`);
@@ -151,7 +152,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   };
   process.once('SIGINT', onSigint);
   try {
-    reporter.start(playHosts(inventory, playbook, o.limit).map((h) => h.name));
+    reporter.start(hostNames);
     const report = await runPlaybook({
       inventory,
       playbook,
