@@ -23,18 +23,23 @@ function sshImport(fleet: FleetInfo, host: string, archive: Buffer): Promise<voi
   });
 }
 
-/** Imports the busybox image (fleet.ociImageName) and the pause stand-in as `sandboxImage` on `host`. */
-export async function importPodImages(fleet: FleetInfo, host: string, sandboxImage: string): Promise<void> {
-  await sshImport(fleet, host, readFileSync(fleet.ociImagePath));
+/** The pause stand-in as an OCI archive that `ctr images import` names `sandboxImage`. */
+export async function pauseArchive(ociImagePath: string, sandboxImage: string): Promise<Buffer> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'hoist-pause-'));
   try {
-    cpSync(await pauseLayout(fleet.ociImagePath), tmp, { recursive: true });
+    cpSync(await pauseLayout(ociImagePath), tmp, { recursive: true });
     const indexPath = path.join(tmp, 'index.json');
     const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { manifests: { annotations?: Record<string, string> }[] };
     index.manifests[0].annotations = { 'io.containerd.image.name': sandboxImage };
     writeFileSync(indexPath, JSON.stringify(index));
-    await sshImport(fleet, host, execFileSync('tar', ['-C', tmp, '-cf', '-', '.'], { maxBuffer: 1 << 30 }));
+    return execFileSync('tar', ['-C', tmp, '-cf', '-', '.'], { maxBuffer: 1 << 30 });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Imports the busybox image (fleet.ociImageName) and the pause stand-in as `sandboxImage` on `host`. */
+export async function importPodImages(fleet: FleetInfo, host: string, sandboxImage: string): Promise<void> {
+  await sshImport(fleet, host, readFileSync(fleet.ociImagePath));
+  await sshImport(fleet, host, await pauseArchive(fleet.ociImagePath, sandboxImage));
 }

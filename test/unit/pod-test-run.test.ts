@@ -124,7 +124,7 @@ describe('runPodTest', () => {
       .message(1, new ProtoWriter().string(1, 'NetworkReady').string(3, 'NetworkPluginNotReady').string(4, 'cni plugin not initialized'))).finish();
     await withRuntime((m) => ({ body: m === 'Status' ? notReady : HEALTHY[m] }), async (sock, calls) => {
       const r = await runPodTest(conn(sock), { ...options(sock), hoistCni: false });
-      assert.match(r.problems.join('\n'), /^Status: NetworkReady is false: CNI failed to set up the pod network: NetworkPluginNotReady: cni plugin not initialized \(no network configuration in \/etc\/cni\/net\.d: .*cni_conflist = "bridge"/);
+      assert.match(r.problems.join('\n'), /^Status: NetworkReady is false \(NetworkPluginNotReady: cni plugin not initialized\) \(no network configuration in \/etc\/cni\/net\.d: .*cni_conflist = "bridge"/);
       assert.deepEqual(calls, ['Status']);
     });
   });

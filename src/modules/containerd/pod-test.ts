@@ -103,15 +103,7 @@ export function explainPodFailure(step: string, message: string, code: number | 
     case 'image':
       return `${step}: ${formatPullFailure(ctx.image, diagnosePull(ctx.image, message, ctx.registries))}`;
     case 'cni':
-      return `${step}: CNI failed to set up the pod network: ${message}${
-        /no network config|cni config|not initialized|uninitialized/i.test(message)
-          ? ` (no network configuration in ${ctx.cniConfDir}: install the cluster's CNI plugin, or set cni_conflist = "bridge" for hoist's own)`
-          : /already has an IP address different from/.test(message)
-            ? ' (the bridge still holds an address of another subnet: hoist apply replaces it when it writes the network, or delete the bridge)'
-            : ctx.hoistCni
-            ? ' (hoist\'s bridge network needs the bridge, host-local and loopback plugins in cni_bin_dir and iptables on the node)'
-            : ''
-      }`;
+      return `${step}: CNI failed to set up the pod network: ${message}${cniHint(message, ctx)}`;
     case 'runc': {
       const oom = /final child's PID|oom_score_adj/.test(message);
       if (oom && !ctx.restrictOomScoreAdj && ctx.canLowerOomScoreAdj !== true) {
@@ -124,6 +116,17 @@ export function explainPodFailure(step: string, message: string, code: number | 
     default:
       return `${step}: ${message}`;
   }
+}
+
+/** What to do about a CNI failure, where hoist can tell ('' otherwise). */
+function cniHint(message: string, ctx: Pick<ExplainContext, 'cniConfDir' | 'hoistCni'>): string {
+  if (/no network config|cni config|not initialized|uninitialized/i.test(message)) {
+    return ` (no network configuration in ${ctx.cniConfDir}: install the cluster's CNI plugin, or set cni_conflist = "bridge" for hoist's own)`;
+  }
+  if (/already has an IP address different from/.test(message)) {
+    return ' (the bridge still holds an address of another subnet: hoist apply replaces it when it writes the network, or delete the bridge)';
+  }
+  return ctx.hoistCni ? ' (hoist\'s bridge network needs the bridge, host-local and loopback plugins in cni_bin_dir and iptables on the node)' : '';
 }
 
 const BASE_LABELS = { [POD_TEST_LABEL]: '1' };
@@ -191,7 +194,7 @@ async function podTest(conn: Pick<Connection, 'openUnixStream' | 'exec'>, o: Pod
       if (!rt?.status) throw new PodTestFailure(`RuntimeReady is not true (${rt?.reason ?? 'absent'}: ${rt?.message ?? ''})`);
       const net = cond('NetworkReady');
       if (net && !net.status) {
-        throw new PodTestFailure(explainPodFailure('NetworkReady', `${net.reason}: ${net.message}`, undefined, explainCtx).replace(/^NetworkReady: /, 'NetworkReady is false: '));
+        throw new PodTestFailure(`NetworkReady is false (${net.reason}: ${net.message})${cniHint(`${net.reason} ${net.message}`, explainCtx)}`);
       }
       return `RuntimeReady, NetworkReady (CRI ${client.apiVersion})`;
     }, (v) => v);
@@ -253,7 +256,7 @@ async function podTest(conn: Pick<Connection, 'openUnixStream' | 'exec'>, o: Pod
 
     await step('ExecSync', async () => {
       // `ip` where the image has it; /proc/net/fib_trie lists the addresses in any image.
-      const r = decodeExecSyncResponse(await call('RuntimeService', 'ExecSync', encodeExecSyncRequest(ctr, ['sh', '-c', 'ip -4 -o addr show 2>/dev/null || cat /proc/net/fib_trie'], 10), 15_000));
+      const r = decodeExecSyncResponse(await call('RuntimeService', 'ExecSync', encodeExecSyncRequest(ctr, ['sh', '-c', 'ip -4 -o addr show 2>/dev/null || cat /proc/net/fib_trie'], 20), o.callTimeoutMs + 5_000));
       if (r.exitCode !== 0) throw new PodTestFailure(`exit ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
       if (!addressSeen(r.stdout, status.ip)) throw new PodTestFailure(`the pod's address ${status.ip} is not among the container's addresses: ${r.stdout.trim().replace(/\s+/g, ' ').slice(0, 300)}`);
       address = status.ip;
