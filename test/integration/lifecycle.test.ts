@@ -66,6 +66,8 @@ describe('rolling upgrades', () => {
     assert.equal(kept.length, 4, kept.join(' '));
     assert.ok(kept.some((f) => f.endsWith(`cri-containerd-cni-${rel('1.7')!.containerd}-linux-amd64.tar.gz`)));
     assert.ok(!kept.some((f) => f.includes(rel('1.6')!.containerd)));
+    // 2.x ships neither containerd-shim nor containerd-shim-runc-v1: the 1.x ones are gone (kept for a rollback).
+    assert.equal((await onHost(info, 'h1', 'ls /usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1; ls /var/lib/hoist/containerd/prev/usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1')).out, '0\n2\n');
     // Downgrades need to be asked for.
     const down = await run('upgrade', '1.7', '--limit', 'h1');
     assert.equal(down.code, 2);
@@ -120,6 +122,12 @@ describe('staging rebuilds', () => {
     const noConfirm = await hoist(['apply', PB('reset'), '-i', info.inventoryPath, ...versionArgs(line)]);
     assert.equal(noConfirm.code, 1);
     assert.match(noConfirm.stderr, /--yes/);
+    // --check --diff names every file it would delete, the binaries among them.
+    const preview = await hoist(['apply', PB('reset'), '-i', info.inventoryPath, ...versionArgs(line), '--check', '--diff', '--limit', 'h1']);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /^-\/usr\/local\/bin\/containerd$/m);
+    assert.match(preview.stdout, /^-\/etc\/containerd\/config\.toml$/m);
+    assert.match(preview.stdout, /remove containerd as installed by hoist: \d+ file\(s\)/);
     const reset = await run('reset', line, '--yes', '-e', 'remove_data=true');
     assert.equal(reset.code, 0, JSON.stringify(reset.report));
     const gone = await onHost(info, 'h1', 'ls /usr/local/bin /usr/local/sbin; ls /etc/containerd /var/lib/hoist/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1 | grep -c "No such"; systemctl cat containerd 2>&1 | grep -c "No files"');

@@ -74,6 +74,19 @@ while IFS= read -r rel; do
   cp -a "$rel" "$tmp" && mv -f "$tmp" "$dest"
   stat -c '%s %Y %n' "$dest" >> ${INSTALL_STATS}.new
 done < ${CONTAINERD_STATE}/files.new
+# Files the recorded release installed that this one doesn't ship (1.x's containerd-shim and
+# containerd-shim-runc-v1 after a move to 2.x) go, kept in prev.new for a rollback like the others.
+if [ -f ${INSTALL_STATS} ]; then
+  cut -d' ' -f3- ${INSTALL_STATS} | while IFS= read -r old; do
+    rel=\${old#/}
+    case "$rel" in etc/*|'') continue ;; esac
+    if grep -qxF -- "$rel" ${CONTAINERD_STATE}/files.new; then continue; fi
+    if [ ! -f "$old" ] && [ ! -L "$old" ]; then continue; fi
+    keep="${CONTAINERD_STATE}/prev.new/$rel"
+    if [ ! -e "$keep" ] && [ ! -L "$keep" ]; then mkdir -p "$(dirname "$keep")"; cp -a "$old" "$keep.hoist-part" && mv -f "$keep.hoist-part" "$keep"; fi
+    rm -f "$old"
+  done
+fi
 find ${CONTAINERD_STATE}/prev.new -name '*.hoist-part' -delete
 if [ -f ${INSTALL_RECORD} ]; then rm -rf ${CONTAINERD_STATE}/prev && mv ${CONTAINERD_STATE}/prev.new ${CONTAINERD_STATE}/prev && cp -a ${INSTALL_RECORD} ${CONTAINERD_STATE}/prev.json && { cp -a ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat 2>/dev/null || true; }; else rm -rf ${CONTAINERD_STATE}/prev.new; fi
 mv -f ${INSTALL_STATS}.new ${INSTALL_STATS}

@@ -28,6 +28,8 @@ export default containerdTask({
     present: [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, UNIT_FILE, CONFIG_FILE, CRICTL_YAML, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
       .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
       .join('\n') + `\n[ -s ${TEMP_JOURNAL} ] && echo ${TEMP_JOURNAL}\ntrue`,
+    // Every file reset would delete, for --check --diff to list.
+    files: `for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; for f in ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; do [ -e "$f" ] && echo "$f"; done; true`,
   }),
   plan(p, ctx) {
     const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -39,6 +41,9 @@ export default containerdTask({
       if (problem) throw new Error(`${key}: ${problem}; nothing was removed`);
     }
     const dirs = [...new Set(ctx.prepared.registry.map((f) => f.slice(0, f.lastIndexOf('/'))))];
+    const removed = [...new Set(ctx.probe('files').out.split('\n').map((l) => l.trim()).filter((f) => f.startsWith('/') && !f.startsWith('/etc/containerd/conf.d/')))].sort();
+    const dirsGone = [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, ...(p.remove_data ? [rt.rootDir] : [])].filter((d) => present.includes(d));
+    if (p.remove_data) dirsGone.push(rt.stateDir);
     const q = (f: string) => quote(f);
     const script = `set -u
 ${SWEEP_TEMPS}
@@ -46,7 +51,8 @@ systemctl disable --now containerd.service >/dev/null 2>&1 || true
 ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
 pkill -9 -f containerd-shim 2>/dev/null || true
 for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
-if [ -f ${INSTALL_STATS} ]; then cut -d' ' -f3- ${INSTALL_STATS} | while IFS= read -r f; do rm -f "$f"; done; fi
+# What hoist installed, and what the release before it installed (an upgrade from before stale files were removed).
+for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then cut -d' ' -f3- "$st" | while IFS= read -r f; do case "$f" in /*) rm -f "$f" ;; esac; done; fi; done
 if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
 rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
@@ -58,7 +64,8 @@ systemctl reset-failed containerd.service 2>/dev/null || true`;
       actions: [
         {
           kind: 'change',
-          summary: `remove containerd as installed by hoist${p.remove_data ? ', with its data' : ''} (${present.length} managed path(s) present)`,
+          summary: `remove containerd as installed by hoist${p.remove_data ? ', with its data' : ''}: ${removed.length} file(s) and ${dirsGone.length} director${dirsGone.length === 1 ? 'y' : 'ies'} (--diff lists them)`,
+          diff: [...removed.map((f) => `-${f}`), ...dirsGone.map((d) => `-${d}/ (directory)`)].join('\n'),
           run: (conn) => conn.check(script, 'reset').then(() => undefined),
         },
       ],
