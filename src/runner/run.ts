@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Inventory } from '../inventory/inventory.js';
 import { HostConnection } from '../ssh/connection.js';
@@ -63,13 +64,13 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     progress: (l, d, t) => events.progress(l, d, t),
   };
   const knownHosts = await KnownHosts.load(req.knownHostsFile ?? inv.knownHostsFile ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
-  const forks = new Semaphore(forkLimit(req.forks, plays.length));
   const epDefaults = { connectTimeoutMs: req.connectTimeoutMs ?? 10_000, commandTimeoutMs: req.commandTimeoutMs ?? 600_000 };
   // Every route, key and password is resolved before the first connection: bad credentials are bad input.
   const endpoints = new Map<string, Endpoint>();
   for (const p of plays) endpoints.set(p.host.name, await endpointFor(p.host, inv, epDefaults));
   const credentials = await Credentials.prepare([...endpoints.values()], req.secrets ?? envSecrets());
   const transport = { knownHosts, acceptNewHostKeys: req.acceptNewHostKeys, credentials };
+  const forks = new Semaphore(forkLimit(req.forks, plays.length, [...endpoints.values()], undefined, log));
 
   // Connections open while the controller prepares (downloads, renders): neither waits for the other.
   const connecting = new Map(
@@ -175,12 +176,32 @@ export function envSecrets(): SecretSources {
 }
 
 /**
- * Hosts worked on at once. By default every host: each costs one SSH connection (one socket, two with a
- * jump host) and about 1 MB of controller memory, so the limit that matters is the process's file
- * descriptors, which the operator sees in the error if it is ever reached.
+ * Hosts worked on at once. By default every host. Each host costs the controller one socket (hosts
+ * behind a bastion share its session, and a ProxyCommand adds a process with three pipes) and about
+ * 1 MB of memory (measured by npm run bench), so what bounds a run is the open-files limit: the
+ * default stays under it, and says so, rather than failing hosts with EMFILE halfway through.
  */
-function forkLimit(forks: number | undefined, hosts: number): number {
-  if (forks === undefined) return Math.max(1, hosts);
-  if (!Number.isInteger(forks) || forks < 1) throw new InputError(`--forks must be a positive integer, got ${forks}`);
-  return forks;
+export function forkLimit(forks: number | undefined, hosts: number, endpoints: readonly Endpoint[] = [], openFiles = openFilesLimit(), log?: Logger): number {
+  if (forks !== undefined) {
+    if (!Number.isInteger(forks) || forks < 1) throw new InputError(`--forks must be a positive integer, got ${forks}`);
+    return forks;
+  }
+  const perHost = endpoints.some((e) => e.proxyCommand) ? 4 : 1;
+  // Node itself, the log, the artifact cache and downloads hold a few dozen descriptors.
+  const fit = openFiles === undefined ? Infinity : Math.floor((openFiles - 64) / perHost);
+  if (hosts > fit) {
+    log?.log('hoist', `forks limited to ${fit} by the open-files limit (ulimit -n = ${openFiles}, ${perHost} per host); raise it to work on all ${hosts} hosts at once`);
+    return Math.max(1, fit);
+  }
+  return Math.max(1, hosts);
+}
+
+/** The soft RLIMIT_NOFILE of this process (Linux), or undefined where it can't be read. */
+function openFilesLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return !m || m[1] === 'unlimited' ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }
