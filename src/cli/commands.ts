@@ -78,10 +78,14 @@ async function dispatch(command: string, o: CliOptions): Promise<number> {
   if (command === 'tasks') {
     for (const n of catalog.names()) {
       const t = catalog.get(n)!;
-      process.stdout.write(`${color.bold(n)}: ${t.summary}\n`);
+      const module = catalog.moduleOf(n);
+      process.stdout.write(`${color.bold(n)}${module ? color.dim(` (${module.name})`) : ''}: ${t.summary}\n`);
       for (const [k, sch] of Object.entries(t.params.shape)) {
         process.stdout.write(`  ${k}${sch.isOptional ? '' : ' (required)'}${sch.defaultValue !== undefined ? ` = ${JSON.stringify(sch.defaultValue)}` : ''}${sch.description ? ` — ${sch.description}` : ''}\n`);
       }
+    }
+    for (const m of catalog.modules) {
+      process.stdout.write(`\n${color.bold(`variables of ${m.name}`)}: ${Object.entries(m.variables).map(([k, sch]) => `${k}${sch.isOptional ? '' : ' (required)'}`).join(', ')}\n`);
     }
     return 0;
   }
