@@ -226,7 +226,11 @@ function tasksCommand(catalog: TaskCatalog, o: CliOptions): number {
   if (o.task && !catalog.get(o.task)) throw new InputError(`no task named "${o.task}"${didYouMean(o.task, catalog.names())}`);
   const docs = names.map((n) => taskDoc(catalog, n));
   if (o.json) writeJson(dataEnvelope('tasks', { tasks: docs }));
-  else process.stdout.write(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`);
+  else {
+    process.stdout.write(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`);
+    // The variables each module reads: `hoist reference` has their types and meanings.
+    if (!o.task) for (const m of catalog.modules) process.stdout.write(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`);
+  }
   return 0;
 }
 

@@ -82,3 +82,10 @@ test('needs and provides are checked when the playbook loads', async () => {
 test('template names are read whole, outside quotes, filters and attributes', () => {
   assert.deepEqual(templateNames('{{ a }}-{{ b.c | upper }} {% if d and not e %}{{ "f" }}{% endif %}{{ g | default("h") }}'), ['a', 'b', 'd', 'e', 'g']);
 });
+
+test('a setting the module rejects is named as the operator wrote it', async () => {
+  const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n'));
+  const pb = await loadPlaybook((await files(CONTAINERD, '')).pbFile, catalog);
+  await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['release_base_url="mirror.local"']), { catalog }), /\(release_base_url\): release_base_url "mirror\.local" has no scheme/);
+  await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['containerd_version="1.7"']), { catalog }), /\(containerd_version\): "1\.7" names a containerd line, not a release: did you mean 1\.7\.x/);
+});
