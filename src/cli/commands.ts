@@ -80,7 +80,7 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
   const o = raw as CliOptions;
   // The log starts with the command line, so even a run refused for bad input leaves its story.
   const log = command === 'tasks' || command === 'reference' ? new Logger() : Logger.forRun();
-  log.log('hoist', `hoist ${process.argv.slice(2).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
+  log.log('hoist', `hoist ${maskedArgv(process.argv.slice(2)).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
   let code = 1;
   try {
     code = await dispatch(command, o, log);
@@ -97,6 +97,21 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
   log.log('hoist', `exit ${code}`);
   await log.close();
   process.exitCode = code;
+}
+
+/**
+ * The command line for the log, -e values left out: a credential given with -e is not known to be one
+ * until a module's schema says so, which is after this line is written. The resolved variables are
+ * logged later, redacted.
+ */
+function maskedArgv(argv: string[]): string[] {
+  return argv.map((a, i) => {
+    const prev = argv[i - 1];
+    const value = (v: string) => (v.startsWith('@') ? v : `${v.split('=')[0]}=…`);
+    if (prev === '-e' || prev === '--extra-vars') return value(a);
+    const inline = /^(--extra-vars=|-e)(.+)$/.exec(a);
+    return inline && a !== '-e' ? `${inline[1]}${value(inline[2])}` : a;
+  });
 }
 
 /**

@@ -5,7 +5,7 @@ import { checkHostVariables } from '../runner/variables.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import { InputError } from '../util/errors.js';
 import { didYouMean } from '../util/suggest.js';
-import { redactDeep } from '../util/redact.js';
+import { redactDeep, maskVariables, SECRET_NAME } from '../util/redact.js';
 import { mergeLayers, type VarLayer } from '../util/var-layer.js';
 import { formatLocation } from '../util/errors.js';
 
@@ -32,8 +32,6 @@ export interface HostDetail extends HostSummary {
   variables: Record<string, ResolvedVariable>;
 }
 
-/** Secrets are masked by name too: a value never seen by a module's schema is not known to redact(). */
-const SECRET_NAME = /pass(word)?|secret|token|(^|_)auth$|private_key/i;
 
 export function summarize(h: InventoryHost): HostSummary {
   return {
@@ -73,18 +71,12 @@ export function hostDetail(inv: Inventory, name: string, opts: { playbook?: Play
     const layer = source.get(k)!;
     const line = layer.lineOf([k]);
     variables[k] = {
-      value: SECRET_NAME.test(k) ? '***' : maskNested(v),
+      value: SECRET_NAME.test(k) ? '***' : maskVariables(v),
       from: layer.name,
       at: layer.file ? formatLocation({ file: layer.file, line }) : undefined,
     };
   }
   return redactDeep({ ...summarize(host), variables });
-}
-
-function maskNested(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(maskNested);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_NAME.test(k) ? '***' : maskNested(x)]));
-  return v;
 }
 
 export function formatHostList(hosts: HostSummary[]): string {

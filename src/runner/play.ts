@@ -6,7 +6,8 @@ import type { VarLayer } from '../util/var-layer.js';
 import { validateParams, type Playbook, type PlaybookTask } from '../playbook/playbook.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask, TaskModule } from '../tasks/types.js';
-import { checkHostVariables, collectProblems, type VarProblem } from './variables.js';
+import { checkHostVariables, collectProblems, templateNames, type VarProblem } from './variables.js';
+import { addSecret } from '../util/redact.js';
 
 export interface HostTask {
   spec: PlaybookTask;
@@ -46,7 +47,10 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
       try {
         const raw = await substitute(spec.params, checked.vars, `${spec.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
         const module = opts.catalog.moduleOf(spec.task);
-        tasks.push({ spec, def: spec.def, params: validateParams(spec, raw, host.name) as Record<string, unknown>, settings: module && checked.settings.get(module) });
+        const params = validateParams(spec, raw, host.name) as Record<string, unknown>;
+        // A variable that feeds a secret parameter is a secret itself, wherever else it shows up.
+        if (params.secret === true) for (const name of referencedVariables(spec.params)) if (typeof checked.vars[name] === 'string') addSecret(checked.vars[name]);
+        tasks.push({ spec, def: spec.def, params, settings: module && checked.settings.get(module) });
       } catch (e) {
         if (e instanceof InputErrors) errors.push(...e.errors);
         else if (e instanceof InputError) errors.push(e);
@@ -70,4 +74,11 @@ export function playHosts(inv: Inventory, pb: Playbook, limit?: string): Invento
   if (!limit) return hosts;
   const allowed = new Set(selectHosts(inv, limit).map((h) => h.name));
   return hosts.filter((h) => allowed.has(h.name));
+}
+
+function referencedVariables(v: unknown): string[] {
+  if (typeof v === 'string') return templateNames(v);
+  if (Array.isArray(v)) return v.flatMap(referencedVariables);
+  if (v && typeof v === 'object') return Object.values(v).flatMap(referencedVariables);
+  return [];
 }

@@ -7,7 +7,7 @@ import { describeRoute, endpointFor, type Endpoint } from '../ssh/endpoint.js';
 import { KnownHosts } from '../ssh/known-hosts.js';
 import { batchesOf, type Playbook } from '../playbook/playbook.js';
 import { InputError } from '../util/errors.js';
-import { redact } from '../util/redact.js';
+import { maskVariables, redact } from '../util/redact.js';
 import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
 import { Semaphore } from './semaphore.js';
@@ -55,6 +55,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const { inventory: inv, playbook: pb, options, events, log } = req;
   const plays = await resolvePlay(inv, pb, req.extraVars, { catalog: req.catalog, limit: req.limit });
   if (plays.length === 0) throw new InputError(`no hosts match ${JSON.stringify(pb.hosts)}${req.limit ? ` limited to "${req.limit}"` : ''}`);
+  // The plan's inputs in the log: each host's resolved variables, credentials masked.
+  for (const p of plays) log.log(p.host.name, `variables: ${JSON.stringify(maskVariables(p.vars))}`);
 
   const controller: Controller = {
     playbookDir: pb.dir,

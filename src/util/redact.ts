@@ -30,3 +30,16 @@ export function redactDeep<T>(value: T): T {
   }
   return value;
 }
+
+/** Names whose values are credentials whatever a schema says: masked wherever variables are shown. */
+export const SECRET_NAME = /pass(word)?|secret|token|(^|_)auth$|private_key/i;
+
+/** A copy of variables for the log or `hoist inventory`: credentials by name masked, known secrets redacted. */
+export function maskVariables<T>(value: T): T {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_NAME.test(k) ? '***' : walk(x)]));
+    return v;
+  };
+  return redactDeep(walk(value) as T);
+}
