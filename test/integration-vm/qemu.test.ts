@@ -3,7 +3,7 @@
  * kernel, pure cgroup v2, udev, a virtio disk) instead of an nspawn host sharing the controller's kernel,
  * including the pod test as on a real node (no restrict_oom_score_adj).
  *
- * Off by default (about 5.5 min with the VM image cached, 3 min more to build it; ≈1.4 GB RAM for
+ * Off by default (5.5–6 min with the VM image cached, 3 min more to build it; ≈1.4 GB RAM for
  * QEMU): HOIST_QEMU=1 npx tsx --test test/integration-vm/qemu.test.ts (HOIST_QEMU_CONTAINERD=2.1.9
  * for the 2.1 line)
  * Needs root and qemu-system-x86 + qemu-utils besides the fleet's packages. Does not need the fleet up.

@@ -28,10 +28,14 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-function vars(version: string): string[] {
+function vars(version: string, o: { cni?: boolean; restrictOom?: boolean } = {}): string[] {
   const rel = info.releases.find((r) => r.containerd === version)!;
   const companions = version.startsWith('2.') ? ['-e', 'crictl_version=false', '-e', `runc_version="${rel.runc}"`, '-e', `cni_version="${rel.cni}"`] : [];
-  return ['-e', `containerd_version="${version}"`, ...companions, '-e', 'restrict_oom_score_adj=true', '-e', 'cni_conflist=bridge', '-e', 'cni_subnet="10.77.0.0/16"'];
+  return [
+    '-e', `containerd_version="${version}"`, ...companions,
+    '-e', `restrict_oom_score_adj=${o.restrictOom ?? true}`,
+    ...(o.cni ?? true ? ['-e', 'cni_conflist=bridge', '-e', 'cni_subnet="10.77.0.0/16"'] : []),
+  ];
 }
 
 const notes = (r: { report: { hosts: { tasks: { task: string; notes: string[] }[] }[] } }, task: string) =>
@@ -105,4 +109,30 @@ describe('pod test through CRI', { concurrency: false }, () => {
       assert.equal((await onHost(info, host, `test -e ${CONFLIST} && echo present || echo absent; ip link show hoist0 >/dev/null 2>&1 && echo bridge`)).out.trim(), 'absent');
     });
   }
+
+  test('containerd 2.1: each failing step says what to set (no CNI network; oom_score_adj on a node without CAP_SYS_RESOURCE)', async (t) => {
+    const rel = info.releases.find((r) => r.line === '2.1');
+    if (!rel) return t.skip('the mirror has no 2.1 release');
+    const host = 'h3';
+    await fleet.resetHost(host);
+    const v = rel.containerd;
+    // 2.x installs no CNI configuration of its own: without cni_conflist the node has no network.
+    const bare = ['-i', info.inventoryPath, '-l', host, ...vars(v, { cni: false })];
+    const first = await hoistJson(['apply', PLAYBOOK, ...bare, '--cache-dir', path.join(dir, 'cache')]);
+    assert.equal(first.code, 0, first.stderr);
+    await importPodImages(info, host, defaultSandboxImage(parseVersion(v)));
+    const noCni = await hoistJson(['verify', ...bare, '--pod-test', info.ociImageName]);
+    assert.equal(noCni.code, 2);
+    const noCniError = noCni.report.hosts[0].error ?? '';
+    assert.match(noCniError, /Status: NetworkReady is false \(.*\) \(no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/, noCniError);
+
+    // With hoist's network but containerd's default oom_score_adj for sandboxes, in one apply that
+    // runs the pod test: it fails on runc, says why and what to set, and the apply is rolled back.
+    const withCni = ['-i', info.inventoryPath, '-l', host, ...vars(v, { restrictOom: false })];
+    const r = await hoistJson(['apply', PLAYBOOK, ...withCni, '-e', `verify_pod_test="${info.ociImageName}"`, '--cache-dir', path.join(dir, 'cache')]);
+    assert.equal(r.code, 2, JSON.stringify(r.report, null, 1));
+    const err = r.report.hosts[0].error ?? '';
+    assert.match(err, /RunPodSandbox: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and this node cannot lower oom_score_adj \(no CAP_SYS_RESOURCE.*\); set restrict_oom_score_adj = true \(containerd: .*final child's PID/, err);
+    assert.equal(await leftovers(host), '', 'a failed RunPodSandbox left something behind');
+  });
 });
