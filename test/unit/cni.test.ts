@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { cniGateway, cniNetwork, cniSubnetProblem, renderCniConflist, cniConflistPath, staleBridgeScript } from '../../src/modules/containerd/config/cni.js';
 import { parseVersion } from '../../src/modules/containerd/version.js';
 import type { SettingsIssue } from '../../src/tasks/types.js';
+import { parseWith } from '../../src/util/schema.js';
+import { containerdVariables } from '../../src/modules/containerd/settings.js';
 
 function net(vars: Parameters<typeof cniNetwork>[0]) {
   const issues: SettingsIssue[] = [];
@@ -51,5 +53,12 @@ describe('cni_conflist and cni_subnet', () => {
     assert.equal(cniGateway(net), '10.77.0.1/16');
     assert.match(staleBridgeScript(net), /grep -qF ' 10\.77\.0\.1\/16 '; then ip link delete hoist0; fi$/);
     assert.match(staleBridgeScript(null), /ip link show hoist0 >\/dev\/null 2>&1; then ip link delete hoist0; fi$/);
+  });
+
+  it('cni_conflist takes "bridge", "" or false, nothing else', () => {
+    for (const ok of ['bridge', '', false]) assert.deepEqual(parseWith(containerdVariables.cni_conflist, ok).issues, [], String(ok));
+    const bad = parseWith(containerdVariables.cni_conflist, 'calico').issues;
+    assert.equal(bad.length, 1);
+    assert.match(bad[0].message, /"bridge", "" or false/);
   });
 });
