@@ -112,7 +112,7 @@ describe('pod test through CRI', { concurrency: false }, () => {
     });
   }
 
-  test('containerd 2.1: each failing step says what to set (no CNI network; oom_score_adj on a node without CAP_SYS_RESOURCE)', async (t) => {
+  test('containerd 2.1: each failing step says what to set (no CNI network, no sandbox image, oom_score_adj on a node without CAP_SYS_RESOURCE)', async (t) => {
     const rel = info.releases.find((r) => r.line === '2.1');
     if (!rel) return t.skip('the mirror has no 2.1 release');
     const host = 'h3';
@@ -122,11 +122,23 @@ describe('pod test through CRI', { concurrency: false }, () => {
     const bare = ['-i', info.inventoryPath, '-l', host, ...vars(v, { cni: false })];
     const first = await hoistJson(['apply', PLAYBOOK, ...bare, '--cache-dir', path.join(dir, 'cache')]);
     assert.equal(first.code, 0, first.stderr);
-    await importPodImages(info, host, defaultSandboxImage(parseVersion(v)));
+    const sandboxImage = defaultSandboxImage(parseVersion(v));
+    await importPodImages(info, host, sandboxImage);
+    assert.equal((await onHost(info, host, `ctr -n k8s.io images rm ${sandboxImage}`)).code, 0);
     const noCni = await hoistJson(['verify', ...bare, '--pod-test', info.ociImageName]);
     assert.equal(noCni.code, 2);
     const noCniError = noCni.report.hosts[0].error ?? '';
     assert.match(noCniError, /Status: NetworkReady is false \(.*\) \(no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/, noCniError);
+
+    // With hoist's network, but no registry the host reaches serves the sandbox image.
+    const good = ['-i', info.inventoryPath, '-l', host, ...vars(v)];
+    const applied = await hoistJson(['apply', PLAYBOOK, ...good, '--cache-dir', path.join(dir, 'cache')]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const noPause = await hoistJson(['verify', ...good, '--pod-test', info.ociImageName]);
+    assert.equal(noPause.code, 2);
+    const noPauseError = noPause.report.hosts[0].error ?? '';
+    assert.match(noPauseError, new RegExp(`RunPodSandbox: the sandbox image ${sandboxImage.replace(/[.]/g, '\\.')} \\(sandbox_image\\) could not be pulled: cannot resolve registry\\.k8s\\.io`), noPauseError);
+    await importPodImages(info, host, sandboxImage);
 
     // With hoist's network but containerd's default oom_score_adj for sandboxes, in one apply that
     // runs the pod test: it fails on runc, says why and what to set, and the apply is rolled back.

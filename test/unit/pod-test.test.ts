@@ -49,7 +49,7 @@ describe('pod test failures', () => {
 
   it('the sandbox image is named with the registry problem', () => {
     const m = explainPodFailure('RunPodSandbox', PAUSE, undefined, ctx);
-    assert.match(m, /^RunPodSandbox: the sandbox image registry\.k8s\.io\/pause:3\.8 could not be pulled \(sandbox_image/);
+    assert.match(m, /^RunPodSandbox: the sandbox image registry\.k8s\.io\/pause:3\.8 \(sandbox_image\) could not be pulled: cannot resolve registry\.k8s\.io/);
     assert.match(m, /registry\.k8s\.io/);
   });
 

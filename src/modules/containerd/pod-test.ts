@@ -98,7 +98,8 @@ export function explainPodFailure(step: string, message: string, code: number | 
       return `${step}: no answer within ${Math.round(ctx.timeoutMs / 1000)} s (a slow image pull or a hung runtime; containerd: ${message})`;
     case 'sandbox-image': {
       const dx = diagnosePull(ctx.sandboxImage, message, ctx.registries);
-      return `${step}: the sandbox image ${ctx.sandboxImage} could not be pulled (sandbox_image; pull ${dx.problem === 'other' ? 'failed' : dx.message}) (containerd: ${dx.detail})`;
+      const why = dx.problem === 'other' ? dx.detail : `${dx.message} (containerd: ${dx.detail})`;
+      return `${step}: the sandbox image ${ctx.sandboxImage} (sandbox_image) could not be pulled: ${why}`;
     }
     case 'image':
       return `${step}: ${formatPullFailure(ctx.image, diagnosePull(ctx.image, message, ctx.registries))}`;
