@@ -51,6 +51,7 @@ const BECOME_TIMEOUT_MS = 20_000;
  */
 export class HostConnection {
   private closed = false;
+  private lostWhy?: string;
   /** Bytes written to the host by upload(), for the report and the benchmark. */
   bytesPushed = 0;
   trace: Trace = () => undefined;
@@ -63,8 +64,9 @@ export class HostConnection {
     private readonly becomeSpec: BecomeSpec | undefined,
   ) {
     // A dead host (keepalives unanswered) or a dropped link: every later use fails as unreachable.
-    link.client.on('close', () => {
+    link.onLost((why) => {
       this.closed = true;
+      this.lostWhy = why;
       for (const abort of this.pending) abort();
     });
   }
@@ -265,7 +267,7 @@ export class HostConnection {
     if (this.closed) return Promise.reject(new HostError(`${this.endpoint.name}: connection lost before ${what}`));
     let abort!: () => void;
     const lost = new Promise<never>((_, reject) => {
-      abort = () => reject(new HostError(`${this.endpoint.name}: connection lost during ${what}`));
+      abort = () => reject(new HostError(`${this.endpoint.name}: connection lost during ${what}${this.lostWhy ? ` (${this.lostWhy})` : ''}`));
     });
     this.pending.add(abort);
     return Promise.race([work, lost]).finally(() => this.pending.delete(abort));

@@ -20,6 +20,13 @@ export interface Link {
   client: Client;
   /** Ends the session and every hop and ProxyCommand under it. */
   close(): void;
+  /**
+   * Called once when the session is gone for any reason: the client closed, keepalives went
+   * unanswered, the channel through the jump host or the ProxyCommand ended, or the jump host's own
+   * session died. ssh2 alone misses some of these (its keepalive stops quietly once the socket under it
+   * is not writable), and a run would then wait on the host forever.
+   */
+  onLost(fn: (why: string) => void): void;
 }
 
 // A dead peer is noticed after about KEEPALIVE_MS × (KEEPALIVE_COUNT + 1): under 5 s.
@@ -53,9 +60,29 @@ export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Li
       proxy?.close();
       via?.close();
     };
+    const listeners: ((why: string) => void)[] = [];
+    let lostWhy: string | undefined;
+    const lost = (why: string) => {
+      if (lostWhy !== undefined) return;
+      lostWhy = why;
+      // Nothing more can come over it: free the socket now rather than wait for a goodbye.
+      client.destroy();
+      for (const fn of listeners.splice(0)) fn(why);
+    };
+    client.on('close', () => lost('the connection closed'));
+    client.on('error', (e: Error & { level?: string }) => lost(e.level === 'client-timeout' ? 'no answer to keepalives' : e.message));
+    if (sock) {
+      sock.once('close', () => lost(via ? 'the channel through the jump host closed' : 'the ProxyCommand ended'));
+      sock.once('end', () => lost(via ? 'the channel through the jump host ended' : 'the ProxyCommand ended'));
+      sock.once('error', (e: Error) => lost(e.message));
+    }
     // When a hop dies, the session riding on it is gone too.
-    via?.client.once('close', () => client.end());
-    return { client, close: closeAll };
+    via?.onLost((why) => lost(`the jump host connection is gone (${why})`));
+    return {
+      client,
+      close: closeAll,
+      onLost: (fn) => (lostWhy !== undefined ? fn(lostWhy) : void listeners.push(fn)),
+    };
   } catch (e) {
     proxy?.close();
     hop?.close();
@@ -86,7 +113,7 @@ async function acquireHop(ep: Endpoint, opts: TransportOptions): Promise<Link> {
     entry = made;
     pool.set(key, made);
     link.then(
-      (l) => l.client.once('close', () => pool.get(key) === made && pool.delete(key)),
+      (l) => l.onLost(() => pool.get(key) === made && pool.delete(key)),
       () => undefined,
     );
   }
@@ -110,6 +137,7 @@ async function acquireHop(ep: Endpoint, opts: TransportOptions): Promise<Link> {
         link.close();
       }
     },
+    onLost: (fn) => link.onLost(fn),
   };
 }
 
