@@ -50,6 +50,8 @@ export function recapOf(h: HostReport): RecapCounts {
   for (const t of h.tasks) c[t.status]++;
   // A host can fail before any task does (a lock, a lost connection while planning).
   if (h.status === 'failed' && c.failed === 0) c.failed = 1;
+  // The task that was running when the host went away counts as unreachable, as in Ansible's recap.
+  if (h.status === 'unreachable') c.failed = 0;
   return c;
 }
 
