@@ -1,7 +1,7 @@
 import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import { releaseArch } from '../../../facts/facts.js';
-import { ARTIFACT_DIR, HOIST_STATE_DIR } from '../../../host-paths.js';
+import { ARTIFACT_DIR, HOIST_STATE_DIR, SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../../../host-paths.js';
 import { cachedDigest, DownloadError, displayUrl, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
 import type { ContainerdArtifact } from '../catalog.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
@@ -55,9 +55,11 @@ export default containerdTask({
             await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644 });
             return;
           }
-          const tmp = `${a.remotePath}.part`;
+          // Marked and journalled like an upload's temporary file, so a kill mid-download leaves nothing the next run keeps.
+          const tmp = `${ARTIFACT_DIR}/${TEMP_MARK}dl.${a.sha256}-${a.artifact.name}`;
           await conn.check(
-            `set -e; mkdir -p ${ARTIFACT_DIR}; curl -fsSL --retry 3 -o ${quote(tmp)} ${quote(a.url)}
+            `set -e; mkdir -p ${ARTIFACT_DIR}; ${SWEEP_TEMPS}; printf '%s\\n' ${quote(tmp)} >> ${TEMP_JOURNAL}
+curl -fsSL --retry 3 -o ${quote(tmp)} ${quote(a.url)}
 got=$(sha256sum < ${quote(tmp)} | cut -d' ' -f1)
 if [ "$got" != ${quote(a.sha256)} ]; then rm -f ${quote(tmp)}; echo "checksum mismatch for ${a.artifact.name}: expected ${a.sha256}, got $got" >&2; exit 1; fi
 mv -f ${quote(tmp)} ${quote(a.remotePath)}`,

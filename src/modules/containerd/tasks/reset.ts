@@ -25,7 +25,8 @@ export default containerdTask({
   },
   probes: (p, ctx) => ({
     // What a killed install leaves (staging, archives, temporary files) counts: a reset removes it too.
-    present: [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, UNIT_FILE, CONFIG_FILE, CRICTL_YAML, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
+    // The unit, config.toml and crictl.yaml count only where hoist's records say it installed here.
+    present: [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, ...(p.remove_data ? [ctx.prepared.st.runtime.rootDir] : [])]
       .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
       .join('\n') + `\n[ -s ${TEMP_JOURNAL} ] && echo ${TEMP_JOURNAL}\ntrue`,
     // Every file reset would delete, for --check --diff to list.
@@ -47,14 +48,16 @@ export default containerdTask({
     const q = (f: string) => quote(f);
     const script = `set -u
 ${SWEEP_TEMPS}
-systemctl disable --now containerd.service >/dev/null 2>&1 || true
+# Without hoist's records the unit, config.toml and crictl.yaml are someone else's, and so is the daemon.
+owned=0; [ -d ${CONTAINERD_STATE} ] && owned=1
+if [ $owned = 1 ]; then systemctl disable --now containerd.service >/dev/null 2>&1 || true; fi
 ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
 pkill -9 -f containerd-shim 2>/dev/null || true
 for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
 # What hoist installed, and what the release before it installed (an upgrade from before stale files were removed).
 for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then cut -d' ' -f3- "$st" | while IFS= read -r f; do case "$f" in /*) rm -f "$f" ;; esac; done; fi; done
 if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
-rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}
+if [ $owned = 1 ]; then rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}; fi
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
 rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} ${STAGING_DIR}
 ${p.remove_data ? `rm -rf ${q(rt.stateDir)} && find ${q(rt.rootDir)} -mindepth 1 -delete 2>/dev/null; rmdir ${q(rt.rootDir)} 2>/dev/null || true` : ''}
