@@ -5,6 +5,8 @@ import { planFile, parseFileProbe } from '../../src/tasks/lib/files.js';
 import { sha256 } from '../../src/util/hash.js';
 import { planService, parseServiceProbe, desiredStamp, type ServiceWant } from '../../src/tasks/lib/systemd.js';
 import { installedPackages, installScript } from '../../src/tasks/lib/packages.js';
+import { Logger } from '../../src/util/log.js';
+import { FakeHost } from '../support/fake-host.js';
 
 const opts = { check: false, diff: true, offline: false };
 
@@ -61,6 +63,26 @@ test('service: restart decided from the stamp, not from this run', () => {
 test('service: stopped and disabled units are started and enabled', () => {
   const have = parseServiceProbe({ out: 'UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp=', code: 0 }, svc);
   assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
+});
+
+test('service: a failed unit is reset before it is started; one still starting is waited for, not counted as a change', async () => {
+  const stamp = desiredStamp(svc, parseServiceProbe(probe('stamp='), svc), new PlanState());
+  const state = (active: string) => parseServiceProbe({ out: `UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`, code: 0 }, svc);
+  const failed = planService(svc, state('failed'), new PlanState());
+  assert.deepEqual(failed.map((a) => [a.kind, a.summary]), [['change', 'start containerd.service']]);
+  const host = new FakeHost();
+  await failed[0].run(host, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
+  assert.match(host.ran[0], /^systemctl reset-failed containerd\.service 2>\/dev\/null; systemctl start containerd\.service && /);
+  const inactive = new FakeHost();
+  await planService(svc, state('inactive'), new PlanState())[0].run(inactive, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
+  assert.match(inactive.ran[0], /^systemctl start containerd\.service && /);
+  const starting = planService(svc, state('activating'), new PlanState());
+  assert.deepEqual(starting.map((a) => [a.kind, a.summary]), [['check', 'wait for containerd.service to finish starting']]);
+  const waiting = new FakeHost();
+  await starting[0].run(waiting, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
+  assert.deepEqual(waiting.ran, ['systemctl start containerd.service']);
+  waiting.failing = /systemctl start/;
+  await assert.rejects(starting[0].run(waiting, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined }), /containerd\.service did not finish starting/);
 });
 
 test('package probe output and install commands per manager', () => {
