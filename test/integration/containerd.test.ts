@@ -1,6 +1,6 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, appendFile, rm, readdir, stat } from 'node:fs/promises';
+import { mkdtemp, writeFile, appendFile, rm, readdir, readFile, stat } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,6 +190,22 @@ describe('refusals', () => {
       assert.match(r.stderr, re);
     }
     assert.equal((await onHost(info, 'h1', 'ls /var/lib/hoist 2>&1 | grep -c "No such"')).out.trim(), '1');
+  });
+
+  test('a reset pointed at a system directory is refused by variable before any host is touched', async () => {
+    const reset = path.join(ROOT, 'playbooks', 'reset.toml');
+    const inv = path.join(dir, 'root-dir-slash.toml');
+    await writeFile(inv, (await readFile(info.inventoryPath, 'utf8')).replace('[defaults.vars]\n', '[defaults.vars]\nroot_dir = "/"\n'));
+    const cases: [string[], RegExp][] = [
+      [['-i', info.inventoryPath, '-e', 'state_dir=/etc'], /-e state_dir=… \(state_dir\): "\/etc" is a system directory/],
+      [['-i', inv], /root-dir-slash\.toml:\d+ \(root_dir\): "\/" is a system directory.*\(set in inventory defaults\)/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await hoist(['apply', reset, '--yes', '-e', 'remove_data=true', '-e', 'containerd_version="1.7.24"', ...args]);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+    assert.equal((await onHost(info, 'h1', 'ls -d /etc/hostname /etc/systemd')).out, '/etc/hostname\n/etc/systemd\n');
   });
 
   test('a distribution containerd is detected and left alone unless replacing is asked for', async () => {

@@ -1,7 +1,7 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -37,6 +37,57 @@ async function startContainer(host: string): Promise<string> {
 async function stillRunning(host: string, pid: string) {
   const r = await onHost(info, host, `kill -0 ${pid} && echo alive; ctr task ls | awk '$1=="longlived"{print $2, $3}'`);
   assert.equal(r.out, `alive\n${pid} RUNNING\n`, `${host}: ${r.out}`);
+}
+
+/**
+ * Runs hoist and SIGKILLs it `delayMs` after its log first has a line matching `at`: the kill is
+ * placed by the run's own progress, not by a guess at how long the steps before it take.
+ * False when the run ended first.
+ */
+async function killWhenLogged(args: string[], at: RegExp, delayMs: number): Promise<boolean> {
+  const state = await mkdtemp(path.join(os.tmpdir(), 'hoist-kill-'));
+  const child = spawn(process.execPath, [HOIST, ...args], { cwd: ROOT, env: { ...process.env, CI: '1', XDG_STATE_HOME: state }, stdio: 'ignore' });
+  const closed = new Promise<void>((r) => child.on('close', () => r()));
+  let ended = false;
+  void closed.then(() => (ended = true));
+  const logs = path.join(state, 'hoist', 'logs');
+  try {
+    for (;;) {
+      if (ended) return false;
+      const name = (await readdir(logs).catch(() => [] as string[])).find((f) => f.endsWith(`-${child.pid}.log`));
+      const text = name ? await readFile(path.join(logs, name), 'utf8') : '';
+      if (at.test(text)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    if (ended) return false;
+    child.kill('SIGKILL');
+    await closed;
+    return true;
+  } finally {
+    if (!ended) child.kill('SIGKILL');
+    await rm(state, { recursive: true, force: true });
+  }
+}
+
+/** Why h1 did not converge after a kill, or undefined: one rerun exits 0 verified, the next changes nothing, nothing temporary is left. */
+async function convergence(args: string[], version: string): Promise<string | undefined> {
+  const r = await hoistJson(args);
+  const h = r.report.hosts[0];
+  if (r.code !== 0) return `rerun exited ${r.code}: ${h?.error ?? r.stderr.trim().split('\n').slice(-3).join(' ')}`;
+  const verify = h.tasks.find((x) => x.task === 'containerd_verify');
+  if (verify?.status !== 'ok' || !verify.notes.some((n) => n.startsWith('server ') && n.includes(version))) return `rerun did not verify ${version}: ${verify?.notes.join('; ')}`;
+  const again = await hoistJson(args);
+  if (again.code !== 0 || changedCount(again.report) !== 0) {
+    return `second rerun: exit ${again.code}, changed ${again.report.hosts[0].tasks.filter((x) => x.status === 'changed').map((x) => `${x.task}: ${x.changes.join(', ')}`).join('; ')}`;
+  }
+  // Every installed file matches its record; no temporary file, staging tree or half-kept copy is left.
+  const left = await onHost(info, 'h1', `cut -d' ' -f3- /var/lib/hoist/containerd/files.stat | xargs -d '\\n' stat -c '%s %Y %n' | diff -q - /var/lib/hoist/containerd/files.stat >/dev/null && echo same
+find /usr/local /opt /etc /var/lib/hoist -xdev \\( -name '.hoist-tmp-*' -o -name '*.hoist-new' -o -name '*.hoist-part' \\) 2>/dev/null
+find /var/lib/hoist -name '*.new' -o -name '*.part' 2>/dev/null
+ls -A /var/lib/hoist/staging 2>/dev/null`);
+  if (left.out !== 'same\n') return `left on the host: ${left.out.trim().replace(/\n/g, ', ')}`;
+  return undefined;
 }
 
 describe('rolling upgrades', () => {
@@ -142,25 +193,74 @@ describe('staging rebuilds', () => {
 });
 
 describe('failure safety', () => {
-  test('SIGKILL at any point of an apply, then a rerun, converges with no half-written file', async () => {
+  test('SIGKILL at 20+ points of an install and an upgrade, each placed from the run\'s log: one rerun converges and verifies, the next changes nothing, nothing temporary is left', async (t) => {
+    const from = rel('1.7') ?? info.releases[0];
+    const to = rel('2.1');
+    const killCache = path.join(cacheDir, '..', 'kill-cache');
+    const args = (pb: string, r: { line: string }) => ['apply', PB(pb), '-i', info.inventoryPath, '--limit', 'h1', '--cache-dir', killCache, ...versionArgs(r.line)];
+    // The archives go into the cache once, so every killed run reaches the host as quickly as the next.
+    for (const r of to ? [from, to] : [from]) {
+      const fetched = await hoist(['fetch', '--cache-dir', killCache, '-i', info.inventoryPath, ...versionArgs(r.line)]);
+      assert.equal(fetched.code, 0, fetched.stderr);
+    }
+    // Each point: the first log line of h1 that matches, and how long after it the kill lands.
+    const install: [RegExp, number][] = [
+      [/\[h1\] push cri-containerd/, 0], [/\[h1\] push cri-containerd/, 250], [/\[h1\] push cri-containerd/, 700],
+      [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 150], [/\[h1\] install containerd/, 400], [/\[h1\] install containerd/, 900],
+      [/\[h1\] create \/etc\/containerd\/config\.toml/, 0], [/\[h1\] create \/etc\/systemd\/system\/containerd\.service/, 20],
+      [/\[h1\] enable containerd\.service/, 0], [/\[h1\] \$ systemctl enable containerd\.service[\s\S]*?\[h1\] exit 0/, 0], [/\[h1\] start containerd\.service/, 0],
+    ];
+    const upgrade: [RegExp, number][] = to
+      ? [
+          [/\[h1\] push containerd-/, 0], [/\[h1\] push containerd-/, 300], [/\[h1\] push runc/, 0],
+          [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 250], [/\[h1\] install containerd/, 600],
+          [/\[h1\] update \/etc\/containerd\/config\.toml/, 0], [/\[h1\] restart containerd\.service/, 0], [/\[h1\] restart containerd\.service/, 300],
+        ]
+      : [];
+    let tried = 0;
+    let converged = 0;
+    const failures: string[] = [];
+    for (const [kind, points] of [['install', install], ['upgrade', upgrade]] as const) {
+      for (const [at, delay] of points) {
+        await fleet.resetHost('h1');
+        if (kind === 'upgrade') assert.equal((await hoistJson(args('containerd', from))).code, 0);
+        const target = kind === 'upgrade' ? to! : from;
+        const landed = await killWhenLogged(args(kind === 'upgrade' ? 'upgrade' : 'containerd', target), at, delay);
+        const where = `${kind} ${at.source} +${delay} ms`;
+        if (!landed) {
+          failures.push(`${where}: the run ended before the kill`);
+          continue;
+        }
+        tried++;
+        const problem = await convergence(args(kind === 'upgrade' ? 'upgrade' : 'containerd', target), target.containerd);
+        if (problem) failures.push(`${where}: ${problem}`);
+        else converged++;
+      }
+    }
+    t.diagnostic(`kills tried ${tried}, converged ${converged}`);
+    assert.deepEqual(failures, []);
+    assert.ok(tried >= 20, `only ${tried} kills landed`);
+  });
+
+  test('a stopped or restarting containerd is started and verified, by the install playbook and by an upgrade, which does not stop on it', async () => {
     const line = rel('1.7') ? '1.7' : info.releases[0].line;
     await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
-    const args = ['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', path.join(cacheDir, '..', 'kill-cache'), ...versionArgs(line)];
-    // Kill points spread over a fresh run: during download, push, unpack, config, restart.
-    for (const ms of [150, 400, 900, 1500, 2500, 3500, 5000]) {
-      const child = spawn(process.execPath, [HOIST, ...args], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, ms));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
+    assert.equal((await run('containerd', line)).code, 0);
+    for (const pb of ['containerd', 'upgrade']) {
+      // h1 stopped; h2's daemon killed, so systemd is bringing it back (activating) as the run reads it.
+      await onHost(info, 'h1', 'systemctl stop containerd');
+      await onHost(info, 'h2', 'systemctl kill -s KILL containerd; sleep 0.2');
+      const r = await run(pb, line);
+      assert.equal(r.code, 0, `${pb}: ${JSON.stringify(r.report, null, 1)}`);
+      assert.equal(r.report.aborted, undefined);
+      for (const h of r.report.hosts) {
+        const verify = h.tasks.find((x) => x.task === 'containerd_verify')!;
+        assert.ok(verify.status === 'ok' && verify.notes.some((n) => n.startsWith('server ')), `${pb} ${h.name}: ${verify.notes.join('; ')}`);
+      }
+      assert.deepEqual(r.report.hosts[0].tasks.find((x) => x.task === 'containerd_service')!.changes, ['start containerd.service']);
+      assert.equal((await onHost(info, 'h1', 'systemctl is-active containerd')).out, 'active\n');
     }
-    const r = await hoistJson(args);
-    assert.equal(r.code, 0, JSON.stringify(r.report, null, 1));
-    for (const h of r.report.hosts) assert.equal(h.tasks.find((x) => x.task === 'containerd_verify')!.status, 'ok');
-    const again = await hoistJson(args);
-    assert.equal(changedCount(again.report), 0);
-    // Every installed file matches its record; nothing staged is left in a live directory.
-    const check = await onHost(info, 'h1', `cut -d' ' -f3- /var/lib/hoist/containerd/files.stat | xargs -d '\\n' stat -c '%s %Y %n' | diff - /var/lib/hoist/containerd/files.stat && echo same; find /usr/local /etc/containerd /etc/systemd/system -name '*.hoist-new' -o -name '.*.hoist-*' | wc -l`);
-    assert.equal(check.out, 'same\n0\n');
+    assert.equal(changedCount((await run('containerd', line)).report), 0);
   });
 
   test('commands a killed run left running on a host finish before the next run touches it', async () => {
