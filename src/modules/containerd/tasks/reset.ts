@@ -30,7 +30,7 @@ export default containerdTask({
       .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
       .join('\n') + `\n[ -s ${TEMP_JOURNAL} ] && echo ${TEMP_JOURNAL}\ntrue`,
     // Every file reset would delete, for --check --diff to list.
-    files: `for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; for f in ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; do [ -e "$f" ] && echo "$f"; done; true`,
+    files: `for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; [ -d ${CONTAINERD_STATE} ] && for f in ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; do [ -e "$f" ] && echo "$f"; done; true`,
   }),
   plan(p, ctx) {
     const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
