@@ -179,7 +179,7 @@ describe('refusals', () => {
   test('invalid input is refused before any host is touched', async () => {
     const cases: [string[], RegExp][] = [
       [['-e', 'containerd_verison="1.7.24"'], /unknown variable "containerd_verison".*did you mean "containerd_version"/],
-      [['-e', 'containerd_version="1.7"'], /containerd_version.*"1\.7" is not a version/],
+      [['-e', 'containerd_version="1.7"'], /containerd_version.*"1\.7" names a containerd line, not a release: did you mean 1\.7\.x/],
       [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "docker.io" = { mirrors = ["mirror.local"] } }'], /registries\.docker\.io\.mirrors\[0\].*no scheme/],
       [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "r.example:5000" = { ca = "/nonexistent/ca.pem" } }'], /\/nonexistent\/ca\.pem not found/],
       [['-e', 'containerd_version="1.7.24"', '-e', 'release_base_url="mirror.local"'], /release_base_url "mirror\.local" has no scheme/],
