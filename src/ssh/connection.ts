@@ -151,9 +151,14 @@ export class HostConnection {
         resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errb).toString('utf8'), code: code ?? (signal ? 128 : 255) });
       });
     });
-    if (typeof stdin === 'string') ch.end(stdin);
-    else await stdin(ch).catch(() => ch.close());
-    return this.guard(work, 'a command');
+    // The feed is raced against the connection like the rest: a host that dies mid-upload never
+    // drains its window, and an unguarded write would wait for it forever. A feed the command cut short
+    // (it exited early) is no error of its own: the exit status says why.
+    const feeding = typeof stdin === 'string' ? Promise.resolve(void ch.end(stdin)) : stdin(ch).catch(() => void ch.close());
+    return this.guard(
+      Promise.all([feeding, work]).then(([, r]) => r),
+      'a command',
+    );
   }
 
   /** exec that throws with the command's stderr when it exits non-zero. */
