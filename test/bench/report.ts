@@ -35,7 +35,8 @@ export interface Results {
 
 const med = (runs: Measured[] | undefined) => (runs?.length ? median(runs.map((r) => r.wallMs)) : NaN);
 const load = (runs: (Measured | undefined)[]) => loads(runs.flatMap((r) => (r ? [r.load] : [])));
-const flag = (problem: string | undefined) => (problem ? ` [${problem}]` : '');
+// A problem is flagged on its row, on one line and short; the whole story is on stderr and in the logs.
+const flag = (problem: string | undefined) => (problem ? ` [${problem.replace(/\s+/g, ' ').slice(0, 90)}…]` : '');
 const FRESH_TARGET_MS = 0.7 * 78_000;
 
 function timings(r: Results): string {
