@@ -3,7 +3,7 @@
  * the 1-minute load average when it started, and what the fleet spent meanwhile (counters.ts).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../support/hoist.js';
@@ -51,6 +51,7 @@ export async function measure(argv: string[], env: Record<string, string> = {}, 
   const fds = fdSampler.stop();
   // GNU time writes "Command exited with non-zero status N" before its line when the command fails.
   const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
+  rmSync(timeFile, { force: true });
   const [user, sys, rssKb] = last.split(' ').map(Number);
   return { wallMs, cpuS: user + sys, maxRssMb: rssKb / 1024, code, load, fleet, fds, stdout, stderr, startedAt };
 }
