@@ -230,6 +230,9 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
       } else resolve(client);
     };
     client.on('error', onError);
+    // A server that closes without an error (a banner, then nothing: an sshd out of file descriptors)
+    // would otherwise leave this promise pending with nothing keeping the process alive.
+    client.once('close', () => onError(Object.assign(new Error(stage === 'tcp' ? 'the connection closed' : 'the server closed the connection during the SSH handshake'), { level: stage === 'tcp' ? 'client-socket' : 'protocol' })));
     client.once('ready', onReady);
     client.once('handshake', () => (stage = 'ssh'));
     client.on('banner', () => undefined);
