@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { HostError } from '../util/errors.js';
 import { printable } from '../util/printable.js';
-import { sudoCommand, watchBecome, type BecomeSpec } from './become.js';
+import { sudoCommand, watchBecome, type BecomeHandshake, type BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
 import { lockScript, parseLockOutput, type HostLock } from './host-lock.js';
 import { HOIST_STATE_DIR } from '../host-paths.js';
@@ -94,23 +94,30 @@ export class HostConnection {
    * A channel running `inner` (a command line), through sudo when `elevate`. It resolves once the
    * command itself runs, so whatever the caller writes goes to the command and never to sudo.
    */
-  private async open(inner: string, elevate: boolean, onStderr: (d: Buffer) => void): Promise<ClientChannel> {
+  private async open(inner: string, elevate: boolean, onStderr: (d: Buffer) => void): Promise<{ ch: ClientChannel; exit: ExitRecord }> {
     const spec = elevate ? this.becomeSpec : undefined;
     const command = spec ? sudoCommand(inner, spec) : inner;
-    const ch = await this.guard(
-      new Promise<ClientChannel>((resolve, reject) =>
-        this.link.client.exec(command, (err, c) => (err ? reject(new HostError(`${this.endpoint.name}: cannot start a command: ${err.message}`)) : resolve(c))),
+    // Everything that listens to the channel is attached in the exec callback itself: a command that
+    // ends at once (sudo refusing) can deliver its exit status in the same tick, and an 'exit' event
+    // emitted before a listener exists is gone.
+    const { ch, exit, hs } = await this.guard(
+      new Promise<{ ch: ClientChannel; exit: ExitRecord; hs?: BecomeHandshake }>((resolve, reject) =>
+        this.link.client.exec(command, (err, c) => {
+          if (err) return reject(new HostError(`${this.endpoint.name}: cannot start a command: ${err.message}`));
+          const rec = exitRecord(c);
+          if (!spec) {
+            c.stderr.on('data', onStderr);
+            return resolve({ ch: c, exit: rec });
+          }
+          const watch = watchBecome(c, spec, { host: this.endpoint.name, login: this.endpoint.user, timeoutMs: BECOME_TIMEOUT_MS });
+          watch.onStderr(onStderr);
+          resolve({ ch: c, exit: rec, hs: watch });
+        }),
       ),
       'starting a command',
     );
-    if (!spec) {
-      ch.stderr.on('data', onStderr);
-      return ch;
-    }
-    const hs = watchBecome(ch, spec, { host: this.endpoint.name, login: this.endpoint.user, timeoutMs: BECOME_TIMEOUT_MS });
-    hs.onStderr(onStderr);
-    await this.guard(hs.ready, 'sudo');
-    return ch;
+    if (hs) await this.guard(hs.ready, 'sudo');
+    return { ch, exit };
   }
 
   /** Runs a bash script on the host (as root when become is set), fed on stdin. */
@@ -130,10 +137,8 @@ export class HostConnection {
   private async runChannel(inner: string, stdin: string | ((ch: ClientChannel) => Promise<void>), elevate: boolean, timeoutMs: number): Promise<ExecResult> {
     const out: Buffer[] = [];
     const errb: Buffer[] = [];
-    const ch = await this.open(inner, elevate, (d) => errb.push(d));
+    const { ch, exit } = await this.open(inner, elevate, (d) => errb.push(d));
     const work = new Promise<ExecResult>((resolve, reject) => {
-      let code: number | null = null;
-      let signal: string | undefined;
       const timer = setTimeout(() => {
         ch.close();
         reject(new HostError(`${this.endpoint.name}: command timed out after ${Math.round(timeoutMs / 1000)} s`));
@@ -141,12 +146,9 @@ export class HostConnection {
       // A lost connection is reported by guard(); this timer must not keep the process alive after it.
       timer.unref();
       ch.on('data', (d: Buffer) => out.push(d));
-      ch.on('exit', (c: number | null, sig?: string) => {
-        code = c;
-        signal = sig;
-      });
       ch.on('close', () => {
         clearTimeout(timer);
+        const { code, signal } = exit;
         if (code === null && signal === undefined && this.closed) return reject(new HostError(`${this.endpoint.name}: connection closed during a command`));
         resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errb).toString('utf8'), code: code ?? (signal ? 128 : 255) });
       });
@@ -200,7 +202,7 @@ export class HostConnection {
    */
   async lock(holder: string, waitSeconds: number): Promise<HostLock> {
     let out = '';
-    const ch = await this.open('bash -s', this.becomes, (d) => (out += d.toString()));
+    const { ch } = await this.open('bash -s', this.becomes, (d) => (out += d.toString()));
     const taking = new Promise<HostLock>((resolve, reject) => {
       let settled = false;
       ch.on('data', (d: Buffer) => {
@@ -254,11 +256,11 @@ export class HostConnection {
       );
     }
     let stderr = '';
-    const ch = await this.open(`bash -c ${quote(unixBridgeCommand(socketPath))}`, true, (d) => {
+    const { ch, exit } = await this.open(`bash -c ${quote(unixBridgeCommand(socketPath))}`, true, (d) => {
       if (stderr.length < 2048) stderr += d.toString();
     });
     // The bridge's own complaint (no socket, no tool) is the useful error when the stream ends early.
-    ch.on('exit', (code: number | null) => {
+    exit.onExit((code) => {
       if (code) (ch as unknown as Duplex).destroy(new HostError(`${this.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`));
     });
     return ch;
@@ -283,6 +285,29 @@ export class HostConnection {
     this.closed = true;
     this.link.close();
   }
+}
+
+/** A channel's exit status, recorded from the moment the channel exists. */
+interface ExitRecord {
+  code: number | null;
+  signal?: string;
+  onExit(fn: (code: number | null) => void): void;
+}
+
+function exitRecord(ch: ClientChannel): ExitRecord {
+  let seen = false;
+  const waiting: ((code: number | null) => void)[] = [];
+  const rec: ExitRecord = {
+    code: null,
+    onExit: (fn) => (seen ? fn(rec.code) : void waiting.push(fn)),
+  };
+  ch.on('exit', (code: number | null, signal?: string) => {
+    rec.code = code;
+    rec.signal = signal;
+    seen = true;
+    for (const fn of waiting.splice(0)) fn(code);
+  });
+  return rec;
 }
 
 /** The first line of a script that says what it does (not `set -e` or a comment). */
