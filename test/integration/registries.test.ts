@@ -4,15 +4,13 @@
 // Run: HOIST_FLEET_INSTANCE=K npx tsx --test --test-concurrency=1 test/integration/registries.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
-import { CriClient } from '../../src/modules/containerd/cri/client.js';
 import { removePodSandbox, runPodSandbox, stopPodSandbox } from '../support/cri-rpcs.js';
+import { withFleetCri } from '../support/cri-forward.js';
 import { hoistJson, onHost, ROOT, type JsonReport } from '../support/hoist.js';
 
 const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
@@ -152,26 +150,6 @@ async function logText(): Promise<string> {
  * hoist's CRI client over a forward of the test's own, independent of hoist's SSH layer: OpenSSH
  * forwards a local socket to the host's containerd socket (strict host-key checking, the fleet's key).
  */
-async function withCri<T>(host: fleet.FleetHost, f: (c: CriClient) => Promise<T>): Promise<T> {
-  const sock = path.join(dir, `cri-${host.name}-${Date.now()}.sock`);
-  const ssh = spawn('ssh', [
-    '-N', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-o', 'ExitOnForwardFailure=yes',
-    '-o', 'StreamLocalBindUnlink=yes', '-i', info.identityPath, '-L', `${sock}:/run/containerd/containerd.sock`, `root@${host.address}`,
-  ], { stdio: 'ignore' });
-  try {
-    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(existsSync(sock), 'ssh did not forward the containerd socket');
-    const c = new CriClient({ dial: async () => connect(sock), timeoutMs: 30_000 });
-    try {
-      return await f(c);
-    } finally {
-      await c.close();
-    }
-  } finally {
-    ssh.kill();
-  }
-}
-
 async function fileSize(f: string): Promise<number> {
   return (await stat(f)).size;
 }
@@ -273,7 +251,7 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       assert.match(gone.out, /^0$/m, gone.out);
       const at = await fileSize(regs.private.accessLog);
       // kubelet never pulls the sandbox image: RunPodSandbox does, with the CRI plugin's registry settings.
-      const outcome = await withCri(h, async (c) => {
+      const outcome = await withFleetCri(info, h.name, async (c) => {
         try {
           const id = await runPodSandbox(c, { name: 'hoist-sandbox-check', uid: `hoist-${Date.now()}`, namespace: 'hoist', hostNetwork: true, cgroupParent: 'hoist.slice' });
           await stopPodSandbox(c, id);
