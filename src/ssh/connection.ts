@@ -86,6 +86,11 @@ export class HostConnection {
     return !!this.becomeSpec;
   }
 
+  /** Whether a command runs as root: through sudo to root, or on a root login without sudo. */
+  private runsAsRoot(elevate: boolean): boolean {
+    return elevate ? this.isRoot : this.endpoint.user === 'root';
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -123,7 +128,7 @@ export class HostConnection {
   /** Runs a bash script on the host (as root when become is set), fed on stdin. */
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const elevate = opts.become !== false && this.becomes;
-    const privileged = elevate ? this.isRoot : this.endpoint.user === 'root';
+    const privileged = this.runsAsRoot(elevate);
     const t0 = Date.now();
     this.trace(1, `$ ${headline(script)}${elevate ? ' (sudo)' : ''}`);
     this.trace(2, script);
@@ -182,7 +187,7 @@ export class HostConnection {
   async upload(data: Buffer | { localPath: string }, remotePath: string, opts: UploadOptions): Promise<void> {
     const size = Buffer.isBuffer(data) ? data.length : (await stat(data.localPath)).size;
     const elevate = this.becomes;
-    const privileged = elevate ? this.isRoot : this.endpoint.user === 'root';
+    const privileged = this.runsAsRoot(elevate);
     const script = uploadScript(remotePath, size, opts, { privileged });
     const feed = async (ch: ClientChannel) => {
       if (Buffer.isBuffer(data)) ch.end(data);
