@@ -1,3 +1,4 @@
+import { FanOut } from '../runner/fan-out.js';
 import path from 'node:path';
 import { loadInventory, type Inventory } from '../inventory/inventory.js';
 import { loadPlaybook } from '../playbook/playbook.js';
@@ -24,7 +25,8 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
   // Without an inventory there are no groups to select: the one bare host stands for all of them.
   const play = o.inventory ? pb : { ...pb, hosts: ['all'] };
   const plays = await resolvePlay(inventory, play, await extraVarLayers(o.extraVars ?? []), { catalog });
-  const controller: Controller = { playbookDir: pb.dir, inventoryDir: path.dirname(path.resolve(inventory.file)), cacheDir: o.cacheDir, log: new Logger(), progress: () => undefined };
+  const log = new Logger();
+  const controller: Controller = { playbookDir: pb.dir, inventoryDir: path.dirname(path.resolve(inventory.file)), cacheDir: o.cacheDir, log, progress: () => undefined, deliver: new FanOut(log).deliver };
   const options = { check: true, diff: false, offline: false };
   const wanted = new Map<string, Artifact>();
   for (const play of plays) {

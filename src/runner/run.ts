@@ -11,6 +11,7 @@ import { maskVariables, redact } from '../util/redact.js';
 import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
 import { Semaphore } from './semaphore.js';
+import { FanOut } from './fan-out.js';
 import { exitCodeOf, type HostReport, type RunEvents, type RunReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
@@ -64,6 +65,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     cacheDir: req.cacheDir,
     log,
     progress: (l, d, t) => events.progress(l, d, t),
+    deliver: new FanOut(log).deliver,
   };
   const knownHosts = await KnownHosts.load(req.knownHostsFile ?? inv.knownHostsFile ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
   const epDefaults = { connectTimeoutMs: req.connectTimeoutMs ?? 10_000, commandTimeoutMs: req.commandTimeoutMs ?? 600_000 };

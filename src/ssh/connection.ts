@@ -13,12 +13,23 @@ import { quote } from './quote.js';
 import { openLink, type Link, type TransportOptions } from './transport.js';
 import { unixBridgeCommand } from './unix-bridge.js';
 import { uploadScript, type UploadOptions } from './upload.js';
+import { PeerCopyError, RECEIVE_EXIT, receiveScript, serveCommand, type PeerSource } from './peer-copy.js';
 
 export { HostKeyError, type TransportOptions } from './transport.js';
 export { BecomeError } from './become.js';
 export type { HostLock } from './host-lock.js';
 export type { UploadOptions } from './upload.js';
 export type { Endpoint } from './endpoint.js';
+export { PeerCopyError, type PeerSource } from './peer-copy.js';
+
+/** A file being served once to a peer (see serveFile). */
+export interface Serving {
+  port: number;
+  /** Settles when the server has sent the file, or failed or stopped without sending it. */
+  sent: Promise<void>;
+  /** Ends the server (it also ends by itself once it has sent the file). */
+  stop(): void;
+}
 /** Where hoist keeps its own state on a host (locks, records, artifacts). */
 export const LOCK_DIR = HOIST_STATE_DIR;
 
@@ -198,6 +209,55 @@ export class HostConnection {
     this.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
     this.bytesPushed += size;
     if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
+  }
+
+  /**
+   * Serves `file` once, on an ephemeral TCP port of this host, to whoever presents `token` (see
+   * peer-copy.ts). It runs as the login user without sudo: what it serves is a release file hoist
+   * staged world-readable, and a command outside sudo holds no commands.lock, so serving never waits
+   * for this host's own work nor holds it up.
+   */
+  async serveFile(file: string, token: string): Promise<Serving> {
+    let stderr = '';
+    this.trace(1, `$ serve ${file} once to a peer`);
+    const { ch, exit } = await this.open(`bash -c ${quote(serveCommand(file))}`, false, (d) => {
+      if (stderr.length < 2048) stderr += d.toString();
+    });
+    let out = '';
+    let sentOk = false;
+    const failed = () => new PeerCopyError(`${this.endpoint.name} could not serve ${file}: ${printable(stderr.trim()) || `exit ${exit.code ?? 'unknown'}`}`, 'source');
+    const listening = new Promise<number>((resolve, reject) => {
+      ch.on('data', (d: Buffer) => {
+        out += d.toString();
+        const port = /^port (\d+)$/m.exec(out);
+        if (port) resolve(Number(port[1]));
+        if (/^sent$/m.test(out)) sentOk = true;
+      });
+      ch.on('close', () => reject(failed()));
+    });
+    const sent = new Promise<void>((resolve, reject) => ch.on('close', () => (sentOk ? resolve() : reject(failed()))));
+    sent.catch(() => undefined);
+    ch.write(`${token}\n`);
+    const port = await this.guard(listening, 'starting a file server');
+    return { port, sent: this.guard(sent, 'serving a file'), stop: () => void ch.end() };
+  }
+
+  /**
+   * Fetches a file another host serves (serveFile there) into `remotePath`, checking its size and
+   * sha256 before it replaces anything. Failures are PeerCopyErrors that say whose fault they were.
+   */
+  async receiveFile(from: PeerSource, token: string, remotePath: string, want: { size: number; sha256: string }): Promise<void> {
+    const elevate = this.becomes;
+    const privileged = this.runsAsRoot(elevate);
+    const timeoutS = Math.max(this.endpoint.commandTimeoutMs, 600_000) / 1000;
+    const script = receiveScript(from, remotePath, want, { privileged, timeoutS });
+    const t0 = Date.now();
+    const r = await this.runChannel(`bash -c ${quote((privileged ? serialize() : '') + script)}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
+    this.trace(1, `receive ${remotePath} (${want.size} bytes) from ${from.address}:${from.port}: exit ${r.code} in ${Date.now() - t0} ms`);
+    if (r.code === 0) return;
+    const why = printable(r.stderr.trim().split('\n').slice(-3).join('\n')).replace(/\\n/g, '\n') || `exit ${r.code}`;
+    const blame = r.code === RECEIVE_EXIT.unreachable ? 'route' : r.code === RECEIVE_EXIT.short || r.code === RECEIVE_EXIT.checksum ? 'source' : 'receiver';
+    throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: ${why}`, blame);
   }
 
   /**

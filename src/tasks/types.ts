@@ -23,6 +23,28 @@ export interface Controller {
   log: Logger;
   /** Reports download progress to the output layer. */
   progress(label: string, done: number, total: number | undefined): void;
+  /**
+   * Puts a file the controller holds onto `conn`'s host: copied from a host that received it earlier
+   * in the run when `how.peers` allows, else sent by `how.push`. Resolves with where it came from.
+   */
+  deliver(conn: Connection, file: DeliveredFile, how: DeliverOptions): Promise<string>;
+}
+
+/** A file to put on a host, named by content. */
+export interface DeliveredFile {
+  name: string;
+  sha256: string;
+  size: number;
+  remotePath: string;
+}
+
+export interface DeliverOptions {
+  /** Whether hosts that already hold the file may pass it on to this one. */
+  peers: boolean;
+  /** The address other hosts reach this host at, once it holds the file. */
+  peerAddress: string;
+  /** Sends the file from the controller (re-verified first). */
+  push(): Promise<void>;
 }
 
 /**

@@ -1,15 +1,28 @@
 import type { Duplex } from 'node:stream';
 import type { Connection } from '../../src/tasks/connection.js';
-import type { ExecResult, HostLock } from '../../src/ssh/connection.js';
+import type { ExecResult, HostLock, PeerSource, Serving } from '../../src/ssh/connection.js';
+import { PeerCopyError } from '../../src/ssh/peer-copy.js';
 import { HostError } from '../../src/util/errors.js';
 
 /** A host that answers the gathering round trip with canned facts and records every other command. */
 export class FakeHost implements Connection {
-  readonly endpoint = { name: 'h1', host: '10.0.0.1', port: 22, user: 'root', identityFiles: [], identitiesOnly: false, connectTimeoutMs: 1000, commandTimeoutMs: 1000 };
+  readonly endpoint: { name: string; host: string; port: number; user: string; identityFiles: string[]; identitiesOnly: boolean; connectTimeoutMs: number; commandTimeoutMs: number };
+  /** Files this host served to peers, and what it fetched from whom (`address:port`). */
+  readonly served: string[] = [];
+  readonly received: string[] = [];
+  /** How serving or receiving a host-to-host copy fails here, if it does. */
+  serveFails = false;
+  receiveFails: PeerCopyError['blame'] | undefined;
+  /** How long a transfer takes, so overlapping copies can be observed. */
+  copyMs = 0;
   readonly becomes = false;
   readonly isRoot = true;
   bytesPushed = 0;
   isClosed = false;
+
+  constructor(name = 'h1', host = '10.0.0.1') {
+    this.endpoint = { name, host, port: 22, user: 'root', identityFiles: [], identitiesOnly: false, connectTimeoutMs: 1000, commandTimeoutMs: 1000 };
+  }
   readonly ran: string[] = [];
   locks = 0;
   released = 0;
@@ -38,6 +51,18 @@ export class FakeHost implements Connection {
 
   async upload(): Promise<void> {
     this.bytesPushed += 1;
+  }
+
+  async serveFile(file: string): Promise<Serving> {
+    if (this.serveFails) throw new PeerCopyError(`${this.endpoint.name} could not serve ${file}: no tool`, 'source');
+    this.served.push(file);
+    return { port: 40000 + this.served.length, sent: Promise.resolve(), stop: () => undefined };
+  }
+
+  async receiveFile(from: PeerSource, _token: string, remotePath: string): Promise<void> {
+    await new Promise((r) => setTimeout(r, this.copyMs));
+    if (this.receiveFails) throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}`, this.receiveFails);
+    this.received.push(`${from.address}:${from.port}`);
   }
 
   async lock(): Promise<HostLock> {

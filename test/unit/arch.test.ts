@@ -1,3 +1,4 @@
+import { FanOut } from '../../src/runner/fan-out.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseCatalog } from '../../src/modules/containerd/catalog.js';
@@ -36,7 +37,7 @@ describe('a host of another architecture is refused at plan time', () => {
     const state = new PlanState();
     const facts = parseFacts(`arch=${hostArch}\ninit=systemd\npm=apt\ndf_/var/lib/hoist=100000000`);
     const host = { name: 'h', address: 'h', become: false, becomeUser: 'root', groups: [], vars: {}, varLayers: [] };
-    const controller = { playbookDir: '.', inventoryDir: '.', log: new Logger(), progress: () => undefined };
+    const controller = { playbookDir: '.', inventoryDir: '.', log: new Logger(), progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
     return artifactsTask.plan({}, {
       host, vars: {}, settings, facts, state, prepared: staged, live: undefined, controller,
       options: { check: true, diff: false, offline: false },

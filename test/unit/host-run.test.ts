@@ -1,3 +1,4 @@
+import { FanOut } from '../../src/runner/fan-out.js';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { HostRun } from '../../src/runner/host-run.js';
@@ -61,7 +62,7 @@ async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before
     beforeHost: o.before ?? [], afterHost: o.after ?? [], tasks: [], doc,
   };
   const log = new Logger();
-  const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined };
+  const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   const p = play(defs);
   return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.resolve(host));
 }
@@ -194,7 +195,7 @@ describe('stopping', () => {
     const p = play([task('a', { change: 'x' })]);
     const log = new Logger();
     const playbook: Playbook = { file: 'p', dir: '.', name: 't', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [], beforeHost: [], afterHost: [], tasks: [], doc };
-    const r = await new HostRun(p, [undefined], { options: { check: false, diff: false, offline: true }, controller: { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined }, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.reject(new Error('connect ECONNREFUSED')));
+    const r = await new HostRun(p, [undefined], { options: { check: false, diff: false, offline: true }, controller: { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver }, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.reject(new Error('connect ECONNREFUSED')));
     assert.equal(r.status, 'unreachable');
     assert.match(r.error!, /ECONNREFUSED/);
   });

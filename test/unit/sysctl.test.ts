@@ -1,3 +1,4 @@
+import { FanOut } from '../../src/runner/fan-out.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sysctl, { normalize, parseLive, procPath, renderSysctlConf } from '../../src/tasks/sysctl.js';
@@ -14,7 +15,7 @@ const params = { name: 'k8s', settings: { 'net.ipv4.ip_forward': 1, 'net.ipv4.tc
 function plan(live: Record<string, string>, conf?: string, diff = false): TaskPlan | Promise<TaskPlan> {
   const confProbe = conf === undefined ? { out: 'absent', code: 0 } : { out: `sha=${sha256(conf)}\nmode=644 owner=root group=root${diff ? `\ncontent=\n${Buffer.from(conf).toString('base64')}` : ''}`, code: 0 };
   const liveProbe = { out: Object.entries(live).map(([k, v]) => `live ${k}=${v}`).join('\n'), code: 0 };
-  const controller = { playbookDir: '.', inventoryDir: '.', log: new Logger(), progress: () => undefined };
+  const controller = { playbookDir: '.', inventoryDir: '.', log: new Logger(), progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   return sysctl.plan(params, {
     host: { name: 'h', address: 'h', become: false, becomeUser: 'root', groups: [], vars: {}, varLayers: [] },
     vars: {}, settings: undefined, options: { check: false, diff, offline: true }, controller,

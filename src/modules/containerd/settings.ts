@@ -35,7 +35,8 @@ export const containerdVariables = {
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
-  download: s.enum('controller', 'host').optional(),
+  download: s.enum('controller', 'peers', 'host').optional().describe('"controller": it sends every host the release files; "peers": it sends the first few, which pass them on host to host (sha256 checked at every hop); "host": hosts fetch from host_release_base_url'),
+  peer_address: s.string().optional().describe('address other hosts reach this one at for download = "peers" (default: the address hoist connects to)'),
   runc_version: version.optional(),
   cni_version: version.optional(),
   crictl_version: s.union<string | false>('a version string or false', version, s.literal(false), s.literal('')).optional(),
@@ -51,7 +52,9 @@ export interface ContainerdSettings {
   runtime: RuntimeConfig;
   artifacts: ContainerdArtifact[];
   arch: ReleaseArch;
-  download: 'controller' | 'host';
+  download: 'controller' | 'peers' | 'host';
+  /** Where other hosts reach this one for host-to-host copies; undefined: the address hoist dials. */
+  peerAddress?: string;
   releaseBaseUrl: string;
   /** Release base URL as the hosts see it (download = "host"). */
   hostReleaseBaseUrl: string;
@@ -99,6 +102,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
     artifacts,
     arch,
     download: vars.download ?? 'controller',
+    peerAddress: vars.peer_address || undefined,
     releaseBaseUrl: base,
     hostReleaseBaseUrl: hostBase,
     replaceDistroContainerd: vars.replace_distro_containerd ?? false,

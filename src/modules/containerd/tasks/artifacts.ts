@@ -44,15 +44,21 @@ export default containerdTask({
     if (need > free) {
       throw new Error(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
     }
+    const peers = ctx.settings.download === 'peers';
     return {
       actions: missing.map((a) => ({
         kind: 'change' as const,
-        summary: a.dl ? `push ${a.artifact.name} (${((a.size ?? 0) / 1e6).toFixed(1)} MB)` : `download ${a.artifact.name} on the host`,
+        summary: a.dl ? `${peers ? 'stage' : 'push'} ${a.artifact.name} (${((a.size ?? 0) / 1e6).toFixed(1)} MB)${peers ? ' from a host that has it or the controller' : ''}` : `download ${a.artifact.name} on the host`,
         async run(conn) {
           if (a.dl) {
-            const verified = await ensureArtifact(a.artifact, a.dl);
-            if (verified.sha256 !== a.sha256) throw new Error(`${a.artifact.name} in the cache changed during the run`);
-            await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644 });
+            const dl = a.dl;
+            const push = async () => {
+              const verified = await ensureArtifact(a.artifact, dl);
+              if (verified.sha256 !== a.sha256) throw new Error(`${a.artifact.name} in the cache changed during the run`);
+              await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644 });
+            };
+            const file = { name: a.artifact.name, sha256: a.sha256, size: a.size ?? 0, remotePath: a.remotePath };
+            await ctx.controller.deliver(conn, file, { peers, peerAddress: ctx.settings.peerAddress ?? conn.endpoint.host, push });
             return;
           }
           // Marked and journalled like an upload's temporary file, so a kill mid-download leaves nothing the next run keeps.

@@ -1,0 +1,147 @@
+import path from 'node:path';
+import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../host-paths.js';
+import { HostError } from '../util/errors.js';
+import { quote } from './quote.js';
+
+/*
+ * Host-to-host copy of a file one host already holds, so the controller doesn't send every host the
+ * same tens of megabytes. The holder serves the file once on an ephemeral TCP port to whoever
+ * presents a one-time token; the receiver connects with bash's own /dev/tcp, checks size and sha256,
+ * and moves the file into place. Nothing is installed on either host:
+ * - the server is perl (perl-base, with IO::Socket::IP, is Essential on Debian and Ubuntu) or
+ *   python3 (every RHEL/Fedora-family minimal install);
+ * - the token travels on stdin and in the environment, never in a process's arguments;
+ * - the server ends when its one transfer is done, when the controller's channel closes (stdin at EOF)
+ *   or after SERVE_LIMIT_S, whichever comes first.
+ */
+
+/** How long a server waits for its receiver in all, and how long an accepted connection may take to say the token. */
+const SERVE_LIMIT_S = 900;
+const TOKEN_WAIT_S = 5;
+
+const PERL = `use strict; use IO::Socket::IP; use IO::Select;
+$SIG{ALRM} = sub { exit 3 }; alarm ${SERVE_LIMIT_S};
+open(my $f, '<', $ARGV[0]) or die "cannot read $ARGV[0]: $!\\n"; binmode $f;
+my $token = <STDIN>; exit 1 unless defined $token; chomp $token;
+my %o = (Listen => 8, LocalPort => 0, ReuseAddr => 1);
+my $l = IO::Socket::IP->new(%o, LocalHost => '::', V6Only => 0) || IO::Socket::IP->new(%o, LocalHost => '0.0.0.0') or die "cannot listen: $@\\n";
+$| = 1; print "port ", $l->sockport, "\\n";
+my $sel = IO::Select->new($l, \\*STDIN);
+while (1) {
+  for my $r ($sel->can_read) {
+    if ($r != $l) { my $n = sysread(STDIN, my $x, 64); exit 0 unless $n; next }
+    my $c = $l->accept or next;
+    my ($line, $cs) = ('', IO::Select->new($c));
+    while (length($line) < 256 && $line !~ /\\n/ && $cs->can_read(${TOKEN_WAIT_S})) { last unless sysread($c, $line, 256 - length($line), length($line)) }
+    if ($line ne "$token\\n") { close $c; next }
+    binmode $c; seek($f, 0, 0);
+    while (my $n = sysread($f, my $buf, 262144)) { for (my $o = 0; $o < $n;) { my $w = syswrite($c, $buf, $n - $o, $o); die "send: $!\\n" unless defined $w; $o += $w } }
+    close $c or die "send: $!\\n"; print "sent\\n"; exit 0;
+  }
+}`;
+
+const PYTHON = `import os, select, signal, socket, sys
+signal.alarm(${SERVE_LIMIT_S})
+f = open(sys.argv[1], 'rb')
+token = sys.stdin.buffer.readline().rstrip(b'\\n')
+if not token: sys.exit(1)
+try:
+    l = socket.create_server(('', 0), family=socket.AF_INET6, dualstack_ipv6=True, backlog=8)
+except (OSError, ValueError):
+    l = socket.create_server(('0.0.0.0', 0), backlog=8)
+print('port', l.getsockname()[1], flush=True)
+while True:
+    for r in select.select([l, sys.stdin], [], [])[0]:
+        if r is sys.stdin:
+            if not os.read(0, 64): sys.exit(0)
+            continue
+        c, _ = l.accept()
+        c.settimeout(${TOKEN_WAIT_S})
+        line = b''
+        try:
+            while len(line) < 256 and not line.endswith(b'\\n'):
+                d = c.recv(256 - len(line))
+                if not d: break
+                line += d
+        except OSError:
+            pass
+        if line != token + b'\\n':
+            c.close(); continue
+        c.settimeout(None); f.seek(0); c.sendfile(f); c.close()
+        print('sent', flush=True); sys.exit(0)`;
+
+export type ServeTool = 'perl' | 'python3';
+
+/**
+ * A bash command line that serves `file` once (see above): it reads the token as the first line of its
+ * stdin, prints `port N` once it listens, then `sent` after the transfer. Exit 4: the file isn't
+ * readable here; 127: no interpreter to serve with.
+ */
+export function serveCommand(file: string, only?: ServeTool): string {
+  const f = quote(file);
+  const tries: Record<ServeTool, string> = {
+    perl: `if command -v perl >/dev/null 2>&1 && perl -MIO::Socket::IP -MIO::Select -e1 2>/dev/null; then exec perl -e ${quote(PERL)} ${f}; fi`,
+    python3: `if command -v python3 >/dev/null 2>&1; then exec python3 -c ${quote(PYTHON)} ${f}; fi`,
+  };
+  const order: ServeTool[] = only ? [only] : ['perl', 'python3'];
+  return [
+    `[ -r ${f} ] || { echo "cannot read "${f}" as $(id -un)" >&2; exit 4; }`,
+    ...order.map((t) => tries[t]),
+    `echo "no tool to serve a file with (tried ${order.join(', ')})" >&2; exit 127`,
+  ].join('\n');
+}
+
+/** Why a receive failed, by its exit code: which side to blame decides whether the holder is used again. */
+export const RECEIVE_EXIT = { unreachable: 20, short: 21, checksum: 22 } as const;
+
+export interface PeerSource {
+  address: string;
+  port: number;
+}
+
+/**
+ * A bash script that fetches a served file from `from` into a journalled temporary file beside
+ * `remotePath`, checks its size and sha256, and moves it into place (mode 0644, root's when
+ * privileged). It reads the token as the first line of its stdin.
+ */
+export function receiveScript(from: PeerSource, remotePath: string, want: { size: number; sha256: string }, ctx: { privileged: boolean; timeoutS: number }): string {
+  const dir = path.posix.dirname(remotePath);
+  const base = path.posix.basename(remotePath);
+  const addr = quote(from.address);
+  const where = `${from.address}:${from.port}`;
+  const dest = quote(remotePath);
+  return [
+    'set -e',
+    'IFS= read -r T',
+    `mkdir -p ${quote(dir)}`,
+    ctx.privileged ? SWEEP_TEMPS : '',
+    `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
+    ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
+    `trap 'rm -f "$tmp"' EXIT`,
+    // A filtered port would otherwise hang for the kernel's connect timeout (minutes): try quickly first.
+    `if ! timeout ${TOKEN_WAIT_S} bash -c 'exec 3<>/dev/tcp/"$1"/"$2"' _ ${addr} ${from.port} 2>/dev/null; then echo ${quote(`cannot connect to ${where}`)} >&2; exit ${RECEIVE_EXIT.unreachable}; fi`,
+    `export T; timeout ${ctx.timeoutS} bash -c 'exec 3<>/dev/tcp/"$1"/"$2" && printf "%s\\n" "$T" >&3 && exec cat <&3' _ ${addr} ${from.port} > "$tmp" || true`,
+    `got=$(stat -c %s "$tmp"); if [ "$got" != ${want.size} ]; then echo "received $got of ${want.size} bytes from ${where}" >&2; exit ${RECEIVE_EXIT.short}; fi`,
+    `sum=$(sha256sum < "$tmp" | cut -d' ' -f1); if [ "$sum" != ${want.sha256} ]; then echo "checksum mismatch for what ${where} sent: expected ${want.sha256}, got $sum" >&2; exit ${RECEIVE_EXIT.checksum}; fi`,
+    ctx.privileged ? `chown root:root "$tmp"` : '',
+    `chmod 0644 "$tmp"`,
+    `mv -f "$tmp" ${dest}`,
+    'trap - EXIT',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/**
+ * A host-to-host copy that failed, with whom to blame: the `source` (it could not serve, or sent
+ * short or wrong bytes: don't use it again), the `route` between the two hosts (the receiver can't
+ * reach it: hosts may not see each other at all), or the `receiver` itself.
+ */
+export class PeerCopyError extends HostError {
+  constructor(
+    message: string,
+    readonly blame: 'source' | 'route' | 'receiver',
+  ) {
+    super(message);
+  }
+}
