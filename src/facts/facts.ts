@@ -20,24 +20,33 @@ export interface Facts {
 }
 
 const TOOLS = ['tar', 'sha256sum', 'install', 'systemctl', 'gzip', 'sudo'];
+/** Where free space is read: each directory, or its nearest existing parent. */
+const DF_DIRS = ['/', '/usr/local', '/var/lib', HOIST_STATE_DIR, '/tmp'];
 
-/** Shell run on the host; prints key=value lines. It must not fail, whatever the host lacks. */
+/**
+ * Shell run on the host; prints key=value lines. It must not fail, whatever the host lacks. It runs
+ * on every host of every run, so it reads with bash builtins where it can and calls df and uname
+ * once each: every process it starts is CPU the host spends before a no-op can end.
+ */
 export const FACTS_SCRIPT = `
 . /etc/os-release 2>/dev/null
 echo "os_id=\${ID:-unknown}"
 echo "os_id_like=\${ID_LIKE:-}"
 echo "os_version=\${VERSION_ID:-}"
 echo "os_pretty=\${PRETTY_NAME:-}"
-echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
-echo "init=$(cat /proc/1/comm 2>/dev/null)"
+echo "hostname=$(</proc/sys/kernel/hostname)"
+read -r kernel arch < <(uname -rm)
+echo "arch=$arch"
+echo "kernel=$kernel"
+echo "init=$(</proc/1/comm)"
 echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"
 if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/null; then echo pm=dnf; elif command -v yum >/dev/null; then echo pm=yum; else echo pm=none; fi
 echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
-echo "uid=$(id -u)"
+echo "uid=$EUID"
 for t in ${TOOLS.join(' ')}; do if command -v $t >/dev/null; then echo "tool_$t=1"; else echo "tool_$t=0"; fi; done
-for d in / /usr/local /var/lib ${HOIST_STATE_DIR} /tmp; do p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; echo "df_$d=$(df -Pk "$p" 2>/dev/null | awk 'NR==2{print $4}')"; done
+dirs="${DF_DIRS.join(' ')}"; set --
+for d in $dirs; do p=$d; while [ ! -e "$p" ]; do p=\${p%/*}; p=\${p:-/}; done; set -- "$@" "$p"; done
+df -Pk "$@" 2>/dev/null | awk -v dirs="$dirs" 'BEGIN { split(dirs, d, " ") } NR > 1 { print "df_" d[NR - 1] "=" $4 }'
 `;
 
 export function parseFacts(out: string): Facts {

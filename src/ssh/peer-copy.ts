@@ -19,7 +19,8 @@ import { quote } from './quote.js';
 const SERVE_LIMIT_S = 900;
 const TOKEN_WAIT_S = 5;
 
-const PERL = `use strict; use IO::Socket::IP; use IO::Select;
+// As in unix-bridge.ts: a missing module exits 99 from BEGIN, and the next interpreter is tried.
+const PERL = `use strict; BEGIN { eval { require IO::Socket::IP; require IO::Select; 1 } or exit 99 }
 $SIG{ALRM} = sub { exit 3 }; alarm ${SERVE_LIMIT_S};
 open(my $f, '<', $ARGV[0]) or die "cannot read $ARGV[0]: $!\\n"; binmode $f;
 my $token = <STDIN>; exit 1 unless defined $token; chomp $token;
@@ -80,7 +81,7 @@ export type ServeTool = 'perl' | 'python3';
 export function serveCommand(file: string, only?: ServeTool): string {
   const f = quote(file);
   const tries: Record<ServeTool, string> = {
-    perl: `if command -v perl >/dev/null 2>&1 && perl -MIO::Socket::IP -MIO::Select -e1 2>/dev/null; then exec perl -e ${quote(PERL)} ${f}; fi`,
+    perl: `if command -v perl >/dev/null 2>&1; then perl -e ${quote(PERL)} ${f}; rc=$?; [ $rc = 99 ] || exit $rc; fi`,
     python3: `if command -v python3 >/dev/null 2>&1; then exec python3 -c ${quote(PYTHON)} ${f}; fi`,
   };
   const order: ServeTool[] = only ? [only] : ['perl', 'python3'];

@@ -9,7 +9,9 @@ import { quote } from './quote.js';
  * - socat, then nc with -U, where an operator installed them.
  */
 
-const PERL = `use strict; use Socket; use IO::Socket::UNIX; use IO::Select;
+// The modules are required in BEGIN and a missing one exits 99, so that the one perl start both checks
+// and bridges: a separate check would cost another interpreter start on every host of every run.
+const PERL = `use strict; use Socket; BEGIN { eval { require IO::Socket::UNIX; require IO::Select; 1 } or exit 99 }
 my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $ARGV[0]) or die "cannot connect to $ARGV[0]: $!\\n";
 binmode STDIN; binmode STDOUT; binmode $s;
 my $sel = IO::Select->new(\\*STDIN, $s);
@@ -44,7 +46,7 @@ export type BridgeTool = 'perl' | 'python3' | 'socat' | 'nc';
 export function unixBridgeCommand(socketPath: string, only?: BridgeTool): string {
   const sock = quote(socketPath);
   const tries: Record<BridgeTool, string> = {
-    perl: `if command -v perl >/dev/null 2>&1 && perl -MIO::Socket::UNIX -MIO::Select -e1 2>/dev/null; then exec perl -e ${quote(PERL)} ${sock}; fi`,
+    perl: `if command -v perl >/dev/null 2>&1; then perl -e ${quote(PERL)} ${sock}; rc=$?; [ $rc = 99 ] || exit $rc; fi`,
     python3: `if command -v python3 >/dev/null 2>&1; then exec python3 -c ${quote(PYTHON)} ${sock}; fi`,
     socat: `if command -v socat >/dev/null 2>&1; then exec socat STDIO UNIX-CONNECT:${sock}; fi`,
     nc: `if command -v nc >/dev/null 2>&1 && nc -h 2>&1 | grep -q -- '-U'; then exec nc -U ${sock}; fi`,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,4 +48,27 @@ test('the bridge says which socket is missing instead of hanging', () => {
   const r = spawnSync('bash', ['-c', unixBridgeCommand('/nonexistent/containerd.sock')], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /no socket at \/nonexistent\/containerd.sock/);
+});
+
+test('a perl without the socket modules (exit 99 from its BEGIN check) hands over to python3', { skip: !have('python3') && 'python3 not installed' }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-bridge-'));
+  const sock = path.join(dir, 's.sock');
+  // A perl whose module check fails the way the real one's BEGIN block reports it.
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'perl'), '#!/bin/sh\necho perl-ran >&2\nexit 99\n', { mode: 0o755 });
+  const srv = await echoServer(sock);
+  try {
+    const p = spawn('bash', ['-c', unixBridgeCommand(sock)], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const out: Buffer[] = [];
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stdin.end(Buffer.from('abc'));
+    assert.equal(await new Promise<number | null>((r) => p.on('close', r)), 0, err);
+    assert.match(err, /perl-ran/);
+    assert.equal(Buffer.concat(out).toString(), 'cba');
+  } finally {
+    srv.close();
+  }
 });

@@ -29,13 +29,15 @@ export interface ServiceState {
 export function serviceProbe(w: ServiceWant): string {
   const u = quote(w.unit);
   // One systemctl and one sha256sum call: this probe runs on every host on every run.
+  const props = ['UnitFileState', 'ActiveState', 'LoadState', 'NeedDaemonReload', ...(w.restartOn.length ? ['ActiveEnterTimestamp'] : [])];
   const lines = [
-    `systemctl show -p UnitFileState -p ActiveState -p LoadState -p NeedDaemonReload ${u} 2>/dev/null`,
+    `show=$(systemctl show ${props.map((p) => `-p ${p}`).join(' ')} ${u} 2>/dev/null); printf '%s\\n' "$show"`,
     `echo "stamp=$(cat ${quote(`${STAMP_DIR}/${w.unit}`)} 2>/dev/null)"`,
   ];
   if (w.restartOn.length) {
     lines.push(`sha256sum ${w.restartOn.map(quote).join(' ')} 2>/dev/null | sed 's/^/file /'`);
-    lines.push(`t=$(systemctl show -p ActiveEnterTimestamp --value ${u} 2>/dev/null); [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"`);
+    // The start time, from the same systemctl call, as epoch seconds (systemd prints it for people).
+    lines.push(`t=\${show#*ActiveEnterTimestamp=}; if [ "$t" != "$show" ]; then t=\${t%%$'\\n'*}; [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"; fi`);
     lines.push(`stat -c 'mtime %Y %n' ${w.restartOn.map(quote).join(' ')} 2>/dev/null`);
   }
   return lines.join('\n');
