@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   if (!pristine) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
   await warm();
   say('fresh install (download = "controller")');
-  results.fresh = await runHoist(HOIST, apply(), work);
+  results.fresh = await runHoist(HOIST, apply('-e', 'download=controller'), work);
   results.freshProblem = check(results.fresh, 'fresh install', false);
 
   const floor = new OpenSshFloor(info);
@@ -159,6 +159,10 @@ async function main(): Promise<void> {
     results.freshHost = await runHoist(HOIST, apply('-e', 'download=host'), work);
     results.freshHostProblem = check(results.freshHost, 'fresh install (download=host)', false);
   }
+  info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
+  say('fresh install (download = "peers")');
+  results.freshPeers = await runHoist(HOIST, apply('-e', 'download=peers'), work);
+  results.freshPeersProblem = check(results.freshPeers, 'fresh install (download=peers)', false);
   results.finished = new Date().toISOString();
   printReport(results);
   const file = path.join(work, 'results.json');

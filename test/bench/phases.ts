@@ -1,7 +1,8 @@
 /**
  * Where a hoist run's time goes, from its log: every line is `<ISO time> [<host or hoist>] <text>`,
  * and each remote command leaves `$ <first line>` when it starts and `exit N in M ms` when it ends
- * (an upload leaves one line, `upload <path> (...): exit N in M ms`). Commands are put in phases by
+ * (an upload leaves one line, `upload <path> (...): exit N in M ms`, and a host-to-host copy
+ * `receive <path> (...) from A:P: exit N in M ms`). Commands are put in phases by
  * what they run; time on a host between its commands is controller-side work or waiting.
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ export const PHASES = [
   'inputs, connect',
   'wait for prepare',
   'probes',
-  'push: re-hash on controller',
+  'push: wait for a sender, re-hash',
   'push',
   'host download',
   'unpack',
@@ -42,7 +43,7 @@ export interface RunPhases {
 
 const LINE = /^(\S+) \[([^\]]+)\] (.*)$/;
 const EXIT = /^exit -?\d+ in (\d+) ms$/;
-const UPLOAD = /^upload (\S+) \(.*\): exit -?\d+ in (\d+) ms$/;
+const UPLOAD = /^(?:upload|receive) (\S+) \(.*\): exit -?\d+ in (\d+) ms$/;
 
 function classify(headline: string): Phase | undefined {
   if (/^echo '@@hoist-[0-9a-f]+ begin __facts'/.test(headline)) return 'probes';
@@ -100,8 +101,9 @@ export function runPhases(logFile: string, spawnedAt: number, exitedAt: number):
     ms['wait for prepare'] = Math.max(0, Math.min(prepared ?? h.connected, firstCmd) - h.connected);
     let cursor = Math.max(h.connected, Math.min(prepared ?? h.connected, firstCmd));
     for (const c of h.cmds) {
-      // Before a push the controller re-hashes the cached archive (and waits for its turn at it).
-      ms[c.phase === 'push' ? 'push: re-hash on controller' : 'between commands'] += Math.max(0, c.start - cursor);
+      // Before a push the host waits for a free sender (the controller or a host holding the file),
+      // and the controller re-hashes the cached archive before it sends it.
+      ms[c.phase === 'push' ? 'push: wait for a sender, re-hash' : 'between commands'] += Math.max(0, c.start - cursor);
       const phase = c.phase ?? 'between commands';
       if (!c.phase) unclassified.add(c.head.slice(0, 80));
       ms[phase] += c.end - Math.max(c.start, cursor);
