@@ -238,6 +238,19 @@ describe('ensureArtifacts', () => {
     assert.equal(server.hitsFor(a.url).length, 2);
   });
 
+  it('hashes a cached blob once per process, and again once it was rewritten in place with the same size', async () => {
+    const rel = publish(server);
+    const a = byId(rel, 'cni');
+    const first = await ensureArtifact(a, opts);
+    await ensureArtifact(a, { ...opts, offline: true });
+    // Same inode, same size, different bytes: only its mtime and ctime say it changed.
+    const content = rel.content.get('cni')!;
+    const handle = await fs.open(first.path, 'r+');
+    await handle.write(Buffer.from([content[0] ^ 0xff]), 0, 1, 0);
+    await handle.close();
+    await assert.rejects(ensureArtifact(a, { ...opts, offline: true }), (e: unknown) => e instanceof CorruptCacheError);
+  });
+
   it('offline, a corrupted cached blob is named corrupt with both digests and the fix, never as missing', async () => {
     const rel = publish(server);
     const a = byId(rel, 'cni');
