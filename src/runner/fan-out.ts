@@ -6,11 +6,12 @@ import type { Logger } from '../util/log.js';
 
 /**
  * How many hosts the controller sends a large file to at once. Its sends share one thread's
- * encryption (7–9 s of CPU per GB through a bastion, measured by npm run bench), so more at once
- * only finishes every host later and holds a send buffer per host; fewer at once finishes the first
- * hosts sooner, and they pass the file on.
+ * encryption (7–9 s of CPU per GB through a bastion, measured by npm run bench) and each holds
+ * 10–13 MB of buffers while it runs: a few at once keep the link busy, more only finish every
+ * host later and grow the controller's memory with the fleet. With peers, the first hosts done
+ * pass the file on.
  */
-export const CONTROLLER_SENDS = 4;
+export const CONTROLLER_SENDS = 8;
 /** How many hosts one holder serves at once. */
 export const HOLDER_SENDS = 2;
 /** Failed routes between hosts after which the run stops trying host-to-host copies. */

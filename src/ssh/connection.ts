@@ -219,7 +219,7 @@ export class HostConnection {
    */
   async serveFile(file: string, token: string): Promise<Serving> {
     let stderr = '';
-    this.trace(1, `$ serve ${file} once to a peer`);
+    const t0 = Date.now();
     const { ch, exit } = await this.open(`bash -c ${quote(serveCommand(file))}`, false, (d) => {
       if (stderr.length < 2048) stderr += d.toString();
     });
@@ -235,7 +235,14 @@ export class HostConnection {
       });
       ch.on('close', () => reject(failed()));
     });
-    const sent = new Promise<void>((resolve, reject) => ch.on('close', () => (sentOk ? resolve() : reject(failed()))));
+    // One line when it ends, like an upload's: it runs beside this host's own commands.
+    const sent = new Promise<void>((resolve, reject) =>
+      ch.on('close', () => {
+        this.trace(1, `serve ${file} to a peer: ${sentOk ? 'sent' : 'not sent'}, exit ${exit.code ?? 'unknown'} in ${Date.now() - t0} ms`);
+        if (sentOk) resolve();
+        else reject(failed());
+      }),
+    );
     sent.catch(() => undefined);
     ch.write(`${token}\n`);
     const port = await this.guard(listening, 'starting a file server');

@@ -205,14 +205,14 @@ describe('failure safety', () => {
     }
     // Each point: the first log line of h1 that matches, and how long after it the kill lands.
     const install: [RegExp, number][] = [
-      [/\[h1\] push cri-containerd/, 0], [/\[h1\] push cri-containerd/, 250], [/\[h1\] push cri-containerd/, 700],
+      [/\[h1\] (push|stage) cri-containerd/, 0], [/\[h1\] (push|stage) cri-containerd/, 250], [/\[h1\] (push|stage) cri-containerd/, 700],
       [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 150], [/\[h1\] install containerd/, 400], [/\[h1\] install containerd/, 900],
       [/\[h1\] create \/etc\/containerd\/config\.toml/, 0], [/\[h1\] create \/etc\/systemd\/system\/containerd\.service/, 20],
       [/\[h1\] enable containerd\.service/, 0], [/\[h1\] \$ systemctl enable containerd\.service[\s\S]*?\[h1\] exit 0/, 0], [/\[h1\] start containerd\.service/, 0],
     ];
     const upgrade: [RegExp, number][] = to
       ? [
-          [/\[h1\] push containerd-/, 0], [/\[h1\] push containerd-/, 300], [/\[h1\] push runc/, 0],
+          [/\[h1\] (push|stage) containerd-/, 0], [/\[h1\] (push|stage) containerd-/, 300], [/\[h1\] (push|stage) runc/, 0],
           [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 250], [/\[h1\] install containerd/, 600],
           [/\[h1\] update \/etc\/containerd\/config\.toml/, 0], [/\[h1\] restart containerd\.service/, 0], [/\[h1\] restart containerd\.service/, 300],
         ]
