@@ -246,7 +246,10 @@ export class HostConnection {
     sent.catch(() => undefined);
     ch.write(`${token}\n`);
     const port = await this.guard(listening, 'starting a file server');
-    return { port, sent: this.guard(sent, 'serving a file'), stop: () => void ch.end() };
+    // Awaited only when the receiver succeeded: a copy that failed at the receiver leaves it unread.
+    const guarded = this.guard(sent, 'serving a file');
+    guarded.catch(() => undefined);
+    return { port, sent: guarded, stop: () => void ch.end() };
   }
 
   /**

@@ -56,12 +56,26 @@ export class FakeHost implements Connection {
   async serveFile(file: string): Promise<Serving> {
     if (this.serveFails) throw new PeerCopyError(`${this.endpoint.name} could not serve ${file}: no tool`, 'source');
     this.served.push(file);
-    return { port: 40000 + this.served.length, sent: Promise.resolve(), stop: () => undefined };
+    // Like the real server's: it rejects when the transfer didn't happen, and nobody may have to read it.
+    const port = 40000 + this.served.length;
+    let stopped!: (e: Error) => void;
+    const sent = new Promise<void>((resolve, reject) => {
+      stopped = reject;
+      this.sending.set(port, resolve);
+    });
+    sent.catch(() => undefined);
+    return { port, sent, stop: () => stopped(new Error(`${this.endpoint.name} stopped serving without sending`)) };
   }
+
+  /** Servers by port, each settled by the receiver that got its file. */
+  readonly sending = new Map<number, () => void>();
+  /** The hosts a receiver may fetch from, by address, so that a receive can settle its source's server. */
+  peers = new Map<string, FakeHost>();
 
   async receiveFile(from: PeerSource, _token: string, remotePath: string): Promise<void> {
     await new Promise((r) => setTimeout(r, this.copyMs));
     if (this.receiveFails) throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}`, this.receiveFails);
+    this.peers.get(from.address)?.sending.get(from.port)?.();
     this.received.push(`${from.address}:${from.port}`);
   }
 

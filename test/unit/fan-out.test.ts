@@ -8,7 +8,10 @@ const FILE = { name: 'bundle.tar.gz', sha256: 'c'.repeat(64), size: 1000, remote
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function fleet(n: number): FakeHost[] {
-  return Array.from({ length: n }, (_, i) => new FakeHost(`h${i + 1}`, `10.0.0.${i + 1}`));
+  const hosts = Array.from({ length: n }, (_, i) => new FakeHost(`h${i + 1}`, `10.0.0.${i + 1}`));
+  const byAddress = new Map(hosts.map((h) => [h.endpoint.host, h]));
+  for (const h of hosts) h.peers = byAddress;
+  return hosts;
 }
 
 /** Delivers FILE to every host at once; records how many controller sends ran side by side. */

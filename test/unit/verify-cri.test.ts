@@ -16,8 +16,9 @@ const str = (field: number, s: string) => Buffer.concat([Buffer.from([(field << 
  * A CRI server that answers Version, Status (RuntimeReady) and PullImage, except that pulls of an
  * image named "stall" never answer: the client's deadline has to end them.
  */
-function fakeCri(): { server: http2.Http2Server; sessions: () => number } {
+function fakeCri(o: { silentVersions?: number } = {}): { server: http2.Http2Server; sessions: () => number } {
   let sessions = 0;
+  let silent = o.silentVersions ?? 0;
   const server = http2.createServer();
   server.on('session', () => sessions++);
   server.on('stream', (stream, headers) => {
@@ -27,6 +28,10 @@ function fakeCri(): { server: http2.Http2Server; sessions: () => number } {
       const path = String(headers[':path']);
       const request = Buffer.concat(chunks).subarray(5).toString('latin1');
       let body: Buffer;
+      if (path.endsWith('/Version') && silent > 0) {
+        silent--;
+        return;
+      }
       if (path.endsWith('/Version')) body = Buffer.concat([str(1, '0.1.0'), str(2, 'containerd'), str(3, 'v2.1.9'), str(4, 'v1')]);
       else if (path.endsWith('/Status')) body = str(1, Buffer.concat([str(1, Buffer.concat([str(1, 'RuntimeReady'), Buffer.from([0x10, 1])]).toString('latin1'))]).toString('latin1'));
       else if (path.endsWith('/PullImage')) {
@@ -61,3 +66,29 @@ test('verify: a pull test after a timed-out pull runs on a fresh channel and suc
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+for (const silent of [1, 2]) {
+  test(`verify: a CRI Version that gets no answer ${silent === 1 ? 'once is asked again on a fresh channel' : 'twice fails the check'}`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hoist-verify-'));
+    const sock = join(dir, 'cri.sock');
+    const { server } = fakeCri({ silentVersions: silent });
+    await new Promise<void>((r) => server.listen(sock, r));
+    let dials = 0;
+    const conn = { openUnixStream: async () => { dials++; return net.connect(sock); } };
+    try {
+      const r = await criCheck(conn, '/run/containerd/containerd.sock', [], undefined, { callMs: 200 });
+      if (silent === 1) {
+        assert.deepEqual(r.problems, []);
+        assert.ok(r.lines.some((l) => /CRI Version answered on a second try \(no answer within 200 ms the first time\)/.test(l)), r.lines.join('\n'));
+        assert.ok(r.lines.some((l) => /CRI v1: containerd v2\.1\.9, RuntimeReady=true/.test(l)), r.lines.join('\n'));
+      } else {
+        assert.equal(r.problems.length, 1);
+        assert.match(r.problems[0], /CRI call over the containerd socket failed: .*DEADLINE_EXCEEDED: no answer within 200 ms/);
+      }
+      assert.equal(dials, 2);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -9,6 +9,7 @@ import { sameCore } from '../version.js';
 import { supportsConfigPath } from '../config/features.js';
 import { type RuntimeConfig } from '../config/types.js';
 import { CriClient } from '../cri/client.js';
+import { CriError, GrpcStatus } from '../cri/grpc.js';
 import { diagnosePull, formatPullFailure, imageRegistryHost } from '../pull-errors.js';
 import type { ContainerdSettings } from '../settings.js';
 import { BIN } from '../paths.js';
@@ -105,7 +106,15 @@ export async function criCheck(
   try {
     // A fresh channel per HTTP/2 session: after a pull times out, the next pull dials again.
     client = new CriClient({ dial: () => conn.openUnixStream(socket), timeoutMs: timeouts.callMs ?? 10_000, pullTimeoutMs: timeouts.pullMs });
-    const v = await client.version();
+    // The first call also waits for the bridge's interpreter and sudo on the host; on a host that
+    // busy (a fleet unpacking at once) one deadline can pass with nothing wrong. A second one can't.
+    const c = client;
+    const v = await c.version().catch(async (e: unknown) => {
+      if (!(e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED)) throw e;
+      const again = await c.version();
+      lines.push(`CRI Version answered on a second try (${e.grpcMessage} the first time)`);
+      return again;
+    });
     const st = await client.status();
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
     if (!ready?.status) problems.push(`CRI Status: RuntimeReady is not true (${ready?.reason ?? 'absent'}: ${ready?.message ?? ''})`);
