@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { HostConnection } from '../ssh/connection.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
+import { LOCK_STATE_PROBE, parseLockState } from '../ssh/host-lock.js';
 
 export interface ProbeResult {
   out: string;
@@ -23,12 +24,21 @@ export async function runSections(conn: Pick<HostConnection, 'exec'>, sections: 
   return results;
 }
 
-export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, string>): Promise<{ facts: Facts; results: Map<string, ProbeResult> }> {
-  const results = await runSections(conn, new Map([['__facts', FACTS_SCRIPT], ...probes]));
+export interface Gathered {
+  facts: Facts;
+  results: Map<string, ProbeResult>;
+  /** The host lock as the round trip found it before reading anything else (undefined: unreadable). */
+  lock?: { generation: number; held: boolean };
+}
+
+export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, string>): Promise<Gathered> {
+  const results = await runSections(conn, new Map([['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...probes]));
   const facts = results.get('__facts')!;
   if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);
+  const lock = parseLockState(results.get('__lock')?.out ?? '');
   results.delete('__facts');
-  return { facts: parseFacts(facts.out), results };
+  results.delete('__lock');
+  return { facts: parseFacts(facts.out), results, lock };
 }
 
 export function parseSections(stdout: string, mark: string): Map<string, ProbeResult> {

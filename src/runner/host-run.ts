@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
-import { gather } from '../facts/probe.js';
+import { gather, type Gathered } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
@@ -48,7 +48,7 @@ const emptyTask = (t: HostPlay['tasks'][number], status: TaskReport['status'], n
  */
 export class HostRun {
   private readonly report: HostReport;
-  private readonly state = new PlanState();
+  private state = new PlanState();
   private readonly started = Date.now();
   private conn?: Connection;
   private lock?: Promise<HostLock>;
@@ -101,30 +101,55 @@ export class HostRun {
   }
 
   /**
-   * Read-only runs need no lock. Without waiting, the lock is taken alongside the gathering round
-   * trip; when waiting for another run, facts are read only once that run is done.
+   * Read-only runs need no lock, and neither does a run that finds nothing to change: the host is
+   * read first (facts and every probe in one round trip, which also notes the lock's generation and
+   * whether a run holds it), and the lock is taken only when the plan changes something. The plan
+   * stands if nobody held or took the lock since that read; otherwise it is made again under the
+   * lock. With --lock-wait the lock comes first, and the host is read once the other run is done.
    */
   private async lockAndPlan(conn: Connection): Promise<(TaskPlan | Error)[]> {
-    const { options, controller, playbook, events, log } = this.o;
+    const { options, playbook, log } = this.o;
     const wait = this.o.lockWaitSeconds;
-    if (!options.check) {
+    const takeLock = () => {
       const holder = `${os.userInfo().username}@${os.hostname()} pid ${process.pid}, started ${new Date(this.started).toISOString()}, playbook ${playbook.name}`;
       this.lock = conn.lock(holder, wait);
       this.lock.catch(() => undefined);
-      if (wait > 0) await this.heldLock();
+      return this.heldLock();
+    };
+    if (!options.check && wait > 0) await takeLock();
+    const live = this.startLive(conn);
+    let read = await this.readAndPlan(conn, live);
+    if (options.check || this.lock || !writes(read.plans)) return read.plans;
+    const lock = await takeLock();
+    const seen = read.lock;
+    if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
+      log.log(this.name, `planning again under the host lock: ${!seen ? 'its state could not be read' : seen.held ? 'another run held it while the host was read' : 'another run took it since the host was read'}`);
+      read = await this.readAndPlan(conn, live);
     }
+    return read.plans;
+  }
+
+  private startLive(conn: Connection): (Promise<unknown> | undefined)[] {
+    const { host, vars, tasks } = this.play;
+    const base = { host, vars, options: this.o.options, controller: this.o.controller };
+    return tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+  }
+
+  /** One round trip for facts and every probe, then each task's plan from what it found. */
+  private async readAndPlan(conn: Connection, live: (Promise<unknown> | undefined)[]): Promise<{ plans: (TaskPlan | Error)[]; lock: Gathered['lock'] }> {
+    const { options, controller, events, log } = this.o;
     const { host, vars, tasks } = this.play;
     const base = { host, vars, options, controller };
-    const live = tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
     events.hostPhase(this.name, 'gathering facts');
     const probes = new Map<string, string>();
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     const g = await gather(conn, probes);
-    await this.heldLock();
     this.report.facts = g.facts;
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
+    // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
+    this.state = new PlanState();
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
       try {
@@ -145,17 +170,17 @@ export class HostRun {
         break;
       }
     }
-    return plans;
+    return { plans, lock: g.lock };
   }
 
-  private async heldLock(): Promise<void> {
-    if (!this.lock) return;
-    const lock = await this.lock.catch((e: unknown) => {
+  private async heldLock(): Promise<HostLock> {
+    const lock = await this.lock!.catch((e: unknown) => {
       throw new Stop('failed', errorMessage(e));
     });
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
       this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
     }
+    return lock;
   }
 
   private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
@@ -284,4 +309,9 @@ export class HostRun {
     await a.run(conn, ctx);
     tr.notes.push(`${a.summary}: ok`);
   }
+}
+
+/** Whether applying these plans writes to the host (a change, or hoist's own bookkeeping). */
+function writes(plans: (TaskPlan | Error)[]): boolean {
+  return plans.some((p) => !(p instanceof Error) && p.actions.some((a) => a.kind !== 'check'));
 }

@@ -288,6 +288,7 @@ export class HostConnection {
         settled = true;
         resolve({
           staleHolder: v.staleHolder,
+          generation: v.generation,
           release: () =>
             new Promise<void>((done) => {
               if (this.closed) return done();

@@ -4,7 +4,28 @@ import { quote } from './quote.js';
 export interface HostLock {
   /** Who held the lock before, when that run was killed before it could clean up. */
   staleHolder?: string;
+  /**
+   * How many times the lock had been taken before this run took it. A plan made before the lock
+   * still stands when this equals what the plan's round trip read and nobody held the lock then.
+   */
+  generation?: number;
   release(): Promise<void>;
+}
+
+/** The lock's generation counter and holder record, as the gathering round trip reads them. */
+export const LOCK_GENERATION = `${HOIST_STATE_DIR}/lock.gen`;
+export const LOCK_HOLDER = `${HOIST_STATE_DIR}/lock.holder`;
+
+/**
+ * Read before anything else in the gathering round trip: the generation first, then the holder. The
+ * lock script writes the holder before it counts, so a run that took the lock before this read shows
+ * up either in the holder or in a generation that changed by the time this run takes the lock.
+ */
+export const LOCK_STATE_PROBE = `{ g=$(<${LOCK_GENERATION}); } 2>/dev/null; echo "gen \${g:-0}"; if [ -s ${LOCK_HOLDER} ]; then echo held; else echo free; fi`;
+
+export function parseLockState(out: string): { generation: number; held: boolean } | undefined {
+  const m = /^gen (\d+)\n(held|free)$/.exec(out.trim());
+  return m ? { generation: Number(m[1]), held: m[2] === 'held' } : undefined;
 }
 
 /**
@@ -19,6 +40,7 @@ mkdir -p ${dir} && exec 9>>${dir}/lock || exit 70
 if ! flock ${waitSeconds > 0 ? `-w ${Math.floor(waitSeconds)}` : '-n'} 9; then echo "busy $(cat ${dir}/lock.holder 2>/dev/null)"; exit 75; fi
 if [ -s ${dir}/lock.holder ]; then echo "stale $(cat ${dir}/lock.holder)"; fi
 printf '%s\\n' ${quote(holder)} > ${dir}/lock.holder
+{ g=$(<${dir}/lock.gen); } 2>/dev/null; g=\${g:-0}; echo "gen $g"; echo $((g + 1)) > ${dir}/lock.gen.new && mv -f ${dir}/lock.gen.new ${dir}/lock.gen
 echo locked
 cat >/dev/null
 rm -f ${dir}/lock.holder
@@ -26,11 +48,14 @@ rm -f ${dir}/lock.holder
 `;
 }
 
-export type LockOutput = { state: 'locked'; staleHolder?: string } | { state: 'busy'; holder?: string } | { state: 'pending' };
+export type LockOutput = { state: 'locked'; staleHolder?: string; generation?: number } | { state: 'busy'; holder?: string } | { state: 'pending' };
 
 export function parseLockOutput(out: string): LockOutput {
   const busy = /^busy ?(.*)$/m.exec(out);
   if (busy) return { state: 'busy', holder: busy[1].trim() || undefined };
-  if (/^locked$/m.test(out)) return { state: 'locked', staleHolder: /^stale (.*)$/m.exec(out)?.[1] };
+  if (/^locked$/m.test(out)) {
+    const gen = /^gen (\d+)$/m.exec(out)?.[1];
+    return { state: 'locked', staleHolder: /^stale (.*)$/m.exec(out)?.[1], generation: gen === undefined ? undefined : Number(gen) };
+  }
   return { state: 'pending' };
 }

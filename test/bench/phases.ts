@@ -43,7 +43,7 @@ export interface RunPhases {
 
 const LINE = /^(\S+) \[([^\]]+)\] (.*)$/;
 const EXIT = /^exit -?\d+ in (\d+) ms$/;
-const UPLOAD = /^(?:upload|receive) (\S+) \(.*\): exit -?\d+ in (\d+) ms$/;
+const UPLOAD = /^(?:upload|receive) (\S+) \([^)]*\)(?: from \S+)?: exit -?\d+ in (\d+) ms$/;
 
 function classify(headline: string): Phase | undefined {
   if (/^echo '@@hoist-[0-9a-f]+ begin __facts'/.test(headline)) return 'probes';

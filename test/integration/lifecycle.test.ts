@@ -1,7 +1,7 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -300,12 +300,18 @@ describe('failure safety', () => {
   test('two runs at once: the second is refused with the holder named, or waits with --lock-wait', async () => {
     const line = rel('1.7') ? '1.7' : info.releases[0].line;
     const args = ['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line), '--limit', 'h1', '-e', 'oom_score=-10'];
-    const slow = hoistJson([...args, '-e', 'verify_settle_seconds=1']);
-    await new Promise((r) => setTimeout(r, 300));
-    const refused = await hoistJson([...args]);
+    // The first run holds the host for a few seconds after its change (an after_host hook), long
+    // enough for the second to connect, read the host, plan and ask for the lock.
+    const holding = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-hold-')), 'holding.toml');
+    await writeFile(holding, `name = "containerd"\nextends = ${JSON.stringify(PB('containerd'))}\n\n[[after_host]]\nrun = "sleep 6"\n`);
+    const slow = hoistJson(['apply', holding, ...args.slice(2)]);
+    for (let i = 0; i < 100 && (await onHost(info, 'h1', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+    // A run takes the lock only once it has something to change: this one always has (another value).
+    const other = [...args.slice(0, -2), '-e', 'oom_score=-11'];
+    const refused = await hoistJson(other);
     assert.equal(refused.code, 2);
     assert.match(refused.report.hosts[0].error!, /h1 is locked by another hoist run \(.+ pid \d+, started .+, playbook containerd\)/);
-    const waited = await hoistJson([...args, '--lock-wait', '60']);
+    const waited = await hoistJson([...other, '--lock-wait', '60']);
     assert.equal(waited.code, 0);
     assert.equal((await slow).code, 0);
     // A killed run's lock dies with its SSH session: the next run goes ahead at once.
@@ -317,7 +323,7 @@ describe('failure safety', () => {
     assert.equal(after.code, 0, JSON.stringify(after.report.hosts[0]));
     // A holder record without a live lock (its session was killed on the host side) is reported and taken over.
     await onHost(info, 'h1', `printf 'ci@elsewhere pid 4242, started 2026-01-01T00:00:00Z, playbook containerd\n' > /var/lib/hoist/lock.holder`);
-    const stale = await hoistJson([...args.slice(0, -2), '-e', 'oom_score=-20']);
+    const stale = await hoistJson([...args.slice(0, -2), '-e', 'oom_score=-21']);
     assert.equal(stale.code, 0);
     assert.match(stale.report.hosts[0].notes?.join(' ') ?? '', /took over a stale host lock left by a killed run \(ci@elsewhere pid 4242/);
     assert.equal((await onHost(info, 'h1', 'test -e /var/lib/hoist/lock.holder && echo left || echo clean')).out.trim(), 'clean');

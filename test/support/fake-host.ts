@@ -28,6 +28,12 @@ export class FakeHost implements Connection {
   released = 0;
   /** What lock() does: take it (optionally over a stale holder) or refuse as another run holds it. */
   lockResult: { busy?: string; stale?: string } = {};
+  /** Gathering round trips answered, and the lock as they report it: its generation and whether a run holds it. */
+  gathers = 0;
+  lockGeneration = 5;
+  lockHeld = false;
+  /** The generation lock() reports, when another run took the lock since the host was read. */
+  generationAtLock: number | undefined;
   /** Exit code for commands matching a pattern (a failing hook, say). */
   failing: RegExp | undefined;
 
@@ -35,7 +41,9 @@ export class FakeHost implements Connection {
     const mark = /^echo '(@@hoist-[0-9a-f]+) begin /m.exec(script)?.[1];
     if (mark) {
       const ids = [...script.matchAll(/^echo '@@hoist-[0-9a-f]+ begin (\S+)'$/gm)].map((m) => m[1]);
-      const body = ids.map((id) => `${mark} begin ${id}\n${id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : 'probed'}\n${mark} end 0`).join('\n');
+      this.gathers++;
+      const answer = (id: string) => (id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : id === '__lock' ? `gen ${this.lockGeneration}\n${this.lockHeld ? 'held' : 'free'}` : 'probed');
+      const body = ids.map((id) => `${mark} begin ${id}\n${answer(id)}\n${mark} end 0`).join('\n');
       return { stdout: `${body}\n`, stderr: '', code: 0 };
     }
     this.ran.push(script);
@@ -82,7 +90,7 @@ export class FakeHost implements Connection {
   async lock(): Promise<HostLock> {
     this.locks++;
     if (this.lockResult.busy) throw new HostError(`h1 is locked by another hoist run (${this.lockResult.busy}); use --lock-wait to wait for it`);
-    return { staleHolder: this.lockResult.stale, release: async () => void this.released++ };
+    return { staleHolder: this.lockResult.stale, generation: this.generationAtLock ?? this.lockGeneration, release: async () => void this.released++ };
   }
 
   async openUnixStream(): Promise<Duplex> {

@@ -163,6 +163,38 @@ describe('HostRun: the host lock', () => {
     assert.equal(host.released, 1);
   });
 
+  test('a run that finds nothing to change takes no lock and reads the host once', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', {}), task('b', {})], host);
+    assert.equal(r.status, 'ok');
+    assert.equal(host.locks, 0);
+    assert.equal(host.gathers, 1);
+  });
+
+  test('a changing run takes the lock after planning, and keeps its plan when nobody took the lock since the read', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a' })], host);
+    assert.equal(r.status, 'changed');
+    assert.equal(host.locks, 1);
+    assert.equal(host.gathers, 1);
+    assert.deepEqual(host.ran, ['change-a']);
+  });
+
+  for (const [why, setup] of [
+    ['another run took the lock since the host was read', (h: FakeHost) => void (h.generationAtLock = h.lockGeneration + 1)],
+    ['another run held the lock while the host was read', (h: FakeHost) => void (h.lockHeld = true)],
+  ] as const) {
+    test(`the plan is made again under the lock when ${why}`, async () => {
+      const host = new FakeHost();
+      setup(host);
+      const r = await run([task('a', { change: 'change-a' })], host);
+      assert.equal(r.status, 'changed');
+      assert.equal(host.locks, 1);
+      assert.equal(host.gathers, 2);
+      assert.deepEqual(host.ran, ['change-a'], 'the change is applied once, from the second plan');
+    });
+  }
+
   test('--check takes no lock', async () => {
     const host = new FakeHost();
     await run([task('a', { change: 'change-a' })], host, { check: true });
