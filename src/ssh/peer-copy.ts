@@ -1,7 +1,6 @@
-import path from 'node:path';
-import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../host-paths.js';
 import { HostError } from '../util/errors.js';
 import { quote } from './quote.js';
+import { tempBesideTarget } from './upload.js';
 
 /*
  * Host-to-host copy of a file one host already holds, so the controller doesn't send every host the
@@ -106,19 +105,13 @@ export interface PeerSource {
  * privileged). It reads the token as the first line of its stdin.
  */
 export function receiveScript(from: PeerSource, remotePath: string, want: { size: number; sha256: string }, ctx: { privileged: boolean; timeoutS: number }): string {
-  const dir = path.posix.dirname(remotePath);
-  const base = path.posix.basename(remotePath);
   const addr = quote(from.address);
   const where = `${from.address}:${from.port}`;
   const dest = quote(remotePath);
   return [
     'set -e',
     'IFS= read -r T',
-    `mkdir -p ${quote(dir)}`,
-    ctx.privileged ? SWEEP_TEMPS : '',
-    `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
-    ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
-    `trap 'rm -f "$tmp"' EXIT`,
+    ...tempBesideTarget(remotePath, ctx),
     // A filtered port would otherwise hang for the kernel's connect timeout (minutes): try quickly first.
     `if ! timeout ${TOKEN_WAIT_S} bash -c 'exec 3<>/dev/tcp/"$1"/"$2"' _ ${addr} ${from.port} 2>/dev/null; then echo ${quote(`cannot connect to ${where}`)} >&2; exit ${RECEIVE_EXIT.unreachable}; fi`,
     `export T; timeout ${ctx.timeoutS} bash -c 'exec 3<>/dev/tcp/"$1"/"$2" && printf "%s\\n" "$T" >&3 && exec cat <&3' _ ${addr} ${from.port} > "$tmp" || true`,

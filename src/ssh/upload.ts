@@ -24,19 +24,13 @@ export function stagedName(remotePath: string, nonce: string): string {
  * reset) doesn't remove.
  */
 export function uploadScript(remotePath: string, size: number, opts: UploadOptions, ctx: { privileged: boolean }): string {
-  const dir = path.posix.dirname(remotePath);
-  const base = path.posix.basename(remotePath);
   const owner = opts.owner ?? 'root';
   const group = opts.group ?? owner;
   const mode = opts.mode.toString(8).padStart(4, '0');
   const shown = quote(remotePath);
   return [
     'set -e',
-    `mkdir -p ${quote(dir)}`,
-    ctx.privileged ? SWEEP_TEMPS : '',
-    `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
-    ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
-    `trap 'rm -f "$tmp"' EXIT`,
+    ...tempBesideTarget(remotePath, ctx),
     'cat > "$tmp"',
     `got=$(stat -c %s "$tmp"); if [ "$got" != ${size} ]; then echo "the upload of "${shown}" arrived incomplete ($got of ${size} bytes)" >&2; exit 1; fi`,
     ctx.privileged ? `chown ${quote(`${owner}:${group}`)} "$tmp"` : '',
@@ -50,4 +44,22 @@ export function uploadScript(remotePath: string, size: number, opts: UploadOptio
   ]
     .filter(Boolean)
     .join('\n');
+}
+
+/**
+ * Script lines that leave `$tmp` naming a new, empty temporary file beside `remotePath` (same
+ * filesystem, so the final rename is atomic), marked and, when privileged, journalled before it
+ * exists; the leftovers of a killed run are swept first, and `$tmp` is removed on any exit until
+ * the caller clears the trap.
+ */
+export function tempBesideTarget(remotePath: string, ctx: { privileged: boolean }): string[] {
+  const dir = path.posix.dirname(remotePath);
+  const base = path.posix.basename(remotePath);
+  return [
+    `mkdir -p ${quote(dir)}`,
+    ctx.privileged ? SWEEP_TEMPS : '',
+    `tmp=$(mktemp ${quote(`${dir}/${TEMP_MARK}XXXXXXXX.${base}`)})`,
+    ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
+    `trap 'rm -f "$tmp"' EXIT`,
+  ];
 }
