@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download]
+ * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download] [--fresh controller,peers]
  *
  * hoist against the OpenSSH floor on the local fleet (HOIST_FLEET_INSTANCE picks the instance),
  * side by side from one run: a fresh install, no-op reruns, --check --diff, ping; controller CPU,
@@ -25,6 +25,7 @@ const { values: opt } = parseArgs({
     'no-push-floor': { type: 'boolean' },
     'compare-download': { type: 'boolean' },
     'no-compare-download': { type: 'boolean' },
+    fresh: { type: 'string', default: 'controller,peers' },
   },
 });
 const N = Number(opt.hosts);
@@ -33,6 +34,10 @@ if (!Number.isInteger(N) || N < 1) throw new Error(`--hosts must be a positive i
 const R = Number(opt.repeat ?? (N > 30 ? 3 : 5));
 const pushFloor = opt['no-push-floor'] ? false : opt['push-floor'] || N <= 30;
 const compareDownload = opt['no-compare-download'] ? false : opt['compare-download'] || N <= 30;
+// Which downloads get a fresh install of their own (the first one listed also converges the fleet for the no-op).
+const freshModes = (opt.fresh ?? '').split(',').filter(Boolean);
+for (const m of freshModes) if (m !== 'controller' && m !== 'peers') throw new Error(`--fresh takes controller and/or peers, got ${m}`);
+if (freshModes.length === 0) throw new Error('--fresh needs controller, peers or both');
 
 const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 const work = mkdtempSync(path.join(os.tmpdir(), `hoist-bench-${N}-`));
@@ -113,9 +118,14 @@ async function main(): Promise<void> {
   for (let i = 0; i < R; i++) results.startup.push(await measure([process.execPath, HOIST, '--version']));
   if (!pristine) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
   await warm();
-  say('fresh install (download = "controller")');
-  results.fresh = await runHoist(HOIST, apply('-e', 'download=controller'), work);
-  results.freshProblem = check(results.fresh, 'fresh install', false);
+  const fresh = async (mode: string) => {
+    say(`fresh install (download = "${mode}")`);
+    const r = await runHoist(HOIST, apply('-e', `download=${mode}`), work);
+    const problem = check(r, `fresh install (download=${mode})`, false);
+    if (mode === 'controller') [results.fresh, results.freshProblem] = [r, problem];
+    else [results.freshPeers, results.freshPeersProblem] = [r, problem];
+  };
+  await fresh(freshModes[0]);
 
   const floor = new OpenSshFloor(info);
   results.noop = [];
@@ -159,10 +169,10 @@ async function main(): Promise<void> {
     results.freshHost = await runHoist(HOIST, apply('-e', 'download=host'), work);
     results.freshHostProblem = check(results.freshHost, 'fresh install (download=host)', false);
   }
-  info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
-  say('fresh install (download = "peers")');
-  results.freshPeers = await runHoist(HOIST, apply('-e', 'download=peers'), work);
-  results.freshPeersProblem = check(results.freshPeers, 'fresh install (download=peers)', false);
+  for (const mode of freshModes.slice(1)) {
+    info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
+    await fresh(mode);
+  }
   results.finished = new Date().toISOString();
   printReport(results);
   const file = path.join(work, 'results.json');
