@@ -175,7 +175,8 @@ export class HostRun {
 
   private async heldLock(): Promise<HostLock> {
     const lock = await this.lock!.catch((e: unknown) => {
-      throw new Stop('failed', errorMessage(e));
+      // Another run's lock fails the host; a host gone while the lock was being taken is unreachable.
+      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
     });
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
       this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);

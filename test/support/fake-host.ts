@@ -27,7 +27,7 @@ export class FakeHost implements Connection {
   locks = 0;
   released = 0;
   /** What lock() does: take it (optionally over a stale holder) or refuse as another run holds it. */
-  lockResult: { busy?: string; stale?: string } = {};
+  lockResult: { busy?: string; stale?: string; lost?: boolean } = {};
   /** Gathering round trips answered, and the lock as they report it: its generation and whether a run holds it. */
   gathers = 0;
   lockGeneration = 5;
@@ -89,6 +89,10 @@ export class FakeHost implements Connection {
 
   async lock(): Promise<HostLock> {
     this.locks++;
+    if (this.lockResult.lost) {
+      this.isClosed = true;
+      throw new HostError(`h1: connection lost during taking the host lock (no answer to keepalives)`);
+    }
     if (this.lockResult.busy) throw new HostError(`h1 is locked by another hoist run (${this.lockResult.busy}); use --lock-wait to wait for it`);
     return { staleHolder: this.lockResult.stale, generation: this.generationAtLock ?? this.lockGeneration, release: async () => void this.released++ };
   }

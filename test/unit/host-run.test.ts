@@ -154,6 +154,15 @@ describe('HostRun: the host lock', () => {
     assert.equal(host.released, 0);
   });
 
+  test('a host that goes away while the lock is being taken is unreachable, not failed', async () => {
+    const host = new FakeHost();
+    host.lockResult = { lost: true };
+    const r = await run([task('a', { change: 'change-a' })], host);
+    assert.equal(r.status, 'unreachable');
+    assert.match(r.error!, /connection lost during taking the host lock/);
+    assert.deepEqual(host.ran, []);
+  });
+
   test('a stale lock is taken over and said so; the lock is released at the end', async () => {
     const host = new FakeHost();
     host.lockResult = { stale: 'ci@old pid 7' };
