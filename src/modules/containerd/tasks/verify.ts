@@ -15,6 +15,9 @@ import type { ContainerdSettings } from '../settings.js';
 import { BIN } from '../paths.js';
 import { daemonSettling } from '../slots.js';
 
+/** How long one CRI call of the verification may take. */
+const CRI_CALL_MS = 30_000;
+
 /** Read-only commands whose output the verification judges. */
 function checks(st: ContainerdSettings): Record<string, string> {
   return {
@@ -104,8 +107,10 @@ export async function criCheck(
   const problems: string[] = [];
   let client: CriClient | undefined;
   try {
-    // A fresh channel per HTTP/2 session: after a pull times out, the next pull dials again.
-    client = new CriClient({ dial: () => conn.openUnixStream(socket), timeoutMs: timeouts.callMs ?? 10_000, pullTimeoutMs: timeouts.pullMs });
+    // A fresh channel per HTTP/2 session: after a pull times out, the next pull dials again. The
+    // deadline is for a daemon that is up but slow (kubelet allows its runtime 2 min by default);
+    // a node that can't answer Status in 30 s is not ready for pods anyway.
+    client = new CriClient({ dial: () => conn.openUnixStream(socket), timeoutMs: timeouts.callMs ?? CRI_CALL_MS, pullTimeoutMs: timeouts.pullMs });
     // The first call also waits for the bridge's interpreter and sudo on the host; on a host that
     // busy (a fleet unpacking at once) one deadline can pass with nothing wrong. A second one can't.
     const c = client;
