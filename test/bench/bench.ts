@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download] [--fresh controller,peers]
+ * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download] [--fresh controller,peers] [--no-fresh]
  *
  * hoist against the OpenSSH floor on the local fleet (HOIST_FLEET_INSTANCE picks the instance),
  * side by side from one run: a fresh install, no-op reruns, --check --diff, ping; controller CPU,
@@ -26,6 +26,8 @@ const { values: opt } = parseArgs({
     'compare-download': { type: 'boolean' },
     'no-compare-download': { type: 'boolean' },
     fresh: { type: 'string', default: 'controller,peers' },
+    // Measure a fleet that is up and converged as it is: no-op, --check, ping only.
+    'no-fresh': { type: 'boolean' },
   },
 });
 const N = Number(opt.hosts);
@@ -116,7 +118,8 @@ async function main(): Promise<void> {
 
   results.startup = [];
   for (let i = 0; i < R; i++) results.startup.push(await measure([process.execPath, HOIST, '--version']));
-  if (!pristine) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
+  const noFresh = opt['no-fresh'] && !pristine;
+  if (!pristine && !noFresh) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
   await warm();
   const fresh = async (mode: string) => {
     say(`fresh install (download = "${mode}")`);
@@ -125,7 +128,7 @@ async function main(): Promise<void> {
     if (mode === 'controller') [results.fresh, results.freshProblem] = [r, problem];
     else [results.freshPeers, results.freshPeersProblem] = [r, problem];
   };
-  await fresh(freshModes[0]);
+  if (!noFresh) await fresh(freshModes[0]);
 
   const floor = new OpenSshFloor(info);
   results.noop = [];
@@ -157,19 +160,19 @@ async function main(): Promise<void> {
     results.floorPingProblem ??= floorCheck(f, 'ssh true');
     results.floorPing.push(f);
   }
-  if (pushFloor) {
+  if (pushFloor && !noFresh) {
     const archive = cachedArchive();
     say(`OpenSSH push floor: ${(statSync(archive).size / 1e6).toFixed(1)} MB to every host`);
     results.floorPush = await floor.run(PUSH_COMMAND, archive);
     results.floorPushProblem = floorCheck(results.floorPush, 'push floor');
   }
-  if (compareDownload) {
+  if (compareDownload && !noFresh) {
     info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
     say('fresh install (download = "host", from the fleet mirror)');
     results.freshHost = await runHoist(HOIST, apply('-e', 'download=host'), work);
     results.freshHostProblem = check(results.freshHost, 'fresh install (download=host)', false);
   }
-  for (const mode of freshModes.slice(1)) {
+  for (const mode of noFresh ? [] : freshModes.slice(1)) {
     info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
     await fresh(mode);
   }

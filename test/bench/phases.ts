@@ -46,7 +46,7 @@ const EXIT = /^exit -?\d+ in (\d+) ms$/;
 const UPLOAD = /^(?:upload|receive) (\S+) \([^)]*\)(?: from \S+)?: exit -?\d+ in (\d+) ms$/;
 
 function classify(headline: string): Phase | undefined {
-  if (/^echo '@@hoist-[0-9a-f]+ begin __facts'/.test(headline)) return 'probes';
+  if (/^echo '@@hoist-[0-9a-f]+ begin __(lock|facts)'/.test(headline)) return 'probes';
   if (/^echo '@@hoist-[0-9a-f]+ begin ctr'/.test(headline)) return 'verification';
   if (headline.startsWith('/var/lib/hoist/artifacts/')) return 'push';
   // `set -e; …; curl …` is skipped as a headline; the checksum line after it is shown.
