@@ -32,7 +32,7 @@ export function fileProbe(path: string, withContent: boolean): string {
   const p = quote(path);
   return [
     `if [ -f ${p} ]; then`,
-    `  echo "sha=$(sha256sum < ${p} | cut -d' ' -f1)"`,
+    `  h=$(sha256sum < ${p}); echo "sha=\${h%% *}"`,
     `  stat -c 'mode=%a owner=%U group=%G' ${p}`,
     withContent ? `  echo content=; base64 -w0 < ${p}; echo` : '',
     `else echo absent; fi`,

@@ -8,8 +8,10 @@ import type { Action, PlanState } from '../types.js';
 /** Prints "name installed|absent" per package, with whichever package database the host has. */
 export function packageProbe(names: string[]): string {
   const q = names.map(quote).join(' ');
+  // One dpkg-query for every name (it prints nothing for a package it has never heard of).
   return `if command -v dpkg-query >/dev/null; then
-  for p in ${q}; do if dpkg-query -W -f='\${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then echo "$p installed"; else echo "$p absent"; fi; done
+  st=$'\\n'"$(dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${q} 2>/dev/null)"$'\\n'
+  for p in ${q}; do case "$st" in *$'\\n'"$p installed"$'\\n'*) echo "$p installed" ;; *) echo "$p absent" ;; esac; done
 elif command -v rpm >/dev/null; then
   for p in ${q}; do if rpm -q "$p" >/dev/null 2>&1; then echo "$p installed"; else echo "$p absent"; fi; done
 else echo "no package database" >&2; exit 3; fi`;
