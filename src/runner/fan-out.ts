@@ -14,16 +14,22 @@ import type { Logger } from '../util/log.js';
 export const CONTROLLER_SENDS = 8;
 /** How many hosts one holder serves at once. */
 export const HOLDER_SENDS = 2;
-/** Failed routes between hosts after which the run stops trying host-to-host copies. */
-const ROUTE_FAILURES_TO_GIVE_UP = 2;
+/**
+ * A holder that two receivers could not reach, or that sent two of them short copies, is not asked
+ * again; once two holders could not be reached, the run stops trying host-to-host copies.
+ */
+const STRIKES = 2;
 
 interface Holder {
   conn: Connection;
   address: string;
   path: string;
   busy: number;
-  /** It failed to serve, or served bytes that didn't match: never asked again. */
+  /** It failed to serve, served bytes that didn't match, or had STRIKES: never asked again. */
   bad: boolean;
+  /** Receivers that could not reach it, and receivers it sent short copies. */
+  unreachableFrom: Set<string>;
+  shortTo: Set<string>;
 }
 
 /**
@@ -31,14 +37,16 @@ interface Holder {
  * every byte: a host that received a file (its sha256 checked there) serves it to the next ones,
  * so the number of holders triples per round and the controller sends only the first few.
  * Every copy is checked again at its receiver. A copy that fails is retried from another holder or
- * from the controller; a holder that served wrong bytes is not used again, and after repeated
- * failures to reach one host from another the run stops trying host-to-host copies altogether.
+ * from the controller; a holder that served wrong bytes is not used again (nor one that two
+ * receivers could not reach, or that sent two of them short copies), and once two holders could
+ * not be reached the run stops trying host-to-host copies altogether.
  */
 export class FanOut {
   private readonly holders = new Map<string, Holder[]>();
   private controllerBusy = 0;
   private waiting: (() => void)[] = [];
-  private routeFailures = 0;
+  /** Holders some receiver could not reach. */
+  private readonly unreachable = new Set<Holder>();
   private peersOff?: string;
 
   constructor(
@@ -86,25 +94,32 @@ export class FanOut {
     });
     try {
       await dst.receiveFile({ address: src.address, port: serving.port }, token, file.remotePath, file);
-      await serving.sent;
     } finally {
       serving.stop();
     }
+    // The receiver has checked the file and moved it into place: whatever the server says now is news only.
+    await serving.sent.catch((e: unknown) => this.log.log(src.conn.endpoint.name, `after serving ${file.name}: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   private failed(src: Holder, dst: Connection, e: PeerCopyError): void {
     this.log.log(dst.endpoint.name, `host-to-host copy failed, trying elsewhere: ${e.message}`);
-    if (e.blame === 'source') src.bad = true;
-    if (e.blame === 'route' && ++this.routeFailures >= ROUTE_FAILURES_TO_GIVE_UP && !this.peersOff) {
-      this.peersOff = e.message;
-      this.log.log('hoist', `host-to-host copies stopped after ${this.routeFailures} hosts could not reach others; the controller sends the rest`);
+    const receiver = dst.endpoint.name;
+    if (e.blame === 'source' && e.certain) src.bad = true;
+    if (e.blame === 'source' && !e.certain && src.shortTo.add(receiver).size >= STRIKES) src.bad = true;
+    if (e.blame === 'route') {
+      if (src.unreachableFrom.add(receiver).size >= STRIKES) src.bad = true;
+      this.unreachable.add(src);
+      if (this.unreachable.size >= STRIKES && !this.peersOff) {
+        this.peersOff = e.message;
+        this.log.log('hoist', `host-to-host copies stopped: ${this.unreachable.size} hosts holding the file could not be reached from others; the controller sends the rest`);
+      }
     }
   }
 
   private hold(conn: Connection, file: DeliveredFile, how: DeliverOptions): void {
     if (!how.peers) return;
     const list = this.holders.get(file.sha256) ?? [];
-    list.push({ conn, address: how.peerAddress, path: file.remotePath, busy: 0, bad: false });
+    list.push({ conn, address: how.peerAddress, path: file.remotePath, busy: 0, bad: false, unreachableFrom: new Set(), shortTo: new Set() });
     this.holders.set(file.sha256, list);
     this.wake();
   }

@@ -117,14 +117,14 @@ export class HostRun {
       return this.heldLock();
     };
     if (!options.check && wait > 0) await takeLock();
-    const live = this.startLive(conn);
-    let read = await this.readAndPlan(conn, live);
+    let read = await this.readAndPlan(conn, this.startLive(conn));
     if (options.check || this.lock || !writes(read.plans)) return read.plans;
     const lock = await takeLock();
     const seen = read.lock;
     if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
       log.log(this.name, `planning again under the host lock: ${!seen ? 'its state could not be read' : seen.held ? 'another run held it while the host was read' : 'another run took it since the host was read'}`);
-      read = await this.readAndPlan(conn, live);
+      // Everything is read again, the CRI calls too: another run may have changed the daemon.
+      read = await this.readAndPlan(conn, this.startLive(conn));
     }
     return read.plans;
   }

@@ -267,7 +267,7 @@ export class HostConnection {
     if (r.code === 0) return;
     const why = printable(r.stderr.trim().split('\n').slice(-3).join('\n')).replace(/\\n/g, '\n') || `exit ${r.code}`;
     const blame = r.code === RECEIVE_EXIT.unreachable ? 'route' : r.code === RECEIVE_EXIT.short || r.code === RECEIVE_EXIT.checksum ? 'source' : 'receiver';
-    throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: ${why}`, blame);
+    throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: ${why}`, blame, r.code !== RECEIVE_EXIT.short);
   }
 
   /**

@@ -115,8 +115,8 @@ export function receiveScript(from: PeerSource, remotePath: string, want: { size
     // A filtered port would otherwise hang for the kernel's connect timeout (minutes): try quickly first.
     `if ! timeout ${TOKEN_WAIT_S} bash -c 'exec 3<>/dev/tcp/"$1"/"$2"' _ ${addr} ${from.port} 2>/dev/null; then echo ${quote(`cannot connect to ${where}`)} >&2; exit ${RECEIVE_EXIT.unreachable}; fi`,
     `export T; timeout ${ctx.timeoutS} bash -c 'exec 3<>/dev/tcp/"$1"/"$2" && printf "%s\\n" "$T" >&3 && exec cat <&3' _ ${addr} ${from.port} > "$tmp" || true`,
-    `got=$(stat -c %s "$tmp"); if [ "$got" != ${want.size} ]; then echo "received $got of ${want.size} bytes from ${where}" >&2; exit ${RECEIVE_EXIT.short}; fi`,
-    `sum=$(sha256sum < "$tmp" | cut -d' ' -f1); if [ "$sum" != ${want.sha256} ]; then echo "checksum mismatch for what ${where} sent: expected ${want.sha256}, got $sum" >&2; exit ${RECEIVE_EXIT.checksum}; fi`,
+    `got=$(stat -c %s "$tmp"); if [ "$got" != ${want.size} ]; then echo "received $got of ${want.size} bytes from "${quote(where)} >&2; exit ${RECEIVE_EXIT.short}; fi`,
+    `sum=$(sha256sum < "$tmp"); sum=\${sum%% *}; if [ "$sum" != ${quote(want.sha256)} ]; then echo "checksum mismatch for what "${quote(where)}" sent: expected "${quote(want.sha256)}", got $sum" >&2; exit ${RECEIVE_EXIT.checksum}; fi`,
     ctx.privileged ? `chown root:root "$tmp"` : '',
     `chmod 0644 "$tmp"`,
     `mv -f "$tmp" ${dest}`,
@@ -135,6 +135,11 @@ export class PeerCopyError extends HostError {
   constructor(
     message: string,
     readonly blame: 'source' | 'route' | 'receiver',
+    /**
+     * Whether the blame is certain: wrong bytes, or a server that could not start, are the
+     * source's; a short copy may be the receiver's own doing (a full disk) as well.
+     */
+    readonly certain = true,
   ) {
     super(message);
   }

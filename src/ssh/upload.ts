@@ -8,6 +8,8 @@ export interface UploadOptions {
   group?: string;
   /** Keep the file being replaced as <path>.hoist-prev (a hard link: the old bytes, at no copy cost). */
   backup?: boolean;
+  /** The sha256 the bytes must have on arrival (a release file): checked on the host before anything else. */
+  sha256?: string;
   /** A bash command that checks the staged file before it replaces the live one; it gets a shell word (already quoted) expanding to the file's path. */
   validate?: (stagedPath: string) => string;
 }
@@ -33,6 +35,9 @@ export function uploadScript(remotePath: string, size: number, opts: UploadOptio
     ...tempBesideTarget(remotePath, ctx),
     'cat > "$tmp"',
     `got=$(stat -c %s "$tmp"); if [ "$got" != ${size} ]; then echo "the upload of "${shown}" arrived incomplete ($got of ${size} bytes)" >&2; exit 1; fi`,
+    opts.sha256
+      ? `sum=$(sha256sum < "$tmp"); sum=\${sum%% *}; if [ "$sum" != ${quote(opts.sha256)} ]; then echo "the upload of "${shown}" arrived with sha256 $sum, not "${quote(opts.sha256)} >&2; exit 1; fi`
+      : '',
     ctx.privileged ? `chown ${quote(`${owner}:${group}`)} "$tmp"` : '',
     `chmod ${mode} "$tmp"`,
     opts.validate

@@ -69,7 +69,7 @@ test('a serial roll-out copies the release host to host; a corrupted holder is r
   assert.deepEqual(again.report.hosts.map((h) => h.status), ['ok', 'ok', 'ok']);
 });
 
-test('hosts that cannot reach each other fall back to the controller after two attempts, and the run still converges', async () => {
+test('hosts that cannot reach each other fall back to the controller once two holders could not be reached, and the run still converges', async () => {
   for (const h of ['h1', 'h2', 'h3']) await onHost(info, h, `rm -rf ${ARTIFACTS}`);
   const state = path.join(dir, 'state-unreachable');
   // Every host says other hosts reach it at 127.0.0.1: each receiver dials its own loopback, where nothing listens.
@@ -78,7 +78,7 @@ test('hosts that cannot reach each other fall back to the controller after two a
   const logs = await readdir(path.join(state, 'hoist', 'logs'));
   const log = await readFile(path.join(state, 'hoist', 'logs', logs[0]), 'utf8');
   assert.match(log, /\[h2\] host-to-host copy failed, trying elsewhere: h2 could not fetch \S+ from 127\.0\.0\.1: cannot connect to 127\.0\.0\.1:\d+/);
-  assert.match(log, /\[hoist\] host-to-host copies stopped after 2 hosts could not reach others; the controller sends the rest/);
+  assert.match(log, /\[hoist\] host-to-host copies stopped: 2 hosts holding the file could not be reached from others; the controller sends the rest/);
   for (const h of ['h1', 'h2', 'h3']) assert.match(log, new RegExp(`\\[${h}\\] upload /var/lib/hoist/artifacts/`));
   // The servers the failed copies started ended with them: nothing is left listening on any host.
   for (const h of ['h1', 'h2', 'h3']) {

@@ -12,7 +12,9 @@ export class FakeHost implements Connection {
   readonly received: string[] = [];
   /** How serving or receiving a host-to-host copy fails here, if it does. */
   serveFails = false;
-  receiveFails: PeerCopyError['blame'] | undefined;
+  receiveFails: PeerCopyError['blame'] | 'short' | undefined;
+  /** Addresses this host cannot connect to. */
+  readonly cannotReach = new Set<string>();
   /** How long a transfer takes, so overlapping copies can be observed. */
   copyMs = 0;
   readonly becomes = false;
@@ -82,7 +84,11 @@ export class FakeHost implements Connection {
 
   async receiveFile(from: PeerSource, _token: string, remotePath: string): Promise<void> {
     await new Promise((r) => setTimeout(r, this.copyMs));
-    if (this.receiveFails) throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}`, this.receiveFails);
+    if (this.cannotReach.has(from.address)) throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: cannot connect`, 'route');
+    if (this.receiveFails) {
+      const blame = this.receiveFails === 'short' ? 'source' : this.receiveFails;
+      throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}`, blame, this.receiveFails !== 'short');
+    }
     this.peers.get(from.address)?.sending.get(from.port)?.();
     this.received.push(`${from.address}:${from.port}`);
   }

@@ -74,17 +74,55 @@ test('a holder that served wrong bytes is not asked again, and its receiver gets
   assert.deepEqual(c.received, ['10.0.0.2:40001']);
 });
 
-test('after hosts twice fail to reach others, host-to-host copies stop for the run', async () => {
+test('once two holders could not be reached, host-to-host copies stop for the run', async () => {
   const hosts = fleet(6);
   const fan = new FanOut(new Logger(), { controller: 1, holder: 2 });
   const how = (h: FakeHost) => ({ peers: true, peerAddress: h.endpoint.host, push: async () => undefined });
   await fan.deliver(hosts[0], FILE, how(hosts[0]));
   hosts[1].receiveFails = 'route';
   hosts[2].receiveFails = 'route';
+  // h2 can't reach h1; h3 can't reach h1 either, nor h2: two holders unreachable.
   assert.equal(await fan.deliver(hosts[1], FILE, how(hosts[1])), 'controller');
   assert.equal(await fan.deliver(hosts[2], FILE, how(hosts[2])), 'controller');
   for (const h of hosts.slice(3)) assert.equal(await fan.deliver(h, FILE, how(h)), 'controller');
-  assert.equal(hosts.reduce((n, h) => n + h.served.length, 0), 2, 'nothing is tried host to host after the two failed routes');
+  assert.deepEqual(hosts.map((h) => h.served.length), [2, 1, 0, 0, 0, 0], 'nothing is tried host to host after that');
+});
+
+test('one holder nobody reaches is dropped without stopping copies from the others', async () => {
+  const [a, b, c, d] = fleet(4);
+  const fan = new FanOut(new Logger(), { controller: 1, holder: 2 });
+  const how = (h: FakeHost, address = h.endpoint.host) => ({ peers: true, peerAddress: address, push: async () => undefined });
+  // a says it is at an address no host can use; the fake receivers fail to reach it.
+  await fan.deliver(a, FILE, how(a, '192.0.2.1'));
+  for (const h of [b, c, d]) h.cannotReach.add('192.0.2.1');
+  assert.equal(await fan.deliver(b, FILE, how(b)), 'controller');
+  assert.equal(await fan.deliver(c, FILE, how(c)), 'h2', 'c fails on a, then copies from b');
+  assert.equal(await fan.deliver(d, FILE, how(d)), 'h2', 'a, unreachable from two receivers, is not asked again');
+  assert.equal(a.served.length, 2);
+});
+
+test('a short copy counts against its holder only when a second receiver gets one too', async () => {
+  const [a, b, c, d] = fleet(4);
+  const fan = new FanOut(new Logger(), { controller: 1, holder: 2 });
+  const how = (h: FakeHost) => ({ peers: true, peerAddress: h.endpoint.host, push: async () => undefined });
+  await fan.deliver(a, FILE, how(a));
+  b.receiveFails = 'short';
+  assert.equal(await fan.deliver(b, FILE, how(b)), 'controller');
+  b.receiveFails = undefined;
+  c.receiveFails = 'short';
+  assert.equal(await fan.deliver(c, FILE, how(c)), 'controller', 'c is short from a, then from b: b has one strike');
+  c.receiveFails = undefined;
+  // a had short copies for two receivers: passed over; b only one: still asked.
+  assert.equal(await fan.deliver(d, FILE, how(d)), 'h2');
+});
+
+test('a copy the receiver checked stands even when its server ends without saying so', async () => {
+  const [a, b] = fleet(2);
+  const fan = new FanOut(new Logger(), { controller: 1, holder: 2 });
+  await fan.deliver(a, FILE, { peers: true, peerAddress: a.endpoint.host, push: async () => undefined });
+  // The receive succeeds but does not settle the server's `sent`: stop() rejects it.
+  b.peers = new Map();
+  assert.equal(await fan.deliver(b, FILE, { peers: true, peerAddress: b.endpoint.host, push: async () => undefined }), 'h1');
 });
 
 test("a receiver's own failure is its error, not a reason to try elsewhere", async () => {

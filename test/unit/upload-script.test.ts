@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,4 +51,19 @@ test('a refused file keeps the live one; a leftover from a killed run is swept b
   assert.equal(next.status, 0, next.stderr);
   assert.ok(!existsSync(leftover), 'leftover not swept');
   assert.ok(existsSync(target), 'a journal line without the mark must never be deleted');
+});
+
+test('an upload with an expected sha256 is refused when the bytes differ, and lands when they match', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-up-'));
+  const target = path.join(dir, 'artifacts', 'bundle.tar.gz');
+  const data = Buffer.from('release bytes');
+  const sha = createHash('sha256').update(data).digest('hex');
+  const wrong = run(dir, target, Buffer.from('release bytez'), data.length, { mode: 0o644, sha256: sha });
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, new RegExp(`arrived with sha256 [0-9a-f]{64}, not ${sha}`));
+  assert.ok(!existsSync(target));
+  assert.deepEqual(readdirSync(path.dirname(target)), []);
+  const right = run(dir, target, data, data.length, { mode: 0o644, sha256: sha });
+  assert.equal(right.status, 0, right.stderr);
+  assert.ok(readFileSync(target).equals(data));
 });

@@ -36,7 +36,7 @@ export const containerdVariables = {
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
   download: s.enum('controller', 'peers', 'host').optional().describe('"peers": the controller sends the release files to the first hosts, which pass them on host to host (sha256 checked at every receiver; falls back to the controller); "controller": it sends every host; "host": hosts fetch from host_release_base_url'),
-  peer_address: s.string().optional().describe('address other hosts reach this one at for download = "peers" (default: the address hoist connects to)'),
+  peer_address: s.string(/^[A-Za-z0-9][A-Za-z0-9.:-]*$/, 'a host name or an IP address').optional().describe('address other hosts reach this one at for download = "peers" (default: the address hoist connects to)'),
   runc_version: version.optional(),
   cni_version: version.optional(),
   crictl_version: s.union<string | false>('a version string or false', version, s.literal(false), s.literal('')).optional(),

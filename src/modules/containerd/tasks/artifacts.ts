@@ -55,7 +55,8 @@ export default containerdTask({
             const push = async () => {
               const verified = await ensureArtifact(a.artifact, dl);
               if (verified.sha256 !== a.sha256) throw new Error(`${a.artifact.name} in the cache changed during the run`);
-              await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644 });
+              // Checked again on the host: this copy is what other hosts will be served.
+              await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644, sha256: a.sha256 });
             };
             const file = { name: a.artifact.name, sha256: a.sha256, size: a.size ?? 0, remotePath: a.remotePath };
             await ctx.controller.deliver(conn, file, { peers, peerAddress: ctx.settings.peerAddress ?? conn.endpoint.host, push });
