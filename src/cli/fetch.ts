@@ -1,7 +1,7 @@
-import { FanOut } from '../runner/fan-out.js';
 import path from 'node:path';
 import { loadInventory, type Inventory } from '../inventory/inventory.js';
 import { loadPlaybook } from '../playbook/playbook.js';
+import { FanOut } from '../runner/fan-out.js';
 import { resolvePlay } from '../runner/play.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { extraVarLayers } from './extra-vars.js';

@@ -143,7 +143,7 @@ export class HostConnection {
     const t0 = Date.now();
     this.trace(1, `$ ${headline(script)}${elevate ? ' (sudo)' : ''}`);
     this.trace(2, script);
-    const r = await this.runChannel('bash -s', (privileged ? serialize() : '') + script, elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    const r = await this.runChannel('bash -s', serialized(script, privileged), elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
     this.trace(1, `exit ${r.code} in ${Date.now() - t0} ms`);
     if (r.stdout) this.trace(3, `stdout:\n${r.stdout.trimEnd()}`);
     if (r.stderr) this.trace(3, `stderr:\n${r.stderr.trimEnd()}`);
@@ -205,7 +205,7 @@ export class HostConnection {
       else await pipeline(createReadStream(data.localPath, { highWaterMark: 256 * 1024 }), ch);
     };
     const t0 = Date.now();
-    const r = await this.runChannel(`bash -c ${quote((privileged ? serialize() : '') + script)}`, feed, elevate, Math.max(this.endpoint.commandTimeoutMs, 600_000));
+    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged))}`, feed, elevate, Math.max(this.endpoint.commandTimeoutMs, 600_000));
     this.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
     this.bytesPushed += size;
     if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
@@ -262,7 +262,7 @@ export class HostConnection {
     const timeoutS = Math.max(this.endpoint.commandTimeoutMs, 600_000) / 1000;
     const script = receiveScript(from, remotePath, want, { privileged, timeoutS });
     const t0 = Date.now();
-    const r = await this.runChannel(`bash -c ${quote((privileged ? serialize() : '') + script)}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
+    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged))}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
     this.trace(1, `receive ${remotePath} (${want.size} bytes) from ${from.address}:${from.port}: exit ${r.code} in ${Date.now() - t0} ms`);
     if (r.code === 0) return;
     const why = printable(r.stderr.trim().split('\n').slice(-3).join('\n')).replace(/\\n/g, '\n') || `exit ${r.code}`;
@@ -399,4 +399,9 @@ function headline(script: string): string {
  */
 function serialize(): string {
   return `mkdir -p ${HOIST_STATE_DIR} 2>/dev/null; { exec 8>>${HOIST_STATE_DIR}/commands.lock && flock 8; } 2>/dev/null\n`;
+}
+
+/** A script as it runs on the host: behind commands.lock when it runs as root (see serialize). */
+function serialized(script: string, privileged: boolean): string {
+  return (privileged ? serialize() : '') + script;
 }

@@ -35,15 +35,17 @@ export function parseLockState(out: string): { generation: number; held: boolean
  */
 export function lockScript(holder: string, waitSeconds: number): string {
   const dir = HOIST_STATE_DIR;
+  const holderFile = LOCK_HOLDER;
+  const genFile = LOCK_GENERATION;
   return `{
 mkdir -p ${dir} && exec 9>>${dir}/lock || exit 70
-if ! flock ${waitSeconds > 0 ? `-w ${Math.floor(waitSeconds)}` : '-n'} 9; then echo "busy $(cat ${dir}/lock.holder 2>/dev/null)"; exit 75; fi
-if [ -s ${dir}/lock.holder ]; then echo "stale $(cat ${dir}/lock.holder)"; fi
-printf '%s\\n' ${quote(holder)} > ${dir}/lock.holder || exit 70
-{ g=$(<${dir}/lock.gen); } 2>/dev/null; g=\${g:-0}; echo "gen $g"; { echo $((g + 1)) > ${dir}/lock.gen.new && mv -f ${dir}/lock.gen.new ${dir}/lock.gen; } || exit 70
+if ! flock ${waitSeconds > 0 ? `-w ${Math.floor(waitSeconds)}` : '-n'} 9; then echo "busy $(cat ${holderFile} 2>/dev/null)"; exit 75; fi
+if [ -s ${holderFile} ]; then echo "stale $(cat ${holderFile})"; fi
+printf '%s\\n' ${quote(holder)} > ${holderFile} || exit 70
+{ g=$(<${genFile}); } 2>/dev/null; g=\${g:-0}; echo "gen $g"; { echo $((g + 1)) > ${genFile}.new && mv -f ${genFile}.new ${genFile}; } || exit 70
 echo locked
 cat >/dev/null
-rm -f ${dir}/lock.holder
+rm -f ${holderFile}
 }
 `;
 }
