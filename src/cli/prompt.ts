@@ -9,10 +9,12 @@ export function canPrompt(): boolean {
 export function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
-    process.stderr.write(question);
     let value = '';
     const wasRaw = stdin.isRaw;
+    // Echo goes off before the question is shown: an answer typed or pasted the moment the
+    // prompt appears would otherwise be echoed by the terminal before hoist takes it over.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     const done = (err?: Error) => {
       stdin.removeListener('data', onData);
