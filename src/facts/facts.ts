@@ -25,8 +25,8 @@ const DF_DIRS = ['/', '/usr/local', '/var/lib', HOIST_STATE_DIR, '/tmp'];
 
 /**
  * Shell run on the host; prints key=value lines. It must not fail, whatever the host lacks. It runs
- * on every host of every run, so it reads with bash builtins where it can and calls df and uname
- * once each: every process it starts is CPU the host spends before a no-op can end.
+ * on every host of every run, so it reads with bash builtins where it can and calls df, uname and
+ * systemctl once each: every process it starts is CPU the host spends before a no-op can end.
  */
 export const FACTS_SCRIPT = `
 . /etc/os-release 2>/dev/null
@@ -34,19 +34,18 @@ echo "os_id=\${ID:-unknown}"
 echo "os_id_like=\${ID_LIKE:-}"
 echo "os_version=\${VERSION_ID:-}"
 echo "os_pretty=\${PRETTY_NAME:-}"
-echo "hostname=$(</proc/sys/kernel/hostname)"
-read -r kernel arch < <(uname -rm)
-echo "arch=$arch"
-echo "kernel=$kernel"
-echo "init=$(</proc/1/comm)"
+read -r hn < /proc/sys/kernel/hostname; echo "hostname=$hn"
+u=$(uname -rm); echo "arch=\${u#* }"; echo "kernel=\${u%% *}"
+read -r init < /proc/1/comm; echo "init=$init"
 echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"
 if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/null; then echo pm=dnf; elif command -v yum >/dev/null; then echo pm=yum; else echo pm=none; fi
-echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
 echo "uid=$EUID"
 for t in ${TOOLS.join(' ')}; do if command -v $t >/dev/null; then echo "tool_$t=1"; else echo "tool_$t=0"; fi; done
 dirs="${DF_DIRS.join(' ')}"; set --
 for d in $dirs; do p=$d; while [ ! -e "$p" ]; do p=\${p%/*}; p=\${p:-/}; done; set -- "$@" "$p"; done
-df -Pk "$@" 2>/dev/null | awk -v dirs="$dirs" 'BEGIN { split(dirs, d, " ") } NR > 1 { print "df_" d[NR - 1] "=" $4 }'
+# df's lines come in the order of its arguments.
+df -Pk "$@" 2>/dev/null | { read -r; d=($dirs); i=0; while read -r _ _ _ free _; do echo "df_\${d[i++]}=$free"; done; }
 `;
 
 export function parseFacts(out: string): Facts {
@@ -73,7 +72,7 @@ export function parseFacts(out: string): Facts {
     init: kv.get('init') ?? '',
     systemdState: kv.get('systemd_state') ?? '',
     packageManager: pm === 'apt' || pm === 'dnf' || pm === 'yum' ? pm : 'none',
-    cgroupVersion: kv.get('cgroupfs') === 'cgroup2fs' ? 2 : 1,
+    cgroupVersion: kv.get('cgroup') === '2' ? 2 : 1,
     uid: Number(kv.get('uid') ?? -1),
     diskFreeKb,
     tools,

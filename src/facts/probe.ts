@@ -2,10 +2,18 @@ import { randomBytes } from 'node:crypto';
 import type { HostConnection } from '../ssh/connection.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
 import { LOCK_STATE_PROBE, parseLockState } from '../ssh/host-lock.js';
+import { fileBatchScript, packageBatchScript, parseFileBatch, parsePackageBatch, type FileRead, type FileState, type PackageRead } from './reads.js';
+
+/** A read-only shell snippet, or a declarative read batched with every other of its kind. */
+export type Probe = string | FileRead | PackageRead;
 
 export interface ProbeResult {
   out: string;
   code: number;
+  /** For a file read: the file as the host has it. */
+  file?: FileState;
+  /** For a package read: which of its names are installed. */
+  installed?: ReadonlySet<string>;
 }
 
 /**
@@ -31,14 +39,40 @@ export interface Gathered {
   lock?: { generation: number; held: boolean };
 }
 
-export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, string>): Promise<Gathered> {
-  const results = await runSections(conn, new Map([['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...probes]));
+export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, Probe>): Promise<Gathered> {
+  const scripts = new Map<string, string>();
+  const files = new Map<string, FileRead>();
+  const packages = new Map<string, PackageRead>();
+  for (const [id, p] of probes) {
+    if (typeof p === 'string') scripts.set(id, p);
+    else if (p.read === 'file') files.set(id, p);
+    else packages.set(id, p);
+  }
+  const batches: [string, string][] = [];
+  if (files.size) batches.push(['__files', fileBatchScript([...files.values()])]);
+  if (packages.size) batches.push(['__packages', packageBatchScript([...packages.values()].flatMap((p) => p.names))]);
+  const results = await runSections(conn, new Map([['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts]));
   const facts = results.get('__facts')!;
   if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);
   const lock = parseLockState(results.get('__lock')?.out ?? '');
-  results.delete('__facts');
-  results.delete('__lock');
+  if (files.size) {
+    const r = results.get('__files')!;
+    const found = r.code === 0 ? parseFileBatch(r.out, [...files.values()]) : undefined;
+    for (const [id, f] of files) results.set(id, found ? { out: '', code: 0, file: asAsked(found.get(f.path)!, f) } : { out: r.out, code: r.code });
+  }
+  if (packages.size) {
+    const r = results.get('__packages')!;
+    const installed = r.code === 0 ? parsePackageBatch(r.out) : undefined;
+    for (const [id, p] of packages) results.set(id, installed ? { out: '', code: 0, installed: new Set(p.names.filter((n) => installed.has(n))) } : { out: r.out, code: r.code });
+  }
+  for (const internal of ['__lock', '__facts', '__files', '__packages']) results.delete(internal);
   return { facts: parseFacts(facts.out), results, lock };
+}
+
+/** A file read twice gets one state; each read sees the content only if it asked for it (a secret's stays out of another's diff). */
+function asAsked(st: FileState, f: FileRead): FileState {
+  const { content, ...rest } = st;
+  return f.content !== 'none' && content ? { ...rest, content } : rest;
 }
 
 export function parseSections(stdout: string, mark: string): Map<string, ProbeResult> {

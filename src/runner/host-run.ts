@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
-import { gather, type Gathered } from '../facts/probe.js';
+import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
@@ -141,7 +141,7 @@ export class HostRun {
     const { host, vars, tasks } = this.play;
     const base = { host, vars, options, controller };
     events.hostPhase(this.name, 'gathering facts');
-    const probes = new Map<string, string>();
+    const probes = new Map<string, Probe>();
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });

@@ -1,6 +1,6 @@
 import { s } from '../util/schema.js';
 import { defineTask } from './types.js';
-import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from './lib/systemd.js';
+import { parseServiceProbe, planService, serviceProbes, type ServiceWant } from './lib/systemd.js';
 
 const want = (p: { name: string; enabled: boolean; state: ServiceWant['state']; restart_on: string[]; unit_files: string[] }): ServiceWant => ({
   unit: p.name.includes('.') ? p.name : `${p.name}.service`,
@@ -20,9 +20,9 @@ export default defineTask({
     restart_on: s.list(s.string(/^\//, 'an absolute path')).default([]),
     unit_files: s.list(s.string(/^\//, 'an absolute path')).default([]),
   }),
-  probes: (p) => ({ svc: serviceProbe(want(p)) }),
+  probes: (p) => serviceProbes(want(p)),
   plan(p, ctx) {
     if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist manages services with systemd only`);
-    return { actions: planService(want(p), parseServiceProbe(ctx.probe('svc'), want(p)), ctx.state) };
+    return { actions: planService(want(p), parseServiceProbe(ctx.probe, want(p)), ctx.state) };
   },
 });

@@ -1,5 +1,5 @@
 import type { Facts } from '../facts/facts.js';
-import type { ProbeResult } from '../facts/probe.js';
+import type { Probe, ProbeResult } from '../facts/probe.js';
 import type { InventoryHost, Vars } from '../inventory/inventory.js';
 import type { Connection } from './connection.js';
 import type { ObjectSchema, InferShape, Shape } from '../util/schema.js';
@@ -129,8 +129,8 @@ export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined, M 
    * forwarded socket), started as soon as the host is connected, alongside the gathering round trip.
    */
   live?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R; conn: Connection }): Promise<unknown>;
-  /** Read-only shell snippets, keyed by id, run in the host's single gathering round trip. */
-  probes?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R }): Record<string, string>;
+  /** Read-only shell snippets and file or package reads, keyed by id, all in the host's single gathering round trip. */
+  probes?(params: InferShape<S['shape']>, ctx: PrepareContext<M> & { prepared: R }): Record<string, Probe>;
   plan(params: InferShape<S['shape']>, ctx: PlanContext<R, M>): TaskPlan | Promise<TaskPlan>;
 }
 

@@ -129,6 +129,17 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
       // Written through sudo by a login user, still root's alone.
       const st = await onHost(info, 'h1', `stat -c '%U:%G %a' ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`);
       assert.equal(st.out, 'root:root 600\n1\n');
+
+      // An installed file changed behind hoist's back is found by its size and mtime and put back.
+      const all = ['-e', `@${dir}/registries.toml`, '-e', `@${dir}/credentials.toml`, '--limit', 'h1'];
+      await onHost(info, 'h1', 'printf x >> /usr/local/bin/ctr');
+      const repair = await hoistJson(applyArgs(v, ...all));
+      assert.equal(repair.code, 0, repair.stderr);
+      const install = repair.report.hosts[0].tasks.find((x) => x.task === 'containerd_install')!;
+      assert.deepEqual(install.changes, [`install containerd ${v} (repair 1 changed file(s): /usr/local/bin/ctr)`]);
+      assert.match((await onHost(info, 'h1', 'ctr version')).out, new RegExp(`Version: +v?${v.replace(/\./g, '\\.')}`));
+      const clean = await hoistJson(applyArgs(v, ...all));
+      assert.equal(changedCount(clean.report), 0, JSON.stringify(clean.report.hosts[0].tasks.filter((x) => x.status !== 'ok')));
     });
   }
 });

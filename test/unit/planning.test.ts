@@ -5,14 +5,21 @@ import { planFile, parseFileProbe } from '../../src/tasks/lib/files.js';
 import { sha256 } from '../../src/util/hash.js';
 import { planService, parseServiceProbe, desiredStamp, type ServiceWant } from '../../src/tasks/lib/systemd.js';
 import { installedPackages, installScript } from '../../src/tasks/lib/packages.js';
+import type { ProbeResult } from '../../src/facts/probe.js';
+import type { FileState } from '../../src/facts/reads.js';
 import { Logger } from '../../src/util/log.js';
 import { FakeHost } from '../support/fake-host.js';
 
 const opts = { check: false, diff: true, offline: false };
+const read = (file: FileState): ProbeResult => ({ out: '', code: 0, file });
+
+test('a file read that failed is an error, never taken for a missing file', () => {
+  assert.throws(() => parseFileProbe({ out: 'Connection reset', code: 255 }), /could not read the host's files: Connection reset/);
+});
 
 test('planFile: identical content and metadata → nothing to do', () => {
   const content = Buffer.from('hello\n');
-  const have = parseFileProbe({ out: `sha=${sha256(content)}\nmode=644 owner=root group=root`, code: 0 });
+  const have = parseFileProbe(read({ exists: true, sha256: sha256(content), mode: 0o644, owner: 'root', group: 'root' }));
   const st = new PlanState();
   assert.equal(planFile({ path: '/etc/x', content, mode: 0o644 }, have, st, opts), null);
   assert.equal(st.pending, false);
@@ -21,7 +28,7 @@ test('planFile: identical content and metadata → nothing to do', () => {
 
 test('planFile: changed content gives a diff; secrets are never shown', () => {
   const old = Buffer.from('a = 1\n');
-  const have = parseFileProbe({ out: `sha=${sha256(old)}\nmode=644 owner=root group=root\ncontent=\n${old.toString('base64')}`, code: 0 });
+  const have = parseFileProbe(read({ exists: true, sha256: sha256(old), mode: 0o644, owner: 'root', group: 'root', content: old }));
   const st = new PlanState();
   const a = planFile({ path: '/etc/x', content: Buffer.from('a = 2\n'), mode: 0o644 }, have, st, opts)!;
   assert.match(a.summary, /^update \/etc\/x/);
@@ -34,40 +41,44 @@ test('planFile: changed content gives a diff; secrets are never shown', () => {
 
 test('planFile: mode drift alone is fixed without rewriting', () => {
   const content = Buffer.from('x');
-  const have = parseFileProbe({ out: `sha=${sha256(content)}\nmode=666 owner=root group=root`, code: 0 });
+  const have = parseFileProbe(read({ exists: true, sha256: sha256(content), mode: 0o666, owner: 'root', group: 'root' }));
   const a = planFile({ path: '/etc/x', content, mode: 0o600 }, have, new PlanState(), opts)!;
   assert.match(a.summary, /fix mode\/owner of \/etc\/x \(mode 0666 → 0600\)/);
 });
 
 const svc: ServiceWant = { unit: 'containerd.service', enabled: true, state: 'started', restartOn: ['/etc/c.toml'], unitFiles: ['/etc/systemd/system/containerd.service'] };
-const probe = (extra: string) => ({ out: `UnitFileState=enabled\nActiveState=active\nLoadState=loaded\nNeedDaemonReload=no\n${extra}`, code: 0 });
+/** The service's probes as the round trip answers them: systemctl's lines, and /etc/c.toml with this hash. */
+const answers =
+  (svcOut: string, hash = 'a'.repeat(64)) =>
+  (id: string): ProbeResult =>
+    id === 'svc' ? { out: svcOut, code: 0 } : id === 'svc@0' ? read({ exists: true, sha256: hash, mtime: 1 }) : { out: '', code: 255 };
+const probe = (extra: string) => answers(`UnitFileState=enabled\nActiveState=active\nLoadState=loaded\nNeedDaemonReload=no\n${extra}`);
 
 test('service: restart decided from the stamp, not from this run', () => {
-  const h = 'a'.repeat(64);
   const st = new PlanState();
-  const have = parseServiceProbe(probe(`stamp=\nfile ${h}  /etc/c.toml`), svc);
+  const have = parseServiceProbe(probe('stamp='), svc);
   const stamp = desiredStamp(svc, have, st);
   // Stamp matches: nothing, even though nothing else is known.
-  assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h}  /etc/c.toml`), svc), new PlanState()), []);
+  assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}`), svc), new PlanState()), []);
   // A previous run changed the file but died before restarting: the stamp differs → restart.
-  const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}\nfile ${h}  /etc/c.toml`), svc), new PlanState());
+  const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}`), svc), new PlanState());
   assert.deepEqual(stale.map((a) => a.summary), ['restart containerd.service (its files changed since it started)']);
   // This run will change the file: restart, and a unit change adds a daemon-reload.
   const st2 = new PlanState();
   st2.files.set('/etc/c.toml', 'b'.repeat(64));
   st2.changedFiles.add('/etc/systemd/system/containerd.service');
-  const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}\nfile ${h}  /etc/c.toml`), svc), st2);
+  const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}`), svc), st2);
   assert.deepEqual(acts.map((a) => a.summary), ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)']);
 });
 
 test('service: stopped and disabled units are started and enabled', () => {
-  const have = parseServiceProbe({ out: 'UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp=', code: 0 }, svc);
+  const have = parseServiceProbe(answers('UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp='), svc);
   assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
 });
 
 test('service: a failed unit is reset before it is started; one still starting is waited for, not counted as a change', async () => {
   const stamp = desiredStamp(svc, parseServiceProbe(probe('stamp='), svc), new PlanState());
-  const state = (active: string) => parseServiceProbe({ out: `UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`, code: 0 }, svc);
+  const state = (active: string) => parseServiceProbe(answers(`UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`), svc);
   const failed = planService(svc, state('failed'), new PlanState());
   assert.deepEqual(failed.map((a) => [a.kind, a.summary]), [['change', 'start containerd.service']]);
   const host = new FakeHost();
@@ -86,7 +97,8 @@ test('service: a failed unit is reset before it is started; one still starting i
 });
 
 test('package probe output and install commands per manager', () => {
-  assert.deepEqual([...installedPackages({ out: 'libseccomp2 installed\ntree absent\n', code: 0 })], ['libseccomp2']);
+  assert.deepEqual([...installedPackages({ out: '', code: 0, installed: new Set(['libseccomp2']) })], ['libseccomp2']);
+  assert.throws(() => installedPackages({ out: 'no package database (neither dpkg nor rpm)', code: 3 }), /cannot read the package database: no package database/);
   assert.match(installScript('apt', ['tree'], 'present'), /apt-get install -y -q --no-install-recommends tree/);
   assert.equal(installScript('dnf', ['libseccomp'], 'present'), 'dnf install -y libseccomp');
   assert.equal(installScript('yum', ['libseccomp'], 'absent'), 'yum remove -y libseccomp');

@@ -28,7 +28,7 @@ test('probe sections are split by their marker and keep exit codes', () => {
 });
 
 test('facts parse', () => {
-  const f = parseFacts('os_id=debian\nos_id_like=\nos_version=13\narch=x86_64\ninit=systemd\npm=apt\ncgroupfs=tmpfs\nuid=0\ntool_tar=1\ntool_sudo=0\ndf_/=12345\n');
+  const f = parseFacts('os_id=debian\nos_id_like=\nos_version=13\narch=x86_64\ninit=systemd\npm=apt\ncgroup=1\nuid=0\ntool_tar=1\ntool_sudo=0\ndf_/=12345\n');
   assert.equal(f.osId, 'debian');
   assert.equal(f.packageManager, 'apt');
   assert.equal(f.cgroupVersion, 1);

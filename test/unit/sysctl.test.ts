@@ -13,7 +13,7 @@ const params = { name: 'k8s', settings: { 'net.ipv4.ip_forward': 1, 'net.ipv4.tc
 
 /** Plans the task against a host whose conf file and /proc/sys hold what the test says. */
 function plan(live: Record<string, string>, conf?: string, diff = false): TaskPlan | Promise<TaskPlan> {
-  const confProbe = conf === undefined ? { out: 'absent', code: 0 } : { out: `sha=${sha256(conf)}\nmode=644 owner=root group=root${diff ? `\ncontent=\n${Buffer.from(conf).toString('base64')}` : ''}`, code: 0 };
+  const confProbe = { out: '', code: 0, file: conf === undefined ? { exists: false } : { exists: true, sha256: sha256(conf), mode: 0o644, owner: 'root', group: 'root', ...(diff ? { content: Buffer.from(conf) } : {}) } };
   const liveProbe = { out: Object.entries(live).map(([k, v]) => `live ${k}=${v}`).join('\n'), code: 0 };
   const controller = { playbookDir: '.', inventoryDir: '.', log: new Logger(), progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   return sysctl.plan(params, {

@@ -2,17 +2,10 @@ import { createTwoFilesPatch } from 'diff';
 import { quote } from '../../ssh/quote.js';
 import { sha256 } from '../../util/hash.js';
 import type { ProbeResult } from '../../facts/probe.js';
+import { fileRead, type FileRead, type FileState } from '../../facts/reads.js';
 import type { Action, PlanState, RunOptions } from '../types.js';
 
-export interface RemoteFileState {
-  exists: boolean;
-  sha256?: string;
-  mode?: number;
-  owner?: string;
-  group?: string;
-  /** Old content, probed only under --diff. */
-  content?: Buffer;
-}
+export type RemoteFileState = FileState;
 
 export interface DesiredFile {
   path: string;
@@ -27,34 +20,14 @@ export interface DesiredFile {
   validate?: (stagedPath: string) => string;
 }
 
-/** One probe snippet reading a file's hash and ownership (and, for --diff, its content). */
-export function fileProbe(path: string, withContent: boolean): string {
-  const p = quote(path);
-  return [
-    `if [ -f ${p} ]; then`,
-    `  h=$(sha256sum < ${p}); echo "sha=\${h%% *}"`,
-    `  stat -c 'mode=%a owner=%U group=%G' ${p}`,
-    withContent ? `  echo content=; base64 -w0 < ${p}; echo` : '',
-    `else echo absent; fi`,
-  ]
-    .filter(Boolean)
-    .join('\n');
+/** A file's hash and ownership (and, for --diff, its content), read in the gathering round trip's batch. */
+export function fileProbe(path: string, withContent: boolean): FileRead {
+  return fileRead(path, withContent ? 'bytes' : 'none');
 }
 
 export function parseFileProbe(r: ProbeResult): RemoteFileState {
-  if (r.code !== 0 || /^absent$/m.test(r.out)) return { exists: false };
-  const sha = /^sha=([0-9a-f]{64})$/m.exec(r.out)?.[1];
-  const st = /^mode=([0-7]+) owner=(\S+) group=(\S+)$/m.exec(r.out);
-  const lines = r.out.split('\n');
-  const ci = lines.indexOf('content=');
-  return {
-    exists: true,
-    sha256: sha,
-    mode: st ? parseInt(st[1], 8) : undefined,
-    owner: st?.[2],
-    group: st?.[3],
-    content: ci >= 0 ? Buffer.from(lines[ci + 1] ?? '', 'base64') : undefined,
-  };
+  if (r.file) return r.file;
+  throw new Error(`could not read the host's files: ${r.out.trim() || `exit ${r.code}`}`);
 }
 
 export const fmtMode = (m: number) => m.toString(8).padStart(4, '0');

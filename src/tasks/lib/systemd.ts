@@ -1,5 +1,7 @@
 import { quote } from '../../ssh/quote.js';
-import type { ProbeResult } from '../../facts/probe.js';
+import type { Probe, ProbeResult } from '../../facts/probe.js';
+import { fileRead } from '../../facts/reads.js';
+import { parseFileProbe } from './files.js';
 import type { Action, PlanState } from '../types.js';
 import { sha256 } from '../../util/hash.js';
 import { STAMP_DIR } from '../../host-paths.js';
@@ -26,33 +28,36 @@ export interface ServiceState {
   mtimes: Map<string, number>;
 }
 
-export function serviceProbe(w: ServiceWant): string {
+/**
+ * The service's state from one systemctl call; the trigger files' hashes and change times come from
+ * the round trip's file batch. The start time is only needed to adopt a service hoist has no stamp
+ * for, so `date` runs only then.
+ */
+export function serviceProbes(w: ServiceWant): Record<string, Probe> {
   const u = quote(w.unit);
-  // One systemctl and one sha256sum call: this probe runs on every host on every run.
+  const stamp = quote(`${STAMP_DIR}/${w.unit}`);
   const props = ['UnitFileState', 'ActiveState', 'LoadState', 'NeedDaemonReload', ...(w.restartOn.length ? ['ActiveEnterTimestamp'] : [])];
   const lines = [
     `show=$(systemctl show ${props.map((p) => `-p ${p}`).join(' ')} ${u} 2>/dev/null); printf '%s\\n' "$show"`,
-    `echo "stamp=$(cat ${quote(`${STAMP_DIR}/${w.unit}`)} 2>/dev/null)"`,
+    `s=; [ -f ${stamp} ] && read -r s < ${stamp}; echo "stamp=$s"`,
   ];
   if (w.restartOn.length) {
-    lines.push(`sha256sum ${w.restartOn.map(quote).join(' ')} 2>/dev/null | sed 's/^/file /'`);
-    // The start time, from the same systemctl call, as epoch seconds (systemd prints it for people).
-    lines.push(`t=\${show#*ActiveEnterTimestamp=}; if [ "$t" != "$show" ]; then t=\${t%%$'\\n'*}; [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"; fi`);
-    lines.push(`stat -c 'mtime %Y %n' ${w.restartOn.map(quote).join(' ')} 2>/dev/null`);
+    // systemd prints the start time for people; date turns it into epoch seconds.
+    lines.push(`if [ -z "$s" ]; then t=\${show#*ActiveEnterTimestamp=}; if [ "$t" != "$show" ]; then t=\${t%%$'\\n'*}; [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"; fi; fi`);
   }
-  return lines.join('\n');
+  return { svc: lines.join('\n'), ...Object.fromEntries(w.restartOn.map((f, i) => [`svc@${i}`, fileRead(f)])) };
 }
 
-export function parseServiceProbe(r: ProbeResult, w: ServiceWant): ServiceState {
+export function parseServiceProbe(probe: (id: string) => ProbeResult, w: ServiceWant): ServiceState {
+  const r = probe('svc');
   const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1]?.trim() ?? '';
   const hashes = new Map<string, string>();
   const mtimes = new Map<string, number>();
-  for (const line of r.out.split('\n')) {
-    const m = /^file ([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (m && w.restartOn.includes(m[2])) hashes.set(m[2], m[1]);
-    const t = /^mtime (\d+) (.+)$/.exec(line);
-    if (t && w.restartOn.includes(t[2])) mtimes.set(t[2], Number(t[1]));
-  }
+  w.restartOn.forEach((f, i) => {
+    const st = parseFileProbe(probe(`svc@${i}`));
+    if (st.sha256) hashes.set(f, st.sha256);
+    if (st.mtime !== undefined) mtimes.set(f, st.mtime);
+  });
   const started = Number(get('started'));
   return {
     loaded: get('LoadState') === 'loaded',

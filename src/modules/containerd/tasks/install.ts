@@ -9,6 +9,11 @@ import { armBinariesRollback } from '../rollback.js';
 import { CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
 import { previousVersion, stagedArtifacts } from '../slots.js';
 import { containerdTask } from '../task.js';
+import { fileRead, packagesRead } from '../../../facts/reads.js';
+import { parseFileProbe } from '../../../tasks/lib/files.js';
+
+/** Distribution packages of containerd that would fight an upstream install under /usr/local. */
+const DISTRO_PACKAGES = ['containerd', 'containerd.io', 'docker.io'];
 
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
 const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
@@ -98,6 +103,21 @@ for f in ${ARTIFACT_DIR}/*; do [ -f "$f" ] || continue; b=\${f##*/}; case " $kee
 printf '%s' ${quote(JSON.stringify(record))} > ${INSTALL_RECORD}.new && mv -f ${INSTALL_RECORD}.new ${INSTALL_RECORD}`;
 }
 
+/**
+ * Prints "drift PATH" for each installed file whose size or mtime differs from the record `stats`
+ * ("size mtime path" lines) or that is gone. One stat for every file, the names read with builtins;
+ * only a difference costs more.
+ */
+export function driftProbe(stats: string): string {
+  const q = quote(stats);
+  return `if [ -f ${q} ]; then
+  mapfile -t want < ${q}
+  cur=$(stat -c '%s %Y %n' -- "\${want[@]#* * }" 2>/dev/null)
+  printf -v rec '%s\\n' "\${want[@]}"
+  [ "$cur" = "\${rec%$'\\n'}" ] || diff <(echo "$cur") ${q} | sed -n 's/^> [0-9]* [0-9]* /drift /p'
+fi`;
+}
+
 export default containerdTask({
   name: 'containerd_install',
   summary: 'Unpacks the staged release onto the host (bundle for 1.x, components for 2.x) and records what is installed.',
@@ -105,13 +125,9 @@ export default containerdTask({
   needs: [stagedArtifacts],
   provides: [previousVersion],
   probes: () => ({
-    record: `cat ${INSTALL_RECORD} 2>/dev/null; echo
-if [ -f ${INSTALL_STATS} ]; then
-  # One stat for every installed file; only a difference costs more.
-  cur=$(cut -d' ' -f3- ${INSTALL_STATS} | xargs -r -d '\\n' stat -c '%s %Y %n' 2>/dev/null)
-  [ "$cur" = "$(cat ${INSTALL_STATS})" ] || diff <(echo "$cur") ${INSTALL_STATS} | sed -n 's/^> [0-9]* [0-9]* /drift /p'
-fi`,
-    distro: `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' containerd containerd.io docker.io 2>/dev/null | awk '$2=="installed"{print $1}'; elif command -v rpm >/dev/null; then rpm -q --qf '%{NAME}\\n' containerd containerd.io 2>/dev/null | grep -v 'not installed' || true; fi`,
+    record: fileRead(INSTALL_RECORD, 'text'),
+    drift: driftProbe(INSTALL_STATS),
+    distro: packagesRead(DISTRO_PACKAGES),
   }),
   plan(_p, ctx) {
     const st = ctx.settings;
@@ -123,10 +139,10 @@ fi`,
     const recordText = JSON.stringify(record);
     // The service task restarts containerd when this record changes: it stands for every binary.
     ctx.state.files.set(INSTALL_RECORD, sha256(recordText));
-    const lines = ctx.probe('record').out.split('\n');
-    const haveText = lines[0].trim();
-    const drift = lines.filter((l) => l.startsWith('drift ')).map((l) => l.slice(6));
-    const distro = ctx.probe('distro').out.split('\n').map((l) => l.trim()).filter(Boolean);
+    const haveText = parseFileProbe(ctx.probe('record')).content?.toString('utf8').trim() ?? '';
+    const drift = ctx.probe('drift').out.split('\n').filter((l) => l.startsWith('drift ')).map((l) => l.slice(6));
+    // A host without a package database has no distribution containerd.
+    const distro = [...(ctx.probe('distro').installed ?? [])];
     if (distro.length && !st.replaceDistroContainerd) {
       throw new Error(
         `a distribution containerd is installed (${distro.join(', ')}); hoist installs upstream releases under /usr/local and won't run both. ` +

@@ -11,6 +11,7 @@ import { registryFiles } from '../config/registry-paths.js';
 import { resolveLocal } from '../../../tasks/lib/local-files.js';
 import { REGISTRY_LIST } from '../paths.js';
 import { quote } from '../../../ssh/quote.js';
+import { fileRead } from '../../../facts/reads.js';
 import path from 'node:path';
 
 export default containerdTask({
@@ -34,8 +35,7 @@ export default containerdTask({
   },
   probes: (_p, ctx) => ({
     ...Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret)])),
-    managed: `cat ${REGISTRY_LIST} 2>/dev/null; true`,
-    list: fileProbe(REGISTRY_LIST, false),
+    list: fileRead(REGISTRY_LIST, 'text'),
   }),
   plan(_p, ctx) {
     const actions: Action[] = [];
@@ -45,7 +45,8 @@ export default containerdTask({
     });
     // A registry taken out of the playbook must stop being used: hoist removes the files it wrote for it.
     const wanted = new Set(ctx.prepared.map((f) => f.path));
-    const stale = ctx.probe('managed').out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && !wanted.has(l));
+    const listed = parseFileProbe(ctx.probe('list'));
+    const stale = (listed.content?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && !wanted.has(l));
     if (stale.length) {
       const dirs = [...new Set(stale.map((f) => path.posix.dirname(f)))];
       actions.push({
@@ -55,7 +56,7 @@ export default containerdTask({
       });
     }
     const list = [...wanted].sort().map((f) => `${f}\n`).join('');
-    const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, parseFileProbe(ctx.probe('list')), ctx.state, ctx.options);
+    const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, listed, ctx.state, ctx.options);
     // hoist's own bookkeeping: written in a real run, never shown as a change.
     if (listAction) actions.push({ kind: 'record', summary: `the registry files hoist manages (${wanted.size})`, run: listAction.run });
     if (actions.some((a) => a.kind === 'change')) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [...wanted, REGISTRY_LIST]);

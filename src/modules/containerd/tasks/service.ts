@@ -3,7 +3,7 @@ import { armFilesRollback } from '../rollback.js';
 import { containerdTask } from '../task.js';
 import { daemonSettling, previousVersion, stampBefore } from '../slots.js';
 import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
-import { parseServiceProbe, planService, serviceProbe, type ServiceWant } from '../../../tasks/lib/systemd.js';
+import { parseServiceProbe, planService, serviceProbes, type ServiceWant } from '../../../tasks/lib/systemd.js';
 import { registryPaths, renderUnit } from '../render.js';
 import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE } from '../paths.js';
 
@@ -20,7 +20,7 @@ export default containerdTask({
   },
   probes: (_p, ctx) => ({
     unit: fileProbe(UNIT_FILE, ctx.options.diff),
-    svc: serviceProbe(ctx.prepared.want),
+    ...serviceProbes(ctx.prepared.want),
   }),
   plan(_p, ctx) {
     if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist runs containerd under systemd only`);
@@ -28,7 +28,7 @@ export default containerdTask({
     const unit = planFile({ path: UNIT_FILE, content: Buffer.from(ctx.prepared.unit), mode: 0o644 }, parseFileProbe(ctx.probe('unit')), ctx.state, ctx.options);
     if (unit) actions.push(unit);
     const w = ctx.prepared.want;
-    const have = parseServiceProbe(ctx.probe('svc'), w);
+    const have = parseServiceProbe(ctx.probe, w);
     if (have.stamp) stampBefore.put(ctx.state, have.stamp);
     if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [UNIT_FILE]);
     const svc = planService(w, have, ctx.state);

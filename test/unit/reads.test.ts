@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gather, type Probe } from '../../src/facts/probe.js';
+import { fileRead, packagesRead } from '../../src/facts/reads.js';
+import { installedPackages } from '../../src/tasks/lib/packages.js';
+import { parseFileProbe } from '../../src/tasks/lib/files.js';
+import { driftProbe } from '../../src/modules/containerd/tasks/install.js';
+import { sha256 } from '../../src/util/hash.js';
+import type { ExecResult } from '../../src/ssh/connection.js';
+
+/** A connection whose host is this machine: the round trip's script runs in a real bash. */
+function localBash(env: NodeJS.ProcessEnv = process.env) {
+  const scripts: string[] = [];
+  return {
+    scripts,
+    exec(script: string): Promise<ExecResult> {
+      scripts.push(script);
+      return new Promise((resolve, reject) => {
+        const p = spawn('/bin/bash', [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.on('error', reject);
+        p.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+        p.stdin.end(script);
+      });
+    },
+  };
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hoist-reads-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('every file of the round trip is read in one batch: hash, mode, owner, mtime and content, by name, whatever the name', async () => {
+  const plain = path.join(dir, 'config.toml');
+  const odd = path.join(dir, "new\nline and \\back'slash $(x)");
+  const binary = path.join(dir, 'blob');
+  const record = path.join(dir, 'installed.json');
+  writeFileSync(plain, 'version = 3\n');
+  writeFileSync(odd, 'odd');
+  writeFileSync(binary, Buffer.from([0, 1, 2, 255, 0, 10]));
+  writeFileSync(record, '{"version":"1.7.24"}\n\n');
+  chmodSync(plain, 0o640);
+  utimesSync(plain, 1_700_000_000, 1_700_000_000);
+  const conn = localBash();
+  const probes = new Map<string, Probe>([
+    ['0:plain', fileRead(plain)],
+    ['0:odd', fileRead(odd)],
+    ['1:missing', fileRead(path.join(dir, 'absent'))],
+    ['1:dir', fileRead(dir)],
+    ['2:binary', fileRead(binary, 'bytes')],
+    ['2:record', fileRead(record, 'text')],
+    // The same file twice, once with its content: read once, both answered.
+    ['3:plain-again', fileRead(plain, 'text')],
+    ['3:script', 'echo still a script'],
+  ]);
+  const g = await gather(conn, probes);
+  const file = (id: string) => parseFileProbe(g.results.get(id)!);
+  assert.deepEqual(file('0:plain'), { exists: true, mode: 0o640, owner: 'root', group: 'root', mtime: 1_700_000_000, sha256: sha256(Buffer.from('version = 3\n')) });
+  assert.equal(file('0:odd').sha256, sha256(Buffer.from('odd')));
+  assert.deepEqual(file('1:missing'), { exists: false });
+  assert.deepEqual(file('1:dir'), { exists: false }, 'a directory is not a file');
+  assert.deepEqual(file('2:binary').content, Buffer.from([0, 1, 2, 255, 0, 10]));
+  assert.equal(file('2:record').content?.toString(), '{"version":"1.7.24"}\n\n', 'text is read whole, trailing newlines too');
+  assert.equal(file('3:plain-again').content?.toString(), 'version = 3\n');
+  assert.equal(g.results.get('3:script')?.out, 'still a script');
+  const batch = /begin __files'\n([^]*?)\necho "@@hoist-\w+ end/.exec(conn.scripts[0])?.[1] ?? '';
+  assert.equal(batch.match(/\bsha256sum\b/g)?.length, 1, 'one sha256sum for every file');
+  assert.equal(batch.match(/\bstat\b/g)?.length, 1, 'one stat for every file');
+  assert.equal(batch.match(/\bbase64\b/g)?.length, 1, 'a process for content only where it may be binary');
+  assert.equal(statSync(plain).mode & 0o777, 0o640);
+});
+
+test('packages of every task are read with one query; a host without a package database is an error for those who ask', async () => {
+  const conn = localBash();
+  const g = await gather(conn, new Map<string, Probe>([
+    ['0:pkgs', packagesRead(['bash', 'hoist-no-such-package'])],
+    ['1:distro', packagesRead(['coreutils', 'hoist-no-such-package-either'])],
+  ]));
+  assert.deepEqual([...installedPackages(g.results.get('0:pkgs')!)], ['bash']);
+  assert.deepEqual([...installedPackages(g.results.get('1:distro')!)], ['coreutils']);
+  assert.equal(conn.scripts[0].match(/dpkg-query/g)?.length, 2, 'one dpkg-query (named twice: the test and the call)');
+
+  const bare = mkdtempSync(path.join(dir, 'empty-path-'));
+  const none = await gather(localBash({ PATH: bare }), new Map<string, Probe>([['0:pkgs', packagesRead(['bash'])]]));
+  assert.throws(() => installedPackages(none.results.get('0:pkgs')!), /cannot read the package database: no package database/);
+});
+
+test('drift of installed files: only a file whose size or mtime changed, or that is gone, is named', async () => {
+  const d = path.join(dir, 'installed');
+  mkdirSync(d);
+  const files = ['ctr', 'containerd', 'with space'].map((f) => path.join(d, f));
+  for (const f of files) writeFileSync(f, f);
+  const record = () => files.map((f) => `${statSync(f).size} ${Math.floor(statSync(f).mtimeMs / 1000)} ${f}`).join('\n') + '\n';
+  const stats = path.join(dir, 'files.stat');
+  writeFileSync(stats, record());
+  const run = async () => (await localBash().exec(driftProbe(stats))).stdout;
+  assert.equal(await run(), '', 'nothing changed: nothing printed');
+  writeFileSync(files[2], 'longer content');
+  rmSync(files[0]);
+  assert.equal(await run(), `drift ${files[0]}\ndrift ${files[2]}\n`);
+  rmSync(stats);
+  assert.equal(await run(), '', 'no record: nothing to compare');
+});
