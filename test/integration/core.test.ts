@@ -108,12 +108,13 @@ test('package task installs from the hosts\' apt source, then reports ok', async
 });
 
 test('service task: restart follows the files it depends on, across runs', async () => {
-  const unit = `[Unit]\nDescription=hoist test\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n`;
-  const pb = (conf: string) =>
-    playbook(`svc-${conf.trim()}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unit)}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
+  const unitFor = (sleep: string) => `[Unit]\nDescription=hoist test\n[Service]\nExecStart=/bin/sleep ${sleep}\n[Install]\nWantedBy=multi-user.target\n`;
+  const pb = (conf: string, sleep = 'infinity') =>
+    playbook(`svc-${conf.trim()}-${sleep}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unitFor(sleep))}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
   const a = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
   assert.equal(a.code, 0, a.stderr + JSON.stringify(a.report));
-  assert.deepEqual(a.report.hosts[0].tasks[2].changes, ['systemctl daemon-reload', 'enable hoist-sleep.service', 'start hoist-sleep.service']);
+  // enable reloads systemd itself: no separate daemon-reload for the new unit file.
+  assert.deepEqual(a.report.hosts[0].tasks[2].changes, ['enable hoist-sleep.service', 'start hoist-sleep.service']);
   const pid1 = (await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim();
   const again = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
   assert.equal(changedCount(again.report), 0);
@@ -123,6 +124,11 @@ test('service task: restart follows the files it depends on, across runs', async
   const next = await hoistJson(['apply', await pb('b'), '-i', inv(), '--limit', 'h2']);
   assert.deepEqual(next.report.hosts[0].tasks[2].changes, ['restart hoist-sleep.service (its files changed since it started)']);
   assert.notEqual((await onHost(info, 'h2', 'systemctl show -p MainPID --value hoist-sleep')).out.trim(), pid1);
+  // The unit file changes on an enabled service: one daemon-reload, and systemd has read it.
+  const unitChange = await hoistJson(['apply', await pb('b', '99999'), '-i', inv(), '--limit', 'h2']);
+  assert.equal(unitChange.code, 0, unitChange.stderr);
+  assert.deepEqual(unitChange.report.hosts[0].tasks[2].changes, ['systemctl daemon-reload']);
+  assert.equal((await onHost(info, 'h2', 'systemctl show -p NeedDaemonReload --value hoist-sleep')).out.trim(), 'no');
 });
 
 test('service task adopts a service that runs with its current files (ssh) without restarting it; one started before its files changed is restarted', async () => {

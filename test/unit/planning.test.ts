@@ -76,6 +76,18 @@ test('service: stopped and disabled units are started and enabled', () => {
   assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
 });
 
+test('service: a changed unit file is reloaded once: by enable where the unit is being enabled, else by daemon-reload', () => {
+  const changed = () => {
+    const st = new PlanState();
+    st.changedFiles.add('/etc/systemd/system/containerd.service');
+    return st;
+  };
+  const disabled = parseServiceProbe(answers('UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=yes\nstamp='), svc);
+  assert.deepEqual(planService(svc, disabled, changed()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
+  const enabled = parseServiceProbe(answers('UnitFileState=enabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp='), svc);
+  assert.deepEqual(planService(svc, enabled, changed()).map((a) => a.summary), ['systemctl daemon-reload', 'start containerd.service']);
+});
+
 test('service: a failed unit is reset before it is started; one still starting is waited for, not counted as a change', async () => {
   const stamp = desiredStamp(svc, parseServiceProbe(probe('stamp='), svc), new PlanState());
   const state = (active: string) => parseServiceProbe(answers(`UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`), svc);

@@ -1,4 +1,4 @@
-import { createTwoFilesPatch } from 'diff';
+import { createRequire } from 'node:module';
 import { quote } from '../../ssh/quote.js';
 import { sha256 } from '../../util/hash.js';
 import type { ProbeResult } from '../../facts/probe.js';
@@ -66,10 +66,14 @@ export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanSt
   };
 }
 
+// Loaded on the first diff only (--diff): the library costs every other run start-up time.
+let diffLib: typeof import('diff') | undefined;
+const loadDiff = () => (diffLib ??= createRequire(import.meta.url)('diff') as typeof import('diff'));
+
 function fileDiff(want: DesiredFile, have: RemoteFileState): string {
   if (want.secret) return `--- ${want.path}\n(content not shown: the file holds credentials)\n`;
   const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);
   const old = have.content ?? Buffer.alloc(0);
   if (!isText(want.content) || !isText(old)) return `Binary file ${want.path} differs\n`;
-  return createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, old.toString('utf8'), want.content.toString('utf8'), '', '', { context: 3 });
+  return loadDiff().createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, old.toString('utf8'), want.content.toString('utf8'), '', '', { context: 3 });
 }

@@ -63,22 +63,26 @@ find . -type f -o -type l | sed 's|^\\./||' | LC_ALL=C sort > ${CONTAINERD_STATE
 # A prev.new left by a killed install holds the recorded release's files, copied before that
 # install replaced them: it is kept, or the files it already replaced would be saved as "previous".
 mkdir -p ${CONTAINERD_STATE}/prev.new
-: > ${INSTALL_STATS}.new
+installed=()
 while IFS= read -r rel; do
   dest="/$rel"
   case "$rel" in ${skip}) continue ;; esac
   case "$rel" in etc/*) if [ -e "$dest" ]; then continue; fi ;; esac
-  mkdir -p "$(dirname "$dest")"
+  d=\${dest%/*}; [ -d "\${d:-/}" ] || mkdir -p "$d"
   keep="${CONTAINERD_STATE}/prev.new/$rel"
   if [ -e "$dest" ] && [ ! -d "$dest" ] && [ ! -e "$keep" ] && [ ! -L "$keep" ]; then
-    mkdir -p "$(dirname "$keep")"
+    k=\${keep%/*}; [ -d "$k" ] || mkdir -p "$k"
     cp -a "$dest" "$keep.hoist-part" && mv -f "$keep.hoist-part" "$keep"
   fi
   tmp=${tempBeside('dest')}
   printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}
-  cp -a "$rel" "$tmp" && mv -f "$tmp" "$dest"
-  stat -c '%s %Y %n' "$dest" >> ${INSTALL_STATS}.new
+  # The staged file moves rather than copies (a rename where staging and target share a filesystem):
+  # the staging tree is thrown away after, and a killed install unpacks it again.
+  mv -f "$rel" "$tmp" && mv -f "$tmp" "$dest"
+  installed+=("$dest")
 done < ${CONTAINERD_STATE}/files.new
+# One stat for every installed file: the record the gathering round trip compares against.
+if [ \${#installed[@]} -gt 0 ]; then stat -c '%s %Y %n' -- "\${installed[@]}" > ${INSTALL_STATS}.new; else : > ${INSTALL_STATS}.new; fi
 # Files the recorded release installed that this one doesn't ship (1.x's containerd-shim and
 # containerd-shim-runc-v1 after a move to 2.x) go, kept in prev.new for a rollback like the others.
 if [ -f ${INSTALL_STATS} ]; then
