@@ -4,7 +4,7 @@ import { quote } from './quote.js';
  * A stdio ⇄ unix-socket bridge, for reaching a root-only socket (containerd's) as a user who gets
  * root through sudo: OpenSSH's stream-local forwarding opens the socket as the login user, who may not.
  * No package is installed for it; the first interpreter the host already has is used:
- * - perl: perl-base is Essential on Debian and Ubuntu, so every such host has it, with IO::Socket::UNIX;
+ * - perl: perl-base is Essential on Debian and Ubuntu, so every such host has it (the bridge uses only its built-ins);
  * - python3: part of every RHEL/Fedora-family minimal install (dnf runs on it);
  * - socat, then nc with -U, where an operator installed them.
  */
