@@ -58,7 +58,10 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   if (files.size) {
     const r = results.get('__files')!;
     const found = r.code === 0 ? parseFileBatch(r.out, [...files.values()]) : undefined;
-    for (const [id, f] of files) results.set(id, found ? { out: '', code: 0, file: asAsked(found.get(f.path)!, f) } : { out: r.out, code: r.code });
+    for (const [id, f] of files) {
+      const st = found?.get(f.path);
+      results.set(id, !found || !st ? { out: r.out, code: r.code } : 'error' in st ? { out: st.error, code: 1 } : { out: '', code: 0, file: asAsked(st, f) });
+    }
   }
   if (packages.size) {
     const r = results.get('__packages')!;

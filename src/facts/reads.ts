@@ -52,65 +52,90 @@ export function fileBatchScript(reads: readonly FileRead[]): string {
   const lines = [
     `set -- ${paths.map(quote).join(' ')}; e=()`,
     `for f; do [ -f "$f" ] && e+=("$f"); done`,
-    // Names end each stat record and sha256sum escapes the unusual ones, so results are matched by name,
-    // whatever vanished in between.
-    `if [ \${#e[@]} -gt 0 ]; then stat --printf 'S%a %U %G %Y %n\\0' -- "\${e[@]}" 2>/dev/null; printf '@sha\\0'; sha256sum -- "\${e[@]}" 2>/dev/null; printf '\\0'; fi`,
+    // Every field is its own NUL-terminated token (an owner may hold a space, a name anything but NUL),
+    // and sha256sum escapes the unusual names: results are matched by name, whatever vanished in between.
+    `if [ \${#e[@]} -gt 0 ]; then stat --printf 'S%a\\0%U\\0%G\\0%Y\\0%n\\0' -- "\${e[@]}" 2>/dev/null; printf '@sha\\0'; sha256sum -- "\${e[@]}" 2>/dev/null; printf '\\0'; fi`,
   ];
   paths.forEach((p, i) => {
     const how = content.get(p);
     if (how === 'none') return;
     const q = quote(p);
-    const body = how === 'text' ? `{ IFS= read -r -d '' t; printf '%s' "$t"; } < ${q}` : `base64 -w0 < ${q}`;
-    lines.push(`if [ -f ${q} ]; then printf '@content ${i}\\0'; ${body}; printf '\\0'; fi`);
+    // A file that can't be opened says so instead of passing its error message off as its content.
+    const body =
+      how === 'text'
+        ? `if { exec 3< ${q}; } 2>/dev/null; then t=; IFS= read -r -d '' t <&3; exec 3<&-; printf '@content ${i}\\0%s\\0' "$t"; else printf '@unreadable ${i}\\0'; fi`
+        : `if c=$(base64 -w0 < ${q} 2>/dev/null); then printf '@content ${i}\\0%s\\0' "$c"; else printf '@unreadable ${i}\\0'; fi`;
+    lines.push(`if [ -f ${q} ]; then ${body}; fi`);
   });
   lines.push('echo');
   return lines.join('\n');
 }
 
-/** What the batch found, by path: a path it has no record of does not exist (or could not be read). */
-export function parseFileBatch(out: string, reads: readonly FileRead[]): Map<string, FileState> {
+/** A file that exists but could not be read: planning must not guess its state. */
+export interface UnreadableFile {
+  error: string;
+}
+
+/** What the batch found, by path: a path it has no record of does not exist. */
+export function parseFileBatch(out: string, reads: readonly FileRead[]): Map<string, FileState | UnreadableFile> {
   const paths = [...new Set(reads.map((r) => r.path))];
   const found = new Map<string, FileState>();
+  const unreadable = new Set<string>();
   const tokens = out.split('\0');
   let i = 0;
-  for (; i < tokens.length && tokens[i] !== '@sha'; i++) {
-    const m = /^S([0-7]+) (\S+) (\S+) (\d+) ([^]*)$/.exec(tokens[i]);
-    if (m && paths.includes(m[5])) found.set(m[5], { exists: true, mode: parseInt(m[1], 8), owner: m[2], group: m[3], mtime: Number(m[4]) });
+  for (; i + 4 < tokens.length && /^S[0-7]+$/.test(tokens[i]); i += 5) {
+    const [mode, owner, group, mtime, name] = tokens.slice(i, i + 5);
+    if (paths.includes(name) && /^\d+$/.test(mtime)) found.set(name, { exists: true, mode: parseInt(mode.slice(1), 8), owner, group, mtime: Number(mtime) });
   }
-  for (const line of (tokens[i + 1] ?? '').split('\n')) {
-    const m = /^(\\?)([0-9a-f]{64}) [ *]([^]*)$/.exec(line);
-    if (!m) continue;
-    const name = m[1] ? m[3].replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : m[3];
-    const st = found.get(name);
-    if (st) st.sha256 = m[2];
+  if (tokens[i] === '@sha') {
+    for (const line of tokens[i + 1].split('\n')) {
+      const m = /^(\\?)([0-9a-f]{64}) [ *]([^]*)$/.exec(line);
+      if (!m) continue;
+      const name = m[1] ? m[3].replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : m[3];
+      const st = found.get(name);
+      if (st) st.sha256 = m[2];
+    }
+    i += 2;
   }
-  for (let j = i + 2; j < tokens.length - 1; j++) {
-    const m = /^@content (\d+)$/.exec(tokens[j]);
-    if (!m) continue;
-    const path = paths[Number(m[1])];
-    const st = path === undefined ? undefined : found.get(path);
-    if (!st) continue;
-    const how = reads.find((r) => r.path === path && r.content === 'bytes') ? 'bytes' : 'text';
-    st.content = how === 'bytes' ? Buffer.from(tokens[j + 1], 'base64') : Buffer.from(tokens[j + 1], 'utf8');
-    j++;
+  for (; i < tokens.length; i++) {
+    const m = /^@(content|unreadable) (\d+)$/.exec(tokens[i]);
+    const path = m ? paths[Number(m[2])] : undefined;
+    if (!m || path === undefined) continue;
+    if (m[1] === 'unreadable') {
+      unreadable.add(path);
+      continue;
+    }
+    const st = found.get(path);
+    const bytes = reads.some((r) => r.path === path && r.content === 'bytes');
+    if (st) st.content = bytes ? Buffer.from(tokens[i + 1], 'base64') : Buffer.from(tokens[i + 1], 'utf8');
+    i++;
   }
-  for (const p of paths) if (!found.has(p)) found.set(p, { exists: false });
-  return found;
+  const result = new Map<string, FileState | UnreadableFile>();
+  for (const p of paths) {
+    const st = found.get(p);
+    // stat saw it but sha256sum (or the content read) could not read it.
+    if (st && (!st.sha256 || unreadable.has(p))) result.set(p, { error: `cannot read ${p} (it exists)` });
+    else result.set(p, st ?? { exists: false });
+  }
+  return result;
 }
 
 /** Prints "name installed" for each installed package of `names`; exit 3 on a host without a package database. */
 export function packageBatchScript(names: readonly string[]): string {
   const q = [...new Set(names)].map(quote).join(' ');
-  return `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${q} 2>/dev/null; true
-elif command -v rpm >/dev/null; then rpm -q --qf '%{NAME} installed\\n' ${q} 2>/dev/null; true
+  // Each installed package prints every name it answers to (name, name:arch / name.arch, with
+  // version and release for rpm): a task may ask for any of them.
+  return `if command -v dpkg-query >/dev/null; then dpkg-query -W -f='\${db:Status-Status} \${Package} \${binary:Package} \${Package}:\${Architecture}\\n' ${q} 2>/dev/null; true
+elif command -v rpm >/dev/null; then rpm -q --qf 'installed %{NAME} %{NAME}.%{ARCH} %{NAME}-%{VERSION} %{NAME}-%{VERSION}-%{RELEASE} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n' ${q} 2>/dev/null; true
 else echo "no package database (neither dpkg nor rpm)"; exit 3; fi`;
 }
 
+/** Every name an installed package answers to ("package X is not installed" lines are rpm's for the others). */
 export function parsePackageBatch(out: string): Set<string> {
   const installed = new Set<string>();
   for (const line of out.split('\n')) {
-    const m = /^(\S+) installed$/.exec(line.trim());
-    if (m) installed.add(m[1]);
+    const [status, ...names] = line.trim().split(/\s+/);
+    if (status === 'installed') for (const n of names) installed.add(n);
   }
   return installed;
 }

@@ -10,8 +10,9 @@ import { quote } from './quote.js';
  */
 
 // Core built-ins only, no module: loading Socket or IO::Socket costs 20-25 ms of CPU, more than the
-// rest of the bridge, on every host of every run. The numbers are Linux's AF_UNIX and SOCK_STREAM,
-// and a sockaddr_un is the family followed by the path.
+// rest of the bridge, on every host of every run. The numbers are Linux's AF_UNIX and SOCK_STREAM
+// on amd64 and arm64, the architectures hoist installs for, and a sockaddr_un is the family
+// followed by the path.
 const PERL = `use strict;
 socket(my $s, 1, 1, 0) or die "socket: $!\\n";
 connect($s, pack('S', 1) . $ARGV[0]) or die "cannot connect to $ARGV[0]: $!\\n";

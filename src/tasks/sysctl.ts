@@ -37,7 +37,7 @@ export default defineTask({
   probes: (p, ctx) => ({
     conf: fileProbe(`/etc/sysctl.d/${p.name}.conf`, ctx.options.diff),
     live: Object.keys(p.settings)
-      .map((k) => `if [ -r ${quote(procPath(k))} ]; then IFS= read -r v < ${quote(procPath(k))}; printf 'live %s=%s\\n' ${quote(k)} "$v"; fi`)
+      .map((k) => `if [ -r ${quote(procPath(k))} ]; then v=; IFS= read -r v < ${quote(procPath(k))}; printf 'live %s=%s\\n' ${quote(k)} "$v"; fi`)
       .join('\n') + '\ntrue',
   }),
   plan(p, ctx) {

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeF
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gather, type Probe } from '../../src/facts/probe.js';
-import { fileRead, packagesRead } from '../../src/facts/reads.js';
+import { fileRead, packagesRead, parseFileBatch, parsePackageBatch } from '../../src/facts/reads.js';
 import { installedPackages } from '../../src/tasks/lib/packages.js';
 import { parseFileProbe } from '../../src/tasks/lib/files.js';
 import { driftProbe } from '../../src/modules/containerd/tasks/install.js';
@@ -13,14 +13,14 @@ import { sha256 } from '../../src/util/hash.js';
 import type { ExecResult } from '../../src/ssh/connection.js';
 
 /** A connection whose host is this machine: the round trip's script runs in a real bash. */
-function localBash(env: NodeJS.ProcessEnv = process.env) {
+function localBash(env: NodeJS.ProcessEnv = process.env, as: string[] = []) {
   const scripts: string[] = [];
   return {
     scripts,
     exec(script: string): Promise<ExecResult> {
       scripts.push(script);
       return new Promise((resolve, reject) => {
-        const p = spawn('/bin/bash', [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        const p = as.length ? spawn(as[0], [...as.slice(1), '/bin/bash'], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('/bin/bash', [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
         p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -108,4 +108,50 @@ test('drift of installed files: only a file whose size or mtime changed, or that
   assert.equal(await run(), `drift ${files[0]}\ndrift ${files[2]}\n`);
   rmSync(stats);
   assert.equal(await run(), '', 'no record: nothing to compare');
+});
+
+test('an owner or group with a space in its name is read as such, not taken for a missing file', () => {
+  const sum = 'a'.repeat(64);
+  const out = ['S640', 'root', 'domain users', '1700000000', '/etc/x', '@sha', `${sum}  /etc/x\n`, '\n'].join('\0');
+  assert.deepEqual(parseFileBatch(out, [fileRead('/etc/x')]).get('/etc/x'), { exists: true, mode: 0o640, owner: 'root', group: 'domain users', mtime: 1_700_000_000, sha256: sum });
+});
+
+const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+
+test('a file that exists but cannot be read is an error for whoever reads it, never absent and never its error message as content', { skip: !canDropPrivileges && 'needs root and setpriv' }, async () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'hoist-unreadable-'));
+  chmodSync(d, 0o755);
+  const secret = path.join(d, 'installed.json');
+  const open = path.join(d, 'open.json');
+  writeFileSync(secret, '{"version":"2.0"}', { mode: 0o600 });
+  writeFileSync(open, '{"version":"1.7"}', { mode: 0o644 });
+  try {
+    const asNobody = localBash(process.env, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    const g = await gather(asNobody, new Map<string, Probe>([
+      ['0:open', fileRead(open, 'text')],
+      ['0:text', fileRead(secret, 'text')],
+      ['1:bytes', fileRead(secret, 'bytes')],
+      ['2:hash', fileRead(secret)],
+    ]));
+    assert.equal(parseFileProbe(g.results.get('0:open')!).content?.toString(), '{"version":"1.7"}');
+    for (const id of ['0:text', '1:bytes', '2:hash']) {
+      assert.throws(() => parseFileProbe(g.results.get(id)!), new RegExp(`could not read the host's files: cannot read ${secret.replace(/[.]/g, '\\.')} \\(it exists\\)`), id);
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a package asked for by another name it answers to (with its architecture, its version) counts as installed', async (t) => {
+  // dpkg's lines, and rpm's (an installed package, and one that is not).
+  const installed = parsePackageBatch(
+    'installed libc6 libc6:amd64 libc6:amd64\nnot-installed tree tree tree:amd64\n' +
+      'installed glibc glibc.i686 glibc-2.28 glibc-2.28-251.el8 glibc-2.28-251.el8.i686\npackage foo is not installed\n',
+  );
+  for (const n of ['libc6', 'libc6:amd64', 'glibc', 'glibc.i686', 'glibc-2.28-251.el8']) assert.ok(installed.has(n), n);
+  for (const n of ['tree', 'foo', 'package']) assert.ok(!installed.has(n), n);
+  if (!hasDpkg) return t.skip('dpkg-query not installed here');
+  const arch = spawnSync('dpkg', ['--print-architecture']).stdout.toString().trim();
+  const g = await gather(localBash(), new Map<string, Probe>([['0:pkgs', packagesRead([`bash:${arch}`, 'coreutils'])]]));
+  assert.deepEqual([...installedPackages(g.results.get('0:pkgs')!)].sort(), [`bash:${arch}`, 'coreutils']);
 });
