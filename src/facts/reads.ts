@@ -42,13 +42,8 @@ export const packagesRead = (names: string[]): PackageRead => ({ read: 'packages
 
 /** The snippet that reads every file at once; its output is NUL-separated tokens (see parseFileBatch). */
 export function fileBatchScript(reads: readonly FileRead[]): string {
-  const paths = [...new Set(reads.map((r) => r.path))];
-  const content = new Map<string, ContentRead>();
-  for (const r of reads) {
-    const had = content.get(r.path) ?? 'none';
-    // 'bytes' serves a 'text' read too; never the other way round.
-    content.set(r.path, had === 'bytes' || r.content === 'bytes' ? 'bytes' : had === 'text' || r.content === 'text' ? 'text' : 'none');
-  }
+  const content = contentByPath(reads);
+  const paths = [...content.keys()];
   const lines = [
     `set -- ${paths.map(quote).join(' ')}; e=()`,
     `for f; do [ -f "$f" ] && e+=("$f"); done`,
@@ -71,6 +66,19 @@ export function fileBatchScript(reads: readonly FileRead[]): string {
   return lines.join('\n');
 }
 
+/**
+ * Each path once, in the order first asked for, with the content read that serves every read of it:
+ * 'bytes' serves a 'text' read too, never the other way round. The script and its parser index paths alike.
+ */
+function contentByPath(reads: readonly FileRead[]): Map<string, ContentRead> {
+  const content = new Map<string, ContentRead>();
+  for (const r of reads) {
+    const had = content.get(r.path) ?? 'none';
+    content.set(r.path, had === 'bytes' || r.content === 'bytes' ? 'bytes' : had === 'text' || r.content === 'text' ? 'text' : 'none');
+  }
+  return content;
+}
+
 /** A file that exists but could not be read: planning must not guess its state. */
 export interface UnreadableFile {
   error: string;
@@ -78,7 +86,8 @@ export interface UnreadableFile {
 
 /** What the batch found, by path: a path it has no record of does not exist. */
 export function parseFileBatch(out: string, reads: readonly FileRead[]): Map<string, FileState | UnreadableFile> {
-  const paths = [...new Set(reads.map((r) => r.path))];
+  const content = contentByPath(reads);
+  const paths = [...content.keys()];
   const found = new Map<string, FileState>();
   const unreadable = new Set<string>();
   const tokens = out.split('\0');
@@ -106,8 +115,7 @@ export function parseFileBatch(out: string, reads: readonly FileRead[]): Map<str
       continue;
     }
     const st = found.get(path);
-    const bytes = reads.some((r) => r.path === path && r.content === 'bytes');
-    if (st) st.content = bytes ? Buffer.from(tokens[i + 1], 'base64') : Buffer.from(tokens[i + 1], 'utf8');
+    if (st) st.content = Buffer.from(tokens[i + 1], content.get(path) === 'bytes' ? 'base64' : 'utf8');
     i++;
   }
   const result = new Map<string, FileState | UnreadableFile>();

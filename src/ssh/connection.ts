@@ -393,15 +393,11 @@ function headline(script: string): string {
 }
 
 /**
- * Commands of a killed run go on running on the host (nothing tells them their client is gone).
- * Every root command holds a flock on commands.lock for its whole life, so the next run's first command
- * waits until such a leftover has finished instead of working beside it.
+ * A script as it runs on the host. Commands of a killed run go on running there (nothing tells them
+ * their client is gone), so every root command holds a flock on commands.lock for its whole life: the
+ * next run's first command waits until such a leftover has finished instead of working beside it.
  */
-function serialize(): string {
-  return `mkdir -p ${HOIST_STATE_DIR} 2>/dev/null; { exec 8>>${HOIST_STATE_DIR}/commands.lock && flock 8; } 2>/dev/null\n`;
-}
-
-/** A script as it runs on the host: behind commands.lock when it runs as root (see serialize). */
 function serialized(script: string, privileged: boolean): string {
-  return (privileged ? serialize() : '') + script;
+  if (!privileged) return script;
+  return `mkdir -p ${HOIST_STATE_DIR} 2>/dev/null; { exec 8>>${HOIST_STATE_DIR}/commands.lock && flock 8; } 2>/dev/null\n${script}`;
 }

@@ -35,17 +35,15 @@ export function parseLockState(out: string): { generation: number; held: boolean
  */
 export function lockScript(holder: string, waitSeconds: number): string {
   const dir = HOIST_STATE_DIR;
-  const holderFile = LOCK_HOLDER;
-  const genFile = LOCK_GENERATION;
   return `{
 mkdir -p ${dir} && exec 9>>${dir}/lock || exit 70
-if ! flock ${waitSeconds > 0 ? `-w ${Math.floor(waitSeconds)}` : '-n'} 9; then echo "busy $(cat ${holderFile} 2>/dev/null)"; exit 75; fi
-if [ -s ${holderFile} ]; then echo "stale $(cat ${holderFile})"; fi
-printf '%s\\n' ${quote(holder)} > ${holderFile} || exit 70
-{ g=$(<${genFile}); } 2>/dev/null; g=\${g:-0}; echo "gen $g"; { echo $((g + 1)) > ${genFile}.new && mv -f ${genFile}.new ${genFile}; } || exit 70
+if ! flock ${waitSeconds > 0 ? `-w ${Math.floor(waitSeconds)}` : '-n'} 9; then echo "busy $(cat ${LOCK_HOLDER} 2>/dev/null)"; exit 75; fi
+if [ -s ${LOCK_HOLDER} ]; then echo "stale $(cat ${LOCK_HOLDER})"; fi
+printf '%s\\n' ${quote(holder)} > ${LOCK_HOLDER} || exit 70
+{ g=$(<${LOCK_GENERATION}); } 2>/dev/null; g=\${g:-0}; echo "gen $g"; { echo $((g + 1)) > ${LOCK_GENERATION}.new && mv -f ${LOCK_GENERATION}.new ${LOCK_GENERATION}; } || exit 70
 echo locked
 cat >/dev/null
-rm -f ${holderFile}
+rm -f ${LOCK_HOLDER}
 }
 `;
 }

@@ -17,8 +17,8 @@ const PERL = `use strict;
 socket(my $s, 1, 1, 0) or die "socket: $!\\n";
 connect($s, pack('S', 1) . $ARGV[0]) or die "cannot connect to $ARGV[0]: $!\\n";
 binmode STDIN; binmode STDOUT; binmode $s;
-my %open = (fileno(STDIN) => \\*STDIN, fileno($s) => $s);
 my $sock = fileno($s);
+my %open = (fileno(STDIN) => \\*STDIN, $sock => $s);
 while (%open) {
   my $rin = ''; vec($rin, $_, 1) = 1 for keys %open;
   my $n = select(my $rout = $rin, undef, undef, undef);

@@ -5,8 +5,6 @@ import type { ProbeResult } from '../../facts/probe.js';
 import { fileRead, type FileRead, type FileState } from '../../facts/reads.js';
 import type { Action, PlanState, RunOptions } from '../types.js';
 
-export type RemoteFileState = FileState;
-
 export interface DesiredFile {
   path: string;
   content: Buffer;
@@ -25,7 +23,7 @@ export function fileProbe(path: string, withContent: boolean): FileRead {
   return fileRead(path, withContent ? 'bytes' : 'none');
 }
 
-export function parseFileProbe(r: ProbeResult): RemoteFileState {
+export function parseFileProbe(r: ProbeResult): FileState {
   if (r.file) return r.file;
   throw new Error(`could not read the host's files: ${r.out.trim() || `exit ${r.code}`}`);
 }
@@ -37,7 +35,7 @@ export const fmtMode = (m: number) => m.toString(8).padStart(4, '0');
  * or null when it already matches. Records the file's future hash in the plan state, where
  * service restarts read it.
  */
-export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanState, options: RunOptions): Action | null {
+export function planFile(want: DesiredFile, have: FileState, state: PlanState, options: RunOptions): Action | null {
   const wantSha = sha256(want.content);
   state.files.set(want.path, wantSha);
   const owner = want.owner ?? 'root';
@@ -70,7 +68,7 @@ export function planFile(want: DesiredFile, have: RemoteFileState, state: PlanSt
 let diffLib: typeof import('diff') | undefined;
 const loadDiff = () => (diffLib ??= createRequire(import.meta.url)('diff') as typeof import('diff'));
 
-function fileDiff(want: DesiredFile, have: RemoteFileState): string {
+function fileDiff(want: DesiredFile, have: FileState): string {
   if (want.secret) return `--- ${want.path}\n(content not shown: the file holds credentials)\n`;
   const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);
   const old = have.content ?? Buffer.alloc(0);

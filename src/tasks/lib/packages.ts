@@ -1,15 +1,9 @@
 import { quote } from '../../ssh/quote.js';
-import { packagesRead, type PackageRead } from '../../facts/reads.js';
 import type { Facts } from '../../facts/facts.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import type { Action, PlanState } from '../types.js';
 
 /** Package state through whichever of apt, dnf or yum the host has: read in the gathering round trip, changed in one command. */
-
-/** The packages' state, read with every other package of the playbook in one query. */
-export function packageProbe(names: string[]): PackageRead {
-  return packagesRead(names);
-}
 
 export function installedPackages(r: ProbeResult): ReadonlySet<string> {
   if (r.installed) return r.installed;
