@@ -2,7 +2,8 @@
 export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   { name: 'HOIST_BECOME_PASSWORD', meaning: 'the sudo password for become hosts without become_password_file (or use -K on a terminal); only ever written to sudo\'s own prompt' },
   { name: 'HOIST_SSH_PASSPHRASE', meaning: 'passphrase of encrypted identity files that no ssh-agent holds (on a terminal hoist asks instead)' },
-  { name: 'HOIST_SSH_CONFIG', meaning: 'an ssh_config file to read instead of ~/.ssh/config' },
+  { name: 'HOIST_SSH_CONFIG', meaning: 'an ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (as `ssh -F`)' },
+  { name: 'HOIST_SSH_SYSTEM_CONFIG', meaning: 'the system-wide ssh_config read after ~/.ssh/config (default /etc/ssh/ssh_config)' },
   { name: 'SSH_AUTH_SOCK', meaning: 'the ssh-agent whose keys are offered (as OpenSSH orders them; IdentitiesOnly honoured)' },
   { name: 'HOIST_LOG', meaning: '`off`: write no log file' },
   { name: 'XDG_STATE_HOME', meaning: 'logs go to $XDG_STATE_HOME/hoist/logs (default ~/.local/state/hoist/logs), mode 0600, secrets redacted' },

@@ -33,7 +33,7 @@ const MAX_HOPS = 8;
 /** Inventory settings win over ~/.ssh/config, which wins over OpenSSH's own defaults — as with `ssh -o`. */
 export async function endpointFor(host: InventoryHost, inv: Inventory, d: EndpointDefaults, depth = 0): Promise<Endpoint> {
   if (depth > MAX_HOPS) throw new InputError(`${host.name}: more than ${MAX_HOPS} jump hosts, or jump hosts that lead back to each other`);
-  const cfg = await sshConfigFor(host.address);
+  const cfg = await sshConfigFor(host.address, host.user);
   const user = host.user ?? cfg.user ?? os.userInfo().username;
   const ep: Endpoint = {
     name: host.name,
@@ -68,7 +68,7 @@ async function hopsFor(spec: string, host: InventoryHost, inv: Inventory, d: End
       } catch (e) {
         throw new InputError(`${host.name}: ${(e as Error).message}`);
       }
-      const jc = await sshConfigFor(parsed.host);
+      const jc = await sshConfigFor(parsed.host, parsed.user);
       ep = {
         name: `jump host ${hop}`,
         host: jc.hostName ?? parsed.host,

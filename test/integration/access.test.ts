@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -130,6 +130,24 @@ test('ProxyCommand from ~/.ssh/config carries the connection (%h %p %r), and one
   assert.equal(bad.code, 4);
   assert.match(bad.report.hosts[0].error ?? '', /ProxyCommand for h1 .* exited with 3: proxy: no route to /);
   assert.ok(Date.now() - t0 < 10_000);
+});
+
+test('an Include (glob) of ssh_config sets the jump host, as it does for ssh itself', async () => {
+  const incDir = path.join(dir, 'ssh_config.d');
+  mkdirSync(incDir, { recursive: true });
+  const hosts = info.hosts.map((h) => h.address).join(' ');
+  writeFileSync(path.join(incDir, '50-fleet.conf'), `Host ${hosts}\n  ProxyJump deploy@${info.bastion.address}\n`);
+  // A later file's value for the same host loses: the first obtained wins.
+  writeFileSync(path.join(incDir, '90-late.conf'), `Host ${hosts}\n  ProxyJump nobody@192.0.2.1\n`);
+  const cfg = path.join(dir, 'ssh_config_include');
+  // Both hops of OpenSSH's own connection need the fleet's key and known_hosts; hoist takes them from its inventory.
+  writeFileSync(cfg, `Include ${incDir}/*.conf\nHost *\n  IdentityFile ${info.identityPath}\n  UserKnownHostsFile ${info.knownHostsPath}\n  BatchMode yes\n`);
+  const inv = inventory('include', (t) => t.replace(/^jump = .*$/m, ''));
+  const r = await hoistJson(['ping', '-i', inv, '--limit', 'h1'], withLogs({ HOIST_SSH_CONFIG: cfg }));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(allLogs(), new RegExp(`connected: deploy@${info.bastion.address.replace(/\./g, '\\.')}:22 → deploy@`));
+  // OpenSSH, given the same file, takes the same route.
+  execFileSync('ssh', ['-F', cfg, `deploy@${info.hosts[0].address}`, 'true'], { timeout: 20_000 });
 });
 
 test('ProxyJump chains from ~/.ssh/config: deploy@bastion, then root@h2, then h1', async () => {
