@@ -1,66 +1,19 @@
 /**
- * smol-toml returns plain objects without positions, so error messages that name a line
- * come from this scan of the source: it maps each dotted key path to the line that defines it.
- * It understands table headers, arrays of tables, dotted keys and quoted keys — enough for the
- * files hoist reads; values spanning several lines keep the line where they start.
+ * smol-toml returns plain objects without positions, so error messages that name a line come from
+ * this scan of the source: it maps each key path to the line where its key (or, for an array
+ * element, its value) starts. It reads TOML's structure character by character (table headers,
+ * arrays of tables nested at any depth, dotted and quoted keys, arrays and inline tables spanning
+ * lines, every string form) without building values, so `mirrors[1].url` inside a multi-line
+ * array points at the line of that `url`.
  */
 export class TomlLocator {
   private readonly lines = new Map<string, number>();
 
   constructor(source: string) {
-    let table: string[] = [];
-    const arrayCounts = new Map<string, number>();
-    const src = source.split('\n');
-    let inMultiline: string | null = null;
-    for (let i = 0; i < src.length; i++) {
-      const raw = src[i];
-      if (inMultiline) {
-        if (raw.includes(inMultiline)) inMultiline = null;
-        continue;
-      }
-      const line = raw.trim();
-      if (!line || line.startsWith('#')) continue;
-      const arr = /^\[\[(.+)\]\]\s*(#.*)?$/.exec(line);
-      const tbl = arr ? null : /^\[(.+)\]\s*(#.*)?$/.exec(line);
-      if (arr) {
-        const base = splitKey(arr[1]).join('.');
-        const n = arrayCounts.get(base) ?? 0;
-        arrayCounts.set(base, n + 1);
-        table = [...splitKey(arr[1]), String(n)];
-        this.set(table.join('.'), i + 1);
-        this.set(base, i + 1);
-        continue;
-      }
-      if (tbl) {
-        table = splitKey(tbl[1]);
-        table = this.withArrayIndex(table, arrayCounts);
-        this.set(table.join('.'), i + 1);
-        continue;
-      }
-      const eq = findAssignment(line);
-      if (eq < 0) continue;
-      const key = splitKey(line.slice(0, eq));
-      const full = [...table, ...key];
-      for (let k = table.length + 1; k <= full.length; k++) this.set(full.slice(0, k).join('.'), i + 1);
-      const value = line.slice(eq + 1).trim();
-      for (const q of ['"""', "'''"]) {
-        if (value.startsWith(q) && value.indexOf(q, 3) < 0) inMultiline = q;
-      }
-    }
-  }
-
-  /** Nested tables under an array of tables ([[tasks]] then [tasks.params]) belong to its last element. */
-  private withArrayIndex(path: string[], counts: Map<string, number>): string[] {
-    for (let k = path.length; k > 0; k--) {
-      const base = path.slice(0, k).join('.');
-      const n = counts.get(base);
-      if (n !== undefined) return [...path.slice(0, k), String(n - 1), ...path.slice(k)];
-    }
-    return path;
-  }
-
-  private set(path: string, line: number) {
-    if (!this.lines.has(path)) this.lines.set(path, line);
+    new Scanner(source, (path, line) => {
+      const k = path.join('.');
+      if (!this.lines.has(k)) this.lines.set(k, line);
+    }).document();
   }
 
   /** Line of the key path, or of its nearest defined ancestor. */
@@ -73,49 +26,208 @@ export class TomlLocator {
   }
 }
 
-function findAssignment(line: string): number {
-  let quote: string | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quote) {
-      if (c === '\\' && quote === '"') i++;
-      else if (c === quote) quote = null;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '=') return i;
-    else if (c === '#') return -1;
+type Emit = (path: string[], line: number) => void;
+
+class Scanner {
+  private i = 0;
+  private line = 1;
+  /** Arrays of tables seen so far, by resolved path: how many elements each has. */
+  private readonly arrays = new Map<string, number>();
+
+  constructor(private readonly s: string, private readonly emit: Emit) {}
+
+  document(): void {
+    let table: string[] = [];
+    while (this.i < this.s.length) {
+      this.skipBlank(true);
+      if (this.i >= this.s.length) break;
+      const c = this.s[this.i];
+      if (c === '[') {
+        const isArray = this.s[this.i + 1] === '[';
+        const line = this.line;
+        this.i += isArray ? 2 : 1;
+        const keys = this.key();
+        this.skipInline();
+        this.i += isArray ? 2 : 1;
+        table = this.resolve(keys);
+        if (isArray) {
+          const base = table.join('.');
+          const n = this.arrays.get(base) ?? 0;
+          this.arrays.set(base, n + 1);
+          this.emit(table, line);
+          table = [...table, String(n)];
+        }
+        this.emit(table, line);
+        this.skipLine();
+      } else {
+        this.keyValue(table);
+        this.skipLine();
+      }
+    }
   }
-  return -1;
+
+  /** A header's path with the last element of every array of tables it goes through ([[a]] then [a.b] is a.<last>.b). */
+  private resolve(keys: string[]): string[] {
+    const out: string[] = [];
+    for (const k of keys) {
+      out.push(k);
+      const n = this.arrays.get(out.join('.'));
+      if (n !== undefined && out.length < keys.length) out.push(String(n - 1));
+    }
+    return out;
+  }
+
+  private keyValue(table: string[]): void {
+    const line = this.line;
+    const keys = this.key();
+    const full = [...table, ...keys];
+    for (let k = table.length + 1; k <= full.length; k++) this.emit(full.slice(0, k), line);
+    this.skipInline();
+    if (this.s[this.i] !== '=') return; // not TOML; the parser reports it
+    this.i++;
+    this.skipInline();
+    this.value(full);
+  }
+
+  /** A dotted key: bare, "basic" or 'literal' parts. */
+  private key(): string[] {
+    const parts: string[] = [];
+    for (;;) {
+      this.skipInline();
+      const c = this.s[this.i];
+      if (c === '"') parts.push(this.basicString());
+      else if (c === "'") parts.push(this.literalString());
+      else {
+        const m = /^[A-Za-z0-9_-]+/.exec(this.s.slice(this.i, this.i + 256));
+        if (!m) break;
+        parts.push(m[0]);
+        this.i += m[0].length;
+      }
+      this.skipInline();
+      if (this.s[this.i] !== '.') break;
+      this.i++;
+    }
+    return parts;
+  }
+
+  private value(path: string[]): void {
+    const c = this.s[this.i];
+    if (c === '"' || c === "'") {
+      this.string();
+    } else if (c === '[') {
+      this.i++;
+      let n = 0;
+      for (;;) {
+        this.skipBlank(true);
+        if (this.i >= this.s.length) return;
+        if (this.s[this.i] === ']') {
+          this.i++;
+          return;
+        }
+        this.emit([...path, String(n)], this.line);
+        this.value([...path, String(n)]);
+        n++;
+        this.skipBlank(true);
+        if (this.s[this.i] === ',') this.i++;
+      }
+    } else if (c === '{') {
+      this.i++;
+      for (;;) {
+        this.skipBlank(true);
+        if (this.i >= this.s.length) return;
+        if (this.s[this.i] === '}') {
+          this.i++;
+          return;
+        }
+        this.keyValue(path);
+        this.skipBlank(true);
+        if (this.s[this.i] === ',') this.i++;
+      }
+    } else {
+      // A number, boolean or date: up to the next separator.
+      while (this.i < this.s.length && !/[,\]}\n#]/.test(this.s[this.i])) this.i++;
+    }
+  }
+
+  private string(): void {
+    if (this.s.startsWith('"""', this.i)) this.multiline('"""');
+    else if (this.s.startsWith("'''", this.i)) this.multiline("'''");
+    else if (this.s[this.i] === '"') this.basicString();
+    else this.literalString();
+  }
+
+  private multiline(q: string): void {
+    this.i += 3;
+    while (this.i < this.s.length) {
+      const c = this.s[this.i];
+      if (c === '\\' && q === '"""') {
+        if (this.s[this.i + 1] === '\n') this.line++;
+        this.i += 2;
+        continue;
+      }
+      if (this.s.startsWith(q, this.i)) {
+        this.i += 3;
+        // Up to two more quotes belong to the content ("""a""""" is a"").
+        while (this.s[this.i] === q[0]) this.i++;
+        return;
+      }
+      if (c === '\n') this.line++;
+      this.i++;
+    }
+  }
+
+  private basicString(): string {
+    this.i++;
+    let out = '';
+    while (this.i < this.s.length && this.s[this.i] !== '"' && this.s[this.i] !== '\n') {
+      if (this.s[this.i] === '\\') {
+        const e = this.s[this.i + 1] ?? '';
+        const hex = e === 'u' ? 4 : e === 'U' ? 8 : 0;
+        if (hex) {
+          out += String.fromCodePoint(parseInt(this.s.slice(this.i + 2, this.i + 2 + hex), 16) || 0xfffd);
+          this.i += 2 + hex;
+        } else {
+          out += ESCAPES[e] ?? e;
+          this.i += 2;
+        }
+      } else out += this.s[this.i++];
+    }
+    if (this.s[this.i] === '"') this.i++;
+    return out;
+  }
+
+  private literalString(): string {
+    const end = this.s.indexOf("'", this.i + 1);
+    const stop = end < 0 ? this.s.length : end;
+    const out = this.s.slice(this.i + 1, stop);
+    this.i = stop + 1;
+    return out;
+  }
+
+  /** Spaces and tabs. */
+  private skipInline(): void {
+    while (this.s[this.i] === ' ' || this.s[this.i] === '\t') this.i++;
+  }
+
+  /** Whitespace, newlines and comments. */
+  private skipBlank(newlines: boolean): void {
+    for (;;) {
+      const c = this.s[this.i];
+      if (c === ' ' || c === '\t' || c === '\r') this.i++;
+      else if (c === '\n' && newlines) {
+        this.line++;
+        this.i++;
+      } else if (c === '#') {
+        while (this.i < this.s.length && this.s[this.i] !== '\n') this.i++;
+      } else return;
+    }
+  }
+
+  /** The rest of a line after a header or a key/value: a comment at most. */
+  private skipLine(): void {
+    while (this.i < this.s.length && this.s[this.i] !== '\n') this.i++;
+  }
 }
 
 const ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\x1b', '"': '"', '\\': '\\' };
 
-export function splitKey(key: string): string[] {
-  const parts: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  const k = key.trim();
-  for (let i = 0; i < k.length; i++) {
-    const c = k[i];
-    if (quote) {
-      // A basic string's escapes, decoded as the parser does, so the key path matches the parsed key.
-      if (c === '\\' && quote === '"') {
-        const e = k[i + 1] ?? '';
-        const hex = e === 'u' ? 4 : e === 'U' ? 8 : 0;
-        if (hex) {
-          cur += String.fromCodePoint(parseInt(k.slice(i + 2, i + 2 + hex), 16) || 0xfffd);
-          i += 1 + hex;
-        } else {
-          cur += ESCAPES[e] ?? e;
-          i++;
-        }
-      } else if (c === quote) quote = null;
-      else cur += c;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '.') {
-      parts.push(cur.trim());
-      cur = '';
-    } else cur += c;
-  }
-  parts.push(cur.trim());
-  return parts;
-}
