@@ -6,6 +6,7 @@ import { readToml, validateToml, type LoadedToml } from '../util/toml-file.js';
 import { didYouMean } from '../util/suggest.js';
 import { inventorySchema, type InventoryFile } from './schema.js';
 import type { VarLayer, Vars } from '../util/var-layer.js';
+import type { LocatedSecretRef } from '../util/secret-ref.js';
 
 export type { Vars } from '../util/var-layer.js';
 
@@ -19,6 +20,8 @@ export interface InventoryHost {
   become: boolean;
   becomeUser: string;
   becomePasswordFile?: string;
+  becomePassword?: LocatedSecretRef;
+  identityPassphrase?: LocatedSecretRef;
   connectTimeout?: number;
   commandTimeout?: number;
   /** Groups the host belongs to, outermost first: the order their vars apply. */
@@ -99,6 +102,15 @@ export function buildInventory(doc: LoadedToml): Inventory {
     // Connection settings: the host's own, else its innermost group's, else the defaults.
     const layers = [h, ...hostGroups.map((g) => groups[g]).reverse(), d];
     const pick = <K extends keyof typeof h & keyof typeof d>(k: K) => layers.find((l) => l[k] !== undefined)?.[k];
+    const paths: (string | number)[][] = [['hosts', name], ...hostGroups.map((g) => ['groups', g]).reverse(), ['defaults']];
+    // A reference keeps where it was written, so a failure to resolve it names the file and line.
+    const ref = (k: 'become_password' | 'identity_passphrase'): LocatedSecretRef | undefined => {
+      const i = layers.findIndex((l) => l[k] !== undefined);
+      const r = i < 0 ? undefined : layers[i][k];
+      if (!r) return undefined;
+      const keyPath = [...paths[i], k];
+      return { ref: r, at: `${doc.file}:${doc.locator.lineOf(keyPath) ?? '?'} (${keyPath.join('.')})` };
+    };
     return {
       name,
       address: h.address,
@@ -109,6 +121,8 @@ export function buildInventory(doc: LoadedToml): Inventory {
       become: pick('become') ?? false,
       becomeUser: pick('become_user') ?? 'root',
       becomePasswordFile: resolvePath(base, pick('become_password_file')),
+      becomePassword: ref('become_password'),
+      identityPassphrase: ref('identity_passphrase'),
       connectTimeout: pick('connect_timeout'),
       commandTimeout: pick('command_timeout'),
       groups: hostGroups,

@@ -1,4 +1,5 @@
 import { s, type Infer } from '../util/schema.js';
+import { secretRefSchema } from '../util/secret-ref.js';
 
 const vars = s.record(s.unknown()).describe('variables for tasks and templates');
 
@@ -10,6 +11,8 @@ const connection = {
   become: s.bool().optional().describe('run commands through sudo (as become_user)'),
   become_user: s.string(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name').optional().describe('user commands run as under become (default root)'),
   become_password_file: s.string().optional().describe('file holding the sudo password (mode 0600); else -K or HOIST_BECOME_PASSWORD'),
+  become_password: secretRefSchema.optional().describe('the sudo password by reference: { env = "NAME" }, { file = "path" } (0600) or { command = "pass show sudo/deploy" } (run once on the controller); never the password itself'),
+  identity_passphrase: secretRefSchema.optional().describe('the passphrase of identity_file (or of the ssh_config identities) by reference, like become_password; else the agent, HOIST_SSH_PASSPHRASE or a prompt'),
   connect_timeout: s.int(1, 600).optional().describe('seconds to wait for the SSH handshake'),
   command_timeout: s.int(1, 86400).optional().describe('seconds one remote command may take'),
 };

@@ -63,7 +63,7 @@ export function checkHostVariables(
   catalog: TaskCatalog,
   used: ReadonlySet<TaskModule>,
 ): CheckedVars {
-  const { vars, source } = mergeLayers(layers);
+  const { vars, source, layerOf } = mergeLayers(layers);
   const problems: VarProblem[] = [];
   const report = (path: Path, message: string, layer: VarLayer | undefined) => {
     const where = layer?.file ? ` (set in ${layer.name})` : '';
@@ -113,7 +113,7 @@ export function checkHostVariables(
       const value = m.settings(usable, (i) => issues.push(i));
       if (value !== undefined && issues.length === before && before === 0) settings.set(m, value);
     }
-    for (const i of issues) report(i.path, i.message, source.get(String(i.path[0])));
+    for (const i of issues) report(i.path, i.message, layerOf(i.path));
   }
   return { vars, settings, problems };
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
 import { InputError, InputErrors } from '../util/errors.js';
 import { addSecret } from '../util/redact.js';
+import { describeSecretRef, resolveSecretRef, type LocatedSecretRef } from '../util/secret-ref.js';
 import type { BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
 import { openSshPublicBlob } from './key-file.js';
@@ -42,8 +43,9 @@ export class Credentials {
     private readonly become: Map<string, BecomeSpec>,
   ) {}
 
-  static async prepare(endpoints: Endpoint[], sources: SecretSources): Promise<Credentials> {
+  static async prepare(endpoints: Endpoint[], given: SecretSources): Promise<Credentials> {
     const all = endpoints.flatMap(chain);
+    const sources = withInventoryPassphrases(all, given);
     const agentSocket = process.env.SSH_AUTH_SOCK || undefined;
     const agentKeys = agentSocket ? await agentIdentities(agentSocket) : [];
     const errors: InputError[] = [];
@@ -73,7 +75,14 @@ export class Credentials {
       if (!ep.become) continue;
       const spec: BecomeSpec = { user: ep.become.user };
       const file = ep.become.passwordFile;
-      if (file) {
+      if (ep.become.password) {
+        try {
+          spec.password = fromRef(ep.become.password);
+          spec.passwordSource = `become_password (${describeSecretRef(ep.become.password.ref)})`;
+        } catch (e) {
+          errors.push(new InputError((e as Error).message));
+        }
+      } else if (file) {
         if (!passwordFiles.has(file)) passwordFiles.set(file, readPasswordFile(file));
         fileUsers.set(file, [...(fileUsers.get(file) ?? []), ep.name]);
         spec.passwordSource = `become_password_file ${file}`;
@@ -138,6 +147,31 @@ function chain(ep: Endpoint): Endpoint[] {
 function dedupe(errors: InputError[]): InputError[] {
   const seen = new Set<string>();
   return errors.filter((e) => (seen.has(e.message) ? false : (seen.add(e.message), true)));
+}
+
+function fromRef(r: LocatedSecretRef): string {
+  try {
+    return resolveSecretRef(r.ref);
+  } catch (e) {
+    throw new InputError(`${r.at}: ${(e as Error).message}`);
+  }
+}
+
+/** An identity_passphrase from the inventory answers for the key files of its hosts before the environment or a prompt. */
+function withInventoryPassphrases(all: Endpoint[], given: SecretSources): SecretSources {
+  const byFile = new Map<string, LocatedSecretRef>();
+  for (const ep of all) {
+    if (!ep.identityPassphrase) continue;
+    for (const f of ep.identityFiles) if (!byFile.has(f)) byFile.set(f, ep.identityPassphrase);
+  }
+  if (byFile.size === 0) return given;
+  return {
+    ...given,
+    passphrase: async (file) => {
+      const r = byFile.get(file);
+      return r ? { value: fromRef(r), source: `identity_passphrase (${describeSecretRef(r.ref)})` } : given.passphrase(file);
+    },
+  };
 }
 
 async function loadKeyFile(file: string, agentKeys: ParsedKey[], sources: SecretSources): Promise<FileKey | undefined> {

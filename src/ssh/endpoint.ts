@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Inventory, InventoryHost } from '../inventory/inventory.js';
 import { InputError } from '../util/errors.js';
+import type { LocatedSecretRef } from '../util/secret-ref.js';
 import { parseJumpSpec, sshConfigFor } from './ssh-config.js';
 
 /** Everything needed to reach one host and act on it, resolved from the inventory and ~/.ssh/config. */
@@ -19,8 +20,10 @@ export interface Endpoint {
   proxyCommand?: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /** The passphrase of the identity files, by reference from the inventory. */
+  identityPassphrase?: LocatedSecretRef;
   /** Commands run as this user through sudo. */
-  become?: { user: string; passwordFile?: string };
+  become?: { user: string; passwordFile?: string; password?: LocatedSecretRef };
 }
 
 export interface EndpointDefaults {
@@ -42,9 +45,10 @@ export async function endpointFor(host: InventoryHost, inv: Inventory, d: Endpoi
     user,
     identityFiles: host.identityFile ? [host.identityFile] : cfg.identityFiles,
     identitiesOnly: cfg.identitiesOnly ?? false,
+    identityPassphrase: host.identityPassphrase,
     connectTimeoutMs: (host.connectTimeout ?? 0) * 1000 || d.connectTimeoutMs,
     commandTimeoutMs: (host.commandTimeout ?? 0) * 1000 || d.commandTimeoutMs,
-    become: host.become && user !== host.becomeUser ? { user: host.becomeUser, passwordFile: host.becomePasswordFile } : undefined,
+    become: host.become && user !== host.becomeUser ? { user: host.becomeUser, passwordFile: host.becomePasswordFile, password: host.becomePassword } : undefined,
   };
   const jumpSpec = host.jump ?? cfg.proxyJump;
   if (jumpSpec) ep.jump = await hopsFor(jumpSpec, host, inv, d, depth);
@@ -76,6 +80,7 @@ async function hopsFor(spec: string, host: InventoryHost, inv: Inventory, d: End
         user: parsed.user ?? jc.user ?? host.user ?? os.userInfo().username,
         identityFiles: host.identityFile ? [host.identityFile, ...jc.identityFiles] : jc.identityFiles,
         identitiesOnly: jc.identitiesOnly ?? false,
+        identityPassphrase: host.identityPassphrase,
         connectTimeoutMs: d.connectTimeoutMs,
         commandTimeoutMs: d.commandTimeoutMs,
         jump: prev,

@@ -64,6 +64,27 @@ test('ops: sudo with a password from a 0600 file works, and the password shows n
   assert.ok(!ps.out.includes(pw));
 });
 
+test('ops: become_password by reference (a command, once for every host) works; a broken reference is bad input with file:line', async () => {
+  const pw = readFileSync(info.opsPasswordFile, 'utf8').trim();
+  const count = path.join(dir, 'pw-command-runs');
+  writeFileSync(count, '');
+  const cmd = `echo x >> ${count}; cat ${info.opsPasswordFile}`;
+  const inv = inventory('ops-ref', asUser('ops', `become_password = { command = ${JSON.stringify(cmd)} }`));
+  const r = await hoistJson(['facts', '-i', inv, '-vvv'], withLogs());
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.report.hosts.length, info.hosts.length);
+  assert.equal(readFileSync(count, 'utf8'), 'x\n', 'the command ran once for the whole run');
+  assert.ok(!`${r.stdout}${r.stderr}${allLogs()}`.includes(pw));
+
+  const broken = inventory('ops-ref-broken', asUser('ops', 'become_password = { env = "HOIST_TEST_NO_SUCH_VAR" }'));
+  const line = readFileSync(broken, 'utf8').split('\n').findIndex((l) => l.startsWith('become_password')) + 1;
+  const t0 = Date.now();
+  const bad = await hoistJson(['ping', '-i', broken]);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.report.error?.message ?? '', new RegExp(`ops-ref-broken\\.toml:${line} \\(defaults\\.become_password\\): environment variable HOIST_TEST_NO_SUCH_VAR is not set`));
+  assert.ok(Date.now() - t0 < 5_000);
+});
+
 test('a wrong sudo password fails each host within seconds, naming user, host and where it came from', async () => {
   const bad = path.join(dir, 'wrong-pw');
   writeFileSync(bad, 'not-the-password\n', { mode: 0o600 });

@@ -14,6 +14,7 @@ import { CAPABILITIES, DEFAULT_MIRROR_CAPABILITIES, OLDEST_SUPPORTED, RUNTIME_DE
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
 import { hostPathProblem, normaliseHostPath } from '../../../util/path-guard.js';
+import { resolveSecretRef, secretRefOf, secretRefProblem } from '../../../util/secret-ref.js';
 import { HOIST_STATE_DIR } from '../../../host-paths.js';
 import { CONTAINERD_ETC } from '../paths.js';
 
@@ -304,17 +305,20 @@ function registry(host: string, raw: unknown, where: Path, issues: Issues): Regi
   if (hasUser && raw.auth !== undefined) issues.add(where, 'set either username/password or auth, not both');
   else if (hasUser) {
     // Never echo these values: they are credentials.
+    const password = credential(raw.password, [...where, 'password'], issues);
     if (typeof raw.username !== 'string' || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
       issues.add([...where, 'username'], 'must be a non-empty string without ":" or control characters');
-    } else if (typeof raw.password !== 'string' || raw.password === '') {
-      issues.add([...where, 'password'], 'must be a non-empty string when username is set');
-    } else {
-      auth = { kind: 'basic', username: raw.username, password: new Secret(raw.password) };
+    } else if (password === null) {
+      issues.add([...where, 'password'], 'must be a non-empty string, or a reference ({ env = "NAME" }, { file = "path" }, { command = "…" }), when username is set');
+    } else if (password !== undefined) {
+      auth = { kind: 'basic', username: raw.username, password: new Secret(password) };
     }
   } else if (raw.auth !== undefined) {
-    const a = raw.auth;
-    if (typeof a !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(a) || !Buffer.from(a, 'base64').toString('utf8').includes(':')) {
-      issues.add([...where, 'auth'], 'must be base64 of "username:password" (as in a docker config.json)');
+    const a = credential(raw.auth, [...where, 'auth'], issues);
+    if (a === undefined) {
+      // The reference's own problem is reported.
+    } else if (a === null || !/^[A-Za-z0-9+/]+={0,2}$/.test(a) || !Buffer.from(a, 'base64').toString('utf8').includes(':')) {
+      issues.add([...where, 'auth'], 'must be base64 of "username:password" (as in a docker config.json), written or referenced');
     } else {
       auth = { kind: 'auth', auth: new Secret(a) };
     }
@@ -489,3 +493,26 @@ export function validateRuntimeConfig(vars: Record<string, unknown>): RuntimeCon
   return value;
 }
 
+
+/**
+ * A credential written in place or referenced: its value; undefined when a reference failed (the
+ * problem is reported, naming the reference, never a value); null when it is neither.
+ */
+function credential(v: unknown, where: Path, issues: Issues): string | null | undefined {
+  if (typeof v === 'string') return v === '' ? null : v;
+  const ref = secretRefOf(v);
+  if (!ref) {
+    const problem = secretRefProblem(v);
+    if (problem) {
+      issues.add(where, problem);
+      return undefined;
+    }
+    return null;
+  }
+  try {
+    return resolveSecretRef(ref);
+  } catch (e) {
+    issues.add(where, (e as Error).message);
+    return undefined;
+  }
+}
