@@ -7,7 +7,7 @@ import { checksumDigest, expectedSha256 } from './checksum-policy.js';
 import { DownloadError, displayUrl, downloadResumable, withDispatcher, type HttpOptions, type Net, type Progress } from './http.js';
 import { withUrlLock } from './url-lock.js';
 
-export { DownloadError, displayUrl } from './http.js';
+export { DownloadError, displayUrl, proxyEnvironment } from './http.js';
 
 export { defaultCacheDir } from './cache.js';
 export type { VerifiedBy } from './cache.js';

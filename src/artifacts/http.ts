@@ -60,11 +60,36 @@ export function displayUrl(url: string): string {
 let undiciModule: Promise<typeof import('undici')> | undefined;
 const undici = () => (undiciModule ??= import('undici'));
 
+/**
+ * The proxy settings of the environment, as curl and most tools read them: HTTPS_PROXY for https
+ * (falling back to HTTP_PROXY), HTTP_PROXY for http, NO_PROXY for hosts to reach directly; the
+ * lower-case spellings too. Undefined when none is set.
+ */
+export function proxyEnvironment(env: NodeJS.ProcessEnv = process.env): { httpProxy?: string; httpsProxy?: string; noProxy?: string } | undefined {
+  const get = (k: string) => env[k.toLowerCase()] || env[k] || undefined;
+  const httpProxy = get('HTTP_PROXY');
+  const httpsProxy = get('HTTPS_PROXY') ?? httpProxy;
+  if (!httpProxy && !httpsProxy) return undefined;
+  for (const u of [httpProxy, httpsProxy]) {
+    // A proxy URL may carry a password; it is a secret like any other.
+    try {
+      if (u) addSecret(decodeURIComponent(new URL(u).password));
+    } catch {
+      // Not a URL: undici refuses it with its own message.
+    }
+  }
+  return { httpProxy, httpsProxy, noProxy: get('NO_PROXY') };
+}
+
 export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean }, fn: (d: Dispatcher | undefined) => Promise<T>): Promise<T> {
   if (opts.offline || opts.dispatcher) return fn(opts.dispatcher);
   const t = opts.timeoutMs ?? 30_000;
-  const { Agent } = await undici();
-  const agent = new Agent({ headersTimeout: t, bodyTimeout: t, connect: { timeout: t } });
+  const { Agent, EnvHttpProxyAgent } = await undici();
+  const proxy = proxyEnvironment();
+  const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t } };
+  // http:// through the proxy as absolute-form requests (what curl sends, and what a caching proxy
+  // can cache); https:// through a CONNECT tunnel.
+  const agent = proxy ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false }) : new Agent(timeouts);
   try {
     return await fn(agent);
   } finally {

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
+import { loggingProxy } from '../support/logging-proxy.js';
 import { hoist, hoistJson, onHost, changedCount, ROOT } from '../support/hoist.js';
 
 const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
@@ -237,13 +238,22 @@ describe('download modes and config safety', () => {
     await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
   });
 
-  test('download = "host": each host fetches from its own mirror address and checks the same sha256', async () => {
+  test('download = "host" behind HTTP_PROXY: each host fetches from its mirror address through the proxy and checks the same sha256', async () => {
     const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
-    const r = await hoistJson(applyArgs(rel.containerd, '-e', 'download="host"', '--limit', 'h1'));
-    assert.equal(r.code, 0, JSON.stringify(r.report, null, 1));
-    const tasks = r.report.hosts[0].tasks;
-    assert.match(tasks.find((t) => t.task === 'containerd_artifacts')!.changes.join(), /download cri-containerd-cni-.* on the host/);
-    assert.ok((r.report.hosts[0] as { bytesPushed?: number }).bytesPushed! < 1_000_000, 'the archive was not pushed from the controller');
+    // The proxy listens where the hosts reach the controller, and carries the controller's checksum reads too.
+    const proxy = await loggingProxy(new URL(info.mirrorUrlForHosts).hostname);
+    try {
+      const r = await hoistJson(applyArgs(rel.containerd, '-e', 'download="host"', '--limit', 'h1'), { HTTP_PROXY: proxy.url, NO_PROXY: '' });
+      assert.equal(r.code, 0, JSON.stringify(r.report, null, 1));
+      const tasks = r.report.hosts[0].tasks;
+      assert.match(tasks.find((t) => t.task === 'containerd_artifacts')!.changes.join(), /download cri-containerd-cni-.* on the host/);
+      assert.ok((r.report.hosts[0] as { bytesPushed?: number }).bytesPushed! < 1_000_000, 'the archive was not pushed from the controller');
+      const bundle = `cri-containerd-cni-${rel.containerd}-linux-amd64.tar.gz`;
+      assert.ok(proxy.log.some((l) => l.startsWith(`GET ${info.mirrorUrlForHosts}/`) && l.endsWith(`/${bundle}`)), `the host's download did not pass the proxy: ${proxy.log.join(', ')}`);
+      assert.ok(proxy.log.some((l) => l.endsWith(`/${bundle}.sha256sum`)), `the controller's checksum read did not pass the proxy: ${proxy.log.join(', ')}`);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('hoist fetch fills the cache for an --offline run; an offline run without it names the missing artifact', async () => {

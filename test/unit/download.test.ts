@@ -18,6 +18,8 @@ import {
   ensureArtifacts,
   type DownloadOptions,
 } from '../../src/artifacts/download.js';
+import { redact } from '../../src/util/redact.js';
+import { loggingProxy } from '../support/logging-proxy.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -448,5 +450,48 @@ describe('ensureArtifacts', () => {
     assert.equal(r1.sha256, r2.sha256);
     assert.equal(r1.path, r2.path);
     assert.ok(seen.length > 0, 'the joining caller also gets progress');
+  });
+});
+
+describe('downloads through a proxy (HTTP_PROXY / HTTPS_PROXY / NO_PROXY)', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy']) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+
+  it('every file and checksum goes through the proxy the environment names, with its credentials, which stay secret', async () => {
+    const rel = publish(server);
+    const proxy = await loggingProxy();
+    try {
+      const withCreds = proxy.url.replace('http://', 'http://ops:pr0xy-S3cret@');
+      process.env.HTTP_PROXY = withCreds;
+      const results = await ensureArtifacts(rel.artifacts, opts);
+      assert.equal(results.length, 4);
+      for (const a of rel.artifacts) {
+        assert.ok(proxy.log.includes(`GET ${a.url}`), `${a.url} did not pass the proxy: ${proxy.log.join(', ')}`);
+        assert.ok(proxy.log.includes(`GET ${a.checksumUrl}`), `${a.checksumUrl} did not pass the proxy`);
+      }
+      assert.ok(proxy.auth.every((h) => h === `Basic ${Buffer.from('ops:pr0xy-S3cret').toString('base64')}`));
+      assert.equal(redact(`via ${withCreds}`).includes('pr0xy-S3cret'), false);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('NO_PROXY sends a matching host around the proxy', async () => {
+    const rel = publish(server);
+    const proxy = await loggingProxy();
+    try {
+      process.env.http_proxy = proxy.url;
+      process.env.no_proxy = 'localhost,127.0.0.1';
+      await ensureArtifacts(rel.artifacts, opts);
+      assert.deepEqual(proxy.log, []);
+      assert.ok(server.hits.length >= 8);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { holdsPrivateKey, lineMasker } from '../../util/mask-lines.js';
 import { quote } from '../../ssh/quote.js';
 import { sha256 } from '../../util/hash.js';
 import type { ProbeResult } from '../../facts/probe.js';
@@ -69,9 +70,15 @@ let diffLib: typeof import('diff') | undefined;
 const loadDiff = () => (diffLib ??= createRequire(import.meta.url)('diff') as typeof import('diff'));
 
 function fileDiff(want: DesiredFile, have: FileState): string {
-  if (want.secret) return `--- ${want.path}\n(content not shown: the file holds credentials)\n`;
   const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);
   const old = have.content ?? Buffer.alloc(0);
   if (!isText(want.content) || !isText(old)) return `Binary file ${want.path} differs\n`;
-  return loadDiff().createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, old.toString('utf8'), want.content.toString('utf8'), '', '', { context: 3 });
+  let [before, after] = [old.toString('utf8'), want.content.toString('utf8')];
+  if (want.secret) {
+    if (holdsPrivateKey(before) || holdsPrivateKey(after)) return `--- ${want.path}\n(content not shown: a private key)\n`;
+    // Credential values masked line by line, the old file's too (its password may no longer be a registered secret).
+    const mask = lineMasker();
+    [before, after] = [mask(before), mask(after)];
+  }
+  return loadDiff().createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, before, after, '', '', { context: 3 });
 }

@@ -2,7 +2,7 @@ import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import { releaseArch } from '../../../facts/facts.js';
 import { ARTIFACT_DIR, HOIST_STATE_DIR, SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../../../host-paths.js';
-import { cachedDigest, DownloadError, displayUrl, ensureArtifact, ensureArtifacts, fetchExpectedSha256 } from '../../../artifacts/download.js';
+import { cachedDigest, DownloadError, displayUrl, ensureArtifact, ensureArtifacts, fetchExpectedSha256, proxyEnvironment } from '../../../artifacts/download.js';
 import type { ContainerdArtifact } from '../catalog.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
 import { containerdTask } from '../task.js';
@@ -66,7 +66,7 @@ export default containerdTask({
           const tmp = `${ARTIFACT_DIR}/${TEMP_MARK}dl.${a.sha256}-${a.artifact.name}`;
           await conn.check(
             `set -e; mkdir -p ${ARTIFACT_DIR}; ${SWEEP_TEMPS}; printf '%s\\n' ${quote(tmp)} >> ${TEMP_JOURNAL}
-curl -fsSL --retry 3 -o ${quote(tmp)} ${quote(a.url)}
+${hostProxyExports()}curl -fsSL --retry 3 -o ${quote(tmp)} ${quote(a.url)}
 got=$(sha256sum < ${quote(tmp)} | cut -d' ' -f1)
 if [ "$got" != ${quote(a.sha256)} ]; then rm -f ${quote(tmp)}; echo "checksum mismatch for ${a.artifact.name}: expected ${a.sha256}, got $got" >&2; exit 1; fi
 mv -f ${quote(tmp)} ${quote(a.remotePath)}`,
@@ -78,6 +78,21 @@ mv -f ${quote(tmp)} ${quote(a.remotePath)}`,
     };
   },
 });
+
+/**
+ * The controller's proxy settings for the host's curl (download = "host"), in the spellings curl
+ * reads. They travel inside the script on stdin and reach curl's environment only, never a command line.
+ */
+export function hostProxyExports(env: NodeJS.ProcessEnv = process.env): string {
+  const p = proxyEnvironment(env);
+  if (!p) return '';
+  const set = [
+    p.httpProxy && `http_proxy=${quote(p.httpProxy)}`,
+    p.httpsProxy && `https_proxy=${quote(p.httpsProxy)}`,
+    p.noProxy && `no_proxy=${quote(p.noProxy)}`,
+  ].filter(Boolean);
+  return `export ${set.join(' ')}\n`;
+}
 
 type Settings = Parameters<NonNullable<Parameters<typeof containerdTask>[0]['prepare']>>[1]['settings'];
 type Ctx = Parameters<NonNullable<Parameters<typeof containerdTask>[0]['prepare']>>[1];
