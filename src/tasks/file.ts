@@ -22,7 +22,7 @@ export default defineTask({
     owner: s.string().default('root'),
     group: s.string().optional(),
     backup: s.bool().default(true),
-    secret: s.bool().default(false).describe('content holds credentials: mode-independent; diffs mask each credential value (password = "*** (secret 1)") and show nothing of a private key'),
+    secret: s.bool().default(false).describe('content holds credentials: diffs mask each credential value (password = "*** (secret 1)") and show nothing of a private key'),
   }),
   async prepare(p, ctx) {
     const given = [p.content, p.template, p.src].filter((x) => x !== undefined).length;
