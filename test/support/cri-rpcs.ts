@@ -1,10 +1,12 @@
 /**
- * CRI calls hoist itself never makes, for tests that check a node beyond what verification does:
- * pod sandboxes (which pull the pause image through the CRI plugin's registry settings) and image
- * lists. They ride on hoist's client through its public call().
+ * CRI calls for tests that check a node beyond what verification does: pod sandboxes on the host
+ * network (which pull the pause image through the CRI plugin's registry settings) and image lists.
+ * The messages are hoist's own (cri/pod.ts); only ListImages, which hoist never sends, is encoded
+ * here. They ride on hoist's client through its public call().
  */
-import { ProtoMessage, ProtoWriter } from '../../src/modules/containerd/cri/protobuf.js';
+import { ProtoMessage } from '../../src/modules/containerd/cri/protobuf.js';
 import type { CallOptions, CriClient } from '../../src/modules/containerd/cri/client.js';
+import { decodeIdResponse, encodeIdRequest, encodeRunPodSandboxRequest, type PodSandboxSpec } from '../../src/modules/containerd/cri/pod.js';
 
 export interface ImageInfo {
   id: string;
@@ -12,47 +14,6 @@ export interface ImageInfo {
   repoDigests: string[];
   size: number;
   pinned: boolean;
-}
-
-export interface PodSandboxSpec {
-  name: string;
-  uid: string;
-  namespace: string;
-  attempt?: number;
-  /** Parent cgroup; with the systemd cgroup driver a slice name such as `hoist.slice`. */
-  cgroupParent?: string;
-  /** Share the node's network namespace (hostNetwork): no CNI involved. */
-  hostNetwork?: boolean;
-  labels?: Record<string, string>;
-}
-
-// runtime.v1 NamespaceMode; v1alpha2 uses the same values.
-const NAMESPACE_MODE_NODE = 2;
-
-export function encodeRunPodSandboxRequest(spec: PodSandboxSpec, runtimeHandler = ''): Buffer {
-  const meta = new ProtoWriter().string(1, spec.name).string(2, spec.uid).string(3, spec.namespace);
-  if (spec.attempt) meta.uint64(4, spec.attempt);
-  const linux = new ProtoWriter();
-  if (spec.cgroupParent) linux.string(1, spec.cgroupParent);
-  if (spec.hostNetwork) {
-    // LinuxSandboxSecurityContext.namespace_options(1) → NamespaceOption.network(1) = NODE
-    linux.message(2, new ProtoWriter().message(1, new ProtoWriter().uint64(1, NAMESPACE_MODE_NODE)));
-  }
-  const config = new ProtoWriter().message(1, meta);
-  if (spec.labels) config.stringMap(6, spec.labels);
-  config.message(8, linux);
-  const w = new ProtoWriter().message(1, config);
-  if (runtimeHandler) w.string(2, runtimeHandler);
-  return w.finish();
-}
-
-export function decodeRunPodSandboxResponse(buf: Uint8Array): string {
-  return new ProtoMessage(buf).string(1);
-}
-
-/** StopPodSandboxRequest and RemovePodSandboxRequest: just the sandbox id. */
-export function encodePodSandboxIdRequest(id: string): Buffer {
-  return new ProtoWriter().string(1, id).finish();
 }
 
 export function encodeListImagesRequest(): Buffer {
@@ -74,15 +35,15 @@ export async function runPodSandbox(client: CriClient, spec: PodSandboxSpec, run
   const { body } = await client.call('RuntimeService', 'RunPodSandbox', () => encodeRunPodSandboxRequest(spec, runtimeHandler), {
     timeoutMs: opts?.timeoutMs ?? client.pullTimeoutMs,
   });
-  return decodeRunPodSandboxResponse(body);
+  return decodeIdResponse(body);
 }
 
 export async function stopPodSandbox(client: CriClient, id: string, opts?: CallOptions): Promise<void> {
-  await client.call('RuntimeService', 'StopPodSandbox', () => encodePodSandboxIdRequest(id), opts);
+  await client.call('RuntimeService', 'StopPodSandbox', () => encodeIdRequest(id), opts);
 }
 
 export async function removePodSandbox(client: CriClient, id: string, opts?: CallOptions): Promise<void> {
-  await client.call('RuntimeService', 'RemovePodSandbox', () => encodePodSandboxIdRequest(id), opts);
+  await client.call('RuntimeService', 'RemovePodSandbox', () => encodeIdRequest(id), opts);
 }
 
 export async function listImages(client: CriClient, opts?: CallOptions): Promise<ImageInfo[]> {

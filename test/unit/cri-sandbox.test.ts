@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProtoMessage, ProtoWriter } from '../../src/modules/containerd/cri/protobuf.js';
-import { decodeRunPodSandboxResponse, encodePodSandboxIdRequest, encodeRunPodSandboxRequest } from '../support/cri-rpcs.js';
+import { decodeIdResponse as decodeRunPodSandboxResponse, encodeIdRequest as encodePodSandboxIdRequest, encodeRunPodSandboxRequest } from '../../src/modules/containerd/cri/pod.js';
 
 describe('RunPodSandboxRequest', () => {
   it('carries metadata, labels, cgroup parent and a node network namespace', () => {
@@ -20,9 +20,9 @@ describe('RunPodSandboxRequest', () => {
   });
 
   it('leaves the pod network namespace (POD = 0, the proto3 default) when not host network', () => {
-    const config = new ProtoMessage(encodeRunPodSandboxRequest({ name: 'n', uid: 'u', namespace: 'ns' })).message(1)!;
+    const config = new ProtoMessage(encodeRunPodSandboxRequest({ name: 'n', uid: 'u', namespace: 'ns', cgroupParent: '' })).message(1)!;
     assert.equal(config.message(8)!.message(2), null);
-    assert.equal(new ProtoMessage(encodeRunPodSandboxRequest({ name: 'n', uid: 'u', namespace: 'ns' })).string(2), '');
+    assert.equal(new ProtoMessage(encodeRunPodSandboxRequest({ name: 'n', uid: 'u', namespace: 'ns', cgroupParent: '' })).string(2), '');
   });
 
   it('stop/remove take the id; the response is the id', () => {

@@ -10,10 +10,16 @@ export interface PodSandboxSpec {
   name: string;
   uid: string;
   namespace: string;
+  attempt?: number;
   /** Parent cgroup: a slice name (`hoist.slice`) with the systemd driver, a path otherwise. */
   cgroupParent: string;
-  labels: Record<string, string>;
+  labels?: Record<string, string>;
+  /** Share the node's network namespace (hostNetwork): no CNI involved. */
+  hostNetwork?: boolean;
 }
+
+// runtime.v1 NamespaceMode (v1alpha2 uses the same values): NODE shares the host's namespace.
+const NAMESPACE_MODE_NODE = 2;
 
 export interface ContainerSpec {
   name: string;
@@ -23,18 +29,26 @@ export interface ContainerSpec {
   labels: Record<string, string>;
 }
 
-/** PodSandboxConfig: metadata 1 {name 1, uid 2, namespace 3}, labels 6, linux 8 {cgroup_parent 1}. */
+/**
+ * PodSandboxConfig: metadata 1 {name 1, uid 2, namespace 3, attempt 4}, labels 6,
+ * linux 8 {cgroup_parent 1, security_context 2 {namespace_options 1 {network 1}}}.
+ */
 export function encodePodSandboxConfig(spec: PodSandboxSpec): ProtoWriter {
+  const meta = new ProtoWriter().string(1, spec.name).string(2, spec.uid).string(3, spec.namespace);
+  if (spec.attempt) meta.uint64(4, spec.attempt);
+  const linux = new ProtoWriter().string(1, spec.cgroupParent);
+  if (spec.hostNetwork) linux.message(2, new ProtoWriter().message(1, new ProtoWriter().uint64(1, NAMESPACE_MODE_NODE)));
   // No log_directory (3): containerd then keeps no log files that kubelet would have cleaned up.
-  return new ProtoWriter()
-    .message(1, new ProtoWriter().string(1, spec.name).string(2, spec.uid).string(3, spec.namespace))
-    .stringMap(6, spec.labels)
-    .message(8, new ProtoWriter().string(1, spec.cgroupParent));
+  const config = new ProtoWriter().message(1, meta);
+  if (spec.labels) config.stringMap(6, spec.labels);
+  return config.message(8, linux);
 }
 
-/** RunPodSandboxRequest: config 1 (runtime_handler 2 left empty: the default runtime). */
-export function encodeRunPodSandboxRequest(spec: PodSandboxSpec): Buffer {
-  return new ProtoWriter().message(1, encodePodSandboxConfig(spec)).finish();
+/** RunPodSandboxRequest: config 1, runtime_handler 2 (empty: the default runtime). */
+export function encodeRunPodSandboxRequest(spec: PodSandboxSpec, runtimeHandler = ''): Buffer {
+  const w = new ProtoWriter().message(1, encodePodSandboxConfig(spec));
+  if (runtimeHandler) w.string(2, runtimeHandler);
+  return w.finish();
 }
 
 /** Every request that names one object by id in field 1: Stop/RemovePodSandbox, PodSandboxStatus, Start/RemoveContainer, ContainerStatus. */
