@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { HostKeyError, type HostLock } from '../ssh/connection.js';
+import { HostKeyError, HostLockBusyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
@@ -10,6 +10,7 @@ import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
+import { hostProgress, interruption } from './interrupt.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -20,12 +21,12 @@ export interface HostRunOptions {
   lockWaitSeconds: number;
 }
 
-/** Hosts currently inside a task, for a clean Ctrl-C message. */
-export const inFlight = new Map<string, string>();
+/** Hosts currently inside a step that changes them, for the message after a Ctrl-C. */
+export const inFlight = hostProgress.inFlight;
 
 /** Ends a host's run early with a status and a reason. */
 class Stop extends Error {
-  constructor(readonly status: HostReport['status'], message: string) {
+  constructor(readonly status: HostReport['status'], message: string, readonly reason?: HostReport['reason']) {
     super(message);
   }
 }
@@ -67,11 +68,14 @@ export class HostRun {
   }
 
   async run(connecting: Promise<Connection>): Promise<HostReport> {
+    hostProgress.started.add(this.name);
     try {
+      this.stopIfInterrupted('before it started', 'skipped');
       this.conn = await connecting.catch((e: unknown) => {
-        throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
+        throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e), e instanceof HostKeyError ? 'host-key' : undefined);
       });
       const plans = await this.lockAndPlan(this.conn);
+      this.stopIfInterrupted('after planning, before any change', 'skipped');
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
@@ -80,18 +84,29 @@ export class HostRun {
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
       await this.closeHookPair();
-      if (e instanceof Stop) return this.finish(e.status, e.message);
+      if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
       return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
     } finally {
       inFlight.delete(this.name);
+      hostProgress.done.set(this.name, this.report.status);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
       await this.lock?.then((l) => l.release(), () => undefined);
     }
   }
 
-  private finish(status: HostReport['status'], error?: string): HostReport {
+  /**
+   * Once hoist is interrupted no new step starts: the host stops here, with what it has done so far
+   * (whole tasks; a task's actions are never cut short by the first signal).
+   */
+  private stopIfInterrupted(where: string, status: HostReport['status'] = 'failed'): void {
+    const signal = interruption.signal;
+    if (signal) throw new Stop(status, `interrupted by ${signal} ${where}`, 'interrupted');
+  }
+
+  private finish(status: HostReport['status'], error?: string, reason?: HostReport['reason']): HostReport {
     const r = this.report;
     r.status = status;
+    if (reason) r.reason = reason;
     r.bytesPushed = this.conn?.bytesPushed ?? 0;
     if (error) r.error = redact(error);
     r.durationMs = Date.now() - this.started;
@@ -176,7 +191,7 @@ export class HostRun {
   private async heldLock(): Promise<HostLock> {
     const lock = await this.lock!.catch((e: unknown) => {
       // Another run's lock fails the host; a host gone while the lock was being taken is unreachable.
-      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
+      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e), e instanceof HostLockBusyError ? 'locked' : undefined);
     });
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
       this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
@@ -191,8 +206,10 @@ export class HostRun {
     else this.afterHostRan = true;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
     for (const h of hooks) {
+      this.stopIfInterrupted(`before the ${kind} hook "${h.run}"`);
       const t0 = Date.now();
-      const err = await runHook(h, conn, this.play, this.o.log);
+      inFlight.set(this.name, `${kind} hook "${h.run}"`);
+      const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => inFlight.delete(this.name));
       const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
       this.report.notes.push(redact(line));
       this.o.events.message(`${this.name} | ${redact(line)}`);
@@ -232,6 +249,7 @@ export class HostRun {
     const { events } = this.o;
     for (const [i, pl] of plans.entries()) {
       const t = this.play.tasks[i];
+      this.stopIfInterrupted(`before "${t.spec.title}"${i ? '; the tasks before it are done' : ''}`, i === 0 && !this.changedBefore ? 'skipped' : 'failed');
       const tr = emptyTask(t, 'ok');
       const t0 = Date.now();
       this.report.tasks.push(tr);

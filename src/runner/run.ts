@@ -17,6 +17,7 @@ import type { Logger } from '../util/log.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
+import { interruption, InterruptedError } from './interrupt.js';
 import os from 'node:os';
 
 export interface RunRequest {
@@ -75,6 +76,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const credentials = await Credentials.prepare([...endpoints.values()], req.secrets ?? envSecrets());
   const transport = { knownHosts, acceptNewHostKeys: req.acceptNewHostKeys, credentials };
   const forks = new Semaphore(forkLimit(req.forks, plays.length, [...endpoints.values()], undefined, log));
+  // Every input is checked and every question asked: only now may a live view take the terminal.
+  events.start?.(plays.map((p) => p.host.name));
 
   // Connections open while the controller prepares (downloads, renders): neither waits for the other.
   const connecting = new Map(
@@ -100,7 +103,13 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   let prepared: Prepared[];
   try {
     const t0 = Date.now();
-    prepared = await prepareAll(plays, options, controller);
+    // A download can take minutes; an interrupt while it runs ends the run before any host is touched.
+    prepared = await Promise.race([
+      prepareAll(plays, options, controller),
+      interruption.wait().then((s) => {
+        throw new InterruptedError(s, 'while preparing the run (downloads, templates); no host was changed');
+      }),
+    ]);
     log.log('hoist', `prepared ${plays.length} host(s) in ${Date.now() - t0} ms`);
   } catch (e) {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
@@ -113,8 +122,13 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {
+      if (!aborted && interruption.signal) aborted = `roll-out stopped: interrupted by ${interruption.signal}`;
       if (aborted) {
-        for (const p of batch) reports.set(p.play.host.name, skippedHost(p.play, aborted));
+        for (const p of batch) {
+          const r = skippedHost(p.play, aborted);
+          reports.set(r.name, r);
+          events.hostDone(r);
+        }
         continue;
       }
       const results = await Promise.all(

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import { HostError } from '../util/errors.js';
 import { printable } from '../util/printable.js';
+import { trackChild } from '../util/children.js';
 
 /** OpenSSH's tokens in ProxyCommand: %h host, %p port, %r user, %n the name as given, %% a percent sign. */
 export function expandProxyCommand(template: string, t: { host: string; port: number; user: string; name: string }): string {
@@ -23,6 +24,7 @@ export interface ProxyStream {
  */
 export function startProxyCommand(command: string, name: string): ProxyStream {
   const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  trackChild(child, `ProxyCommand of ${name}`);
   let stderr = '';
   let ended: string | undefined;
   child.stderr.on('data', (d: Buffer) => {
