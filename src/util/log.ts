@@ -57,8 +57,10 @@ export function pruneLogs(dir: string, keep: number, current?: string): string[]
   } catch {
     return [];
   }
+  // This run's own log counts as one of those kept, whether or not its file exists yet.
   const own = current ? path.basename(current) : undefined;
-  const old = names.filter((n) => n !== own).slice(0, Math.max(0, names.length - keep));
+  const others = names.filter((n) => n !== own);
+  const old = others.slice(0, Math.max(0, others.length - (own ? keep - 1 : keep)));
   for (const n of old) rmSync(path.join(dir, n), { force: true });
   return old;
 }
