@@ -35,14 +35,14 @@ export function interruptAccount(a: {
     let what: string;
     if (a.atOnce) {
       const done = hostProgress.done.get(h);
-      if (mid) what = `cut off in "${mid}": that step may be half done`;
+      if (mid) what = `cut off in ${mid}: that step may be half done`;
       else if (done) what = `had finished (${done})`;
       else if (hostProgress.started.has(h)) what = 'stopped before changing anything in its current step (connecting, reading or planning)';
       else what = 'not started';
     } else if (!r) what = 'not started';
     else if (r.reason === 'interrupted' || (r.status === 'skipped' && r.error?.includes('interrupted'))) {
-      what = `${mid ? `was in "${mid}" and finished it; ` : ''}${r.error ?? 'stopped'}`;
-    } else what = `${mid ? `was in "${mid}"; ` : ''}finished (${r.status}${r.error ? `: ${r.error}` : ''})`;
+      what = `${mid ? `was in ${mid} and finished it; ` : ''}${r.error ?? 'stopped'}`;
+    } else what = `${mid ? `was in ${mid}; ` : ''}ended ${r.status}${r.error ? `: ${r.error}` : ''}`;
     lines.push(`  ${h}: ${printableLines(what)}`);
   }
   for (const s of a.stopped) lines.push(`  stopped ${printableLines(s)}`);
@@ -85,7 +85,7 @@ export function watchSignals(log: Logger): SignalWatch {
     for (const [h, step] of hostProgress.inFlight) midStep.set(h, step);
     interruption.request(signal);
     stopped.push(...signalChildren('SIGTERM'));
-    log.log('hoist', `${signal}: no new step starts; mid-step: ${[...midStep].map(([h, s]) => `${h} ("${s}")`).join(', ') || 'none'}${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}`);
+    log.log('hoist', `${signal}: no new step starts; mid-step: ${[...midStep].map(([h, s]) => `${h} (${s})`).join(', ') || 'none'}${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}`);
     first(signal);
   };
   const onInt = on('SIGINT');

@@ -159,6 +159,9 @@ export class ListrReporter implements Reporter {
               },
             };
             this.slots.set(name, slot);
+            // listr2 starts a row's task after the run may have told its first phase (connecting).
+            const phase = this.phase.get(name);
+            if (phase) slot.setTitle(phase);
             for (const l of this.lines.get(name) ?? []) slot.addLine(l);
             const early = this.pending.get(name);
             if (early) slot.done(early);

@@ -264,7 +264,7 @@ export class HostRun {
         tr.notes.push(pl.skipped);
       }
       events.hostPhase(this.name, t.spec.title);
-      inFlight.set(this.name, t.spec.title);
+      inFlight.set(this.name, `task "${t.spec.title}"`);
       try {
         for (const a of pl.actions) {
           // Counted as soon as it starts: a change that failed halfway still needs undoing.
