@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
 import { HOIST_BUILT, killPty, onPty } from '../support/pty.js';
+import { hoistJson, onHost } from '../support/hoist.js';
 
 let info: fleet.FleetInfo;
 let dir: string;
@@ -162,4 +163,26 @@ test('SIGTERM to hoist alone (timeout): exit 143, the log written, no hook proce
   const text = await readFile(log, 'utf8');
   assert.match(text, /SIGTERM: no new step starts/);
   assert.match(text, /exit 143/);
+});
+
+test('exit codes a wrapper can act on: 5 when another run holds the lock, 6 for a refused host key', async () => {
+  // The first run holds h2's lock while its after_host hook sleeps.
+  const stamp = `${process.pid}-${Date.now()}`;
+  const write = (n: string) => `name = "lock"\nhosts = "all"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/lock-${stamp}"\ncontent = "${n}\\n"\n`;
+  const holding = await playbook('holding', `${write('first')}[[after_host]]\nrun = "sleep 6"\n`);
+  const first = hoistJson(['apply', holding, '-i', inv(), '-l', 'h2'], { XDG_STATE_HOME: dir });
+  for (let i = 0; i < 100 && (await onHost(info, 'h2', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+  const refused = await hoistJson(['apply', await playbook('second', write('second')), '-i', inv(), '-l', 'h2'], { XDG_STATE_HOME: dir });
+  assert.equal(refused.code, 5, refused.stderr);
+  assert.equal(refused.report.hosts[0].reason, 'locked');
+  assert.match(refused.report.hosts[0].error ?? '', /h2 is locked by another hoist run/);
+  assert.equal((await first).code, 0);
+
+  // Only the bastion's key is known: h1's own is refused.
+  const kh = path.join(dir, 'known_hosts_bastion_only');
+  await writeFile(kh, (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter((l) => l.startsWith(`${info.bastion.address} `)).join('\n') + '\n');
+  const key = await hoistJson(['ping', '-i', inv(), '-l', 'h1', '--known-hosts', kh], { XDG_STATE_HOME: dir });
+  assert.equal(key.code, 6, key.stderr);
+  assert.equal(key.report.hosts[0].reason, 'host-key');
+  assert.ok(key.report.log && key.stderr.includes(`log: ${key.report.log}`), 'the log is named in the envelope and on stderr');
 });
