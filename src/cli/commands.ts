@@ -171,7 +171,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   }
   const secrets = await cliSecrets(!!o.askBecomePass);
   const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
-  const reporter = await makeReporter(!!o.json, hostNames.length);
+  const reporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
   const check = !!o.check;
   signals.running(hostNames, (signal) => reporter.interrupted(signal));
   try {

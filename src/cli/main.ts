@@ -23,7 +23,7 @@ const common = (c: Command) =>
     .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
     .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', count(1))
     .option('--command-timeout <s>', 'timeout of one remote command in seconds', count(1))
-    .option('-v, --verbose', 'show each remote command (-vv: whole scripts, -vvv: their output)', (_v: string, n: number) => n + 1, 0)
+    .option('-v, --verbose', 'show each step per host with its duration (-vv: each remote command, -vvv: scripts and their output)', (_v: string, n: number) => n + 1, 0)
     .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -218,8 +218,10 @@ export class ListrReporter implements Reporter {
   }
 }
 
-export async function makeReporter(json: boolean, hostCount = 0): Promise<Reporter> {
+export async function makeReporter(json: boolean, hostCount = 0, verbose = false): Promise<Reporter> {
   if (json) return new PlainReporter(process.stderr);
+  // -v lines arrive as they happen; a live view would hold them back until it ends.
+  if (verbose) return new PlainReporter();
   // A terminal that reports no width (some pseudo-terminals) would have listr2 wrap every character;
   // from COMPACT_FROM_HOSTS hosts on, a line per host no longer fits a screen: counts instead.
   const tty = process.stdout.isTTY && !process.env.CI && process.env.TERM !== 'dumb' && (process.stdout.columns ?? 0) >= 40 && hostCount < COMPACT_FROM_HOSTS;

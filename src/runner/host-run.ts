@@ -19,7 +19,11 @@ export interface HostRunOptions {
   events: RunEvents;
   log: Logger;
   lockWaitSeconds: number;
+  /** -v: each step of the host with its duration on the output too (the log always has them). */
+  verbosity?: number;
 }
+
+const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;
 
 /** Hosts currently inside a step that changes them, for the message after a Ctrl-C. */
 export const inFlight = hostProgress.inFlight;
@@ -65,6 +69,12 @@ export class HostRun {
 
   private get name(): string {
     return this.play.host.name;
+  }
+
+  /** One logical step of this host (a read, a plan, an action, the lock), with its duration. */
+  private step(text: string): void {
+    this.o.log.log(this.name, text);
+    if ((this.o.verbosity ?? 0) >= 1) this.o.events.message(`${this.name} | ${redact(text)}`);
   }
 
   async run(connecting: Promise<Connection>): Promise<HostReport> {
@@ -160,7 +170,9 @@ export class HostRun {
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
+    const tRead = Date.now();
     const g = await gather(conn, probes);
+    this.step(`read facts and ${probes.size} probe(s) of ${tasks.length} task(s) in one round trip: ${secs(tRead)}`);
     this.report.facts = g.facts;
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
@@ -168,6 +180,7 @@ export class HostRun {
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
       try {
+        const tPlan = Date.now();
         plans.push(
           await t.def.plan(t.params, {
             ...base,
@@ -179,6 +192,11 @@ export class HostRun {
             live: live[i],
           }),
         );
+        const pl = plans[plans.length - 1] as TaskPlan;
+        const kinds = pl.actions.map((a) => a.kind);
+        const n = (k: string) => kinds.filter((x) => x === k).length;
+        const counts = (['change', 'check', 'record'] as const).filter((k) => n(k)).map((k) => `${n(k)} ${k}${n(k) > 1 ? 's' : ''}`);
+        this.step(`plan "${t.spec.title}": ${pl.skipped ? `skipped (${pl.skipped})` : counts.length ? counts.join(', ') : 'nothing to do'} in ${secs(tPlan)}`);
       } catch (e) {
         // Later tasks plan from what this one would have done; past a failed plan there is nothing to go on.
         plans.push(e instanceof Error ? e : new Error(String(e)));
@@ -189,10 +207,12 @@ export class HostRun {
   }
 
   private async heldLock(): Promise<HostLock> {
+    const tLock = Date.now();
     const lock = await this.lock!.catch((e: unknown) => {
       // Another run's lock fails the host; a host gone while the lock was being taken is unreachable.
       throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e), e instanceof HostLockBusyError ? 'locked' : undefined);
     });
+    this.step(`host lock taken in ${secs(tLock)}`);
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
       this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
     }
@@ -305,6 +325,17 @@ export class HostRun {
   }
 
   private async runAction(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
+    const t0 = Date.now();
+    try {
+      await this.runActionInner(a, conn, tr, pendingBefore);
+      this.step(`${a.kind} "${tr.title}": ${a.summary}: ${this.o.options.check && (a.kind !== 'check' || pendingBefore) ? 'not run (check mode)' : `done in ${secs(t0)}`}`);
+    } catch (e) {
+      this.step(`${a.kind} "${tr.title}": ${a.summary}: failed after ${secs(t0)}`);
+      throw e;
+    }
+  }
+
+  private async runActionInner(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
     const { options, log } = this.o;
     const ctx = { options, log, state: this.state, note: (l: string) => tr.notes.push(redact(l)) };
     if (a.kind === 'change') {

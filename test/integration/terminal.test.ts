@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
 import { HOIST_BUILT, killPty, onPty } from '../support/pty.js';
-import { hoistJson, onHost } from '../support/hoist.js';
+import { hoist, hoistJson, onHost } from '../support/hoist.js';
 
 let info: fleet.FleetInfo;
 let dir: string;
@@ -185,4 +185,24 @@ test('exit codes a wrapper can act on: 5 when another run holds the lock, 6 for 
   assert.equal(key.code, 6, key.stderr);
   assert.equal(key.report.hosts[0].reason, 'host-key');
   assert.ok(key.report.log && key.stderr.includes(`log: ${key.report.log}`), 'the log is named in the envelope and on stderr');
+});
+
+test('-v shows each step per host with its duration, -vv each remote command, -vvv the scripts', async () => {
+  const pb = await playbook('verbose', `name = "v"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "probe me"\n[tasks.params]\ncmd = "true"\n`);
+  const plain = await hoist(['check', pb, '-i', inv(), '-l', 'h1'], { XDG_STATE_HOME: dir });
+  assert.doesNotMatch(plain.stdout + plain.stderr, /read facts|\$ /);
+  const v = await hoist(['check', pb, '-i', inv(), '-l', 'h1', '-v'], { XDG_STATE_HOME: dir });
+  const out = v.stdout + v.stderr;
+  assert.match(out, /h1 \| connected: .* in \d+\.\d\d s/);
+  assert.match(out, /h1 \| read facts and \d+ probe\(s\) of 1 task\(s\) in one round trip: \d+\.\d\d s/);
+  assert.match(out, /h1 \| plan "probe me": 1 change in \d+\.\d\d s/);
+  assert.match(out, /h1 \| change "probe me": run: true: not run \(check mode\)/);
+  assert.doesNotMatch(out, /h1 \| \$ /, '-v shows no remote commands');
+  const vv = await hoist(['check', pb, '-i', inv(), '-l', 'h1', '-vv'], { XDG_STATE_HOME: dir });
+  assert.match(vv.stdout + vv.stderr, /h1 \| \$ .*\n.*h1 \| exit 0 in \d+ ms/);
+  // A script's body starts with its marker line, which the command's headline shows after "$ ".
+  assert.doesNotMatch(vv.stdout + vv.stderr, /^h1 \| echo '@@hoist-/m, '-vv shows no whole scripts');
+  const vvv = await hoist(['check', pb, '-i', inv(), '-l', 'h1', '-vvv'], { XDG_STATE_HOME: dir });
+  assert.match(vvv.stdout + vvv.stderr, /^h1 \| echo '@@hoist-/m, '-vvv shows the scripts');
+  assert.match(vvv.stdout + vvv.stderr, /^h1 \| stdout:/m, '-vvv shows their output');
 });
