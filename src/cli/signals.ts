@@ -45,6 +45,7 @@ export function interruptAccount(a: {
     } else what = `${mid ? `was in ${mid}; ` : ''}ended ${r.status}${r.error ? `: ${r.error}` : ''}`;
     lines.push(`  ${h}: ${printableLines(what)}`);
   }
+  if (a.hosts.length === 0) lines.push('  no host had been contacted yet');
   for (const s of a.stopped) lines.push(`  stopped ${printableLines(s)}`);
   lines.push(AFTERWARDS);
   return lines.join('\n');

@@ -79,15 +79,18 @@ test('after a live-view apply the scrollback keeps a line per changed task per h
     `name = "two"\nhosts = "all"\n[[tasks]]\ntask = "file"\nname = "motd"\n[tasks.params]\npath = "/etc/hoist-test/terminal-${stamp}"\ncontent = "{{ inventory_hostname }}\\n"\n` +
       `[[tasks]]\ntask = "command"\nname = "marker"\n[tasks.params]\ncmd = "touch /etc/hoist-test/terminal-${stamp}.done"\ncreates = "/etc/hoist-test/terminal-${stamp}.done"\n`,
   );
-  const run = onPty(['apply', pb, '-i', inv()], { env: { XDG_STATE_HOME: dir } });
+  // 80 columns: the long change lines wrap, and each redraw must still erase exactly what it drew.
+  const run = onPty(['apply', pb, '-i', inv()], { env: { XDG_STATE_HOME: dir }, cols: 80 });
   try {
     const end = await run.exited;
     const screen = run.screen();
     assert.equal(end.code, 0, screen);
+    // A change line wrapped by the view continues indented on the next line.
+    const unwrapped = screen.replace(/\n {3,}/g, ' ');
     for (const h of ['h1', 'h2', 'h3']) {
-      assert.match(screen, new RegExp(`${h} \\| motd \\| changed: .*terminal-${stamp}`), `${h}'s file change is gone from the scrollback:\n${screen}`);
+      assert.match(unwrapped, new RegExp(`${h} \\| motd \\| changed: .*terminal-${stamp}`), `${h}'s file change is gone from the scrollback:\n${screen}`);
       assert.match(screen, new RegExp(`${h} \\| marker \\| changed: run: touch`), `${h}'s command is gone from the scrollback:\n${screen}`);
-      assert.match(screen, new RegExp(`✔ ${h} \\| changed`));
+      assert.equal(screen.split('\n').filter((l) => l === `✔ ${h} | changed`).length, 1, `${h}'s row is not on screen exactly once:\n${screen}`);
     }
     assert.match(screen, /PLAY RECAP/);
     assert.doesNotMatch(screen, /⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏/, 'a spinner frame was left on screen');
