@@ -267,7 +267,12 @@ async function confirm(question: string): Promise<boolean> {
   const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
   try {
     // readline takes Ctrl-C as a key here, not a signal: it ends the run as SIGINT would, with nothing done.
-    const interrupted = new Promise<never>((_, reject) => rl.once('SIGINT', () => reject(new InterruptedError('SIGINT', 'at the confirmation question; nothing was done'))));
+    const interrupted = new Promise<never>((_, reject) =>
+      rl.once('SIGINT', () => {
+        process.stderr.write('\n');
+        reject(new InterruptedError('SIGINT', 'at the confirmation question; nothing was done'));
+      }),
+    );
     return /^y(es)?$/i.test((await Promise.race([rl.question(`${question} [y/N] `), interrupted])).trim());
   } finally {
     rl.close();

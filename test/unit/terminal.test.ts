@@ -138,3 +138,39 @@ test('the screen model keeps what a redraw leaves and drops what it erased', () 
   s.write('0123456789012345678901');
   assert.equal(s.text().split('\n').slice(-2).join('|'), '01234567890123456789|01');
 });
+
+test('prompts on a terminal: the reset question echoes the answer, -K does not; Ctrl-C at either exits 130', async () => {
+  const reset = path.resolve(path.dirname(PLAYBOOK), 'reset.toml');
+  const no = onPty(['apply', reset, '-i', inventory()], { env: { XDG_STATE_HOME: state } });
+  try {
+    await no.waitFor(/\[y\/N\]$/m, 3000);
+    no.type('nope\r');
+    await no.waitFor(/not confirmed; nothing was done/, 2000);
+    assert.match(no.screen(), /\[y\/N\] nope$/m, 'a plain answer is echoed as typed');
+    assert.equal((await no.exited).code, 1);
+  } finally {
+    killPty(no);
+  }
+  const cancel = onPty(['apply', reset, '-i', inventory()], { env: { XDG_STATE_HOME: state }, cols: 250 });
+  try {
+    await cancel.waitFor(/\[y\/N\]$/m, 3000);
+    cancel.type('\x03');
+    await cancel.waitFor(/^error: interrupted by SIGINT at the confirmation question; nothing was done/m, 2000);
+    assert.equal((await cancel.exited).code, 130);
+  } finally {
+    killPty(cancel);
+  }
+  const become = onPty(['ping', '-i', inventory(), '-K'], { env: { XDG_STATE_HOME: state }, cols: 250 });
+  try {
+    await become.waitFor(/BECOME password:$/m, 3000);
+    become.type('typed-secret');
+    await new Promise((r) => setTimeout(r, 200));
+    become.type('\x03');
+    await become.waitFor(/interrupted by SIGINT at the prompt; nothing was started/, 2000);
+    assert.equal((await become.exited).code, 130);
+    assert.ok(!become.raw().includes('typed-secret'), 'the password was echoed');
+    assert.doesNotMatch(become.screen(), /internal error/);
+  } finally {
+    killPty(become);
+  }
+});
