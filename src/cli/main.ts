@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { errorEnvelope, writeJson } from '../output/json.js';
 import { runCli } from './commands.js';
 import { HOIST_VERSION } from './version.js';
+import { signalChildren } from '../util/children.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count = (min: number) => (v: string): number => {
@@ -147,5 +148,7 @@ program
  * close (a dead host behind a live bastion, say) must not hold a CI job until its own timeout.
  */
 function exitWhenFlushed(): void {
+  // Nor may a process hoist started (a ProxyCommand whose connection was never closed) outlive it.
+  signalChildren('SIGTERM', 'all');
   process.stdout.write('', () => process.stderr.write('', () => process.exit(process.exitCode ?? 0)));
 }

@@ -71,7 +71,7 @@ export function watchSignals(log: Logger): SignalWatch {
   const stopped: string[] = [];
   const midStep = new Map<string, string>();
   const atOnce = (signal: InterruptSignal) => {
-    const killed = signalChildren('SIGKILL');
+    const killed = signalChildren('SIGKILL', 'all');
     const text = interruptAccount({ signal, hosts, midStep: new Map([...midStep, ...hostProgress.inFlight]), stopped: [...stopped, ...killed], atOnce: true });
     // The cursor a live view hid comes back with the message.
     rawStderr(`${process.stderr.isTTY ? '\x1b[?25h' : ''}\n${text}\n`);
@@ -85,7 +85,7 @@ export function watchSignals(log: Logger): SignalWatch {
     if (!first || interruption.signal) return atOnce(interruption.signal ?? signal);
     for (const [h, step] of hostProgress.inFlight) midStep.set(h, step);
     interruption.request(signal);
-    stopped.push(...signalChildren('SIGTERM'));
+    stopped.push(...signalChildren('SIGTERM', 'interrupt'));
     log.log('hoist', `${signal}: no new step starts; mid-step: ${[...midStep].map(([h, s]) => `${h} (${s})`).join(', ') || 'none'}${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}`);
     first(signal);
   };

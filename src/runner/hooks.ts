@@ -24,7 +24,7 @@ export async function runHook(h: Hook, conn: Connection, play: HostPlay, log: Lo
     // Its own process group: hoist's interrupt (or the timeout) stops the hook and whatever it started
     // (a `sleep`, a kubectl), which a signal sent to hoist alone would not reach.
     const child = spawn('bash', ['-c', h.run], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    trackChild(child, `${kind} "${h.run}" of ${play.host.name}`, true);
+    trackChild(child, `${kind} "${h.run}" of ${play.host.name}`, { group: true, onInterrupt: true });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -23,8 +23,10 @@ export interface ProxyStream {
  * its stderr kept for the error message) and returns that stream.
  */
 export function startProxyCommand(command: string, name: string): ProxyStream {
-  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-  trackChild(child, `ProxyCommand of ${name}`);
+  // Its own process group: a Ctrl-C on the terminal (SIGINT to the foreground group) must not cut the
+  // connection a host's current step is using; hoist stops it when it exits.
+  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  trackChild(child, `ProxyCommand of ${name}`, { group: true, onInterrupt: false });
   let stderr = '';
   let ended: string | undefined;
   child.stderr.on('data', (d: Buffer) => {

@@ -209,3 +209,29 @@ test('-v shows each step per host with its duration, -vv each remote command, -v
   assert.match(vvv.stdout + vvv.stderr, /^h1 \| echo '@@hoist-/m, '-vvv shows the scripts');
   assert.match(vvv.stdout + vvv.stderr, /^h1 \| stdout:/m, '-vvv shows their output');
 });
+
+test('Ctrl-C does not cut a ProxyCommand connection: the step finishes, then hoist exits 130 and stops the ProxyCommand', async () => {
+  const cfg = path.join(dir, 'ssh_config');
+  const ssh = `ssh -o BatchMode=yes -o UserKnownHostsFile=${info.knownHostsPath} -i ${info.identityPath}`;
+  // A marker in the command line finds this test's ProxyCommand processes and no one else's.
+  const marker = `ServerAliveCountMax=${3000 + (process.pid % 997)}`;
+  await writeFile(cfg, `Host ${info.hosts[0].address}\n  ProxyCommand ${ssh} -o ${marker} -W %h:%p %r@${info.bastion.address}\n`);
+  const proxied = path.join(dir, 'proxied.toml');
+  await writeFile(proxied, (await readFile(inv(), 'utf8')).replace(/^jump = .*$/m, ''));
+  const stamp = `${process.pid}-${Date.now()}`;
+  const pb = await playbook('proxied-slow', `name = "p"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "slow step"\n[tasks.params]\ncmd = "sleep 3; touch /etc/hoist-test/proxied-${stamp}"\n`);
+  const run = onPty(['apply', pb, '-i', proxied, '-l', 'h1'], { env: { XDG_STATE_HOME: dir, HOIST_SSH_CONFIG: cfg }, cols: 250 });
+  try {
+    await run.waitFor(/h1: slow step/, 30_000);
+    run.type('\x03');
+    const end = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+    assert.ok(end, `hoist still running:\n${run.screen()}`);
+    assert.equal(end.code, 130, run.screen());
+    assert.match(run.screen(), /h1: was in task "slow step"; ended changed/);
+    assert.equal((await onHost(info, 'h1', `test -e /etc/hoist-test/proxied-${stamp} && echo done`)).out.trim(), 'done', 'the step was cut off');
+    const left = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(marker));
+    assert.deepEqual(left, [], 'a ProxyCommand outlived hoist');
+  } finally {
+    killPty(run);
+  }
+});
