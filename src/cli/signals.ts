@@ -37,7 +37,7 @@ export function interruptAccount(a: {
       const done = hostProgress.done.get(h);
       if (mid) what = `cut off in ${mid}: that step may be half done`;
       else if (done) what = `had finished (${done})`;
-      else if (hostProgress.started.has(h)) what = 'stopped before changing anything in its current step (connecting, reading or planning)';
+      else if (hostProgress.started.has(h)) what = 'stopped between steps (connecting, reading, planning or between tasks): nothing was cut off';
       else what = 'not started';
     } else if (!r) what = 'not started';
     else if (r.reason === 'interrupted' || (r.status === 'skipped' && r.error?.includes('interrupted'))) {
