@@ -1,7 +1,10 @@
 import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
-import { runPlaybook, inFlight } from '../runner/run.js';
+import { runPlaybook } from '../runner/run.js';
+import { InterruptedError, interruption } from '../runner/interrupt.js';
+import { EXIT } from '../runner/report.js';
+import { exitCodeOfSignal, interruptAccount, watchSignals, type SignalWatch } from './signals.js';
 import { playHosts } from '../runner/play.js';
 import { Logger } from '../util/log.js';
 import { makeReporter } from '../output/reporter.js';
@@ -81,19 +84,23 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
   // The log starts with the command line, so even a run refused for bad input leaves its story.
   const log = command === 'tasks' || command === 'reference' ? new Logger() : Logger.forRun();
   log.log('hoist', `hoist ${maskedArgv(process.argv.slice(2)).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
+  const signals = watchSignals(log);
   let code = 1;
   try {
-    code = await dispatch(command, o, log);
+    code = await dispatch(command, o, log, signals);
   } catch (e) {
     const { kind, exitCode } = classify(e);
     const message = kind === 'internal' ? `internal error: ${errorMessage(e)}` : errorMessage(e);
     log.log('hoist', `${kind} error: ${message}`);
     if (e instanceof Error && kind === 'internal' && e.stack) log.log('hoist', e.stack);
-    if (o.json) writeJson(errorEnvelope(command, exitCode, kind, message));
+    if (o.json) writeJson(errorEnvelope(command, exitCode, kind, message, log.file));
     process.stderr.write(`${color.red('error')}: ${printableLines(redact(message))}\n`);
-    if (log.file) process.stderr.write(color.dim(`log: ${log.file}`) + '\n');
     code = exitCode;
+  } finally {
+    signals.dispose();
   }
+  // Every run says where its story is, --json runs too (stdout holds only the envelope).
+  if (log.file) process.stderr.write(color.dim(`log: ${log.file}`) + '\n');
   log.log('hoist', `exit ${code}`);
   await log.close();
   process.exitCode = code;
@@ -120,12 +127,19 @@ function maskedArgv(argv: string[]): string[] {
  */
 function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
   if (e instanceof InputError) return { kind: 'input', exitCode: 1 };
+  if (e instanceof InterruptedError) return { kind: 'interrupted', exitCode: exitCodeOfSignal(e.signal) };
   if (e instanceof DownloadError || e instanceof ChecksumError || e instanceof ChecksumMismatchError || e instanceof OfflineMissError) return { kind: 'controller', exitCode: 3 };
   return { kind: 'internal', exitCode: 1 };
 }
 
-async function dispatch(command: string, o: CliOptions, log: Logger): Promise<number> {
+async function dispatch(asked: string, o: CliOptions, log: Logger, signals: SignalWatch): Promise<number> {
+  let command = asked;
   const catalog = taskCatalog();
+  // `check` is `apply --check`, reported as itself.
+  if (command === 'check') command = 'apply';
+  if ((command === 'fetch' || command === 'reference') && o.json) {
+    throw new InputError(command === 'fetch' ? 'fetch has no JSON output: it prints a line per artifact; run it without --json' : 'reference is Markdown only; `hoist tasks --json` prints the task reference as JSON');
+  }
   if (command === 'tasks') return tasksCommand(catalog, o);
   if (command === 'reference') {
     process.stdout.write(referenceMarkdown(catalog));
@@ -157,17 +171,10 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   }
   const secrets = await cliSecrets(!!o.askBecomePass);
   const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
-  const reporter = await makeReporter(!!o.json, hostNames.length);
+  const reporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
   const check = !!o.check;
-  const onSigint = () => {
-    const mid = [...inFlight].map(([h, t]) => `${h} (in "${t}")`);
-    process.stderr.write(`\ninterrupted${mid.length ? `; hosts mid-task: ${mid.join(', ')}` : ''}. Files hoist writes are replaced atomically; run again to converge.\n`);
-    log.log('hoist', `interrupted; mid-task: ${mid.join(', ') || 'none'}`);
-    void log.close().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSigint);
+  signals.running(hostNames, (signal) => reporter.interrupted(signal));
   try {
-    reporter.start(hostNames);
     const report = await runPlaybook({
       inventory,
       playbook,
@@ -190,7 +197,9 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
     });
     await reporter.stop();
     logReport(log, report);
-    if (o.json) writeJson(runEnvelope(command, report, check));
+    const signal = interruption.signal;
+    if (signal) report.exitCode = exitCodeOfSignal(signal);
+    if (o.json) writeJson(runEnvelope(asked, report, check, log.file));
     else if (command === 'facts') process.stdout.write(formatFacts(report) + '\n');
     else {
       if (check) process.stdout.write('\n' + formatPlan(report, !!o.diff));
@@ -199,11 +208,14 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
         if (diffs.length) process.stdout.write('\n' + diffs.join('\n') + '\n');
       }
       process.stdout.write('\n' + formatRecap(report) + '\n');
-      if (log.file) process.stdout.write(color.dim(`log: ${log.file}`) + '\n');
+    }
+    if (signal) {
+      const text = interruptAccount({ signal, hosts: hostNames, midStep: signals.midStep, reports: report.hosts, stopped: signals.stopped, atOnce: false });
+      process.stderr.write(`\n${color.red(text)}\n`);
+      log.log('hoist', text);
     }
     return report.exitCode;
   } finally {
-    process.removeListener('SIGINT', onSigint);
     await reporter.stop();
   }
 }
@@ -254,7 +266,14 @@ async function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) throw new InputError(`this playbook asks "${question}"; pass --yes to confirm when not on a terminal`);
   const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
   try {
-    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+    // readline takes Ctrl-C as a key here, not a signal: it ends the run as SIGINT would, with nothing done.
+    const interrupted = new Promise<never>((_, reject) =>
+      rl.once('SIGINT', () => {
+        process.stderr.write('\n');
+        reject(new InterruptedError('SIGINT', 'at the confirmation question; nothing was done'));
+      }),
+    );
+    return /^y(es)?$/i.test((await Promise.race([rl.question(`${question} [y/N] `), interrupted])).trim());
   } finally {
     rl.close();
   }

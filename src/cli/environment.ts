@@ -6,6 +6,7 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   { name: 'HOIST_SSH_SYSTEM_CONFIG', meaning: 'the system-wide ssh_config read after ~/.ssh/config (default /etc/ssh/ssh_config)' },
   { name: 'SSH_AUTH_SOCK', meaning: 'the ssh-agent whose keys are offered (as OpenSSH orders them; IdentitiesOnly honoured)' },
   { name: 'HOIST_LOG', meaning: '`off`: write no log file' },
+  { name: 'HOIST_LOG_KEEP', meaning: 'how many run logs to keep (default 200); at each start the oldest beyond that are removed (only files named as hoist names its logs)' },
   { name: 'XDG_STATE_HOME', meaning: 'logs go to $XDG_STATE_HOME/hoist/logs (default ~/.local/state/hoist/logs), mode 0600, secrets redacted' },
   { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
   { name: 'NO_COLOR', meaning: 'no colours in the output' },

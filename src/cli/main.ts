@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { errorEnvelope, writeJson } from '../output/json.js';
 import { runCli } from './commands.js';
 import { HOIST_VERSION } from './version.js';
+import { signalChildren } from '../util/children.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count = (min: number) => (v: string): number => {
@@ -23,7 +24,7 @@ const common = (c: Command) =>
     .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
     .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', count(1))
     .option('--command-timeout <s>', 'timeout of one remote command in seconds', count(1))
-    .option('-v, --verbose', 'show each remote command (-vv: whole scripts, -vvv: their output)', (_v: string, n: number) => n + 1, 0)
+    .option('-v, --verbose', 'show each step per host with its duration (-vv: each remote command, -vvv: scripts and their output)', (_v: string, n: number) => n + 1, 0)
     .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -43,7 +44,7 @@ common(program.command('check').argument('<playbook>').description('same as appl
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
   .option('--offline', 'never download')
   .option('--cache-dir <dir>', 'artifact cache directory')
-  .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook, check: true }));
+  .action((playbook: string, o: Record<string, unknown>) => runCli('check', { ...o, playbook, check: true }));
 
 common(program.command('verify').argument('[playbook]', 'playbook whose variables and verify tasks to use (default: the containerd playbook)').description('run only the verification of a playbook, changing nothing'))
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
@@ -58,6 +59,7 @@ program
   .option('-i, --inventory <file>', 'also fetch what each host of this inventory needs')
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
   .option('--cache-dir <dir>', 'artifact cache directory')
+  .option('--json', 'not available: fetch prints progress lines (refused with a --json error envelope)')
   .action((playbook: string | undefined, o: Record<string, unknown>) => runCli('fetch', { ...o, playbook }));
 
 common(program.command('ping').description('log in to every host and run a command')).action((o: Record<string, unknown>) => runCli('ping', o));
@@ -77,7 +79,8 @@ program
 program
   .command('reference')
   .description('print the reference (inventory and playbook keys, hooks, tasks, module variables, environment) as Markdown')
-  .action(() => runCli('reference', {}));
+  .option('--json', 'not available: the reference is Markdown (hoist tasks --json has the tasks as JSON)')
+  .action((o: Record<string, unknown>) => runCli('reference', o));
 
 program
   .command('tasks')
@@ -87,6 +90,34 @@ program
   .action((name: string | undefined, o: Record<string, unknown>) => runCli('tasks', { ...o, task: name }));
 
 program.addOption(new Option('--no-color', 'plain output').hideHelp());
+
+const RUN_EXIT_CODES = `Exit codes:
+  0    all well
+  1    bad input or usage: nothing was contacted
+  2    a host failed
+  3    the controller could not prepare the run (download, checksum, cache); no host was changed
+  4    a host was unreachable
+  5    another hoist run holds a host's lock (retry later), and no host failed otherwise
+  6    a host key was unknown or changed, and no host failed otherwise
+  130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM: each host stopped after its current step`;
+const SIMPLE_EXIT_CODES = `Exit codes:
+  0    done
+  1    bad input or usage`;
+const EXAMPLES: Record<string, [string, string]> = {
+  apply: ['hoist apply playbooks/containerd.toml -i inventories/prod.toml -l workers --diff', RUN_EXIT_CODES],
+  check: ['hoist check playbooks/containerd.toml -i inventories/prod.toml -e containerd_version=2.1.4', RUN_EXIT_CODES],
+  verify: ['hoist verify -i inventories/prod.toml --pull-test busybox:1.36', RUN_EXIT_CODES],
+  ping: ['hoist ping -i inventories/prod.toml -l "web*"', RUN_EXIT_CODES],
+  facts: ['hoist facts -i inventories/prod.toml --json', RUN_EXIT_CODES],
+  fetch: ['hoist fetch playbooks/containerd.toml -i inventories/prod.toml --cache-dir /srv/hoist-cache', `${SIMPLE_EXIT_CODES}\n  3    a download failed or a checksum did not match`],
+  inventory: ['hoist inventory -i inventories/prod.toml --host node1 -p playbooks/containerd.toml', SIMPLE_EXIT_CODES],
+  reference: ['hoist reference > docs/reference.md', SIMPLE_EXIT_CODES],
+  tasks: ['hoist tasks file', SIMPLE_EXIT_CODES],
+};
+for (const c of program.commands) {
+  const e = EXAMPLES[c.name()];
+  if (e) c.addHelpText('after', `\nExample:\n  ${e[0]}\n\n${e[1]}\n`);
+}
 
 // Usage errors (an unknown option, --forks abc) come from commander before any command runs; with
 // --json they are reported in the same envelope as every other error.
@@ -117,5 +148,7 @@ program
  * close (a dead host behind a live bastion, say) must not hold a CI job until its own timeout.
  */
 function exitWhenFlushed(): void {
+  // Nor may a process hoist started (a ProxyCommand whose connection was never closed) outlive it.
+  signalChildren('SIGTERM', 'all');
   process.stdout.write('', () => process.stderr.write('', () => process.exit(process.exitCode ?? 0)));
 }

@@ -1,3 +1,5 @@
+import { InterruptedError } from '../runner/interrupt.js';
+
 /**
  * Asks for a secret on the terminal without echoing it. Only on a terminal: a run from CI gets its
  * secrets from the environment or from files instead of hanging on a prompt nobody sees.
@@ -27,7 +29,8 @@ export function askHidden(question: string): Promise<string> {
     const onData = (d: Buffer) => {
       for (const ch of d.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new Error('interrupted'));
+        // Ctrl-C in raw mode is a byte, not a signal: it ends the run as SIGINT would (exit 130).
+        if (ch === '\u0003') return done(new InterruptedError('SIGINT', 'at the prompt; nothing was started'));
         if (ch === '\u0004' && value === '') return done(new Error('no input'));
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;

@@ -2,6 +2,7 @@ import { envSecrets } from '../runner/run.js';
 import type { SecretSources } from '../ssh/credentials.js';
 import { addSecret } from '../util/redact.js';
 import { askHidden, canPrompt } from './prompt.js';
+import { InputError } from '../util/errors.js';
 
 /**
  * Secrets for a run started from the CLI: the environment first; on a terminal, a prompt for each
@@ -11,7 +12,7 @@ export async function cliSecrets(askBecomePass: boolean): Promise<SecretSources>
   const env = envSecrets();
   let become: { value: string; source: string } | undefined;
   if (askBecomePass) {
-    if (!canPrompt()) throw new Error('-K (--ask-become-pass) needs a terminal; without one, set HOIST_BECOME_PASSWORD or become_password_file');
+    if (!canPrompt()) throw new InputError('-K (--ask-become-pass) needs a terminal; without one, set HOIST_BECOME_PASSWORD or become_password_file');
     become = { value: await askHidden('BECOME password: '), source: '-K' };
     addSecret(become.value);
   }

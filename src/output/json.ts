@@ -7,7 +7,7 @@ import { redactDeep } from '../util/redact.js';
  */
 export const JSON_SCHEMA_VERSION = 1;
 
-export type ErrorKind = 'input' | 'controller' | 'internal';
+export type ErrorKind = 'input' | 'controller' | 'internal' | 'interrupted';
 
 export interface JsonEnvelope {
   schemaVersion: typeof JSON_SCHEMA_VERSION;
@@ -20,13 +20,15 @@ export interface JsonEnvelope {
   check?: boolean;
   durationMs?: number;
   aborted?: string;
+  /** The run's log file (absent with HOIST_LOG=off). */
+  log?: string;
   /** Runs: one report per host; `inventory`: the hosts selected, or the one asked for with its variables. */
   hosts: unknown[];
   /** `tasks`: the task reference. */
   tasks?: unknown[];
 }
 
-export function runEnvelope(command: string, report: RunReport, checkRequested: boolean): JsonEnvelope {
+export function runEnvelope(command: string, report: RunReport, checkRequested: boolean, log?: string): JsonEnvelope {
   return redactDeep({
     schemaVersion: JSON_SCHEMA_VERSION,
     command,
@@ -36,12 +38,13 @@ export function runEnvelope(command: string, report: RunReport, checkRequested: 
     check: checkRequested,
     durationMs: report.durationMs,
     ...(report.aborted ? { aborted: report.aborted } : {}),
+    ...(log ? { log } : {}),
     hosts: report.hosts,
   });
 }
 
-export function errorEnvelope(command: string, exitCode: number, kind: ErrorKind, message: string): JsonEnvelope {
-  return redactDeep({ schemaVersion: JSON_SCHEMA_VERSION, command, exitCode, error: { kind, message }, hosts: [] });
+export function errorEnvelope(command: string, exitCode: number, kind: ErrorKind, message: string, log?: string): JsonEnvelope {
+  return redactDeep({ schemaVersion: JSON_SCHEMA_VERSION, command, exitCode, error: { kind, message }, ...(log ? { log } : {}), hosts: [] });
 }
 
 export function dataEnvelope(command: string, data: { hosts?: unknown[]; tasks?: unknown[] }): JsonEnvelope {

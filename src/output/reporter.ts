@@ -4,6 +4,8 @@ import { formatTaskLine, hostLine, color } from './format.js';
 export interface Reporter extends RunEvents {
   start(hosts: string[]): void;
   stop(): Promise<void>;
+  /** The first SIGINT/SIGTERM: hosts finish their current step and start nothing new. */
+  interrupted(signal: string): void;
 }
 
 /** From this many hosts on, lines per host give way to counts per task and the failures in full. */
@@ -89,6 +91,10 @@ export class PlainReporter implements Reporter {
     this.out.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
   }
 
+  interrupted(signal: string) {
+    process.stderr.write(`interrupted by ${signal}: each host finishes its current step and starts nothing new (Ctrl-C again to stop at once)\n`);
+  }
+
   message(text: string) {
     this.out.write(text + '\n');
   }
@@ -97,14 +103,24 @@ export class PlainReporter implements Reporter {
 type ListrModule = typeof import('listr2');
 interface HostSlot {
   setTitle(t: string): void;
+  /** A line that stays under the host's row, in the scrollback too: what a task changed. */
+  addLine(line: string): void;
   done(h: HostReport): void;
+  /** The run ended without this host's report (bad input found late, a failed download): the row ends. */
+  abandon(why: string): void;
 }
 
-/** A live line per host on a terminal, drawn by listr2. */
+/**
+ * A live line per host on a terminal, drawn by listr2, with a line under it per changed task that
+ * stays in the scrollback after the run (as Ansible's task lines do).
+ */
 export class ListrReporter implements Reporter {
   private slots = new Map<string, HostSlot>();
   private pending = new Map<string, HostReport>();
+  private lines = new Map<string, string[]>();
+  private phase = new Map<string, string>();
   private running?: Promise<unknown>;
+  private stopping?: string;
   private downloads = new Map<string, string>();
 
   constructor(private readonly listr: ListrModule) {}
@@ -114,40 +130,69 @@ export class ListrReporter implements Reporter {
   }
 
   start(hosts: string[]) {
+    if (this.running) return;
     const { Listr } = this.listr;
     const list = new Listr(
       hosts.map((name) => ({
         title: `${name}: waiting`,
-        task: (_ctx: unknown, task: { title: string; output: string }) =>
+        rendererOptions: { outputBar: Infinity, persistentOutput: true },
+        task: (_ctx: unknown, task: { title: string; output: string; skip(message?: string): void }) =>
           new Promise<void>((resolve, reject) => {
+            let settled = false;
             const slot: HostSlot = {
-              setTitle: (t) => (task.title = `${name}: ${t}`),
+              setTitle: (t) => {
+                if (!settled) task.title = `${name}: ${t}`;
+              },
+              addLine: (line) => (task.output = line),
               done: (h) => {
+                if (settled) return;
+                settled = true;
                 task.title = hostLine(h);
                 if (h.status === 'failed' || h.status === 'unreachable') reject(new Error(h.error ?? h.status));
                 else resolve();
               },
+              abandon: (why) => {
+                if (settled) return;
+                settled = true;
+                task.skip(`${name}: ${why}`);
+                resolve();
+              },
             };
             this.slots.set(name, slot);
+            // listr2 starts a row's task after the run may have told its first phase (connecting).
+            const phase = this.phase.get(name);
+            if (phase) slot.setTitle(phase);
+            for (const l of this.lines.get(name) ?? []) slot.addLine(l);
             const early = this.pending.get(name);
             if (early) slot.done(early);
+            else if (this.stopping) slot.abandon(this.stopping);
           }),
       })),
-      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false, showErrorMessage: false } },
+      // hoist handles SIGINT itself (listr2's own handler exits 127); the rows settle in stop().
+      { concurrent: true, exitOnError: false, registerSignalListeners: false, rendererOptions: { collapseErrors: false, showErrorMessage: false } },
     );
     this.running = list.run().catch(() => undefined);
   }
 
+  /** Ends the view: a row whose host never reported (the run stopped before it) ends as "not run". */
   async stop() {
+    if (!this.running) return;
+    this.stopping ??= 'not run';
+    for (const s of this.slots.values()) s.abandon(this.stopping);
     await this.running;
   }
 
   hostPhase(host: string, phase: string) {
+    this.phase.set(host, phase);
     this.slots.get(host)?.setTitle(phase);
   }
 
   taskDone(host: string, t: TaskReport) {
-    if (t.changes.length) this.slots.get(host)?.setTitle(`${t.title}: ${t.status}`);
+    if (!t.changes.length) return;
+    this.slots.get(host)?.setTitle(`${t.title}: ${t.status}`);
+    const line = formatTaskLine(host, t);
+    this.lines.set(host, [...(this.lines.get(host) ?? []), line]);
+    this.slots.get(host)?.addLine(line);
   }
 
   hostDone(h: HostReport) {
@@ -163,13 +208,20 @@ export class ListrReporter implements Reporter {
     for (const s of this.slots.values()) s.setTitle(`downloading ${text}`);
   }
 
+  interrupted(signal: string) {
+    this.stopping = `not run (interrupted by ${signal})`;
+    for (const [host, s] of this.slots) s.setTitle(`${this.phase.get(host) ?? 'waiting'} (interrupted by ${signal}: finishing this step, starting nothing new)`);
+  }
+
   message(text: string) {
     process.stderr.write(text + '\n');
   }
 }
 
-export async function makeReporter(json: boolean, hostCount = 0): Promise<Reporter> {
+export async function makeReporter(json: boolean, hostCount = 0, verbose = false): Promise<Reporter> {
   if (json) return new PlainReporter(process.stderr);
+  // -v lines arrive as they happen; a live view would hold them back until it ends.
+  if (verbose) return new PlainReporter();
   // A terminal that reports no width (some pseudo-terminals) would have listr2 wrap every character;
   // from COMPACT_FROM_HOSTS hosts on, a line per host no longer fits a screen: counts instead.
   const tty = process.stdout.isTTY && !process.env.CI && process.env.TERM !== 'dumb' && (process.stdout.columns ?? 0) >= 40 && hostCount < COMPACT_FROM_HOSTS;

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { HostKeyError, type HostLock } from '../ssh/connection.js';
+import { HostKeyError, HostLockBusyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
@@ -10,6 +10,7 @@ import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
+import { hostProgress, interruption } from './interrupt.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -18,14 +19,18 @@ export interface HostRunOptions {
   events: RunEvents;
   log: Logger;
   lockWaitSeconds: number;
+  /** -v: each step of the host with its duration on the output too (the log always has them). */
+  verbosity?: number;
 }
 
-/** Hosts currently inside a task, for a clean Ctrl-C message. */
-export const inFlight = new Map<string, string>();
+const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;
+
+/** Hosts currently inside a step that changes them, for the message after a Ctrl-C. */
+export const inFlight = hostProgress.inFlight;
 
 /** Ends a host's run early with a status and a reason. */
 class Stop extends Error {
-  constructor(readonly status: HostReport['status'], message: string) {
+  constructor(readonly status: HostReport['status'], message: string, readonly reason?: HostReport['reason']) {
     super(message);
   }
 }
@@ -66,12 +71,21 @@ export class HostRun {
     return this.play.host.name;
   }
 
+  /** One logical step of this host (a read, a plan, an action, the lock), with its duration. */
+  private step(text: string): void {
+    this.o.log.log(this.name, text);
+    if ((this.o.verbosity ?? 0) >= 1) this.o.events.message(`${this.name} | ${redact(text)}`);
+  }
+
   async run(connecting: Promise<Connection>): Promise<HostReport> {
+    hostProgress.started.add(this.name);
     try {
+      this.stopIfInterrupted('before it started', 'skipped');
       this.conn = await connecting.catch((e: unknown) => {
-        throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
+        throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e), e instanceof HostKeyError ? 'host-key' : undefined);
       });
       const plans = await this.lockAndPlan(this.conn);
+      this.stopIfInterrupted('after planning, before any change', 'skipped');
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
@@ -80,18 +94,29 @@ export class HostRun {
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
       await this.closeHookPair();
-      if (e instanceof Stop) return this.finish(e.status, e.message);
+      if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
       return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
     } finally {
       inFlight.delete(this.name);
+      hostProgress.done.set(this.name, this.report.status);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
       await this.lock?.then((l) => l.release(), () => undefined);
     }
   }
 
-  private finish(status: HostReport['status'], error?: string): HostReport {
+  /**
+   * Once hoist is interrupted no new step starts: the host stops here, with what it has done so far
+   * (whole tasks; a task's actions are never cut short by the first signal).
+   */
+  private stopIfInterrupted(where: string, status: HostReport['status'] = 'failed'): void {
+    const signal = interruption.signal;
+    if (signal) throw new Stop(status, `interrupted by ${signal} ${where}`, 'interrupted');
+  }
+
+  private finish(status: HostReport['status'], error?: string, reason?: HostReport['reason']): HostReport {
     const r = this.report;
     r.status = status;
+    if (reason) r.reason = reason;
     r.bytesPushed = this.conn?.bytesPushed ?? 0;
     if (error) r.error = redact(error);
     r.durationMs = Date.now() - this.started;
@@ -145,7 +170,9 @@ export class HostRun {
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
+    const tRead = Date.now();
     const g = await gather(conn, probes);
+    this.step(`read facts and ${probes.size} probe(s) of ${tasks.length} task(s) in one round trip: ${secs(tRead)}`);
     this.report.facts = g.facts;
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
@@ -153,6 +180,7 @@ export class HostRun {
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
       try {
+        const tPlan = Date.now();
         plans.push(
           await t.def.plan(t.params, {
             ...base,
@@ -164,6 +192,11 @@ export class HostRun {
             live: live[i],
           }),
         );
+        const pl = plans[plans.length - 1] as TaskPlan;
+        const kinds = pl.actions.map((a) => a.kind);
+        const n = (k: string) => kinds.filter((x) => x === k).length;
+        const counts = (['change', 'check', 'record'] as const).filter((k) => n(k)).map((k) => `${n(k)} ${k}${n(k) > 1 ? 's' : ''}`);
+        this.step(`plan "${t.spec.title}": ${pl.skipped ? `skipped (${pl.skipped})` : counts.length ? counts.join(', ') : 'nothing to do'} in ${secs(tPlan)}`);
       } catch (e) {
         // Later tasks plan from what this one would have done; past a failed plan there is nothing to go on.
         plans.push(e instanceof Error ? e : new Error(String(e)));
@@ -174,10 +207,12 @@ export class HostRun {
   }
 
   private async heldLock(): Promise<HostLock> {
+    const tLock = Date.now();
     const lock = await this.lock!.catch((e: unknown) => {
       // Another run's lock fails the host; a host gone while the lock was being taken is unreachable.
-      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
+      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e), e instanceof HostLockBusyError ? 'locked' : undefined);
     });
+    this.step(`host lock taken in ${secs(tLock)}`);
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {
       this.report.notes.push(`took over a stale host lock left by a killed run (${lock.staleHolder})`);
     }
@@ -191,8 +226,10 @@ export class HostRun {
     else this.afterHostRan = true;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
     for (const h of hooks) {
+      this.stopIfInterrupted(`before the ${kind} hook "${h.run}"`);
       const t0 = Date.now();
-      const err = await runHook(h, conn, this.play, this.o.log);
+      inFlight.set(this.name, `${kind} hook "${h.run}"`);
+      const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => inFlight.delete(this.name));
       const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
       this.report.notes.push(redact(line));
       this.o.events.message(`${this.name} | ${redact(line)}`);
@@ -232,6 +269,7 @@ export class HostRun {
     const { events } = this.o;
     for (const [i, pl] of plans.entries()) {
       const t = this.play.tasks[i];
+      this.stopIfInterrupted(`before "${t.spec.title}"${i ? '; the tasks before it are done' : ''}`, i === 0 && !this.changedBefore ? 'skipped' : 'failed');
       const tr = emptyTask(t, 'ok');
       const t0 = Date.now();
       this.report.tasks.push(tr);
@@ -246,7 +284,7 @@ export class HostRun {
         tr.notes.push(pl.skipped);
       }
       events.hostPhase(this.name, t.spec.title);
-      inFlight.set(this.name, t.spec.title);
+      inFlight.set(this.name, `task "${t.spec.title}"`);
       try {
         for (const a of pl.actions) {
           // Counted as soon as it starts: a change that failed halfway still needs undoing.
@@ -287,6 +325,17 @@ export class HostRun {
   }
 
   private async runAction(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
+    const t0 = Date.now();
+    try {
+      await this.runActionInner(a, conn, tr, pendingBefore);
+      this.step(`${a.kind} "${tr.title}": ${a.summary}: ${this.o.options.check && (a.kind !== 'check' || pendingBefore) ? 'not run (check mode)' : `done in ${secs(t0)}`}`);
+    } catch (e) {
+      this.step(`${a.kind} "${tr.title}": ${a.summary}: failed after ${secs(t0)}`);
+      throw e;
+    }
+  }
+
+  private async runActionInner(a: Action, conn: Connection, tr: TaskReport, pendingBefore: boolean): Promise<void> {
     const { options, log } = this.o;
     const ctx = { options, log, state: this.state, note: (l: string) => tr.notes.push(redact(l)) };
     if (a.kind === 'change') {

@@ -25,6 +25,11 @@ export interface HostReport {
   /** Bytes hoist uploaded to the host during the run. */
   bytesPushed?: number;
   error?: string;
+  /**
+   * Why a host that failed did so, when a wrapper may act on it: another run held its lock (retry
+   * later), its host key was unknown or changed (a person must look), or hoist was interrupted.
+   */
+  reason?: 'locked' | 'host-key' | 'interrupted';
   durationMs: number;
 }
 
@@ -55,15 +60,36 @@ export function recapOf(h: HostReport): RecapCounts {
   return c;
 }
 
-/** 0 all well, 2 a host failed, 4 a host was unreachable (and none failed otherwise). */
+/** Exit codes of a run, for wrappers; docs/hoist-output.schema.json and the README list them too. */
+export const EXIT = {
+  ok: 0,
+  input: 1,
+  hostFailed: 2,
+  controller: 3,
+  unreachable: 4,
+  locked: 5,
+  hostKey: 6,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+/**
+ * 0 all well; 2 a host failed; else 6 a host key was refused, 5 another run held a host's lock,
+ * 4 a host was unreachable. A plain failure outranks the others: it is the one a retry won't cure.
+ */
 export function exitCodeOf(hosts: HostReport[]): number {
-  if (hosts.some((h) => h.status === 'failed')) return 2;
-  if (hosts.some((h) => h.status === 'unreachable')) return 4;
-  return 0;
+  const failed = hosts.filter((h) => h.status === 'failed');
+  if (failed.some((h) => h.reason !== 'locked' && h.reason !== 'host-key')) return EXIT.hostFailed;
+  if (failed.some((h) => h.reason === 'host-key')) return EXIT.hostKey;
+  if (failed.some((h) => h.reason === 'locked')) return EXIT.locked;
+  if (hosts.some((h) => h.status === 'unreachable')) return EXIT.unreachable;
+  return EXIT.ok;
 }
 
 /** Events the output layer draws from; the runner knows nothing of terminals. */
 export interface RunEvents {
+  /** The run's inputs are checked and its hosts known: a live view may start drawing them. */
+  start?(hosts: string[]): void;
   hostPhase(host: string, phase: string): void;
   taskDone(host: string, t: TaskReport): void;
   hostDone(h: HostReport): void;

@@ -17,6 +17,7 @@ import type { Logger } from '../util/log.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
+import { interruption, InterruptedError } from './interrupt.js';
 import os from 'node:os';
 
 export interface RunRequest {
@@ -36,7 +37,7 @@ export interface RunRequest {
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   cacheDir?: string;
-  /** -v count: 1 commands, 2 scripts, 3 remote output, on the terminal (the log always has all). */
+  /** -v count: 1 each step per host with its duration, 2 each remote command, 3 scripts and remote output (the log has steps and commands always). */
   verbosity?: number;
   /** Seconds to wait for another run's host lock (0: refuse at once). */
   lockWaitSeconds?: number;
@@ -75,6 +76,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const credentials = await Credentials.prepare([...endpoints.values()], req.secrets ?? envSecrets());
   const transport = { knownHosts, acceptNewHostKeys: req.acceptNewHostKeys, credentials };
   const forks = new Semaphore(forkLimit(req.forks, plays.length, [...endpoints.values()], undefined, log));
+  // Every input is checked and every question asked: only now may a live view take the terminal.
+  events.start?.(plays.map((p) => p.host.name));
 
   // Connections open while the controller prepares (downloads, renders): neither waits for the other.
   const connecting = new Map(
@@ -83,15 +86,19 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
       forks.run(async () => {
         events.hostPhase(p.host.name, 'connecting');
         const ep = endpoints.get(p.host.name)!;
+        const tConnect = Date.now();
         const conn = await HostConnection.connect(ep, transport);
         const verbosity = req.verbosity ?? 0;
         conn.trace = (level, text) => {
           // Remote output (level 3) can hold file contents a probe read back, credentials included in
           // forms hoist never saw as secrets (a base64 auth): it is logged only when asked for with -vvv.
           if (level < 3 || verbosity >= 3) log.log(p.host.name, text);
-          if (level <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
+          // -v is hoist's own steps (host-run.ts); -vv adds each remote command, -vvv scripts and output.
+          if ((level === 1 ? 2 : 3) <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
         };
-        log.log(p.host.name, `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''}`);
+        const connected = `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''} in ${((Date.now() - tConnect) / 1000).toFixed(2)} s`;
+        log.log(p.host.name, connected);
+        if (verbosity >= 1) events.message(`${p.host.name} | ${redact(connected)}`);
         return conn;
       }),
     ]),
@@ -100,7 +107,13 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   let prepared: Prepared[];
   try {
     const t0 = Date.now();
-    prepared = await prepareAll(plays, options, controller);
+    // A download can take minutes; an interrupt while it runs ends the run before any host is touched.
+    prepared = await Promise.race([
+      prepareAll(plays, options, controller),
+      interruption.wait().then((s) => {
+        throw new InterruptedError(s, 'while preparing the run (downloads, templates); no host was changed');
+      }),
+    ]);
     log.log('hoist', `prepared ${plays.length} host(s) in ${Date.now() - t0} ms`);
   } catch (e) {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
@@ -109,12 +122,17 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
 
   const reports = new Map<string, HostReport>();
   let aborted: string | undefined;
-  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0 };
+  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, verbosity: req.verbosity ?? 0 };
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {
+      if (!aborted && interruption.signal) aborted = `roll-out stopped: interrupted by ${interruption.signal}`;
       if (aborted) {
-        for (const p of batch) reports.set(p.play.host.name, skippedHost(p.play, aborted));
+        for (const p of batch) {
+          const r = skippedHost(p.play, aborted);
+          reports.set(r.name, r);
+          events.hostDone(r);
+        }
         continue;
       }
       const results = await Promise.all(

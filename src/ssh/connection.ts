@@ -23,6 +23,9 @@ export type { Endpoint } from './endpoint.js';
 export { PeerCopyError, type PeerSource } from './peer-copy.js';
 
 /** A file being served once to a peer (see serveFile). */
+/** Another hoist run holds the host's lock: a wrapper may retry later (exit 5). */
+export class HostLockBusyError extends HostError {}
+
 export interface Serving {
   port: number;
   /** Settles when the server has sent the file, or failed or stopped without sending it. */
@@ -307,7 +310,7 @@ export class HostConnection {
         settled = true;
         const v = parseLockOutput(out);
         if (v.state === 'busy') {
-          reject(new HostError(`${this.endpoint.name} is locked by another hoist run${v.holder ? ` (${printable(v.holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`));
+          reject(new HostLockBusyError(`${this.endpoint.name} is locked by another hoist run${v.holder ? ` (${printable(v.holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`));
         } else reject(new HostError(`${this.endpoint.name}: cannot take the host lock (exit ${code}): ${printable(out.trim().split('\n').slice(-3).join(' '))}`));
       });
       ch.write(lockScript(holder, waitSeconds));

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import { HostError } from '../util/errors.js';
 import { printable } from '../util/printable.js';
+import { trackChild } from '../util/children.js';
 
 /** OpenSSH's tokens in ProxyCommand: %h host, %p port, %r user, %n the name as given, %% a percent sign. */
 export function expandProxyCommand(template: string, t: { host: string; port: number; user: string; name: string }): string {
@@ -22,7 +23,10 @@ export interface ProxyStream {
  * its stderr kept for the error message) and returns that stream.
  */
 export function startProxyCommand(command: string, name: string): ProxyStream {
-  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C on the terminal (SIGINT to the foreground group) must not cut the
+  // connection a host's current step is using; hoist stops it when it exits.
+  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  trackChild(child, `ProxyCommand of ${name}`, { group: true, onInterrupt: false });
   let stderr = '';
   let ended: string | undefined;
   child.stderr.on('data', (d: Buffer) => {

@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, rmSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { redact } from './redact.js';
@@ -18,8 +18,11 @@ export class Logger {
   static forRun(): Logger {
     if (process.env.HOIST_LOG === 'off') return new Logger();
     const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+    const dir = path.join(base, 'hoist', 'logs');
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    return new Logger(path.join(base, 'hoist', 'logs', `${stamp}-${process.pid}.log`));
+    const logger = new Logger(path.join(dir, `${stamp}-${process.pid}.log`));
+    pruneLogs(dir, logKeep(), logger.file);
+    return logger;
   }
 
   log(scope: string, text: string): void {
@@ -31,4 +34,33 @@ export class Logger {
   close(): Promise<void> {
     return new Promise((resolve) => (this.stream ? this.stream.end(resolve) : resolve()));
   }
+}
+
+/** Run logs hoist names itself: `2026-12-07T16-05-13-123Z-4242.log`. Nothing else in the folder is touched. */
+const RUN_LOG = /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-\d+\.log$/;
+
+/** Runs whose logs are kept: HOIST_LOG_KEEP (a whole number, at least 1), else 200. */
+export const DEFAULT_LOG_KEEP = 200;
+export function logKeep(value: string | undefined = process.env.HOIST_LOG_KEEP): number {
+  const v = value?.trim();
+  return v && /^\d+$/.test(v) && Number(v) >= 1 ? Number(v) : DEFAULT_LOG_KEEP;
+}
+
+/**
+ * Keeps the newest `keep` run logs (this run's included), oldest removed first; names sort by time.
+ * Best effort: a log another run is still writing is only an unlinked file to it.
+ */
+export function pruneLogs(dir: string, keep: number, current?: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => RUN_LOG.test(n)).sort();
+  } catch {
+    return [];
+  }
+  // This run's own log counts as one of those kept, whether or not its file exists yet.
+  const own = current ? path.basename(current) : undefined;
+  const others = names.filter((n) => n !== own);
+  const old = others.slice(0, Math.max(0, others.length - (own ? keep - 1 : keep)));
+  for (const n of old) rmSync(path.join(dir, n), { force: true });
+  return old;
 }

@@ -127,7 +127,7 @@ test('a host behind the bastion whose own host key is unknown fails at once and 
   writeFileSync(kh, readFileSync(info.knownHostsPath, 'utf8').split('\n').filter((l) => l.startsWith(`${info.bastion.address} `)).join('\n') + '\n');
   const t0 = Date.now();
   const r = await hoistJson(['ping', '-i', info.inventoryPath, '--known-hosts', kh]);
-  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.code, 6, r.stderr);
   assert.match(r.report.hosts[0].error ?? '', /unknown host key for h\d/);
   assert.ok(Date.now() - t0 < 15_000);
 });

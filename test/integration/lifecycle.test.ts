@@ -316,7 +316,7 @@ describe('failure safety', () => {
     // A run takes the lock only once it has something to change: this one always has (another value).
     const other = [...args.slice(0, -2), '-e', 'oom_score=-11'];
     const refused = await hoistJson(other);
-    assert.equal(refused.code, 2);
+    assert.equal(refused.code, 5, 'lock contention has its own exit code');
     assert.match(refused.report.hosts[0].error!, /h1 is locked by another hoist run \(.+ pid \d+, started .+, playbook containerd\)/);
     const waited = await hoistJson([...other, '--lock-wait', '60']);
     assert.equal(waited.code, 0);

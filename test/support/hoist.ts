@@ -48,10 +48,12 @@ export interface JsonReport {
   error?: { kind: string; message: string };
   check?: boolean;
   aborted?: string;
+  log?: string;
   hosts: {
     name: string;
     status: string;
     error?: string;
+    reason?: string;
     notes?: string[];
     tasks: { title: string; task: string; status: string; changes: string[]; notes: string[]; error?: string }[];
   }[];
