@@ -3,7 +3,6 @@ import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
 import { runPlaybook } from '../runner/run.js';
 import { InterruptedError, interruption } from '../runner/interrupt.js';
-import { EXIT } from '../runner/report.js';
 import { exitCodeOfSignal, interruptAccount, watchSignals, type SignalWatch } from './signals.js';
 import { playHosts } from '../runner/play.js';
 import { Logger } from '../util/log.js';

@@ -67,7 +67,10 @@ export class Screen {
         else this.lines[this.row] = line().slice(0, this.col);
         break;
       case 'J':
-        if (args === '' || args === '0') this.lines.splice(this.row + 1), (this.lines[this.row] = line().slice(0, this.col));
+        if (args === '' || args === '0') {
+          this.lines.splice(this.row + 1);
+          this.lines[this.row] = line().slice(0, this.col);
+        }
         break;
       default:
       // Colours (m), cursor visibility (?25l/h) and the rest change nothing a test reads.

@@ -116,7 +116,7 @@ test('--help of each command shows an example and the exit codes', () => {
     const r = hoist([c, '--help']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, new RegExp(`Example:\\n  hoist ${c}\\b`), c);
-    assert.match(r.out, /Exit codes:\n  0 /, c);
+    assert.match(r.out, /Exit codes:\n {2}0 /, c);
   }
   assert.match(hoist(['apply', '--help']).out, /5 +another hoist run holds a host's lock[\s\S]*6 +a host key[\s\S]*130/);
 });
