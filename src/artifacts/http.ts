@@ -58,7 +58,8 @@ export function displayUrl(url: string): string {
 
 // undici costs a noticeable share of start-up; a run whose artifacts are all cached never loads it.
 let undiciModule: Promise<typeof import('undici')> | undefined;
-const undici = () => (undiciModule ??= import('undici'));
+// undici is CommonJS: its exports are the namespace's `default` when bundled, named ones otherwise.
+const undici = () => (undiciModule ??= import('undici').then((m) => (m as unknown as { default?: typeof m }).default ?? m));
 
 /**
  * The proxy settings of the environment, as curl and most tools read them: HTTPS_PROXY for https

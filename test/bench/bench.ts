@@ -58,7 +58,7 @@ function snapshotPackage(): string {
   return pkg;
 }
 const pkg = snapshotPackage();
-const HOIST = path.join(pkg, 'dist', 'cli', 'main.js');
+const HOIST = path.join(pkg, 'dist', 'hoist.js');
 const playbook = path.join(pkg, 'playbooks', 'containerd.toml');
 
 /** The fleet with N hosts; `pristine` when just booted (nothing installed yet). */

@@ -7,7 +7,8 @@ import type { FleetInfo } from '../fleet/fleet.js';
 import { assertOutputSchema } from './output-schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const HOIST = path.join(root, 'dist', 'cli', 'main.js');
+// The bundle users run (package.json's bin), not the compiled files beside it.
+export const HOIST = path.join(root, 'dist', 'hoist.js');
 export const ROOT = root;
 
 export interface HoistResult {

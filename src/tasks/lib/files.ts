@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { createTwoFilesPatch } from 'diff';
 import { holdsPrivateKey, lineMasker } from '../../util/mask-lines.js';
 import { quote } from '../../ssh/quote.js';
 import { sha256 } from '../../util/hash.js';
@@ -65,9 +65,6 @@ export function planFile(want: DesiredFile, have: FileState, state: PlanState, o
   };
 }
 
-// Loaded on the first diff only (--diff): the library costs every other run start-up time.
-let diffLib: typeof import('diff') | undefined;
-const loadDiff = () => (diffLib ??= createRequire(import.meta.url)('diff') as typeof import('diff'));
 
 function fileDiff(want: DesiredFile, have: FileState): string {
   const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);
@@ -80,5 +77,5 @@ function fileDiff(want: DesiredFile, have: FileState): string {
     const mask = lineMasker();
     [before, after] = [mask(before), mask(after)];
   }
-  return loadDiff().createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, before, after, '', '', { context: 3 });
+  return createTwoFilesPatch(have.exists ? want.path : '/dev/null', want.path, before, after, '', '', { context: 3 });
 }

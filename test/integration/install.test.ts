@@ -1,0 +1,64 @@
+/**
+ * hoist installed like a tool: the package `npm pack` makes, installed with `npm install -g` into
+ * a clean prefix, with no build and no dependency to download (everything it runs is bundled),
+ * then used against the fleet as an operator would: through the bastion with sudo.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { ROOT } from '../support/hoist.js';
+
+let info: fleet.FleetInfo;
+let dir: string;
+let bin: string;
+let pkgDir: string;
+
+before(async () => {
+  info = await fleet.info();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-install-'));
+  // npm test built dist/ already; packing again must not need the build tools.
+  const tgz = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const prefix = path.join(dir, 'prefix');
+  // --offline: the package must install with nothing to fetch.
+  execFileSync('npm', ['install', '-g', '--offline', '--no-audit', '--no-fund', '--prefix', prefix, path.join(dir, tgz)], { cwd: dir, encoding: 'utf8' });
+  bin = path.join(prefix, 'bin', 'hoist');
+  pkgDir = path.join(prefix, 'lib', 'node_modules', 'hoist');
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The installed command, from a directory that is not the checkout, with CI-style output. */
+function installed(args: string[]) {
+  const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1', NO_COLOR: '1', XDG_STATE_HOME: path.join(dir, 'state') } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('the package holds the bundle, templates and playbooks, and no sources, tests or dependencies', () => {
+  const files = readdirSync(pkgDir);
+  assert.deepEqual(files.filter((f) => !['dist', 'templates', 'playbooks', 'inventories', 'package.json', 'README.md', 'LICENSE'].includes(f)), []);
+  assert.ok(!existsSync(path.join(pkgDir, 'node_modules')), 'dependencies were installed: the bundle should need none');
+  assert.deepEqual(readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-[A-Z0-9]+)?\.js$/.test(f)), []);
+});
+
+test('every command runs from the installed package', () => {
+  assert.match(installed(['--version']).out, /^\d+\.\d+\.\d+\n$/);
+  assert.match(installed(['tasks']).out, /^containerd_install\b/m);
+  assert.match(installed(['reference']).out, /^# hoist reference/m);
+  assert.match(installed(['inventory', '-i', info.inventoryPath]).out, /h1/);
+  const ping = installed(['ping', '-i', info.inventoryPath, '--json']);
+  assert.equal(ping.code, 0, ping.err);
+  assert.equal((JSON.parse(ping.out) as { hosts: unknown[] }).hosts.length, info.hosts.length);
+  // The packaged playbook, with its templates, plans against the fleet (deploy through the bastion, sudo).
+  const check = installed(['check', path.join(pkgDir, 'playbooks', 'containerd.toml'), '-i', info.inventoryPath, '-l', 'h1', '--diff', '--cache-dir', path.join(dir, 'cache')]);
+  assert.equal(check.code, 0, `${check.out}${check.err}`);
+  // Either way the config was rendered from the packaged templates: shown as a diff on a fresh
+  // host, or found equal to the one installed.
+  assert.match(check.out, /config\.toml|no changes: every host already matches/);
+  const facts = installed(['facts', '-i', info.inventoryPath, '-l', 'h1']);
+  assert.equal(facts.code, 0, facts.err);
+  assert.match(facts.out, /debian/i);
+});
