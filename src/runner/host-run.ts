@@ -241,6 +241,7 @@ export class HostRun {
         events.taskDone(this.name, tr);
         throw new Stop('failed', `${t.spec.title}: ${pl.message}`);
       }
+      if (pl.notes) tr.notes.push(...pl.notes.map(redact));
       if (pl.skipped) {
         tr.status = 'skipped';
         tr.notes.push(pl.skipped);
