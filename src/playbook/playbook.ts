@@ -16,6 +16,10 @@ export const hookSchema = s.object({
 export const playbookSchema = s.object({
   name: s.string().optional().describe('shown in the output and the log'),
   extends: s.string().optional().describe('another playbook (relative path) whose defaults, vars, hooks and tasks this one starts from'),
+  include: s
+    .list(s.string())
+    .optional()
+    .describe('playbooks (relative paths) whose tasks run first, in this order, before this playbook\'s own; their defaults and vars come along (a later one\'s over an earlier one\'s)'),
   confirm: s.string().optional().describe('a question asked before anything changes (answered by --yes)'),
   hosts: s.list(s.string()).optional().describe('host patterns the play runs on (default all); --limit narrows them'),
   serial: s
@@ -80,6 +84,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
   const doc = await readToml(file);
   const pb = validateToml(doc, playbookSchema);
   const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), catalog, [...seen, abs]) : undefined;
+  const included: Playbook[] = [];
+  for (const inc of pb.include ?? []) included.push(await loadPlaybook(path.resolve(path.dirname(abs), inc), catalog, [...seen, abs]));
   const errors: InputError[] = [];
   (pb.tasks ?? []).forEach((t, i) => {
     if (!catalog.get(t.task)) {
@@ -97,8 +103,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     params: t.params,
     line: doc.locator.lineOf(['tasks', i]),
   }));
-  if (!base && own.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook)', { file });
-  const tasks = own.length ? own : base!.tasks;
+  if (!base && own.length === 0 && included.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
+  const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];
   checkContracts(tasks, catalog);
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
@@ -114,10 +120,10 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     hosts: pb.hosts ?? base?.hosts ?? ['all'],
     serial: pb.serial ?? base?.serial,
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
-    defaults: { ...base?.defaults, ...pb.defaults },
-    vars: { ...base?.vars, ...pb.vars },
-    defaultLayers: [...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
-    varLayers: [...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
+    defaults: Object.assign({}, ...included.map((p) => p.defaults), base?.defaults, pb.defaults) as Record<string, unknown>,
+    vars: Object.assign({}, ...included.map((p) => p.vars), base?.vars, pb.vars) as Record<string, unknown>,
+    defaultLayers: [...included.flatMap((p) => p.defaultLayers), ...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
+    varLayers: [...included.flatMap((p) => p.varLayers), ...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
     beforeHost: pb.before_host ?? base?.beforeHost ?? [],
     afterHost: pb.after_host ?? base?.afterHost ?? [],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.
