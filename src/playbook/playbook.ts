@@ -80,7 +80,7 @@ export interface Playbook {
 /** Loads a playbook (and the playbooks it extends), naming tasks from `catalog` only. */
 export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: string[] = []): Promise<Playbook> {
   const abs = path.resolve(file);
-  if (seen.includes(abs)) throw new InputError(`playbooks extend each other in a cycle: ${[...seen, abs].join(' → ')}`);
+  if (seen.includes(abs)) throw new InputError(`playbooks extend or include each other in a cycle: ${[...seen, abs].join(' → ')}`);
   const doc = await readToml(file);
   const pb = validateToml(doc, playbookSchema);
   const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), catalog, [...seen, abs]) : undefined;

@@ -6,7 +6,7 @@ import type { VarLayer } from '../util/var-layer.js';
 import { validateParams, type Playbook, type PlaybookTask } from '../playbook/playbook.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask, TaskModule } from '../tasks/types.js';
-import { checkHostVariables, collectProblems, templateNames, type VarProblem } from './variables.js';
+import { checkHostVariables, collectProblems, siteVariables, templateNames, type VarProblem } from './variables.js';
 import { addSecret } from '../util/redact.js';
 
 export interface HostTask {
@@ -36,10 +36,11 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
   const errors: InputError[] = [];
   const problems = new Map<string, VarProblem[]>();
   const plays: HostPlay[] = [];
+  const site = new Set([...inv.declared, ...(await siteVariables(pb)).keys()]);
   for (const host of hosts) {
     const engine: VarLayer = { name: 'hoist', vars: { inventory_hostname: host.name, inventory_address: host.address }, lineOf: () => undefined };
     const layers = [...pb.defaultLayers, ...host.varLayers, ...pb.varLayers, ...extraLayers, engine];
-    const checked = checkHostVariables(layers, pb, opts.catalog, used);
+    const checked = checkHostVariables(layers, pb, opts.catalog, used, site);
     problems.set(host.name, checked.problems);
     if (checked.problems.length) continue;
     const tasks: HostTask[] = [];
