@@ -31,6 +31,7 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
   const wanted = new Map<string, Artifact>();
   for (const play of plays) {
     for (const t of play.tasks) {
+      if (t.skip) continue;
       for (const a of t.def.artifacts?.(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) ?? []) wanted.set(a.url, a);
     }
   }

@@ -6,6 +6,7 @@ import { didYouMean } from '../util/suggest.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask } from '../tasks/types.js';
 import type { VarLayer } from '../util/var-layer.js';
+import { conditionProblem, conditionSchema, type Condition } from './condition.js';
 
 export const hookSchema = s.object({
   run: s.string().describe('shell command; sees HOIST_HOST (inventory name) and HOIST_ADDRESS (the address dialled)'),
@@ -37,6 +38,8 @@ export const playbookSchema = s.object({
         name: s.string().optional().describe('title in the output (default: the task name)'),
         task: s.string().describe('a task name from `hoist tasks`'),
         params: s.record(s.unknown()).default({}).describe('the task\'s parameters; strings may use {{ variables }}'),
+        hosts: s.list(s.string()).optional().describe('only on the play\'s hosts that match these patterns (the syntax of --limit: names, groups, globs, !exclude, &intersect); elsewhere skipped'),
+        when: conditionSchema.optional().describe('only where a fact or variable meets a test, e.g. { fact = "os_id", in = ["debian", "ubuntu"] } or { var = "node_role", equals = "gpu" }; elsewhere skipped'),
       }),
     )
     .optional()
@@ -56,6 +59,9 @@ export interface PlaybookTask {
   def: AnyTask;
   params: Record<string, unknown>;
   line?: number;
+  /** Host patterns the task is limited to (the play's hosts otherwise). */
+  hosts?: string[];
+  when?: Condition;
 }
 
 export interface Playbook {
@@ -91,6 +97,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     if (!catalog.get(t.task)) {
       errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, catalog.names())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
     }
+    const bad = t.when && conditionProblem(t.when);
+    if (bad) errors.push(new InputError(bad, { file, line: doc.locator.lineOf(['tasks', i, 'when']), key: `tasks[${i}].when` }));
   });
   if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
   const own: PlaybookTask[] = (pb.tasks ?? []).map((t, i) => ({
@@ -102,6 +110,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     def: catalog.get(t.task)!,
     params: t.params,
     line: doc.locator.lineOf(['tasks', i]),
+    hosts: t.hosts,
+    when: t.when,
   }));
   if (!base && own.length === 0 && included.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
   const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];

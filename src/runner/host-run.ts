@@ -10,6 +10,7 @@ import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
+import { factSkip } from '../playbook/condition.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -143,6 +144,7 @@ export class HostRun {
     events.hostPhase(this.name, 'gathering facts');
     const probes = new Map<string, Probe>();
     tasks.forEach((t, i) => {
+      if (t.skip) return;
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     const g = await gather(conn, probes);
@@ -152,6 +154,12 @@ export class HostRun {
     this.state = new PlanState();
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
+      // A task limited to other hosts, or whose condition this host doesn't meet, plans nothing here.
+      const skipped = t.skip ?? (t.spec.when?.fact !== undefined ? factSkip(t.spec.when, g.facts) : undefined);
+      if (skipped) {
+        plans.push({ actions: [], skipped });
+        continue;
+      }
       try {
         plans.push(
           await t.def.plan(t.params, {

@@ -140,7 +140,7 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
     plays.map(async (play) => ({
       play,
       prepared: await Promise.all(
-        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
+        play.tasks.map((t) => (t.def.prepare && !t.skip ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
       ),
     })),
   );
