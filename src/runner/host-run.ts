@@ -238,7 +238,20 @@ export class HostRun {
 
   private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
     const { events } = this.o;
-    for (const [i, pl] of plans.entries()) {
+    // A task that cannot plan here (a kernel module or parameter the host lacks) stops the host before
+    // its first change: the earlier tasks' changes would leave it half way to a state it cannot reach.
+    const failed = plans.findIndex((pl) => pl instanceof Error);
+    if (failed > 0 && !this.o.options.check) {
+      for (const t of this.play.tasks.slice(0, failed)) {
+        const tr = emptyTask(t, 'skipped', [`not applied: task "${this.play.tasks[failed].spec.title}" could not plan on this host`]);
+        this.report.tasks.push(tr);
+        events.taskDone(this.name, tr);
+      }
+      plans = plans.slice(failed);
+    }
+    const offset = this.report.tasks.length;
+    for (const [j, pl] of plans.entries()) {
+      const i = j + offset;
       const t = this.play.tasks[i];
       const tr = emptyTask(t, 'ok');
       const t0 = Date.now();
@@ -247,7 +260,7 @@ export class HostRun {
         tr.status = 'failed';
         tr.error = redact(pl.message);
         events.taskDone(this.name, tr);
-        throw new Stop('failed', `${t.spec.title}: ${pl.message}`);
+        throw new Stop('failed', `${t.spec.title}: ${pl.message}${i > 0 && !this.o.options.check ? ' (nothing was changed on this host)' : ''}`);
       }
       if (pl.notes) tr.notes.push(...pl.notes.map(redact));
       if (pl.skipped) {

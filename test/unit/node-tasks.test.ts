@@ -14,6 +14,8 @@ import { sha256 } from '../../src/util/hash.js';
 import { Logger } from '../../src/util/log.js';
 import { parseWith } from '../../src/util/schema.js';
 import { FakeHost } from '../support/fake-host.js';
+import { judge, preflightScript } from '../../src/modules/kubernetes-node/tasks/preflight.js';
+import { nodeSettings } from '../../src/modules/kubernetes-node/settings.js';
 
 const absent: ProbeResult = { out: '', code: 0, file: { exists: false } };
 const fileWith = (text: string): ProbeResult => ({ out: '', code: 0, file: { exists: true, sha256: sha256(text), mode: 0o644, owner: 'root', group: 'root', content: Buffer.from(text) } });
@@ -125,4 +127,23 @@ test('the module probe reads with builtins where it can and names each module on
   assert.match(script, /\/proc\/sys\/net\/bridge\/bridge-nf-call-iptables/);
   assert.match(script, /<\s*\/proc\/filesystems/);
   assert.equal((script.match(/printf 'mod/g) ?? []).length, 2);
+});
+
+test('kubernetes-node preflight: each failed check names what is wrong and the fix; settings refuse bridge parameters without br_netfilter', () => {
+  const st = { modules: ['br_netfilter'], sysctls: { 'net.ipv4.ip_forward': 1, 'net.bridge.bridge-nf-call-iptables': 1 }, ports: [10250], commands: ['ip', 'nsenter'] };
+  const good = 'sysctl net.ipv4.ip_forward=1\nsysctl net.bridge.bridge-nf-call-iptables=1\nlisten=22\ncmd ip=yes\ncmd nsenter=yes\nhostname=n1 resolves\n';
+  assert.deepEqual(judge(st, good), { lines: ['node ready: swap off, 2 kernel parameters, port 10250 free, 2 commands, hostname n1 resolves'], problems: [] });
+  const bad = 'swap=/swapfile\nsysctl net.ipv4.ip_forward=0\nsysctl net.bridge.bridge-nf-call-iptables=absent\nlisten=10250\ncmd ip=yes\ncmd nsenter=no\nhostname=n1 unresolved\n';
+  assert.deepEqual(judge(st, bad).problems, [
+    'swap is on (/swapfile): the kubelet fails with swap on; run the swap task (swapoff, fstab)',
+    'net.ipv4.ip_forward is 0, a node needs 1: set it with the sysctl task',
+    'net.bridge.bridge-nf-call-iptables does not exist on this kernel: load the module that brings it (kernel_module)',
+    'port 10250 is already in use: the kubelet listens there (stop what holds it)',
+    'command nsenter not found: kubeadm\'s preflight requires it (install its package)',
+    'hostname "n1" does not resolve: add it to /etc/hosts or DNS',
+  ]);
+  assert.match(preflightScript(st), /while read -r _ l _ st _; do \[ "\$st" = 0A \]/);
+  const issues: string[] = [];
+  nodeSettings({ node_sysctls: { 'net.bridge.bridge-nf-call-iptables': 1 }, node_kernel_modules: ['overlay'] }, (i) => issues.push(`${i.path.join('.')}: ${i.message}`));
+  assert.deepEqual(issues, ['node_kernel_modules: net.bridge.* parameters in node_sysctls need br_netfilter among node_kernel_modules']);
 });

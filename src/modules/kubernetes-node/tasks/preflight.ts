@@ -14,7 +14,7 @@ export function preflightScript(st: NodeSettings): string {
     `{ read -r _; while read -r f _; do echo "swap=$f"; done; } < /proc/swaps`,
     ...Object.keys(st.sysctls).map((k) => `v=absent; [ -r ${quote(procPath(k))} ] && IFS= read -r v < ${quote(procPath(k))}; printf 'sysctl %s=%s\\n' ${quote(k)} "$v"`),
     // Listening TCP sockets (state 0A) from /proc/net: the local port is the hex after the colon.
-    `for t in /proc/net/tcp /proc/net/tcp6; do [ -r $t ] && while read -r _ l _ _ st _; do [ "$st" = 0A ] && echo "listen=$((16#\${l##*:}))"; done < $t; done`,
+    `for t in /proc/net/tcp /proc/net/tcp6; do [ -r $t ] && while read -r _ l _ st _; do [ "$st" = 0A ] && echo "listen=$((16#\${l##*:}))"; done < $t; done`,
     ...st.commands.map((c) => `if command -v ${quote(c)} >/dev/null || [ -x /usr/sbin/${c} ] || [ -x /sbin/${c} ]; then echo "cmd ${c}=yes"; else echo "cmd ${c}=no"; fi`),
     `read -r hn < /proc/sys/kernel/hostname; if getent hosts "$hn" >/dev/null; then echo "hostname=$hn resolves"; else echo "hostname=$hn unresolved"; fi`,
   ];
