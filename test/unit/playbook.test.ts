@@ -92,7 +92,7 @@ test('include runs other playbooks\' tasks first, in order, with their defaults;
   await assert.rejects(loadPlaybook(f, catalog), /extend or include each other in a cycle/);
   const node = await loadPlaybook(path.join(import.meta.dirname, '../../playbooks/node.toml'), catalog);
   const names = node.tasks.map((t) => t.task);
-  assert.deepEqual(names.slice(0, 5), ['package', 'kernel_module', 'sysctl', 'swap', 'kubernetes_node_preflight']);
+  assert.deepEqual(names.slice(0, 5), ['kubernetes_node_packages', 'kernel_module', 'sysctl', 'swap', 'kubernetes_node_preflight']);
   assert.ok(names.includes('containerd_install') && names.indexOf('containerd_install') > names.indexOf('swap'));
   assert.equal(node.defaults.systemd_cgroup, true);
 });

@@ -1,6 +1,7 @@
 import { defineModule } from '../../tasks/types.js';
 import { nodeSettings, nodeVariables } from './settings.js';
 import preflight from './tasks/preflight.js';
+import packages from './tasks/packages.js';
 
 /**
  * A Linux host made ready for `kubeadm join`, as the Kubernetes documentation asks:
@@ -19,13 +20,14 @@ import preflight from './tasks/preflight.js';
  * - a container runtime with the systemd cgroup driver: the containerd module (playbooks/node.toml
  *   runs both): https://kubernetes.io/docs/setup/production-environment/container-runtimes/#containerd-systemd
  *
- * The changes are the engine's own tasks (kernel_module, sysctl, swap, package) with this module's
+ * The changes are the engine's own tasks (kernel_module, sysctl, swap) with this module's
  * variables (playbooks/kubernetes-node.toml); the module adds the variables, the checks across
- * them, and the preflight that `hoist verify` runs.
+ * them, the packages of the commands a node needs (named for the host's distribution by the OS
+ * layer, src/facts/os.ts) and the preflight that `hoist verify` runs.
  */
 export const kubernetesNodeModule = defineModule({
   name: 'kubernetes-node',
   variables: nodeVariables,
   settings: nodeSettings,
-  tasks: [preflight],
+  tasks: [packages, preflight],
 });

@@ -27,6 +27,11 @@ apt-get install -y -q --no-install-recommends ${q} 2>/dev/null || { apt-get upda
   }
 }
 
+/** Removes installed packages with the host's package manager. */
+export function removeScript(pm: Facts['packageManager'], names: string[]): string {
+  return installScript(pm, names, 'absent');
+}
+
 export function planPackages(names: string[], state: 'present' | 'absent', facts: Facts, r: ProbeResult, plan: PlanState): Action[] {
   const have = installedPackages(r);
   // What an earlier task of this plan installs or removes is taken as done by then.
