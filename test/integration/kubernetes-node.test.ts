@@ -118,3 +118,19 @@ test('the preflight names the host, the check and the fix; a kernel without a mo
   assert.match(vs.report.hosts[0].error!, /no parameter net\.ipv4\.vs\.amemthresh .*comes with the ip_vs module: put a kernel_module task that loads it before this one/);
   assert.equal((await onHost(info, 'h2', 'test -e /etc/hoist-untouched || test -e /etc/modules-load.d/nosuch.conf || test -e /etc/sysctl.d/vs.conf && echo touched || echo untouched')).out, 'untouched\n');
 });
+
+test('playbooks/node.toml prepares a fresh host completely in one command: node prerequisites, then containerd', async () => {
+  await fleet.resetHost('h3');
+  const args = ['apply', path.join(ROOT, 'playbooks', 'node.toml'), '-i', inv(), '--limit', 'h3'];
+  const check = await hoistJson([...args, '--check']);
+  assert.equal(check.code, 0, check.stderr);
+  const apply = await hoistJson(args);
+  assert.equal(apply.code, 0, JSON.stringify(apply.report.hosts.map((h) => h.error)));
+  assert.deepEqual(changes(apply.report), changes(check.report));
+  const titles = apply.report.hosts[0].tasks.map((t) => t.task);
+  assert.ok(titles.indexOf('kubernetes_node_preflight') < titles.indexOf('containerd_install'), titles.join(', '));
+  assert.ok(changes(apply.report).h3.includes('containerd running: start containerd.service'), JSON.stringify(changes(apply.report)));
+  const again = await hoistJson(args);
+  assert.equal(changedCount(again.report), 0, JSON.stringify(changes(again.report)));
+  assert.equal((await onHost(info, 'h3', 'systemctl is-active containerd; cat /etc/sysctl.d/kubernetes-node.conf | grep -c "= 1"')).out, 'active\n3\n');
+});
