@@ -187,6 +187,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
       verbosity: o.verbose ?? 0,
       log,
       events: reporter,
+      fleetChecks: command === 'verify',
     });
     await reporter.stop();
     logReport(log, report);

@@ -171,6 +171,11 @@ export interface TaskModule<V extends Shape = Shape, M = unknown> {
   /** Turns a host's checked variables into the module's settings, reporting every problem by key path. */
   settings(vars: InferShape<V>, report: (issue: SettingsIssue) => void): M | undefined;
   tasks: readonly TaskDefinition<ObjectSchema<Shape>, unknown, M>[];
+  /**
+   * Checks across the hosts of a `hoist verify` run that uses the module, on the facts each host
+   * reported: what no single host can see (two nodes with one product_uuid). Each problem names its host.
+   */
+  fleetChecks?(hosts: readonly { name: string; facts: Facts }[]): { host: string; problem: string }[];
 }
 
 export function defineModule<V extends Shape, M>(m: TaskModule<V, M>): TaskModule<V, M> {

@@ -105,6 +105,17 @@ test('the preflight names the host, the check and the fix; a kernel without a mo
   } finally {
     await onHost(info, 'h2', 'systemctl stop hoist-port-10250 2>/dev/null; true');
   }
+  // Two nodes with one hostname (a cloned VM's): hoist verify fails both, naming the other.
+  // (resolvable on h2, or sudo there would wait for DNS on every command)
+  await onHost(info, 'h2', 'cp /etc/hosts /etc/hosts.hoist-test && echo "127.0.1.1 h1" >> /etc/hosts && hostname h1');
+  try {
+    const twins = await hoistJson(['verify', PB, '-i', inv(), '--limit', 'h1,h2']);
+    assert.equal(twins.code, 2);
+    assert.match(twins.report.hosts[0].error!, /hostname h1 is also h2's: give each node its own \(hostnamectl set-hostname\)$/);
+    assert.match(twins.report.hosts[1].error!, /hostname h1 is also h1's/);
+  } finally {
+    await onHost(info, 'h2', 'hostname h2 && mv -f /etc/hosts.hoist-test /etc/hosts');
+  }
   const pb = path.join(dir, 'missing.toml');
   const file = `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-untouched"\ncontent = "x"\n`;
   await writeFile(pb, `${file}[[tasks]]\ntask = "kernel_module"\n[tasks.params]\nname = "nosuch"\nmodules = ["hoist_no_such_module"]\n`);

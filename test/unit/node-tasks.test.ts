@@ -16,6 +16,7 @@ import { parseWith } from '../../src/util/schema.js';
 import { FakeHost } from '../support/fake-host.js';
 import { judge, preflightScript } from '../../src/modules/kubernetes-node/tasks/preflight.js';
 import { nodeSettings } from '../../src/modules/kubernetes-node/settings.js';
+import { uniqueAcrossFleet } from '../../src/modules/kubernetes-node/fleet.js';
 
 const absent: ProbeResult = { out: '', code: 0, file: { exists: false } };
 const fileWith = (text: string): ProbeResult => ({ out: '', code: 0, file: { exists: true, sha256: sha256(text), mode: 0o644, owner: 'root', group: 'root', content: Buffer.from(text) } });
@@ -146,4 +147,19 @@ test('kubernetes-node preflight: each failed check names what is wrong and the f
   const issues: string[] = [];
   nodeSettings({ node_sysctls: { 'net.bridge.bridge-nf-call-iptables': 1 }, node_kernel_modules: ['overlay'] }, (i) => issues.push(`${i.path.join('.')}: ${i.message}`));
   assert.deepEqual(issues, ['node_kernel_modules: net.bridge.* parameters in node_sysctls need br_netfilter among node_kernel_modules']);
+});
+
+test('hoist verify across the fleet: a hostname, product_uuid or MAC two hosts share fails both, naming the other', () => {
+  const f = (hostname: string, productUuid?: string, mac = '02:00:00:00:00:01') => ({ ...parseFacts(`hostname=${hostname}`), productUuid, macs: { eth0: mac } });
+  assert.deepEqual(uniqueAcrossFleet([{ name: 'a', facts: f('a', 'u1', '02:00:00:00:00:01') }, { name: 'b', facts: f('b', 'u2', '02:00:00:00:00:02') }]), []);
+  assert.deepEqual(uniqueAcrossFleet([{ name: 'a', facts: f('node', 'u1', '02:00:00:00:00:01') }, { name: 'b', facts: f('node', 'u1', '02:00:00:00:00:02') }, { name: 'c', facts: f('c', undefined, '02:00:00:00:00:02') }]), [
+    { host: 'a', problem: 'hostname node is also b\'s: give each node its own (hostnamectl set-hostname)' },
+    { host: 'b', problem: 'hostname node is also a\'s: give each node its own (hostnamectl set-hostname)' },
+    { host: 'a', problem: 'product_uuid u1 is also b\'s: a cloned VM keeps its source\'s; give each VM its own UUID' },
+    { host: 'b', problem: 'product_uuid u1 is also a\'s: a cloned VM keeps its source\'s; give each VM its own UUID' },
+    { host: 'b', problem: 'MAC address 02:00:00:00:00:02 is also c\'s: a cloned VM keeps its source\'s; give each interface its own address' },
+    { host: 'c', problem: 'MAC address 02:00:00:00:00:02 is also b\'s: a cloned VM keeps its source\'s; give each interface its own address' },
+  ]);
+  const facts = parseFacts('mac_eth0=02:AA:00:00:00:01\nproduct_uuid=ABC-1\nhostname=x');
+  assert.deepEqual([facts.macs, facts.productUuid], [{ eth0: '02:aa:00:00:00:01' }, 'abc-1']);
 });

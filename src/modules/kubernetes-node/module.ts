@@ -2,6 +2,7 @@ import { defineModule } from '../../tasks/types.js';
 import { nodeSettings, nodeVariables } from './settings.js';
 import preflight from './tasks/preflight.js';
 import packages from './tasks/packages.js';
+import { uniqueAcrossFleet } from './fleet.js';
 
 /**
  * A Linux host made ready for `kubeadm join`, as the Kubernetes documentation asks:
@@ -17,6 +18,8 @@ import packages from './tasks/packages.js';
  * - the kubelet API port free (10250): https://kubernetes.io/docs/reference/networking/ports-and-protocols/
  * - the commands kubeadm's preflight requires (ip, iptables, mount, nsenter; conntrack before
  *   Kubernetes 1.32): kubernetes/kubernetes cmd/kubeadm/app/preflight/checks_linux.go
+ * - hostname, MAC addresses and product_uuid unique across the fleet (`hoist verify`):
+ *   https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/install-kubeadm/#verify-mac-address
  * - a container runtime with the systemd cgroup driver: the containerd module (playbooks/node.toml
  *   runs both): https://kubernetes.io/docs/setup/production-environment/container-runtimes/#containerd-systemd
  *
@@ -30,4 +33,5 @@ export const kubernetesNodeModule = defineModule({
   variables: nodeVariables,
   settings: nodeSettings,
   tasks: [packages, preflight],
+  fleetChecks: uniqueAcrossFleet,
 });
