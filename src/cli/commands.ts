@@ -193,6 +193,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       verbosity: o.verbose ?? 0,
       log,
       events: reporter,
+      fleetChecks: command === 'verify',
     });
     await reporter.stop();
     logReport(log, report);

@@ -14,7 +14,7 @@ import { Logger } from '../util/log.js';
 /** Without -i, one host with no variables of its own: the playbook's settings as written. */
 function bareInventory(): Inventory {
   const host = { name: '(no inventory)', address: 'localhost', become: false, becomeUser: 'root', groups: [], vars: {}, varLayers: [] };
-  return { file: '<none>', hosts: [host], groups: new Map([['all', new Set([host.name])]]) };
+  return { file: '<none>', hosts: [host], groups: new Map([['all', new Set([host.name])]]), declared: [] };
 }
 
 /** Pre-fills the artifact cache with what a playbook would install, so a later --offline run needs no network. */
@@ -31,6 +31,7 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
   const wanted = new Map<string, Artifact>();
   for (const play of plays) {
     for (const t of play.tasks) {
+      if (t.skip) continue;
       for (const a of t.def.artifacts?.(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) ?? []) wanted.set(a.url, a);
     }
   }

@@ -17,6 +17,10 @@ export interface Facts {
   uid: number;
   diskFreeKb: Record<string, number>;
   tools: Record<string, boolean>;
+  /** The machine's DMI product_uuid, where the host has one (not in containers). */
+  productUuid?: string;
+  /** MAC addresses of the host's network interfaces, by interface (not loopback, nor the bridges and veths container runtimes make). */
+  macs?: Record<string, string>;
 }
 
 const TOOLS = ['tar', 'sha256sum', 'install', 'systemctl', 'gzip', 'sudo'];
@@ -41,6 +45,8 @@ echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"
 if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/null; then echo pm=dnf; elif command -v yum >/dev/null; then echo pm=yum; else echo pm=none; fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
 echo "uid=$EUID"
+if [ -r /sys/class/dmi/id/product_uuid ]; then read -r pu < /sys/class/dmi/id/product_uuid && echo "product_uuid=$pu"; fi
+for n in /sys/class/net/*; do i=\${n##*/}; case $i in lo|veth*|cni*|hoist*|docker*|flannel*|cali*|tunl*|kube-*|cilium*|vxlan*|'*') continue ;; esac; a=; read -r a < "$n/address" 2>/dev/null; [ -n "$a" ] && [ "$a" != 00:00:00:00:00:00 ] && echo "mac_$i=$a"; done
 for t in ${TOOLS.join(' ')}; do if command -v $t >/dev/null; then echo "tool_$t=1"; else echo "tool_$t=0"; fi; done
 dirs="${DF_DIRS.join(' ')}"; set --
 for d in $dirs; do p=$d; while [ ! -e "$p" ]; do p=\${p%/*}; p=\${p:-/}; done; set -- "$@" "$p"; done
@@ -57,7 +63,9 @@ export function parseFacts(out: string): Facts {
   const pm = kv.get('pm');
   const tools: Record<string, boolean> = {};
   const diskFreeKb: Record<string, number> = {};
+  const macs: Record<string, string> = {};
   for (const [k, v] of kv) {
+    if (k.startsWith('mac_')) macs[k.slice(4)] = v.toLowerCase();
     if (k.startsWith('tool_')) tools[k.slice(5)] = v === '1';
     if (k.startsWith('df_') && v) diskFreeKb[k.slice(3)] = Number(v);
   }
@@ -76,6 +84,8 @@ export function parseFacts(out: string): Facts {
     uid: Number(kv.get('uid') ?? -1),
     diskFreeKb,
     tools,
+    ...(kv.get('product_uuid') ? { productUuid: kv.get('product_uuid')!.toLowerCase() } : {}),
+    macs,
   };
 }
 

@@ -36,6 +36,8 @@ export interface Inventory {
   knownHostsFile?: string;
   hosts: InventoryHost[];
   groups: Map<string, Set<string>>;
+  /** Variables the inventory declares (`[defaults] declare`): known to every playbook run with it. */
+  declared: string[];
 }
 
 export async function loadInventory(file: string): Promise<Inventory> {
@@ -132,7 +134,7 @@ export function buildInventory(doc: LoadedToml): Inventory {
   });
   const allGroups = new Map<string, Set<string>>(members);
   allGroups.set('all', new Set(hostNames));
-  return { file: doc.file, knownHostsFile: resolvePath(base, d.known_hosts_file), hosts, groups: allGroups };
+  return { file: doc.file, knownHostsFile: resolvePath(base, d.known_hosts_file), hosts, groups: allGroups, declared: d.declare ?? [] };
 }
 
 /** TOML itself rejects a key defined twice; this catches the same host written under two spellings of one address. */

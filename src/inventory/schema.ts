@@ -20,6 +20,10 @@ const connection = {
 export const defaultsSchema = s.object({
   ...connection,
   known_hosts_file: s.string().optional().describe('known_hosts file used to check host keys'),
+  declare: s
+    .list(s.string(/^[A-Za-z_]\w*$/, 'a variable name'))
+    .optional()
+    .describe('site variables this inventory sets for playbooks and templates hoist does not ship: known to every run, so no playbook calls them unknown'),
   vars: vars.optional(),
 });
 

@@ -6,6 +6,7 @@ import { didYouMean } from '../util/suggest.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask } from '../tasks/types.js';
 import type { VarLayer } from '../util/var-layer.js';
+import { conditionProblem, conditionSchema, type Condition } from './condition.js';
 
 export const hookSchema = s.object({
   run: s.string().describe('shell command; sees HOIST_HOST (inventory name) and HOIST_ADDRESS (the address dialled)'),
@@ -16,6 +17,10 @@ export const hookSchema = s.object({
 export const playbookSchema = s.object({
   name: s.string().optional().describe('shown in the output and the log'),
   extends: s.string().optional().describe('another playbook (relative path) whose defaults, vars, hooks and tasks this one starts from'),
+  include: s
+    .list(s.string())
+    .optional()
+    .describe('playbooks (relative paths) whose tasks run first, in this order, before this playbook\'s own; their defaults and vars come along (a later one\'s over an earlier one\'s)'),
   confirm: s.string().optional().describe('a question asked before anything changes (answered by --yes)'),
   hosts: s.list(s.string()).optional().describe('host patterns the play runs on (default all); --limit narrows them'),
   serial: s
@@ -33,6 +38,8 @@ export const playbookSchema = s.object({
         name: s.string().optional().describe('title in the output (default: the task name)'),
         task: s.string().describe('a task name from `hoist tasks`'),
         params: s.record(s.unknown()).default({}).describe('the task\'s parameters; strings may use {{ variables }}'),
+        hosts: s.list(s.string()).optional().describe('only on the play\'s hosts that match these patterns (the syntax of --limit: names, groups, globs, !exclude, &intersect); elsewhere skipped'),
+        when: conditionSchema.optional().describe('only where a fact or variable meets a test, e.g. { fact = "os_id", in = ["debian", "ubuntu"] } or { var = "node_role", equals = "gpu" }; elsewhere skipped'),
       }),
     )
     .optional()
@@ -52,6 +59,9 @@ export interface PlaybookTask {
   def: AnyTask;
   params: Record<string, unknown>;
   line?: number;
+  /** Host patterns the task is limited to (the play's hosts otherwise). */
+  hosts?: string[];
+  when?: Condition;
 }
 
 export interface Playbook {
@@ -76,15 +86,19 @@ export interface Playbook {
 /** Loads a playbook (and the playbooks it extends), naming tasks from `catalog` only. */
 export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: string[] = []): Promise<Playbook> {
   const abs = path.resolve(file);
-  if (seen.includes(abs)) throw new InputError(`playbooks extend each other in a cycle: ${[...seen, abs].join(' → ')}`);
+  if (seen.includes(abs)) throw new InputError(`playbooks extend or include each other in a cycle: ${[...seen, abs].join(' → ')}`);
   const doc = await readToml(file);
   const pb = validateToml(doc, playbookSchema);
   const base = pb.extends ? await loadPlaybook(path.resolve(path.dirname(abs), pb.extends), catalog, [...seen, abs]) : undefined;
+  const included: Playbook[] = [];
+  for (const inc of pb.include ?? []) included.push(await loadPlaybook(path.resolve(path.dirname(abs), inc), catalog, [...seen, abs]));
   const errors: InputError[] = [];
   (pb.tasks ?? []).forEach((t, i) => {
     if (!catalog.get(t.task)) {
       errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, catalog.names())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
     }
+    const bad = t.when && conditionProblem(t.when);
+    if (bad) errors.push(new InputError(bad, { file, line: doc.locator.lineOf(['tasks', i, 'when']), key: `tasks[${i}].when` }));
   });
   if (errors.length) throw errors.length === 1 ? errors[0] : new InputErrors(errors);
   const own: PlaybookTask[] = (pb.tasks ?? []).map((t, i) => ({
@@ -96,9 +110,11 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     def: catalog.get(t.task)!,
     params: t.params,
     line: doc.locator.lineOf(['tasks', i]),
+    hosts: t.hosts,
+    when: t.when,
   }));
-  if (!base && own.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook)', { file });
-  const tasks = own.length ? own : base!.tasks;
+  if (!base && own.length === 0 && included.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
+  const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];
   checkContracts(tasks, catalog);
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
@@ -114,10 +130,10 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     hosts: pb.hosts ?? base?.hosts ?? ['all'],
     serial: pb.serial ?? base?.serial,
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
-    defaults: { ...base?.defaults, ...pb.defaults },
-    vars: { ...base?.vars, ...pb.vars },
-    defaultLayers: [...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
-    varLayers: [...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
+    defaults: Object.assign({}, ...included.map((p) => p.defaults), base?.defaults, pb.defaults) as Record<string, unknown>,
+    vars: Object.assign({}, ...included.map((p) => p.vars), base?.vars, pb.vars) as Record<string, unknown>,
+    defaultLayers: [...included.flatMap((p) => p.defaultLayers), ...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
+    varLayers: [...included.flatMap((p) => p.varLayers), ...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
     beforeHost: pb.before_host ?? base?.beforeHost ?? [],
     afterHost: pb.after_host ?? base?.afterHost ?? [],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.

@@ -11,6 +11,7 @@ import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
 import { hostProgress, interruption } from './interrupt.js';
+import { factSkip } from '../playbook/condition.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -168,6 +169,7 @@ export class HostRun {
     events.hostPhase(this.name, 'gathering facts');
     const probes = new Map<string, Probe>();
     tasks.forEach((t, i) => {
+      if (t.skip) return;
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     const tRead = Date.now();
@@ -179,6 +181,12 @@ export class HostRun {
     this.state = new PlanState();
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
+      // A task limited to other hosts, or whose condition this host doesn't meet, plans nothing here.
+      const skipped = t.skip ?? (t.spec.when?.fact !== undefined ? factSkip(t.spec.when, g.facts) : undefined);
+      if (skipped) {
+        plans.push({ actions: [], skipped });
+        continue;
+      }
       try {
         const tPlan = Date.now();
         plans.push(
@@ -267,7 +275,20 @@ export class HostRun {
 
   private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
     const { events } = this.o;
-    for (const [i, pl] of plans.entries()) {
+    // A task that cannot plan here (a kernel module or parameter the host lacks) stops the host before
+    // its first change: the earlier tasks' changes would leave it half way to a state it cannot reach.
+    const failed = plans.findIndex((pl) => pl instanceof Error);
+    if (failed > 0 && !this.o.options.check) {
+      for (const t of this.play.tasks.slice(0, failed)) {
+        const tr = emptyTask(t, 'skipped', [`not applied: task "${this.play.tasks[failed].spec.title}" could not plan on this host`]);
+        this.report.tasks.push(tr);
+        events.taskDone(this.name, tr);
+      }
+      plans = plans.slice(failed);
+    }
+    const offset = this.report.tasks.length;
+    for (const [j, pl] of plans.entries()) {
+      const i = j + offset;
       const t = this.play.tasks[i];
       this.stopIfInterrupted(`before "${t.spec.title}"${i ? '; the tasks before it are done' : ''}`, i === 0 && !this.changedBefore ? 'skipped' : 'failed');
       const tr = emptyTask(t, 'ok');
@@ -277,8 +298,9 @@ export class HostRun {
         tr.status = 'failed';
         tr.error = redact(pl.message);
         events.taskDone(this.name, tr);
-        throw new Stop('failed', `${t.spec.title}: ${pl.message}`);
+        throw new Stop('failed', `${t.spec.title}: ${pl.message}${i > 0 && !this.o.options.check ? ' (nothing was changed on this host)' : ''}`);
       }
+      if (pl.notes) tr.notes.push(...pl.notes.map(redact));
       if (pl.skipped) {
         tr.status = 'skipped';
         tr.notes.push(pl.skipped);

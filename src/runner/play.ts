@@ -1,12 +1,14 @@
 import type { Inventory, InventoryHost, Vars } from '../inventory/inventory.js';
 import { selectHosts } from '../inventory/inventory.js';
-import { InputError, InputErrors } from '../util/errors.js';
+import { InputError, InputErrors, formatLocation } from '../util/errors.js';
 import { substitute } from '../util/template.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { validateParams, type Playbook, type PlaybookTask } from '../playbook/playbook.js';
+import { describeCondition, meets } from '../playbook/condition.js';
+import { didYouMean } from '../util/suggest.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { AnyTask, TaskModule } from '../tasks/types.js';
-import { checkHostVariables, collectProblems, templateNames, type VarProblem } from './variables.js';
+import { checkHostVariables, collectProblems, siteVariables, templateNames, type VarProblem } from './variables.js';
 import { addSecret } from '../util/redact.js';
 
 export interface HostTask {
@@ -15,6 +17,8 @@ export interface HostTask {
   params: Record<string, unknown>;
   /** What the task's module made of this host's variables (undefined for the engine's own tasks). */
   settings: unknown;
+  /** Why the task does not run on this host (its `hosts`, or a `when` on a variable), known before connecting. */
+  skip?: string;
 }
 
 export interface HostPlay {
@@ -36,14 +40,43 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
   const errors: InputError[] = [];
   const problems = new Map<string, VarProblem[]>();
   const plays: HostPlay[] = [];
+  const site = new Set([...inv.declared, ...(await siteVariables(pb)).keys()]);
+  const taskHosts = new Map<PlaybookTask, Set<string>>();
+  for (const spec of pb.tasks) {
+    if (!spec.hosts) continue;
+    try {
+      taskHosts.set(spec, new Set(selectHosts(inv, spec.hosts).map((h) => h.name)));
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      const bare = e.location ? e.message.slice(formatLocation(e.location).length + 2) : e.message;
+      errors.push(new InputError(`${bare} in ${inv.file} (task "${spec.title}")`, { file: spec.file, line: spec.doc.locator.lineOf(['tasks', spec.index, 'hosts']), key: `tasks[${spec.index}].hosts` }));
+    }
+  }
+  const moduleVars = new Set(opts.catalog.modules.flatMap((m) => Object.keys(m.variables)));
   for (const host of hosts) {
     const engine: VarLayer = { name: 'hoist', vars: { inventory_hostname: host.name, inventory_address: host.address }, lineOf: () => undefined };
     const layers = [...pb.defaultLayers, ...host.varLayers, ...pb.varLayers, ...extraLayers, engine];
-    const checked = checkHostVariables(layers, pb, opts.catalog, used);
+    const checked = checkHostVariables(layers, pb, opts.catalog, used, site);
     problems.set(host.name, checked.problems);
     if (checked.problems.length) continue;
     const tasks: HostTask[] = [];
     for (const spec of pb.tasks) {
+      const where = taskHosts.get(spec);
+      if (where && !where.has(host.name)) {
+        tasks.push({ spec, def: spec.def, params: {}, settings: undefined, skip: `skipped: not among the task's hosts (${spec.hosts!.join(', ')})` });
+        continue;
+      }
+      const v = spec.when?.var;
+      if (v !== undefined) {
+        if (!(v in checked.vars) && !moduleVars.has(v) && !site.has(v)) {
+          errors.push(new InputError(`when: unknown variable "${v}"${didYouMean(v, [...Object.keys(checked.vars), ...moduleVars, ...site])} (task "${spec.title}", host ${host.name})`, { file: spec.file, line: spec.doc.locator.lineOf(['tasks', spec.index, 'when', 'var']), key: `tasks[${spec.index}].when.var` }));
+          continue;
+        }
+        if (!meets(spec.when!, checked.vars[v])) {
+          tasks.push({ spec, def: spec.def, params: {}, settings: undefined, skip: `skipped: when ${describeCondition(spec.when!)} is false here (${v} = ${JSON.stringify(checked.vars[v] ?? null)})` });
+          continue;
+        }
+      }
       try {
         const raw = await substitute(spec.params, checked.vars, `${spec.file}:${spec.line ?? '?'} (task "${spec.title}", host ${host.name})`);
         const module = opts.catalog.moduleOf(spec.task);

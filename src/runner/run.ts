@@ -43,6 +43,8 @@ export interface RunRequest {
   lockWaitSeconds?: number;
   log: Logger;
   events: RunEvents;
+  /** Run the modules' checks across hosts once every host is done (`hoist verify`). */
+  fleetChecks?: boolean;
 }
 
 interface Prepared {
@@ -150,6 +152,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
   }
   const hosts = prepared.map((p) => reports.get(p.play.host.name)!);
+  if (req.fleetChecks) fleetChecks(hosts, pb, req.catalog);
   return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted };
 }
 
@@ -158,7 +161,7 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
     plays.map(async (play) => ({
       play,
       prepared: await Promise.all(
-        play.tasks.map((t) => (t.def.prepare ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
+        play.tasks.map((t) => (t.def.prepare && !t.skip ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
       ),
     })),
   );
@@ -225,5 +228,22 @@ function openFilesLimit(): number | undefined {
     return !m || m[1] === 'unlimited' ? undefined : Number(m[1]);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The checks of each module the play uses that need every host's facts at once; a host with a
+ * problem fails, the problem as its error (the recap and --json name the host and the fix).
+ */
+function fleetChecks(hosts: HostReport[], pb: Playbook, catalog: TaskCatalog): void {
+  const modules = new Set(pb.tasks.map((t) => catalog.moduleOf(t.task)).filter((m) => m?.fleetChecks));
+  const seen = hosts.filter((h) => h.facts).map((h) => ({ name: h.name, facts: h.facts! }));
+  for (const m of modules) {
+    for (const { host, problem } of m!.fleetChecks!(seen)) {
+      const h = hosts.find((x) => x.name === host);
+      if (!h) continue;
+      h.status = 'failed';
+      h.error = h.error ? `${h.error}; ${problem}` : problem;
+    }
   }
 }

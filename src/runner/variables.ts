@@ -1,3 +1,6 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'smol-toml';
 import { InputError } from '../util/errors.js';
 import { formatPath, parseWith, type Issue, type Path } from '../util/schema.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
@@ -39,6 +42,42 @@ export function declaredVariables(pb: Playbook): { declared: Set<string>; refere
   return { declared: new Set([...Object.keys(pb.defaults), ...Object.keys(pb.vars), ...referenced]), referenced };
 }
 
+/**
+ * Variables other playbooks of the site declare: those beside the playbook being run (its folder),
+ * each name with the first file that declares it. One inventory serves every playbook of a site, so a
+ * variable another playbook reads is no mistake in this one's run. A file that isn't a readable
+ * playbook is passed over: it is that playbook's run that reports it.
+ */
+export async function siteVariables(pb: Playbook): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let names: string[];
+  try {
+    names = (await readdir(pb.dir)).filter((n) => n.endsWith('.toml')).sort();
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const file = path.join(pb.dir, n);
+    if (path.resolve(file) === path.resolve(pb.file)) continue;
+    let data: Record<string, unknown>;
+    try {
+      data = parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const found = new Set<string>();
+    for (const key of ['defaults', 'vars']) if (isPlainObject(data[key])) for (const k of Object.keys(data[key])) found.add(k);
+    const scan = (v: unknown): void => {
+      if (typeof v === 'string') for (const name of templateNames(v)) found.add(name);
+      else if (Array.isArray(v)) v.forEach(scan);
+      else if (isPlainObject(v)) Object.values(v).forEach(scan);
+    };
+    if (Array.isArray(data.tasks)) for (const t of data.tasks) if (isPlainObject(t)) scan(t.params);
+    for (const k of found) if (!out.has(k)) out.set(k, file);
+  }
+  return out;
+}
+
 const TEMPLATE_WORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'elif', 'endif', 'for', 'endfor', 'set', 'true', 'false', 'none', 'null', 'loop', 'True', 'False', 'None']);
 
 /** The variable names a template string reads: identifiers outside quotes, not after a dot or a filter bar. */
@@ -62,6 +101,8 @@ export function checkHostVariables(
   pb: Playbook,
   catalog: TaskCatalog,
   used: ReadonlySet<TaskModule>,
+  /** Declared elsewhere on the site: by the inventory (`declare`) or by another playbook beside this one. */
+  site: ReadonlySet<string> = new Set(),
 ): CheckedVars {
   const { vars, source, layerOf } = mergeLayers(layers);
   const problems: VarProblem[] = [];
@@ -78,9 +119,10 @@ export function checkHostVariables(
   const known = new Set<string>([...moduleVars.keys(), ...declared, ...ENGINE_VARS]);
 
   for (const [k, layer] of source) {
+    if (site.has(k) && !known.has(k)) continue;
     if (!known.has(k)) {
-      const hint = didYouMean(k, known);
-      report([k], `unknown variable ${JSON.stringify(k)}${hint || '; a playbook that uses it declares it in its [defaults]'}`, layer);
+      const hint = didYouMean(k, new Set([...known, ...site]));
+      report([k], `unknown variable ${JSON.stringify(k)}${hint || '; a playbook that uses it declares it in its [defaults] (a site variable no playbook reads: the inventory\'s [defaults] declare)'}`, layer);
     } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.has(k)) {
       // A playbook's own variable that no task parameter reads and that is a letter or two off a
       // module's is a typo, not a declaration (templates may read others, so only near misses count).

@@ -3,6 +3,7 @@ import { quote } from '../ssh/quote.js';
 import type { ProbeResult } from '../facts/probe.js';
 import { defineTask, type Action } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
+import { moduleForParameter } from './lib/kernel.js';
 
 const KEY = /^[a-z0-9_]+(?:\.[A-Za-z0-9_-]+)+$/;
 
@@ -44,19 +45,28 @@ export default defineTask({
     const keys = Object.keys(p.settings);
     const bad = keys.filter((k) => !KEY.test(k));
     if (bad.length) throw new Error(`not kernel parameter names: ${bad.join(', ')} (expected dotted names like net.ipv4.ip_forward)`);
-    const live = parseLive(ctx.probe('live'), keys);
-    const missing = keys.filter((k) => live.get(k) === undefined);
-    if (missing.length) throw new Error(`this host's kernel has no parameter ${missing.join(', ')} (nothing under ${missing.map(procPath).join(', ')})`);
+    const read = parseLive(ctx.probe('live'), keys);
+    // The host as earlier tasks leave it: a value another sysctl task sets, a parameter whose module a kernel_module task loads.
+    const live = new Map([...read].map(([k, v]) => [k, ctx.state.sysctls.get(k) ?? v]));
+    const coming = new Map(keys.filter((k) => live.get(k) === undefined).map((k) => [k, moduleForParameter(k)]));
+    const missing = [...coming].filter(([, m]) => !m || !ctx.state.kernelModules.has(m)).map(([k]) => k);
+    if (missing.length) {
+      const fixes = [...new Set(missing.map(moduleForParameter).filter((m) => m !== undefined))];
+      const fix = fixes.length ? `; it comes with the ${fixes.join(', ')} module: put a kernel_module task that loads it before this one` : '';
+      throw new Error(`this host's kernel has no parameter ${missing.join(', ')} (nothing under ${missing.map(procPath).join(', ')})${fix}`);
+    }
     const actions: Action[] = [];
     const path = `/etc/sysctl.d/${p.name}.conf`;
     const file = planFile({ path, content: Buffer.from(renderSysctlConf(p.name, p.settings)), mode: 0o644 }, parseFileProbe(ctx.probe('conf')), ctx.state, ctx.options);
     if (file) actions.push(file);
     const differ = keys.filter((k) => live.get(k) !== normalize(p.settings[k]));
+    for (const k of keys) ctx.state.sysctls.set(k, normalize(p.settings[k]));
     if (differ.length) {
       ctx.state.pending = true;
+      const was = (k: string) => live.get(k) ?? `(appears once ${coming.get(k)} is loaded)`;
       actions.push({
         kind: 'change',
-        summary: `set ${differ.map((k) => `${k} ${live.get(k)} → ${normalize(p.settings[k])}`).join(', ')}`,
+        summary: `set ${differ.map((k) => `${k} ${was(k)} → ${normalize(p.settings[k])}`).join(', ')}`,
         // Written to /proc/sys directly: the same on every distribution, with or without the sysctl binary.
         run: (conn) => conn.check(differ.map((k) => `printf '%s\\n' ${quote(normalize(p.settings[k]))} > ${quote(procPath(k))}`).join('\n'), `setting ${differ.join(', ')}`).then(() => undefined),
       });

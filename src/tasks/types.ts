@@ -57,8 +57,19 @@ export class PlanState {
   readonly files = new Map<string, string>();
   /** Paths whose content the plan changes (a unit file among them means a daemon-reload). */
   readonly changedFiles = new Set<string>();
+  /** Path → content the file will have, where the planning task knew it (not for secrets): what a task editing the same file starts from. */
+  readonly fileContents = new Map<string, Buffer>();
   /** Whether any earlier task of this host has a change pending. */
   pending = false;
+  /**
+   * What earlier tasks leave the host with besides files, so a later task plans with the host as it
+   * will be rather than as it was read: kernel modules present (loaded or built in), packages
+   * installed or removed, kernel parameters set, services running or stopped.
+   */
+  readonly kernelModules = new Set<string>();
+  readonly packages = new Map<string, 'present' | 'absent'>();
+  readonly sysctls = new Map<string, string>();
+  readonly services = new Map<string, 'running' | 'stopped'>();
   /** Files actually replaced during apply, with whether they existed before: what a rollback restores. */
   readonly appliedFiles = new Map<string, boolean>();
   /** Steps that undo this host's changes when it fails after some were applied; each task adds its own. */
@@ -108,6 +119,8 @@ export interface TaskPlan {
   actions: Action[];
   /** Set when the task has nothing to do on this host by design (e.g. crictl not installed). */
   skipped?: string;
+  /** What the task found worth saying without changing anything (a module built into the kernel). */
+  notes?: string[];
 }
 
 export interface TaskDefinition<S extends ObjectSchema<Shape>, R = undefined, M = undefined> {
@@ -158,6 +171,11 @@ export interface TaskModule<V extends Shape = Shape, M = unknown> {
   /** Turns a host's checked variables into the module's settings, reporting every problem by key path. */
   settings(vars: InferShape<V>, report: (issue: SettingsIssue) => void): M | undefined;
   tasks: readonly TaskDefinition<ObjectSchema<Shape>, unknown, M>[];
+  /**
+   * Checks across the hosts of a `hoist verify` run that uses the module, on the facts each host
+   * reported: what no single host can see (two nodes with one product_uuid). Each problem names its host.
+   */
+  fleetChecks?(hosts: readonly { name: string; facts: Facts }[]): { host: string; problem: string }[];
 }
 
 export function defineModule<V extends Shape, M>(m: TaskModule<V, M>): TaskModule<V, M> {

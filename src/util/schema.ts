@@ -71,6 +71,24 @@ class StringSchema extends Schema<string> {
   }
 }
 
+/** A JavaScript regular expression, compiled when checked so a bad one is an input error with its line. */
+class RegexpSchema extends Schema<string> {
+  readonly kind = 'regular expression';
+  check(v: unknown, path: Path, ctx: ParseContext) {
+    if (typeof v !== 'string') {
+      ctx.issues.push({ path, message: `expected a regular expression (a string), got ${typeName(v)}` });
+      return undefined;
+    }
+    try {
+      new RegExp(v);
+    } catch (e) {
+      ctx.issues.push({ path, message: `not a valid regular expression: ${(e as Error).message}` });
+      return undefined;
+    }
+    return v;
+  }
+}
+
 class IntSchema extends Schema<number> {
   readonly kind = 'integer';
   constructor(private readonly min?: number, private readonly max?: number) {
@@ -256,6 +274,7 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 export const s = {
   string: (pattern?: RegExp, hint?: string) => new StringSchema(pattern, hint),
+  regexp: () => new RegexpSchema(),
   int: (min?: number, max?: number) => new IntSchema(min, max),
   bool: () => new BoolSchema(),
   enum: <E extends string>(...values: E[]) => new EnumSchema<E>(values),

@@ -212,17 +212,18 @@ describe('HostRun: the host lock', () => {
 });
 
 describe('stopping', () => {
-  test('a plan error stops the host at that task: later tasks are neither planned nor run', async () => {
+  test('a plan error stops the host before any change: later tasks are not planned, earlier ones not applied', async () => {
     const host = new FakeHost();
     let plannedC = false;
     const c = defineTask({ name: 'c', summary: 'c', params: s.object({}), plan: () => ((plannedC = true), { actions: [] }) });
     const r = await run([task('a', { change: 'change-a' }), task('b', { planError: 'no way' }), c], host);
     assert.equal(r.status, 'failed');
-    assert.equal(r.error, 'b: no way');
+    assert.equal(r.error, 'b: no way (nothing was changed on this host)');
     assert.equal(plannedC, false);
-    // Tasks before the failed plan are applied: they plan from a complete picture of their own.
-    assert.deepEqual(host.ran, ['change-a']);
-    assert.deepEqual(r.tasks.map((t) => t.status), ['changed', 'failed', 'skipped']);
+    // Nor are the tasks before it: the host would be left half way to a state it cannot reach.
+    assert.deepEqual(host.ran, []);
+    assert.deepEqual(r.tasks.map((t) => t.status), ['skipped', 'failed', 'skipped']);
+    assert.deepEqual(r.tasks[0].notes, ['not applied: task "b" could not plan on this host']);
   });
 
   test('a connection lost during a change makes the host unreachable, with no undo attempted', async () => {

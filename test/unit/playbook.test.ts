@@ -79,3 +79,20 @@ test('serial batches by count and percentage', () => {
   assert.deepEqual(batchesOf(hosts, '40%'), [[1, 2], [3, 4], [5]]);
   assert.deepEqual(batchesOf(hosts, '10%'), [[1], [2], [3], [4], [5]]);
 });
+
+test('include runs other playbooks\' tasks first, in order, with their defaults; the shipped node playbook prepares a node and containerd', async () => {
+  const f = await pbFile(`include = ["a.toml", "b.toml"]\n[defaults]\nwho = "main"\n[[tasks]]\ntask = "ping"\nname = "own"\n`);
+  const dir = path.dirname(f);
+  await writeFile(path.join(dir, 'a.toml'), `[defaults]\nwho = "a"\nfrom_a = 1\n[[tasks]]\ntask = "ping"\nname = "from a"\n`);
+  await writeFile(path.join(dir, 'b.toml'), `[defaults]\nfrom_b = 2\n[[tasks]]\ntask = "ping"\nname = "from b"\n`);
+  const pb = await loadPlaybook(f, catalog);
+  assert.deepEqual(pb.tasks.map((t) => [t.title, path.basename(t.file)]), [['from a', 'a.toml'], ['from b', 'b.toml'], ['own', 'play.toml']]);
+  assert.deepEqual(pb.defaults, { who: 'main', from_a: 1, from_b: 2 });
+  await writeFile(path.join(dir, 'b.toml'), `include = ["play.toml"]\n`);
+  await assert.rejects(loadPlaybook(f, catalog), /extend or include each other in a cycle/);
+  const node = await loadPlaybook(path.join(import.meta.dirname, '../../playbooks/node.toml'), catalog);
+  const names = node.tasks.map((t) => t.task);
+  assert.deepEqual(names.slice(0, 5), ['kubernetes_node_packages', 'kernel_module', 'sysctl', 'swap', 'kubernetes_node_preflight']);
+  assert.ok(names.includes('containerd_install') && names.indexOf('containerd_install') > names.indexOf('swap'));
+  assert.equal(node.defaults.systemd_cgroup, true);
+});

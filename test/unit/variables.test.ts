@@ -89,3 +89,19 @@ test('a setting the module rejects is named as the operator wrote it', async () 
   await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['release_base_url="mirror.local"']), { catalog }), /\(release_base_url\): release_base_url "mirror\.local" has no scheme/);
   await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['containerd_version="1.7"']), { catalog }), /\(containerd_version\): "1\.7" names a containerd line, not a release: did you mean 1\.7\.x/);
 });
+
+test('one inventory for a site: variables another playbook beside this one or the inventory declares pass; others are still unknown, with did-you-mean', async () => {
+  const inv = `[defaults]\ndeclare = ["rack"]\n[defaults.vars]\nnode_role = "gpu"\nrack = "r1"\n[hosts.a]\naddress = "10.0.0.1"\n[hosts.a.vars]\nnode_rol = "x"\n`;
+  const { pbFile, invFile } = await files('[[tasks]]\ntask = "ping"\n', inv);
+  const loaded = buildInventory(parseToml(invFile, inv));
+  const pb = await loadPlaybook(pbFile, catalog);
+  // Without the playbook that reads node_role, node_role is unknown too.
+  await assert.rejects(resolvePlay(loaded, pb, [], { catalog }), (e: Error) => /unknown variable "node_role"/.test(e.message) && !/"rack"/.test(e.message));
+  await writeFile(path.join(path.dirname(pbFile), 'gpu.toml'), '[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "echo {{ node_role }}"\n');
+  await writeFile(path.join(path.dirname(pbFile), 'broken.toml'), 'not [ toml');
+  const err = await resolvePlay(loaded, pb, [], { catalog }).then(() => assert.fail('resolved'), (e: Error) => e.message.split('\n'));
+  assert.deepEqual(err, [`${invFile}:9 (node_rol): unknown variable "node_rol"; did you mean "node_role"? (set in inventory host "a") [host a]`]);
+  const ok = buildInventory(parseToml(invFile, inv.replace('node_rol = "x"\n', '')));
+  assert.equal((await resolvePlay(ok, pb, [], { catalog })).length, 1);
+  assert.deepEqual(ok.declared, ['rack']);
+});

@@ -39,6 +39,8 @@ export const fmtMode = (m: number) => m.toString(8).padStart(4, '0');
 export function planFile(want: DesiredFile, have: FileState, state: PlanState, options: RunOptions): Action | null {
   const wantSha = sha256(want.content);
   state.files.set(want.path, wantSha);
+  if (!want.secret) state.fileContents.set(want.path, want.content);
+  else state.fileContents.delete(want.path);
   const owner = want.owner ?? 'root';
   const group = want.group ?? owner;
   const contentDiffers = !have.exists || have.sha256 !== wantSha;

@@ -27,9 +27,17 @@ apt-get install -y -q --no-install-recommends ${q} 2>/dev/null || { apt-get upda
   }
 }
 
+/** Removes installed packages with the host's package manager. */
+export function removeScript(pm: Facts['packageManager'], names: string[]): string {
+  return installScript(pm, names, 'absent');
+}
+
 export function planPackages(names: string[], state: 'present' | 'absent', facts: Facts, r: ProbeResult, plan: PlanState): Action[] {
   const have = installedPackages(r);
-  const todo = names.filter((n) => (state === 'present' ? !have.has(n) : have.has(n)));
+  // What an earlier task of this plan installs or removes is taken as done by then.
+  const present = (n: string) => (plan.packages.has(n) ? plan.packages.get(n) === 'present' : have.has(n));
+  const todo = names.filter((n) => (state === 'present' ? !present(n) : present(n)));
+  for (const n of names) plan.packages.set(n, state);
   if (todo.length === 0) return [];
   plan.pending = true;
   const script = installScript(facts.packageManager, todo, state);

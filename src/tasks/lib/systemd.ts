@@ -96,6 +96,7 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
   } else if (!w.enabled && have.enabled === 'enabled') {
     actions.push({ kind: 'change', summary: `disable ${w.unit}`, run: (c) => c.check(`systemctl disable ${u}`, `disable ${w.unit}`).then(() => undefined) });
   }
+  state.services.set(w.unit, w.state === 'stopped' ? 'stopped' : 'running');
   const stamp = desiredStamp(w, have, state);
   const writeStamp = `mkdir -p ${STAMP_DIR} && printf '%s\\n' ${stamp} > ${quote(`${STAMP_DIR}/${w.unit}`)}`;
   const running = have.active === 'active' || have.active === 'activating' || have.active === 'reloading';

@@ -1,4 +1,6 @@
 import { s } from '../../../util/schema.js';
+import { osProfile, relabelCommand } from '../../../facts/os.js';
+import { removeScript } from '../../../tasks/lib/packages.js';
 import { quote } from '../../../ssh/quote.js';
 import type { Action } from '../../../tasks/types.js';
 import { sha256 } from '../../../util/hash.js';
@@ -48,7 +50,7 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * kept in prev/ for a rollback. The install record is written last: until it is, the next run
  * installs again, so a kill anywhere before it is repaired by one rerun.
  */
-export function installScript(artifacts: StagedArtifact[], record: InstallRecord): string {
+export function installScript(artifacts: StagedArtifact[], record: InstallRecord, relabel = ''): string {
   const stage = `${STAGING_DIR}/containerd-${record.version}`;
   const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
   return `set -euo pipefail
@@ -83,6 +85,7 @@ while IFS= read -r rel; do
 done < ${CONTAINERD_STATE}/files.new
 # One stat for every installed file: the record the gathering round trip compares against.
 if [ \${#installed[@]} -gt 0 ]; then stat -c '%s %Y %n' -- "\${installed[@]}" > ${INSTALL_STATS}.new; else : > ${INSTALL_STATS}.new; fi
+${relabel ? `if [ \${#installed[@]} -gt 0 ]; then ${relabel}; fi` : ''}
 # Files the recorded release installed that this one doesn't ship (1.x's containerd-shim and
 # containerd-shim-runc-v1 after a move to 2.x) go, kept in prev.new for a rollback like the others.
 if [ -f ${INSTALL_STATS} ]; then
@@ -174,7 +177,7 @@ export default containerdTask({
         kind: 'change',
         summary: `remove distribution packages ${distro.join(', ')}`,
         run: async (conn) => {
-          const cmd = ctx.facts.packageManager === 'apt' ? `DEBIAN_FRONTEND=noninteractive apt-get remove -y -q ${distro.map(quote).join(' ')}` : `${ctx.facts.packageManager} remove -y ${distro.map(quote).join(' ')}`;
+          const cmd = removeScript(ctx.facts.packageManager, distro);
           await conn.check(`systemctl stop containerd 2>/dev/null || true\n${cmd}`, 'removing the distribution containerd', { timeoutMs: 600_000 });
         },
       });
@@ -185,7 +188,7 @@ export default containerdTask({
       summary: `install containerd ${record.version} (${why})`,
       run: async (conn) => {
         installRan = true;
-        await conn.check(installScript(staged, record), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
+        await conn.check(installScript(staged, record, relabelCommand(osProfile(ctx.facts), '"${installed[@]}"')), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
       },
     });
     return { actions };

@@ -2,18 +2,16 @@ import { s } from '../../../util/schema.js';
 import { containerdTask } from '../task.js';
 import { planPackages } from '../../../tasks/lib/packages.js';
 import { packagesRead } from '../../../facts/reads.js';
-
-/** runc links libseccomp.so.2; Debian and RHEL name the package differently. */
-const NAMES = { apt: 'libseccomp2', dnf: 'libseccomp', yum: 'libseccomp' } as const;
+import { osProfile, packageCandidates, packageFor } from '../../../facts/os.js';
 
 export default containerdTask({
   name: 'libseccomp',
   summary: 'libseccomp (runc needs it) installed with the host\'s package manager.',
   params: s.object({}),
-  probes: () => ({ pkgs: packagesRead([...new Set(Object.values(NAMES))]) }),
+  // runc links libseccomp.so.2; the OS layer names its package (libseccomp2 on Debian, libseccomp on RHEL).
+  probes: () => ({ pkgs: packagesRead(packageCandidates(['libseccomp'])) }),
   plan(_p, ctx) {
-    const pm = ctx.facts.packageManager;
-    if (pm === 'none') throw new Error('no apt, dnf or yum on this host: install libseccomp by hand');
-    return { actions: planPackages([NAMES[pm]], 'present', ctx.facts, ctx.probe('pkgs'), ctx.state) };
+    if (ctx.facts.packageManager === 'none') throw new Error('no apt, dnf or yum on this host: install libseccomp by hand');
+    return { actions: planPackages([packageFor(osProfile(ctx.facts), 'libseccomp')], 'present', ctx.facts, ctx.probe('pkgs'), ctx.state) };
   },
 });
