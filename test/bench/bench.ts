@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download] [--fresh controller,peers] [--no-fresh]
+ * npm run bench -- --hosts N [--repeat R] [--push-floor | --no-push-floor] [--compare-download | --no-compare-download] [--fresh controller,peers] [--no-fresh] [--rtt MS]
  *
  * hoist against the OpenSSH floor on the local fleet (HOIST_FLEET_INSTANCE picks the instance),
  * side by side from one run: a fresh install, no-op reruns, --check --diff, ping; controller CPU,
@@ -13,9 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fleet from '../fleet/fleet.js';
 import { ROOT } from '../support/hoist.js';
-import { measure, runHoist, type HoistRun } from './measure.js';
+import { measure, median, runHoist, type HoistRun } from './measure.js';
 import { OpenSshFloor, PUSH_COMMAND, VERIFY_COMMAND, type FloorRun } from './openssh.js';
 import { printReport, type Results } from './report.js';
+import { startRelays } from './delay-relay.js';
+import { directPath, DIRECT_VERIFY_COMMAND } from './direct.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -28,8 +30,12 @@ const { values: opt } = parseArgs({
     fresh: { type: 'string', default: 'controller,peers' },
     // Measure a fleet that is up and converged as it is: no-op, --check, ping only.
     'no-fresh': { type: 'boolean' },
+    // Round-trip time added to every connection of the direct no-op (hoist and floor alike), in ms.
+    rtt: { type: 'string', default: '0' },
   },
 });
+const RTT = Number(opt.rtt);
+if (!Number.isFinite(RTT) || RTT < 0) throw new Error(`--rtt must be a number of milliseconds, got ${opt.rtt}`);
 const N = Number(opt.hosts);
 if (!Number.isInteger(N) || N < 1) throw new Error(`--hosts must be a positive integer, got ${opt.hosts}`);
 // Fewer repeats where one costs more; both floors and the pushes cost ~N × 71.5 MB of encryption.
@@ -159,6 +165,32 @@ async function main(): Promise<void> {
     const f = await floor.run('true');
     results.floorPingProblem ??= floorCheck(f, 'ssh true');
     results.floorPing.push(f);
+  }
+  {
+    const relay = RTT > 0 ? await startRelays(info.hosts, RTT / 2) : undefined;
+    const direct = directPath(info, relay);
+    const d: NonNullable<Results['direct']> = { rttMs: RTT, noop: [], floor: [], hoistRoundTrips: [], floorRoundTrips: [] };
+    const trips = () => {
+      const each = [...(relay?.roundTrips.values() ?? [])].map((xs) => xs.reduce((a, b) => a + b, 0));
+      relay?.reset();
+      return each.length ? median(each) : undefined;
+    };
+    for (let i = 0; i < R; i++) {
+      say(`no-op root direct${RTT ? ` at ${RTT} ms RTT` : ''} ${i + 1}/${R}, direct floor ${i + 1}/${R}`);
+      relay?.reset();
+      const r = await runHoist(HOIST, ['apply', playbook, '-i', direct.inventory, '--cache-dir', cache], work);
+      d.problem ??= check(r, 'no-op root direct', true);
+      d.noop.push(r);
+      const ht = trips();
+      if (ht !== undefined) d.hoistRoundTrips.push(ht);
+      const f = await direct.floor(DIRECT_VERIFY_COMMAND);
+      d.problem ??= floorCheck(f, 'direct floor');
+      d.floor.push(f);
+      const ft = trips();
+      if (ft !== undefined) d.floorRoundTrips.push(ft);
+    }
+    results.direct = d;
+    await relay?.close();
   }
   if (pushFloor && !noFresh) {
     const archive = cachedArchive();

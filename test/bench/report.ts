@@ -33,6 +33,16 @@ export interface Results {
   floorPingProblem?: string;
   floorPush?: FloorRun;
   floorPushProblem?: string;
+  /** Root straight to each host, hoist and the leanest floor; through the delaying relays when rttMs > 0. */
+  direct?: {
+    rttMs: number;
+    noop: HoistRun[];
+    floor: FloorRun[];
+    problem?: string;
+    /** Round trips per host per run (median over hosts), counted by the relays. */
+    hoistRoundTrips: number[];
+    floorRoundTrips: number[];
+  };
 }
 
 const med = (runs: Measured[] | undefined) => (runs?.length ? median(runs.map((r) => r.wallMs)) : NaN);
@@ -91,6 +101,20 @@ function timings(r: Results): string {
       ratio(w, push),
       n === 30 ? `≤ ${secs(FRESH_TARGET_MS)} ${loud(verdict(w, FRESH_TARGET_MS))}` : '',
       load([r.freshPeers]),
+    ]);
+  }
+  if (r.direct) {
+    const d = r.direct;
+    const via = d.rttMs ? `${d.rttMs} ms RTT (userspace relay)` : 'no added delay';
+    const trips = (xs: number[]) => (xs.length ? ` · ${median(xs)} round trips per host` : '');
+    const x = med(d.noop) / med(d.floor);
+    rows.push([
+      `no-op, root direct, ${via} (median of ${d.noop.length})${flag(d.problem)}${trips(d.hoistRoundTrips)}`,
+      secs(med(d.noop)),
+      `${secs(med(d.floor))}${trips(d.floorRoundTrips)}`,
+      ratio(med(d.noop), med(d.floor)),
+      d.rttMs ? `≤ 1.10× ${x <= 1.1 ? 'met' : 'MISSED'}` : n >= 30 ? `≤ 1.20× ${x <= 1.2 ? 'met' : 'MISSED'}` : n <= 3 ? `≤ 1.15× ${x <= 1.15 ? 'met' : 'MISSED'}` : '',
+      load([...d.noop, ...d.floor]),
     ]);
   }
   rows.push([`hoist --version: process start-up alone (median of ${r.startup?.length ?? 0})`, secs(med(r.startup)), '', '', '', load(r.startup ?? [])]);
@@ -199,6 +223,10 @@ export function printReport(r: Results): void {
   out(`\n## hoist bench: ${r.hosts} hosts, ${os.cpus().length} cores, hoist ${r.revision}, ${r.started} → ${r.finished ?? '?'}\n`);
   out(timings(r));
   out(`\nOpenSSH floor: ${OpenSshFloor.describe()}`);
+  if (r.direct) {
+    out(`direct floor: every host at once, ssh root@host '${'ctr version; ctr plugin ls; containerd config dump'}' (no bastion, no sudo), the same key and known_hosts;`);
+    out('hoist with the root inventory. Round trips: turns from client-to-server to server-to-client traffic on each connection, counted by the relay.');
+  }
   out('load 1m: 1-minute load average before each measured run (range over the repeats).\n');
   out(controllerCost(r));
   out('');
