@@ -16,7 +16,7 @@ import { hoist, hoistJson, onHost } from '../support/hoist.js';
 let info: fleet.FleetInfo;
 let dir: string;
 const inv = () => info.inventoryPath;
-const PLAYBOOK = path.resolve(path.dirname(HOIST_BUILT), '../../playbooks/containerd.toml');
+const PLAYBOOK = path.resolve(path.dirname(HOIST_BUILT), '../playbooks/containerd.toml');
 
 before(async () => {
   info = await fleet.info();

@@ -16,7 +16,7 @@ import { exitCodeOf, type HostReport } from '../../src/runner/report.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-terminal-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const state = path.join(dir, 'state');
-const PLAYBOOK = path.resolve(path.dirname(HOIST_BUILT), '../../playbooks/containerd.toml');
+const PLAYBOOK = path.resolve(path.dirname(HOIST_BUILT), '../playbooks/containerd.toml');
 
 // Addresses no test reaches: the errors under test come before any connection.
 const inventory = (extra = '') => {
