@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
-import { runPlaybook, inFlight } from '../runner/run.js';
+import { runPlaybook, inFlight, stillDrained } from '../runner/run.js';
 import { playHosts } from '../runner/play.js';
 import { Logger } from '../util/log.js';
 import { makeReporter } from '../output/reporter.js';
@@ -161,7 +161,9 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   const check = !!o.check;
   const onSigint = () => {
     const mid = [...inFlight].map(([h, t]) => `${h} (in "${t}")`);
+    const drained = stillDrained().map((d) => `${d.host} (after_host hooks of ${d.playbook} owed)`);
     process.stderr.write(`\ninterrupted${mid.length ? `; hosts mid-task: ${mid.join(', ')}` : ''}. Files hoist writes are replaced atomically; run again to converge.\n`);
+    if (drained.length) process.stderr.write(`STILL DRAINED: ${drained.join(', ')}; the next run of any playbook on them runs these hooks first.\n`);
     log.log('hoist', `interrupted; mid-task: ${mid.join(', ') || 'none'}`);
     void log.close().finally(() => process.exit(130));
   };

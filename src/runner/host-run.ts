@@ -1,11 +1,28 @@
 import os from 'node:os';
+import path from 'node:path';
 import { HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
-import type { Playbook } from '../playbook/playbook.js';
+import { loadPlaybook, type Hook, type Playbook } from '../playbook/playbook.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import { DRAIN_RECORD } from '../host-paths.js';
+import { fileRead } from '../facts/reads.js';
+import {
+  clearControllerRecord,
+  describeDebt,
+  hooksDigest,
+  manualFix,
+  newDrainRecord,
+  noteOwing,
+  noteSettled,
+  parseDrainRecord,
+  readControllerRecord,
+  writeControllerRecord,
+  type DrainRecord,
+} from './drain-journal.js';
 import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
@@ -18,6 +35,8 @@ export interface HostRunOptions {
   events: RunEvents;
   log: Logger;
   lockWaitSeconds: number;
+  /** To load the playbook whose after_host hooks a host owes, when it is not this run's. */
+  catalog?: TaskCatalog;
 }
 
 /** Hosts currently inside a task, for a clean Ctrl-C message. */
@@ -57,6 +76,12 @@ export class HostRun {
   private beforeHostRan = false;
   private afterHostRan = false;
   private rolledBack: 'ok' | 'failed' | undefined;
+  /** The after_host hooks this host owes (drain journal): from an earlier run, or since this run's before_host. */
+  private owes?: DrainRecord;
+  /** The host's own record of a debt, as the last read found it. */
+  private hostRecord?: DrainRecord;
+  /** Why the host is left drained, when it is. */
+  private drainedWhy?: string;
 
   constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
@@ -68,10 +93,15 @@ export class HostRun {
 
   async run(connecting: Promise<Connection>): Promise<HostReport> {
     try {
+      // Read before connecting: a host that owes its after_host hooks is named even when it can't be reached.
+      this.owes = this.controllerDebt();
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
       });
       const plans = await this.lockAndPlan(this.conn);
+      // Read again under the lock: another run may have settled the debt since.
+      this.owes = this.controllerDebt() ?? this.hostRecord;
+      await this.settleDebt(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
@@ -92,6 +122,11 @@ export class HostRun {
   private finish(status: HostReport['status'], error?: string): HostReport {
     const r = this.report;
     r.status = status;
+    if (this.owes) {
+      const why = this.drainedWhy ?? (this.o.options.check ? `owes ${describeDebt(this.owes)}; a check does not run them, the next apply runs them first` : `${describeDebt(this.owes)} did not run`);
+      r.stillDrained = redact(why);
+      r.notes.push(redact(`STILL DRAINED: ${why}`));
+    }
     r.bytesPushed = this.conn?.bytesPushed ?? 0;
     if (error) r.error = redact(error);
     r.durationMs = Date.now() - this.started;
@@ -118,7 +153,8 @@ export class HostRun {
     };
     if (!options.check && wait > 0) await takeLock();
     let read = await this.readAndPlan(conn, this.startLive(conn));
-    if (options.check || this.lock || !writes(read.plans)) return read.plans;
+    // Owed after_host hooks are run under the lock: the run that drained the host may still hold it.
+    if (options.check || this.lock || (!writes(read.plans) && !this.owes && !this.hostRecord)) return read.plans;
     const lock = await takeLock();
     const seen = read.lock;
     if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
@@ -145,8 +181,10 @@ export class HostRun {
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
+    probes.set(DRAIN_PROBE, fileRead(DRAIN_RECORD, 'text'));
     const g = await gather(conn, probes);
     this.report.facts = g.facts;
+    this.hostRecord = hostDebt(g.results.get(DRAIN_PROBE)?.file?.content);
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
     this.state = new PlanState();
@@ -187,17 +225,111 @@ export class HostRun {
   private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
-    if (kind === 'before_host') this.beforeHostRan = true;
-    else this.afterHostRan = true;
+    if (kind === 'before_host') {
+      await this.recordDebt(conn);
+      this.beforeHostRan = true;
+    } else this.afterHostRan = true;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
     for (const h of hooks) {
-      const t0 = Date.now();
-      const err = await runHook(h, conn, this.play, this.o.log);
-      const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
-      this.report.notes.push(redact(line));
-      this.o.events.message(`${this.name} | ${redact(line)}`);
-      if (err) throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
+      const err = await this.runOneHook(kind, h, conn);
+      if (!err) continue;
+      if (kind === 'after_host') this.drainedWhy = `after_host hook "${h.run}" failed; the next run of any playbook on ${this.name} runs it first`;
+      throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
     }
+    if (kind === 'after_host') await this.settle(conn);
+  }
+
+  private async runOneHook(kind: string, h: Hook, conn: Connection): Promise<string | undefined> {
+    const t0 = Date.now();
+    const err = await runHook(h, conn, this.play, this.o.log);
+    const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    this.report.notes.push(redact(line));
+    this.o.events.message(`${this.name} | ${redact(line)}`);
+    return err;
+  }
+
+  /**
+   * Before the first before_host hook starts, the debt of the after_host hooks is written on the
+   * controller, then on the host. A host where it can't be written is not drained.
+   */
+  private async recordDebt(conn: Connection): Promise<void> {
+    const pb = this.o.playbook;
+    if (!pb.afterHost.length) return;
+    const rec = newDrainRecord(this.name, this.play.host.address, pb.file, pb.name, pb.afterHost);
+    writeControllerRecord(rec);
+    this.owes = rec;
+    noteOwing(rec);
+    try {
+      await conn.upload(Buffer.from(`${JSON.stringify(rec, null, 2)}\n`), DRAIN_RECORD, { mode: 0o600 });
+    } catch (e) {
+      this.settleLocally();
+      throw new Stop(conn.isClosed ? 'unreachable' : 'failed', `could not record the drain on the host, before_host hooks not run: ${errorMessage(e)}`);
+    }
+  }
+
+  /** The after_host hooks succeeded: the debt is cleared on the controller, then on the host. */
+  private async settle(conn: Connection): Promise<void> {
+    if (!this.owes) return;
+    this.settleLocally();
+    await conn.check(`rm -f ${DRAIN_RECORD}`, 'removing the drain record').catch((e: unknown) => {
+      this.report.notes.push(redact(`the host's drain record (${DRAIN_RECORD}) could not be removed (${errorMessage(e)}): the next run runs the after_host hooks once more`));
+    });
+  }
+
+  private settleLocally(): void {
+    clearControllerRecord(this.name, this.play.host.address);
+    noteSettled(this.name);
+    this.owes = undefined;
+  }
+
+  private controllerDebt(): DrainRecord | undefined {
+    try {
+      return readControllerRecord(this.name, this.play.host.address);
+    } catch (e) {
+      throw new Stop('failed', `${errorMessage(e)}: remove it once the host's after_host hooks have run`);
+    }
+  }
+
+  /**
+   * A debt from an earlier run (killed, interrupted, its after_host hooks failed, or its host lost)
+   * is paid before anything else, even when the plan changes nothing. A check says so and runs nothing.
+   */
+  private async settleDebt(conn: Connection): Promise<void> {
+    const rec = this.owes;
+    if (!rec || this.o.options.check) return;
+    noteOwing(rec);
+    const hooks = await this.owedHooks(rec);
+    this.o.events.hostPhase(this.name, 'owed after_host hooks');
+    for (const h of hooks) {
+      const err = await this.runOneHook('owed after_host', h, conn);
+      if (err) {
+        this.drainedWhy = `the owed after_host hook "${h.run}" of playbook ${rec.playbookName} failed again (owed since ${rec.since}); the next run retries it`;
+        throw new Stop('failed', `owed after_host hook failed: ${err}`);
+      }
+    }
+    await this.settle(conn);
+    this.report.notes.push(redact(`ran ${describeDebt(rec)}`));
+  }
+
+  /** The owed hooks as the owing playbook has them now; when it can't be read, why, and the manual fix. */
+  private async owedHooks(rec: DrainRecord): Promise<Hook[]> {
+    const cant = (why: string) => {
+      this.drainedWhy = `owes ${describeDebt(rec)}, which hoist can't run: ${why}; ${manualFix(rec)}`;
+      return new Stop('failed', this.drainedWhy);
+    };
+    let hooks: Hook[];
+    if (path.resolve(this.o.playbook.file) === rec.playbook) hooks = this.o.playbook.afterHost;
+    else if (!this.o.catalog) throw cant('its playbook is not this run\'s');
+    else {
+      try {
+        hooks = (await loadPlaybook(rec.playbook, this.o.catalog)).afterHost;
+      } catch (e) {
+        throw cant(`the playbook ${rec.playbook} can't be loaded (${errorMessage(e)})`);
+      }
+    }
+    if (!hooks.length) throw cant(`the playbook ${rec.playbook} has no after_host hooks now`);
+    if (hooksDigest(hooks) !== rec.hooksSha256) this.report.notes.push(redact(`the after_host hooks of ${rec.playbook} changed since the drain; running them as they are now`));
+    return hooks;
   }
 
   private noteHooksThatWouldRun(): void {
@@ -220,12 +352,13 @@ export class HostRun {
         this.report.notes.push(this.rolledBack === 'ok' ? 'after_host hooks ran after the rollback' : 'after_host hooks ran: the host was left unchanged');
         return;
       } catch (e) {
-        this.report.notes.push(`STILL DRAINED: after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran`);
+        this.drainedWhy = `after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran; the next run of any playbook on ${this.name} runs them first`;
         return;
       }
     }
     const why = this.conn.isClosed ? 'the host is unreachable' : this.rolledBack === 'failed' ? 'the rollback failed' : 'its changes could not be undone';
-    this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
+    if (this.owes) this.drainedWhy = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${this.name} runs them first`;
+    else this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
   }
 
   private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
@@ -310,6 +443,15 @@ export class HostRun {
     await a.run(conn, ctx);
     tr.notes.push(`${a.summary}: ok`);
   }
+}
+
+/** The gathering round trip's read of the host's drain record. */
+const DRAIN_PROBE = '__drain';
+
+/** The host's record of owed after_host hooks; a record that can't be parsed still counts as a debt. */
+function hostDebt(content: Buffer | undefined): DrainRecord | undefined {
+  if (!content?.length) return undefined;
+  return parseDrainRecord(content.toString('utf8'), DRAIN_RECORD);
 }
 
 /** Whether applying these plans writes to the host (a change, or hoist's own bookkeeping). */

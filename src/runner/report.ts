@@ -25,6 +25,11 @@ export interface HostReport {
   /** Bytes hoist uploaded to the host during the run. */
   bytesPushed?: number;
   error?: string;
+  /**
+   * Set when the host's before_host hooks (a drain) ran and its after_host hooks (the uncordon) have
+   * not succeeded: why. The next run of any playbook on the host runs them first.
+   */
+  stillDrained?: string;
   durationMs: number;
 }
 
@@ -55,9 +60,10 @@ export function recapOf(h: HostReport): RecapCounts {
   return c;
 }
 
-/** 0 all well, 2 a host failed, 4 a host was unreachable (and none failed otherwise). */
+/** 0 all well, 2 a host failed or is left drained, 4 a host was unreachable (and none failed otherwise). */
 export function exitCodeOf(hosts: HostReport[]): number {
   if (hosts.some((h) => h.status === 'failed')) return 2;
+  if (hosts.some((h) => h.stillDrained && h.status !== 'unreachable')) return 2;
   if (hosts.some((h) => h.status === 'unreachable')) return 4;
   return 0;
 }

@@ -50,6 +50,7 @@ interface Prepared {
 }
 
 export { inFlight } from './host-run.js';
+export { stillDrained } from './drain-journal.js';
 
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const started = Date.now();
@@ -109,7 +110,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
 
   const reports = new Map<string, HostReport>();
   let aborted: string | undefined;
-  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0 };
+  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, catalog: req.catalog };
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {
