@@ -20,6 +20,8 @@ export interface JsonEnvelope {
   check?: boolean;
   durationMs?: number;
   aborted?: string;
+  /** Runs of a playbook with hooks: each hook with the file and line it comes from. */
+  hooks?: unknown[];
   /** Runs: one report per host; `inventory`: the hosts selected, or the one asked for with its variables. */
   hosts: unknown[];
   /** `tasks`: the task reference. */
@@ -36,6 +38,7 @@ export function runEnvelope(command: string, report: RunReport, checkRequested: 
     check: checkRequested,
     durationMs: report.durationMs,
     ...(report.aborted ? { aborted: report.aborted } : {}),
+    ...(report.hooks ? { hooks: report.hooks } : {}),
     hosts: report.hosts,
   });
 }

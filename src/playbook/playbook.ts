@@ -25,7 +25,8 @@ export const playbookSchema = s.object({
   max_fail_percentage: s.int(0, 100).optional().describe('stop the roll-out once more than this share of the play\'s hosts failed'),
   defaults: s.record(s.unknown()).optional().describe('variables at the lowest precedence: what the playbook assumes when nobody says otherwise'),
   vars: s.record(s.unknown()).optional().describe('variables above the inventory\'s, below -e'),
-  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain)'),
+  replace_hooks: s.bool().default(false).describe('with extends: this playbook\'s before_host and after_host lists replace the base playbook\'s (a list left out is empty) instead of being appended to them'),
+  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain); with extends, appended to the base playbook\'s unless replace_hooks'),
   after_host: s.array(hookSchema).optional().describe('hooks run after a changed host (an uncordon); also after a failure that left the host unchanged or rolled back'),
   tasks: s
     .array(
@@ -41,6 +42,12 @@ export const playbookSchema = s.object({
 
 export type PlaybookFile = Infer<typeof playbookSchema>;
 export type Hook = Infer<typeof hookSchema>;
+
+/** A hook as a playbook holds it: with the file and line that define it (a base playbook's, when inherited). */
+export interface PlaybookHook extends Hook {
+  file: string;
+  line?: number;
+}
 
 export interface PlaybookTask {
   /** The playbook file that defines the task (a base playbook's, when inherited). */
@@ -67,8 +74,9 @@ export interface Playbook {
   /** Where `defaults` and `vars` were set, base playbooks first, for errors that name the line. */
   defaultLayers: VarLayer[];
   varLayers: VarLayer[];
-  beforeHost: Hook[];
-  afterHost: Hook[];
+  /** Base playbooks' hooks first, then this one's (unless replace_hooks). */
+  beforeHost: PlaybookHook[];
+  afterHost: PlaybookHook[];
   tasks: PlaybookTask[];
   doc: LoadedToml;
 }
@@ -100,6 +108,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
   if (!base && own.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook)', { file });
   const tasks = own.length ? own : base!.tasks;
   checkContracts(tasks, catalog);
+  const ownHooks = (key: string, hooks: Hook[] | undefined): PlaybookHook[] => (hooks ?? []).map((h, i) => ({ ...h, file, line: doc.locator.lineOf([key, i]) }));
+  if (pb.replace_hooks && !base) throw new InputError('replace_hooks only means something with extends', { file, line: doc.locator.lineOf(['replace_hooks']), key: 'replace_hooks' });
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
     file,
@@ -118,8 +128,9 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     vars: { ...base?.vars, ...pb.vars },
     defaultLayers: [...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
     varLayers: [...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
-    beforeHost: pb.before_host ?? base?.beforeHost ?? [],
-    afterHost: pb.after_host ?? base?.afterHost ?? [],
+    // A child that adds a hook keeps its base's: a drain inherited from upgrade.toml can't silently disappear.
+    beforeHost: [...(pb.replace_hooks ? [] : base?.beforeHost ?? []), ...ownHooks('before_host', pb.before_host)],
+    afterHost: [...(pb.replace_hooks ? [] : base?.afterHost ?? []), ...ownHooks('after_host', pb.after_host)],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.
     tasks,
     doc,

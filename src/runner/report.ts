@@ -33,9 +33,21 @@ export interface HostReport {
   durationMs: number;
 }
 
+/** A before_host/after_host hook of the play, with the playbook file and line that define it. */
+export interface HookReport {
+  kind: 'before_host' | 'after_host';
+  run: string;
+  on: 'controller' | 'host';
+  timeout: number;
+  file: string;
+  line?: number;
+}
+
 export interface RunReport {
   playbook: string;
   check: boolean;
+  /** The play's hooks, base playbooks' first. */
+  hooks?: HookReport[];
   hosts: HostReport[];
   durationMs: number;
   exitCode: number;

@@ -133,7 +133,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
   }
   const hosts = prepared.map((p) => reports.get(p.play.host.name)!);
-  return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted };
+  const hooks = [...pb.beforeHost.map((h) => ({ kind: 'before_host' as const, ...h })), ...pb.afterHost.map((h) => ({ kind: 'after_host' as const, ...h }))];
+  return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted, ...(hooks.length ? { hooks } : {}) };
 }
 
 async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Controller): Promise<Prepared[]> {

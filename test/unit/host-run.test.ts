@@ -68,7 +68,7 @@ async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before
   const options: RunOptions = { check: !!o.check, diff: false, offline: true };
   const playbook: Playbook = {
     file: o.file ?? 'play.toml', dir: '.', name: 'test', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [],
-    beforeHost: o.before ?? [], afterHost: o.after ?? [], tasks: [], doc,
+    beforeHost: (o.before ?? []).map((h) => ({ ...h, file: 'play.toml' })), afterHost: (o.after ?? []).map((h) => ({ ...h, file: 'play.toml' })), tasks: [], doc,
   };
   const log = new Logger();
   const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
