@@ -22,6 +22,10 @@ export const playbookSchema = s.object({
     .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
     .optional()
     .describe('hosts per batch of a rolling run; a batch in which every host fails stops the roll-out'),
+  restart_batch: s
+    .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
+    .optional()
+    .describe('hosts at once that restart a service already running (containerd under pods); default 1, "100%" for all at once. A host that fails stops the hosts still waiting. Hosts that only install or start go in parallel'),
   max_fail_percentage: s.int(0, 100).optional().describe('stop the roll-out once more than this share of the play\'s hosts failed'),
   defaults: s.record(s.unknown()).optional().describe('variables at the lowest precedence: what the playbook assumes when nobody says otherwise'),
   vars: s.record(s.unknown()).optional().describe('variables above the inventory\'s, below -e'),
@@ -68,6 +72,8 @@ export interface Playbook {
   confirm?: string;
   hosts: string[];
   serial?: number | string;
+  /** Hosts at once that restart a running service (unset: one). */
+  restartBatch?: number | string;
   maxFailPercentage?: number;
   defaults: Record<string, unknown>;
   vars: Record<string, unknown>;
@@ -123,6 +129,7 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     confirm: pb.confirm ?? base?.confirm,
     hosts: pb.hosts ?? base?.hosts ?? ['all'],
     serial: pb.serial ?? base?.serial,
+    restartBatch: pb.restart_batch ?? base?.restartBatch,
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
     defaults: { ...base?.defaults, ...pb.defaults },
     vars: { ...base?.vars, ...pb.vars },

@@ -27,6 +27,7 @@ import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
+import type { RestartGate } from './restart-gate.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -37,6 +38,8 @@ export interface HostRunOptions {
   lockWaitSeconds: number;
   /** To load the playbook whose after_host hooks a host owes, when it is not this run's. */
   catalog?: TaskCatalog;
+  /** Shared by the run's hosts: restarts of running services go a batch at a time. */
+  gate?: RestartGate;
 }
 
 /** Hosts currently inside a task, for a clean Ctrl-C message. */
@@ -82,6 +85,8 @@ export class HostRun {
   private hostRecord?: DrainRecord;
   /** Why the host is left drained, when it is. */
   private drainedWhy?: string;
+  /** Set while the host holds a place in the run's restart gate. */
+  private releaseTurn?: () => void;
 
   constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
@@ -104,15 +109,19 @@ export class HostRun {
       await this.settleDebt(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
+      if (!this.o.options.check) await this.waitForRestartTurn(plans);
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
       await this.apply(this.conn, plans);
       if (this.changedBefore && !this.o.options.check) await this.hooks('after_host', this.conn);
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
       await this.closeHookPair();
-      if (e instanceof Stop) return this.finish(e.status, e.message);
-      return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
+      const status = e instanceof Stop ? e.status : this.conn?.isClosed ? 'unreachable' : 'failed';
+      // A host that failed while holding a restart place stops the roll-out: the others keep running as they are.
+      if (this.releaseTurn && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
+      return this.finish(status, e instanceof Stop ? e.message : errorMessage(e));
     } finally {
+      this.releaseTurn?.();
       inFlight.delete(this.name);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
       await this.lock?.then((l) => l.release(), () => undefined);
@@ -246,6 +255,23 @@ export class HostRun {
     this.report.notes.push(redact(line));
     this.o.events.message(`${this.name} | ${redact(line)}`);
     return err;
+  }
+
+  /**
+   * A host whose plan restarts a running service waits for a place in the run's restart gate, before
+   * its hooks (a host waiting its turn is not drained yet) and before any change.
+   */
+  private async waitForRestartTurn(plans: (TaskPlan | Error)[]): Promise<void> {
+    const disruptive = plans.flatMap((pl) => (pl instanceof Error ? [] : pl.actions.filter((a) => a.kind === 'change' && a.disruptive)));
+    if (!disruptive.length || !this.o.gate) return;
+    this.o.events.hostPhase(this.name, `waiting for its turn (${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time)`);
+    const t0 = Date.now();
+    this.releaseTurn = await this.o.gate.enter().catch((e: Error) => {
+      throw new Stop('skipped', e.message);
+    });
+    const waited = Date.now() - t0;
+    this.o.log.log(this.name, `restart turn after ${waited} ms (${disruptive.map((a) => a.disruptive).join(', ')})`);
+    if (waited >= 1000) this.report.notes.push(`waited ${(waited / 1000).toFixed(1)} s for its turn: ${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time`);
   }
 
   /**

@@ -17,6 +17,7 @@ import type { Logger } from '../util/log.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
+import { RestartGate, restartBatchSize } from './restart-gate.js';
 import os from 'node:os';
 
 export interface RunRequest {
@@ -110,7 +111,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
 
   const reports = new Map<string, HostReport>();
   let aborted: string | undefined;
-  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, catalog: req.catalog };
+  const gate = new RestartGate(restartBatchSize(pb.restartBatch, prepared.length));
+  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, catalog: req.catalog, gate };
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {

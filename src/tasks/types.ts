@@ -101,6 +101,11 @@ export interface Action {
   summary: string;
   /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
   diff?: string;
+  /**
+   * Set on a change that interrupts what runs on the host (restarting a running service): what it
+   * does. Hosts with such a change go `restart_batch` at a time (runner/restart-gate.ts).
+   */
+  disruptive?: string;
   run(conn: Connection, ctx: ApplyContext): Promise<void>;
 }
 

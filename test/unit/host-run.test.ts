@@ -12,6 +12,7 @@ import { Logger } from '../../src/util/log.js';
 import { s } from '../../src/util/schema.js';
 import { FakeHost } from '../support/fake-host.js';
 import { TaskCatalog } from '../../src/tasks/catalog.js';
+import { RestartGate, restartBatchSize } from '../../src/runner/restart-gate.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import path from 'node:path';
 const commands = (h: FakeHost) => h.ran.map((c) => c.split('\n').pop()!).filter((c) => !c.includes('/var/lib/hoist/drained.json'));
 
 /** A task whose plan is given by the test: change actions that run a command, a rollback step, or a plan error. */
-function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean }): AnyTask {
+function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean; disruptive?: boolean; delayMs?: number }): AnyTask {
   return defineTask({
     name,
     summary: name,
@@ -33,7 +34,9 @@ function task(name: string, behaviour: { change?: string; fail?: boolean; planEr
         actions.push({
           kind: 'change',
           summary: behaviour.change,
+          ...(behaviour.disruptive ? { disruptive: `restart of running ${name}` } : {}),
           async run(conn) {
+            if (behaviour.delayMs) await new Promise((r) => setTimeout(r, behaviour.delayMs));
             await conn.exec(behaviour.change!);
             if (behaviour.lose && conn instanceof FakeHost) conn.isClosed = true;
             if (behaviour.fail || behaviour.lose) throw new Error(`${name} broke`);
@@ -63,7 +66,7 @@ function events(): RunEvents & { done: TaskReport[] } {
 }
 
 /** A run on h1; each starts with an empty controller state directory unless given the one of an earlier run. */
-async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string } = {}): Promise<HostReport> {
+async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string; gate?: RestartGate; name?: string } = {}): Promise<HostReport> {
   process.env.XDG_STATE_HOME = o.state ?? mkdtempSync(path.join(os.tmpdir(), 'hoist-host-run-'));
   const options: RunOptions = { check: !!o.check, diff: false, offline: true };
   const playbook: Playbook = {
@@ -73,7 +76,8 @@ async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before
   const log = new Logger();
   const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   const p = play(defs);
-  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0, catalog: new TaskCatalog(defs) }).run(Promise.resolve(host));
+  if (o.name) p.host = { ...p.host, name: o.name };
+  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0, catalog: new TaskCatalog(defs), gate: o.gate }).run(Promise.resolve(host));
 }
 
 describe('HostRun: rollback', () => {
@@ -331,5 +335,50 @@ describe('HostRun: the drain journal', () => {
     assert.ok(r.error!.includes(`the playbook ${gone} can't be loaded`), r.error);
     assert.match(r.error!, /run "on the host: uncordon" by hand \(HOIST_HOST=h1\), then remove .*drained\/h1-[0-9a-f]{12}\.json on this controller and \/var\/lib\/hoist\/drained\.json on the host/);
     assert.ok(r.stillDrained);
+  });
+});
+
+describe('HostRun: rolling restarts', () => {
+  test('hosts whose plans restart a running service go one at a time; the others do not wait', async () => {
+    const gate = new RestartGate(1);
+    const spans: Record<string, [number, number]> = {};
+    const timed = (name: string, disruptive: boolean) => {
+      const host = new FakeHost(name);
+      const ran = host.exec.bind(host);
+      host.exec = async (script) => {
+        const r = await ran(script);
+        if (script === 'restart') spans[name] = [Date.now(), 0];
+        if (script === 'verify') spans[name][1] = Date.now();
+        return r;
+      };
+      return run([task('restart', { change: 'restart', disruptive, delayMs: 30 }), task('verify', { change: 'verify', delayMs: 30 })], host, { gate, name });
+    };
+    const rs = await Promise.all([timed('h1', true), timed('h2', true), timed('h3', true), timed('fresh', false)]);
+    assert.deepEqual(rs.map((r) => r.status), ['changed', 'changed', 'changed', 'changed']);
+    const order = ['h1', 'h2', 'h3'].sort((a, b) => spans[a][0] - spans[b][0]);
+    for (let i = 1; i < order.length; i++) assert.ok(spans[order[i]][0] >= spans[order[i - 1]][1], `${order[i]} restarted before ${order[i - 1]} was verified: ${JSON.stringify(spans)}`);
+    assert.ok(spans.fresh[0] < spans[order[1]][0], 'a host that disrupts nothing does not wait its turn');
+  });
+
+  test('a host that fails after taking its turn stops the hosts still waiting, untouched', async () => {
+    const gate = new RestartGate(1);
+    const first = new FakeHost('h1');
+    const second = new FakeHost('h2');
+    const [a, b] = await Promise.all([
+      run([task('restart', { change: 'restart', disruptive: true, fail: true, delayMs: 20 })], first, { gate, name: 'h1' }),
+      run([task('restart', { change: 'restart', disruptive: true })], second, { gate, name: 'h2' }),
+    ]);
+    assert.equal(a.status, 'failed');
+    assert.equal(b.status, 'skipped');
+    assert.match(b.error!, /h1 failed during its rolling restart/);
+    assert.deepEqual(second.ran, []);
+  });
+
+  test('restart_batch: a count, or a percentage of the hosts (at least one); one by default', () => {
+    assert.equal(restartBatchSize(undefined, 10), 1);
+    assert.equal(restartBatchSize(3, 10), 3);
+    assert.equal(restartBatchSize('30%', 10), 3);
+    assert.equal(restartBatchSize('10%', 3), 1);
+    assert.equal(restartBatchSize('100%', 7), 7);
   });
 });
