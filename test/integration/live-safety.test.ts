@@ -1,0 +1,162 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, hoistJson, onHost, changedCount, ROOT, HOIST } from '../support/hoist.js';
+
+/*
+ * A live node as an operator has it: containerd running a container, drain/uncordon hooks (here they
+ * write to a file on the controller), and hoist ended in every way it can end mid-roll-out. One
+ * bootstrap of the fleet's 1.x release; each test leaves the hosts converged for the next.
+ */
+
+const PB = (n: string) => path.join(ROOT, 'playbooks', `${n}.toml`);
+let info: fleet.FleetInfo;
+let dir: string;
+let state: string;
+let cacheDir: string;
+let hooksLog: string;
+let drainPb: string;
+let version: string[];
+
+const env = () => ({ XDG_STATE_HOME: state });
+const base = (...extra: string[]) => ['-i', info.inventoryPath, '--cache-dir', cacheDir, ...version, '-e', 'verify_settle_seconds=3', ...extra];
+const hookLines = async () => (existsSync(hooksLog) ? (await readFile(hooksLog, 'utf8')).trim().split('\n').filter(Boolean) : []);
+const controllerRecords = async () => readdir(path.join(state, 'hoist', 'drained')).catch(() => [] as string[]);
+const hostRecord = async (h: string) => (await onHost(info, h, 'cat /var/lib/hoist/drained.json 2>/dev/null || echo none')).out.trim();
+
+before(async () => {
+  info = await fleet.info();
+  const r = info.releases.find((x) => x.line === '1.7');
+  assert.ok(r, 'the fleet mirror has a 1.7 release');
+  version = ['-e', `containerd_version="${r.containerd}"`];
+  dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-live-'));
+  state = path.join(dir, 'state');
+  cacheDir = path.join(dir, 'cache');
+  hooksLog = path.join(dir, 'hooks.log');
+  drainPb = path.join(dir, 'drain.toml');
+  // The drain holds while `hold` exists, so a test can end hoist while it runs; the uncordon fails while `fail-after` exists.
+  await writeFile(
+    drainPb,
+    `extends = ${JSON.stringify(PB('upgrade'))}\n\n` +
+      `[[before_host]]\nrun = ${JSON.stringify(`echo "drain $HOIST_HOST" >> ${hooksLog}; touch ${dir}/drain-$HOIST_HOST; while [ -e ${dir}/hold ]; do sleep 0.05; done`)}\n\n` +
+      `[[after_host]]\nrun = ${JSON.stringify(`if [ -e ${dir}/fail-after ]; then echo "uncordon refused" >&2; exit 1; fi; echo "uncordon $HOIST_HOST" >> ${hooksLog}`)}\n`,
+  );
+  await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
+  const boot = await hoistJson(['apply', PB('containerd'), ...base()], env());
+  assert.equal(boot.code, 0, `${boot.stderr}\n${JSON.stringify(boot.report, null, 1)}`);
+});
+
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** A container of the fleet's image on h1, as a pod's would be: it must outlive everything below. */
+async function startContainer(host: string): Promise<string> {
+  const addr = info.hosts.find((h) => h.name === host)!.address;
+  execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${addr}:/tmp/busybox.tar`]);
+  const r = await onHost(info, host, `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} livesafety /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="livesafety"{print $2}'`);
+  assert.match(r.out.trim(), /^\d+$/, r.out);
+  return r.out.trim();
+}
+
+/**
+ * Starts hoist and sends it `signal` once `ready` says so (the drain hook's marker, a line of the
+ * run's log): no fixed sleeps. Returns the exit code and stderr.
+ */
+async function signalWhen(args: string[], signal: NodeJS.Signals, ready: (logText: string) => boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [HOIST, ...args], { cwd: ROOT, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env() }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let ended = false;
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, sig) => ((ended = true), r({ code, signal: sig }))));
+  const logs = path.join(state, 'hoist', 'logs');
+  for (;;) {
+    assert.ok(!ended, `hoist ended before the moment to send ${signal}:\n${stderr}`);
+    const name = (await readdir(logs).catch(() => [] as string[])).find((f) => f.endsWith(`-${child.pid}.log`));
+    if (ready(name ? await readFile(path.join(logs, name), 'utf8') : '')) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  child.kill(signal);
+  return { ...(await closed), stderr };
+}
+
+describe('live safety', () => {
+  let pid: string;
+
+  test('Ctrl-C during the drain: named STILL DRAINED, recorded on controller and host; the next run of another playbook uncordons first', async () => {
+    pid = await startContainer('h1');
+    await writeFile(path.join(dir, 'hold'), '');
+    const r = await signalWhen(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], 'SIGINT', () => existsSync(path.join(dir, 'drain-h1')));
+    await rm(path.join(dir, 'hold'));
+    assert.notEqual(r.code, 0, `exit ${r.code}`);
+    assert.match(r.stderr, /STILL DRAINED: h1 \(after_host hooks of drain owed\)/, r.stderr);
+    assert.deepEqual(await hookLines(), ['drain h1']);
+    assert.equal((await controllerRecords()).length, 1);
+    assert.match(await hostRecord('h1'), /"playbook": ".*drain\.toml"/);
+
+    // containerd.toml has nothing to change on h1 (the interrupted run changed nothing): the owed uncordon runs all the same.
+    const again = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1')], env());
+    assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
+    assert.equal(changedCount(again.report), 0);
+    assert.deepEqual(await hookLines(), ['drain h1', 'uncordon h1']);
+    assert.ok(again.report.hosts[0].notes?.some((n) => n.startsWith('ran the after_host hooks of playbook drain')), again.report.hosts[0].notes?.join('\n'));
+    assert.deepEqual(await controllerRecords(), []);
+    assert.equal(await hostRecord('h1'), 'none');
+  });
+
+  test('kill -9 during the restart: a check names the debt and runs nothing; the next apply uncordons first, then rolls on', async () => {
+    await rm(hooksLog, { force: true });
+    const r = await signalWhen(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], 'SIGKILL', (log) => /\[h1\] restart containerd\.service/.test(log));
+    assert.equal(r.signal, 'SIGKILL');
+    assert.deepEqual(await hookLines(), ['drain h1']);
+
+    const check = await hoistJson(['check', PB('containerd'), ...base('-l', 'h1', '-e', 'oom_score=-1')], env());
+    assert.equal(check.code, 2, JSON.stringify(check.report.hosts[0]));
+    assert.match((check.report.hosts[0] as { stillDrained?: string }).stillDrained ?? '', /owes the after_host hooks of playbook drain .* a check does not run them/);
+    assert.deepEqual(await hookLines(), ['drain h1'], 'a check runs no hook');
+
+    const again = await hoistJson(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], env());
+    assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
+    const lines = await hookLines();
+    assert.deepEqual(lines.slice(0, 2), ['drain h1', 'uncordon h1'], lines.join(', '));
+    assert.equal(lines.at(-1), 'uncordon h1');
+    assert.deepEqual(await controllerRecords(), []);
+    assert.equal(await hostRecord('h1'), 'none');
+  });
+
+  test('a failing after_host: STILL DRAINED in the recap, exit 2; the next run retries it', async () => {
+    await rm(hooksLog, { force: true });
+    await writeFile(path.join(dir, 'fail-after'), '');
+    const r = await hoist(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=0')], env());
+    await rm(path.join(dir, 'fail-after'));
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stdout, /h1: STILL DRAINED: after_host hook ".*" failed; the next run of any playbook on h1 runs it first/, r.stdout);
+    assert.deepEqual(await hookLines(), ['drain h1']);
+
+    const again = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1')], env());
+    assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
+    assert.equal(changedCount(again.report), 0);
+    assert.deepEqual(await hookLines(), ['drain h1', 'uncordon h1']);
+    const alive = await onHost(info, 'h1', `kill -0 ${pid} && echo alive`);
+    assert.equal(alive.out, 'alive\n', 'the container outlived every restart');
+  });
+
+  test('a config change restarts running containerd one host at a time, each up before the next restarts', async () => {
+    const r = await hoistJson(['apply', PB('containerd'), ...base('-e', 'sandbox_image="registry.k8s.io/pause:3.9"')], env());
+    assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report, null, 1)}`);
+    const times = await Promise.all(
+      info.hosts.map(async (h) => {
+        const out = (await onHost(info, h.name, 'systemctl show containerd -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic')).out;
+        const get = (k: string) => Number(new RegExp(`^${k}=(\\d+)$`, 'm').exec(out)![1]);
+        return { host: h.name, start: get('ExecMainStartTimestampMonotonic'), active: get('ActiveEnterTimestampMonotonic') };
+      }),
+    );
+    times.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < times.length; i++) {
+      assert.ok(times[i].start > times[i - 1].active, `${times[i].host} restarted before ${times[i - 1].host} was up again: ${JSON.stringify(times)}`);
+    }
+  });
+});
