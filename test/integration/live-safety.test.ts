@@ -47,8 +47,12 @@ before(async () => {
       `[[after_host]]\nrun = ${JSON.stringify(`if [ -e ${dir}/fail-after ]; then echo "uncordon refused" >&2; exit 1; fi; echo "uncordon $HOIST_HOST" >> ${hooksLog}`)}\n`,
   );
   await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
-  const boot = await hoistJson(['apply', PB('containerd'), ...base()], env());
-  assert.equal(boot.code, 0, `${boot.stderr}\n${JSON.stringify(boot.report, null, 1)}`);
+  // h3 keeps the 1.x bundle's CNI network, as a single node would; h1 and h2 bootstrap by default.
+  const boots = await Promise.all([
+    hoistJson(['apply', PB('containerd'), ...base('-l', 'h1,h2')], env()),
+    hoistJson(['apply', PB('containerd'), ...base('-l', 'h3', '-e', 'keep_bundle_cni_conflist=true')], env()),
+  ]);
+  for (const boot of boots) assert.equal(boot.code, 0, `${boot.stderr}\n${JSON.stringify(boot.report, null, 1)}`);
 });
 
 after(() => rm(dir, { recursive: true, force: true }));
@@ -158,5 +162,29 @@ describe('live safety', () => {
     for (let i = 1; i < times.length; i++) {
       assert.ok(times[i].start > times[i - 1].active, `${times[i].host} restarted before ${times[i - 1].host} was up again: ${JSON.stringify(times)}`);
     }
+  });
+
+  test('CNI: the 1.x bundle\'s conflist is not installed unless kept; an upgrade to 2.x removes the bundle\'s, never a user\'s; verify names the file containerd uses', async (t) => {
+    const bundleCni = '/etc/cni/net.d/10-containerd-net.conflist';
+    assert.equal((await onHost(info, 'h1', `ls /etc/cni/net.d`)).out, '', 'a default 1.x bootstrap leaves no network configuration');
+    assert.equal((await onHost(info, 'h3', `test -f ${bundleCni} && echo kept`)).out, 'kept\n');
+
+    await onHost(info, 'h1', `printf '{"cniVersion":"0.4.0","name":"cbr0","plugins":[{"type":"flannel"}]}' > /etc/cni/net.d/10-flannel.conflist`);
+    const v1 = await hoistJson(['verify', '-i', info.inventoryPath, ...version, '-l', 'h1'], env());
+    const verify1 = v1.report.hosts[0].tasks.find((x) => x.task === 'containerd_verify')!;
+    assert.ok(verify1.notes.includes('CNI: containerd uses /etc/cni/net.d/10-flannel.conflist'), verify1.notes.join('\n'));
+
+    const two = info.releases.find((x) => x.line === '2.1');
+    if (!two) return t.skip('the mirror lacks a 2.1 release');
+    // h2: an operator's own file under the bundle's name, beside the cluster's network.
+    await onHost(info, 'h2', `printf '{"cniVersion":"0.4.0","name":"mine","plugins":[{"type":"bridge"}]}' > ${bundleCni}; cp /dev/null /etc/cni/net.d/10-flannel.conflist`);
+    const v2 = await hoistJson(['verify', '-i', info.inventoryPath, ...version, '-l', 'h2'], env());
+    const verify2 = v2.report.hosts[0].tasks.find((x) => x.task === 'containerd_verify')!;
+    assert.ok(verify2.notes.some((n) => n.startsWith(`WARNING: CNI: containerd uses ${bundleCni} (first of 2; not used: 10-flannel.conflist): the 1.x bundle's bridge network, which shadows 10-flannel.conflist`)), verify2.notes.join('\n'));
+
+    const up = await hoistJson(['apply', PB('upgrade'), '-i', info.inventoryPath, '--cache-dir', cacheDir, '-l', 'h2,h3', '-e', `containerd_version="${two.containerd}"`, '-e', 'crictl_version=false', '-e', `runc_version="${two.runc}"`, '-e', `cni_version="${two.cni}"`, '-e', 'verify_settle_seconds=3'], env());
+    assert.equal(up.code, 0, `${up.stderr}\n${JSON.stringify(up.report, null, 1)}`);
+    assert.equal((await onHost(info, 'h3', `test -e ${bundleCni} && echo present || echo gone`)).out, 'gone\n', 'the bundle\'s file, as hoist recorded it, goes with the upgrade to 2.x');
+    assert.match((await onHost(info, 'h2', `cat ${bundleCni}`)).out, /"name":"mine"/, 'an operator\'s file of that name stays');
   });
 });
