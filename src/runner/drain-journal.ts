@@ -120,6 +120,16 @@ export function manualFix(rec: DrainRecord): string {
   return `run ${cmds ? `"${cmds}"` : 'the after_host hooks'} by hand (HOIST_HOST=${rec.host}), then remove ${controllerRecordPath(rec.host, rec.address)} on this controller and ${DRAIN_RECORD} on the host`;
 }
 
+/** For a host the run did not reach: the debt an earlier run left on this controller, in a sentence. */
+export function owedBefore(host: string, address: string): string | undefined {
+  try {
+    const rec = readControllerRecord(host, address);
+    return rec && `${describeDebt(rec)} did not run; the next run that reaches ${host} runs them first`;
+  } catch (e) {
+    return `${(e as Error).message}`;
+  }
+}
+
 /** Hosts of this process that owe their after_host hooks right now: for an interrupt's message. */
 const owing = new Map<string, DrainRecord>();
 

@@ -52,6 +52,7 @@ interface Prepared {
 
 export { inFlight } from './host-run.js';
 export { stillDrained } from './drain-journal.js';
+import { owedBefore } from './drain-journal.js';
 
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const started = Date.now();
@@ -151,12 +152,14 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
 }
 
 function skippedHost(play: HostPlay, reason: string): HostReport {
+  const owed = owedBefore(play.host.name, play.host.address);
   return {
+    ...(owed ? { stillDrained: owed } : {}),
     name: play.host.name,
     address: play.host.address,
     status: 'skipped',
     error: reason,
-    notes: [],
+    notes: owed ? [`STILL DRAINED: ${owed}`] : [],
     durationMs: 0,
     tasks: play.tasks.map((t) => ({ index: t.spec.index, title: t.spec.title, task: t.spec.task, status: 'skipped', changes: [], diffs: [], notes: [reason], durationMs: 0 })),
   };
