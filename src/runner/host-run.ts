@@ -27,6 +27,7 @@ import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
+import { quote } from '../ssh/quote.js';
 import type { RestartGate } from './restart-gate.js';
 
 export interface HostRunOptions {
@@ -112,6 +113,7 @@ export class HostRun {
       if (!this.o.options.check) await this.waitForRestartTurn(plans);
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
       await this.apply(this.conn, plans);
+      if (!this.o.options.check) await this.dropSecretBackups(this.conn);
       if (this.changedBefore && !this.o.options.check) await this.hooks('after_host', this.conn);
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
@@ -427,6 +429,17 @@ export class HostRun {
     }
   }
 
+  /** Every task succeeded, verification included: copies of replaced credential files go (see PlanState.secretBackups). */
+  private async dropSecretBackups(conn: Connection): Promise<void> {
+    const paths = [...this.state.secretBackups];
+    if (!paths.length) return;
+    const copies = paths.map((p) => `${p}.hoist-prev`);
+    await conn.check(`rm -f -- ${copies.map(quote).join(' ')}`, 'removing copies of replaced credential files').then(
+      () => this.report.notes.push(`removed ${copies.join(', ')}: the replaced file held credentials, and the new one verified`),
+      (e: unknown) => this.report.notes.push(redact(`could not remove ${copies.join(', ')} (${errorMessage(e)}): they may hold old credentials`)),
+    );
+  }
+
   /** Undoes a failed host's changes with the steps its tasks added; returns text for the error. */
   private async rollback(conn: Connection): Promise<string> {
     if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
@@ -434,6 +447,8 @@ export class HostRun {
     const said = await this.state.rollback.run(conn, this.o.log).then(
       (lines) => {
         this.rolledBack = 'ok';
+        // What the tasks noted (a verification of the new release) describes an attempt that is gone.
+        for (const t of this.report.tasks) t.notes = t.notes.map((n) => `failed attempt, rolled back: ${n}`);
         return lines.join('; ') || 'rolled back';
       },
       (e: unknown) => {

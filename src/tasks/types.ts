@@ -61,6 +61,12 @@ export class PlanState {
   pending = false;
   /** Files actually replaced during apply, with whether they existed before: what a rollback restores. */
   readonly appliedFiles = new Map<string, boolean>();
+  /**
+   * Files replaced during apply that held or hold credentials (a registry password in config.toml):
+   * their .hoist-prev copies are removed once the host's run succeeded, verification included, so an
+   * old password doesn't outlive its change. Until then they are what a rollback restores.
+   */
+  readonly secretBackups = new Set<string>();
   /** Steps that undo this host's changes when it fails after some were applied; each task adds its own. */
   readonly rollback = new RollbackPlan();
 }

@@ -12,6 +12,7 @@ import { Logger } from '../../src/util/log.js';
 import { s } from '../../src/util/schema.js';
 import { FakeHost } from '../support/fake-host.js';
 import { TaskCatalog } from '../../src/tasks/catalog.js';
+import { planFile } from '../../src/tasks/lib/files.js';
 import { RestartGate, restartBatchSize } from '../../src/runner/restart-gate.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -380,5 +381,46 @@ describe('HostRun: rolling restarts', () => {
     assert.equal(restartBatchSize('30%', 10), 3);
     assert.equal(restartBatchSize('10%', 3), 1);
     assert.equal(restartBatchSize('100%', 7), 7);
+  });
+});
+
+describe('HostRun: after the roll-out of a host', () => {
+  const secretFile = (name: string, oldMode: number, secret: boolean) =>
+    defineTask({
+      name,
+      summary: name,
+      params: s.object({}),
+      plan: (_p, ctx) => ({
+        actions: [planFile({ path: '/etc/containerd/config.toml', content: Buffer.from('password = "new"'), mode: secret ? 0o600 : 0o644, secret }, { exists: true, sha256: 'old', mode: oldMode, owner: 'root', group: 'root' }, ctx.state, ctx.options)!],
+      }),
+    });
+
+  test('the .hoist-prev copy of a replaced credential file goes once every task succeeded, verification included', async () => {
+    const host = new FakeHost();
+    const r = await run([secretFile('config', 0o600, true), task('verify', {})], host);
+    assert.equal(r.status, 'changed');
+    assert.ok(host.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"), host.ran.join('\n'));
+    assert.ok(r.notes.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev: the replaced file held credentials')), r.notes.join('\n'));
+    // The old file held the password and the new one doesn't: its copy goes too.
+    const cleared = new FakeHost();
+    await run([secretFile('config', 0o600, false)], cleared);
+    assert.ok(cleared.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"));
+    const plain = new FakeHost();
+    await run([secretFile('config', 0o644, false)], plain);
+    assert.deepEqual(plain.ran, [], 'a copy without credentials stays for the operator');
+  });
+
+  test('a host that fails keeps the copy (the rollback restores it), and the failed attempt\'s notes say they are', async () => {
+    const host = new FakeHost();
+    const noting = defineTask({
+      name: 'verify',
+      summary: 'verify',
+      params: s.object({}),
+      plan: () => ({ actions: [{ kind: 'change', summary: 'restart', run: async (_c, ctx) => (ctx.note('server 2.1.9'), Promise.reject(new Error('CRI plugin not ok'))) }] }),
+    });
+    const r = await run([secretFile('config', 0o600, true), task('undo', { undo: 'undo-config' }), noting], host);
+    assert.equal(r.status, 'failed');
+    assert.ok(!host.ran.some((c) => c.includes('.hoist-prev')), host.ran.join('\n'));
+    assert.deepEqual(r.tasks.find((t) => t.title === 'verify')!.notes, ['failed attempt, rolled back: server 2.1.9']);
   });
 });
