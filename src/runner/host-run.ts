@@ -489,7 +489,7 @@ export class HostRun {
 /** The gathering round trip's read of the host's drain record. */
 const DRAIN_PROBE = '__drain';
 
-/** The host's record of owed after_host hooks; a record that can't be parsed still counts as a debt. */
+/** The host's record of owed after_host hooks; one that can't be parsed fails the host, naming the file. */
 function hostDebt(content: Buffer | undefined): DrainRecord | undefined {
   if (!content?.length) return undefined;
   return parseDrainRecord(content.toString('utf8'), DRAIN_RECORD);
