@@ -164,6 +164,21 @@ describe('live safety', () => {
     }
   });
 
+  test('a registry password changed: once the new config verified, no copy of the old one is left', async () => {
+    const reg = (pw: string) => ['-e', `registries={ "registry.example:5000" = { username = "ci", password = "${pw}" } }`];
+    for (const pw of ['first-Secret-1', 'second-Secret-2']) {
+      const r = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1', ...reg(pw))], env());
+      assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report.hosts[0])}`);
+      assert.ok(r.report.hosts[0].notes?.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev')), r.report.hosts[0].notes?.join('\n'));
+    }
+    assert.doesNotMatch((await onHost(info, 'h1', 'ls -A /etc/containerd')).out, /hoist-prev/);
+    assert.equal((await onHost(info, 'h1', 'grep -rl first-Secret-1 /etc/containerd || true')).out, '', 'the old password is nowhere under /etc/containerd');
+    // Back to no registries for the tests after: the copy of the file that held the password goes too.
+    const back = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1')], env());
+    assert.equal(back.code, 0);
+    assert.equal((await onHost(info, 'h1', 'ls /etc/containerd | grep -c hoist-prev || true')).out.trim(), '0');
+  });
+
   test('CNI: the 1.x bundle\'s conflist is not installed unless kept; an upgrade to 2.x removes the bundle\'s, never a user\'s; verify names the file containerd uses', async (t) => {
     const bundleCni = '/etc/cni/net.d/10-containerd-net.conflist';
     assert.equal((await onHost(info, 'h1', `ls /etc/cni/net.d`)).out, '', 'a default 1.x bootstrap leaves no network configuration');
