@@ -140,6 +140,12 @@ describe('live safety', () => {
     assert.match(r.stdout, /h1: STILL DRAINED: after_host hook ".*" failed; the next run of any playbook on h1 runs it first/, r.stdout);
     assert.deepEqual(await hookLines(), ['drain h1']);
 
+    // A check lists the play's hooks with the file each comes from, and names the debt.
+    const check = await hoistJson(['check', drainPb, ...base('-l', 'h1')], env());
+    assert.equal(check.code, 2);
+    const hooks = (check.report as unknown as { hooks: { kind: string; file: string; line: number }[] }).hooks;
+    assert.deepEqual(hooks.map((h) => [h.kind, h.file, h.line]), [['before_host', drainPb, 3], ['after_host', drainPb, 6]]);
+
     const again = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1')], env());
     assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
     assert.equal(changedCount(again.report), 0);
