@@ -1,28 +1,14 @@
 import os from 'node:os';
-import path from 'node:path';
 import { HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
-import { loadPlaybook, type Hook, type Playbook } from '../playbook/playbook.js';
+import type { Hook, Playbook } from '../playbook/playbook.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
-import { DRAIN_RECORD } from '../host-paths.js';
-import { fileRead } from '../facts/reads.js';
-import {
-  clearControllerRecord,
-  describeDebt,
-  hooksDigest,
-  manualFix,
-  newDrainRecord,
-  noteOwing,
-  noteSettled,
-  parseDrainRecord,
-  readControllerRecord,
-  writeControllerRecord,
-  type DrainRecord,
-} from './drain-journal.js';
+import { describeDebt } from './drain-journal.js';
+import { DRAIN_PROBE, HostDebt, UnpayableDebt, drainProbe } from './drain-debt.js';
 import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
@@ -81,16 +67,13 @@ export class HostRun {
   private afterHostRan = false;
   private rolledBack: 'ok' | 'failed' | undefined;
   /** The after_host hooks this host owes (drain journal): from an earlier run, or since this run's before_host. */
-  private owes?: DrainRecord;
-  /** The host's own record of a debt, as the last read found it. */
-  private hostRecord?: DrainRecord;
-  /** Why the host is left drained, when it is. */
-  private drainedWhy?: string;
+  private readonly debt: HostDebt;
   /** Set while the host holds a place in the run's restart gate. */
   private releaseTurn?: () => void;
 
   constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
+    this.debt = new HostDebt(play.host.name, play.host.address);
   }
 
   private get name(): string {
@@ -100,13 +83,13 @@ export class HostRun {
   async run(connecting: Promise<Connection>): Promise<HostReport> {
     try {
       // Read before connecting: a host that owes its after_host hooks is named even when it can't be reached.
-      this.owes = this.controllerDebt();
+      this.readDebt();
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
       });
       const plans = await this.lockAndPlan(this.conn);
       // Read again under the lock: another run may have settled the debt since.
-      this.owes = this.controllerDebt() ?? this.hostRecord;
+      this.readDebt();
       await this.settleDebt(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
@@ -133,8 +116,8 @@ export class HostRun {
   private finish(status: HostReport['status'], error?: string): HostReport {
     const r = this.report;
     r.status = status;
-    if (this.owes) {
-      const why = this.drainedWhy ?? (this.o.options.check ? `owes ${describeDebt(this.owes)}; a check does not run them, the next apply runs them first` : `${describeDebt(this.owes)} did not run`);
+    const why = this.debt.stillDrained(this.o.options.check);
+    if (why) {
       r.stillDrained = redact(why);
       r.notes.push(redact(`STILL DRAINED: ${why}`));
     }
@@ -165,7 +148,7 @@ export class HostRun {
     if (!options.check && wait > 0) await takeLock();
     let read = await this.readAndPlan(conn, this.startLive(conn));
     // Owed after_host hooks are run under the lock: the run that drained the host may still hold it.
-    if (options.check || this.lock || (!writes(read.plans) && !this.owes && !this.hostRecord)) return read.plans;
+    if (options.check || this.lock || (!writes(read.plans) && !this.debt.seen)) return read.plans;
     const lock = await takeLock();
     const seen = read.lock;
     if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
@@ -192,10 +175,10 @@ export class HostRun {
     tasks.forEach((t, i) => {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
-    probes.set(DRAIN_PROBE, fileRead(DRAIN_RECORD, 'text'));
+    probes.set(DRAIN_PROBE, drainProbe());
     const g = await gather(conn, probes);
     this.report.facts = g.facts;
-    this.hostRecord = hostDebt(g.results.get(DRAIN_PROBE)?.file?.content);
+    this.debt.readFromHost(g.results.get(DRAIN_PROBE)?.file?.content);
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
     this.state = new PlanState();
@@ -244,7 +227,7 @@ export class HostRun {
     for (const h of hooks) {
       const err = await this.runOneHook(kind, h, conn);
       if (!err) continue;
-      if (kind === 'after_host') this.drainedWhy = `after_host hook "${h.run}" failed; the next run of any playbook on ${this.name} runs it first`;
+      if (kind === 'after_host') this.debt.why = `after_host hook "${h.run}" failed; the next run of any playbook on ${this.name} runs it first`;
       throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
     }
     if (kind === 'after_host') await this.settle(conn);
@@ -276,43 +259,21 @@ export class HostRun {
     if (waited >= 1000) this.report.notes.push(`waited ${(waited / 1000).toFixed(1)} s for its turn: ${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time`);
   }
 
-  /**
-   * Before the first before_host hook starts, the debt of the after_host hooks is written on the
-   * controller, then on the host. A host where it can't be written is not drained.
-   */
+  /** Before the first before_host hook starts, the debt of the after_host hooks is recorded; a host where it can't be is not drained. */
   private async recordDebt(conn: Connection): Promise<void> {
-    const pb = this.o.playbook;
-    if (!pb.afterHost.length) return;
-    const rec = newDrainRecord(this.name, this.play.host.address, pb.file, pb.name, pb.afterHost);
-    writeControllerRecord(rec);
-    this.owes = rec;
-    noteOwing(rec);
-    try {
-      await conn.upload(Buffer.from(`${JSON.stringify(rec, null, 2)}\n`), DRAIN_RECORD, { mode: 0o600 });
-    } catch (e) {
-      this.settleLocally();
+    await this.debt.record(conn, this.o.playbook).catch((e: unknown) => {
       throw new Stop(conn.isClosed ? 'unreachable' : 'failed', `could not record the drain on the host, before_host hooks not run: ${errorMessage(e)}`);
-    }
-  }
-
-  /** The after_host hooks succeeded: the debt is cleared on the controller, then on the host. */
-  private async settle(conn: Connection): Promise<void> {
-    if (!this.owes) return;
-    this.settleLocally();
-    await conn.check(`rm -f ${DRAIN_RECORD}`, 'removing the drain record').catch((e: unknown) => {
-      this.report.notes.push(redact(`the host's drain record (${DRAIN_RECORD}) could not be removed (${errorMessage(e)}): the next run runs the after_host hooks once more`));
     });
   }
 
-  private settleLocally(): void {
-    clearControllerRecord(this.name, this.play.host.address);
-    noteSettled(this.name);
-    this.owes = undefined;
+  private async settle(conn: Connection): Promise<void> {
+    const note = await this.debt.settle(conn);
+    if (note) this.report.notes.push(redact(note));
   }
 
-  private controllerDebt(): DrainRecord | undefined {
+  private readDebt(): void {
     try {
-      return readControllerRecord(this.name, this.play.host.address);
+      this.debt.refresh();
     } catch (e) {
       throw new Stop('failed', `${errorMessage(e)}: remove it once the host's after_host hooks have run`);
     }
@@ -323,41 +284,22 @@ export class HostRun {
    * is paid before anything else, even when the plan changes nothing. A check says so and runs nothing.
    */
   private async settleDebt(conn: Connection): Promise<void> {
-    const rec = this.owes;
+    const rec = this.debt.owes;
     if (!rec || this.o.options.check) return;
-    noteOwing(rec);
-    const hooks = await this.owedHooks(rec);
+    const { hooks, changed } = await this.debt.owedHooks(this.o.playbook, this.o.catalog).catch((e: unknown) => {
+      throw e instanceof UnpayableDebt ? new Stop('failed', e.message) : e;
+    });
+    if (changed) this.report.notes.push(redact(`the after_host hooks of ${rec.playbook} changed since the drain; running them as they are now`));
     this.o.events.hostPhase(this.name, 'owed after_host hooks');
     for (const h of hooks) {
       const err = await this.runOneHook('owed after_host', h, conn);
       if (err) {
-        this.drainedWhy = `the owed after_host hook "${h.run}" of playbook ${rec.playbookName} failed again (owed since ${rec.since}); the next run retries it`;
+        this.debt.why = `the owed after_host hook "${h.run}" of playbook ${rec.playbookName} failed again (owed since ${rec.since}); the next run retries it`;
         throw new Stop('failed', `owed after_host hook failed: ${err}`);
       }
     }
     await this.settle(conn);
     this.report.notes.push(redact(`ran ${describeDebt(rec)}`));
-  }
-
-  /** The owed hooks as the owing playbook has them now; when it can't be read, why, and the manual fix. */
-  private async owedHooks(rec: DrainRecord): Promise<Hook[]> {
-    const cant = (why: string) => {
-      this.drainedWhy = `owes ${describeDebt(rec)}, which hoist can't run: ${why}; ${manualFix(rec)}`;
-      return new Stop('failed', this.drainedWhy);
-    };
-    let hooks: Hook[];
-    if (path.resolve(this.o.playbook.file) === rec.playbook) hooks = this.o.playbook.afterHost;
-    else if (!this.o.catalog) throw cant('its playbook is not this run\'s');
-    else {
-      try {
-        hooks = (await loadPlaybook(rec.playbook, this.o.catalog)).afterHost;
-      } catch (e) {
-        throw cant(`the playbook ${rec.playbook} can't be loaded (${errorMessage(e)})`);
-      }
-    }
-    if (!hooks.length) throw cant(`the playbook ${rec.playbook} has no after_host hooks now`);
-    if (hooksDigest(hooks) !== rec.hooksSha256) this.report.notes.push(redact(`the after_host hooks of ${rec.playbook} changed since the drain; running them as they are now`));
-    return hooks;
   }
 
   private noteHooksThatWouldRun(): void {
@@ -380,12 +322,12 @@ export class HostRun {
         this.report.notes.push(this.rolledBack === 'ok' ? 'after_host hooks ran after the rollback' : 'after_host hooks ran: the host was left unchanged');
         return;
       } catch (e) {
-        this.drainedWhy = `after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran; the next run of any playbook on ${this.name} runs them first`;
+        this.debt.why = `after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran; the next run of any playbook on ${this.name} runs them first`;
         return;
       }
     }
     const why = this.conn.isClosed ? 'the host is unreachable' : this.rolledBack === 'failed' ? 'the rollback failed' : 'its changes could not be undone';
-    if (this.owes) this.drainedWhy = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${this.name} runs them first`;
+    if (this.debt.owes) this.debt.why = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${this.name} runs them first`;
     else this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
   }
 
@@ -484,15 +426,6 @@ export class HostRun {
     await a.run(conn, ctx);
     tr.notes.push(`${a.summary}: ok`);
   }
-}
-
-/** The gathering round trip's read of the host's drain record. */
-const DRAIN_PROBE = '__drain';
-
-/** The host's record of owed after_host hooks; one that can't be parsed fails the host, naming the file. */
-function hostDebt(content: Buffer | undefined): DrainRecord | undefined {
-  if (!content?.length) return undefined;
-  return parseDrainRecord(content.toString('utf8'), DRAIN_RECORD);
 }
 
 /** Whether applying these plans writes to the host (a change, or hoist's own bookkeeping). */
