@@ -25,6 +25,12 @@ export const STAMP_DIR = `${HOIST_STATE_DIR}/stamps`;
 /** Where releases are unpacked before their files are moved into place. */
 export const STAGING_DIR = `${HOIST_STATE_DIR}/staging`;
 
+/**
+ * A host whose before_host hooks (a drain) ran and whose after_host hooks (the uncordon) have not yet
+ * succeeded: the playbook and hooks it owes, as JSON. Removed once the after_host hooks succeeded.
+ */
+export const DRAIN_RECORD = `${HOIST_STATE_DIR}/drained.json`;
+
 /** A module's own records on a host (what it installed, which files it manages). */
 export function moduleStateDir(module: string): string {
   return `${HOIST_STATE_DIR}/${module}`;

@@ -60,7 +60,7 @@ export function referenceMarkdown(catalog: TaskCatalog): string {
     '| --- | --- |',
     '| 0 | all well |',
     '| 1 | bad input or usage: nothing was contacted |',
-    '| 2 | a host failed |',
+    '| 2 | a host failed, or is left drained (its after_host hooks owed) |',
     '| 3 | the controller could not prepare the run (a download, a checksum, the artifact cache): no host was changed |',
     '| 4 | a host was unreachable (and none failed otherwise) |',
     '',

@@ -2,6 +2,7 @@ import type { HostReport } from '../runner/report.js';
 import { EXIT } from '../runner/report.js';
 import { hostProgress, interruption, type InterruptSignal } from '../runner/interrupt.js';
 import { signalChildren } from '../util/children.js';
+import { stillDrained } from '../runner/drain-journal.js';
 import type { Logger } from '../util/log.js';
 import { printableLines } from '../util/printable.js';
 
@@ -46,6 +47,9 @@ export function interruptAccount(a: {
     lines.push(`  ${h}: ${printableLines(what)}`);
   }
   if (a.hosts.length === 0) lines.push('  no host had been contacted yet');
+  // A drain whose uncordon did not run is the one thing an on-call must not miss.
+  const drained = a.reports ? a.reports.filter((r) => r.stillDrained).map((r) => `${r.name} (${r.stillDrained})`) : stillDrained().map((d) => `${d.host} (after_host hooks of ${d.playbook} owed)`);
+  if (drained.length) lines.push(`STILL DRAINED: ${printableLines(drained.join(', '))}; the next run of any playbook on them runs these hooks first.`);
   for (const s of a.stopped) lines.push(`  stopped ${printableLines(s)}`);
   lines.push(AFTERWARDS);
   return lines.join('\n');

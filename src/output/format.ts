@@ -1,4 +1,5 @@
 import { recapOf, type HostReport, type RunReport } from '../runner/report.js';
+import path from 'node:path';
 import { printableLines } from '../util/printable.js';
 
 const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
@@ -36,13 +37,21 @@ export function formatPlan(report: RunReport, withDiffs: boolean): string {
       if (withDiffs) for (const d of t.diffs) diffs.push(`${color.bold(`── ${h.name}: ${t.title}`)}\n${colorDiff(d)}`);
     }
   }
-  const head = color.bold(`PLAN (check mode: nothing was changed)`);
+  const head = `${formatHooks(report)}${color.bold(`PLAN (check mode: nothing was changed)`)}`;
   if (rows.length === 1) {
     const reached = report.hosts.filter((h) => h.status === 'ok' || h.status === 'changed').length;
     const verdict = reached === report.hosts.length ? 'no changes: every host already matches the playbook' : `no changes on the ${reached} host(s) that could be planned; see the recap for the others`;
     return `${head}\n${verdict}\n`;
   }
   return `${head}\n${table(rows)}\n${diffs.length ? `\n${diffs.join('\n')}\n` : ''}`;
+}
+
+/** Every hook of the play and where it comes from: a base playbook's hooks are inherited, and this shows it. */
+export function formatHooks(report: RunReport): string {
+  if (!report.hooks?.length) return '';
+  const here = process.cwd() + path.sep;
+  const rows = report.hooks.map((h) => [h.kind, h.on, printableLines(h.run), `${h.file.startsWith(here) ? h.file.slice(here.length) : h.file}${h.line ? `:${h.line}` : ''}`]);
+  return `${color.bold('HOOKS (run on hosts that change; base playbooks first)')}\n${table([['KIND', 'ON', 'RUN', 'FROM'], ...rows])}\n\n`;
 }
 
 export function colorDiff(d: string): string {

@@ -22,6 +22,8 @@ export interface JsonEnvelope {
   aborted?: string;
   /** The run's log file (absent with HOIST_LOG=off). */
   log?: string;
+  /** Runs of a playbook with hooks: each hook with the file and line it comes from. */
+  hooks?: unknown[];
   /** Runs: one report per host; `inventory`: the hosts selected, or the one asked for with its variables. */
   hosts: unknown[];
   /** `tasks`: the task reference. */
@@ -39,6 +41,7 @@ export function runEnvelope(command: string, report: RunReport, checkRequested: 
     durationMs: report.durationMs,
     ...(report.aborted ? { aborted: report.aborted } : {}),
     ...(log ? { log } : {}),
+    ...(report.hooks ? { hooks: report.hooks } : {}),
     hosts: report.hosts,
   });
 }

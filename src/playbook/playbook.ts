@@ -27,10 +27,15 @@ export const playbookSchema = s.object({
     .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
     .optional()
     .describe('hosts per batch of a rolling run; a batch in which every host fails stops the roll-out'),
+  restart_batch: s
+    .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
+    .optional()
+    .describe('hosts at once that restart a service already running (containerd under pods); default 1, "100%" for all at once. A host that fails stops the hosts still waiting. Hosts that only install or start go in parallel'),
   max_fail_percentage: s.int(0, 100).optional().describe('stop the roll-out once more than this share of the play\'s hosts failed'),
   defaults: s.record(s.unknown()).optional().describe('variables at the lowest precedence: what the playbook assumes when nobody says otherwise'),
   vars: s.record(s.unknown()).optional().describe('variables above the inventory\'s, below -e'),
-  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain)'),
+  replace_hooks: s.bool().default(false).describe('with extends: this playbook\'s before_host and after_host lists replace the base playbook\'s (a list left out is empty) instead of being appended to them'),
+  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain); with extends, appended to the base playbook\'s unless replace_hooks'),
   after_host: s.array(hookSchema).optional().describe('hooks run after a changed host (an uncordon); also after a failure that left the host unchanged or rolled back'),
   tasks: s
     .array(
@@ -48,6 +53,12 @@ export const playbookSchema = s.object({
 
 export type PlaybookFile = Infer<typeof playbookSchema>;
 export type Hook = Infer<typeof hookSchema>;
+
+/** A hook as a playbook holds it: with the file and line that define it (a base playbook's, when inherited). */
+export interface PlaybookHook extends Hook {
+  file: string;
+  line?: number;
+}
 
 export interface PlaybookTask {
   /** The playbook file that defines the task (a base playbook's, when inherited). */
@@ -71,14 +82,17 @@ export interface Playbook {
   confirm?: string;
   hosts: string[];
   serial?: number | string;
+  /** Hosts at once that restart a running service (unset: one). */
+  restartBatch?: number | string;
   maxFailPercentage?: number;
   defaults: Record<string, unknown>;
   vars: Record<string, unknown>;
   /** Where `defaults` and `vars` were set, base playbooks first, for errors that name the line. */
   defaultLayers: VarLayer[];
   varLayers: VarLayer[];
-  beforeHost: Hook[];
-  afterHost: Hook[];
+  /** Base playbooks' hooks first, then this one's (unless replace_hooks). */
+  beforeHost: PlaybookHook[];
+  afterHost: PlaybookHook[];
   tasks: PlaybookTask[];
   doc: LoadedToml;
 }
@@ -116,6 +130,8 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
   if (!base && own.length === 0 && included.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
   const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];
   checkContracts(tasks, catalog);
+  const ownHooks = (key: string, hooks: Hook[] | undefined): PlaybookHook[] => (hooks ?? []).map((h, i) => ({ ...h, file, line: doc.locator.lineOf([key, i]) }));
+  if (pb.replace_hooks && !base) throw new InputError('replace_hooks only means something with extends', { file, line: doc.locator.lineOf(['replace_hooks']), key: 'replace_hooks' });
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
     file,
@@ -129,13 +145,15 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     confirm: pb.confirm ?? base?.confirm,
     hosts: pb.hosts ?? base?.hosts ?? ['all'],
     serial: pb.serial ?? base?.serial,
+    restartBatch: pb.restart_batch ?? base?.restartBatch,
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
     defaults: Object.assign({}, ...included.map((p) => p.defaults), base?.defaults, pb.defaults) as Record<string, unknown>,
     vars: Object.assign({}, ...included.map((p) => p.vars), base?.vars, pb.vars) as Record<string, unknown>,
     defaultLayers: [...included.flatMap((p) => p.defaultLayers), ...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
     varLayers: [...included.flatMap((p) => p.varLayers), ...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
-    beforeHost: pb.before_host ?? base?.beforeHost ?? [],
-    afterHost: pb.after_host ?? base?.afterHost ?? [],
+    // A child that adds a hook keeps its base's: a drain inherited from upgrade.toml can't silently disappear.
+    beforeHost: [...(pb.replace_hooks ? [] : base?.beforeHost ?? []), ...ownHooks('before_host', pb.before_host)],
+    afterHost: [...(pb.replace_hooks ? [] : base?.afterHost ?? []), ...ownHooks('after_host', pb.after_host)],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.
     tasks,
     doc,

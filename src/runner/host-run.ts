@@ -5,13 +5,18 @@ import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
-import type { Playbook } from '../playbook/playbook.js';
+import type { Hook, Playbook } from '../playbook/playbook.js';
+import type { TaskCatalog } from '../tasks/catalog.js';
+import { describeDebt } from './drain-journal.js';
+import { DRAIN_PROBE, HostDebt, UnpayableDebt, drainProbe } from './drain-debt.js';
 import type { HostPlay } from './play.js';
 import type { HostReport, RunEvents, TaskReport } from './report.js';
 import type { Logger } from '../util/log.js';
 import { runHook } from './hooks.js';
 import { hostProgress, interruption } from './interrupt.js';
 import { factSkip } from '../playbook/condition.js';
+import { quote } from '../ssh/quote.js';
+import type { RestartGate } from './restart-gate.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -22,6 +27,10 @@ export interface HostRunOptions {
   lockWaitSeconds: number;
   /** -v: each step of the host with its duration on the output too (the log always has them). */
   verbosity?: number;
+  /** To load the playbook whose after_host hooks a host owes, when it is not this run's. */
+  catalog?: TaskCatalog;
+  /** Shared by the run's hosts: restarts of running services go a batch at a time. */
+  gate?: RestartGate;
 }
 
 const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;
@@ -63,9 +72,14 @@ export class HostRun {
   private beforeHostRan = false;
   private afterHostRan = false;
   private rolledBack: 'ok' | 'failed' | undefined;
+  /** The after_host hooks this host owes (drain journal): from an earlier run, or since this run's before_host. */
+  private readonly debt: HostDebt;
+  /** Set while the host holds a place in the run's restart gate. */
+  private releaseTurn?: () => void;
 
   constructor(private readonly play: HostPlay, private readonly prepared: unknown[], private readonly o: HostRunOptions) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
+    this.debt = new HostDebt(play.host.name, play.host.address);
   }
 
   private get name(): string {
@@ -81,23 +95,34 @@ export class HostRun {
   async run(connecting: Promise<Connection>): Promise<HostReport> {
     hostProgress.started.add(this.name);
     try {
+      // Read before connecting: a host that owes its after_host hooks is named even when it can't be reached.
+      this.readDebt();
       this.stopIfInterrupted('before it started', 'skipped');
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e), e instanceof HostKeyError ? 'host-key' : undefined);
       });
       const plans = await this.lockAndPlan(this.conn);
       this.stopIfInterrupted('after planning, before any change', 'skipped');
+      // Read again under the lock: another run may have settled the debt since.
+      this.readDebt();
+      await this.settleDebt(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
+      if (!this.o.options.check) await this.waitForRestartTurn(plans);
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
       await this.apply(this.conn, plans);
+      if (!this.o.options.check) await this.dropSecretBackups(this.conn);
       if (this.changedBefore && !this.o.options.check) await this.hooks('after_host', this.conn);
       return this.finish(this.report.tasks.some((t) => t.status === 'changed') ? 'changed' : 'ok');
     } catch (e) {
       await this.closeHookPair();
+      const status = e instanceof Stop ? e.status : this.conn?.isClosed ? 'unreachable' : 'failed';
+      // A host that failed while holding a restart place stops the roll-out: the others keep running as they are.
+      if (this.releaseTurn && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
       if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
-      return this.finish(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e));
+      return this.finish(status, errorMessage(e));
     } finally {
+      this.releaseTurn?.();
       inFlight.delete(this.name);
       hostProgress.done.set(this.name, this.report.status);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
@@ -118,6 +143,11 @@ export class HostRun {
     const r = this.report;
     r.status = status;
     if (reason) r.reason = reason;
+    const why = this.debt.stillDrained(this.o.options.check);
+    if (why) {
+      r.stillDrained = redact(why);
+      r.notes.push(redact(`STILL DRAINED: ${why}`));
+    }
     r.bytesPushed = this.conn?.bytesPushed ?? 0;
     if (error) r.error = redact(error);
     r.durationMs = Date.now() - this.started;
@@ -144,7 +174,8 @@ export class HostRun {
     };
     if (!options.check && wait > 0) await takeLock();
     let read = await this.readAndPlan(conn, this.startLive(conn));
-    if (options.check || this.lock || !writes(read.plans)) return read.plans;
+    // Owed after_host hooks are run under the lock: the run that drained the host may still hold it.
+    if (options.check || this.lock || (!writes(read.plans) && !this.debt.seen)) return read.plans;
     const lock = await takeLock();
     const seen = read.lock;
     if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
@@ -172,10 +203,12 @@ export class HostRun {
       if (t.skip) return;
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
+    probes.set(DRAIN_PROBE, drainProbe());
     const tRead = Date.now();
     const g = await gather(conn, probes);
     this.step(`read facts and ${probes.size} probe(s) of ${tasks.length} task(s) in one round trip: ${secs(tRead)}`);
     this.report.facts = g.facts;
+    this.debt.readFromHost(g.results.get(DRAIN_PROBE)?.file?.content);
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
     this.state = new PlanState();
@@ -230,19 +263,89 @@ export class HostRun {
   private async hooks(kind: 'before_host' | 'after_host', conn: Connection): Promise<void> {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
-    if (kind === 'before_host') this.beforeHostRan = true;
-    else this.afterHostRan = true;
+    if (kind === 'before_host') {
+      await this.recordDebt(conn);
+      this.beforeHostRan = true;
+    } else this.afterHostRan = true;
     this.o.events.hostPhase(this.name, `${kind} hooks`);
     for (const h of hooks) {
-      this.stopIfInterrupted(`before the ${kind} hook "${h.run}"`);
-      const t0 = Date.now();
-      inFlight.set(this.name, `${kind} hook "${h.run}"`);
-      const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => inFlight.delete(this.name));
-      const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
-      this.report.notes.push(redact(line));
-      this.o.events.message(`${this.name} | ${redact(line)}`);
-      if (err) throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
+      const err = await this.runOneHook(kind, h, conn);
+      if (!err) continue;
+      if (kind === 'after_host') this.debt.why = `after_host hook "${h.run}" failed; the next run of any playbook on ${this.name} runs it first`;
+      throw new Stop('failed', kind === 'before_host' ? `before_host hook failed, host left unchanged: ${err}` : `after_host hook failed: ${err}`);
     }
+    if (kind === 'after_host') await this.settle(conn);
+  }
+
+  private async runOneHook(kind: string, h: Hook, conn: Connection): Promise<string | undefined> {
+    this.stopIfInterrupted(`before the ${kind} hook "${h.run}"`);
+    const t0 = Date.now();
+    inFlight.set(this.name, `${kind} hook "${h.run}"`);
+    const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => inFlight.delete(this.name));
+    const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    this.report.notes.push(redact(line));
+    this.o.events.message(`${this.name} | ${redact(line)}`);
+    return err;
+  }
+
+  /**
+   * A host whose plan restarts a running service waits for a place in the run's restart gate, before
+   * its hooks (a host waiting its turn is not drained yet) and before any change.
+   */
+  private async waitForRestartTurn(plans: (TaskPlan | Error)[]): Promise<void> {
+    const disruptive = plans.flatMap((pl) => (pl instanceof Error ? [] : pl.actions.filter((a) => a.kind === 'change' && a.disruptive)));
+    if (!disruptive.length || !this.o.gate) return;
+    this.o.events.hostPhase(this.name, `waiting for its turn (${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time)`);
+    const t0 = Date.now();
+    this.releaseTurn = await this.o.gate.enter().catch((e: Error) => {
+      throw new Stop('skipped', e.message);
+    });
+    const waited = Date.now() - t0;
+    this.o.log.log(this.name, `restart turn after ${waited} ms (${disruptive.map((a) => a.disruptive).join(', ')})`);
+    if (waited >= 1000) this.report.notes.push(`waited ${(waited / 1000).toFixed(1)} s for its turn: ${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time`);
+  }
+
+  /** Before the first before_host hook starts, the debt of the after_host hooks is recorded; a host where it can't be is not drained. */
+  private async recordDebt(conn: Connection): Promise<void> {
+    await this.debt.record(conn, this.o.playbook).catch((e: unknown) => {
+      throw new Stop(conn.isClosed ? 'unreachable' : 'failed', `could not record the drain on the host, before_host hooks not run: ${errorMessage(e)}`);
+    });
+  }
+
+  private async settle(conn: Connection): Promise<void> {
+    const note = await this.debt.settle(conn);
+    if (note) this.report.notes.push(redact(note));
+  }
+
+  private readDebt(): void {
+    try {
+      this.debt.refresh();
+    } catch (e) {
+      throw new Stop('failed', `${errorMessage(e)}: remove it once the host's after_host hooks have run`);
+    }
+  }
+
+  /**
+   * A debt from an earlier run (killed, interrupted, its after_host hooks failed, or its host lost)
+   * is paid before anything else, even when the plan changes nothing. A check says so and runs nothing.
+   */
+  private async settleDebt(conn: Connection): Promise<void> {
+    const rec = this.debt.owes;
+    if (!rec || this.o.options.check) return;
+    const { hooks, changed } = await this.debt.owedHooks(this.o.playbook, this.o.catalog).catch((e: unknown) => {
+      throw e instanceof UnpayableDebt ? new Stop('failed', e.message) : e;
+    });
+    if (changed) this.report.notes.push(redact(`the after_host hooks of ${rec.playbook} changed since the drain; running them as they are now`));
+    this.o.events.hostPhase(this.name, 'owed after_host hooks');
+    for (const h of hooks) {
+      const err = await this.runOneHook('owed after_host', h, conn);
+      if (err) {
+        this.debt.why = `the owed after_host hook "${h.run}" of playbook ${rec.playbookName} failed again (owed since ${rec.since}); the next run retries it`;
+        throw new Stop('failed', `owed after_host hook failed: ${err}`);
+      }
+    }
+    await this.settle(conn);
+    this.report.notes.push(redact(`ran ${describeDebt(rec)}`));
   }
 
   private noteHooksThatWouldRun(): void {
@@ -265,12 +368,13 @@ export class HostRun {
         this.report.notes.push(this.rolledBack === 'ok' ? 'after_host hooks ran after the rollback' : 'after_host hooks ran: the host was left unchanged');
         return;
       } catch (e) {
-        this.report.notes.push(`STILL DRAINED: after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran`);
+        this.debt.why = `after_host hooks failed after the failure (${errorMessage(e)}); before_host hooks ran; the next run of any playbook on ${this.name} runs them first`;
         return;
       }
     }
     const why = this.conn.isClosed ? 'the host is unreachable' : this.rolledBack === 'failed' ? 'the rollback failed' : 'its changes could not be undone';
-    this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
+    if (this.debt.owes) this.debt.why = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${this.name} runs them first`;
+    else this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
   }
 
   private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
@@ -328,6 +432,17 @@ export class HostRun {
     }
   }
 
+  /** Every task succeeded, verification included: copies of replaced credential files go (see PlanState.secretBackups). */
+  private async dropSecretBackups(conn: Connection): Promise<void> {
+    const paths = [...this.state.secretBackups];
+    if (!paths.length) return;
+    const copies = paths.map((p) => `${p}.hoist-prev`);
+    await conn.check(`rm -f -- ${copies.map(quote).join(' ')}`, 'removing copies of replaced credential files').then(
+      () => this.report.notes.push(`removed ${copies.join(', ')}: the replaced file held credentials, and the new one verified`),
+      (e: unknown) => this.report.notes.push(redact(`could not remove ${copies.join(', ')} (${errorMessage(e)}): they may hold old credentials`)),
+    );
+  }
+
   /** Undoes a failed host's changes with the steps its tasks added; returns text for the error. */
   private async rollback(conn: Connection): Promise<string> {
     if (!this.changedBefore || this.state.rollback.empty || this.o.options.check) return '';
@@ -335,6 +450,8 @@ export class HostRun {
     const said = await this.state.rollback.run(conn, this.o.log).then(
       (lines) => {
         this.rolledBack = 'ok';
+        // What the tasks noted (a verification of the new release) describes an attempt that is gone.
+        for (const t of this.report.tasks) t.notes = t.notes.map((n) => `failed attempt, rolled back: ${n}`);
         return lines.join('; ') || 'rolled back';
       },
       (e: unknown) => {

@@ -30,12 +30,29 @@ export interface HostReport {
    * later), its host key was unknown or changed (a person must look), or hoist was interrupted.
    */
   reason?: 'locked' | 'host-key' | 'interrupted';
+  /**
+   * Set when the host's before_host hooks (a drain) ran and its after_host hooks (the uncordon) have
+   * not succeeded: why. The next run of any playbook on the host runs them first.
+   */
+  stillDrained?: string;
   durationMs: number;
+}
+
+/** A before_host/after_host hook of the play, with the playbook file and line that define it. */
+export interface HookReport {
+  kind: 'before_host' | 'after_host';
+  run: string;
+  on: 'controller' | 'host';
+  timeout: number;
+  file: string;
+  line?: number;
 }
 
 export interface RunReport {
   playbook: string;
   check: boolean;
+  /** The play's hooks, base playbooks' first. */
+  hooks?: HookReport[];
   hosts: HostReport[];
   durationMs: number;
   exitCode: number;
@@ -74,12 +91,14 @@ export const EXIT = {
 } as const;
 
 /**
- * 0 all well; 2 a host failed; else 6 a host key was refused, 5 another run held a host's lock,
- * 4 a host was unreachable. A plain failure outranks the others: it is the one a retry won't cure.
+ * 0 all well; 2 a host failed or is left drained (its after_host hooks owed); else 6 a host key was
+ * refused, 5 another run held a host's lock, 4 a host was unreachable. A plain failure outranks the
+ * others: it is the one a retry won't cure.
  */
 export function exitCodeOf(hosts: HostReport[]): number {
   const failed = hosts.filter((h) => h.status === 'failed');
   if (failed.some((h) => h.reason !== 'locked' && h.reason !== 'host-key')) return EXIT.hostFailed;
+  if (hosts.some((h) => h.stillDrained && h.status !== 'unreachable')) return EXIT.hostFailed;
   if (failed.some((h) => h.reason === 'host-key')) return EXIT.hostKey;
   if (failed.some((h) => h.reason === 'locked')) return EXIT.locked;
   if (hosts.some((h) => h.status === 'unreachable')) return EXIT.unreachable;

@@ -18,6 +18,7 @@ import type { TaskCatalog } from '../tasks/catalog.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
 import { interruption, InterruptedError } from './interrupt.js';
+import { RestartGate, restartBatchSize } from './restart-gate.js';
 import os from 'node:os';
 
 export interface RunRequest {
@@ -53,6 +54,8 @@ interface Prepared {
 }
 
 export { inFlight } from './host-run.js';
+export { stillDrained } from './drain-journal.js';
+import { owedBefore } from './drain-journal.js';
 
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   const started = Date.now();
@@ -124,7 +127,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
 
   const reports = new Map<string, HostReport>();
   let aborted: string | undefined;
-  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, verbosity: req.verbosity ?? 0 };
+  const gate = new RestartGate(restartBatchSize(pb.restartBatch, prepared.length));
+  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, verbosity: req.verbosity ?? 0, catalog: req.catalog, gate };
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {
@@ -153,7 +157,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   }
   const hosts = prepared.map((p) => reports.get(p.play.host.name)!);
   if (req.fleetChecks) fleetChecks(hosts, pb, req.catalog);
-  return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted };
+  const hooks = [...pb.beforeHost.map((h) => ({ kind: 'before_host' as const, ...h })), ...pb.afterHost.map((h) => ({ kind: 'after_host' as const, ...h }))];
+  return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted, ...(hooks.length ? { hooks } : {}) };
 }
 
 async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Controller): Promise<Prepared[]> {
@@ -168,12 +173,14 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
 }
 
 function skippedHost(play: HostPlay, reason: string): HostReport {
+  const owed = owedBefore(play.host.name, play.host.address);
   return {
+    ...(owed ? { stillDrained: owed } : {}),
     name: play.host.name,
     address: play.host.address,
     status: 'skipped',
     error: reason,
-    notes: [],
+    notes: owed ? [`STILL DRAINED: ${owed}`] : [],
     durationMs: 0,
     tasks: play.tasks.map((t) => ({ index: t.spec.index, title: t.spec.title, task: t.spec.task, status: 'skipped', changes: [], diffs: [], notes: [reason], durationMs: 0 })),
   };

@@ -72,6 +72,12 @@ export class PlanState {
   readonly services = new Map<string, 'running' | 'stopped'>();
   /** Files actually replaced during apply, with whether they existed before: what a rollback restores. */
   readonly appliedFiles = new Map<string, boolean>();
+  /**
+   * Files replaced during apply that held or hold credentials (a registry password in config.toml):
+   * their .hoist-prev copies are removed once the host's run succeeded, verification included, so an
+   * old password doesn't outlive its change. Until then they are what a rollback restores.
+   */
+  readonly secretBackups = new Set<string>();
   /** Steps that undo this host's changes when it fails after some were applied; each task adds its own. */
   readonly rollback = new RollbackPlan();
 }
@@ -112,6 +118,11 @@ export interface Action {
   summary: string;
   /** Unified diff shown by --diff; absent for binaries and for files holding secrets. */
   diff?: string;
+  /**
+   * Set on a change that interrupts what runs on the host (restarting a running service): what it
+   * does. Hosts with such a change go `restart_batch` at a time (runner/restart-gate.ts).
+   */
+  disruptive?: string;
   run(conn: Connection, ctx: ApplyContext): Promise<void>;
 }
 

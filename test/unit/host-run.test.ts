@@ -4,16 +4,25 @@ import assert from 'node:assert/strict';
 import { HostRun } from '../../src/runner/host-run.js';
 import { stopReason } from '../../src/runner/run.js';
 import type { HostPlay, HostTask } from '../../src/runner/play.js';
-import type { HostReport, RunEvents, TaskReport } from '../../src/runner/report.js';
+import { exitCodeOf, type HostReport, type RunEvents, type TaskReport } from '../../src/runner/report.js';
 import type { Hook, Playbook } from '../../src/playbook/playbook.js';
 import { defineTask, type Action, type AnyTask, type RunOptions } from '../../src/tasks/types.js';
 import { parseToml } from '../../src/util/toml-file.js';
 import { Logger } from '../../src/util/log.js';
 import { s } from '../../src/util/schema.js';
 import { FakeHost } from '../support/fake-host.js';
+import { TaskCatalog } from '../../src/tasks/catalog.js';
+import { planFile } from '../../src/tasks/lib/files.js';
+import { RestartGate, restartBatchSize } from '../../src/runner/restart-gate.js';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** What ran on the host besides hoist's drain bookkeeping, last line of each script (hooks export HOIST_HOST first). */
+const commands = (h: FakeHost) => h.ran.map((c) => c.split('\n').pop()!).filter((c) => !c.includes('/var/lib/hoist/drained.json'));
 
 /** A task whose plan is given by the test: change actions that run a command, a rollback step, or a plan error. */
-function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean }): AnyTask {
+function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean; disruptive?: boolean; delayMs?: number }): AnyTask {
   return defineTask({
     name,
     summary: name,
@@ -26,7 +35,9 @@ function task(name: string, behaviour: { change?: string; fail?: boolean; planEr
         actions.push({
           kind: 'change',
           summary: behaviour.change,
+          ...(behaviour.disruptive ? { disruptive: `restart of running ${name}` } : {}),
           async run(conn) {
+            if (behaviour.delayMs) await new Promise((r) => setTimeout(r, behaviour.delayMs));
             await conn.exec(behaviour.change!);
             if (behaviour.lose && conn instanceof FakeHost) conn.isClosed = true;
             if (behaviour.fail || behaviour.lose) throw new Error(`${name} broke`);
@@ -55,16 +66,19 @@ function events(): RunEvents & { done: TaskReport[] } {
   return { done, hostPhase: () => undefined, taskDone: (_h, t) => void done.push(t), hostDone: () => undefined, progress: () => undefined, message: () => undefined };
 }
 
-async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[] } = {}): Promise<HostReport> {
+/** A run on h1; each starts with an empty controller state directory unless given the one of an earlier run. */
+async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string; gate?: RestartGate; name?: string } = {}): Promise<HostReport> {
+  process.env.XDG_STATE_HOME = o.state ?? mkdtempSync(path.join(os.tmpdir(), 'hoist-host-run-'));
   const options: RunOptions = { check: !!o.check, diff: false, offline: true };
   const playbook: Playbook = {
-    file: 'play.toml', dir: '.', name: 'test', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [],
-    beforeHost: o.before ?? [], afterHost: o.after ?? [], tasks: [], doc,
+    file: o.file ?? 'play.toml', dir: '.', name: 'test', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [],
+    beforeHost: (o.before ?? []).map((h) => ({ ...h, file: 'play.toml' })), afterHost: (o.after ?? []).map((h) => ({ ...h, file: 'play.toml' })), tasks: [], doc,
   };
   const log = new Logger();
   const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   const p = play(defs);
-  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.resolve(host));
+  if (o.name) p.host = { ...p.host, name: o.name };
+  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0, catalog: new TaskCatalog(defs), gate: o.gate }).run(Promise.resolve(host));
 }
 
 describe('HostRun: rollback', () => {
@@ -97,7 +111,7 @@ describe('HostRun: hooks', () => {
     const host = new FakeHost();
     const r = await run([task('a', { change: 'change-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'changed');
-    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'change-a', 'uncordon']);
+    assert.deepEqual(commands(host), ['drain', 'change-a', 'uncordon']);
   });
 
   test('a host with nothing to change runs no hook', async () => {
@@ -113,7 +127,7 @@ describe('HostRun: hooks', () => {
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'failed');
     assert.match(r.error!, /before_host hook failed, host left unchanged: "drain" exited 3/);
-    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'uncordon']);
+    assert.deepEqual(commands(host), ['drain', 'uncordon']);
     assert.deepEqual(r.tasks.map((t) => t.status), ['skipped']);
   });
 
@@ -121,7 +135,7 @@ describe('HostRun: hooks', () => {
     const host = new FakeHost();
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'failed');
-    assert.deepEqual(host.ran.map((c) => c.split('\n').pop()), ['drain', 'change-a', 'change-b', 'undo-a', 'uncordon']);
+    assert.deepEqual(commands(host), ['drain', 'change-a', 'change-b', 'undo-a', 'uncordon']);
     assert.ok(r.notes.includes('after_host hooks ran after the rollback'), r.notes.join('\n'));
     assert.ok(r.notes.some((n) => /^before_host hook \(host\) "drain": ok in /.test(n)), r.notes.join('\n'));
   });
@@ -248,5 +262,166 @@ describe('stopping', () => {
     assert.match(stopReason([h('a', 'failed'), h('b', 'unreachable')], 4, undefined)!, /every host of the batch failed \(a, b\)/);
     assert.equal(stopReason([h('a', 'failed')], 4, 25), undefined);
     assert.match(stopReason([h('a', 'failed'), h('b', 'failed')], 4, 25)!, /max_fail_percentage = 25/);
+  });
+});
+
+describe('HostRun: the drain journal', () => {
+  const hook = (run: string): Hook => ({ run, on: 'host', timeout: 5 });
+  const hooks = { before: [hook('drain')], after: [hook('uncordon')] };
+  const record = (state: string) => {
+    const dir = path.join(state, 'hoist', 'drained');
+    const files = existsSync(dir) ? readdirSync(dir) : [];
+    return files.map((f) => ({ file: path.join(dir, f), mode: statSync(path.join(dir, f)).mode & 0o777, json: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { host: string; hooks: Hook[]; playbook: string } }));
+  };
+
+  test('a failing after_host leaves the host STILL DRAINED, exit 2; the next run, with nothing to change, runs it first and clears the debt', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    const r = await run([task('a', { change: 'change-a' })], first, { ...hooks, state });
+    assert.equal(r.status, 'failed');
+    assert.match(r.stillDrained!, /after_host hook "uncordon" failed/);
+    assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: ')), r.notes.join('\n'));
+    assert.equal(exitCodeOf([r]), 2);
+    const [rec] = record(state);
+    assert.equal(rec.mode, 0o600);
+    assert.equal(rec.json.host, 'h1');
+    assert.deepEqual(rec.json.hooks.map((h) => h.run), ['uncordon']);
+    assert.ok(first.ran.some((c) => c.includes('/var/lib/hoist/drained.json')) === false, 'the host record stays while the debt stands');
+
+    const second = new FakeHost();
+    const again = await run([task('a', {})], second, { ...hooks, state });
+    assert.equal(again.status, 'ok', again.error);
+    assert.deepEqual(commands(second), ['uncordon']);
+    assert.ok(second.ran.some((c) => c === 'rm -f /var/lib/hoist/drained.json'), 'the host record is removed');
+    assert.equal(again.stillDrained, undefined);
+    assert.ok(again.notes.some((n) => n.startsWith('ran the after_host hooks of playbook test')), again.notes.join('\n'));
+    assert.deepEqual(record(state), []);
+  });
+
+  test('a host lost after its drain is STILL DRAINED; the next run pays the debt before its own changes', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const r = await run([task('a', { change: 'change-a', lose: true })], new FakeHost(), { ...hooks, state });
+    assert.equal(r.status, 'unreachable');
+    assert.match(r.stillDrained!, /the host is unreachable/);
+    const second = new FakeHost();
+    const again = await run([task('a', { change: 'change-a' })], second, { ...hooks, state });
+    assert.equal(again.status, 'changed');
+    assert.deepEqual(commands(second), ['uncordon', 'drain', 'change-a', 'uncordon']);
+    assert.deepEqual(record(state), []);
+  });
+
+  test('--check names the debt and runs nothing; exit 2', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    await run([task('a', { change: 'change-a' })], first, { ...hooks, state });
+    const checked = new FakeHost();
+    const c = await run([task('a', {})], checked, { ...hooks, state, check: true });
+    assert.deepEqual(checked.ran, []);
+    assert.match(c.stillDrained!, /a check does not run them, the next apply runs them first/);
+    assert.equal(exitCodeOf([c]), 2);
+    assert.equal(record(state).length, 1);
+  });
+
+  test('a debt whose playbook is gone is not paid: the host fails naming the playbook and the manual fix', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    const gone = path.join(state, 'upgrade-gone.toml');
+    await run([task('a', { change: 'change-a' })], first, { ...hooks, state, file: gone });
+    const other = new FakeHost();
+    const r = await run([task('a', { change: 'change-a' })], other, { state, file: 'other.toml' });
+    assert.equal(r.status, 'failed');
+    assert.deepEqual(other.ran, [], 'nothing runs on a host whose debt can\'t be paid');
+    assert.ok(r.error!.includes(`the playbook ${gone} can't be loaded`), r.error);
+    assert.match(r.error!, /run "on the host: uncordon" by hand \(HOIST_HOST=h1\), then remove .*drained\/h1-[0-9a-f]{12}\.json on this controller and \/var\/lib\/hoist\/drained\.json on the host/);
+    assert.ok(r.stillDrained);
+  });
+});
+
+describe('HostRun: rolling restarts', () => {
+  test('hosts whose plans restart a running service go one at a time; the others do not wait', async () => {
+    const gate = new RestartGate(1);
+    const spans: Record<string, [number, number]> = {};
+    const timed = (name: string, disruptive: boolean) => {
+      const host = new FakeHost(name);
+      const ran = host.exec.bind(host);
+      host.exec = async (script) => {
+        const r = await ran(script);
+        if (script === 'restart') spans[name] = [Date.now(), 0];
+        if (script === 'verify') spans[name][1] = Date.now();
+        return r;
+      };
+      return run([task('restart', { change: 'restart', disruptive, delayMs: 30 }), task('verify', { change: 'verify', delayMs: 30 })], host, { gate, name });
+    };
+    const rs = await Promise.all([timed('h1', true), timed('h2', true), timed('h3', true), timed('fresh', false)]);
+    assert.deepEqual(rs.map((r) => r.status), ['changed', 'changed', 'changed', 'changed']);
+    const order = ['h1', 'h2', 'h3'].sort((a, b) => spans[a][0] - spans[b][0]);
+    for (let i = 1; i < order.length; i++) assert.ok(spans[order[i]][0] >= spans[order[i - 1]][1], `${order[i]} restarted before ${order[i - 1]} was verified: ${JSON.stringify(spans)}`);
+    assert.ok(spans.fresh[0] < spans[order[1]][0], 'a host that disrupts nothing does not wait its turn');
+  });
+
+  test('a host that fails after taking its turn stops the hosts still waiting, untouched', async () => {
+    const gate = new RestartGate(1);
+    const first = new FakeHost('h1');
+    const second = new FakeHost('h2');
+    const [a, b] = await Promise.all([
+      run([task('restart', { change: 'restart', disruptive: true, fail: true, delayMs: 20 })], first, { gate, name: 'h1' }),
+      run([task('restart', { change: 'restart', disruptive: true })], second, { gate, name: 'h2' }),
+    ]);
+    assert.equal(a.status, 'failed');
+    assert.equal(b.status, 'skipped');
+    assert.match(b.error!, /h1 failed during its rolling restart/);
+    assert.deepEqual(second.ran, []);
+  });
+
+  test('restart_batch: a count, or a percentage of the hosts (at least one); one by default', () => {
+    assert.equal(restartBatchSize(undefined, 10), 1);
+    assert.equal(restartBatchSize(3, 10), 3);
+    assert.equal(restartBatchSize('30%', 10), 3);
+    assert.equal(restartBatchSize('10%', 3), 1);
+    assert.equal(restartBatchSize('100%', 7), 7);
+  });
+});
+
+describe('HostRun: after the roll-out of a host', () => {
+  const secretFile = (name: string, oldMode: number, secret: boolean) =>
+    defineTask({
+      name,
+      summary: name,
+      params: s.object({}),
+      plan: (_p, ctx) => ({
+        actions: [planFile({ path: '/etc/containerd/config.toml', content: Buffer.from('password = "new"'), mode: secret ? 0o600 : 0o644, secret }, { exists: true, sha256: 'old', mode: oldMode, owner: 'root', group: 'root' }, ctx.state, ctx.options)!],
+      }),
+    });
+
+  test('the .hoist-prev copy of a replaced credential file goes once every task succeeded, verification included', async () => {
+    const host = new FakeHost();
+    const r = await run([secretFile('config', 0o600, true), task('verify', {})], host);
+    assert.equal(r.status, 'changed');
+    assert.ok(host.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"), host.ran.join('\n'));
+    assert.ok(r.notes.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev: the replaced file held credentials')), r.notes.join('\n'));
+    // The old file held the password and the new one doesn't: its copy goes too.
+    const cleared = new FakeHost();
+    await run([secretFile('config', 0o600, false)], cleared);
+    assert.ok(cleared.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"));
+    const plain = new FakeHost();
+    await run([secretFile('config', 0o644, false)], plain);
+    assert.deepEqual(plain.ran, [], 'a copy without credentials stays for the operator');
+  });
+
+  test('a host that fails keeps the copy (the rollback restores it), and the failed attempt\'s notes say they are', async () => {
+    const host = new FakeHost();
+    const noting = defineTask({
+      name: 'verify',
+      summary: 'verify',
+      params: s.object({}),
+      plan: () => ({ actions: [{ kind: 'change', summary: 'restart', run: async (_c, ctx) => (ctx.note('server 2.1.9'), Promise.reject(new Error('CRI plugin not ok'))) }] }),
+    });
+    const r = await run([secretFile('config', 0o600, true), task('undo', { undo: 'undo-config' }), noting], host);
+    assert.equal(r.status, 'failed');
+    assert.ok(!host.ran.some((c) => c.includes('.hoist-prev')), host.ran.join('\n'));
+    assert.deepEqual(r.tasks.find((t) => t.title === 'verify')!.notes, ['failed attempt, rolled back: server 2.1.9']);
   });
 });

@@ -65,3 +65,24 @@ test('tasks NAME: typed parameters, defaults and an example that names every req
   assert.equal(typo.code, 1);
   assert.match(typo.err, /no task named "fiel"; did you mean "file"\?/);
 });
+
+test('a run of a playbook with hooks: the text plan lists each with its file and line, --json carries them as the schema says; a drained host is stillDrained', async () => {
+  const { runEnvelope } = await import('../../src/output/json.js');
+  const { formatPlan } = await import('../../src/output/format.js');
+  const report = {
+    playbook: 'drain',
+    check: true,
+    durationMs: 5,
+    exitCode: 2,
+    hooks: [
+      { kind: 'before_host' as const, run: 'kubectl drain $HOIST_HOST', on: 'controller' as const, timeout: 600, file: '/pb/upgrade.toml', line: 14 },
+      { kind: 'after_host' as const, run: 'kubectl uncordon $HOIST_HOST', on: 'controller' as const, timeout: 600, file: '/pb/site.toml', line: 3 },
+    ],
+    hosts: [{ name: 'a', address: '10.0.0.1', status: 'ok' as const, tasks: [], notes: ['STILL DRAINED: owes …'], stillDrained: 'owes …', durationMs: 1 }],
+  };
+  const env = runEnvelope('apply', report, true);
+  assertOutputSchema(env, 'apply --check with hooks');
+  assert.equal((env.hooks as { file: string }[])[0].file, '/pb/upgrade.toml');
+  const text = formatPlan(report, false);
+  assert.match(text, /HOOKS[^\n]*\nKIND +ON +RUN +FROM\nbefore_host +controller +kubectl drain \$HOIST_HOST +\/pb\/upgrade\.toml:14\nafter_host +controller +kubectl uncordon \$HOIST_HOST +\/pb\/site\.toml:3\n/);
+});

@@ -39,7 +39,7 @@ test('RHEL family: installed binaries are relabelled for SELinux; Debian family 
   const rhel = relabelCommand(osProfile(factsOf('rhel-9', 'dnf')), '"${installed[@]}"');
   assert.equal(rhel, 'if command -v selinuxenabled >/dev/null && selinuxenabled && command -v restorecon >/dev/null; then restorecon -F -- "${installed[@]}"; fi');
   assert.equal(relabelCommand(osProfile(factsOf('debian-12', 'apt')), '"${installed[@]}"'), '');
-  const script = installScript([], { version: '1.7.24', artifacts: [] } as unknown as Parameters<typeof installScript>[1], rhel);
+  const script = installScript([], { version: '1.7.24', artifacts: [] } as unknown as Parameters<typeof installScript>[1], { relabel: rhel });
   assert.match(script, /stat -c '%s %Y %n'[^\n]*\nif \[ \$\{#installed\[@\]\} -gt 0 \]; then if command -v selinuxenabled/);
   assert.doesNotMatch(installScript([], { version: '1.7.24', artifacts: [] } as unknown as Parameters<typeof installScript>[1]), /restorecon/);
 });

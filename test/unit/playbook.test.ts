@@ -96,3 +96,22 @@ test('include runs other playbooks\' tasks first, in order, with their defaults;
   assert.ok(names.includes('containerd_install') && names.indexOf('containerd_install') > names.indexOf('swap'));
   assert.equal(node.defaults.systemd_cgroup, true);
 });
+
+test('extends appends hook lists (base first), each hook naming its file and line; replace_hooks = true replaces them', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-pb-'));
+  const base = path.join(dir, 'base.toml');
+  await writeFile(base, `[[tasks]]\ntask = "ping"\n\n[[before_host]]\nrun = "drain"\n[[after_host]]\nrun = "uncordon"\n`);
+  const child = path.join(dir, 'child.toml');
+  await writeFile(child, `extends = "base.toml"\n\n[[before_host]]\nrun = "notify"\n`);
+  const pb = await loadPlaybook(child, catalog);
+  assert.deepEqual(pb.beforeHost.map((h) => [h.run, path.basename(h.file), h.line]), [['drain', 'base.toml', 4], ['notify', 'child.toml', 3]]);
+  assert.deepEqual(pb.afterHost.map((h) => [h.run, path.basename(h.file)]), [['uncordon', 'base.toml']]);
+  const replacing = path.join(dir, 'replacing.toml');
+  await writeFile(replacing, `extends = "base.toml"\nreplace_hooks = true\n[[before_host]]\nrun = "notify"\n`);
+  const r = await loadPlaybook(replacing, catalog);
+  assert.deepEqual(r.beforeHost.map((h) => h.run), ['notify']);
+  assert.deepEqual(r.afterHost, [], 'a list the replacing playbook leaves out is empty');
+  const alone = path.join(dir, 'alone.toml');
+  await writeFile(alone, `replace_hooks = true\n[[tasks]]\ntask = "ping"\n`);
+  await assert.rejects(loadPlaybook(alone, catalog), /replace_hooks only means something with extends/);
+});

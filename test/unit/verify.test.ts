@@ -78,3 +78,16 @@ test('plugin_error_allow extends the allow-list', () => {
   const r = judge(st, probes({ ctr: { out: ctr('1.7.24'), code: 0 }, plugins: { out: plugins('ok', 'io.containerd.runtime.v2              task                     linux/amd64    error     \n'), code: 0 }, dump: { out: dump(true, st.runtime.sandboxImage), code: 0 } }));
   assert.deepEqual(r.problems, []);
 });
+
+test('CNI: the lexically first .conf/.conflist/.json is the one containerd uses; the bundle\'s or a foreign one in front of hoist\'s is a WARNING', async () => {
+  const { cniWinner } = await import('../../src/modules/containerd/tasks/verify.js');
+  const plain = settings('1.7.24');
+  assert.deepEqual(cniWinner(plain, ['10-flannel.conflist', 'README']), ['CNI: containerd uses /etc/cni/net.d/10-flannel.conflist']);
+  const [w] = cniWinner(plain, ['10-flannel.conflist', '10-containerd-net.conflist']);
+  assert.match(w, /^WARNING: CNI: containerd uses \/etc\/cni\/net\.d\/10-containerd-net\.conflist \(first of 2; not used: 10-flannel\.conflist\): the 1\.x bundle's bridge network, which shadows 10-flannel\.conflist; remove it, or set keep_bundle_cni_conflist = true/);
+  assert.deepEqual(cniWinner(settings('1.7.24', { keep_bundle_cni_conflist: true }), ['10-containerd-net.conflist']), ['CNI: containerd uses /etc/cni/net.d/10-containerd-net.conflist']);
+  const bridge = settings('1.7.24', { cni_conflist: 'bridge' });
+  assert.deepEqual(cniWinner(bridge, ['05-hoist-bridge.conflist', '10-containerd-net.conflist']), ['CNI: containerd uses /etc/cni/net.d/05-hoist-bridge.conflist (first of 2; not used: 10-containerd-net.conflist)']);
+  assert.match(cniWinner(bridge, ['00-other.conf', '05-hoist-bridge.conflist'])[0], /^WARNING: .*00-other\.conf .*not hoist's 05-hoist-bridge\.conflist: pods get that network/);
+  assert.match(cniWinner(bridge, [])[0], /^WARNING: CNI: \/etc\/cni\/net\.d holds no network configuration; expected 05-hoist-bridge\.conflist/);
+});

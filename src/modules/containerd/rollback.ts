@@ -34,7 +34,7 @@ async function waitForVersion(conn: Connection, previous: string): Promise<strin
   for (;;) {
     const v = await conn.exec(`${BIN.ctr} version`);
     const server = parseCtrVersion(v.stdout + v.stderr).server;
-    if (server && sameCore(server.version, previous)) return `rolled back to containerd ${previous}, which is running again`;
+    if (server && sameCore(server.version, previous)) return `rolled back to containerd ${previous}, which is running again (ctr version: server ${server.version})`;
     if (Date.now() > deadline) throw new Error(`rolled back to ${previous}, but containerd does not answer as ${previous} (${server?.version ?? 'no server'})`);
     await new Promise((res) => setTimeout(res, 1000));
   }

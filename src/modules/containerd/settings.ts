@@ -28,6 +28,7 @@ export const containerdVariables = {
   cni_bin_dir: absPath.optional(),
   cni_conf_dir: absPath.optional(),
   cni_conflist: s.union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false)).optional().describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
+  keep_bundle_cni_conflist: s.bool().optional().describe('keep the 1.x bundle\'s /etc/cni/net.d/10-containerd-net.conflist (a bridge network for a single node); by default hoist does not install it, and removes it (when it is the bundle\'s, unchanged) on an install or upgrade: containerd uses the lexically first file, and it would shadow a cluster CNI such as 10-flannel.conflist'),
   cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
   imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
   config_path: absPath.optional(),
@@ -63,6 +64,8 @@ export interface ContainerdSettings {
   pluginErrorAllow: string[];
   /** The CNI network hoist writes (cni_conflist), or null. */
   cni: CniNetwork | null;
+  /** Keep the 1.x bundle's bridge conflist (keep_bundle_cni_conflist). */
+  keepBundleCni: boolean;
 }
 
 /** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
@@ -109,6 +112,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
     allowDowngrade: vars.allow_downgrade ?? false,
     pluginErrorAllow: vars.plugin_error_allow ?? [],
     cni,
+    keepBundleCni: vars.keep_bundle_cni_conflist ?? false,
   };
 }
 

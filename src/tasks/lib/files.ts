@@ -60,6 +60,8 @@ export function planFile(want: DesiredFile, have: FileState, state: PlanState, o
       if (contentDiffers) {
         await conn.upload(want.content, want.path, { mode: want.mode, owner, group, backup: want.backup ?? true, validate: want.validate });
         ctx.state.appliedFiles.set(want.path, have.exists);
+        // The old file was a credential file (0600) or the new one is: its copy may hold a password.
+        if (have.exists && (want.backup ?? true) && (want.secret || have.mode === 0o600)) ctx.state.secretBackups.add(want.path);
       } else {
         await conn.check(`chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`, `set mode of ${want.path}`);
       }

@@ -124,6 +124,8 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
     actions.push({
       kind: 'change',
       summary: `${verb} ${w.unit}${why ? ` (${why})` : ''}`,
+      // Restarting a running daemon interrupts its clients (kubelet, for containerd); starting one doesn't.
+      ...(verb === 'restart' && running ? { disruptive: `restart of running ${w.unit}` } : {}),
       run: async (c) => {
         const r = await c.exec(script);
         if (r.code !== 0) {

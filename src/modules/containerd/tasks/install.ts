@@ -20,6 +20,14 @@ const DISTRO_PACKAGES = ['containerd', 'containerd.io', 'docker.io'];
 /** Files hoist renders itself; the bundle's copies would fight them on every run. */
 const RENDERED_ELSEWHERE = ['etc/systemd/system/containerd.service', 'etc/crictl.yaml'];
 
+/**
+ * The 1.x bundle's bridge network. containerd loads the lexically first file of its CNI directory,
+ * so this one shadows a cluster's 10-flannel.conflist or 10-weave.conflist: not installed unless
+ * keep_bundle_cni_conflist, and removed by an install (an upgrade to 2.x too) when it is the
+ * bundle's file: byte-identical to the staged one, or as hoist recorded installing it.
+ */
+export const BUNDLE_CNI_CONFLIST = 'etc/cni/net.d/10-containerd-net.conflist';
+
 export interface InstallRecord {
   version: string;
   artifacts: { id: string; name: string; sha256: string }[];
@@ -50,9 +58,21 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * kept in prev/ for a rollback. The install record is written last: until it is, the next run
  * installs again, so a kill anywhere before it is repaired by one rerun.
  */
-export function installScript(artifacts: StagedArtifact[], record: InstallRecord, relabel = ''): string {
+export function installScript(artifacts: StagedArtifact[], record: InstallRecord, opts: { relabel?: string; keepBundleCni?: boolean } = {}): string {
+  const { relabel = '', keepBundleCni = false } = opts;
   const stage = `${STAGING_DIR}/containerd-${record.version}`;
-  const skip = RENDERED_ELSEWHERE.map((f) => `${f}`).join('|');
+  const skip = [...RENDERED_ELSEWHERE, ...(keepBundleCni ? [] : [BUNDLE_CNI_CONFLIST])].join('|');
+  const cni = `/${BUNDLE_CNI_CONFLIST}`;
+  // Never a user's file: only one equal to the bundle's, or unchanged since hoist installed it.
+  const dropBundleCni = keepBundleCni
+    ? ''
+    : `# The bundle's CNI network goes (see BUNDLE_CNI_CONFLIST), kept in prev.new for a rollback.
+if [ -f ${cni} ] && { { [ -f "$stage/${BUNDLE_CNI_CONFLIST}" ] && cmp -s "$stage/${BUNDLE_CNI_CONFLIST}" ${cni}; } || grep -qxF -- "$(stat -c '%s %Y %n' -- ${cni})" ${INSTALL_STATS} 2>/dev/null; }; then
+  keep="${CONTAINERD_STATE}/prev.new/${BUNDLE_CNI_CONFLIST}"
+  if [ ! -e "$keep" ]; then mkdir -p "\${keep%/*}"; cp -a ${cni} "$keep.hoist-part" && mv -f "$keep.hoist-part" "$keep"; fi
+  rm -f ${cni}
+  echo "removed the 1.x bundle's ${cni}" >&2
+fi`;
   return `set -euo pipefail
 trap 'echo "install step failed: $BASH_COMMAND" >&2' ERR
 ${SWEEP_TEMPS}
@@ -83,6 +103,7 @@ while IFS= read -r rel; do
   mv -f "$rel" "$tmp" && mv -f "$tmp" "$dest"
   installed+=("$dest")
 done < ${CONTAINERD_STATE}/files.new
+${dropBundleCni}
 # One stat for every installed file: the record the gathering round trip compares against.
 if [ \${#installed[@]} -gt 0 ]; then stat -c '%s %Y %n' -- "\${installed[@]}" > ${INSTALL_STATS}.new; else : > ${INSTALL_STATS}.new; fi
 ${relabel ? `if [ \${#installed[@]} -gt 0 ]; then ${relabel}; fi` : ''}
@@ -188,7 +209,7 @@ export default containerdTask({
       summary: `install containerd ${record.version} (${why})`,
       run: async (conn) => {
         installRan = true;
-        await conn.check(installScript(staged, record, relabelCommand(osProfile(ctx.facts), '"${installed[@]}"')), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
+        await conn.check(installScript(staged, record, { relabel: relabelCommand(osProfile(ctx.facts), '"${installed[@]}"'), keepBundleCni: ctx.settings.keepBundleCni }), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
       },
     });
     return { actions };

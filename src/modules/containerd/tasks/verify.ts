@@ -14,6 +14,8 @@ import { diagnosePull, formatPullFailure, imageRegistryHost } from '../pull-erro
 import type { ContainerdSettings } from '../settings.js';
 import { BIN } from '../paths.js';
 import { daemonSettling } from '../slots.js';
+import { cniConflistPath } from '../config/cni.js';
+import { BUNDLE_CNI_CONFLIST } from './install.js';
 
 /** How long one CRI call of the verification may take. */
 const CRI_CALL_MS = 30_000;
@@ -25,6 +27,8 @@ function checks(st: ContainerdSettings): Record<string, string> {
     plugins: `${BIN.ctr} --address ${quote(`${st.runtime.stateDir}/containerd.sock`)} plugin ls`,
     dump: `${BIN.containerd} config dump`,
     // Without the socket crictl waits out its timeout twice, and ctr version has already said the daemon is down.
+    // The names only (builtins): which network configuration containerd's CRI plugin loads.
+    cni: `for f in ${quote(st.runtime.cniConfDir)}/*; do [ -f "$f" ] && printf '%s\\n' "\${f##*/}"; done; true`,
     crictl: `if [ -x ${BIN.crictl} ] && [ -S ${quote(`${st.runtime.stateDir}/containerd.sock`)} ]; then ${BIN.crictl} version && echo @@info && ${BIN.crictl} info; else echo absent; fi`,
   };
 }
@@ -66,6 +70,8 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
     lines.push(`effective config: SystemdCgroup=${eff.systemdCgroup ?? 'not shown by this version'}, sandbox ${eff.sandboxImage ?? '(default)'}, config_path ${eff.registryConfigPath || '(none)'}`);
   } else problems.push(`containerd config dump failed: ${r('dump').out.trim().split('\n').slice(-2).join(' ')}`);
 
+  lines.push(...cniWinner(st, r('cni').code === 0 ? r('cni').out.split('\n').filter(Boolean) : []));
+
   const cr = r('crictl').out;
   if (cr.trim() !== 'absent') {
     if (r('crictl').code !== 0) problems.push(`crictl failed: ${cr.trim().split('\n').slice(-2).join(' ')}`);
@@ -79,6 +85,26 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
     }
   }
   return { ok: problems.length === 0, lines, problems };
+}
+
+/**
+ * containerd's CRI plugin loads the lexically first .conf/.conflist/.json file of cni_conf_dir (as
+ * libcni sorts them) and ignores the others: a line naming it, and a WARNING when it is not the
+ * network the operator expects (hoist's when cni_conflist = "bridge"; never the 1.x bundle's unless
+ * keep_bundle_cni_conflist), since pods would get that network instead.
+ */
+export function cniWinner(st: Pick<ContainerdSettings, 'runtime' | 'cni' | 'keepBundleCni'>, names: string[]): string[] {
+  const dir = st.runtime.cniConfDir;
+  const files = names.filter((n) => /\.(conf|conflist|json)$/.test(n)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const want = st.cni ? cniConflistPath(dir).split('/').pop()! : undefined;
+  if (!files.length) return [want ? `WARNING: CNI: ${dir} holds no network configuration; expected ${want}` : `CNI: ${dir} holds no network configuration (the cluster's CNI plugin writes one)`];
+  const [first, ...others] = files;
+  const line = `CNI: containerd uses ${dir}/${first}${others.length ? ` (first of ${files.length}; not used: ${others.join(', ')})` : ''}`;
+  if (want && first !== want) return [`WARNING: ${line}, not hoist's ${want}: pods get that network`];
+  if (!want && first === BUNDLE_CNI_CONFLIST.split('/').pop() && !st.keepBundleCni && dir === '/etc/cni/net.d') {
+    return [`WARNING: ${line}: the 1.x bundle's bridge network${others.length ? `, which shadows ${others[0]}` : ''}; remove it, or set keep_bundle_cni_conflist = true if it is meant`];
+  }
+  return [line];
 }
 
 /**
