@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
@@ -124,6 +125,12 @@ function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
   return { kind: 'internal', exitCode: 1 };
 }
 
+/** --cache-dir must be a directory (or not exist yet): found out before any host is contacted. */
+async function checkCacheDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(new InputError(`--cache-dir ${dir}: ${e.message}`))));
+  if (st && !st.isDirectory()) throw new InputError(`--cache-dir ${dir} is not a directory (it is a file); name a directory for downloaded artifacts`);
+}
+
 async function dispatch(command: string, o: CliOptions, log: Logger): Promise<number> {
   const catalog = taskCatalog();
   if (command === 'tasks') return tasksCommand(catalog, o);
@@ -155,6 +162,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
     log.log('hoist', 'not confirmed');
     return 1;
   }
+  if (o.cacheDir) await checkCacheDir(o.cacheDir);
   const secrets = await cliSecrets(!!o.askBecomePass);
   const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
   const reporter = await makeReporter(!!o.json, hostNames.length);

@@ -1,0 +1,69 @@
+// What an adversarial operator or host can do to hoist's output and safety checks, on the real fleet
+// through the bastion with sudo: secrets in every encoding, revoked host keys, the host lock, limits,
+// control characters.
+// Run: HOIST_FLEET_INSTANCE=K node --import tsx --test --test-concurrency=1 test/integration/safety.test.ts
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as fleet from '../fleet/fleet.js';
+import { hoist, ROOT } from '../support/hoist.js';
+
+const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
+
+let info: fleet.FleetInfo;
+let dir: string;
+
+before(async () => {
+  info = await fleet.info();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-safety-'));
+});
+
+async function logOf(stateHome: string): Promise<string> {
+  const logs = path.join(stateHome, 'hoist', 'logs');
+  return (await Promise.all((await readdir(logs)).map((f) => readFile(path.join(logs, f), 'utf8')))).join('\n');
+}
+
+/** The forms a password takes in a config dump, a TOML file, a header, a URL, a shell line. */
+function encodings(user: string, pw: string): Record<string, string> {
+  const goJson = JSON.stringify(pw).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return {
+    raw: pw,
+    json: JSON.stringify(pw).slice(1, -1),
+    'json, \\u escapes': goJson,
+    'base64 user:password': Buffer.from(`${user}:${pw}`).toString('base64'),
+    'url-encoded': encodeURIComponent(pw),
+    'shell single quotes': pw.replace(/'/g, `'\\''`),
+  };
+}
+
+describe('secrets', () => {
+  test('a changed registry password, old and new, shows in no encoding in -vvv output or the log', async () => {
+    const regs = await fleet.registries();
+    const rel = info.releases.find((r) => r.line === '1.4') ?? info.releases[0];
+    const user = 'hoist-user';
+    // Quotes, backslashes, non-ASCII, spaces and $: everything an encoder rewrites.
+    const passwords = [`old"pa\\ss wörd$1'x`, `new\\"pw é$(x) 2'"`];
+    const run = async (pw: string, name: string) => {
+      const vars = path.join(dir, `${name}.toml`);
+      await writeFile(vars, `[registries.${JSON.stringify(regs.private.host)}]\nca = ${JSON.stringify(regs.pki.ca)}\nusername = ${JSON.stringify(user)}\npassword = ${JSON.stringify(pw)}\n`);
+      const stateHome = path.join(dir, `state-${name}`);
+      const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h1', '--cache-dir', path.join(dir, 'cache'), '-e', `containerd_version="${rel.containerd}"`, '-e', `@${vars}`, '-vvv'], { XDG_STATE_HOME: stateHome });
+      return { r, text: `${r.stdout}\n${r.stderr}\n${await logOf(stateHome)}` };
+    };
+    const first = await run(passwords[0], 'old');
+    assert.ok(first.r.code === 0 || first.r.code === 2, first.r.stderr.slice(-2000));
+    // The host shows the credentials back: the dump in -vvv must have been there to redact.
+    assert.match(first.text, /config dump/);
+    const second = await run(passwords[1], 'new');
+    assert.match(second.text, /password = "\*\*\*"|\*\*\*/);
+    for (const [label, { text }] of [['first run', first], ['second run', second]] as const) {
+      for (const pw of passwords) {
+        for (const [form, value] of Object.entries(encodings(user, pw))) {
+          assert.ok(!text.includes(value), `${label}: the ${pw === passwords[0] ? 'old' : 'new'} password shows ${form}: ...${text.slice(Math.max(0, text.indexOf(value) - 200), text.indexOf(value) + 50)}`);
+        }
+      }
+    }
+  });
+});
