@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { HostKeyError, type HostLock } from '../ssh/connection.js';
+import { HostConnection, HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
 import { errorMessage } from '../util/errors.js';
@@ -71,6 +71,13 @@ export class HostRun {
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e));
       });
+      if (this.conn instanceof HostConnection) {
+        this.conn.lockWaitSeconds = this.o.lockWaitSeconds;
+        this.conn.onNote = (n) => {
+          this.report.notes.push(redact(n));
+          this.o.log.log(this.name, n);
+        };
+      }
       const plans = await this.lockAndPlan(this.conn);
       const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();

@@ -8,7 +8,8 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
-import { hoist, ROOT } from '../support/hoist.js';
+import { spawn } from 'node:child_process';
+import { hoist, hoistJson, HOIST, onHost, ROOT } from '../support/hoist.js';
 
 const PLAYBOOK = path.join(ROOT, 'playbooks', 'containerd.toml');
 
@@ -65,5 +66,47 @@ describe('secrets', () => {
         }
       }
     }
+  });
+});
+
+describe('the host lock', () => {
+  /** A playbook whose one change is a root command that runs `seconds` on the host. */
+  async function slow(seconds: number): Promise<string> {
+    const f = path.join(dir, `slow-${seconds}.toml`);
+    await writeFile(f, `name = "slow"\nhosts = "all"\n\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "sleep ${seconds}"\n`);
+    return f;
+  }
+  // "[s]leep N": the pattern must not match the command line of the shell that runs pgrep.
+  const running = async (seconds: number) => (await onHost(info, 'h1', `pgrep -x -f '[s]leep ${seconds}' >/dev/null && echo yes || echo no`)).out.trim() === 'yes';
+  async function until(what: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; i < 150 && !(await what()); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+
+  test('without --lock-wait a second run is refused at once, naming the holder; with it, it waits', async () => {
+    const first = hoistJson(['apply', await slow(9), '-i', info.inventoryPath, '-l', 'h1']);
+    await until(() => running(9));
+    const t0 = Date.now();
+    const second = await hoistJson(['apply', await slow(1), '-i', info.inventoryPath, '-l', 'h1']);
+    const took = Date.now() - t0;
+    assert.equal(second.code, 2, JSON.stringify(second.report));
+    assert.match(second.report.hosts[0].error ?? '', /h1 is locked by another hoist run \(.+ pid \d+, started .+, playbook slow\); use --lock-wait/);
+    assert.ok(took < 6000, `the refusal took ${took} ms: it waited for the first run`);
+    const waited = await hoistJson(['apply', await slow(1), '-i', info.inventoryPath, '-l', 'h1', '--lock-wait', '60']);
+    assert.equal(waited.code, 0, JSON.stringify(waited.report));
+    assert.equal((await first).code, 0);
+  });
+
+  test("a killed run's leftover command is stopped with a note, not waited for", async () => {
+    const child = spawn(process.execPath, [HOIST, 'apply', await slow(40), '-i', info.inventoryPath, '-l', 'h1'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    await until(() => running(40));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    assert.ok(await running(40), 'the killed run left no command behind to test with');
+    const t0 = Date.now();
+    const next = await hoistJson(['apply', await slow(1), '-i', info.inventoryPath, '-l', 'h1']);
+    assert.equal(next.code, 0, JSON.stringify(next.report));
+    assert.ok(Date.now() - t0 < 25_000, `took ${Date.now() - t0} ms: it waited for the leftover`);
+    assert.match(next.report.hosts[0].notes?.join('\n') ?? '', /stopped a command a killed hoist run left running \(pid \d+: bash/);
+    assert.equal(await running(40), false);
   });
 });
