@@ -21,7 +21,7 @@ import { referenceMarkdown } from './reference.js';
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
-import { printableLines } from '../util/printable.js';
+import { printableLines, terminalText } from '../util/printable.js';
 import { extraVarLayers } from './extra-vars.js';
 import { taskCatalog } from './catalog.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
@@ -91,8 +91,8 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
     log.log('hoist', `${kind} error: ${message}`);
     if (e instanceof Error && kind === 'internal' && e.stack) log.log('hoist', e.stack);
     if (o.json) writeJson(errorEnvelope(command, exitCode, kind, message));
-    process.stderr.write(`${color.red('error')}: ${printableLines(redact(message))}\n`);
-    if (log.file) process.stderr.write(color.dim(`log: ${log.file}`) + '\n');
+    process.stderr.write(terminalText(`${color.red('error')}: ${printableLines(redact(message))}\n`));
+    if (log.file) process.stderr.write(terminalText(color.dim(`log: ${log.file}`) + '\n'));
     code = exitCode;
   }
   log.log('hoist', `exit ${code}`);
@@ -135,7 +135,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   const catalog = taskCatalog();
   if (command === 'tasks') return tasksCommand(catalog, o);
   if (command === 'reference') {
-    process.stdout.write(referenceMarkdown(catalog));
+    process.stdout.write(referenceMarkdown(catalog)); // Markdown for a file, not a terminal: as is.
     return 0;
   }
   if (command === 'fetch') return fetchArtifacts(o, catalog);
@@ -158,7 +158,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   log.log('hoist', `playbook ${playbook.file}: ${playbook.tasks.map((t) => t.task).join(', ')}; inventory ${inventory.file} (${inventory.hosts.length} hosts)`);
   const extraVars = await extraVarLayers(o.extraVars ?? []);
   if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
-    process.stderr.write('not confirmed; nothing was done\n');
+    process.stderr.write(terminalText('not confirmed; nothing was done\n'));
     log.log('hoist', 'not confirmed');
     return 1;
   }
@@ -169,7 +169,7 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
   const check = !!o.check;
   const onSigint = () => {
     const mid = [...inFlight].map(([h, t]) => `${h} (in "${t}")`);
-    process.stderr.write(`\ninterrupted${mid.length ? `; hosts mid-task: ${mid.join(', ')}` : ''}. Files hoist writes are replaced atomically; run again to converge.\n`);
+    process.stderr.write(terminalText(`\ninterrupted${mid.length ? `; hosts mid-task: ${mid.join(', ')}` : ''}. Files hoist writes are replaced atomically; run again to converge.\n`));
     log.log('hoist', `interrupted; mid-task: ${mid.join(', ') || 'none'}`);
     void log.close().finally(() => process.exit(130));
   };
@@ -199,15 +199,15 @@ async function dispatch(command: string, o: CliOptions, log: Logger): Promise<nu
     await reporter.stop();
     logReport(log, report);
     if (o.json) writeJson(runEnvelope(command, report, check));
-    else if (command === 'facts') process.stdout.write(formatFacts(report) + '\n');
+    else if (command === 'facts') process.stdout.write(terminalText(formatFacts(report) + '\n'));
     else {
-      if (check) process.stdout.write('\n' + formatPlan(report, !!o.diff));
+      if (check) process.stdout.write(terminalText('\n' + formatPlan(report, !!o.diff)));
       else if (o.diff) {
         const diffs = report.hosts.flatMap((h) => h.tasks.flatMap((t) => t.diffs.map((d) => `── ${h.name}: ${t.title}\n${d}`)));
-        if (diffs.length) process.stdout.write('\n' + diffs.join('\n') + '\n');
+        if (diffs.length) process.stdout.write(terminalText('\n' + diffs.join('\n') + '\n'));
       }
-      process.stdout.write('\n' + formatRecap(report) + '\n');
-      if (log.file) process.stdout.write(color.dim(`log: ${log.file}`) + '\n');
+      process.stdout.write(terminalText('\n' + formatRecap(report) + '\n'));
+      if (log.file) process.stdout.write(terminalText(color.dim(`log: ${log.file}`) + '\n'));
     }
     return report.exitCode;
   } finally {
@@ -235,12 +235,12 @@ async function inventoryCommand(inventory: Inventory, o: CliOptions, catalog: Ta
   if (o.host) {
     const detail = hostDetail(inventory, o.host, { playbook, extra: await extraVarLayers(o.extraVars ?? []), catalog });
     if (o.json) writeJson(dataEnvelope('inventory', { hosts: [detail] }));
-    else process.stdout.write(`${formatHostDetail(detail)}\n`);
+    else process.stdout.write(terminalText(`${formatHostDetail(detail)}\n`));
     return 0;
   }
   const hosts = listHosts(inventory, o.limit, playbook);
   if (o.json) writeJson(dataEnvelope('inventory', { hosts }));
-  else process.stdout.write(`${formatHostList(hosts)}\n`);
+  else process.stdout.write(terminalText(`${formatHostList(hosts)}\n`));
   return 0;
 }
 
@@ -250,9 +250,9 @@ function tasksCommand(catalog: TaskCatalog, o: CliOptions): number {
   const docs = names.map((n) => taskDoc(catalog, n));
   if (o.json) writeJson(dataEnvelope('tasks', { tasks: docs }));
   else {
-    process.stdout.write(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`);
+    process.stdout.write(terminalText(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`));
     // The variables each module reads: `hoist reference` has their types and meanings.
-    if (!o.task) for (const m of catalog.modules) process.stdout.write(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`);
+    if (!o.task) for (const m of catalog.modules) process.stdout.write(terminalText(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`));
   }
   return 0;
 }

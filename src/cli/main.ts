@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { errorEnvelope, writeJson } from '../output/json.js';
 import { runCli } from './commands.js';
 import { HOIST_VERSION } from './version.js';
+import { terminalText } from '../util/printable.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count = (min: number) => (v: string): number => {
@@ -26,6 +27,8 @@ const inventory = (v: string, prev: string | undefined): string => {
 };
 
 const program = new Command();
+// A usage error quotes what was typed (a -l value may hold ESC or NUL): escaped like all output.
+program.configureOutput({ outputError: (str, write) => write(terminalText(str)) });
 program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version(HOIST_VERSION);
 
 const common = (c: Command) =>
@@ -121,7 +124,7 @@ program
         const command = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name() ?? 'hoist';
         writeJson(errorEnvelope(command, 1, 'input', message));
       }
-      if (!(e instanceof CommanderError)) process.stderr.write(`hoist: ${message}\n`);
+      if (!(e instanceof CommanderError)) process.stderr.write(terminalText(`hoist: ${message}\n`));
       process.exitCode = 1;
       exitWhenFlushed();
     },

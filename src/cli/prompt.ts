@@ -1,3 +1,4 @@
+import { terminalText } from '../util/printable.js';
 /**
  * Asks for a secret on the terminal without echoing it. Only on a terminal: a run from CI gets its
  * secrets from the environment or from files instead of hanging on a prompt nobody sees.
@@ -14,7 +15,7 @@ export function askHidden(question: string): Promise<string> {
     // Echo goes off before the question is shown: an answer typed or pasted the moment the
     // prompt appears would otherwise be echoed by the terminal before hoist takes it over.
     stdin.setRawMode(true);
-    process.stderr.write(question);
+    process.stderr.write(terminalText(question));
     stdin.resume();
     const done = (err?: Error) => {
       stdin.removeListener('data', onData);

@@ -1,5 +1,6 @@
 import type { RunEvents, HostReport, TaskReport } from '../runner/report.js';
 import { formatTaskLine, hostLine, color } from './format.js';
+import { terminalText } from '../util/printable.js';
 
 export interface Reporter extends RunEvents {
   start(hosts: string[]): void;
@@ -25,10 +26,14 @@ export class PlainReporter implements Reporter {
 
   constructor(private readonly out: NodeJS.WritableStream = process.stdout, private readonly quiet = false) {}
 
+  private write(text: string): void {
+    this.out.write(terminalText(text));
+  }
+
   start(hosts: string[]) {
     this.hostsTotal = hosts.length;
     this.compact = hosts.length >= COMPACT_FROM_HOSTS;
-    if (this.compact && !this.quiet) this.out.write(color.dim(`${hosts.length} hosts: compact output (counts per task; failures in full)`) + '\n');
+    if (this.compact && !this.quiet) this.write(color.dim(`${hosts.length} hosts: compact output (counts per task; failures in full)`) + '\n');
   }
 
   async stop() {
@@ -48,20 +53,20 @@ export class PlainReporter implements Reporter {
     }
     // Failed tasks are told by their host's line; unchanged ones are not news.
     if (t.status === 'failed' || (t.status === 'ok' && t.changes.length === 0)) return;
-    this.out.write(formatTaskLine(host, t) + '\n');
+    this.write(formatTaskLine(host, t) + '\n');
   }
 
   hostDone(h: HostReport) {
     this.hostsDone++;
     if (this.quiet) return;
-    if (!this.compact || h.status === 'failed' || h.status === 'unreachable') this.out.write(hostLine(h) + '\n');
+    if (!this.compact || h.status === 'failed' || h.status === 'unreachable') this.write(hostLine(h) + '\n');
     if (this.compact && Date.now() - this.lastCompactLine > PROGRESS_EVERY_MS) this.writeCounts(false);
   }
 
   private writeCounts(final: boolean) {
     this.lastCompactLine = Date.now();
     const per = [...this.taskCounts].map(([title, c]) => `${title}: ${c.changed} changed${c.failed ? `, ${c.failed} failed` : ''}`);
-    this.out.write(color.dim(`${final ? 'done' : 'progress'}: ${this.hostsDone}/${this.hostsTotal} hosts${per.length ? `; ${per.join('; ')}` : ''}`) + '\n');
+    this.write(color.dim(`${final ? 'done' : 'progress'}: ${this.hostsDone}/${this.hostsTotal} hosts${per.length ? `; ${per.join('; ')}` : ''}`) + '\n');
   }
 
   progress(label: string, done: number, total: number | undefined) {
@@ -71,14 +76,14 @@ export class PlainReporter implements Reporter {
     const size = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
     if (!d) {
       this.downloads.set(label, { started: now, lastLine: now });
-      this.out.write(color.dim(`download ${label}: started${total ? ` (${size(total)})` : ''}`) + '\n');
+      this.write(color.dim(`download ${label}: started${total ? ` (${size(total)})` : ''}`) + '\n');
       if (total !== undefined && done >= total) this.finish(label, done, now);
       return;
     }
     if (total !== undefined && done >= total) return this.finish(label, done, now);
     if (now - d.lastLine >= PROGRESS_EVERY_MS) {
       d.lastLine = now;
-      this.out.write(color.dim(`download ${label}: ${size(done)}${total ? ` of ${size(total)}` : ''}`) + '\n');
+      this.write(color.dim(`download ${label}: ${size(done)}${total ? ` of ${size(total)}` : ''}`) + '\n');
     }
   }
 
@@ -86,11 +91,11 @@ export class PlainReporter implements Reporter {
     const d = this.downloads.get(label);
     if (!d || d.lastLine < 0) return;
     d.lastLine = -1;
-    this.out.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
+    this.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
   }
 
   message(text: string) {
-    this.out.write(text + '\n');
+    this.write(text + '\n');
   }
 }
 
@@ -117,13 +122,13 @@ export class ListrReporter implements Reporter {
     const { Listr } = this.listr;
     const list = new Listr(
       hosts.map((name) => ({
-        title: `${name}: waiting`,
+        title: terminalText(`${name}: waiting`),
         task: (_ctx: unknown, task: { title: string; output: string }) =>
           new Promise<void>((resolve, reject) => {
             const slot: HostSlot = {
-              setTitle: (t) => (task.title = `${name}: ${t}`),
+              setTitle: (t) => (task.title = terminalText(`${name}: ${t}`)),
               done: (h) => {
-                task.title = hostLine(h);
+                task.title = terminalText(hostLine(h));
                 if (h.status === 'failed' || h.status === 'unreachable') reject(new Error(h.error ?? h.status));
                 else resolve();
               },
@@ -164,7 +169,7 @@ export class ListrReporter implements Reporter {
   }
 
   message(text: string) {
-    process.stderr.write(text + '\n');
+    process.stderr.write(terminalText(text) + '\n');
   }
 }
 

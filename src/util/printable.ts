@@ -18,3 +18,23 @@ export function printable(text: string): string {
 export function printableLines(text: string): string {
   return text.split('\n').map(printable).join('\n');
 }
+
+/**
+ * Where hoist's own colors start: a private-use character, not ESC, so that colors survive the
+ * output boundary while every ESC from outside is escaped there (see terminalText()).
+ */
+export const SGR = '\uE01B';
+
+/**
+ * The one boundary between hoist and a terminal or its log: control characters from anywhere (a host
+ * name, a string a host reports, a remote command's output: ESC, NUL, CR, …) become visible escapes,
+ * line breaks stay, and only hoist's own color codes become escape sequences.
+ */
+export function terminalText(text: string): string {
+  return printableLines(text).replace(/\uE01B\[([0-9;]*)m/g, '\x1b[$1m');
+}
+
+/** Text for the log file: the same escapes, hoist's color codes dropped. */
+export function logText(text: string): string {
+  return printableLines(text).replace(/\uE01B\[[0-9;]*m/g, '');
+}
