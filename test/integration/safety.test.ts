@@ -110,3 +110,31 @@ describe('the host lock', () => {
     assert.equal(await running(40), false);
   });
 });
+
+describe('control characters from hosts', () => {
+  // eslint-disable-next-line no-control-regex
+  const RAW = /[\x00\x1b\r]/;
+
+  test('a VERSION_ID with ESC and CR in `hoist facts`, and NUL/ESC/CR in -vvv remote output, are escaped on the terminal and in the log', async () => {
+    const stateHome = path.join(dir, 'state-ctl');
+    // /etc/os-release is a symlink on Debian: the test replaces it with a file and puts the link back.
+    await onHost(info, 'h1', `readlink /etc/os-release > /etc/os-release.hoist-test-link; cp --remove-destination "$(readlink -f /etc/os-release)" /etc/os-release && sed -i 's/^VERSION_ID=.*/VERSION_ID="12\\x1b[2J\\r"/' /etc/os-release`);
+    try {
+      const facts = await hoist(['facts', '-i', info.inventoryPath, '-l', 'h1'], { XDG_STATE_HOME: stateHome });
+      assert.equal(facts.code, 0, facts.stderr);
+      assert.match(facts.stdout, /12\\x1b\[2J/);
+      assert.doesNotMatch(facts.stdout + facts.stderr, RAW);
+    } finally {
+      await onHost(info, 'h1', 'l=$(cat /etc/os-release.hoist-test-link) && ln -sfn "$l" /etc/os-release && rm /etc/os-release.hoist-test-link');
+    }
+    const pb = path.join(dir, 'noisy.toml');
+    await writeFile(pb, `name = "noisy"\nhosts = "all"\n\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "printf 'a\\\\0b\\\\033[2Jc\\\\rd\\\\n'"\n`);
+    const r = await hoist(['apply', pb, '-i', info.inventoryPath, '-l', 'h1', '-vvv'], { XDG_STATE_HOME: stateHome });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /a\\x00b\\x1b\[2Jc\\rd/);
+    assert.doesNotMatch(r.stdout + r.stderr, RAW);
+    const log = await logOf(stateHome);
+    assert.match(log, /a\\x00b\\x1b\[2Jc\\rd/);
+    assert.doesNotMatch(log, RAW);
+  });
+});
