@@ -11,7 +11,7 @@ import { commandsGate, GATE_BUSY_EXIT, GATE_BUSY_MARK, GATE_NOTE_MARK, lockScrip
 import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
 import { openLink, type Link, type TransportOptions } from './transport.js';
-import { unixBridgeCommand } from './unix-bridge.js';
+import { TRANSPORT_FAILURE, unixBridgeCommand } from './unix-bridge.js';
 import { uploadScript, type UploadOptions } from './upload.js';
 import { PeerCopyError, RECEIVE_EXIT, receiveScript, serveCommand, type PeerSource } from './peer-copy.js';
 
@@ -360,7 +360,11 @@ export class HostConnection {
     });
     // The bridge's own complaint (no socket, no tool) is the useful error when the stream ends early.
     exit.onExit((code) => {
-      if (code) (ch as unknown as Duplex).destroy(new HostError(`${this.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`));
+      if (!code) return;
+      const err = new HostError(`${this.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`);
+      // Announced apart from destroy(): the stream's user may have closed it already on the end of data.
+      ch.emit(TRANSPORT_FAILURE, err);
+      (ch as unknown as Duplex).destroy(err);
     });
     return ch;
   }
