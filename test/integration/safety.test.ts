@@ -138,3 +138,23 @@ describe('control characters from hosts', () => {
     assert.doesNotMatch(log, RAW);
   });
 });
+
+describe('sudo', () => {
+  test('"Defaults requiretty" is named with the sudoers fix, for deploy and for ops (with a password), and the fix works', async () => {
+    const ops = path.join(dir, 'ops.toml');
+    await writeFile(ops, (await readFile(info.inventoryPath, 'utf8')).replace(/^user = "deploy"$/m, `user = "ops"\nbecome_password_file = ${JSON.stringify(info.opsPasswordFile)}`));
+    await onHost(info, 'h1', 'echo "Defaults requiretty" > /etc/sudoers.d/zz-hoist-test && chmod 440 /etc/sudoers.d/zz-hoist-test');
+    try {
+      for (const [user, inv] of [['deploy', info.inventoryPath], ['ops', ops]]) {
+        const r = await hoistJson(['ping', '-i', inv, '-l', 'h1']);
+        assert.equal(r.code, 2, JSON.stringify(r.report));
+        assert.equal(r.report.hosts[0].error, `sudo on h1 requires a terminal ("Defaults requiretty" in its sudoers), and hoist runs sudo without one; exempt ${user} with a line "Defaults:${user} !requiretty" in a file under /etc/sudoers.d/ (edit with visudo)`);
+      }
+      await onHost(info, 'h1', 'echo "Defaults:deploy !requiretty" >> /etc/sudoers.d/zz-hoist-test');
+      const fixed = await hoistJson(['ping', '-i', info.inventoryPath, '-l', 'h1']);
+      assert.equal(fixed.code, 0, JSON.stringify(fixed.report));
+    } finally {
+      await onHost(info, 'h1', 'rm -f /etc/sudoers.d/zz-hoist-test');
+    }
+  });
+});
