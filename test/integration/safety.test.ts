@@ -158,3 +158,23 @@ describe('sudo', () => {
     }
   });
 });
+
+describe('known_hosts', () => {
+  test('a @revoked key is refused with OpenSSH\'s meaning, also with --accept-new-host-keys; the other hosts go on', async () => {
+    const h1 = info.hosts.find((h) => h.name === 'h1')!;
+    const lines = (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter(Boolean);
+    const key = lines.find((l) => l.startsWith(`${h1.address} `))!.split(' ').slice(1).join(' ');
+    const kh = path.join(dir, 'known_hosts-revoked');
+    // Listed as h1's key and revoked: the revocation wins, as in OpenSSH.
+    await writeFile(kh, `${lines.join('\n')}\n@revoked * ${key}\n@cert-authority *.fleet.test ${key}\n`);
+    const r = await hoistJson(['ping', '-i', info.inventoryPath, '--known-hosts', kh, '--accept-new-host-keys', '-l', 'h1,h2', '-v']);
+    assert.equal(r.code, 2, JSON.stringify(r.report));
+    const [a, b] = r.report.hosts;
+    assert.equal(a.status, 'failed');
+    assert.match(a.error ?? '', new RegExp(`REVOKED HOST KEY for h1 \\(${h1.address.replace(/\./g, '\\.')}:22\\): it offers ssh-ed25519 SHA256:\\S+, which ${kh.replace(/[/.-]/g, '\\$&')}:${lines.length + 1} marks @revoked`));
+    assert.equal(b.status, 'ok');
+    assert.match(r.stderr, new RegExp(`${kh.replace(/[/.-]/g, '\\$&')}:${lines.length + 2}: @cert-authority lines are not supported`));
+    // Nothing was recorded for the revoked key.
+    assert.equal((await readFile(kh, 'utf8')).split('\n').filter(Boolean).length, lines.length + 2);
+  });
+});
