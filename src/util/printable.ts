@@ -31,10 +31,18 @@ export const SGR = '\uE01B';
  * line breaks stay, and only hoist's own color codes become escape sequences.
  */
 export function terminalText(text: string): string {
-  return printableLines(text).replace(/\uE01B\[([0-9;]*)m/g, '\x1b[$1m');
+  return boundary(text).replace(/\uE01B\[([0-9;]*)m/g, '\x1b[$1m');
 }
 
 /** Text for the log file: the same escapes, hoist's color codes dropped. */
 export function logText(text: string): string {
-  return printableLines(text).replace(/\uE01B\[[0-9;]*m/g, '');
+  return boundary(text).replace(/\uE01B\[[0-9;]*m/g, '');
+}
+
+/** printable() line by line, tabs kept too: neither a line break nor a tab can drive a terminal (a diff has tabs). */
+function boundary(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.split('\t').map(printable).join('\t'))
+    .join('\n');
 }

@@ -17,6 +17,7 @@ test('the output boundary escapes ESC, NUL and CR from anywhere and keeps only h
   const line = `${SGR}[31mfailed${SGR}[0m: ${foreign}\nnext line`;
   assert.equal(terminalText(line), '\x1b[31mfailed\x1b[0m: h\\x1b[2J\\x00x\\ry\nnext line');
   assert.equal(logText(line), 'failed: h\\x1b[2J\\x00x\\ry\nnext line');
+  assert.equal(terminalText('a\tb'), 'a\tb', 'a tab (in a diff) is kept');
   // Idempotent: text escaped on the way in is not escaped twice.
   assert.equal(terminalText(terminalText(foreign)), terminalText(foreign));
 });
