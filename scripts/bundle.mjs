@@ -21,7 +21,9 @@ await build({
   outdir: out,
   chunkNames: 'hoist-[hash]',
   // ssh2's optional native addons: absent, ssh2 falls back to its JavaScript code, as unbundled.
-  external: ['cpu-features', '*.node'],
+  // undici stays a package of its own (shipped inside hoist's, see bundleDependencies): hoist tells a
+  // crash inside the HTTP client from its own by the client's file names in the stack.
+  external: ['cpu-features', '*.node', 'undici'],
   // CommonJS dependencies (ssh2, nunjucks) expect require and __dirname.
   banner: {
     js: [

@@ -83,19 +83,51 @@ export function proxyEnvironment(env: NodeJS.ProcessEnv = process.env): { httpPr
 }
 
 export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean }, fn: (d: Dispatcher | undefined) => Promise<T>): Promise<T> {
-  if (opts.offline || opts.dispatcher) return fn(opts.dispatcher);
+  if (opts.offline) return fn(opts.dispatcher);
+  const { Agent, EnvHttpProxyAgent, interceptors } = await undici();
   const t = opts.timeoutMs ?? 30_000;
-  const { Agent, EnvHttpProxyAgent } = await undici();
   const proxy = proxyEnvironment();
   const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t } };
-  // http:// through the proxy as absolute-form requests (what curl sends, and what a caching proxy
+  // http:// through a proxy as absolute-form requests (what curl sends, and what a caching proxy
   // can cache); https:// through a CONNECT tunnel.
-  const agent = proxy ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false }) : new Agent(timeouts);
+  const agent = opts.dispatcher ? undefined : proxy ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false }) : new Agent(timeouts);
+  // request() does not follow redirects by itself (release hosts redirect to their storage).
+  const dispatcher = (opts.dispatcher ?? agent!).compose(interceptors.redirect({ maxRedirections: 10 }));
+  const stop = catchClientCrashes(agent ?? opts.dispatcher!);
   try {
-    return await fn(agent);
+    return await fn(dispatcher);
   } finally {
-    await agent.close();
+    stop();
+    await agent?.close().catch(() => undefined);
   }
+}
+
+const crashGuards = new Set<(e: unknown) => boolean>();
+
+/**
+ * An exception thrown by the HTTP client from a socket event (out of any request's reach) would end
+ * the process with a stack trace. While downloads run, one that comes from undici fails them
+ * instead: the dispatcher is destroyed with the cause, every request in flight rejects with it.
+ */
+function catchClientCrashes(d: Dispatcher): () => void {
+  const guard = (e: unknown): boolean => {
+    if (!(e instanceof Error) || !/[\\/]undici[\\/]/.test(e.stack ?? '')) return false;
+    void d.destroy(new HttpClientCrash(e)).catch(() => undefined);
+    return true;
+  };
+  if (crashGuards.size === 0) process.on('uncaughtException', onUncaught);
+  crashGuards.add(guard);
+  return () => {
+    crashGuards.delete(guard);
+    if (crashGuards.size === 0) process.off('uncaughtException', onUncaught);
+  };
+}
+
+function onUncaught(e: unknown): void {
+  for (const g of crashGuards) if (g(e)) return;
+  // Not the HTTP client's: what Node would have done without a handler.
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
 }
 
 export interface Net {
@@ -104,9 +136,34 @@ export interface Net {
 }
 
 class HttpStatusError extends DownloadError {
-  constructor(url: string, status: number) {
+  constructor(
+    url: string,
+    status: number,
+    /** The server's Retry-After, in ms, when it sent one (503, 429). */
+    readonly retryAfterMs?: number,
+  ) {
     super(`GET ${displayUrl(url)} failed: HTTP ${status}`, url, status);
     this.name = 'HttpStatusError';
+  }
+}
+
+/** Retry-After as seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
+export function parseRetryAfter(v: string | string[] | undefined, now = Date.now()): number | undefined {
+  const t = (Array.isArray(v) ? v[0] : v)?.trim();
+  if (!t) return undefined;
+  if (/^\d+$/.test(t)) return Number(t) * 1000;
+  const d = Date.parse(t);
+  return Number.isNaN(d) ? undefined : Math.max(0, d - now);
+}
+
+/**
+ * A failure inside the HTTP client itself (an assertion in its parser), not the network's: what
+ * arrived can't be trusted, so the partial file goes, and the run stops with the cause.
+ */
+export class HttpClientCrash extends Error {
+  constructor(readonly crash: unknown) {
+    super(`the HTTP client failed internally: ${crash instanceof Error ? crash.message.split('\n')[0] : String(crash)}`);
+    this.name = 'HttpClientCrash';
   }
 }
 
@@ -118,7 +175,7 @@ function isRetryable(err: unknown, net: Net): boolean {
     const s = err.status ?? 0;
     return s >= 500 || s === 408 || s === 429;
   }
-  if (err instanceof ChecksumError) return false;
+  if (err instanceof ChecksumError || err instanceof HttpClientCrash) return false;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code && NON_RETRYABLE_FS_CODES.has(code)) return false;
   // Everything else is the network: refused/reset connections, timeouts, bodies cut short.
@@ -146,7 +203,10 @@ export async function retrying<T>(url: string, net: Net, attempt: (n: number) =>
         const status = err instanceof HttpStatusError ? err.status : undefined;
         throw new DownloadError(`GET ${displayUrl(url)} failed after ${n} attempts: ${describe(err)}`, url, status, n, { cause: err });
       }
-      const delay = Math.min(max, base * 2 ** (consecutive - 1));
+      let delay = Math.min(max, base * 2 ** (consecutive - 1));
+      // A server that says when to come back is believed, within the backoff ceiling.
+      const after = err instanceof HttpStatusError ? err.retryAfterMs : undefined;
+      if (after !== undefined && after <= max) delay = Math.max(delay, after * 2);
       // Jitter spreads out many hosts/processes retrying against the same mirror.
       await sleep(delay / 2 + Math.random() * (delay / 2), undefined, { signal: net.opts.signal });
     }
@@ -186,14 +246,34 @@ function prepare(url: string): Prepared {
 
 const MAX_CHECKSUM_FILE = 1024 * 1024;
 
+/**
+ * One GET with undici's request(): its body is a Node stream that hoist reads as fast as it arrives.
+ * (fetch()'s body stream makes the client pause its parser between reads, and a server that closes
+ * the connection at that moment, as Python's http.server does, crashed it: undici's `assert(!this.paused)`.)
+ */
+async function get(url: string, headers: Record<string, string>, net: Net): Promise<Dispatcher.ResponseData> {
+  const { request } = await undici();
+  return request(url, { method: 'GET', headers, dispatcher: net.dispatcher, signal: net.opts.signal });
+}
+
+const header = (h: Dispatcher.ResponseData['headers'], name: string): string | null => {
+  const v = h[name];
+  return v === undefined ? null : Array.isArray(v) ? v[0] : v;
+};
+
+/** Drops a body hoist won't read (without the "Request aborted" error destroy() would raise). */
+const discard = (res: Dispatcher.ResponseData) => void res.body.dump().catch(() => undefined);
+
+async function failStatus(url: string, res: Dispatcher.ResponseData): Promise<never> {
+  discard(res);
+  throw new HttpStatusError(url, res.statusCode, parseRetryAfter(res.headers['retry-after']));
+}
+
 export async function fetchSmall(url: string, net: Net): Promise<Buffer> {
   const p = prepare(url);
-  const res = await (await undici()).fetch(p.url, { headers: p.headers, dispatcher: net.dispatcher, signal: net.opts.signal });
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => {});
-    throw new HttpStatusError(url, res.status);
-  }
-  const buf = Buffer.from(await res.arrayBuffer());
+  const res = await get(p.url, p.headers, net);
+  if (res.statusCode < 200 || res.statusCode > 299) return failStatus(url, res);
+  const buf = Buffer.from(await res.body.arrayBuffer());
   if (buf.length > MAX_CHECKSUM_FILE) {
     throw new ChecksumError(`${displayUrl(url)}: ${buf.length} bytes is far too large for a checksum file`);
   }
@@ -214,15 +294,21 @@ export async function downloadResumable(url: string, cache: ArtifactCache, net: 
   const partial = cache.partialPath(url);
   await fs.mkdir(path.dirname(partial), { recursive: true });
   let sizeBefore = 0;
-  await retrying(
-    url,
-    net,
-    async () => {
-      sizeBefore = await fileSize(partial);
-      await transferOnce(url, cache, net, progress, sizeBefore > 0);
-    },
-    async () => (await fileSize(partial)) > sizeBefore,
-  );
+  try {
+    await retrying(
+      url,
+      net,
+      async () => {
+        sizeBefore = await fileSize(partial);
+        await transferOnce(url, cache, net, progress, sizeBefore > 0);
+      },
+      async () => (await fileSize(partial)) > sizeBefore,
+    );
+  } catch (e) {
+    // A network failure leaves the partial file to resume from; a crash of the client leaves nothing.
+    if (e instanceof Error && e.cause instanceof HttpClientCrash) await cache.removePartial(url);
+    throw e;
+  }
 }
 
 function parseContentRange(v: string | null): { start: number; total?: number } | undefined {
@@ -245,24 +331,21 @@ async function transferOnce(url: string, cache: ArtifactCache, net: Net, progres
     else if (meta?.lastModified) headers['if-range'] = meta.lastModified;
   }
 
-  const res = await (await undici()).fetch(p.url, { headers, dispatcher: net.dispatcher, signal: net.opts.signal });
-  if (res.status === 416 && offset > 0) {
+  const res = await get(p.url, headers, net);
+  if (res.statusCode === 416 && offset > 0) {
     // The partial is as long as (or longer than) the file: it can't be trusted, start over.
-    await res.body?.cancel().catch(() => {});
+    discard(res);
     await cache.removePartial(url);
     return transferOnce(url, cache, net, progress, false);
   }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => {});
-    throw new HttpStatusError(url, res.status);
-  }
+  if (res.statusCode < 200 || res.statusCode > 299) return failStatus(url, res);
 
   let start = 0;
   let total: number | undefined;
-  if (res.status === 206 && offset > 0) {
-    const range = parseContentRange(res.headers.get('content-range'));
+  if (res.statusCode === 206 && offset > 0) {
+    const range = parseContentRange(header(res.headers, 'content-range'));
     if (!range || range.start !== offset) {
-      await res.body?.cancel().catch(() => {});
+      discard(res);
       await cache.removePartial(url);
       return transferOnce(url, cache, net, progress, false);
     }
@@ -270,26 +353,42 @@ async function transferOnce(url: string, cache: ArtifactCache, net: Net, progres
     total = range.total;
   } else {
     // 200: a fresh download, or a server that ignores Range and sends everything again.
-    const len = res.headers.get('content-length');
+    const len = header(res.headers, 'content-length');
     total = len !== null && /^\d+$/.test(len) ? Number(len) : undefined;
     await cache.writePartialMeta({
       url,
-      etag: res.headers.get('etag') ?? undefined,
-      lastModified: res.headers.get('last-modified') ?? undefined,
+      etag: header(res.headers, 'etag') ?? undefined,
+      lastModified: header(res.headers, 'last-modified') ?? undefined,
     });
   }
 
   const fh = await fs.open(partial, start > 0 ? 'a' : 'w', 0o644);
   let bytes = start;
   try {
-    if (res.body) {
-      for await (const chunk of res.body) {
-        const buf = chunk as Uint8Array;
-        await fh.write(buf);
-        bytes += buf.byteLength;
-        progress(bytes, total);
-      }
-    }
+    // Flowing: every chunk is taken as it arrives and written in order behind the ones before, so
+    // the client never holds its parser paused for hoist (see get()).
+    await new Promise<void>((resolve, reject) => {
+      let writes = Promise.resolve();
+      let failed = false;
+      const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
+        res.body.destroy();
+        // Whatever was already queued lands first: the partial file stays a clean prefix to resume.
+        writes.then(() => reject(e), () => reject(e));
+      };
+      res.body.on('data', (chunk: Buffer) => {
+        if (failed) return;
+        writes = writes.then(async () => {
+          await fh.write(chunk);
+          bytes += chunk.byteLength;
+          progress(bytes, total);
+        });
+        writes.catch(fail);
+      });
+      res.body.on('error', fail);
+      res.body.once('end', () => writes.then(resolve, fail));
+    });
   } finally {
     await fh.close();
   }

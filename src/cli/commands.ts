@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
@@ -22,7 +23,7 @@ import { referenceMarkdown } from './reference.js';
 import { fetchArtifacts } from './fetch.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
-import { printableLines } from '../util/printable.js';
+import { printableLines, terminalText } from '../util/printable.js';
 import { extraVarLayers } from './extra-vars.js';
 import { taskCatalog } from './catalog.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
@@ -93,13 +94,13 @@ export async function runCli(command: string, raw: Record<string, unknown>): Pro
     log.log('hoist', `${kind} error: ${message}`);
     if (e instanceof Error && kind === 'internal' && e.stack) log.log('hoist', e.stack);
     if (o.json) writeJson(errorEnvelope(command, exitCode, kind, message, log.file));
-    process.stderr.write(`${color.red('error')}: ${printableLines(redact(message))}\n`);
+    process.stderr.write(terminalText(`${color.red('error')}: ${printableLines(redact(message))}\n`));
     code = exitCode;
   } finally {
     signals.dispose();
   }
   // Every run says where its story is, --json runs too (stdout holds only the envelope).
-  if (log.file) process.stderr.write(color.dim(`log: ${log.file}`) + '\n');
+  if (log.file) process.stderr.write(terminalText(color.dim(`log: ${log.file}`) + '\n'));
   log.log('hoist', `exit ${code}`);
   await log.close();
   process.exitCode = code;
@@ -131,6 +132,12 @@ function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
   return { kind: 'internal', exitCode: 1 };
 }
 
+/** --cache-dir must be a directory (or not exist yet): found out before any host is contacted. */
+async function checkCacheDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(new InputError(`--cache-dir ${dir}: ${e.message}`))));
+  if (st && !st.isDirectory()) throw new InputError(`--cache-dir ${dir} is not a directory (it is a file); name a directory for downloaded artifacts`);
+}
+
 async function dispatch(asked: string, o: CliOptions, log: Logger, signals: SignalWatch): Promise<number> {
   let command = asked;
   const catalog = taskCatalog();
@@ -141,7 +148,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   }
   if (command === 'tasks') return tasksCommand(catalog, o);
   if (command === 'reference') {
-    process.stdout.write(referenceMarkdown(catalog));
+    process.stdout.write(referenceMarkdown(catalog)); // Markdown for a file, not a terminal: as is.
     return 0;
   }
   if (command === 'fetch') return fetchArtifacts(o, catalog);
@@ -164,10 +171,11 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   log.log('hoist', `playbook ${playbook.file}: ${playbook.tasks.map((t) => t.task).join(', ')}; inventory ${inventory.file} (${inventory.hosts.length} hosts)`);
   const extraVars = await extraVarLayers(o.extraVars ?? []);
   if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
-    process.stderr.write('not confirmed; nothing was done\n');
+    process.stderr.write(terminalText('not confirmed; nothing was done\n'));
     log.log('hoist', 'not confirmed');
     return 1;
   }
+  if (o.cacheDir) await checkCacheDir(o.cacheDir);
   const secrets = await cliSecrets(!!o.askBecomePass);
   const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
   const reporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
@@ -200,18 +208,18 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
     const signal = interruption.signal;
     if (signal) report.exitCode = exitCodeOfSignal(signal);
     if (o.json) writeJson(runEnvelope(asked, report, check, log.file));
-    else if (command === 'facts') process.stdout.write(formatFacts(report) + '\n');
+    else if (command === 'facts') process.stdout.write(terminalText(formatFacts(report) + '\n'));
     else {
-      if (check) process.stdout.write('\n' + formatPlan(report, !!o.diff));
+      if (check) process.stdout.write(terminalText('\n' + formatPlan(report, !!o.diff)));
       else if (o.diff) {
         const diffs = report.hosts.flatMap((h) => h.tasks.flatMap((t) => t.diffs.map((d) => `── ${h.name}: ${t.title}\n${d}`)));
-        if (diffs.length) process.stdout.write('\n' + diffs.join('\n') + '\n');
+        if (diffs.length) process.stdout.write(terminalText('\n' + diffs.join('\n') + '\n'));
       }
-      process.stdout.write('\n' + formatRecap(report) + '\n');
+      process.stdout.write(terminalText('\n' + formatRecap(report) + '\n'));
     }
     if (signal) {
       const text = interruptAccount({ signal, hosts: hostNames, midStep: signals.midStep, reports: report.hosts, stopped: signals.stopped, atOnce: false });
-      process.stderr.write(`\n${color.red(text)}\n`);
+      process.stderr.write(terminalText(`\n${color.red(text)}\n`));
       log.log('hoist', text);
     }
     return report.exitCode;
@@ -239,12 +247,12 @@ async function inventoryCommand(inventory: Inventory, o: CliOptions, catalog: Ta
   if (o.host) {
     const detail = hostDetail(inventory, o.host, { playbook, extra: await extraVarLayers(o.extraVars ?? []), catalog });
     if (o.json) writeJson(dataEnvelope('inventory', { hosts: [detail] }));
-    else process.stdout.write(`${formatHostDetail(detail)}\n`);
+    else process.stdout.write(terminalText(`${formatHostDetail(detail)}\n`));
     return 0;
   }
   const hosts = listHosts(inventory, o.limit, playbook);
   if (o.json) writeJson(dataEnvelope('inventory', { hosts }));
-  else process.stdout.write(`${formatHostList(hosts)}\n`);
+  else process.stdout.write(terminalText(`${formatHostList(hosts)}\n`));
   return 0;
 }
 
@@ -254,9 +262,9 @@ function tasksCommand(catalog: TaskCatalog, o: CliOptions): number {
   const docs = names.map((n) => taskDoc(catalog, n));
   if (o.json) writeJson(dataEnvelope('tasks', { tasks: docs }));
   else {
-    process.stdout.write(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`);
+    process.stdout.write(terminalText(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`));
     // The variables each module reads: `hoist reference` has their types and meanings.
-    if (!o.task) for (const m of catalog.modules) process.stdout.write(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`);
+    if (!o.task) for (const m of catalog.modules) process.stdout.write(terminalText(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`));
   }
   return 0;
 }

@@ -4,6 +4,7 @@ import { loadPlaybook } from '../playbook/playbook.js';
 import { FanOut } from '../runner/fan-out.js';
 import { resolvePlay } from '../runner/play.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { terminalText } from '../util/printable.js';
 import { extraVarLayers } from './extra-vars.js';
 import { ensureArtifacts } from '../artifacts/download.js';
 import type { Artifact } from '../artifacts/artifact.js';
@@ -40,10 +41,10 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
     cacheDir: o.cacheDir,
     onProgress: (bytes, total, a) => {
       const line = `${a.name} ${total ? `${Math.floor((bytes / total) * 100)}%` : `${(bytes / 1e6).toFixed(1)} MB`}`;
-      if (line !== last && (!total || bytes === total || Math.floor((bytes / total) * 10) !== Math.floor(((bytes - 1) / total) * 10))) process.stderr.write(`${line}\n`);
+      if (line !== last && (!total || bytes === total || Math.floor((bytes / total) * 10) !== Math.floor(((bytes - 1) / total) * 10))) process.stderr.write(terminalText(`${line}\n`));
       last = line;
     },
   });
-  for (const g of got) process.stdout.write(`${g.fromCache ? 'cached ' : 'fetched'} ${g.artifact.name} sha256:${g.sha256} (${(g.size / 1e6).toFixed(1)} MB)\n`);
+  for (const g of got) process.stdout.write(terminalText(`${g.fromCache ? 'cached ' : 'fetched'} ${g.artifact.name} sha256:${g.sha256} (${(g.size / 1e6).toFixed(1)} MB)\n`));
   return 0;
 }

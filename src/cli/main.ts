@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { errorEnvelope, writeJson } from '../output/json.js';
 import { HOIST_VERSION } from './version.js';
 import { signalChildren } from '../util/children.js';
+import { terminalText } from '../util/printable.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count = (min: number) => (v: string): number => {
@@ -14,13 +15,30 @@ const count = (min: number) => (v: string): number => {
 // runs: `hoist --version`, `--help` and a usage error start in a fraction of the time.
 const runCli = async (command: string, raw: Record<string, unknown>): Promise<void> => (await import('./commands.js')).runCli(command, raw);
 
+/**
+ * Repeated -l adds. A pattern that is empty (or only separators) after trimming is refused: `-l "$LIMIT"`
+ * with LIMIT unset would otherwise mean every host.
+ */
+const limit = (v: string, prev: string | undefined): string => {
+  if (!v.split(/[,:]/).some((p) => p.trim())) throw new InvalidArgumentError('the limit is empty; name hosts or groups (use "all" for every host).');
+  return prev ? `${prev},${v}` : v;
+};
+
+/** One inventory per run: a second -i would silently replace the first (a typo in one of them unnoticed). */
+const inventory = (v: string, prev: string | undefined): string => {
+  if (prev !== undefined) throw new InvalidArgumentError(`only one inventory per run (-i ${prev} and -i ${v}); merge them into one file or run twice.`);
+  return v;
+};
+
 const program = new Command();
+// A usage error quotes what was typed (a -l value may hold ESC or NUL): escaped like all output.
+program.configureOutput({ outputError: (str, write) => write(terminalText(str)) });
 program.name('hoist').description('Provision containerd nodes over SSH: facts, plan, apply only what differs.').version(HOIST_VERSION);
 
 const common = (c: Command) =>
   c
-    .requiredOption('-i, --inventory <file>', 'inventory TOML file')
-    .option('-l, --limit <pattern>', 'only these hosts/groups: globs, "," or ":" between patterns, "!" excludes, "&" intersects; repeated -l adds', (v: string, prev: string | undefined) => (prev ? `${prev},${v}` : v))
+    .requiredOption('-i, --inventory <file>', 'inventory TOML file', inventory)
+    .option('-l, --limit <pattern>', 'only these hosts/groups: globs, "," or ":" between patterns, "!" excludes, "&" intersects; repeated -l adds', limit)
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', count(1))
     .option('--json', 'print a machine-readable report on stdout')
     .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')
@@ -71,8 +89,8 @@ common(program.command('facts').description('print the facts hoist gathers')).ac
 program
   .command('inventory')
   .description('the hosts a --limit selects, or one host\'s settings and variables with the layer each came from')
-  .requiredOption('-i, --inventory <file>', 'inventory TOML file')
-  .option('-l, --limit <pattern>', 'only these hosts/groups (as for apply)', (v: string, prev: string | undefined) => (prev ? `${prev},${v}` : v))
+  .requiredOption('-i, --inventory <file>', 'inventory TOML file', inventory)
+  .option('-l, --limit <pattern>', 'only these hosts/groups (as for apply)', limit)
   .option('--host <name>', 'one host: connection settings and resolved variables, secrets masked')
   .option('-p, --playbook <file>', 'include this playbook\'s hosts, [defaults] and [vars]')
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml, as for apply', collect, [])
@@ -140,7 +158,7 @@ program
         const command = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name() ?? 'hoist';
         writeJson(errorEnvelope(command, 1, 'input', message));
       }
-      if (!(e instanceof CommanderError)) process.stderr.write(`hoist: ${message}\n`);
+      if (!(e instanceof CommanderError)) process.stderr.write(terminalText(`hoist: ${message}\n`));
       process.exitCode = 1;
       exitWhenFlushed();
     },

@@ -1,4 +1,5 @@
 import { InterruptedError } from '../runner/interrupt.js';
+import { terminalText } from '../util/printable.js';
 
 /**
  * Asks for a secret on the terminal without echoing it. Only on a terminal: a run from CI gets its
@@ -16,7 +17,7 @@ export function askHidden(question: string): Promise<string> {
     // Echo goes off before the question is shown: an answer typed or pasted the moment the
     // prompt appears would otherwise be echoed by the terminal before hoist takes it over.
     stdin.setRawMode(true);
-    process.stderr.write(question);
+    process.stderr.write(terminalText(question));
     stdin.resume();
     const done = (err?: Error) => {
       stdin.removeListener('data', onData);

@@ -4,7 +4,7 @@ import { hostProgress, interruption, type InterruptSignal } from '../runner/inte
 import { signalChildren } from '../util/children.js';
 import { stillDrained } from '../runner/drain-journal.js';
 import type { Logger } from '../util/log.js';
-import { printableLines } from '../util/printable.js';
+import { printableLines, terminalText } from '../util/printable.js';
 
 // Taken before a live view starts: listr2 buffers process.stderr while it draws, and a message
 // about a second Ctrl-C must reach the screen before hoist exits.
@@ -78,7 +78,7 @@ export function watchSignals(log: Logger): SignalWatch {
     const killed = signalChildren('SIGKILL', 'all');
     const text = interruptAccount({ signal, hosts, midStep: new Map([...midStep, ...hostProgress.inFlight]), stopped: [...stopped, ...killed], atOnce: true });
     // The cursor a live view hid comes back with the message.
-    rawStderr(`${process.stderr.isTTY ? '\x1b[?25h' : ''}\n${text}\n`);
+    rawStderr(`${process.stderr.isTTY ? '\x1b[?25h' : ''}\n${terminalText(text)}\n`);
     log.log('hoist', text);
     log.log('hoist', `exit ${exitCodeOfSignal(signal)}`);
     const exit = () => process.exit(exitCodeOfSignal(signal));

@@ -1,10 +1,11 @@
 import { recapOf, type HostReport, type RunReport } from '../runner/report.js';
 import path from 'node:path';
-import { printableLines } from '../util/printable.js';
+import { printableLines, SGR } from '../util/printable.js';
 
 const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 
-const paint = (code: number) => (s: string) => (useColor() ? `\x1b[${code}m${s}\x1b[0m` : s);
+// Colors are written with SGR (not ESC) and become escape sequences at the output boundary (terminalText).
+const paint = (code: number) => (s: string) => (useColor() ? `${SGR}[${code}m${s}${SGR}[0m` : s);
 export const color = { green: paint(32), yellow: paint(33), red: paint(31), dim: paint(2), bold: paint(1), cyan: paint(36) };
 
 export function statusColor(status: string): (s: string) => string {
@@ -26,7 +27,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length))).join('  ').trimEnd()).join('\n');
 }
 
-const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
+const stripAnsi = (s: string) => s.replace(/\uE01B\[[0-9;]*m/g, '');
 
 export function formatPlan(report: RunReport, withDiffs: boolean): string {
   const rows: string[][] = [['HOST', 'TASK', 'CHANGE']];

@@ -1,5 +1,6 @@
 import type { RunEvents, HostReport, TaskReport } from '../runner/report.js';
 import { formatTaskLine, hostLine, color } from './format.js';
+import { terminalText } from '../util/printable.js';
 
 export interface Reporter extends RunEvents {
   start(hosts: string[]): void;
@@ -27,10 +28,14 @@ export class PlainReporter implements Reporter {
 
   constructor(private readonly out: NodeJS.WritableStream = process.stdout, private readonly quiet = false) {}
 
+  private write(text: string): void {
+    this.out.write(terminalText(text));
+  }
+
   start(hosts: string[]) {
     this.hostsTotal = hosts.length;
     this.compact = hosts.length >= COMPACT_FROM_HOSTS;
-    if (this.compact && !this.quiet) this.out.write(color.dim(`${hosts.length} hosts: compact output (counts per task; failures in full)`) + '\n');
+    if (this.compact && !this.quiet) this.write(color.dim(`${hosts.length} hosts: compact output (counts per task; failures in full)`) + '\n');
   }
 
   async stop() {
@@ -50,20 +55,20 @@ export class PlainReporter implements Reporter {
     }
     // Failed tasks are told by their host's line; unchanged ones are not news.
     if (t.status === 'failed' || (t.status === 'ok' && t.changes.length === 0)) return;
-    this.out.write(formatTaskLine(host, t) + '\n');
+    this.write(formatTaskLine(host, t) + '\n');
   }
 
   hostDone(h: HostReport) {
     this.hostsDone++;
     if (this.quiet) return;
-    if (!this.compact || h.status === 'failed' || h.status === 'unreachable') this.out.write(hostLine(h) + '\n');
+    if (!this.compact || h.status === 'failed' || h.status === 'unreachable') this.write(hostLine(h) + '\n');
     if (this.compact && Date.now() - this.lastCompactLine > PROGRESS_EVERY_MS) this.writeCounts(false);
   }
 
   private writeCounts(final: boolean) {
     this.lastCompactLine = Date.now();
     const per = [...this.taskCounts].map(([title, c]) => `${title}: ${c.changed} changed${c.failed ? `, ${c.failed} failed` : ''}`);
-    this.out.write(color.dim(`${final ? 'done' : 'progress'}: ${this.hostsDone}/${this.hostsTotal} hosts${per.length ? `; ${per.join('; ')}` : ''}`) + '\n');
+    this.write(color.dim(`${final ? 'done' : 'progress'}: ${this.hostsDone}/${this.hostsTotal} hosts${per.length ? `; ${per.join('; ')}` : ''}`) + '\n');
   }
 
   progress(label: string, done: number, total: number | undefined) {
@@ -73,14 +78,14 @@ export class PlainReporter implements Reporter {
     const size = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
     if (!d) {
       this.downloads.set(label, { started: now, lastLine: now });
-      this.out.write(color.dim(`download ${label}: started${total ? ` (${size(total)})` : ''}`) + '\n');
+      this.write(color.dim(`download ${label}: started${total ? ` (${size(total)})` : ''}`) + '\n');
       if (total !== undefined && done >= total) this.finish(label, done, now);
       return;
     }
     if (total !== undefined && done >= total) return this.finish(label, done, now);
     if (now - d.lastLine >= PROGRESS_EVERY_MS) {
       d.lastLine = now;
-      this.out.write(color.dim(`download ${label}: ${size(done)}${total ? ` of ${size(total)}` : ''}`) + '\n');
+      this.write(color.dim(`download ${label}: ${size(done)}${total ? ` of ${size(total)}` : ''}`) + '\n');
     }
   }
 
@@ -88,7 +93,7 @@ export class PlainReporter implements Reporter {
     const d = this.downloads.get(label);
     if (!d || d.lastLine < 0) return;
     d.lastLine = -1;
-    this.out.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
+    this.write(color.dim(`download ${label}: done, ${(bytes / 1e6).toFixed(1)} MB in ${((now - d.started) / 1000).toFixed(1)} s`) + '\n');
   }
 
   interrupted(signal: string) {
@@ -96,7 +101,7 @@ export class PlainReporter implements Reporter {
   }
 
   message(text: string) {
-    this.out.write(text + '\n');
+    this.write(text + '\n');
   }
 }
 
@@ -134,20 +139,20 @@ export class ListrReporter implements Reporter {
     const { Listr } = this.listr;
     const list = new Listr(
       hosts.map((name) => ({
-        title: `${name}: waiting`,
+        title: terminalText(`${name}: waiting`),
         rendererOptions: { outputBar: Infinity, persistentOutput: true },
         task: (_ctx: unknown, task: { title: string; output: string; skip(message?: string): void }) =>
           new Promise<void>((resolve, reject) => {
             let settled = false;
             const slot: HostSlot = {
               setTitle: (t) => {
-                if (!settled) task.title = `${name}: ${t}`;
+                if (!settled) task.title = terminalText(`${name}: ${t}`);
               },
-              addLine: (line) => (task.output = line),
+              addLine: (line) => (task.output = terminalText(line)),
               done: (h) => {
                 if (settled) return;
                 settled = true;
-                task.title = hostLine(h);
+                task.title = terminalText(hostLine(h));
                 if (h.status === 'failed' || h.status === 'unreachable') reject(new Error(h.error ?? h.status));
                 else resolve();
               },
@@ -214,7 +219,7 @@ export class ListrReporter implements Reporter {
   }
 
   message(text: string) {
-    process.stderr.write(text + '\n');
+    process.stderr.write(terminalText(text) + '\n');
   }
 }
 

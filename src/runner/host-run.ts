@@ -1,8 +1,8 @@
 import os from 'node:os';
-import { HostKeyError, HostLockBusyError, type HostLock } from '../ssh/connection.js';
+import { HostConnection, HostKeyError, type HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, LockHeldError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { PlanState, type Action, type Controller, type RunOptions, type TaskPlan } from '../tasks/types.js';
 import type { Hook, Playbook } from '../playbook/playbook.js';
@@ -101,6 +101,13 @@ export class HostRun {
       this.conn = await connecting.catch((e: unknown) => {
         throw new Stop(e instanceof HostKeyError ? 'failed' : 'unreachable', errorMessage(e), e instanceof HostKeyError ? 'host-key' : undefined);
       });
+      if (this.conn instanceof HostConnection) {
+        this.conn.lockWaitSeconds = this.o.lockWaitSeconds;
+        this.conn.onNote = (n) => {
+          this.report.notes.push(redact(n));
+          this.o.log.log(this.name, n);
+        };
+      }
       const plans = await this.lockAndPlan(this.conn);
       this.stopIfInterrupted('after planning, before any change', 'skipped');
       // Read again under the lock: another run may have settled the debt since.
@@ -251,7 +258,7 @@ export class HostRun {
     const tLock = Date.now();
     const lock = await this.lock!.catch((e: unknown) => {
       // Another run's lock fails the host; a host gone while the lock was being taken is unreachable.
-      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e), e instanceof HostLockBusyError ? 'locked' : undefined);
+      throw new Stop(this.conn?.isClosed ? 'unreachable' : 'failed', errorMessage(e), e instanceof LockHeldError ? 'locked' : undefined);
     });
     this.step(`host lock taken in ${secs(tLock)}`);
     if (lock.staleHolder && !this.report.notes.some((n) => n.includes(lock.staleHolder!))) {

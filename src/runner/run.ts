@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Inventory } from '../inventory/inventory.js';
 import { HostConnection } from '../ssh/connection.js';
 import { Credentials, type SecretSources } from '../ssh/credentials.js';
 import { describeRoute, endpointFor, type Endpoint } from '../ssh/endpoint.js';
-import { KnownHosts } from '../ssh/known-hosts.js';
+import { GLOBAL_KNOWN_HOSTS, KnownHosts } from '../ssh/known-hosts.js';
 import { batchesOf, type Playbook } from '../playbook/playbook.js';
 import { InputError } from '../util/errors.js';
 import { maskVariables, redact } from '../util/redact.js';
@@ -48,6 +48,24 @@ export interface RunRequest {
   fleetChecks?: boolean;
 }
 
+/**
+ * The known_hosts file hoist checks keys against (and records accepted ones in), plus OpenSSH's global
+ * file. One named explicitly (--known-hosts, the inventory's known_hosts_file) must exist before any
+ * host is contacted, unless new keys are to be recorded in it.
+ */
+async function loadKnownHosts(req: RunRequest, inv: Inventory): Promise<KnownHosts> {
+  const explicit = req.knownHostsFile ? { file: req.knownHostsFile, from: '--known-hosts' } : inv.knownHostsFile ? { file: inv.knownHostsFile, from: `known_hosts_file in ${inv.file}` } : undefined;
+  const file = explicit?.file ?? path.join(os.homedir(), '.ssh', 'known_hosts');
+  if (explicit && !req.acceptNewHostKeys && !existsSync(explicit.file)) {
+    throw new InputError(`known_hosts file ${explicit.file} (${explicit.from}) does not exist: no host key could be checked. Fix the path, or run with --accept-new-host-keys to create it.`);
+  }
+  try {
+    return await KnownHosts.load(file, [GLOBAL_KNOWN_HOSTS]);
+  } catch (e) {
+    throw new InputError(`cannot read known_hosts file ${file}${explicit ? ` (${explicit.from})` : ''}: ${(e as Error).message}`);
+  }
+}
+
 interface Prepared {
   play: HostPlay;
   prepared: unknown[];
@@ -73,7 +91,11 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     progress: (l, d, t) => events.progress(l, d, t),
     deliver: new FanOut(log).deliver,
   };
-  const knownHosts = await KnownHosts.load(req.knownHostsFile ?? inv.knownHostsFile ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
+  const knownHosts = await loadKnownHosts(req, inv);
+  for (const n of knownHosts.notes) {
+    log.log('hoist', n);
+    if ((req.verbosity ?? 0) >= 1) events.message(`known_hosts: ${n}`);
+  }
   const epDefaults = { connectTimeoutMs: req.connectTimeoutMs ?? 10_000, commandTimeoutMs: req.commandTimeoutMs ?? 600_000 };
   // Every route, key and password is resolved before the first connection: bad credentials are bad input.
   const endpoints = new Map<string, Endpoint>();

@@ -119,6 +119,13 @@ export function watchBecome(ch: ClientChannel, b: BecomeSpec, ctx: { host: strin
 export function explainSudoFailure(stderr: string, b: BecomeSpec, ctx: { host: string; login: string }): BecomeError {
   const text = stderr.split(SUDO_PROMPT).join('');
   const who = `${ctx.login} on ${ctx.host}`;
+  if (/must have a tty|requiretty/i.test(text)) {
+    // hoist feeds scripts and files through sudo's stdin: a terminal would mangle them, so it never asks for one.
+    return new BecomeError(
+      `sudo on ${ctx.host} requires a terminal ("Defaults requiretty" in its sudoers), and hoist runs sudo without one; ` +
+        `exempt ${ctx.login} with a line "Defaults:${ctx.login} !requiretty" in a file under /etc/sudoers.d/ (edit with visudo)`,
+    );
+  }
   if (/a (password|terminal) is required|no tty present|askpass/i.test(text)) {
     return new BecomeError(`sudo asks ${who} for a password; give it with -K (--ask-become-pass), HOIST_BECOME_PASSWORD or become_password_file`);
   }

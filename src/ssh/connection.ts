@@ -3,15 +3,15 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import { HostError } from '../util/errors.js';
+import { HostError, LockHeldError } from '../util/errors.js';
 import { printable } from '../util/printable.js';
 import { sudoCommand, watchBecome, type BecomeHandshake, type BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
-import { lockScript, parseLockOutput, type HostLock } from './host-lock.js';
+import { commandsGate, GATE_BUSY_EXIT, GATE_BUSY_MARK, GATE_NOTE_MARK, lockScript, parseLockOutput, type HostLock } from './host-lock.js';
 import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
 import { openLink, type Link, type TransportOptions } from './transport.js';
-import { unixBridgeCommand } from './unix-bridge.js';
+import { TRANSPORT_FAILURE, unixBridgeCommand } from './unix-bridge.js';
 import { uploadScript, type UploadOptions } from './upload.js';
 import { PeerCopyError, RECEIVE_EXIT, receiveScript, serveCommand, type PeerSource } from './peer-copy.js';
 
@@ -24,8 +24,6 @@ export { PeerCopyError, type PeerSource } from './peer-copy.js';
 
 /** A file being served once to a peer (see serveFile). */
 /** Another hoist run holds the host's lock: a wrapper may retry later (exit 5). */
-export class HostLockBusyError extends HostError {}
-
 export interface Serving {
   port: number;
   /** Settles when the server has sent the file, or failed or stopped without sending it. */
@@ -69,6 +67,11 @@ export class HostConnection {
   /** Bytes written to the host by upload(), for the report and the benchmark. */
   bytesPushed = 0;
   trace: Trace = () => undefined;
+  /** Seconds to wait for another run's host lock (--lock-wait; 0 refuses at once). */
+  lockWaitSeconds = 0;
+  /** Notes for the host's report (a killed run's leftover command stopped). */
+  onNote: (text: string) => void = () => undefined;
+  private holdsHostLock = false;
   /** Aborts for channels in flight, called when the connection goes away under them. */
   private readonly pending = new Set<() => void>();
 
@@ -103,6 +106,10 @@ export class HostConnection {
   /** Whether a command runs as root: through sudo to root, or on a root login without sudo. */
   private runsAsRoot(elevate: boolean): boolean {
     return elevate ? this.isRoot : this.endpoint.user === 'root';
+  }
+
+  private gate() {
+    return { holdsHostLock: this.holdsHostLock, waitSeconds: this.lockWaitSeconds };
   }
 
   get isClosed(): boolean {
@@ -146,7 +153,7 @@ export class HostConnection {
     const t0 = Date.now();
     this.trace(1, `$ ${headline(script)}${elevate ? ' (sudo)' : ''}`);
     this.trace(2, script);
-    const r = await this.runChannel('bash -s', serialized(script, privileged), elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    const r = await this.runChannel('bash -s', serialized(script, privileged, this.gate()), elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
     this.trace(1, `exit ${r.code} in ${Date.now() - t0} ms`);
     if (r.stdout) this.trace(3, `stdout:\n${r.stdout.trimEnd()}`);
     if (r.stderr) this.trace(3, `stderr:\n${r.stderr.trimEnd()}`);
@@ -169,7 +176,15 @@ export class HostConnection {
         clearTimeout(timer);
         const { code, signal } = exit;
         if (code === null && signal === undefined && this.closed) return reject(new HostError(`${this.endpoint.name}: connection closed during a command`));
-        resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errb).toString('utf8'), code: code ?? (signal ? 128 : 255) });
+        let stderr = Buffer.concat(errb).toString('utf8');
+        if (stderr.includes(GATE_NOTE_MARK)) {
+          const lines = stderr.split('\n');
+          for (const l of lines) if (l.startsWith(GATE_NOTE_MARK)) this.onNote(printable(l.slice(GATE_NOTE_MARK.length)));
+          stderr = lines.filter((l) => !l.startsWith(GATE_NOTE_MARK)).join('\n');
+        }
+        const busy = code === GATE_BUSY_EXIT ? new RegExp(`^${GATE_BUSY_MARK} ?(.*)$`, 'm').exec(stderr) : null;
+        if (busy) return reject(this.lockHeld(busy[1].trim(), this.lockWaitSeconds));
+        resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr, code: code ?? (signal ? 128 : 255) });
       });
     });
     // The feed is raced against the connection like the rest: a host that dies mid-upload never
@@ -208,7 +223,7 @@ export class HostConnection {
       else await pipeline(createReadStream(data.localPath, { highWaterMark: 256 * 1024 }), ch);
     };
     const t0 = Date.now();
-    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged))}`, feed, elevate, Math.max(this.endpoint.commandTimeoutMs, 600_000));
+    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged, this.gate()))}`, feed, elevate, Math.max(this.endpoint.commandTimeoutMs, 600_000));
     this.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
     this.bytesPushed += size;
     if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
@@ -265,7 +280,7 @@ export class HostConnection {
     const timeoutS = Math.max(this.endpoint.commandTimeoutMs, 600_000) / 1000;
     const script = receiveScript(from, remotePath, want, { privileged, timeoutS });
     const t0 = Date.now();
-    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged))}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
+    const r = await this.runChannel(`bash -c ${quote(serialized(script, privileged, this.gate()))}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
     this.trace(1, `receive ${remotePath} (${want.size} bytes) from ${from.address}:${from.port}: exit ${r.code} in ${Date.now() - t0} ms`);
     if (r.code === 0) return;
     const why = printable(r.stderr.trim().split('\n').slice(-3).join('\n')).replace(/\\n/g, '\n') || `exit ${r.code}`;
@@ -278,6 +293,10 @@ export class HostConnection {
    * A killed hoist closes its connection, sshd ends the command and the kernel drops the lock, so a
    * lock can't outlive its run; the holder file left behind only tells who it was.
    */
+  private lockHeld(holder: string | undefined, waitSeconds: number): LockHeldError {
+    return new LockHeldError(`${this.endpoint.name} is locked by another hoist run${holder ? ` (${printable(holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`, holder);
+  }
+
   async lock(holder: string, waitSeconds: number): Promise<HostLock> {
     let out = '';
     const { ch } = await this.open('bash -s', this.becomes, (d) => (out += d.toString()));
@@ -289,11 +308,13 @@ export class HostConnection {
         const v = parseLockOutput(out);
         if (v.state !== 'locked') return;
         settled = true;
+        this.holdsHostLock = true;
         resolve({
           staleHolder: v.staleHolder,
           generation: v.generation,
           release: () =>
             new Promise<void>((done) => {
+              this.holdsHostLock = false;
               if (this.closed) return done();
               // Bounded: on a dying link the close may never come, and the lock dies with the session anyway.
               const t = setTimeout(done, 3000);
@@ -310,7 +331,7 @@ export class HostConnection {
         settled = true;
         const v = parseLockOutput(out);
         if (v.state === 'busy') {
-          reject(new HostLockBusyError(`${this.endpoint.name} is locked by another hoist run${v.holder ? ` (${printable(v.holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`));
+          reject(this.lockHeld(v.holder, waitSeconds));
         } else reject(new HostError(`${this.endpoint.name}: cannot take the host lock (exit ${code}): ${printable(out.trim().split('\n').slice(-3).join(' '))}`));
       });
       ch.write(lockScript(holder, waitSeconds));
@@ -340,7 +361,11 @@ export class HostConnection {
     });
     // The bridge's own complaint (no socket, no tool) is the useful error when the stream ends early.
     exit.onExit((code) => {
-      if (code) (ch as unknown as Duplex).destroy(new HostError(`${this.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`));
+      if (!code) return;
+      const err = new HostError(`${this.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`);
+      // Announced apart from destroy(): the stream's user may have closed it already on the end of data.
+      ch.emit(TRANSPORT_FAILURE, err);
+      (ch as unknown as Duplex).destroy(err);
     });
     return ch;
   }
@@ -397,10 +422,10 @@ function headline(script: string): string {
 
 /**
  * A script as it runs on the host. Commands of a killed run go on running there (nothing tells them
- * their client is gone), so every root command holds a flock on commands.lock for its whole life: the
- * next run's first command waits until such a leftover has finished instead of working beside it.
+ * their client is gone), so every root command holds a flock on commands.lock for its whole life
+ * (commandsGate): the next run's commands never work beside such a leftover.
  */
-function serialized(script: string, privileged: boolean): string {
+function serialized(script: string, privileged: boolean, gate: { holdsHostLock: boolean; waitSeconds: number }): string {
   if (!privileged) return script;
-  return `mkdir -p ${HOIST_STATE_DIR} 2>/dev/null; { exec 8>>${HOIST_STATE_DIR}/commands.lock && flock 8; } 2>/dev/null\n${script}`;
+  return `${commandsGate(gate)}\n${script}`;
 }

@@ -10,10 +10,18 @@ export interface KnownKey {
 export type HostKeyVerdict =
   | { status: 'match' }
   | { status: 'unknown' }
-  | { status: 'changed'; expected: KnownKey[]; line: number };
+  | { status: 'revoked'; where: string }
+  | { status: 'changed'; expected: KnownKey[]; where: string };
+
+/** OpenSSH's default GlobalKnownHostsFile, read after the user's file. */
+export const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
 
 interface Entry {
+  /** The file and line, for messages. */
+  file?: string;
   line: number;
+  /** `@revoked`: this key is refused for the hosts the line names, whatever else says. */
+  revoked?: boolean;
   hosts: string[] | null;
   hashed: { salt: Buffer; hash: Buffer } | null;
   key: KnownKey;
@@ -34,16 +42,32 @@ export function fingerprint(blob: Buffer): string {
 }
 
 export class KnownHosts {
+  /** Lines hoist read but does not act on (`@cert-authority`), named for the verbose output. */
+  readonly notes: string[] = [];
+
   private constructor(readonly file: string, private readonly entries: Entry[]) {}
 
-  static async load(file: string): Promise<KnownHosts> {
-    let text = '';
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  /**
+   * The user's file (where accepted keys are recorded) and then the read-only global ones, as
+   * OpenSSH reads UserKnownHostsFile and GlobalKnownHostsFile; a missing file is an empty one.
+   */
+  static async load(file: string, globals: string[] = []): Promise<KnownHosts> {
+    const entries: Entry[] = [];
+    const notes: string[] = [];
+    for (const f of [file, ...globals]) {
+      let text = '';
+      try {
+        text = await readFile(f, 'utf8');
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || (f !== file && code === 'EACCES')) continue;
+        throw e;
+      }
+      entries.push(...parseKnownHosts(text, f, notes));
     }
-    return new KnownHosts(file, parseKnownHosts(text));
+    const kh = new KnownHosts(file, entries);
+    kh.notes.push(...notes);
+    return kh;
   }
 
   private entriesFor(host: string, port: number): Entry[] {
@@ -65,18 +89,22 @@ export class KnownHosts {
 
   /** Key types known for the host, so the handshake asks for one of those, as OpenSSH does. */
   typesFor(host: string, port: number): string[] {
-    return [...new Set(this.entriesFor(host, port).map((e) => e.key.type))];
+    return [...new Set(this.entriesFor(host, port).filter((e) => !e.revoked).map((e) => e.key.type))];
   }
 
   verify(host: string, port: number, blob: Buffer): HostKeyVerdict {
-    const entries = this.entriesFor(host, port);
+    const all = this.entriesFor(host, port);
+    // A revoked key is refused even where another line lists it as the host's key, as OpenSSH does.
+    const revoked = all.find((e) => e.revoked && e.key.blob.equals(blob));
+    if (revoked) return { status: 'revoked', where: where(revoked) };
+    const entries = all.filter((e) => !e.revoked);
     if (entries.length === 0) return { status: 'unknown' };
     if (entries.some((e) => e.key.blob.equals(blob))) return { status: 'match' };
     const type = keyTypeOf(blob);
     const sameType = entries.filter((e) => e.key.type === type);
     // A key of a type we have no record of is new, not changed; one that differs from a recorded key of its type is an alarm.
     if (sameType.length === 0) return { status: 'unknown' };
-    return { status: 'changed', expected: sameType.map((e) => e.key), line: sameType[0].line };
+    return { status: 'changed', expected: sameType.map((e) => e.key), where: where(sameType[0]) };
   }
 
   /** Records a key the user accepted, hashed like `ssh-keygen -H` so the file doesn't list the fleet. */
@@ -90,15 +118,25 @@ export class KnownHosts {
   }
 }
 
-export function parseKnownHosts(text: string): Entry[] {
+const where = (e: Entry) => `${e.file ?? 'known_hosts'}:${e.line}`;
+
+export function parseKnownHosts(text: string, file?: string, notes: string[] = []): Entry[] {
   const out: Entry[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
     let fields = line.split(/\s+/);
+    let revoked = false;
     if (fields[0].startsWith('@')) {
-      // @revoked and @cert-authority lines are not plain host keys; hoist checks plain keys only.
-      return;
+      const marker = fields[0];
+      if (marker === '@revoked') {
+        revoked = true;
+        fields = fields.slice(1);
+      } else {
+        // Host certificates are not checked by hoist's SSH layer: such a line trusts nothing here.
+        notes.push(`${file ?? 'known_hosts'}:${i + 1}: ${marker === '@cert-authority' ? '@cert-authority lines are not supported (host certificates are not checked); the line trusts no key' : `unknown marker ${marker}; the line is ignored`}`);
+        return;
+      }
     }
     if (fields.length < 3) return;
     const [hostField, type, b64] = fields;
@@ -112,9 +150,9 @@ export function parseKnownHosts(text: string): Entry[] {
     }
     if (hostField.startsWith('|1|')) {
       const [, , salt, hash] = hostField.split('|');
-      out.push({ line: i + 1, hosts: null, hashed: { salt: Buffer.from(salt, 'base64'), hash: Buffer.from(hash, 'base64') }, key: { type, blob } });
+      out.push({ file, line: i + 1, revoked, hosts: null, hashed: { salt: Buffer.from(salt, 'base64'), hash: Buffer.from(hash, 'base64') }, key: { type, blob } });
     } else {
-      out.push({ line: i + 1, hosts: hostField.split(','), hashed: null, key: { type, blob } });
+      out.push({ file, line: i + 1, revoked, hosts: hostField.split(','), hashed: null, key: { type, blob } });
     }
   });
   return out;

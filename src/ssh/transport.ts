@@ -174,10 +174,19 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
     hostVerifier: (key: Buffer) => {
       const verdict = opts.knownHosts.verify(ep.host, ep.port, key);
       if (verdict.status === 'match') return true;
+      if (verdict.status === 'revoked') {
+        // Refused whatever --accept-new-host-keys says: OpenSSH's "REVOKED HOST KEY DETECTED".
+        keyProblem = new HostKeyError(
+          `REVOKED HOST KEY for ${ep.name} (${ep.host}:${ep.port}): it offers ${keyTypeOf(key)} ${fingerprint(key)}, ` +
+            `which ${verdict.where} marks @revoked. The key may have been stolen; nothing was run on the host. ` +
+            `Give the host a new key and record it.`,
+        );
+        return false;
+      }
       if (verdict.status === 'changed') {
         keyProblem = new HostKeyError(
           `HOST KEY CHANGED for ${ep.name} (${ep.host}:${ep.port}): it now offers ${keyTypeOf(key)} ${fingerprint(key)}, ` +
-            `but ${opts.knownHosts.file}:${verdict.line} records ${fingerprint(verdict.expected[0].blob)}. ` +
+            `but ${verdict.where} records ${fingerprint(verdict.expected[0].blob)}. ` +
             `Someone may be intercepting the connection, or the host was rebuilt; nothing was run on it. ` +
             `If the change is expected, remove the old entry (ssh-keygen -R) and run again.`,
         );

@@ -48,6 +48,9 @@ while watch:
             while d: d = d[os.write(o, d):]
         else: s.sendall(d)`;
 
+/** Event a stream from HostConnection.openUnixStream() emits with the reason when its bridge failed on the host. */
+export const TRANSPORT_FAILURE = 'hoist:transport-failure';
+
 export type BridgeTool = 'perl' | 'python3' | 'socat' | 'nc';
 
 /** A bash command line that connects its stdio to `socketPath` with the first tool the host has (or `only`). */
@@ -63,6 +66,6 @@ export function unixBridgeCommand(socketPath: string, only?: BridgeTool): string
   return [
     `[ -S ${sock} ] || { echo "no socket at "${sock} >&2; exit 2; }`,
     ...order.map((t) => tries[t]),
-    `echo "no tool to bridge to "${sock}" (tried ${order.join(', ')})" >&2; exit 127`,
+    `echo "no program to reach "${sock}" with: none of ${order.join(', ')} is installed on the host; install ${only ?? 'perl or python3'} (hoist talks to the socket through it, under sudo)" >&2; exit 127`,
   ].join('\n');
 }

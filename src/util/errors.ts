@@ -39,3 +39,11 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Another hoist run holds the host (its holder as recorded on the host): refused, or waited for with --lock-wait. */
+export class LockHeldError extends HostError {
+  constructor(message: string, readonly holder?: string) {
+    super(message);
+    this.name = 'LockHeldError';
+  }
+}

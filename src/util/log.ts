@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync, readdirSync, rmSync, type WriteStream } f
 import os from 'node:os';
 import path from 'node:path';
 import { redact } from './redact.js';
+import { logText } from './printable.js';
 
 /** The full record of a run, in the XDG state directory; everything passes through redact(). */
 export class Logger {
@@ -28,7 +29,8 @@ export class Logger {
   log(scope: string, text: string): void {
     if (!this.stream) return;
     const t = new Date().toISOString();
-    for (const line of redact(text).split('\n')) this.stream.write(`${t} [${scope}] ${line}\n`);
+    // Escaped like the terminal: a log read with cat or less must not be driven by a host's output either.
+    for (const line of logText(redact(text)).split('\n')) this.stream.write(`${t} [${logText(scope)}] ${line}\n`);
   }
 
   close(): Promise<void> {

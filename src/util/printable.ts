@@ -4,7 +4,7 @@
  * drive the terminal nor split a message into lines that look like hoist's own.
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';
@@ -17,4 +17,32 @@ export function printable(text: string): string {
 /** printable() for multi-line output shown as such (a command's stderr): line breaks stay, the rest is escaped. */
 export function printableLines(text: string): string {
   return text.split('\n').map(printable).join('\n');
+}
+
+/**
+ * Where hoist's own colors start: a private-use character, not ESC, so that colors survive the
+ * output boundary while every ESC from outside is escaped there (see terminalText()).
+ */
+export const SGR = '\uE01B';
+
+/**
+ * The one boundary between hoist and a terminal or its log: control characters from anywhere (a host
+ * name, a string a host reports, a remote command's output: ESC, NUL, CR, …) become visible escapes,
+ * line breaks stay, and only hoist's own color codes become escape sequences.
+ */
+export function terminalText(text: string): string {
+  return boundary(text).replace(/\uE01B\[([0-9;]*)m/g, '\x1b[$1m');
+}
+
+/** Text for the log file: the same escapes, hoist's color codes dropped. */
+export function logText(text: string): string {
+  return boundary(text).replace(/\uE01B\[[0-9;]*m/g, '');
+}
+
+/** printable() line by line, tabs kept too: neither a line break nor a tab can drive a terminal (a diff has tabs). */
+function boundary(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.split('\t').map(printable).join('\t'))
+    .join('\n');
 }

@@ -1,21 +1,36 @@
 /**
  * Every credential hoist reads (schema fields marked secret, registry passwords, derived
- * Authorization headers) is registered here once; everything printed or logged goes through
- * redact(), so a secret can't leak through an error message, a diff or --json.
+ * Authorization headers, the credentials of a host's previous configuration) is registered here once;
+ * everything printed or logged goes through redact(), so a secret can't leak through an error
+ * message, a diff or --json, in any encoding (secret-forms.ts).
  */
-const secrets = new Set<string>();
+import { secretPattern } from './secret-forms.js';
+import { credentialsIn } from './secret-scan.js';
+
+/** Each secret with its pattern; one expression per secret matches much faster than one alternation of all. */
+const secrets = new Map<string, RegExp>();
+let ordered: RegExp[] = [];
 
 export function addSecret(value: string | undefined): void {
   // Very short values would mask ordinary words all over the output.
-  if (value && value.length >= 4) secrets.add(value);
+  if (!value || value.length < 4 || secrets.has(value)) return;
+  secrets.set(value, new RegExp(secretPattern(value), 'g'));
+  // Longest secrets first, so one that contains another is masked whole.
+  ordered = [...secrets].sort((a, b) => b[0].length - a[0].length).map((e) => e[1]);
+}
+
+/** Registers the credentials written in a file or command output (a previous config), before anything prints it. */
+export function addSecretsIn(text: string): void {
+  for (const v of credentialsIn(text)) addSecret(v);
 }
 
 export function redact(text: string): string {
-  if (secrets.size === 0 || !text) return text;
+  if (!text) return text;
+  // Credentials a host shows (an old password in a config dump) are secrets from now on.
+  if (/password|passwd|auth|token|secret/i.test(text)) addSecretsIn(text);
+  if (secrets.size === 0) return text;
   let out = text;
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (out.includes(s)) out = out.split(s).join('***');
-  }
+  for (const re of ordered) out = out.replace(re, '***');
   return out;
 }
 

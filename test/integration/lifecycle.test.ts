@@ -263,18 +263,22 @@ describe('failure safety', () => {
     assert.equal(changedCount((await run('containerd', line)).report), 0);
   });
 
-  test('commands a killed run left running on a host finish before the next run touches it', async () => {
+  test('commands a killed run left running on a host are stopped, with a note, before the next run touches it', async () => {
     const dir = path.dirname(cacheDir);
     const slow = path.join(dir, 'orphan.toml');
     const next = path.join(dir, 'after-orphan.toml');
-    execFileSync('bash', ['-c', `printf '[[tasks]]\\ntask = "command"\\n[tasks.params]\\ncmd = "rm -f /tmp/hoist-orphan; sleep 4; echo done > /tmp/hoist-orphan"\\n' > ${slow}; printf '[[tasks]]\\ntask = "command"\\n[tasks.params]\\ncmd = "test -f /tmp/hoist-orphan"\\n' > ${next}`]);
+    await writeFile(slow, `[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "rm -f /tmp/hoist-orphan; sleep 30; echo done > /tmp/hoist-orphan"\n`);
+    await writeFile(next, `[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "! pgrep -x -f 'sleep 30' && test ! -e /tmp/hoist-orphan"\n`);
     const child = spawn(process.execPath, [HOIST, 'apply', slow, '-i', info.inventoryPath, '--limit', 'h3'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 1500));
+    for (let i = 0; i < 100 && (await onHost(info, 'h3', `pgrep -x -f 'sleep 30' >/dev/null && echo yes`)).out.trim() !== 'yes'; i++) await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
-    // The killed run's command is still sleeping on h3; the next run must wait for it, not run beside it.
+    // The killed run's command is still sleeping on h3; the next run neither waits for it nor runs beside it.
+    const t0 = Date.now();
     const r = await hoistJson(['apply', next, '-i', info.inventoryPath, '--limit', 'h3']);
     assert.equal(r.code, 0, JSON.stringify(r.report.hosts[0]));
+    assert.ok(Date.now() - t0 < 20_000, 'the next run waited for the leftover command');
+    assert.match(r.report.hosts[0].notes?.join('\n') ?? '', /stopped a command a killed hoist run left running/);
   });
 
   test('a host that dies mid-run is unreachable (exit 4), the others finish, the next run completes it', async () => {

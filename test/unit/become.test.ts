@@ -72,6 +72,7 @@ test('sudo failures before a shell starts become sentences with the fix', () => 
   const b: BecomeSpec = { user: 'root' };
   assert.match(explainSudoFailure('sudo: a password is required\n', b, { host: 'h2', login: 'ops' }).message, /asks ops on h2 for a password; give it with -K/);
   assert.match(explainSudoFailure('nosudo is not in the sudoers file.\n', b, { host: 'h2', login: 'nosudo' }).message, /nosudo on h2 has no sudo rights/);
+  assert.match(explainSudoFailure('sudo: sorry, you must have a tty to run sudo\n', b, { host: 'h2', login: 'ops' }).message, /requires a terminal \("Defaults requiretty" in its sudoers\).*"Defaults:ops !requiretty" in a file under \/etc\/sudoers\.d\//);
   assert.match(explainSudoFailure('bash: line 1: sudo: command not found\n', b, { host: 'h2', login: 'x' }).message, /sudo is not installed on h2/);
 });
 

@@ -2,6 +2,7 @@ import { createTwoFilesPatch } from 'diff';
 import { holdsPrivateKey, lineMasker } from '../../util/mask-lines.js';
 import { quote } from '../../ssh/quote.js';
 import { sha256 } from '../../util/hash.js';
+import { addSecretsIn } from '../../util/redact.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import { fileRead, type FileRead, type FileState } from '../../facts/reads.js';
 import type { Action, PlanState, RunOptions } from '../types.js';
@@ -19,13 +20,21 @@ export interface DesiredFile {
   validate?: (stagedPath: string) => string;
 }
 
-/** A file's hash and ownership (and, for --diff, its content), read in the gathering round trip's batch. */
-export function fileProbe(path: string, withContent: boolean): FileRead {
-  return fileRead(path, withContent ? 'bytes' : 'none');
+/**
+ * A file's hash and ownership (and, for --diff, its content), read in the gathering round trip's batch.
+ * A file that holds credentials (`secret`) is read as text even without --diff, never to be shown:
+ * the credentials it holds now (a password about to change) become secrets before anything prints them.
+ */
+export function fileProbe(path: string, withContent: boolean, secret = false): FileRead {
+  return fileRead(path, withContent ? 'bytes' : secret ? 'text' : 'none');
 }
 
 export function parseFileProbe(r: ProbeResult): FileState {
-  if (r.file) return r.file;
+  if (r.file) {
+    const c = r.file.content;
+    if (c && !c.subarray(0, 8000).includes(0)) addSecretsIn(c.toString('utf8'));
+    return r.file;
+  }
   throw new Error(`could not read the host's files: ${r.out.trim() || `exit ${r.code}`}`);
 }
 

@@ -6,6 +6,7 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ProtobufError } from './protobuf.js';
+import { TRANSPORT_FAILURE } from '../../../ssh/unix-bridge.js';
 
 
 export const GrpcStatus = {
@@ -144,10 +145,16 @@ export class GrpcChannel {
     });
   }
 
+  private readonly transportErrors = new WeakMap<http2.ClientHttp2Session, Error>();
+
   private getSession(): Promise<http2.ClientHttp2Session> {
     if (this.current) return this.current.ready;
     const entry: { ready: Promise<http2.ClientHttp2Session>; session?: http2.ClientHttp2Session } = {
       ready: this.opts.dial().then((stream) => {
+        // The transport's own failure (a bridge that found no program to run on the host) says more
+        // than the stream reset HTTP/2 reports for it.
+        stream.once('error', (e: Error) => this.transportErrors.set(session, e));
+        stream.once(TRANSPORT_FAILURE, (e: Error) => this.transportErrors.set(session, e));
         const session = http2.connect('http://localhost', { createConnection: () => stream });
         // Errors surface on the streams of in-flight calls; without a listener a session error
         // would be thrown as an uncaught exception.
@@ -248,6 +255,14 @@ export class GrpcChannel {
       req.on('close', () => {
         // 'close' follows 'end' and 'trailers'; it is the one event every outcome reaches.
         if (settled) return;
+        if (httpStatus === 0) {
+          // No answer at all: the transport may be about to say why (its error trails the reset).
+          setTimeout(() => {
+            const t = this.transportErrors.get(session);
+            finish(new CriError(grpcStatus ?? GrpcStatus.UNAVAILABLE, grpcMessage || (t ? t.message : `stream closed (rst code ${req.rstCode})`), path));
+          }, 200).unref();
+          return;
+        }
         if (httpStatus !== 200) {
           const code = httpStatus ? httpToGrpc(httpStatus) : GrpcStatus.UNAVAILABLE;
           finish(new CriError(grpcStatus ?? code, grpcMessage || (httpStatus ? `HTTP status ${httpStatus}` : `stream closed (rst code ${req.rstCode})`), path));

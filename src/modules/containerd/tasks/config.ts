@@ -22,7 +22,7 @@ export default containerdTask({
     return { st, config, crictl };
   },
   probes: (_p, ctx) => ({
-    config: fileProbe(CONFIG_FILE, ctx.options.diff && !ctx.prepared.config.secret),
+    config: fileProbe(CONFIG_FILE, ctx.options.diff && !ctx.prepared.config.secret, ctx.prepared.config.secret),
     crictl: fileProbe(CRICTL_YAML, ctx.options.diff),
     dropins: ctx.prepared.st.runtime.importsDir ? `[ -d ${quote(ctx.prepared.st.runtime.importsDir)} ] && echo present || echo absent` : 'echo none',
   }),

@@ -34,7 +34,7 @@ export default containerdTask({
     return files;
   },
   probes: (_p, ctx) => ({
-    ...Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret)])),
+    ...Object.fromEntries(ctx.prepared.map((f, i) => [`f${i}`, fileProbe(f.path, ctx.options.diff && !f.secret, f.secret)])),
     list: fileRead(REGISTRY_LIST, 'text'),
   }),
   plan(_p, ctx) {
