@@ -42,3 +42,10 @@ export const TEMP_JOURNAL = `${HOIST_STATE_DIR}/temporary-files`;
  * no upload still running can own one of them.
  */
 export const SWEEP_TEMPS = `if [ -s ${TEMP_JOURNAL} ]; then while IFS= read -r t; do case "\${t##*/}" in ${TEMP_MARK}*) rm -rf -- "$t";; esac; done < ${TEMP_JOURNAL}; : > ${TEMP_JOURNAL}; fi`;
+
+/**
+ * The data directories hoist made for a module (or took over, empty or named by the operator), one
+ * "created|adopted TAB time TAB path" line each: a reset deletes a directory only when this says
+ * hoist created it. Kept outside any module's own directory, which a reset without data removes.
+ */
+export const DATA_DIR_RECORD = `${HOIST_STATE_DIR}/data-dirs`;
