@@ -73,7 +73,8 @@ export function hostPathsScript(paths: readonly string[], listed: readonly strin
     `shopt -s nullglob dotglob`,
     `for i in "\${!paths[@]}"; do r=\${real[i]}; if [ -d "$r" ]; then printf '@dir %d\\0' $i; if [ "\${list[i]}" = 1 ]; then e=("$r"/*); f=(); for x in "\${e[@]}"; do case "\${x##*/}" in ${own}) ;; *) f+=("\${x##*/}");; esac; done; printf '@entries %d %d %d\\0' $i \${#e[@]} \${#f[@]}; for x in "\${f[@]:0:${LISTED}}"; do printf '=%s\\0' "$x"; done; fi; elif [ -e "$r" ]; then printf '@file %d\\0' $i; fi; done`,
     `if [ -f ${DATA_DIR_RECORD} ]; then printf '@records\\0'; while IFS= read -r l; do printf '%s\\0' "$l"; done < ${DATA_DIR_RECORD}; fi`,
-    `printf '@end\\0'`,
+    // The section's end marker must start a line of its own.
+    `printf '@end\\0\\n'`,
   ].join('\n');
 }
 
