@@ -7,6 +7,9 @@ import path from 'node:path';
 import { homeConflict, resolvedPathProblem } from '../../src/util/path-guard.js';
 import { hostPathsScript, parseHostPaths, parseRecords, pinCheckScript, type HostPaths, type ResolvedPath } from '../../src/facts/paths.js';
 import { checkHostPaths } from '../../src/runner/path-check.js';
+import { pinned } from '../../src/runner/host-run.js';
+import { uploadScript, type UploadOptions } from '../../src/ssh/upload.js';
+import { FakeHost } from '../support/fake-host.js';
 import type { HostPathSpec } from '../../src/tasks/types.js';
 import { containerdSettings } from '../../src/modules/containerd/settings.js';
 import { containerdHostPaths } from '../../src/modules/containerd/data-dirs.js';
@@ -137,4 +140,20 @@ test('allow_data_dir names root_dir or state_dir as set; the module marks exactl
   const wrong: string[] = [];
   containerdSettings({ containerd_version: '1.7.24', allow_data_dir: '/home/ci' } as never, (i) => wrong.push(`${i.path.join('.')}: ${i.message}`));
   assert.deepEqual(wrong, ['allow_data_dir: "/home/ci" is neither root_dir (/var/lib/containerd) nor state_dir (/run/containerd); it names the data directory to allow, as set there']);
+});
+
+test('every command and upload of an action carries the pin check first; the connection is otherwise the same', async () => {
+  const host = new FakeHost();
+  const conn = pinned(host, 'PIN-CHECK');
+  await conn.exec('echo a');
+  await conn.check('echo b', 'b');
+  assert.deepEqual(host.ran, ['PIN-CHECK\necho a', 'PIN-CHECK\necho b']);
+  let opts: UploadOptions | undefined;
+  Object.assign(host, { upload: async (_d: Buffer, _p: string, o: UploadOptions) => void (opts = o) });
+  await conn.upload(Buffer.from('x'), '/etc/x', { mode: 0o644 });
+  assert.equal(opts?.precheck, 'PIN-CHECK');
+  assert.equal(conn.endpoint.name, 'h1');
+  assert.equal(pinned(host, ''), host);
+  // The upload script runs it before anything else, the temporary file included.
+  assert.match(uploadScript('/etc/x', 1, { mode: 0o644, precheck: 'PIN-CHECK' }, { privileged: true }), /^PIN-CHECK\nset -e\nmkdir -p/);
 });

@@ -1,5 +1,5 @@
 import { quote } from '../../ssh/quote.js';
-import { DATA_DIR_RECORD, HOIST_STATE_DIR } from '../../host-paths.js';
+import { DATA_DIR_RECORD, HOIST_STATE_DIR, SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../../host-paths.js';
 import type { Action, CheckedPath, PlanState } from '../types.js';
 
 /*
@@ -9,11 +9,16 @@ import type { Action, CheckedPath, PlanState } from '../types.js';
  * the record says hoist created it, and takes only the software's entries from one it took over.
  */
 
-/** Bash: the record without `resolved`'s line, plus `how` for it when given; written beside and renamed. */
-function rewriteRecord(resolved: string, how?: 'created' | 'adopted' | '"$how"'): string {
+/**
+ * Bash: the record without `resolved`'s line, plus `how` for it when given. Written to a marked,
+ * journalled temporary file and renamed, so a kill leaves the old record or the new one, and the
+ * next run sweeps the temporary file.
+ */
+function rewriteRecord(resolved: string, how?: 'created' | 'adopted'): string {
   const q = quote(resolved);
-  const add = how ? `; printf '%s\\t%s\\t%s\\n' ${how.startsWith('"') ? how : quote(how)} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${q}` : '';
-  return `mkdir -p ${HOIST_STATE_DIR} && { awk -F'\\t' -v p=${q} '$3 != p' ${DATA_DIR_RECORD} 2>/dev/null${add}; } > ${DATA_DIR_RECORD}.new && mv -f ${DATA_DIR_RECORD}.new ${DATA_DIR_RECORD}`;
+  const add = how ? `; printf '%s\\t%s\\t%s\\n' ${how} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${q}` : '';
+  const tmp = quote(`${HOIST_STATE_DIR}/${TEMP_MARK}data-dirs`);
+  return `mkdir -p ${HOIST_STATE_DIR} && printf '%s\\n' ${tmp} >> ${TEMP_JOURNAL} && { awk -F'\\t' -v p=${q} '$3 != p' ${DATA_DIR_RECORD} 2>/dev/null${add}; } > ${tmp} && mv -f ${tmp} ${DATA_DIR_RECORD}`;
 }
 
 /** Bash that succeeds when the record on the host says `how` for `resolved`. */
@@ -37,13 +42,14 @@ export function planDataDirs(state: PlanState, mode = 0o711): Action[] {
         kind: 'change',
         summary: `create ${d.variable} ${d.resolved}${d.resolved !== d.path ? ` (${d.path})` : ''}`,
         run: (c) =>
-          c.check(`if [ -e ${quote(d.resolved)} ]; then how=adopted; else mkdir -p -m ${mode.toString(8)} -- ${quote(d.resolved)}; how=created; fi\n${rewriteRecord(d.resolved, '"$how"')}`, `create ${d.resolved}`).then(() => undefined),
+          // Recorded before it is made: a kill in between leaves a record of a missing directory, which the next run makes.
+          c.check(`${SWEEP_TEMPS}\nif [ -e ${quote(d.resolved)} ]; then ${rewriteRecord(d.resolved, 'adopted')}; else ${rewriteRecord(d.resolved, 'created')} && mkdir -p -m ${mode.toString(8)} -- ${quote(d.resolved)}; fi`, `create ${d.resolved}`).then(() => undefined),
       });
     } else if (!d.record) {
       actions.push({
         kind: 'record',
         summary: `${d.variable} ${d.resolved} existed before hoist: recorded as taken over (a reset keeps the directory)`,
-        run: (c) => c.check(rewriteRecord(d.resolved, 'adopted'), `record ${d.resolved}`).then(() => undefined),
+        run: (c) => c.check(`${SWEEP_TEMPS}\n${rewriteRecord(d.resolved, 'adopted')}`, `record ${d.resolved}`).then(() => undefined),
       });
     }
   }
