@@ -2,6 +2,7 @@ import { hostPathsScript, parseHostPaths, type HostPaths } from '../facts/paths.
 import { homeConflict, resolvedPathProblem } from '../util/path-guard.js';
 import type { CheckedPath, HostPathSpec } from '../tasks/types.js';
 import type { ProbeResult } from '../facts/probe.js';
+import { printable } from '../util/printable.js';
 
 /** The probe that resolves a module's paths on the host, in the gathering round trip. */
 export function pathProbe(spec: HostPathSpec): string {
@@ -26,7 +27,8 @@ export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: strin
     if (!r) continue;
     const from = origin(want.variable);
     const lead = `${host}: ${want.variable} = ${JSON.stringify(want.path)}${from ? ` (set in ${from})` : ''}`;
-    const refuse = (what: string, fix: string) => problems.push(`${lead} ${what}; nothing was changed on ${host}. Fix: ${fix}`);
+    // What the host reports (a symlink's target, a user's name) may hold anything: escaped before it is shown.
+    const refuse = (what: string, fix: string) => problems.push(printable(`${lead} ${what}; nothing was changed on ${host}. Fix: ${fix}`));
     const guard = resolvedPathProblem(r, spec.protected);
     if (guard) {
       refuse(guard, `set ${want.variable} to a directory of its own whose path resolves on the host outside system directories${r.symlinks.length ? ', or replace the symlink' : ''}`);

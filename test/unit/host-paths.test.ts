@@ -157,3 +157,11 @@ test('every command and upload of an action carries the pin check first; the con
   // The upload script runs it before anything else, the temporary file included.
   assert.match(uploadScript('/etc/x', 1, { mode: 0o644, precheck: 'PIN-CHECK' }, { privileged: true }), /^PIN-CHECK\nset -e\nmkdir -p/);
 });
+
+test('a symlink target with control characters reaches the refusal escaped', () => {
+  const evil = at({ path: '/srv/data', resolved: '/etc/\x1b[2Jx', exists: false, symlinks: [{ link: '/srv/data', target: '/etc' }] });
+  const r = checkHostPaths(spec, found([evil, at({ path: '/srv/conf' })]), 'h1', () => undefined);
+  assert.equal(r.problems.length, 1);
+  assert.ok(!r.problems[0].includes('\x1b'), r.problems[0]);
+  assert.match(r.problems[0], /resolves to \/etc\/\\x1b\[2Jx through the symlink \/srv\/data -> \/etc/);
+});

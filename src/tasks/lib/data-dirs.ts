@@ -1,5 +1,5 @@
 import { quote } from '../../ssh/quote.js';
-import { DATA_DIR_RECORD, HOIST_STATE_DIR, SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../../host-paths.js';
+import { DATA_DIR_RECORD, DATA_DIR_RECORD_TMP, HOIST_STATE_DIR, SWEEP_TEMPS } from '../../host-paths.js';
 import type { Action, CheckedPath, PlanState } from '../types.js';
 
 /*
@@ -10,15 +10,15 @@ import type { Action, CheckedPath, PlanState } from '../types.js';
  */
 
 /**
- * Bash: the record without `resolved`'s line, plus `how` for it when given. Written to a marked,
- * journalled temporary file and renamed, so a kill leaves the old record or the new one, and the
- * next run sweeps the temporary file.
+ * Bash: the record without `resolved`'s line, plus `how` for it when given. Written to a marked
+ * temporary file and renamed, so a kill leaves the old record or the new one, and the next run's
+ * SWEEP_TEMPS removes the temporary file.
  */
 function rewriteRecord(resolved: string, how?: 'created' | 'adopted'): string {
   const q = quote(resolved);
   const add = how ? `; printf '%s\\t%s\\t%s\\n' ${how} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${q}` : '';
-  const tmp = quote(`${HOIST_STATE_DIR}/${TEMP_MARK}data-dirs`);
-  return `mkdir -p ${HOIST_STATE_DIR} && printf '%s\\n' ${tmp} >> ${TEMP_JOURNAL} && { awk -F'\\t' -v p=${q} '$3 != p' ${DATA_DIR_RECORD} 2>/dev/null${add}; } > ${tmp} && mv -f ${tmp} ${DATA_DIR_RECORD}`;
+  const tmp = DATA_DIR_RECORD_TMP;
+  return `mkdir -p ${HOIST_STATE_DIR} && { awk -F'\\t' -v p=${q} '$3 != p' ${DATA_DIR_RECORD} 2>/dev/null${add}; } > ${tmp} && mv -f ${tmp} ${DATA_DIR_RECORD}`;
 }
 
 /** Bash that succeeds when the record on the host says `how` for `resolved`. */
