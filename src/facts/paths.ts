@@ -18,7 +18,7 @@ export interface ResolvedPath {
   dir: boolean;
   /** Existing components on the way (the path itself included) that are symlinks, and what each resolves to. */
   symlinks: { link: string; target: string }[];
-  /** For a listed directory: how many entries it holds, how many are not the caller's own, and up to LISTED of those. */
+  /** For a listed directory: how many entries it holds, how many are neither the caller's own nor lost+found, and up to LISTED of those. */
   entryCount?: number;
   foreignCount?: number;
   foreign?: string[];
@@ -56,8 +56,8 @@ export const LISTED = 8;
 export function hostPathsScript(paths: readonly string[], listed: readonly string[], ownEntries: readonly string[] = []): string {
   const uniq = [...new Set(paths)];
   const list = new Set(listed);
-  // A case pattern no name matches when the caller has no entries of its own.
-  const own = ownEntries.length ? ownEntries.map(globWord).join('|') : "''";
+  // A filesystem's own lost+found (a disk mounted at the data dir) is nobody's files.
+  const own = ['lost+found', ...ownEntries].map(globWord).join('|');
   return [
     `paths=(${uniq.map(quote).join(' ')}); list=(${uniq.map((p) => (list.has(p) ? 1 : 0)).join(' ')})`,
     `links=(); users=(); homes=()`,

@@ -48,13 +48,14 @@ test('the probe resolves paths, finds the symlinks on the way, lists data dirs a
     await writeFile(path.join(d, 'real/data/notes.txt'), 'x');
     await writeFile(path.join(d, 'real/data/@end'), 'x');
     await mkdir(path.join(d, 'real/data/io.containerd.content.v1.content'));
+    await mkdir(path.join(d, 'real/data/lost+found'));
     await symlink(path.join(d, 'real'), path.join(d, 'link'));
     const found = await probe([`${d}/link/data`, `${d}/missing/x`, `${d}/real/data/notes.txt`], [`${d}/link/data`], ['io.containerd.*']);
     const data = found.paths.get(`${d}/link/data`)!;
     assert.equal(data.resolved, `${d}/real/data`);
     assert.deepEqual(data.symlinks, [{ link: `${d}/link`, target: `${d}/real` }]);
     assert.equal(data.dir, true);
-    assert.equal(data.entryCount, 3);
+    assert.equal(data.entryCount, 4);
     assert.equal(data.foreignCount, 2);
     assert.deepEqual([...data.foreign!].sort(), ['@end', 'notes.txt']);
     const missing = found.paths.get(`${d}/missing/x`)!;

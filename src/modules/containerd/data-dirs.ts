@@ -7,7 +7,7 @@ import type { ContainerdSettings } from './settings.js';
  * these is containerd's data, and these are what a reset with remove_data takes from a data
  * directory hoist did not create.
  */
-export const CONTAINERD_DATA_ENTRIES = ['io.containerd.*', 'tmpmounts', 'containerd.sock', 'containerd.sock.ttrpc', 'runc', 's', 'nri', 'opt'];
+export const CONTAINERD_DATA_ENTRIES = ['io.containerd.*', 'tmpmounts', 'containerd.sock', 'containerd.sock.ttrpc', 'runc', 's'];
 
 /**
  * Every containerd path variable hoist writes under or deletes, for the engine to resolve on the
