@@ -346,15 +346,17 @@ function writes(plans: (TaskPlan | Error)[]): boolean {
 
 /**
  * `conn` with `pre` run first in every command and upload: the same script, so a check and the write
- * it guards leave no gap for another round trip.
+ * it guards leave no gap for another round trip. The command's own first line stays its headline in
+ * the trace and the log.
  */
 export function pinned(conn: Connection, pre: string): Connection {
   if (!pre) return conn;
+  const join = (...parts: (string | undefined)[]) => parts.filter(Boolean).join('\n');
   return new Proxy(conn, {
     get(target, key) {
-      if (key === 'exec') return (script: string, o?: Parameters<Connection['exec']>[1]) => target.exec(`${pre}\n${script}`, o);
-      if (key === 'check') return (script: string, what: string, o?: Parameters<Connection['check']>[2]) => target.check(`${pre}\n${script}`, what, o);
-      if (key === 'upload') return (data: Parameters<Connection['upload']>[0], p: string, o: Parameters<Connection['upload']>[2]) => target.upload(data, p, { ...o, precheck: [pre, o.precheck].filter(Boolean).join('\n') });
+      if (key === 'exec') return (script: string, o?: Parameters<Connection['exec']>[1]) => target.exec(script, { ...o, precheck: join(pre, o?.precheck) });
+      if (key === 'check') return (script: string, what: string, o?: Parameters<Connection['check']>[2]) => target.check(script, what, { ...o, precheck: join(pre, o?.precheck) });
+      if (key === 'upload') return (data: Parameters<Connection['upload']>[0], p: string, o: Parameters<Connection['upload']>[2]) => target.upload(data, p, { ...o, precheck: join(pre, o.precheck) });
       const v: unknown = Reflect.get(target, key, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -10,6 +10,7 @@ import { checkHostPaths } from '../../src/runner/path-check.js';
 import { pinned } from '../../src/runner/host-run.js';
 import { uploadScript, type UploadOptions } from '../../src/ssh/upload.js';
 import { FakeHost } from '../support/fake-host.js';
+import type { ExecOptions } from '../../src/ssh/connection.js';
 import type { HostPathSpec } from '../../src/tasks/types.js';
 import { containerdSettings } from '../../src/modules/containerd/settings.js';
 import { containerdHostPaths } from '../../src/modules/containerd/data-dirs.js';
@@ -146,9 +147,12 @@ test('allow_data_dir names root_dir or state_dir as set; the module marks exactl
 test('every command and upload of an action carries the pin check first; the connection is otherwise the same', async () => {
   const host = new FakeHost();
   const conn = pinned(host, 'PIN-CHECK');
+  const seen: (string | undefined)[] = [];
+  const record = async (script: string, o?: ExecOptions) => (seen.push(`${o?.precheck} / ${script}`), { stdout: '', stderr: '', code: 0 });
+  Object.assign(host, { exec: record, check: (script: string, _what: string, o?: ExecOptions) => record(script, o) });
   await conn.exec('echo a');
   await conn.check('echo b', 'b');
-  assert.deepEqual(host.ran, ['PIN-CHECK\necho a', 'PIN-CHECK\necho b']);
+  assert.deepEqual(seen, ['PIN-CHECK / echo a', 'PIN-CHECK / echo b']);
   let opts: UploadOptions | undefined;
   Object.assign(host, { upload: async (_d: Buffer, _p: string, o: UploadOptions) => void (opts = o) });
   await conn.upload(Buffer.from('x'), '/etc/x', { mode: 0o644 });
