@@ -11,6 +11,12 @@ import { pinned } from '../../src/runner/host-run.js';
 import { uploadScript, type UploadOptions } from '../../src/ssh/upload.js';
 import { FakeHost } from '../support/fake-host.js';
 import type { ExecOptions } from '../../src/ssh/connection.js';
+import { loadPlaybook } from '../../src/playbook/playbook.js';
+import { resolvePlay } from '../../src/runner/play.js';
+import { buildInventory } from '../../src/inventory/inventory.js';
+import { parseToml } from '../../src/util/toml-file.js';
+import { extraVarLayers } from '../../src/cli/extra-vars.js';
+import { taskCatalog } from '../../src/cli/catalog.js';
 import type { HostPathSpec } from '../../src/tasks/types.js';
 import { containerdSettings } from '../../src/modules/containerd/settings.js';
 import { containerdHostPaths } from '../../src/modules/containerd/data-dirs.js';
@@ -169,4 +175,21 @@ test('a symlink target with control characters reaches the refusal escaped', () 
   assert.equal(r.problems.length, 1);
   assert.ok(!r.problems[0].includes('\x1b'), r.problems[0]);
   assert.match(r.problems[0], /resolves to \/etc\/\\x1b\[2Jx through the symlink \/srv\/data -> \/etc/);
+});
+
+test('a host play names the layer, file and line each variable came from, for a refusal on the host', async () => {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'hoist-origin-'));
+  try {
+    const pbFile = path.join(d, 'play.toml');
+    await writeFile(pbFile, '[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_config"\n');
+    const inv = '[hosts.a]\naddress = "10.0.0.1"\n[hosts.a.vars]\n\nroot_dir = "/srv/evil"\n';
+    const catalog = taskCatalog();
+    const [play] = await resolvePlay(buildInventory(parseToml(path.join(d, 'inv.toml'), inv)), await loadPlaybook(pbFile, catalog), await extraVarLayers(['state_dir=/srv/state']), { catalog });
+    assert.match(play.origin!('root_dir')!, /^inventory host "a", .*inv\.toml:5$/);
+    assert.equal(play.origin!('state_dir'), '-e state_dir=…');
+    assert.match(play.origin!('containerd_version')!, /^playbook defaults \(play\.toml\), .*play\.toml:2$/);
+    assert.equal(play.tasks[0].module?.name, 'containerd');
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
 });
