@@ -43,8 +43,18 @@ export function moduleStateDir(module: string): string {
 export const TEMP_JOURNAL = `${HOIST_STATE_DIR}/temporary-files`;
 
 /**
+ * The data directories hoist made for a module (or took over, empty or named by the operator), one
+ * "created|adopted TAB time TAB path" line each: a reset deletes a directory only when this says
+ * hoist created it. Kept outside any module's own directory, which a reset without data removes.
+ */
+export const DATA_DIR_RECORD = `${HOIST_STATE_DIR}/data-dirs`;
+
+/** The record being rewritten (written beside it, then renamed); a kill in between leaves it for SWEEP_TEMPS. */
+export const DATA_DIR_RECORD_TMP = `${HOIST_STATE_DIR}/${TEMP_MARK}data-dirs`;
+
+/**
  * Removes the temporary files a killed run left behind (those in the journal that still exist and carry
  * the mark) and empties the journal. Safe only under commands.lock, which every privileged command holds:
  * no upload still running can own one of them.
  */
-export const SWEEP_TEMPS = `if [ -s ${TEMP_JOURNAL} ]; then while IFS= read -r t; do case "\${t##*/}" in ${TEMP_MARK}*) rm -rf -- "$t";; esac; done < ${TEMP_JOURNAL}; : > ${TEMP_JOURNAL}; fi`;
+export const SWEEP_TEMPS = `if [ -s ${TEMP_JOURNAL} ]; then while IFS= read -r t; do case "\${t##*/}" in ${TEMP_MARK}*) rm -rf -- "$t";; esac; done < ${TEMP_JOURNAL}; : > ${TEMP_JOURNAL}; fi; [ -e ${DATA_DIR_RECORD_TMP} ] && rm -f ${DATA_DIR_RECORD_TMP}; true`;

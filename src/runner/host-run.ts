@@ -17,6 +17,9 @@ import { hostProgress, interruption } from './interrupt.js';
 import { factSkip } from '../playbook/condition.js';
 import { quote } from '../ssh/quote.js';
 import type { RestartGate } from './restart-gate.js';
+import { checkHostPaths, pathProbe, readHostPaths } from './path-check.js';
+import { pinCheckScript } from '../facts/paths.js';
+import type { HostPathSpec, TaskModule } from '../tasks/types.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -211,6 +214,8 @@ export class HostRun {
       for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: this.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
     });
     probes.set(DRAIN_PROBE, drainProbe());
+    const specs = this.pathSpecs();
+    for (const [name, spec] of specs) probes.set(`paths:${name}`, pathProbe(spec));
     const tRead = Date.now();
     const g = await gather(conn, probes);
     this.step(`read facts and ${probes.size} probe(s) of ${tasks.length} task(s) in one round trip: ${secs(tRead)}`);
@@ -219,6 +224,16 @@ export class HostRun {
     log.log(this.name, `facts: ${JSON.stringify(g.facts)}`);
     // A plan made again starts from a clean slate: what earlier tasks predicted came from the first read.
     this.state = new PlanState();
+    // The path variables, as this host resolves them, before any task plans from them.
+    const refusals: string[] = [];
+    for (const [name, spec] of specs) {
+      const found = readHostPaths(spec, g.results.get(`paths:${name}`) ?? { out: '', code: 255 });
+      log.log(this.name, `paths of ${name}: ${JSON.stringify([...found.paths.values()])}`);
+      const { problems, checked } = checkHostPaths(spec, found, this.name, (v) => this.play.origin?.(v));
+      refusals.push(...problems);
+      for (const c of checked) this.state.paths.set(c.variable, c);
+    }
+    if (refusals.length) throw new Stop('failed', refusals.join('\n'));
     const plans: (TaskPlan | Error)[] = [];
     for (const [i, t] of tasks.entries()) {
       // A task limited to other hosts, or whose condition this host doesn't meet, plans nothing here.
@@ -252,6 +267,16 @@ export class HostRun {
       }
     }
     return { plans, lock: g.lock };
+  }
+
+  /** The path variables of each module this host's tasks belong to. */
+  private pathSpecs(): Map<string, HostPathSpec> {
+    const specs = new Map<string, HostPathSpec>();
+    for (const t of this.play.tasks) {
+      const m = t.module as TaskModule<never, unknown> | undefined;
+      if (m?.hostPaths && !specs.has(m.name) && t.settings !== undefined) specs.set(m.name, m.hostPaths(t.settings));
+    }
+    return specs;
   }
 
   private async heldLock(): Promise<HostLock> {
@@ -384,8 +409,10 @@ export class HostRun {
     else this.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
   }
 
-  private async apply(conn: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
+  private async apply(raw: Connection, plans: (TaskPlan | Error)[]): Promise<void> {
     const { events } = this.o;
+    // Every command an action sends first checks that the path variables still resolve as planned.
+    const conn = pinned(raw, pinCheckScript([...this.state.paths.values()]));
     // A task that cannot plan here (a kernel module or parameter the host lacks) stops the host before
     // its first change: the earlier tasks' changes would leave it half way to a state it cannot reach.
     const failed = plans.findIndex((pl) => pl instanceof Error);
@@ -431,7 +458,7 @@ export class HostRun {
         tr.durationMs = Date.now() - t0;
         events.taskDone(this.name, tr);
         if (conn.isClosed) throw new Stop('unreachable', `${t.spec.title}: ${errorMessage(e)}`);
-        throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(conn)}`);
+        throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(raw)}`);
       }
       inFlight.delete(this.name);
       tr.durationMs = Date.now() - t0;
@@ -510,4 +537,23 @@ export class HostRun {
 /** Whether applying these plans writes to the host (a change, or hoist's own bookkeeping). */
 function writes(plans: (TaskPlan | Error)[]): boolean {
   return plans.some((p) => !(p instanceof Error) && p.actions.some((a) => a.kind !== 'check'));
+}
+
+/**
+ * `conn` with `pre` run first in every command and upload: the same script, so a check and the write
+ * it guards leave no gap for another round trip. The command's own first line stays its headline in
+ * the trace and the log.
+ */
+export function pinned(conn: Connection, pre: string): Connection {
+  if (!pre) return conn;
+  const join = (...parts: (string | undefined)[]) => parts.filter(Boolean).join('\n');
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === 'exec') return (script: string, o?: Parameters<Connection['exec']>[1]) => target.exec(script, { ...o, precheck: join(pre, o?.precheck) });
+      if (key === 'check') return (script: string, what: string, o?: Parameters<Connection['check']>[2]) => target.check(script, what, { ...o, precheck: join(pre, o?.precheck) });
+      if (key === 'upload') return (data: Parameters<Connection['upload']>[0], p: string, o: Parameters<Connection['upload']>[2]) => target.upload(data, p, { ...o, precheck: join(pre, o.precheck) });
+      const v: unknown = Reflect.get(target, key, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }

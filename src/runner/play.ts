@@ -1,8 +1,9 @@
+import path from 'node:path';
 import type { Inventory, InventoryHost, Vars } from '../inventory/inventory.js';
 import { selectHosts } from '../inventory/inventory.js';
 import { InputError, InputErrors, formatLocation } from '../util/errors.js';
 import { substitute } from '../util/template.js';
-import type { VarLayer } from '../util/var-layer.js';
+import { mergeLayers, type VarLayer } from '../util/var-layer.js';
 import { validateParams, type Playbook, type PlaybookTask } from '../playbook/playbook.js';
 import { describeCondition, meets } from '../playbook/condition.js';
 import { didYouMean } from '../util/suggest.js';
@@ -19,12 +20,15 @@ export interface HostTask {
   settings: unknown;
   /** Why the task does not run on this host (its `hosts`, or a `when` on a variable), known before connecting. */
   skip?: string;
+  module?: TaskModule;
 }
 
 export interface HostPlay {
   host: InventoryHost;
   vars: Vars;
   tasks: HostTask[];
+  /** Where a variable's value was set, as a refusal names it: `-e`, `inventory host "h1" (inv.toml:12)`. */
+  origin?(variable: string): string | undefined;
 }
 
 /**
@@ -83,14 +87,15 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
         const params = validateParams(spec, raw, host.name) as Record<string, unknown>;
         // A variable that feeds a secret parameter is a secret itself, wherever else it shows up.
         if (params.secret === true) for (const name of referencedVariables(spec.params)) if (typeof checked.vars[name] === 'string') addSecret(checked.vars[name]);
-        tasks.push({ spec, def: spec.def, params, settings: module && checked.settings.get(module) });
+        tasks.push({ spec, def: spec.def, params, settings: module && checked.settings.get(module), module });
       } catch (e) {
         if (e instanceof InputErrors) errors.push(...e.errors);
         else if (e instanceof InputError) errors.push(e);
         else throw e;
       }
     }
-    plays.push({ host, vars: checked.vars, tasks });
+    const { source } = mergeLayers(layers);
+    plays.push({ host, vars: checked.vars, tasks, origin: (v) => describeLayer(source.get(v), v) });
   }
   errors.unshift(...collectProblems(problems, hosts.length));
   if (errors.length) {
@@ -114,4 +119,10 @@ function referencedVariables(v: unknown): string[] {
   if (Array.isArray(v)) return v.flatMap(referencedVariables);
   if (v && typeof v === 'object') return Object.values(v).flatMap(referencedVariables);
   return [];
+}
+
+function describeLayer(layer: VarLayer | undefined, variable: string): string | undefined {
+  if (!layer) return undefined;
+  const line = layer.file ? layer.lineOf([variable]) : undefined;
+  return layer.file ? `${layer.name}, ${path.relative(process.cwd(), layer.file) || layer.file}${line ? `:${line}` : ''}` : layer.name;
 }

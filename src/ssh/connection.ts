@@ -50,6 +50,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Run through sudo when the host has become set. Default true; false runs as the login user. */
   become?: boolean;
+  /** Bash lines run before the script (hoist's path pins), left out of the command's headline in the trace. */
+  precheck?: string;
 }
 
 /** How long sudo may take to start a shell (a wrong password costs sudo's own 2 s delay). */
@@ -152,8 +154,9 @@ export class HostConnection {
     const privileged = this.runsAsRoot(elevate);
     const t0 = Date.now();
     this.trace(1, `$ ${headline(script)}${elevate ? ' (sudo)' : ''}`);
-    this.trace(2, script);
-    const r = await this.runChannel('bash -s', serialized(script, privileged, this.gate()), elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
+    const full = opts.precheck ? `${opts.precheck}\n${script}` : script;
+    this.trace(2, full);
+    const r = await this.runChannel('bash -s', serialized(full, privileged, this.gate()), elevate, opts.timeoutMs ?? this.endpoint.commandTimeoutMs);
     this.trace(1, `exit ${r.code} in ${Date.now() - t0} ms`);
     if (r.stdout) this.trace(3, `stdout:\n${r.stdout.trimEnd()}`);
     if (r.stderr) this.trace(3, `stderr:\n${r.stderr.trimEnd()}`);

@@ -12,6 +12,8 @@ export interface UploadOptions {
   sha256?: string;
   /** A bash command that checks the staged file before it replaces the live one; it gets a shell word (already quoted) expanding to the file's path. */
   validate?: (stagedPath: string) => string;
+  /** Bash lines run before anything is written (hoist's path pins): a non-zero exit refuses the upload. */
+  precheck?: string;
 }
 
 /** The temporary name of an upload to `remotePath`: beside it (same filesystem, so the rename is atomic). */
@@ -31,6 +33,7 @@ export function uploadScript(remotePath: string, size: number, opts: UploadOptio
   const mode = opts.mode.toString(8).padStart(4, '0');
   const shown = quote(remotePath);
   return [
+    opts.precheck ?? '',
     'set -e',
     ...tempBesideTarget(remotePath, ctx),
     'cat > "$tmp"',

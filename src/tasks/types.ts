@@ -1,5 +1,6 @@
 import type { Facts } from '../facts/facts.js';
 import type { Probe, ProbeResult } from '../facts/probe.js';
+import type { DataDirRecord, ResolvedPath } from '../facts/paths.js';
 import type { InventoryHost, Vars } from '../inventory/inventory.js';
 import type { Connection } from './connection.js';
 import type { ObjectSchema, InferShape, Shape } from '../util/schema.js';
@@ -80,6 +81,40 @@ export class PlanState {
   readonly secretBackups = new Set<string>();
   /** Steps that undo this host's changes when it fails after some were applied; each task adds its own. */
   readonly rollback = new RollbackPlan();
+  /**
+   * The modules' path variables as this host resolved them while planning, by variable: every
+   * command an action sends checks first that each still resolves the same (see facts/paths.ts).
+   */
+  readonly paths = new Map<string, CheckedPath>();
+}
+
+/** A module's path variable, resolved on the host and accepted by the guard. */
+export interface CheckedPath extends ResolvedPath {
+  variable: string;
+  /** A data directory (see HostPathSpec). */
+  data: boolean;
+  /** hoist's record of having made or taken over this data directory, if it has one. */
+  record?: DataDirRecord;
+}
+
+/**
+ * The paths a module writes under or deletes, as its settings name them. The engine resolves them on
+ * the host while planning and refuses a host where one resolves into a system directory, hoist's
+ * own, or through someone's symlink into one. A data directory (filled by the module's software,
+ * deleted by a reset with its data) must besides lie outside every user's home and be new, empty,
+ * hoist's own by its records, or hold only the software's own entries, unless the operator names
+ * it in `allowVariable`.
+ */
+export interface HostPathSpec {
+  paths: { variable: string; path: string; data?: boolean }[];
+  /** Data directories the operator named as such, spelled or resolved. */
+  allowData: readonly string[];
+  /** The variable that names them, for the fix in a refusal. */
+  allowVariable: string;
+  /** Directories of the module's own that no path may be or contain. */
+  protected: readonly { dir: string; what: string }[];
+  /** Globs of the names the module's software makes in a data directory. */
+  dataEntries: readonly string[];
 }
 
 /** Per-host context every task phase sees; `settings` is what the task's module made of the host's variables. */
@@ -181,6 +216,8 @@ export interface TaskModule<V extends Shape = Shape, M = unknown> {
   variables: V;
   /** Turns a host's checked variables into the module's settings, reporting every problem by key path. */
   settings(vars: InferShape<V>, report: (issue: SettingsIssue) => void): M | undefined;
+  /** The host paths its tasks write under or delete, from its settings: see HostPathSpec. */
+  hostPaths?(settings: M): HostPathSpec;
   tasks: readonly TaskDefinition<ObjectSchema<Shape>, unknown, M>[];
   /**
    * Checks across the hosts of a `hoist verify` run that uses the module, on the facts each host

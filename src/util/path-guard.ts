@@ -49,3 +49,52 @@ export function normaliseHostPath(p: string): string {
   const n = path.posix.normalize(p);
   return n.length > 1 ? n.replace(/\/+$/, '') : n;
 }
+
+/** A path variable as the host resolved it, as far as the guard needs it. */
+export interface HostResolution {
+  path: string;
+  resolved: string;
+  symlinks: readonly { link: string; target: string }[];
+}
+
+/** Whether `p` is a spelling a distribution itself links (/var/run → /run, /bin → /usr/bin under merged /usr). */
+const isSystemSpelling = (p: string) => SYSTEM_DIRS.includes(p) || LIB_DIR.test(p);
+
+/**
+ * Why a path hoist writes under or deletes can't be used as the host resolves it, or undefined.
+ * The guard applies to the resolved path and to the target of every symlink on the way: a link of
+ * someone's own (`/srv/x -> /etc`) that leads into a protected directory is refused even where the
+ * final path is a new directory below it. A distribution's own links between system directories
+ * (`/var/run -> /run`) are not someone's redirection and pass.
+ */
+export function resolvedPathProblem(r: HostResolution, alsoProtected: readonly { dir: string; what: string }[] = []): string | undefined {
+  if (r.resolved !== r.path) {
+    const problem = hostPathProblem(r.resolved, alsoProtected);
+    if (problem) return `resolves to ${r.resolved}: ${problem}`;
+  }
+  for (const l of r.symlinks) {
+    if (isSystemSpelling(l.link) && isSystemSpelling(l.target)) continue;
+    const problem = hostPathProblem(l.target, alsoProtected);
+    if (problem) return `resolves to ${r.resolved} through the symlink ${l.link} -> ${l.target}: ${problem}`;
+  }
+  return undefined;
+}
+
+/** Whether `a` is `b` or lies inside it. */
+export const within = (a: string, b: string) => a === b || b === '/' || a.startsWith(`${b}/`);
+
+/**
+ * The home of a user that `resolved` is, lies in or contains (a reset of it would delete someone's
+ * files, `.ssh` among them), or undefined. Homes are compared as spelled and as resolved on the host.
+ */
+export function homeConflict(resolved: string, homes: readonly { user: string; home: string; resolved: string }[]): { user: string; home: string; how: 'is' | 'in' | 'contains' } | undefined {
+  for (const h of homes) {
+    for (const home of new Set([h.resolved, h.home])) {
+      if (!home.startsWith('/') || home === '/') continue;
+      if (resolved === home) return { user: h.user, home, how: 'is' };
+      if (within(resolved, home)) return { user: h.user, home, how: 'in' };
+      if (within(home, resolved)) return { user: h.user, home, how: 'contains' };
+    }
+  }
+  return undefined;
+}

@@ -8,6 +8,7 @@ import registries from './tasks/registries.js';
 import service from './tasks/service.js';
 import verify from './tasks/verify.js';
 import reset from './tasks/reset.js';
+import { containerdHostPaths } from './data-dirs.js';
 import cni from './tasks/cni.js';
 import podTest from './tasks/pod-test.js';
 
@@ -16,5 +17,6 @@ export const containerdModule = defineModule({
   name: 'containerd',
   variables: containerdVariables,
   settings: containerdSettings,
+  hostPaths: containerdHostPaths,
   tasks: [libseccomp, artifacts, install, config, cni, registries, service, verify, podTest, reset],
 });

@@ -1,4 +1,5 @@
 import { s, type InferShape } from '../../util/schema.js';
+import { normaliseHostPath } from '../../util/path-guard.js';
 import { addSecret } from '../../util/redact.js';
 import type { SettingsIssue } from '../../tasks/types.js';
 import { checkRuntimeConfig } from './config/validate.js';
@@ -32,6 +33,7 @@ export const containerdVariables = {
   cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
   imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
   config_path: absPath.optional(),
+  allow_data_dir: s.list(absPath).optional().describe('root_dir or state_dir (as set) that may be used though it lies in a user\'s home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd\'s entries in it'),
   registries: s.record(s.unknown()).optional().describe('per registry host: mirrors, TLS files, credentials'),
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
@@ -66,6 +68,8 @@ export interface ContainerdSettings {
   cni: CniNetwork | null;
   /** Keep the 1.x bundle's bridge conflist (keep_bundle_cni_conflist). */
   keepBundleCni: boolean;
+  /** Data directories the operator named (allow_data_dir), as set. */
+  allowDataDirs: string[];
 }
 
 /** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
@@ -85,6 +89,15 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
   };
   const base = attempt(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL));
   const hostBase = vars.host_release_base_url ? attempt(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url')) : base;
+  // Variables reach settings as written: a single path stands for a list of one.
+  const rawAllow: unknown = vars.allow_data_dir;
+  const allowDataDirs = (rawAllow === undefined ? [] : Array.isArray(rawAllow) ? rawAllow : [rawAllow]).map((d) => normaliseHostPath(String(d)));
+  allowDataDirs.forEach((d, i) => {
+    const named = { root_dir: runtime.value?.rootDir, state_dir: runtime.value?.stateDir };
+    if (runtime.value && d !== named.root_dir && d !== named.state_dir) {
+      report({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
+    }
+  });
   if (!runtime.value || base === undefined || hostBase === undefined || !cniOk) return undefined;
   const rt = runtime.value;
   const arch = vars.release_arch ?? 'amd64';
@@ -113,6 +126,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
     pluginErrorAllow: vars.plugin_error_allow ?? [],
     cni,
     keepBundleCni: vars.keep_bundle_cni_conflist ?? false,
+    allowDataDirs,
   };
 }
 

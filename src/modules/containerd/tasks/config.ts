@@ -7,6 +7,7 @@ import { previousVersion } from '../slots.js';
 import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js';
 import { renderConfig, renderCrictlYaml } from '../render.js';
 import { BIN, CONFIG_FILE, CRICTL_YAML } from '../paths.js';
+import { planDataDirs } from '../../../tasks/lib/data-dirs.js';
 
 export default containerdTask({
   name: 'containerd_config',
@@ -28,7 +29,8 @@ export default containerdTask({
   }),
   plan(_p, ctx) {
     const { st, config, crictl } = ctx.prepared;
-    const actions: Action[] = [];
+    // root_dir and state_dir are made (and recorded) by hoist before containerd starts and fills them.
+    const actions: Action[] = planDataDirs(ctx.state);
     const dropins = st.runtime.importsDir;
     if (dropins && ctx.probe('dropins').out.trim() === 'absent') {
       // hoist creates the drop-in directory but never empties it: other tools' fragments live there.
@@ -50,7 +52,7 @@ export default containerdTask({
     if (cfg) actions.push(cfg);
     const cr = planFile({ path: CRICTL_YAML, content: Buffer.from(crictl), mode: 0o644 }, parseFileProbe(ctx.probe('crictl')), ctx.state, ctx.options);
     if (cr) actions.push(cr);
-    if (actions.length) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [CONFIG_FILE, CRICTL_YAML]);
+    if (actions.some((a) => a.kind === 'change')) armFilesRollback(ctx.state, previousVersion.peek(ctx.state), [CONFIG_FILE, CRICTL_YAML]);
     return { actions };
   },
 });

@@ -5,6 +5,8 @@ import { ARTIFACT_DIR, STAGING_DIR, STAMP_DIR, SWEEP_TEMPS, TEMP_JOURNAL } from 
 import { hostPathProblem } from '../../../util/path-guard.js';
 import { registryPaths } from '../render.js';
 import { OWN_DIRS } from '../config/validate.js';
+import { dataDirFate, removeDataDirScript } from '../../../tasks/lib/data-dirs.js';
+import { CONTAINERD_DATA_ENTRIES } from '../data-dirs.js';
 import { REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CRICTL_YAML, INSTALL_STATS, UNIT_FILE } from '../paths.js';
 
 /**
@@ -30,7 +32,8 @@ export default containerdTask({
       .map((f) => `[ -e ${quote(f)} ] && echo ${quote(f)}`)
       .join('\n') + `\n[ -s ${TEMP_JOURNAL} ] && echo ${TEMP_JOURNAL}\ntrue`,
     // Every file reset would delete, for --check --diff to list.
-    files: `for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; [ -d ${CONTAINERD_STATE} ] && for f in ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; do [ -e "$f" ] && echo "$f"; done; true`,
+    // Only files that exist: --diff lists what a reset deletes, not what the records once named.
+    files: `{ for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; [ -d ${CONTAINERD_STATE} ] && printf '%s\\n' ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; } | while IFS= read -r f; do [ -e "$f" ] && printf '%s\\n' "$f"; done; true`,
   }),
   plan(p, ctx) {
     const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -43,8 +46,13 @@ export default containerdTask({
     }
     const dirs = [...new Set(ctx.prepared.registry.map((f) => f.slice(0, f.lastIndexOf('/'))))];
     const removed = [...new Set(ctx.probe('files').out.split('\n').map((l) => l.trim()).filter((f) => f.startsWith('/') && !f.startsWith('/etc/containerd/conf.d/')))].sort();
-    const dirsGone = [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR, ...(p.remove_data ? [rt.rootDir] : [])].filter((d) => present.includes(d));
-    if (p.remove_data) dirsGone.push(rt.stateDir);
+    const dirsGone = [CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR].filter((d) => present.includes(d)).map((d) => `-${d}/ (directory)`);
+    // The data directories go as far as hoist's records allow, each checked again on the host right before.
+    const data = p.remove_data ? (['root_dir', 'state_dir'] as const).map((k) => ctx.state.paths.get(k)).filter((d) => d !== undefined) : [];
+    if (p.remove_data && data.length !== 2) throw new Error('root_dir and state_dir were not resolved on the host; nothing was removed');
+    const fates = data.map((d) => ({ d, fate: dataDirFate(d) })).filter((x) => x.fate !== undefined);
+    const kept = fates.map((x) => x.fate!.kept).filter((k) => k !== undefined);
+    const dataGone = fates.filter((x) => x.d.record?.how === 'created').length;
     const q = (f: string) => quote(f);
     const script = `set -u
 ${SWEEP_TEMPS}
@@ -53,22 +61,22 @@ owned=0; [ -d ${CONTAINERD_STATE} ] && owned=1
 if [ $owned = 1 ]; then systemctl disable --now containerd.service >/dev/null 2>&1 || true; fi
 ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
 pkill -9 -f containerd-shim 2>/dev/null || true
-for d in ${q(rt.stateDir)} ${q(rt.rootDir)}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
+for d in ${data.map((d) => q(d.resolved)).join(' ')}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
 # What hoist installed, and what the release before it installed (an upgrade from before stale files were removed).
 for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then cut -d' ' -f3- "$st" | while IFS= read -r f; do case "$f" in /*) rm -f "$f" ;; esac; done; fi; done
 if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
 if [ $owned = 1 ]; then rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}; fi
 for d in ${dirs.map(q).join(' ')} ${q(rt.configPath)} ${rt.importsDir ? q(rt.importsDir) : ''} /etc/containerd /opt/cni/bin /opt/cni /opt/containerd/cluster /opt/containerd; do rmdir "$d" 2>/dev/null || true; done
 rm -rf ${CONTAINERD_STATE} ${ARTIFACT_DIR} ${q(`${STAMP_DIR}/containerd.service`)} ${STAGING_DIR}
-${p.remove_data ? `rm -rf ${q(rt.stateDir)} && find ${q(rt.rootDir)} -mindepth 1 -delete 2>/dev/null; rmdir ${q(rt.rootDir)} 2>/dev/null || true` : ''}
+${data.map((d) => removeDataDirScript(d, CONTAINERD_DATA_ENTRIES)).filter(Boolean).join('\n')}
 systemctl daemon-reload
 systemctl reset-failed containerd.service 2>/dev/null || true`;
     return {
       actions: [
         {
           kind: 'change',
-          summary: `remove containerd as installed by hoist${p.remove_data ? ', with its data' : ''}: ${removed.length} file(s) and ${dirsGone.length} director${dirsGone.length === 1 ? 'y' : 'ies'} (--diff lists them)`,
-          diff: [...removed.map((f) => `-${f}`), ...dirsGone.map((d) => `-${d}/ (directory)`)].join('\n'),
+          summary: `remove containerd as installed by hoist${fates.some((x) => x.d.record) ? ', with its data' : ''}: ${removed.length} file(s) and ${dirsGone.length + dataGone} director${dirsGone.length + dataGone === 1 ? 'y' : 'ies'} (--diff lists them)${kept.length ? `; ${kept.join('; ')}` : ''}`,
+          diff: [...removed.map((f) => `-${f}`), ...dirsGone, ...fates.map((x) => x.fate!.diff)].join('\n'),
           run: (conn) => conn.check(script, 'reset').then(() => undefined),
         },
       ],
