@@ -102,7 +102,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
   for (const p of plays) endpoints.set(p.host.name, await endpointFor(p.host, inv, epDefaults));
   const credentials = await Credentials.prepare([...endpoints.values()], req.secrets ?? envSecrets());
   const transport = { knownHosts, acceptNewHostKeys: req.acceptNewHostKeys, credentials };
-  const forks = new Semaphore(forkLimit(req.forks, plays.length, [...endpoints.values()], undefined, log));
+  checkOpenFiles([...endpoints.values()]);
+  const forks = new Semaphore(forkLimit(req.forks, plays.length));
   // Every input is checked and every question asked: only now may a live view take the terminal.
   events.start?.(plays.map((p) => p.host.name));
 
@@ -229,25 +230,38 @@ export function envSecrets(): SecretSources {
   };
 }
 
-/**
- * Hosts worked on at once. By default every host. Each host costs the controller one socket (hosts
- * behind a bastion share its session, and a ProxyCommand adds a process with three pipes) and about
- * 1 MB of memory (measured by npm run bench), so what bounds a run is the open-files limit: the
- * default stays under it, and says so, rather than failing hosts with EMFILE halfway through.
- */
-export function forkLimit(forks: number | undefined, hosts: number, endpoints: readonly Endpoint[] = [], openFiles = openFilesLimit(), log?: Logger): number {
+/** Hosts worked on at once: every host by default, or --forks (checked). */
+export function forkLimit(forks: number | undefined, hosts: number): number {
   if (forks !== undefined) {
     if (!Number.isInteger(forks) || forks < 1) throw new InputError(`--forks must be a positive integer, got ${forks}`);
     return forks;
   }
-  const perHost = endpoints.some((e) => e.proxyCommand) ? 4 : 1;
-  // Node itself, the log, the artifact cache and downloads hold a few dozen descriptors.
-  const fit = openFiles === undefined ? Infinity : Math.floor((openFiles - 64) / perHost);
-  if (hosts > fit) {
-    log?.log('hoist', `forks limited to ${fit} by the open-files limit (ulimit -n = ${openFiles}, ${perHost} per host); raise it to work on all ${hosts} hosts at once`);
-    return Math.max(1, fit);
-  }
   return Math.max(1, hosts);
+}
+
+/**
+ * Every host's connection stays open for the whole run, whatever --forks says: later hosts copy the
+ * release from earlier ones over it, and a host's lock lives as long as its session. So the
+ * descriptors a run needs are known before it starts: one socket per host dialled directly, one
+ * per bastion session (the hosts behind it share it), a ProxyCommand's process and its three pipes,
+ * and a few dozen for node, the log, the cache and downloads. A run that would not fit the open-files
+ * limit is refused before any host is contacted, instead of failing hosts with EMFILE halfway.
+ */
+export function checkOpenFiles(endpoints: readonly Endpoint[], openFiles = openFilesLimit()): void {
+  if (openFiles === undefined) return;
+  const bastions = new Set<string>();
+  let need = 64;
+  for (const e of endpoints) {
+    if (e.proxyCommand) need += 4;
+    else if (e.jump) bastions.add(`${e.jump.user}@${e.jump.host}:${e.jump.port}`);
+    else need += 1;
+  }
+  need += bastions.size;
+  if (need > openFiles) {
+    throw new InputError(
+      `${endpoints.length} hosts keep about ${need} files open for the run (a socket per host dialled directly, one per bastion, 4 per ProxyCommand, 64 for hoist), over this shell's open-files limit (ulimit -n = ${openFiles}); raise it first, e.g. ulimit -n ${Math.ceil((need * 1.25) / 1024) * 1024}`,
+    );
+  }
 }
 
 /** The soft RLIMIT_NOFILE of this process (Linux), or undefined where it can't be read. */
