@@ -32,7 +32,6 @@ export interface Serving {
   stop(): void;
 }
 /** Where hoist keeps its own state on a host (locks, records, artifacts). */
-export const LOCK_DIR = HOIST_STATE_DIR;
 
 export interface ExecResult {
   stdout: string;

@@ -29,7 +29,7 @@ export class InputErrors extends InputError {
 
 /** A failure on one host; the run goes on for the others. */
 export class HostError extends Error {
-  constructor(message: string, readonly detail?: string) {
+  constructor(message: string) {
     super(message);
     this.name = 'HostError';
   }
