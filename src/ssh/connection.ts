@@ -8,7 +8,6 @@ import { printable } from '../util/printable.js';
 import { sudoCommand, watchBecome, type BecomeHandshake, type BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
 import { commandsGate, GATE_BUSY_EXIT, GATE_BUSY_MARK, GATE_NOTE_MARK, lockScript, parseLockOutput, type HostLock } from './host-lock.js';
-import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
 import { openLink, type Link, type TransportOptions } from './transport.js';
 import { TRANSPORT_FAILURE, unixBridgeCommand } from './unix-bridge.js';
