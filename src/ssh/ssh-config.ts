@@ -93,23 +93,13 @@ function set(l: SshConfigLine, st: State): void {
   if (!st.values.has(l.keyword)) st.values.set(l.keyword, l.args);
 }
 
-/** `Host a b !c`: any positive pattern matches and no negated one does. */
-export function hostLineMatches(patterns: string[], host: string): boolean {
+/**
+ * OpenSSH's pattern lists (`Host a b !c`, `Match host a,!c`): a match needs a positive pattern that
+ * matches and no negated one that does.
+ */
+export function hostLineMatches(patterns: string[], value: string): boolean {
   let matched = false;
   for (const p of patterns) {
-    if (p.startsWith('!')) {
-      if (wildcardMatch(p.slice(1), host)) return false;
-    } else if (wildcardMatch(p, host)) {
-      matched = true;
-    }
-  }
-  return matched;
-}
-
-/** OpenSSH's match_pattern_list: comma-separated patterns, `!` negates, a negated match fails the list. */
-function patternListMatches(list: string, value: string): boolean {
-  let matched = false;
-  for (const p of list.split(',')) {
     if (p.startsWith('!')) {
       if (wildcardMatch(p.slice(1), value)) return false;
     } else if (wildcardMatch(p, value)) {
@@ -159,7 +149,7 @@ function matchLineMatches(l: SshConfigLine, st: State, enabled: boolean): boolea
         : crit === 'localuser' ? os.userInfo().username
         : undefined;
       if (value === undefined) throw new InputError(`${l.file}:${l.line}: unknown Match criterion "${crit}"`);
-      ok = patternListMatches(arg, value);
+      ok = hostLineMatches(arg.split(','), value);
     }
     if (negate) ok = !ok;
     // Every criterion is read (their errors count), as OpenSSH does; all must hold.
