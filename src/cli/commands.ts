@@ -281,7 +281,7 @@ async function confirm(question: string): Promise<boolean> {
         reject(new InterruptedError('SIGINT', 'at the confirmation question; nothing was done'));
       }),
     );
-    return /^y(es)?$/i.test((await Promise.race([rl.question(`${question} [y/N] `), interrupted])).trim());
+    return /^y(es)?$/i.test((await Promise.race([rl.question(terminalText(`${question} [y/N] `)), interrupted])).trim());
   } finally {
     rl.close();
   }

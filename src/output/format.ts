@@ -1,6 +1,6 @@
 import { recapOf, type HostReport, type RunReport } from '../runner/report.js';
 import path from 'node:path';
-import { printableLines, SGR } from '../util/printable.js';
+import { printableLines, SGR, SGR_CODE } from '../util/printable.js';
 
 const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 
@@ -27,7 +27,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length))).join('  ').trimEnd()).join('\n');
 }
 
-const stripAnsi = (s: string) => s.replace(/\uE01B\[[0-9;]*m/g, '');
+const stripAnsi = (s: string) => s.replace(SGR_CODE, '');
 
 export function formatPlan(report: RunReport, withDiffs: boolean): string {
   const rows: string[][] = [['HOST', 'TASK', 'CHANGE']];

@@ -131,7 +131,11 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
   const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];
   checkContracts(tasks, catalog);
   const ownHooks = (key: string, hooks: Hook[] | undefined): PlaybookHook[] => (hooks ?? []).map((h, i) => ({ ...h, file, line: doc.locator.lineOf([key, i]) }));
-  if (pb.replace_hooks && !base) throw new InputError('replace_hooks only means something with extends', { file, line: doc.locator.lineOf(['replace_hooks']), key: 'replace_hooks' });
+  if (pb.replace_hooks && !base && !included.length) throw new InputError('replace_hooks only means something with extends or include', { file, line: doc.locator.lineOf(['replace_hooks']), key: 'replace_hooks' });
+  // What an included playbook asks of a run (its question, its hooks, its pace) comes with its tasks:
+  // including reset.toml must not drop its confirmation, nor a drain its uncordon.
+  const fromIncluded = <K extends 'confirm' | 'serial' | 'restartBatch' | 'maxFailPercentage'>(k: K): Playbook[K] | undefined => included.map((p) => p[k]).find((v) => v !== undefined);
+  const inherited = (k: 'beforeHost' | 'afterHost') => (pb.replace_hooks ? [] : [...included.flatMap((p) => p[k]), ...(base?.[k] ?? [])]);
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
     file,
@@ -142,18 +146,19 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     file,
     dir: path.dirname(abs),
     name: pb.name ?? path.basename(file, '.toml'),
-    confirm: pb.confirm ?? base?.confirm,
+    confirm: pb.confirm ?? base?.confirm ?? fromIncluded('confirm'),
     hosts: pb.hosts ?? base?.hosts ?? ['all'],
-    serial: pb.serial ?? base?.serial,
-    restartBatch: pb.restart_batch ?? base?.restartBatch,
-    maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage,
+    serial: pb.serial ?? base?.serial ?? fromIncluded('serial'),
+    restartBatch: pb.restart_batch ?? base?.restartBatch ?? fromIncluded('restartBatch'),
+    maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage ?? fromIncluded('maxFailPercentage'),
     defaults: Object.assign({}, ...included.map((p) => p.defaults), base?.defaults, pb.defaults) as Record<string, unknown>,
     vars: Object.assign({}, ...included.map((p) => p.vars), base?.vars, pb.vars) as Record<string, unknown>,
     defaultLayers: [...included.flatMap((p) => p.defaultLayers), ...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
     varLayers: [...included.flatMap((p) => p.varLayers), ...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
-    // A child that adds a hook keeps its base's: a drain inherited from upgrade.toml can't silently disappear.
-    beforeHost: [...(pb.replace_hooks ? [] : base?.beforeHost ?? []), ...ownHooks('before_host', pb.before_host)],
-    afterHost: [...(pb.replace_hooks ? [] : base?.afterHost ?? []), ...ownHooks('after_host', pb.after_host)],
+    // A child that adds a hook keeps its base's and its included playbooks' (theirs first): a drain
+    // inherited from upgrade.toml can't silently disappear.
+    beforeHost: [...inherited('beforeHost'), ...ownHooks('before_host', pb.before_host)],
+    afterHost: [...inherited('afterHost'), ...ownHooks('after_host', pb.after_host)],
     // Inherited tasks keep the base file's positions, so their errors point at the right file.
     tasks,
     doc,

@@ -116,9 +116,12 @@ export class HostRun {
       // Read again under the lock: another run may have settled the debt since.
       this.readDebt();
       await this.settleDebt(this.conn);
-      const changes = plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
+      // A host where a task could not plan applies nothing (apply() says so per task): it neither waits
+      // for a restart turn nor is drained for changes that will not happen.
+      const planFailed = plans.some((pl) => pl instanceof Error);
+      const changes = !planFailed && plans.some((pl) => !(pl instanceof Error) && pl.actions.some((a) => a.kind === 'change'));
       if (changes && this.o.options.check) this.noteHooksThatWouldRun();
-      if (!this.o.options.check) await this.waitForRestartTurn(plans);
+      if (!this.o.options.check && !planFailed) await this.waitForRestartTurn(plans);
       if (changes && !this.o.options.check) await this.hooks('before_host', this.conn);
       await this.apply(this.conn, plans);
       if (!this.o.options.check) await this.dropSecretBackups(this.conn);
@@ -128,7 +131,8 @@ export class HostRun {
       await this.closeHookPair();
       const status = e instanceof Stop ? e.status : this.conn?.isClosed ? 'unreachable' : 'failed';
       // A host that failed while holding a restart place stops the roll-out: the others keep running as they are.
-      if (this.releaseTurn && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
+      const interrupted = e instanceof Stop && e.reason === 'interrupted';
+      if (this.releaseTurn && !interrupted && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
       if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
       return this.finish(status, errorMessage(e));
     } finally {
@@ -296,6 +300,8 @@ export class HostRun {
     const hooks = kind === 'before_host' ? this.o.playbook.beforeHost : this.o.playbook.afterHost;
     if (!hooks.length) return;
     if (kind === 'before_host') {
+      // Checked before the drain is recorded: a host interrupted while it waited its turn was never drained.
+      this.stopIfInterrupted(`before its ${kind} hooks`, this.changedBefore ? 'failed' : 'skipped');
       await this.recordDebt(conn);
       this.beforeHostRan = true;
     } else this.afterHostRan = true;
@@ -458,7 +464,7 @@ export class HostRun {
         tr.durationMs = Date.now() - t0;
         events.taskDone(this.name, tr);
         if (conn.isClosed) throw new Stop('unreachable', `${t.spec.title}: ${errorMessage(e)}`);
-        throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(raw)}`);
+        throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(conn)}`);
       }
       inFlight.delete(this.name);
       tr.durationMs = Date.now() - t0;

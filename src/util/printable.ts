@@ -20,10 +20,15 @@ export function printableLines(text: string): string {
 }
 
 /**
- * Where hoist's own colors start: a private-use character, not ESC, so that colors survive the
- * output boundary while every ESC from outside is escaped there (see terminalText()).
+ * Where hoist's own colors start: private-use characters, not ESC, so that colors survive the
+ * output boundary while every ESC from outside is escaped there (see terminalText()). The marker
+ * ends in characters drawn at random for each process: text from a host can't spell it and so
+ * can't have a color sequence of its own turned into a real one.
  */
-export const SGR = '\uE01B';
+export const SGR = `\uE01B${String.fromCharCode(...[...(globalThis.crypto.getRandomValues(new Uint8Array(4)))].map((b) => 0xe100 + b))}`;
+
+/** hoist's color codes: the marker, `[`, parameters, `m`. */
+export const SGR_CODE = new RegExp(`${SGR}\\[([0-9;]*)m`, 'g');
 
 /**
  * The one boundary between hoist and a terminal or its log: control characters from anywhere (a host
@@ -31,12 +36,12 @@ export const SGR = '\uE01B';
  * line breaks stay, and only hoist's own color codes become escape sequences.
  */
 export function terminalText(text: string): string {
-  return boundary(text).replace(/\uE01B\[([0-9;]*)m/g, '\x1b[$1m');
+  return boundary(text).replace(SGR_CODE, '\x1b[$1m');
 }
 
 /** Text for the log file: the same escapes, hoist's color codes dropped. */
 export function logText(text: string): string {
-  return boundary(text).replace(/\uE01B\[[0-9;]*m/g, '');
+  return boundary(text).replace(SGR_CODE, '');
 }
 
 /** printable() line by line, tabs kept too: neither a line break nor a tab can drive a terminal (a diff has tabs). */

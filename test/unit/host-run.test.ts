@@ -14,12 +14,20 @@ import { FakeHost } from '../support/fake-host.js';
 import { TaskCatalog } from '../../src/tasks/catalog.js';
 import { planFile } from '../../src/tasks/lib/files.js';
 import { RestartGate, restartBatchSize } from '../../src/runner/restart-gate.js';
+import { interruption } from '../../src/runner/interrupt.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-/** What ran on the host besides hoist's drain bookkeeping, last line of each script (hooks export HOIST_HOST first). */
-const commands = (h: FakeHost) => h.ran.map((c) => c.split('\n').pop()!).filter((c) => !c.includes('/var/lib/hoist/drained.json'));
+/** What ran on the host besides hoist's drain bookkeeping: a hook's own line, else a script's last. */
+const commands = (h: FakeHost) =>
+  h.ran
+    .map((c) => {
+      const lines = c.split('\n');
+      // A host hook: HOIST_HOST exported, then `{`, the hook, `} 8>&-`.
+      return lines[lines.length - 1] === '} 8>&-' ? lines[lines.length - 2] : lines[lines.length - 1];
+    })
+    .filter((c) => !c.includes('/var/lib/hoist/drained.json'));
 
 /** A task whose plan is given by the test: change actions that run a command, a rollback step, or a plan error. */
 function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean; disruptive?: boolean; delayMs?: number }): AnyTask {
@@ -423,5 +431,41 @@ describe('HostRun: after the roll-out of a host', () => {
     assert.equal(r.status, 'failed');
     assert.ok(!host.ran.some((c) => c.includes('.hoist-prev')), host.ran.join('\n'));
     assert.deepEqual(r.tasks.find((t) => t.title === 'verify')!.notes, ['failed attempt, rolled back: server 2.1.9']);
+  });
+});
+
+describe('HostRun: a host that will change nothing is neither drained nor counted in a rolling restart', () => {
+  test('a task that cannot plan: no turn taken, no hook, the others keep restarting', async () => {
+    const gate = new RestartGate(1);
+    const broken = new FakeHost('h1');
+    const other = new FakeHost('h2');
+    const hooks = { before: [{ run: 'drain', on: 'host' as const, timeout: 5 }], after: [{ run: 'uncordon', on: 'host' as const, timeout: 5 }] };
+    const [a, b] = await Promise.all([
+      run([task('restart', { change: 'restart', disruptive: true }), task('module', { planError: 'no such kernel module' })], broken, { gate, name: 'h1', ...hooks }),
+      run([task('restart', { change: 'restart', disruptive: true, delayMs: 20 })], other, { gate, name: 'h2', ...hooks }),
+    ]);
+    assert.equal(a.status, 'failed');
+    assert.equal(a.stillDrained, undefined);
+    assert.deepEqual(commands(broken).filter((c) => /drain|uncordon|restart/.test(c)), [], 'nothing ran on the host whose plan failed');
+    assert.equal(b.status, 'changed', b.error);
+    assert.deepEqual(commands(other).filter((c) => /drain|uncordon|restart/.test(c)), ['drain', 'restart', 'uncordon']);
+  });
+
+  // Last in the file: the interrupt it requests is for the whole process.
+  test('an interrupt while a host waits its turn: it is skipped, never drained, and the roll-out is not called failed', async () => {
+    const gate = new RestartGate(1);
+    const holder = gate.enter();
+    const host = new FakeHost('h1');
+    const waiting = run([task('restart', { change: 'restart', disruptive: true })], host, { gate, name: 'h1', before: [{ run: 'drain', on: 'host', timeout: 5 }], after: [{ run: 'uncordon', on: 'host', timeout: 5 }] });
+    await new Promise((r) => setTimeout(r, 50));
+    interruption.request('SIGINT');
+    (await holder)();
+    const r = await waiting;
+    assert.equal(r.status, 'skipped', r.error);
+    assert.equal(r.stillDrained, undefined);
+    assert.deepEqual(commands(host).filter((c) => /drain|restart/.test(c)), []);
+    assert.ok(!host.ran.some((c) => c.includes('/var/lib/hoist/drained.json')), 'no drain record on the host');
+    const journal = path.join(process.env.XDG_STATE_HOME!, 'hoist', 'drained');
+    assert.ok(!existsSync(journal) || readdirSync(journal).length === 0, 'no drain record on the controller');
   });
 });

@@ -115,3 +115,17 @@ test('extends appends hook lists (base first), each hook naming its file and lin
   await writeFile(alone, `replace_hooks = true\n[[tasks]]\ntask = "ping"\n`);
   await assert.rejects(loadPlaybook(alone, catalog), /replace_hooks only means something with extends/);
 });
+
+test('include keeps what the included playbooks ask of a run: the confirmation, hooks (theirs first), serial', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-pb-'));
+  await writeFile(path.join(dir, 'drain.toml'), `serial = 1\n[[tasks]]\ntask = "ping"\n[[before_host]]\nrun = "drain"\n[[after_host]]\nrun = "uncordon"\n`);
+  const main = path.join(dir, 'main.toml');
+  await writeFile(main, `include = ["drain.toml"]\n[[before_host]]\nrun = "notify"\n`);
+  const pb = await loadPlaybook(main, catalog);
+  assert.deepEqual(pb.beforeHost.map((h) => h.run), ['drain', 'notify']);
+  assert.deepEqual(pb.afterHost.map((h) => h.run), ['uncordon']);
+  assert.equal(pb.serial, 1);
+  const reset = path.join(dir, 'my-reset.toml');
+  await writeFile(reset, `include = [${JSON.stringify(path.join(import.meta.dirname, '../../playbooks/reset.toml'))}]\n`);
+  assert.ok((await loadPlaybook(reset, catalog)).confirm, 'including reset.toml keeps its question');
+});

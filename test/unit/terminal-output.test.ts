@@ -22,6 +22,13 @@ test('the output boundary escapes ESC, NUL and CR from anywhere and keeps only h
   assert.equal(terminalText(terminalText(foreign)), terminalText(foreign));
 });
 
+test('text from a host that spells a color marker gets no escape sequence: the marker is random per process', () => {
+  for (const forged of ['\uE01B[8mhidden', `${SGR.slice(0, 1)}[31mred`, '\uE01B\uE100[8mx']) {
+    assert.doesNotMatch(terminalText(forged), /\x1b/, JSON.stringify(forged));
+  }
+  assert.ok(SGR.length > 1 && SGR.startsWith('\uE01B'));
+});
+
 test('the log escapes control characters from a host', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-log-'));
   const log = new Logger(path.join(dir, 'run.log'));

@@ -5,9 +5,10 @@ import type { ContainerdSettings } from './settings.js';
 /**
  * What containerd makes in its root and state directories (1.x and 2.x): a directory holding only
  * these is containerd's data, and these are what a reset with remove_data takes from a data
- * directory hoist did not create.
+ * directory hoist did not create. `opt` is the opt plugin's directory where a distribution's
+ * build keeps it in the root (Debian's: /var/lib/containerd/opt instead of /opt/containerd).
  */
-export const CONTAINERD_DATA_ENTRIES = ['io.containerd.*', 'tmpmounts', 'containerd.sock', 'containerd.sock.ttrpc', 'runc', 's'];
+export const CONTAINERD_DATA_ENTRIES = ['io.containerd.*', 'tmpmounts', 'containerd.sock', 'containerd.sock.ttrpc', 'runc', 's', 'opt'];
 
 /**
  * Every containerd path variable hoist writes under or deletes, for the engine to resolve on the
