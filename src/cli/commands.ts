@@ -202,7 +202,8 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   if (asks) {
     // The question comes after the plan: every host is planned (read-only, as --check), the plan shown,
     // and the hosts that would change named. Nothing to change: no question.
-    const planReporter = await makeReporter(false, hostNames.length, (o.verbose ?? 0) > 0);
+    // With --json, stdout carries only the run's JSON: the plan goes to the terminal on stderr.
+    const planReporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
     signals.running(hostNames, (signal) => planReporter.interrupted(signal));
     let plan: RunReport;
     try {
@@ -213,7 +214,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
     if (interruption.signal) throw new InterruptedError(interruption.signal, 'while planning; nothing was done');
     const changing = plan.hosts.filter((h) => h.tasks.some((t) => t.changes.length > 0));
     if (changing.length) {
-      process.stdout.write(terminalText('\n' + formatPlan(plan, !!o.diff)));
+      (o.json ? process.stderr : process.stdout).write(terminalText('\n' + formatPlan(plan, !!o.diff)));
       const lines = changing.map((h) => `  ${h.name}: ${h.tasks.flatMap((t) => t.changes).join('; ')}`);
       const failed = plan.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
       const tail = failed.length ? `\n${failed.map((h) => `  ${h.name}: not changed (${h.error ?? h.tasks.find((t) => t.error)?.error ?? h.status})`).join('\n')}` : '';

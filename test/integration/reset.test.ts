@@ -70,6 +70,7 @@ async function answered(keys: string, ...extra: string[]) {
 test('at the question a plain answer is echoed and "no" does nothing (exit 1); Ctrl-C exits 130', async () => {
   const no = await answered('nope\r', '-e', 'stop_workloads=true');
   assert.equal(no.code, 1, no.screen);
+  assert.match(no.before, /1 host\(s\) would change:\n {2}h1: stop 1 container task/, no.before);
   assert.match(no.screen, /\[y\/N\] nope\nnot confirmed; nothing was done/, no.screen);
   const cancel = await answered('\x03', '-e', 'stop_workloads=true');
   assert.equal(cancel.code, 130, cancel.screen);
