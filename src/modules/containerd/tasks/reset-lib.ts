@@ -18,7 +18,7 @@ const ctrAt = (ctr: string, socket: string) => `${ctr} --address ${quote(socket)
 export function workloadsProbe(ctr: string, socket: string): string {
   const c = ctrAt(ctr, socket);
   return `if [ -x ${ctr} ] && [ -S ${quote(socket)} ]; then for ns in $(${c} namespaces ls -q 2>/dev/null); do ${c} -n "$ns" tasks ls 2>/dev/null | awk -v ns="$ns" 'NR > 1 && NF >= 3 {print "task", ns, $1, $3}'; done; fi
-echo "shims $(pgrep -c '^containerd-shim' 2>/dev/null || true)"`;
+echo "shims $(pgrep -c containerd-shim 2>/dev/null || true)"`;
 }
 
 export function parseWorkloads(out: string): Workloads {

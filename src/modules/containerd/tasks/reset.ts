@@ -84,7 +84,7 @@ ${SWEEP_TEMPS}
 owned=0; [ -d ${CONTAINERD_STATE} ] && owned=1
 if [ $owned = 1 ]; then systemctl disable --now containerd.service >/dev/null 2>&1 || true; fi
 ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shims and mounts go with the data.
-pkill -9 -f containerd-shim 2>/dev/null || true
+pkill -9 containerd-shim 2>/dev/null || true
 for d in ${data.map((d) => q(d.resolved)).join(' ')}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
 # What hoist installed, and what the release before it installed (an upgrade from before stale files were removed).
 for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then cut -d' ' -f3- "$st" | while IFS= read -r f; do case "$f" in /*) rm -f "$f" ;; esac; done; fi; done
