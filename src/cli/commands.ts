@@ -170,19 +170,15 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   } else playbook = inlinePlaybook(command, 'ping', catalog);
   log.log('hoist', `playbook ${playbook.file}: ${playbook.tasks.map((t) => t.task).join(', ')}; inventory ${inventory.file} (${inventory.hosts.length} hosts)`);
   const extraVars = await extraVarLayers(o.extraVars ?? []);
-  if (playbook.confirm && !o.check && !o.yes && !(await confirm(playbook.confirm))) {
-    process.stderr.write(terminalText('not confirmed; nothing was done\n'));
-    log.log('hoist', 'not confirmed');
-    return 1;
-  }
+  // Without a terminal the question can't be asked: --yes is required, before any host is contacted.
+  const asks = !!playbook.confirm && !o.check && !o.yes;
+  if (asks && !process.stdin.isTTY) throw new InputError(`this playbook asks "${playbook.confirm}"; pass --yes to confirm when not on a terminal`);
   if (o.cacheDir) await checkCacheDir(o.cacheDir);
   const secrets = await cliSecrets(!!o.askBecomePass);
   const hostNames = playHosts(inventory, playbook, o.limit).map((h) => h.name);
-  const reporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
   const check = !!o.check;
-  signals.running(hostNames, (signal) => reporter.interrupted(signal));
-  try {
-    const report = await runPlaybook({
+  const run = (asCheck: boolean, events: Awaited<ReturnType<typeof makeReporter>>) =>
+    runPlaybook({
       inventory,
       playbook,
       catalog,
@@ -190,7 +186,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       limit: o.limit,
       forks: o.forks,
       // ping, facts and verify only read: they plan like --check, so they take no host lock and change nothing.
-      options: { check: check || command !== 'apply', diff: !!o.diff, offline: !!o.offline },
+      options: { check: asCheck || command !== 'apply', diff: !!o.diff, offline: !!o.offline },
       acceptNewHostKeys: !!o.acceptNewHostKeys,
       knownHostsFile: o.knownHosts,
       connectTimeoutMs: o.connectTimeout ? o.connectTimeout * 1000 : undefined,
@@ -200,9 +196,40 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       secrets,
       verbosity: o.verbose ?? 0,
       log,
-      events: reporter,
+      events,
       fleetChecks: command === 'verify',
     });
+  if (asks) {
+    // The question comes after the plan: every host is planned (read-only, as --check), the plan shown,
+    // and the hosts that would change named. Nothing to change: no question.
+    // With --json, stdout carries only the run's JSON: the plan goes to the terminal on stderr.
+    const planReporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
+    signals.running(hostNames, (signal) => planReporter.interrupted(signal));
+    let plan: RunReport;
+    try {
+      plan = await run(true, planReporter);
+    } finally {
+      await planReporter.stop();
+    }
+    if (interruption.signal) throw new InterruptedError(interruption.signal, 'while planning; nothing was done');
+    const changing = plan.hosts.filter((h) => h.tasks.some((t) => t.changes.length > 0));
+    if (changing.length) {
+      (o.json ? process.stderr : process.stdout).write(terminalText('\n' + formatPlan(plan, !!o.diff)));
+      const lines = changing.map((h) => `  ${h.name}: ${h.tasks.flatMap((t) => t.changes).join('; ')}`);
+      const failed = plan.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
+      const tail = failed.length ? `\n${failed.map((h) => `  ${h.name}: not changed (${h.error ?? h.tasks.find((t) => t.error)?.error ?? h.status})`).join('\n')}` : '';
+      process.stderr.write(terminalText(`\n${changing.length} host(s) would change:\n${lines.join('\n')}${tail}\n`));
+      if (!(await confirm(playbook.confirm!))) {
+        process.stderr.write(terminalText('not confirmed; nothing was done\n'));
+        log.log('hoist', 'not confirmed');
+        return 1;
+      }
+    }
+  }
+  const reporter = await makeReporter(!!o.json, hostNames.length, (o.verbose ?? 0) > 0);
+  signals.running(hostNames, (signal) => reporter.interrupted(signal));
+  try {
+    const report = await run(check, reporter);
     await reporter.stop();
     logReport(log, report);
     const signal = interruption.signal;

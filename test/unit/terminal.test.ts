@@ -139,27 +139,8 @@ test('the screen model keeps what a redraw leaves and drops what it erased', () 
   assert.equal(s.text().split('\n').slice(-2).join('|'), '01234567890123456789|01');
 });
 
-test('prompts on a terminal: the reset question echoes the answer, -K does not; Ctrl-C at either exits 130', async () => {
-  const reset = path.resolve(path.dirname(PLAYBOOK), 'reset.toml');
-  const no = onPty(['apply', reset, '-i', inventory()], { env: { XDG_STATE_HOME: state } });
-  try {
-    await no.waitFor(/\[y\/N\]$/m, 3000);
-    no.type('nope\r');
-    await no.waitFor(/not confirmed; nothing was done/, 2000);
-    assert.match(no.screen(), /\[y\/N\] nope$/m, 'a plain answer is echoed as typed');
-    assert.equal((await no.exited).code, 1);
-  } finally {
-    killPty(no);
-  }
-  const cancel = onPty(['apply', reset, '-i', inventory()], { env: { XDG_STATE_HOME: state }, cols: 250 });
-  try {
-    await cancel.waitFor(/\[y\/N\]$/m, 3000);
-    cancel.type('\x03');
-    await cancel.waitFor(/^error: interrupted by SIGINT at the confirmation question; nothing was done/m, 2000);
-    assert.equal((await cancel.exited).code, 130);
-  } finally {
-    killPty(cancel);
-  }
+// The reset question comes after the plan, so it needs a host to plan: test/integration/reset.test.ts.
+test('the become password prompt on a terminal: nothing echoed; Ctrl-C exits 130', async () => {
   const become = onPty(['ping', '-i', inventory(), '-K'], { env: { XDG_STATE_HOME: state }, cols: 250 });
   try {
     await become.waitFor(/BECOME password:$/m, 3000);

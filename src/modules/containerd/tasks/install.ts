@@ -8,7 +8,7 @@ import { ARTIFACT_DIR, STAGING_DIR, SWEEP_TEMPS, TEMP_JOURNAL, tempBeside } from
 import { compareVersions } from '../version.js';
 import type { StagedArtifact } from '../slots.js';
 import { armBinariesRollback } from '../rollback.js';
-import { CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
+import { CONTAINERD_STATE, CREATED_DIRS, INSTALL_RECORD, INSTALL_STATS } from '../paths.js';
 import { previousVersion, stagedArtifacts } from '../slots.js';
 import { containerdTask } from '../task.js';
 import { fileRead, packagesRead } from '../../../facts/reads.js';
@@ -58,8 +58,9 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * kept in prev/ for a rollback. The install record is written last: until it is, the next run
  * installs again, so a kill anywhere before it is repaired by one rerun.
  */
-export function installScript(artifacts: StagedArtifact[], record: InstallRecord, opts: { relabel?: string; keepBundleCni?: boolean } = {}): string {
-  const { relabel = '', keepBundleCni = false } = opts;
+export function installScript(artifacts: StagedArtifact[], record: InstallRecord, opts: { relabel?: string; keepBundleCni?: boolean; cniConfDir?: string } = {}): string {
+  const { relabel = '', keepBundleCni = false, cniConfDir = '/etc/cni/net.d' } = opts;
+  const maybeCreated = [...new Set(['/opt/containerd', '/opt/containerd/bin', '/opt/containerd/lib', '/etc/cni', cniConfDir])];
   const stage = `${STAGING_DIR}/containerd-${record.version}`;
   const skip = [...RENDERED_ELSEWHERE, ...(keepBundleCni ? [] : [BUNDLE_CNI_CONFLIST])].join('|');
   const cni = `/${BUNDLE_CNI_CONFLIST}`;
@@ -79,6 +80,8 @@ ${SWEEP_TEMPS}
 stage=${quote(stage)}
 # Any release's staging tree is a killed install's leftover: installs never overlap on a host.
 rm -rf ${STAGING_DIR}/containerd-* && mkdir -p "$stage" ${CONTAINERD_STATE}
+# Before the first install: which of the directories containerd (or this install) makes are missing, for a reset to remove once empty.
+if [ ! -f ${INSTALL_RECORD} ] && [ ! -f ${CREATED_DIRS} ]; then for d in ${maybeCreated.map(quote).join(' ')}; do [ -e "$d" ] || [ -L "$d" ] || printf '%s\\n' "$d"; done > ${CREATED_DIRS}.new && mv -f ${CREATED_DIRS}.new ${CREATED_DIRS}; fi
 ${artifacts.map((a) => unpackStep(a, '"$stage"')).join('\n')}
 cd "$stage"
 find . -type f -o -type l | sed 's|^\\./||' | LC_ALL=C sort > ${CONTAINERD_STATE}/files.new
@@ -209,7 +212,7 @@ export default containerdTask({
       summary: `install containerd ${record.version} (${why})`,
       run: async (conn) => {
         installRan = true;
-        await conn.check(installScript(staged, record, { relabel: relabelCommand(osProfile(ctx.facts), '"${installed[@]}"'), keepBundleCni: ctx.settings.keepBundleCni }), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
+        await conn.check(installScript(staged, record, { relabel: relabelCommand(osProfile(ctx.facts), '"${installed[@]}"'), keepBundleCni: ctx.settings.keepBundleCni, cniConfDir: ctx.settings.runtime.cniConfDir }), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
       },
     });
     return { actions };
