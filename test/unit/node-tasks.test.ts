@@ -131,10 +131,10 @@ test('the module probe reads with builtins where it can and names each module on
 });
 
 test('kubernetes-node preflight: each failed check names what is wrong and the fix; settings refuse bridge parameters without br_netfilter', () => {
-  const st = { modules: ['br_netfilter'], sysctls: { 'net.ipv4.ip_forward': 1, 'net.bridge.bridge-nf-call-iptables': 1 }, ports: [10250], commands: ['ip', 'nsenter'] };
-  const good = 'sysctl net.ipv4.ip_forward=1\nsysctl net.bridge.bridge-nf-call-iptables=1\nlisten=22\ncmd ip=yes\ncmd nsenter=yes\nhostname=n1 resolves\n';
-  assert.deepEqual(judge(st, good), { lines: ['node ready: swap off, 2 kernel parameters, port 10250 free, 2 commands, hostname n1 resolves'], problems: [] });
-  const bad = 'swap=/swapfile\nsysctl net.ipv4.ip_forward=0\nsysctl net.bridge.bridge-nf-call-iptables=absent\nlisten=10250\ncmd ip=yes\ncmd nsenter=no\nhostname=n1 unresolved\n';
+  const st = { modules: ['br_netfilter'], sysctls: { 'net.ipv4.ip_forward': 1, 'net.bridge.bridge-nf-call-iptables': 1 }, ports: [10250], commands: ['ip', 'nsenter'], criSocket: '/run/containerd/containerd.sock', cgroupDriver: 'systemd' as const };
+  const good = 'sysctl net.ipv4.ip_forward=1\nsysctl net.bridge.bridge-nf-call-iptables=1\nlisten=22\ncmd ip=yes\ncmd nsenter=yes\ncgroup2=cpuset cpu io memory pids\nhostname=n1 resolves\n';
+  assert.deepEqual(judge(st, good), { lines: ['node ready: swap off, 2 kernel parameters, port 10250 free, 2 commands, cgroup v2 controllers, not joined before, hostname n1 resolves'], problems: [] });
+  const bad = 'swap=/swapfile\nsysctl net.ipv4.ip_forward=0\nsysctl net.bridge.bridge-nf-call-iptables=absent\nlisten=10250\ncmd ip=yes\ncmd nsenter=no\ncgroup2=cpuset cpu io memory pids\nhostname=n1 unresolved\n';
   assert.deepEqual(judge(st, bad).problems, [
     'swap is on (/swapfile): the kubelet fails with swap on; run the swap task (swapoff, fstab)',
     'net.ipv4.ip_forward is 0, a node needs 1: set it with the sysctl task',

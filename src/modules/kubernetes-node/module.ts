@@ -1,6 +1,7 @@
 import { defineModule } from '../../tasks/types.js';
 import { nodeSettings, nodeVariables } from './settings.js';
 import preflight from './tasks/preflight.js';
+import criPreflight from './tasks/cri-preflight.js';
 import packages from './tasks/packages.js';
 import { uniqueAcrossFleet } from './fleet.js';
 
@@ -32,6 +33,6 @@ export const kubernetesNodeModule = defineModule({
   name: 'kubernetes-node',
   variables: nodeVariables,
   settings: nodeSettings,
-  tasks: [packages, preflight],
+  tasks: [packages, preflight, criPreflight],
   fleetChecks: uniqueAcrossFleet,
 });
