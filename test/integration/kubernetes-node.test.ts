@@ -98,6 +98,16 @@ test('--check on fresh hosts lists exactly what the apply does; built-in modules
     const c = h.facts!.clock!;
     assert.ok(c && Math.abs(c.offsetMs) <= c.errorMs + 1 && c.errorMs < 1000, `${h.name}: ${JSON.stringify(c)}`);
   }
+
+  // Taken back: the file hoist wrote goes; the built-ins can't be unloaded, and say so.
+  const back = path.join(dir, 'modules-absent.toml');
+  await writeFile(back, '[[tasks]]\ntask = "kernel_module"\n[tasks.params]\nname = "kubernetes-node"\nmodules = ["overlay", "br_netfilter"]\nstate = "absent"\n');
+  const absent = await hoistJson(['apply', back, '-i', inv(), '--limit', 'h2']);
+  assert.equal(absent.code, 0, JSON.stringify(absent.report.hosts.map((h) => h.error)));
+  assert.deepEqual(absent.report.hosts[0].tasks[0].changes, ['remove /etc/modules-load.d/kubernetes-node.conf']);
+  assert.deepEqual(absent.report.hosts[0].tasks[0].notes, ['overlay: built into the kernel, which can\'t unload it (left as it is)', 'br_netfilter: built into the kernel, which can\'t unload it (left as it is)']);
+  assert.equal((await onHost(info, 'h2', 'test -e /etc/modules-load.d/kubernetes-node.conf && echo present || echo gone')).out, 'gone\n');
+  assert.equal(changedCount((await hoistJson(['apply', back, '-i', inv(), '--limit', 'h2'])).report), 0);
 });
 
 test('the preflight names the host, the check and the fix; a kernel without a module or parameter is refused before the host changes', async () => {

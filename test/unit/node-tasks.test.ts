@@ -53,6 +53,28 @@ test('kernel_module: built-in and loaded modules are not loaded again; an availa
   assert.deepEqual(again.actions, []);
 });
 
+test('kernel_module state = "absent": an unused loaded module is unloaded, built-ins and modules in use are left with a note, only hoist\'s file is removed', async () => {
+  const params = { name: 'k8s', modules: ['overlay', 'br_netfilter', 'ip_vs', 'nf_conntrack'], state: 'absent' };
+  const mods4 = mods('mod overlay builtin\nmod br_netfilter loaded\nmod ip_vs loaded\nmod nf_conntrack available\n');
+  const use = mods('use overlay -\nuse br_netfilter 0\nuse ip_vs 2\nuse nf_conntrack -\n');
+  const state = new PlanState();
+  state.kernelModules.add('br_netfilter');
+  const p = await plan(kernelModule as AnyTask, params, { conf: fileWith(renderModulesLoad('k8s', params.modules)), mods: mods4, use }, state);
+  assert.deepEqual(p.actions.map((a) => a.summary), ['remove /etc/modules-load.d/k8s.conf', 'unload br_netfilter (rmmod)']);
+  assert.deepEqual(p.notes, ['overlay: built into the kernel, which can\'t unload it (left as it is)', 'ip_vs: in use (used 2 time(s)), left loaded']);
+  assert.equal(state.kernelModules.has('br_netfilter'), false);
+  const conn = new FakeHost();
+  for (const a of p.actions) await a.run(conn, { options: { check: false, diff: false, offline: true }, log: new Logger(), state: new PlanState(), note: () => undefined });
+  assert.deepEqual(conn.ran, ["rm -f -- /etc/modules-load.d/k8s.conf", 'rmmod -- br_netfilter']);
+  // Someone else's file of that name stays.
+  const theirs = await plan(kernelModule as AnyTask, params, { conf: fileWith('br_netfilter\n'), mods: mods4, use });
+  assert.deepEqual(theirs.actions.map((a) => a.summary), ['unload br_netfilter (rmmod)']);
+  assert.match(theirs.notes!.join('\n'), /\/etc\/modules-load\.d\/k8s\.conf was not written by hoist: left in place/);
+  // Converged: nothing loaded, no file.
+  const again = await plan(kernelModule as AnyTask, params, { conf: absent, mods: mods('mod overlay builtin\nmod br_netfilter available\nmod ip_vs available\nmod nf_conntrack available\n'), use: mods('') });
+  assert.deepEqual(again.actions, []);
+});
+
 test('kernel_module: a module the kernel lacks is refused at plan time; modprobe missing needs kmod first', async () => {
   await assert.rejects(async () => plan(kernelModule as AnyTask, { name: 'k', modules: ['nosuch'] }, { conf: absent, mods: mods('mod nosuch missing') }), /kernel \(6\.1\.0\) has no module nosuch/);
   await assert.rejects(async () => plan(kernelModule as AnyTask, { name: 'k', modules: ['ip_vs'] }, { conf: absent, mods: mods('mod ip_vs no-modprobe') }), /no modprobe: install kmod/);
