@@ -1,4 +1,5 @@
 import { HOIST_STATE_DIR } from '../host-paths.js';
+import type { ClockReading } from './clock.js';
 
 /** What hoist knows about a host before planning anything; gathered in the same round trip as every task's probes. */
 export interface Facts {
@@ -21,6 +22,8 @@ export interface Facts {
   productUuid?: string;
   /** MAC addresses of the host's network interfaces, by interface (not loopback, nor the bridges and veths container runtimes make). */
   macs?: Record<string, string>;
+  /** The host's clock against the controller's, measured in the gathering round trip (facts/clock.ts). */
+  clock?: ClockReading;
 }
 
 const TOOLS = ['tar', 'sha256sum', 'install', 'systemctl', 'gzip', 'sudo'];

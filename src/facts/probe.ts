@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { HostConnection } from '../ssh/connection.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
+import { CLOCK_READ, clockReading, parseClock } from './clock.js';
 import { LOCK_STATE_PROBE, parseLockState } from '../ssh/host-lock.js';
 import { fileBatchScript, packageBatchScript, parseFileBatch, parsePackageBatch, type FileRead, type FileState, type PackageRead } from './reads.js';
 
@@ -51,8 +52,13 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   const batches: [string, string][] = [];
   if (files.size) batches.push(['__files', fileBatchScript([...files.values()])]);
   if (packages.size) batches.push(['__packages', packageBatchScript([...packages.values()].flatMap((p) => p.names))]);
-  const results = await runSections(conn, new Map([['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts]));
+  const sent = Date.now();
+  const results = await runSections(conn, new Map([['__clock0', CLOCK_READ], ['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts, ['__clock1', CLOCK_READ]]));
+  const received = Date.now();
   const facts = results.get('__facts')!;
+  const first = parseClock(results.get('__clock0')?.out ?? '');
+  const last = parseClock(results.get('__clock1')?.out ?? '');
+  const clock = first !== undefined && last !== undefined ? clockReading(sent, received, first, last) : undefined;
   if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);
   const lock = parseLockState(results.get('__lock')?.out ?? '');
   if (files.size) {
@@ -68,8 +74,8 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
     const installed = r.code === 0 ? parsePackageBatch(r.out) : undefined;
     for (const [id, p] of packages) results.set(id, installed ? { out: '', code: 0, installed: new Set(p.names.filter((n) => installed.has(n))) } : { out: r.out, code: r.code });
   }
-  for (const internal of ['__lock', '__facts', '__files', '__packages']) results.delete(internal);
-  return { facts: parseFacts(facts.out), results, lock };
+  for (const internal of ['__clock0', '__clock1', '__lock', '__facts', '__files', '__packages']) results.delete(internal);
+  return { facts: { ...parseFacts(facts.out), ...(clock ? { clock } : {}) }, results, lock };
 }
 
 /** A file read twice gets one state; each read sees the content only if it asked for it (a secret's stays out of another's diff). */

@@ -68,7 +68,7 @@ test('--check on fresh hosts lists exactly what the apply does; built-in modules
   const apply = await hoistJson(args);
   assert.equal(apply.code, 0, apply.stderr + JSON.stringify(apply.report.hosts.map((h) => h.error)));
   assert.deepEqual(changes(apply.report), planned);
-  for (const h of apply.report.hosts) assert.match(h.tasks.find((t) => t.task === 'kubernetes_node_preflight')!.notes.join('\n'), /node ready: swap off, 3 kernel parameters, port 10250 free/);
+  for (const h of apply.report.hosts) assert.match(h.tasks.find((t) => t.task === 'kubernetes_node_preflight')!.notes.join('\n'), /node ready: swap off, 3 kernel parameters, port 10250 free, 4 commands, cgroup v1 controllers, not joined before, hostname h\d resolves/);
 
   const h1 = await onHost(info, 'h1', [
     'cat /etc/modules-load.d/kubernetes-node.conf /etc/sysctl.d/kubernetes-node.conf',
@@ -91,10 +91,28 @@ test('--check on fresh hosts lists exactly what the apply does; built-in modules
   assert.equal(changedCount(again.report), 0, JSON.stringify(changes(again.report)));
   const verify = await hoistJson(['verify', PB, '-i', inv(), '--limit', 'h1,h2']);
   assert.equal(verify.code, 0, JSON.stringify(verify.report.hosts.map((h) => h.error)));
+  // Each host's clock, measured in the gathering round trip. nspawn hosts share the controller's
+  // kernel clock (no host's clock can be set apart; the skew logic is unit-tested), so the true
+  // offset is 0 and must lie within the bound, which is the transport's time alone.
+  for (const h of verify.report.hosts) {
+    const c = h.facts!.clock!;
+    assert.ok(c && Math.abs(c.offsetMs) <= c.errorMs + 1 && c.errorMs < 1000, `${h.name}: ${JSON.stringify(c)}`);
+  }
+
+  // Taken back: the file hoist wrote goes; the built-ins can't be unloaded, and say so.
+  const back = path.join(dir, 'modules-absent.toml');
+  await writeFile(back, '[[tasks]]\ntask = "kernel_module"\n[tasks.params]\nname = "kubernetes-node"\nmodules = ["overlay", "br_netfilter"]\nstate = "absent"\n');
+  const absent = await hoistJson(['apply', back, '-i', inv(), '--limit', 'h2']);
+  assert.equal(absent.code, 0, JSON.stringify(absent.report.hosts.map((h) => h.error)));
+  assert.deepEqual(absent.report.hosts[0].tasks[0].changes, ['remove /etc/modules-load.d/kubernetes-node.conf']);
+  assert.deepEqual(absent.report.hosts[0].tasks[0].notes, ['overlay: built into the kernel, which can\'t unload it (left as it is)', 'br_netfilter: built into the kernel, which can\'t unload it (left as it is)']);
+  assert.equal((await onHost(info, 'h2', 'test -e /etc/modules-load.d/kubernetes-node.conf && echo present || echo gone')).out, 'gone\n');
+  assert.equal(changedCount((await hoistJson(['apply', back, '-i', inv(), '--limit', 'h2'])).report), 0);
 });
 
 test('the preflight names the host, the check and the fix; a kernel without a module or parameter is refused before the host changes', async () => {
-  // Something already listens on the kubelet's port.
+  // Something already listens on the kubelet's port, and a kubelet.conf is left from an earlier join.
+  await onHost(info, 'h2', 'mkdir -p /etc/kubernetes && touch /etc/kubernetes/kubelet.conf');
   const listen = await onHost(info, 'h2', `printf '%s\\n' 'use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 10250, Listen => 1, ReuseAddr => 1) or die "$!"; sleep 120;' > /root/listen.pl && systemd-run --collect --unit=hoist-port-10250 perl /root/listen.pl && sleep 1 && grep -c ':280A ' /proc/net/tcp`);
   assert.equal(listen.out.trim().split('\n').pop(), '1', listen.out);
   try {
@@ -102,8 +120,9 @@ test('the preflight names the host, the check and the fix; a kernel without a mo
     assert.equal(verify.code, 2);
     const task = verify.report.hosts[0].tasks.find((t) => t.task === 'kubernetes_node_preflight')!;
     assert.match(task.error!, /h2 is not ready to join a cluster:\n {2}- port 10250 is already in use: the kubelet listens there/);
+    assert.match(task.error!, /\n {2}- \/etc\/kubernetes\/kubelet\.conf already exists: this host has joined a cluster before; run kubeadm reset on it first/);
   } finally {
-    await onHost(info, 'h2', 'systemctl stop hoist-port-10250 2>/dev/null; true');
+    await onHost(info, 'h2', 'systemctl stop hoist-port-10250 2>/dev/null; rm -rf /etc/kubernetes; true');
   }
   // Two nodes with one hostname (a cloned VM's): hoist verify fails both, naming the other.
   // (resolvable on h2, or sudo there would wait for DNS on every command)
@@ -144,4 +163,17 @@ test('playbooks/node.toml prepares a fresh host completely in one command: node 
   const again = await hoistJson(args);
   assert.equal(changedCount(again.report), 0, JSON.stringify(changes(again.report)));
   assert.equal((await onHost(info, 'h3', 'systemctl is-active containerd; cat /etc/sysctl.d/kubernetes-node.conf | grep -c "= 1"')).out, 'active\n3\n');
+  const cri = (r: JsonReport) => r.hosts[0].tasks.find((t) => t.task === 'kubernetes_node_cri_preflight')!;
+  assert.deepEqual(cri(again.report).notes, ['container runtime ready: /run/containerd/containerd.sock answers, cgroup driver systemd as the kubelet\'s', 'container runtime preflight: ok']);
+
+  // containerd switched to cgroupfs while the kubelet keeps kubeadm's default, systemd: the apply
+  // fails on the runtime preflight, names the fix, and rolls containerd's config back.
+  const cgroupfs = await hoistJson([...args, '-e', 'systemd_cgroup=false']);
+  assert.equal(cgroupfs.code, 2, cgroupfs.stderr);
+  assert.match(cri(cgroupfs.report).error!, /^h3 is not ready to join a cluster:\n {2}- the runtime uses the cgroupfs cgroup driver \(SystemdCgroup = false, containerd config dump\) but the kubelet will use systemd \(kubelet_cgroup_driver\): set systemd_cgroup = true for the containerd module/);
+  assert.match((await onHost(info, 'h3', 'containerd config dump | grep SystemdCgroup')).out, /SystemdCgroup = true/);
+  // Read-only the other way round: verify with a kubelet declared on cgroupfs.
+  const verify = await hoistJson(['verify', path.join(ROOT, 'playbooks', 'node.toml'), '-i', inv(), '--limit', 'h3', '-e', 'kubelet_cgroup_driver=cgroupfs']);
+  assert.equal(verify.code, 2);
+  assert.match(cri(verify.report).error!, /the runtime uses the systemd cgroup driver \(SystemdCgroup = true, containerd config dump\) but the kubelet will use cgroupfs \(kubelet_cgroup_driver\): set systemd_cgroup = false for the containerd module, or kubelet_cgroup_driver = "systemd"/);
 });

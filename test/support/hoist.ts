@@ -56,6 +56,7 @@ export interface JsonReport {
     error?: string;
     reason?: string;
     notes?: string[];
+    facts?: { clock?: { offsetMs: number; errorMs: number } };
     tasks: { title: string; task: string; status: string; changes: string[]; notes: string[]; error?: string }[];
   }[];
 }

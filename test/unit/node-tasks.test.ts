@@ -53,6 +53,28 @@ test('kernel_module: built-in and loaded modules are not loaded again; an availa
   assert.deepEqual(again.actions, []);
 });
 
+test('kernel_module state = "absent": an unused loaded module is unloaded, built-ins and modules in use are left with a note, only hoist\'s file is removed', async () => {
+  const params = { name: 'k8s', modules: ['overlay', 'br_netfilter', 'ip_vs', 'nf_conntrack'], state: 'absent' };
+  const mods4 = mods('mod overlay builtin\nmod br_netfilter loaded\nmod ip_vs loaded\nmod nf_conntrack available\n');
+  const use = mods('use overlay -\nuse br_netfilter 0\nuse ip_vs 2\nuse nf_conntrack -\n');
+  const state = new PlanState();
+  state.kernelModules.add('br_netfilter');
+  const p = await plan(kernelModule as AnyTask, params, { conf: fileWith(renderModulesLoad('k8s', params.modules)), mods: mods4, use }, state);
+  assert.deepEqual(p.actions.map((a) => a.summary), ['remove /etc/modules-load.d/k8s.conf', 'unload br_netfilter (rmmod)']);
+  assert.deepEqual(p.notes, ['overlay: built into the kernel, which can\'t unload it (left as it is)', 'ip_vs: in use (used 2 time(s)), left loaded']);
+  assert.equal(state.kernelModules.has('br_netfilter'), false);
+  const conn = new FakeHost();
+  for (const a of p.actions) await a.run(conn, { options: { check: false, diff: false, offline: true }, log: new Logger(), state: new PlanState(), note: () => undefined });
+  assert.deepEqual(conn.ran, ["rm -f -- /etc/modules-load.d/k8s.conf", 'rmmod -- br_netfilter']);
+  // Someone else's file of that name stays.
+  const theirs = await plan(kernelModule as AnyTask, params, { conf: fileWith('br_netfilter\n'), mods: mods4, use });
+  assert.deepEqual(theirs.actions.map((a) => a.summary), ['unload br_netfilter (rmmod)']);
+  assert.match(theirs.notes!.join('\n'), /\/etc\/modules-load\.d\/k8s\.conf was not written by hoist: left in place/);
+  // Converged: nothing loaded, no file.
+  const again = await plan(kernelModule as AnyTask, params, { conf: absent, mods: mods('mod overlay builtin\nmod br_netfilter available\nmod ip_vs available\nmod nf_conntrack available\n'), use: mods('') });
+  assert.deepEqual(again.actions, []);
+});
+
 test('kernel_module: a module the kernel lacks is refused at plan time; modprobe missing needs kmod first', async () => {
   await assert.rejects(async () => plan(kernelModule as AnyTask, { name: 'k', modules: ['nosuch'] }, { conf: absent, mods: mods('mod nosuch missing') }), /kernel \(6\.1\.0\) has no module nosuch/);
   await assert.rejects(async () => plan(kernelModule as AnyTask, { name: 'k', modules: ['ip_vs'] }, { conf: absent, mods: mods('mod ip_vs no-modprobe') }), /no modprobe: install kmod/);
@@ -131,10 +153,10 @@ test('the module probe reads with builtins where it can and names each module on
 });
 
 test('kubernetes-node preflight: each failed check names what is wrong and the fix; settings refuse bridge parameters without br_netfilter', () => {
-  const st = { modules: ['br_netfilter'], sysctls: { 'net.ipv4.ip_forward': 1, 'net.bridge.bridge-nf-call-iptables': 1 }, ports: [10250], commands: ['ip', 'nsenter'] };
-  const good = 'sysctl net.ipv4.ip_forward=1\nsysctl net.bridge.bridge-nf-call-iptables=1\nlisten=22\ncmd ip=yes\ncmd nsenter=yes\nhostname=n1 resolves\n';
-  assert.deepEqual(judge(st, good), { lines: ['node ready: swap off, 2 kernel parameters, port 10250 free, 2 commands, hostname n1 resolves'], problems: [] });
-  const bad = 'swap=/swapfile\nsysctl net.ipv4.ip_forward=0\nsysctl net.bridge.bridge-nf-call-iptables=absent\nlisten=10250\ncmd ip=yes\ncmd nsenter=no\nhostname=n1 unresolved\n';
+  const st = { modules: ['br_netfilter'], sysctls: { 'net.ipv4.ip_forward': 1, 'net.bridge.bridge-nf-call-iptables': 1 }, ports: [10250], commands: ['ip', 'nsenter'], criSocket: '/run/containerd/containerd.sock', cgroupDriver: 'systemd' as const };
+  const good = 'sysctl net.ipv4.ip_forward=1\nsysctl net.bridge.bridge-nf-call-iptables=1\nlisten=22\ncmd ip=yes\ncmd nsenter=yes\ncgroup2=cpuset cpu io memory pids\nhostname=n1 resolves\n';
+  assert.deepEqual(judge(st, good), { lines: ['node ready: swap off, 2 kernel parameters, port 10250 free, 2 commands, cgroup v2 controllers, not joined before, hostname n1 resolves'], problems: [] });
+  const bad = 'swap=/swapfile\nsysctl net.ipv4.ip_forward=0\nsysctl net.bridge.bridge-nf-call-iptables=absent\nlisten=10250\ncmd ip=yes\ncmd nsenter=no\ncgroup2=cpuset cpu io memory pids\nhostname=n1 unresolved\n';
   assert.deepEqual(judge(st, bad).problems, [
     'swap is on (/swapfile): the kubelet fails with swap on; run the swap task (swapoff, fstab)',
     'net.ipv4.ip_forward is 0, a node needs 1: set it with the sysctl task',

@@ -1,6 +1,7 @@
 import { defineModule } from '../../tasks/types.js';
 import { nodeSettings, nodeVariables } from './settings.js';
 import preflight from './tasks/preflight.js';
+import criPreflight from './tasks/cri-preflight.js';
 import packages from './tasks/packages.js';
 import { uniqueAcrossFleet } from './fleet.js';
 
@@ -18,7 +19,18 @@ import { uniqueAcrossFleet } from './fleet.js';
  * - the kubelet API port free (10250): https://kubernetes.io/docs/reference/networking/ports-and-protocols/
  * - the commands kubeadm's preflight requires (ip, iptables, mount, nsenter; conntrack before
  *   Kubernetes 1.32): kubernetes/kubernetes cmd/kubeadm/app/preflight/checks_linux.go
- * - hostname, MAC addresses and product_uuid unique across the fleet (`hoist verify`):
+ * - the rest of what kubeadm's preflight checks for a joining node before kubeadm is installed
+ *   (JoinNodeChecks and addCommonChecks in kubernetes/kubernetes cmd/kubeadm/app/preflight/checks.go,
+ *   the Linux checks in checks_linux.go): the cgroup controllers of SystemVerificationCheck
+ *   (kubernetes/system-validators validators/cgroup_validator.go: cpu, cpuacct, cpuset, devices,
+ *   freezer, memory, pids on v1; cpu, cpuset, memory, pids on v2, devices and freezer implicit),
+ *   FileAvailableCheck of kubelet.conf, bootstrap-kubelet.conf and the CA certificate, and
+ *   ContainerRuntimeCheck (the CRI socket), with the runtime's cgroup driver matching the kubelet's:
+ *   https://kubernetes.io/docs/setup/production-environment/container-runtimes/#cgroup-drivers.
+ *   IsPrivilegedUser, KubeletVersion and the kubelet service checks need kubeadm and its kubelet
+ *   installed, and are left to kubeadm.
+ * - hostname, MAC addresses and product_uuid unique across the fleet, and clocks within 1 s of the
+ *   fleet's median (`hoist verify`):
  *   https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/install-kubeadm/#verify-mac-address
  * - a container runtime with the systemd cgroup driver: the containerd module (playbooks/node.toml
  *   runs both): https://kubernetes.io/docs/setup/production-environment/container-runtimes/#containerd-systemd
@@ -26,12 +38,13 @@ import { uniqueAcrossFleet } from './fleet.js';
  * The changes are the engine's own tasks (kernel_module, sysctl, swap) with this module's
  * variables (playbooks/kubernetes-node.toml); the module adds the variables, the checks across
  * them, the packages of the commands a node needs (named for the host's distribution by the OS
- * layer, src/facts/os.ts) and the preflight that `hoist verify` runs.
+ * layer, src/facts/os.ts) and the preflights that `hoist verify` runs (the node's, and the
+ * container runtime's, which playbooks/node.toml runs once containerd is up).
  */
 export const kubernetesNodeModule = defineModule({
   name: 'kubernetes-node',
   variables: nodeVariables,
   settings: nodeSettings,
-  tasks: [packages, preflight],
+  tasks: [packages, preflight, criPreflight],
   fleetChecks: uniqueAcrossFleet,
 });
