@@ -35,7 +35,7 @@ function hog(cpu: number): ChildProcess {
   return spawn('taskset', ['-c', String(cpu), process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
 }
 
-test('a starved controller (CPU hogs beside it, frozen 5 s at a time) loses none of its live hosts, at connect time either', async () => {
+test('a starved controller (CPU hogs beside it, frozen 5 s at a time) loses none of its live hosts, at connect time either', async (t) => {
   const pb = playbook('slow', 'sleep 15');
   const hogs = [hog(0), hog(0)];
   // hoist shares CPU 0 with the hogs and is frozen (SIGSTOP) for 5 s out of every 6: as on a machine
@@ -75,11 +75,12 @@ test('a starved controller (CPU hogs beside it, frozen 5 s at a time) loses none
     report.hosts.map((h) => [h.name, 'changed', '']),
     stderr,
   );
+  t.diagnostic(`hoist frozen ${frozenMs / 1000} s in all`);
   assert.equal(code, 0, stderr);
   assert.ok(frozenMs >= 15_000, `hoist was frozen only ${frozenMs} ms: the run did not see a starved controller`);
 });
 
-test('a host stopped abruptly mid-command is reported unreachable soon, and starts again', async () => {
+test('a host stopped abruptly mid-command is reported unreachable soon, and starts again', async (t) => {
   const pb = playbook('long', 'sleep 60');
   const run = hoistJson(['apply', pb, '-i', info.inventoryPath, '--limit', 'h2']);
   for (let i = 0; i < 200; i++) {
@@ -95,6 +96,7 @@ test('a host stopped abruptly mid-command is reported unreachable soon, and star
     await fleet.startHost('h2');
   }
   const took = (Date.now() - t0) / 1000;
+  t.diagnostic(`run ended ${took} s after the host stopped`);
   assert.equal(r.code, 4, r.stderr);
   assert.equal(r.report.hosts[0].status, 'unreachable');
   assert.match(r.report.hosts[0].error ?? '', /no answer to keepalives|connection lost|closed/);
