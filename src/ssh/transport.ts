@@ -82,9 +82,14 @@ export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Li
     let lostWhy: string | undefined;
     // Any byte from the host is life; silence counts only in time the controller could have read it.
     const wire = sock ?? socketOf(client);
+    if (!wire) {
+      // Without it every quiet host would look dead after 4 s: fail loudly instead (an ssh2 upgrade).
+      client.end();
+      throw new HostError(`${ep.name}: cannot watch the connection: ssh2 no longer exposes its socket`);
+    }
     const silence = new SilenceCounter();
     const heard = () => silence.heard();
-    wire?.on('data', heard);
+    wire.on('data', heard);
     const stopWatching = onTick((elapsed, lag) => {
       if (silence.tick(elapsed, lag)) lost(`no answer to keepalives for ${(silence.silent / 1000).toFixed(1)} s`);
     });
@@ -92,7 +97,7 @@ export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Li
       if (lostWhy !== undefined) return;
       lostWhy = why;
       stopWatching();
-      wire?.removeListener('data', heard);
+      wire.removeListener('data', heard);
       // Nothing more can come over it: free the socket now rather than wait for a goodbye.
       client.destroy();
       for (const fn of listeners.splice(0)) fn(why);
