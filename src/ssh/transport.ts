@@ -6,6 +6,9 @@ import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
 import { KnownHosts, fingerprint, keyTypeOf } from './known-hosts.js';
 import { expandProxyCommand, startProxyCommand, type ProxyStream } from './proxy-command.js';
+import { onTick } from './controller-clock.js';
+import { HandshakePacer } from './handshake-pacer.js';
+import { SilenceCounter, WorkingDeadline } from './liveness.js';
 
 export interface TransportOptions {
   knownHosts: KnownHosts;
@@ -29,9 +32,22 @@ export interface Link {
   onLost(fn: (why: string) => void): void;
 }
 
-// A dead peer is noticed after about KEEPALIVE_MS × (KEEPALIVE_COUNT + 1): under 5 s.
+/**
+ * ssh2 sends a keepalive every KEEPALIVE_MS once nothing else came back; whether the host is gone is
+ * decided here (SilenceCounter, liveness.ts), by silence in the controller's working time, so ssh2's
+ * own count, which knows nothing of a controller that was late to read the replies, never fires.
+ */
 const KEEPALIVE_MS = 1_000;
-const KEEPALIVE_COUNT = 3;
+const KEEPALIVE_COUNT = Number.MAX_SAFE_INTEGER;
+
+/** Handshakes are paced per run (see handshake-pacer.ts). */
+const pacers = new WeakMap<TransportOptions, HandshakePacer>();
+
+function pacerFor(opts: TransportOptions): HandshakePacer {
+  let p = pacers.get(opts);
+  if (!p) pacers.set(opts, (p = new HandshakePacer()));
+  return p;
+}
 
 /**
  * Opens a session to `ep`, dialling through its jump hosts or its ProxyCommand first. Everything has a
@@ -50,21 +66,38 @@ export async function openLink(ep: Endpoint, opts: TransportOptions): Promise<Li
       proxy = startProxyCommand(expandProxyCommand(ep.proxyCommand, { host: ep.host, port: ep.port, user: ep.user, name: ep.name }), ep.name);
       sock = proxy.sock;
     }
-    const client = await handshake(ep, opts, sock, proxy);
+    const client = await pacerFor(opts).run(() => handshake(ep, opts, sock, proxy));
     const via = hop;
     let closed = false;
     const closeAll = () => {
       if (closed) return;
       closed = true;
+      stopWatching();
+      wire?.removeListener('data', heard);
       client.end();
       proxy?.close();
       via?.close();
     };
     const listeners: ((why: string) => void)[] = [];
     let lostWhy: string | undefined;
+    // Any byte from the host is life; silence counts only in time the controller could have read it.
+    const wire = sock ?? socketOf(client);
+    if (!wire) {
+      // Without it every quiet host would look dead after 4 s: fail loudly instead (an ssh2 upgrade).
+      client.end();
+      throw new HostError(`${ep.name}: cannot watch the connection: ssh2 no longer exposes its socket`);
+    }
+    const silence = new SilenceCounter();
+    const heard = () => silence.heard();
+    wire.on('data', heard);
+    const stopWatching = onTick((elapsed, lag) => {
+      if (silence.tick(elapsed, lag)) lost(`no answer to keepalives for ${(silence.silent / 1000).toFixed(1)} s`);
+    });
     const lost = (why: string) => {
       if (lostWhy !== undefined) return;
       lostWhy = why;
+      stopWatching();
+      wire.removeListener('data', heard);
       // Nothing more can come over it: free the socket now rather than wait for a goodbye.
       client.destroy();
       for (const fn of listeners.splice(0)) fn(why);
@@ -167,7 +200,8 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
     port: ep.port,
     username: ep.user,
     sock,
-    readyTimeout: ep.connectTimeoutMs,
+    // The deadline is kept below, in working time: ssh2's would count the seconds a loaded controller stood still.
+    readyTimeout: 0,
     keepaliveInterval: KEEPALIVE_MS,
     keepaliveCountMax: KEEPALIVE_COUNT,
     algorithms: types.length ? { serverHostKey: preferTypes(types) as ServerHostKeyAlgorithm[] } : undefined,
@@ -211,6 +245,7 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
       // ssh2 may report one failure twice (the socket, then the protocol): the first one is the story.
       if (settled) return;
       settled = true;
+      stopDeadline();
       client.removeListener('ready', onReady);
       client.end();
       if (keyProblem) return reject(keyProblem);
@@ -227,6 +262,7 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
     const onReady = () => {
       if (settled) return;
       settled = true;
+      stopDeadline();
       // Later errors surface through the channel in use; onError, now inert, keeps them from crashing the process.
       if (newKey) {
         opts.knownHosts.add(ep.host, ep.port, newKey).then(
@@ -239,6 +275,10 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
       } else resolve(client);
     };
     client.on('error', onError);
+    const stopDeadline = afterWorking(ep.connectTimeoutMs, () => {
+      onError(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' }));
+      client.destroy();
+    });
     // A server that closes without an error (a banner, then nothing: an sshd out of file descriptors)
     // would otherwise leave this promise pending with nothing keeping the process alive.
     client.once('close', () => onError(Object.assign(new Error(stage === 'tcp' ? 'the connection closed' : 'the server closed the connection during the SSH handshake'), { level: stage === 'tcp' ? 'client-socket' : 'protocol' })));
@@ -251,15 +291,33 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
   });
 }
 
+/** Calls `fn` once `ms` of the controller's working time have passed; returns a cancel. */
+function afterWorking(ms: number, fn: () => void): () => void {
+  const deadline = new WorkingDeadline(ms);
+  const stop = onTick((elapsed) => {
+    if (!deadline.tick(elapsed)) return;
+    stop();
+    fn();
+  });
+  return stop;
+}
+
 function withDeadline<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
-  let t: NodeJS.Timeout;
+  let cancel = () => undefined as void;
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(err()), ms);
-      t.unref();
+      cancel = afterWorking(ms, () => reject(err()));
     }),
-  ]).finally(() => clearTimeout(t));
+  ]).finally(() => cancel());
+}
+
+/**
+ * The TCP socket ssh2 dialled itself (no jump host, no ProxyCommand). ssh2 keeps it on a field its
+ * types don't declare; it reads it with 'data' listeners, so one more listener takes nothing from it.
+ */
+function socketOf(client: Client): Duplex | undefined {
+  return (client as unknown as { _sock?: Duplex })._sock;
 }
 
 function preferTypes(known: string[]): string[] {
