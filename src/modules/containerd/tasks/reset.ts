@@ -41,7 +41,8 @@ export default containerdTask({
     bookkeeping: BOOKKEEPING_PROBE,
     // Every file reset would delete, for --check --diff to list.
     // Only files that exist: --diff lists what a reset deletes, not what the records once named.
-    files: `{ for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && cut -d' ' -f3- "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; [ -d ${CONTAINERD_STATE} ] && printf '%s\\n' ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; } | while IFS= read -r f; do [ -e "$f" ] && printf '%s\\n' "$f"; done; true`,
+    // Recorded files only while they are still what hoist recorded, as the reset itself decides.
+    files: `{ for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do [ -f "$st" ] && while IFS= read -r rec; do [ "$(stat -c '%s %Y %n' -- "\${rec#* * }" 2>/dev/null)" = "$rec" ] && printf '%s\\n' "\${rec#* * }"; done < "$st"; done; [ -f ${REGISTRY_LIST} ] && cat ${REGISTRY_LIST}; [ -d ${CONTAINERD_STATE} ] && printf '%s\\n' ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].join(' ')}; } | while IFS= read -r f; do [ -e "$f" ] && printf '%s\\n' "$f"; done; true`,
   }),
   plan(p, ctx) {
     const present = ctx.probe('present').out.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -87,7 +88,9 @@ ${p.remove_data ? `# Containers outlive containerd (KillMode=process); their shi
 pkill -9 containerd-shim 2>/dev/null || true
 for d in ${data.map((d) => q(d.resolved)).join(' ')}; do awk -v d="$d" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done; done` : ''}
 # What hoist installed, and what the release before it installed (an upgrade from before stale files were removed).
-for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then cut -d' ' -f3- "$st" | while IFS= read -r f; do case "$f" in /*) rm -f "$f" ;; esac; done; fi; done
+# Each only while it is still what hoist recorded (size, mtime, path): a file someone replaced since
+# (an operator's CNI network under the bundle's old name, an edited config) is theirs and stays.
+for st in ${INSTALL_STATS} ${CONTAINERD_STATE}/prev.stat; do if [ -f "$st" ]; then while IFS= read -r rec; do f=\${rec#* * }; case "$f" in /*) if [ "$(stat -c '%s %Y %n' -- "$f" 2>/dev/null)" = "$rec" ]; then rm -f -- "$f"; fi ;; esac; done < "$st"; fi; done
 if [ -f ${REGISTRY_LIST} ]; then while IFS= read -r f; do rm -f "$f" "$f.hoist-prev"; rmdir "$(dirname "$f")" 2>/dev/null; done < ${REGISTRY_LIST}; fi
 if [ $owned = 1 ]; then rm -f ${[UNIT_FILE, CONFIG_FILE, CRICTL_YAML].flatMap((f) => [q(f), q(`${f}.hoist-prev`)]).join(' ')}; fi
 # Directories hoist's install found missing (containerd's /opt/containerd/{bin,lib}, the CRI's cni_conf_dir): only empty ones go.
