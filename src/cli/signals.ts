@@ -48,8 +48,10 @@ export function interruptAccount(a: {
   }
   if (a.hosts.length === 0) lines.push('  no host had been contacted yet');
   // A drain whose uncordon did not run is the one thing an on-call must not miss.
-  const drained = a.reports ? a.reports.filter((r) => r.stillDrained).map((r) => `${r.name} (${r.stillDrained})`) : stillDrained().map((d) => `${d.host} (after_host hooks of ${d.playbook} owed)`);
-  if (drained.length) lines.push(`STILL DRAINED: ${printableLines(drained.join(', '))}; the next run of any playbook on them runs these hooks first.`);
+  const drained = a.reports
+    ? a.reports.filter((r) => r.stillDrained).map((r) => `${r.name}: ${r.stillDrained}`)
+    : stillDrained().map((d) => `${d.host}: the after_host hooks of ${d.playbook} are owed; the next run of any playbook on ${d.host} runs them first`);
+  for (const d of drained) lines.push(`STILL DRAINED: ${printableLines(d)}`);
   for (const s of a.stopped) lines.push(`  stopped ${printableLines(s)}`);
   lines.push(AFTERWARDS);
   return lines.join('\n');
