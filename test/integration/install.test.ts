@@ -39,7 +39,7 @@ function installed(args: string[]) {
 
 test('the package holds the bundle, templates and playbooks, undici, and no sources, tests or other dependencies', () => {
   const files = readdirSync(pkgDir);
-  assert.deepEqual(files.filter((f) => !['dist', 'templates', 'playbooks', 'inventories', 'package.json', 'README.md', 'LICENSE'].includes(f)), []);
+  assert.deepEqual(files.filter((f) => !['dist', 'templates', 'playbooks', 'inventories', 'node_modules', 'package.json', 'README.md', 'LICENSE'].includes(f)), []);
   // Everything is bundled but undici, which travels inside the package (bundleDependencies).
   assert.deepEqual(readdirSync(path.join(pkgDir, 'node_modules')), ['undici']);
   assert.deepEqual(readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-[A-Z0-9]+)?\.js$/.test(f)), []);
