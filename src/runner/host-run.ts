@@ -134,7 +134,8 @@ export class HostRun {
       const interrupted = e instanceof Stop && e.reason === 'interrupted';
       if (this.releaseTurn && !interrupted && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
       if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
-      return this.finish(status, errorMessage(e));
+      // Another run's lock met by any command (its commands.lock, not only the host lock): exit 5, retry later.
+      return this.finish(status, errorMessage(e), e instanceof LockHeldError ? 'locked' : undefined);
     } finally {
       this.releaseTurn?.();
       inFlight.delete(this.name);
