@@ -1,7 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
-import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
-import { nodeTask } from '../task.js';
+import { preflightTask } from '../task.js';
 import type { NodeSettings } from '../settings.js';
 
 /**
@@ -98,26 +97,10 @@ export function judgeCri(st: NodeSettings, out: string): { lines: string[]; prob
   return { lines: problems.length ? [] : [`container runtime ready: ${sock} answers, cgroup driver ${have} as the kubelet's`], problems };
 }
 
-export default nodeTask({
+export default preflightTask({
   name: 'kubernetes_node_cri_preflight',
   summary: 'Checks the container runtime as kubeadm\'s preflight would: its CRI socket answers, and its cgroup driver (SystemdCgroup) is the kubelet\'s (kubelet_cgroup_driver). Read-only; `hoist verify` runs it; put it after the runtime is installed.',
-  params: s.object({}),
-  verifies: true,
-  plan(_p, ctx) {
-    const st = ctx.settings;
-    return {
-      actions: [
-        {
-          kind: 'check',
-          summary: 'container runtime preflight',
-          async run(conn, actx) {
-            const r = await conn.exec(criScript(st));
-            const { lines, problems } = judgeCri(st, r.stdout);
-            for (const l of lines) actx.note(l);
-            if (problems.length) throw new Error(`${ctx.host.name} is not ready to join a cluster:\n  - ${problems.join('\n  - ')}`);
-          },
-        },
-      ],
-    };
-  },
+  check: 'container runtime preflight',
+  script: criScript,
+  judge: judgeCri,
 });

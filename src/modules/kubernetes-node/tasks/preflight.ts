@@ -1,6 +1,5 @@
-import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
-import { nodeTask } from '../task.js';
+import { preflightTask } from '../task.js';
 import { procPath, normalize } from '../../../tasks/sysctl.js';
 import type { NodeSettings } from '../settings.js';
 
@@ -95,26 +94,10 @@ export function judge(st: NodeSettings, out: string): PreflightOutcome {
   return { lines, problems };
 }
 
-export default nodeTask({
+export default preflightTask({
   name: 'kubernetes_node_preflight',
   summary: 'Checks a node as kubeadm\'s preflight would: swap off, kernel parameters, kubelet port free, required commands, hostname resolvable. Read-only; `hoist verify` runs it.',
-  params: s.object({}),
-  verifies: true,
-  plan(_p, ctx) {
-    const st = ctx.settings;
-    return {
-      actions: [
-        {
-          kind: 'check',
-          summary: 'kubernetes node preflight',
-          async run(conn, actx) {
-            const r = await conn.exec(preflightScript(st));
-            const { lines, problems } = judge(st, r.stdout);
-            for (const l of lines) actx.note(l);
-            if (problems.length) throw new Error(`${ctx.host.name} is not ready to join a cluster:\n  - ${problems.join('\n  - ')}`);
-          },
-        },
-      ],
-    };
-  },
+  check: 'kubernetes node preflight',
+  script: preflightScript,
+  judge: judge,
 });
