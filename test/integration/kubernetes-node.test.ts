@@ -36,6 +36,10 @@ before(async () => {
     'systemctl daemon-reload && systemctl enable swapfile.swap 2>/dev/null',
   ].join(' && '));
   assert.equal(h1.code, 0, h1.out);
+  // h2: a host that already forwards (one that routes), whatever this machine's namespaces started
+  // with: its plan only persists the values.
+  const h2 = await onHost(info, 'h2', ['ip_forward', 'bridge/bridge-nf-call-iptables', 'bridge/bridge-nf-call-ip6tables'].map((k) => `printf "1\\n" > /proc/sys/net/${k.includes('/') ? k : `ipv4/${k}`}`).join(' && '));
+  assert.equal(h2.code, 0, h2.out);
   // Documented above: nspawn refuses swapon, so /proc/swaps stays empty here.
   assert.match(h1.out, /swapon refused/);
 });
