@@ -81,10 +81,13 @@ test('a starved controller (CPU hogs beside it, frozen 5 s at a time) loses none
 });
 
 test('a host stopped abruptly mid-command is reported unreachable soon, and starts again', async (t) => {
-  const pb = playbook('long', 'sleep 60');
+  // The run's own command marks that it started: a `sleep` another test left running must not pass for it.
+  const marker = `/tmp/hoist-dead-host-${process.pid}-${Date.now()}`;
+  const pb = playbook('long', `touch ${marker}; sleep 60`);
   const run = hoistJson(['apply', pb, '-i', info.inventoryPath, '--limit', 'h2']);
-  for (let i = 0; i < 200; i++) {
-    if ((await onHost(info, 'h2', 'pgrep -x sleep >/dev/null && echo yes || echo no')).out.trim() === 'yes') break;
+  for (let i = 0; i < 300; i++) {
+    if ((await onHost(info, 'h2', `test -e ${marker} && echo yes || echo no`)).out.trim() === 'yes') break;
+    assert.ok(i < 299, 'the command never started on h2');
     await sleep(100);
   }
   const t0 = Date.now();
