@@ -38,9 +38,6 @@ export interface HostRunOptions {
 
 const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;
 
-/** Hosts currently inside a step that changes them, for the message after a Ctrl-C. */
-export const inFlight = hostProgress.inFlight;
-
 /** Ends a host's run early with a status and a reason. */
 class Stop extends Error {
   constructor(readonly status: HostReport['status'], message: string, readonly reason?: HostReport['reason']) {
@@ -138,7 +135,7 @@ export class HostRun {
       return this.finish(status, errorMessage(e), e instanceof LockHeldError ? 'locked' : undefined);
     } finally {
       this.releaseTurn?.();
-      inFlight.delete(this.name);
+      hostProgress.inFlight.delete(this.name);
       hostProgress.done.set(this.name, this.report.status);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
       await this.lock?.then((l) => l.release(), () => undefined);
@@ -319,8 +316,8 @@ export class HostRun {
   private async runOneHook(kind: string, h: Hook, conn: Connection): Promise<string | undefined> {
     this.stopIfInterrupted(`before the ${kind} hook "${h.run}"`);
     const t0 = Date.now();
-    inFlight.set(this.name, `${kind} hook "${h.run}"`);
-    const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => inFlight.delete(this.name));
+    hostProgress.inFlight.set(this.name, `${kind} hook "${h.run}"`);
+    const err = await runHook(h, conn, this.play, this.o.log, `${kind} hook`).finally(() => hostProgress.inFlight.delete(this.name));
     const line = `${kind} hook (${h.on}) "${h.run}": ${err ? 'failed' : 'ok'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
     this.report.notes.push(redact(line));
     this.o.events.message(`${this.name} | ${redact(line)}`);
@@ -451,7 +448,7 @@ export class HostRun {
         tr.notes.push(pl.skipped);
       }
       events.hostPhase(this.name, t.spec.title);
-      inFlight.set(this.name, `task "${t.spec.title}"`);
+      hostProgress.inFlight.set(this.name, `task "${t.spec.title}"`);
       try {
         for (const a of pl.actions) {
           // Counted as soon as it starts: a change that failed halfway still needs undoing.
@@ -467,7 +464,7 @@ export class HostRun {
         if (conn.isClosed) throw new Stop('unreachable', `${t.spec.title}: ${errorMessage(e)}`);
         throw new Stop('failed', `${t.spec.title}: ${errorMessage(e)}${await this.rollback(conn)}`);
       }
-      inFlight.delete(this.name);
+      hostProgress.inFlight.delete(this.name);
       tr.durationMs = Date.now() - t0;
       events.taskDone(this.name, tr);
     }

@@ -71,8 +71,6 @@ interface Prepared {
   prepared: unknown[];
 }
 
-export { inFlight } from './host-run.js';
-export { stillDrained } from './drain-journal.js';
 import { owedBefore } from './drain-journal.js';
 
 export async function runPlaybook(req: RunRequest): Promise<RunReport> {
