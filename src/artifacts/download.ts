@@ -6,6 +6,7 @@ import type { Artifact } from './artifact.js';
 import { checksumDigest, expectedSha256 } from './checksum-policy.js';
 import { DownloadError, displayUrl, downloadResumable, withDispatcher, type HttpOptions, type Net, type Progress } from './http.js';
 import { withUrlLock } from './url-lock.js';
+import { ControllerError } from '../util/errors.js';
 
 export { DownloadError, displayUrl, proxyEnvironment } from './http.js';
 
@@ -34,7 +35,7 @@ export interface EnsuredArtifact {
 }
 
 /** The downloaded bytes don't hash to what was expected; the file has been removed from the cache. */
-export class ChecksumMismatchError extends Error {
+export class ChecksumMismatchError extends ControllerError {
   constructor(
     readonly file: string,
     readonly url: string,
@@ -66,7 +67,7 @@ export class CorruptCacheError extends ChecksumMismatchError {
   }
 }
 
-export class OfflineMissError extends Error {
+export class OfflineMissError extends ControllerError {
   constructor(
     readonly missing: Artifact[],
     readonly cacheDir: string,

@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { addSecret } from '../util/redact.js';
 import type { ArtifactCache } from './cache.js';
 import { ChecksumError } from '../util/checksum.js';
+import { ControllerError } from '../util/errors.js';
 
 /** How downloads talk to the network. */
 export interface HttpOptions {
@@ -30,7 +31,7 @@ export type Progress = (bytes: number, total: number | undefined) => void;
 
 
 /** An HTTP or network failure that survived all retries, or a status that is never retried. */
-export class DownloadError extends Error {
+export class DownloadError extends ControllerError {
   constructor(
     message: string,
     readonly url: string,
@@ -160,7 +161,7 @@ export function parseRetryAfter(v: string | string[] | undefined, now = Date.now
  * A failure inside the HTTP client itself (an assertion in its parser), not the network's: what
  * arrived can't be trusted, so the partial file goes, and the run stops with the cause.
  */
-export class HttpClientCrash extends Error {
+export class HttpClientCrash extends ControllerError {
   constructor(readonly crash: unknown) {
     super(`the HTTP client failed internally: ${crash instanceof Error ? crash.message.split('\n')[0] : String(crash)}`);
     this.name = 'HttpClientCrash';
@@ -394,6 +395,6 @@ async function transferOnce(url: string, cache: ArtifactCache, net: Net, progres
   }
   if (total !== undefined && bytes !== total) {
     // Counts as a network failure: the next attempt resumes from what arrived.
-    throw new Error(`connection closed after ${bytes} of ${total} bytes`);
+    throw new ControllerError(`connection closed after ${bytes} of ${total} bytes`);
   }
 }

@@ -3,25 +3,22 @@ import path from 'node:path';
 import { loadInventory } from '../inventory/inventory.js';
 import { loadPlaybook, type Playbook } from '../playbook/playbook.js';
 import { runPlaybook } from '../runner/run.js';
-import { InterruptedError, interruption } from '../runner/interrupt.js';
+import { interruption } from '../runner/interrupt.js';
 import { exitCodeOfSignal, interruptAccount, watchSignals, type SignalWatch } from './signals.js';
 import { playHosts } from '../runner/play.js';
 import { Logger } from '../util/log.js';
 import { makeReporter } from '../output/reporter.js';
 import { formatPlan, formatRecap, formatFacts, color } from '../output/format.js';
-import { dataEnvelope, errorEnvelope, runEnvelope, writeJson, type ErrorKind } from '../output/json.js';
+import { dataEnvelope, errorEnvelope, runEnvelope, writeJson } from '../output/json.js';
 import type { RunReport } from '../runner/report.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { formatHostDetail, formatHostList, hostDetail, listHosts } from './inventory-command.js';
 import { formatTaskDoc, taskDoc } from './task-doc.js';
 import { didYouMean } from '../util/suggest.js';
-import { DownloadError } from '../artifacts/http.js';
-import { ChecksumMismatchError, OfflineMissError } from '../artifacts/download.js';
-import { ChecksumError } from '../util/checksum.js';
 import { HOIST_VERSION } from './version.js';
 import { referenceMarkdown } from './reference.js';
 import { fetchArtifacts } from './fetch.js';
-import { InputError, errorMessage } from '../util/errors.js';
+import { InputError, InterruptedError, classify, errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { printableLines, terminalText } from '../util/printable.js';
 import { extraVarLayers } from './extra-vars.js';
@@ -119,17 +116,6 @@ function maskedArgv(argv: string[]): string[] {
     const inline = /^(--extra-vars=|-e)(.+)$/.exec(a);
     return inline && a !== '-e' ? `${inline[1]}${value(inline[2])}` : a;
   });
-}
-
-/**
- * Exit codes: 1 bad input or usage (nothing was contacted), 3 the controller could not prepare the run
- * (a download, a checksum, the artifact cache; no host was changed), 2 and 4 come from the hosts.
- */
-function classify(e: unknown): { kind: ErrorKind; exitCode: number } {
-  if (e instanceof InputError) return { kind: 'input', exitCode: 1 };
-  if (e instanceof InterruptedError) return { kind: 'interrupted', exitCode: exitCodeOfSignal(e.signal) };
-  if (e instanceof DownloadError || e instanceof ChecksumError || e instanceof ChecksumMismatchError || e instanceof OfflineMissError) return { kind: 'controller', exitCode: 3 };
-  return { kind: 'internal', exitCode: 1 };
 }
 
 /** --cache-dir must be a directory (or not exist yet): found out before any host is contacted. */

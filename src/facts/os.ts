@@ -1,4 +1,5 @@
 import type { Facts } from './facts.js';
+import { HostError } from '../util/errors.js';
 
 /**
  * What hoist knows of each distribution family, in one place: which package manager it has, what
@@ -84,7 +85,7 @@ export function packageFor(p: OsProfile, need: Need): string {
   // An unknown family with a known package manager is most likely its manager's family.
   if (p.packageManager === 'apt') return DEBIAN[need];
   if (p.packageManager === 'dnf' || p.packageManager === 'yum') return packageFor({ ...p, family: 'rhel' }, need);
-  throw new Error(`hoist does not know this distribution's package for ${need} (no apt, dnf or yum)`);
+  throw new HostError(`hoist does not know this distribution's package for ${need} (no apt, dnf or yum)`);
 }
 
 /** Every name a need may have across families: what a probe reads before the facts are known. */

@@ -1,5 +1,6 @@
 import { quote } from '../ssh/quote.js';
 import { DATA_DIR_RECORD } from '../host-paths.js';
+import { HostError } from '../util/errors.js';
 
 /*
  * Paths as the host has them. A path variable is a spelling on the controller; on the host each of
@@ -110,11 +111,11 @@ export function parseHostPaths(out: string, paths: readonly string[]): HostPaths
       current = entryNames = e.names;
     } else if (name !== 'end') sections.set(name, (current = []));
   }
-  if (!sections.has('real') || !tokens.includes('@end')) throw new Error(`the host's paths could not be read: ${out.replace(/\0/g, ' ').trim().slice(0, 300)}`);
+  if (!sections.has('real') || !tokens.includes('@end')) throw new HostError(`the host's paths could not be read: ${out.replace(/\0/g, ' ').trim().slice(0, 300)}`);
   const links = sections.get('links') ?? [];
   const users = sections.get('users') ?? [];
   const real = sections.get('real')!;
-  if (real.length !== uniq.length + links.length + users.length) throw new Error(`the host's paths could not be read: realpath gave ${real.length} answers for ${uniq.length + links.length + users.length} paths`);
+  if (real.length !== uniq.length + links.length + users.length) throw new HostError(`the host's paths could not be read: realpath gave ${real.length} answers for ${uniq.length + links.length + users.length} paths`);
   const linkTargets = links.map((link, i) => ({ link, target: real[uniq.length + i] }));
   const result = new Map<string, ResolvedPath>();
   uniq.forEach((p, i) => {

@@ -4,6 +4,7 @@ import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
 import { CLOCK_READ, clockReading, parseClock } from './clock.js';
 import { LOCK_STATE_PROBE, parseLockState } from '../ssh/host-lock.js';
 import { fileBatchScript, packageBatchScript, parseFileBatch, parsePackageBatch, type FileRead, type FileState, type PackageRead } from './reads.js';
+import { HostError } from '../util/errors.js';
 
 /** A read-only shell snippet, or a declarative read batched with every other of its kind. */
 export type Probe = string | FileRead | PackageRead;
@@ -59,7 +60,7 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   const first = parseClock(results.get('__clock0')?.out ?? '');
   const last = parseClock(results.get('__clock1')?.out ?? '');
   const clock = first !== undefined && last !== undefined ? clockReading(sent, received, first, last) : undefined;
-  if (facts.code === 255 && !facts.out) throw new Error(`fact gathering produced no output: ${facts.out.trim()}`);
+  if (facts.code === 255 && !facts.out) throw new HostError(`fact gathering produced no output: ${facts.out.trim()}`);
   const lock = parseLockState(results.get('__lock')?.out ?? '');
   if (files.size) {
     const r = results.get('__files')!;

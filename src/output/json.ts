@@ -1,5 +1,6 @@
 import type { RunReport } from '../runner/report.js';
 import { redactDeep } from '../util/redact.js';
+import type { ErrorKind } from '../util/errors.js';
 
 /**
  * The one shape every `--json` output has, described by docs/hoist-output.schema.json. Bump the
@@ -7,7 +8,7 @@ import { redactDeep } from '../util/redact.js';
  */
 export const JSON_SCHEMA_VERSION = 1;
 
-export type ErrorKind = 'input' | 'controller' | 'internal' | 'interrupted';
+export type { ErrorKind };
 
 export interface JsonEnvelope {
   schemaVersion: typeof JSON_SCHEMA_VERSION;

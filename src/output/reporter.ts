@@ -1,6 +1,7 @@
 import type { RunEvents, HostReport, TaskReport } from '../runner/report.js';
 import { formatTaskLine, hostLine, color } from './format.js';
 import { terminalText } from '../util/printable.js';
+import { HostError } from '../util/errors.js';
 
 export interface Reporter extends RunEvents {
   start(hosts: string[]): void;
@@ -153,7 +154,7 @@ export class ListrReporter implements Reporter {
                 if (settled) return;
                 settled = true;
                 task.title = terminalText(hostLine(h));
-                if (h.status === 'failed' || h.status === 'unreachable') reject(new Error(h.error ?? h.status));
+                if (h.status === 'failed' || h.status === 'unreachable') reject(new HostError(h.error ?? h.status));
                 else resolve();
               },
               abandon: (why) => {

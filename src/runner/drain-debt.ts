@@ -4,7 +4,7 @@ import { loadPlaybook, type Hook, type Playbook } from '../playbook/playbook.js'
 import type { TaskCatalog } from '../tasks/catalog.js';
 import { DRAIN_RECORD } from '../host-paths.js';
 import { fileRead, type FileRead } from '../facts/reads.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, HostError } from '../util/errors.js';
 import {
   clearControllerRecord,
   describeDebt,
@@ -24,7 +24,7 @@ export const DRAIN_PROBE = '__drain';
 export const drainProbe = (): FileRead => fileRead(DRAIN_RECORD, 'text');
 
 /** The owed hooks can't be run by hoist: why, with the manual way out. */
-export class UnpayableDebt extends Error {}
+export class UnpayableDebt extends HostError {}
 
 /**
  * One host's side of the drain journal (drain-journal.ts) during a run: the after_host hooks it owes,

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Hook } from '../playbook/playbook.js';
 import { DRAIN_RECORD } from '../host-paths.js';
+import { HostError } from '../util/errors.js';
 
 /**
  * The drain journal: a host whose before_host hooks ran owes its after_host hooks until they
@@ -98,13 +99,13 @@ export function parseDrainRecord(text: string, where: string): DrainRecord {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${where}: not a drain record (${(e as Error).message})`);
+    throw new HostError(`${where}: not a drain record (${(e as Error).message})`);
   }
   const r = v as Partial<DrainRecord>;
   const str = (x: unknown) => typeof x === 'string';
   const hookOk = (h: unknown) => typeof h === 'object' && h !== null && str((h as Hook).run) && ((h as Hook).on === 'controller' || (h as Hook).on === 'host') && typeof (h as Hook).timeout === 'number';
   if (!str(r.host) || !str(r.address) || !str(r.playbook) || !str(r.playbookName) || !str(r.since) || !str(r.by) || !str(r.hooksSha256) || !Array.isArray(r.hooks) || !r.hooks.every(hookOk)) {
-    throw new Error(`${where}: not a drain record (fields missing or of the wrong type)`);
+    throw new HostError(`${where}: not a drain record (fields missing or of the wrong type)`);
   }
   return r as DrainRecord;
 }

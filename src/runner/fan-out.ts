@@ -3,6 +3,7 @@ import { PeerCopyError } from '../ssh/peer-copy.js';
 import type { Connection } from '../tasks/connection.js';
 import type { DeliveredFile, DeliverOptions } from '../tasks/types.js';
 import type { Logger } from '../util/log.js';
+import { InternalError } from '../util/errors.js';
 
 /**
  * How many hosts the controller sends a large file to at once. Its sends share one thread's
@@ -56,7 +57,7 @@ export class FanOut {
 
   /** Bound to the instance, so it can be handed out as the Controller's deliver(). */
   readonly deliver = async (conn: Connection, file: DeliveredFile, how: DeliverOptions): Promise<string> => {
-    if (!/^[0-9a-f]{64}$/.test(file.sha256)) throw new Error(`${file.name}: not a sha256: ${JSON.stringify(file.sha256)}`);
+    if (!/^[0-9a-f]{64}$/.test(file.sha256)) throw new InternalError(`${file.name}: not a sha256: ${JSON.stringify(file.sha256)}`);
     const tried = new Set<Holder>();
     for (;;) {
       const src = await this.acquire(file.sha256, how.peers, tried);

@@ -1,9 +1,11 @@
+import type { InterruptSignal } from '../util/errors.js';
+
 /**
  * A run interrupted by SIGINT or SIGTERM: no host starts a new task, hook or batch once one is
  * requested; what a host is doing at that moment (one task's actions, or a hook) finishes or is
  * abandoned, and the CLI says which hosts were where.
  */
-export type InterruptSignal = 'SIGINT' | 'SIGTERM';
+export type { InterruptSignal };
 
 let requested: InterruptSignal | undefined;
 const listeners = new Set<(s: InterruptSignal) => void>();
@@ -29,14 +31,6 @@ export const interruption = {
     });
   },
 };
-
-/** The run stopped before any host worked (while downloading, say): nothing was changed. */
-export class InterruptedError extends Error {
-  constructor(readonly signal: InterruptSignal, where: string) {
-    super(`interrupted by ${signal} ${where}`);
-    this.name = 'InterruptedError';
-  }
-}
 
 /** Where each host stands, for the message after an interrupt. */
 export const hostProgress = {

@@ -3,6 +3,7 @@ import { homeConflict, resolvedPathProblem } from '../util/path-guard.js';
 import type { CheckedPath, HostPathSpec } from '../tasks/types.js';
 import type { ProbeResult } from '../facts/probe.js';
 import { printable } from '../util/printable.js';
+import { HostError } from '../util/errors.js';
 
 /** The probe that resolves a module's paths on the host, in the gathering round trip. */
 export function pathProbe(spec: HostPathSpec): string {
@@ -65,6 +66,6 @@ export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: strin
 
 /** Parses the probe's result; a host whose paths can't be read can't be planned. */
 export function readHostPaths(spec: HostPathSpec, r: ProbeResult): HostPaths {
-  if (r.code !== 0) throw new Error(`the host's paths could not be resolved: ${r.out.replace(/\0/g, ' ').trim() || `exit ${r.code}`}`);
+  if (r.code !== 0) throw new HostError(`the host's paths could not be resolved: ${r.out.replace(/\0/g, ' ').trim() || `exit ${r.code}`}`);
   return parseHostPaths(r.out, spec.paths.map((p) => p.path));
 }

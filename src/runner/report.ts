@@ -1,3 +1,5 @@
+import { EXIT } from '../util/errors.js';
+
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
 export type HostStatus = 'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped';
 
@@ -77,18 +79,8 @@ export function recapOf(h: HostReport): RecapCounts {
   return c;
 }
 
-/** Exit codes of a run, for wrappers; docs/hoist-output.schema.json and the README list them too. */
-export const EXIT = {
-  ok: 0,
-  input: 1,
-  hostFailed: 2,
-  controller: 3,
-  unreachable: 4,
-  locked: 5,
-  hostKey: 6,
-  sigint: 130,
-  sigterm: 143,
-} as const;
+/** Exit codes of a run, for wrappers: util/errors.ts holds them with the error kinds that give them. */
+export { EXIT };
 
 /**
  * 0 all well; 2 a host failed or is left drained (its after_host hooks owed); else 6 a host key was

@@ -1,3 +1,5 @@
+import { HostError } from '../util/errors.js';
+
 /**
  * Rolling restarts. A host whose plan restarts a service that is already running (containerd under
  * the pods of a live node) takes one of `restart_batch` places before its before_host hooks and
@@ -16,7 +18,7 @@ export class RestartGate {
 
   /** Resolves with the release once the host may go on; rejects with the reason when the roll-out stopped. */
   async enter(): Promise<() => void> {
-    if (this.stopped) throw new Error(this.stopped);
+    if (this.stopped) throw new HostError(this.stopped);
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
     let released = false;
@@ -33,7 +35,7 @@ export class RestartGate {
   stop(reason: string): void {
     if (this.stopped) return;
     this.stopped = reason;
-    for (const w of this.waiting.splice(0)) w.reject(new Error(reason));
+    for (const w of this.waiting.splice(0)) w.reject(new HostError(reason));
   }
 }
 

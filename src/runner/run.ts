@@ -6,7 +6,7 @@ import { Credentials, type SecretSources } from '../ssh/credentials.js';
 import { describeRoute, endpointFor, type Endpoint } from '../ssh/endpoint.js';
 import { GLOBAL_KNOWN_HOSTS, KnownHosts } from '../ssh/known-hosts.js';
 import { batchesOf, type Playbook } from '../playbook/playbook.js';
-import { InputError } from '../util/errors.js';
+import { InputError, InterruptedError } from '../util/errors.js';
 import { maskVariables, redact } from '../util/redact.js';
 import type { Controller, RunOptions } from '../tasks/types.js';
 import { resolvePlay, type HostPlay } from './play.js';
@@ -17,7 +17,7 @@ import type { Logger } from '../util/log.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import type { VarLayer } from '../util/var-layer.js';
 import { HostRun } from './host-run.js';
-import { interruption, InterruptedError } from './interrupt.js';
+import { interruption } from './interrupt.js';
 import { RestartGate, restartBatchSize } from './restart-gate.js';
 import os from 'node:os';
 

@@ -218,13 +218,13 @@ async function readPasswordFile(file: string): Promise<string> {
   try {
     st = await stat(file);
   } catch {
-    throw new Error(`${file} does not exist`);
+    throw new InputError(`${file} does not exist`);
   }
-  if (!st.isFile()) throw new Error(`${file} is not a file`);
-  if (st.mode & 0o077) throw new Error(`${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
+  if (!st.isFile()) throw new InputError(`${file} is not a file`);
+  if (st.mode & 0o077) throw new InputError(`${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
   const text = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-  if (!text) throw new Error(`${file} is empty`);
-  if (text.includes('\n')) throw new Error(`${file} has more than one line; it must hold the password only`);
+  if (!text) throw new InputError(`${file} is empty`);
+  if (text.includes('\n')) throw new InputError(`${file} has more than one line; it must hold the password only`);
   return text;
 }
 

@@ -203,6 +203,6 @@ function expandIdentityPath(f: string, host: string, remoteUser: string): string
 /** "[user@]host[:port]", the ProxyJump form. */
 export function parseJumpSpec(spec: string): { user?: string; host: string; port?: number } {
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec.trim());
-  if (!m) throw new Error(`invalid jump host "${spec}": expected [user@]host[:port]`);
+  if (!m) throw new InputError(`invalid jump host "${spec}": expected [user@]host[:port]`);
   return { user: m[1], host: m[2].replace(/^\[|\]$/g, ''), port: m[3] ? Number(m[3]) : undefined };
 }

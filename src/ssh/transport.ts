@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
-import { HostError } from '../util/errors.js';
+import { HostError, EXIT } from '../util/errors.js';
 import { printable } from '../util/printable.js';
 import type { Credentials } from './credentials.js';
 import type { Endpoint } from './endpoint.js';
@@ -16,7 +16,10 @@ export interface TransportOptions {
   credentials: Credentials;
 }
 
-export class HostKeyError extends HostError {}
+/** The host key was unknown or changed: a person must look (exit 6). */
+export class HostKeyError extends HostError {
+  override readonly exitCode: number = EXIT.hostKey;
+}
 
 /** An authenticated SSH session to a host, with whatever hops it runs through. */
 export interface Link {

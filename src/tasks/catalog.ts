@@ -1,4 +1,5 @@
 import type { AnyTask, TaskModule } from './types.js';
+import { InternalError } from '../util/errors.js';
 
 /**
  * The tasks a playbook may name, built once by the CLI from the engine's built-in tasks and the
@@ -19,7 +20,7 @@ export class TaskCatalog {
   }
 
   private add(t: AnyTask): void {
-    if (this.tasks.has(t.name)) throw new Error(`two tasks are named "${t.name}"`);
+    if (this.tasks.has(t.name)) throw new InternalError(`two tasks are named "${t.name}"`);
     this.tasks.set(t.name, t);
   }
 

@@ -1,6 +1,7 @@
 import { s } from '../util/schema.js';
 import { quote } from '../ssh/quote.js';
 import { defineTask } from './types.js';
+import { HostError } from '../util/errors.js';
 
 export default defineTask({
   name: 'command',
@@ -30,7 +31,7 @@ export default defineTask({
           async run(conn, actx) {
             const r = await conn.exec(p.chdir ? `cd ${quote(p.chdir)} && {\n${p.cmd}\n}` : p.cmd);
             actx.log.log(conn.endpoint.name, `command exit ${r.code}\n${r.stdout}${r.stderr}`);
-            if (r.code !== 0) throw new Error(`command exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n')}`);
+            if (r.code !== 0) throw new HostError(`command exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n')}`);
           },
         },
       ],

@@ -3,6 +3,7 @@ import { quote } from '../ssh/quote.js';
 import { defineTask, type Action, type PlanContext, type TaskPlan } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { kernelName, moduleProbe, parseModuleProbe } from './lib/kernel.js';
+import { HostError } from '../util/errors.js';
 
 /** The modules-load.d file as written: one module a line, in the playbook's order. */
 export function renderModulesLoad(name: string, modules: readonly string[]): string {
@@ -84,9 +85,9 @@ export default defineTask({
     // modprobe comes with kmod: a host without it can still plan when an earlier task installs it.
     const kmodComing = ctx.state.packages.get('kmod') === 'present';
     const missing = p.modules.filter((m) => have.get(m) === 'missing');
-    if (missing.length) throw new Error(`the kernel (${ctx.facts.kernel || 'unknown version'}) has no module ${missing.join(', ')}: not loaded, not built in, and modprobe does not find it`);
+    if (missing.length) throw new HostError(`the kernel (${ctx.facts.kernel || 'unknown version'}) has no module ${missing.join(', ')}: not loaded, not built in, and modprobe does not find it`);
     const noTool = p.modules.filter((m) => have.get(m) === 'no-modprobe');
-    if (noTool.length && !kmodComing) throw new Error(`${noTool.join(', ')} is neither loaded nor built in, and this host has no modprobe: install kmod (a package task before this one)`);
+    if (noTool.length && !kmodComing) throw new HostError(`${noTool.join(', ')} is neither loaded nor built in, and this host has no modprobe: install kmod (a package task before this one)`);
     const load = p.modules.filter((m) => have.get(m) === 'available' || have.get(m) === 'no-modprobe');
     const notes = p.modules.filter((m) => have.get(m) === 'builtin').map((m) => `${m}: built into the kernel, nothing to load`);
     for (const m of p.modules) ctx.state.kernelModules.add(kernelName(m));

@@ -3,6 +3,7 @@ import { defineTask } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { modeSchema } from './file.js';
 import { textOf } from './swap.js';
+import { HostError } from '../util/errors.js';
 
 export interface LineEdit {
   line: string;
@@ -53,7 +54,7 @@ export default defineTask({
     const planned = ctx.state.fileContents.get(p.path);
     const text = planned !== undefined ? planned.toString('utf8') : textOf(p.path, have);
     if (text === undefined && p.state === 'absent') return { actions: [] };
-    if (text === undefined && !p.create) throw new Error(`${p.path} does not exist (create = true makes it)`);
+    if (text === undefined && !p.create) throw new HostError(`${p.path} does not exist (create = true makes it)`);
     const next = editLines(text ?? '', { line: p.line, regexp: p.regexp, state: p.state });
     if (text !== undefined && next === text) {
       if (planned === undefined) ctx.state.fileContents.set(p.path, Buffer.from(text));

@@ -1,5 +1,6 @@
 import { s } from '../util/schema.js';
 import { defineTask } from './types.js';
+import { HostError } from '../util/errors.js';
 
 export default defineTask({
   name: 'ping',
@@ -8,7 +9,7 @@ export default defineTask({
   probes: () => ({ pong: 'echo pong; id -u' }),
   plan(_p, ctx) {
     const r = ctx.probe('pong');
-    if (!r.out.startsWith('pong')) throw new Error(`unexpected answer: ${r.out.slice(0, 200)}`);
+    if (!r.out.startsWith('pong')) throw new HostError(`unexpected answer: ${r.out.slice(0, 200)}`);
     return { actions: [] };
   },
 });

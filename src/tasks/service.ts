@@ -1,6 +1,7 @@
 import { s } from '../util/schema.js';
 import { defineTask } from './types.js';
 import { parseServiceProbe, planService, serviceProbes, type ServiceWant } from './lib/systemd.js';
+import { HostError } from '../util/errors.js';
 
 const want = (p: { name: string; enabled: boolean; state: ServiceWant['state']; restart_on: string[]; unit_files: string[] }): ServiceWant => ({
   unit: p.name.includes('.') ? p.name : `${p.name}.service`,
@@ -22,7 +23,7 @@ export default defineTask({
   }),
   probes: (p) => serviceProbes(want(p)),
   plan(p, ctx) {
-    if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist manages services with systemd only`);
+    if (ctx.facts.init !== 'systemd') throw new HostError(`this host's init is "${ctx.facts.init}", not systemd; hoist manages services with systemd only`);
     return { actions: planService(want(p), parseServiceProbe(ctx.probe, want(p)), ctx.state) };
   },
 });

@@ -1,3 +1,5 @@
+import { InternalError } from '../util/errors.js';
+
 /**
  * A value one task's plan hands to later tasks of the same host (the artifacts staged, the
  * version installed before). Tasks declare the slots they need and provide; the playbook loader
@@ -20,7 +22,7 @@ export class Slot<T> {
   /** The value an earlier task provided; a missing one is a bug in a task's declarations, not bad input. */
   get(plan: object): T {
     const held = this.#values.get(plan);
-    if (!held) throw new Error(`no task provided ${this.description} (${this.name}) before this one`);
+    if (!held) throw new InternalError(`no task provided ${this.description} (${this.name}) before this one`);
     return held.value;
   }
 

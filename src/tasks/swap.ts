@@ -5,6 +5,7 @@ import type { ProbeResult } from '../facts/probe.js';
 import { fileRead, type FileState } from '../facts/reads.js';
 import { defineTask, type Action } from './types.js';
 import { parseFileProbe, planFile } from './lib/files.js';
+import { HostError } from '../util/errors.js';
 
 /** What a swap line becomes: a comment that says why, and that reads back as no swap. */
 export const SWAP_OFF_MARK = '# swap kept off by hoist: ';
@@ -28,7 +29,7 @@ export function commentSwapLines(fstab: string): { text: string; commented: stri
 
 /** Active swap areas from /proc/swaps (`swap NAME` lines). */
 export function parseSwaps(r: ProbeResult): string[] {
-  if (r.code !== 0) throw new Error(`could not read /proc/swaps: ${r.out.trim() || `exit ${r.code}`}`);
+  if (r.code !== 0) throw new HostError(`could not read /proc/swaps: ${r.out.trim() || `exit ${r.code}`}`);
   return [...r.out.matchAll(/^swap (\S+)/gm)].map((m) => m[1].replace(/\\040/g, ' '));
 }
 
@@ -68,7 +69,7 @@ export function planUnits(units: Map<string, SwapUnit>): { mask: string[]; disab
 /** A text file's content as the batch read it, checked against its hash: a file bash can't read whole (NUL bytes) is refused. */
 export function textOf(path: string, st: FileState): string | undefined {
   if (!st.exists) return undefined;
-  if (!st.content || sha256(st.content) !== st.sha256) throw new Error(`${path} is not a text file hoist can edit`);
+  if (!st.content || sha256(st.content) !== st.sha256) throw new HostError(`${path} is not a text file hoist can edit`);
   return st.content.toString('utf8');
 }
 

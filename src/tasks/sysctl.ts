@@ -4,6 +4,7 @@ import type { ProbeResult } from '../facts/probe.js';
 import { defineTask, type Action } from './types.js';
 import { fileProbe, parseFileProbe, planFile } from './lib/files.js';
 import { moduleForParameter } from './lib/kernel.js';
+import { HostError } from '../util/errors.js';
 
 const KEY = /^[a-z0-9_]+(?:\.[A-Za-z0-9_-]+)+$/;
 
@@ -44,7 +45,7 @@ export default defineTask({
   plan(p, ctx) {
     const keys = Object.keys(p.settings);
     const bad = keys.filter((k) => !KEY.test(k));
-    if (bad.length) throw new Error(`not kernel parameter names: ${bad.join(', ')} (expected dotted names like net.ipv4.ip_forward)`);
+    if (bad.length) throw new HostError(`not kernel parameter names: ${bad.join(', ')} (expected dotted names like net.ipv4.ip_forward)`);
     const read = parseLive(ctx.probe('live'), keys);
     // The host as earlier tasks leave it: a value another sysctl task sets, a parameter whose module a kernel_module task loads.
     const live = new Map([...read].map(([k, v]) => [k, ctx.state.sysctls.get(k) ?? v]));
@@ -53,7 +54,7 @@ export default defineTask({
     if (missing.length) {
       const fixes = [...new Set(missing.map(moduleForParameter).filter((m) => m !== undefined))];
       const fix = fixes.length ? `; it comes with the ${fixes.join(', ')} module: put a kernel_module task that loads it before this one` : '';
-      throw new Error(`this host's kernel has no parameter ${missing.join(', ')} (nothing under ${missing.map(procPath).join(', ')})${fix}`);
+      throw new HostError(`this host's kernel has no parameter ${missing.join(', ')} (nothing under ${missing.map(procPath).join(', ')})${fix}`);
     }
     const actions: Action[] = [];
     const path = `/etc/sysctl.d/${p.name}.conf`;

@@ -9,12 +9,13 @@
  * download, and verifying would need the signer's keyring on the controller.
  */
 import { hashFile, type HashAlgorithm } from './hash.js';
+import { ControllerError } from './errors.js';
 
 export type { HashAlgorithm } from './hash.js';
 
 const HEX_LENGTH: Record<HashAlgorithm, number> = { sha256: 64, sha512: 128 };
 
-export class ChecksumError extends Error {
+export class ChecksumError extends ControllerError {
   constructor(message: string) {
     super(message);
     this.name = 'ChecksumError';

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { addSecret } from './redact.js';
 import { s, type Schema } from './schema.js';
+import { InputError } from './errors.js';
 
 /**
  * A credential named instead of written: `{ env = "NAME" }`, `{ file = "path" }` (mode 0600, one
@@ -53,7 +54,7 @@ export function describeSecretRef(r: SecretRef): string {
 }
 
 /** A reference that can't be resolved; the message says which and why, never a value. */
-export class SecretRefError extends Error {}
+export class SecretRefError extends InputError {}
 
 const resolved = new Map<string, string>();
 const COMMAND_TIMEOUT_MS = 60_000;

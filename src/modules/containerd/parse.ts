@@ -7,8 +7,9 @@
 import { parse as parseToml } from 'smol-toml';
 import { compareVersions, parseVersion, type Version } from './version.js';
 import { isPlainObject } from '../../util/schema.js';
+import { HostError } from '../../util/errors.js';
 
-export class OutputParseError extends Error {
+export class OutputParseError extends HostError {
   constructor(readonly command: string, detail: string) {
     super(`cannot parse \`${command}\` output: ${detail}`);
     this.name = 'OutputParseError';

@@ -28,6 +28,7 @@ import {
 } from './cri/pod.js';
 import { diagnosePull, formatPullFailure } from './pull-errors.js';
 import type { RegistryConfig } from './config/types.js';
+import { HostError } from '../../util/errors.js';
 
 export const POD_TEST_LABEL = 'io.hoist.pod-test';
 
@@ -300,7 +301,7 @@ export async function runPodTest(conn: Pick<Connection, 'openUnixStream' | 'exec
 }
 
 /** A failure the test itself found (not a runtime error to classify). */
-class PodTestFailure extends Error {}
+class PodTestFailure extends HostError {}
 
 /** `ip -o addr` prints `10.88.0.5/16`; fib_trie lists the address as a `/32 host LOCAL` leaf. */
 export function addressSeen(output: string, ip: string): boolean {

@@ -17,6 +17,7 @@ import { hostsTomlNeedsHostTable, supportsConfigPath, usesCniBinDirs } from './c
 import { isSensitiveHeader } from './config/validate.js';
 import { type RegistryAuth, type RegistryConfig, type RegistryTarget, type RuntimeConfig, type TlsFiles } from './config/types.js';
 import { compareVersions, configVersionFor, formatVersion, parseVersion, type Version } from './version.js';
+import { InternalError } from '../../util/errors.js';
 
 export { hostsDirName, registryDir, registryFilePath } from './config/registry-paths.js';
 
@@ -42,7 +43,7 @@ export function tomlString(s: string): string {
     else if (ch === '\b') out += '\\b';
     else if (ch === '\f') out += '\\f';
     else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `\\u${c.toString(16).padStart(4, '0')}`;
-    else if (c >= 0xd800 && c <= 0xdfff) throw new TypeError('string holds a lone UTF-16 surrogate, which TOML cannot represent');
+    else if (c >= 0xd800 && c <= 0xdfff) throw new InternalError('string holds a lone UTF-16 surrogate, which TOML cannot represent');
     else out += ch;
   }
   return `${out}"`;
@@ -55,11 +56,11 @@ export function tomlValue(v: unknown): string {
   if (typeof v === 'string') return tomlString(v);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new TypeError(`${v} is not an integer TOML can hold exactly`);
+    if (!Number.isSafeInteger(v)) throw new InternalError(`${v} is not an integer TOML can hold exactly`);
     return String(v);
   }
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
-  throw new TypeError(`cannot write ${v === null ? 'null' : typeof v} as a TOML value`);
+  throw new InternalError(`cannot write ${v === null ? 'null' : typeof v} as a TOML value`);
 }
 
 /** A TOML key: bare when it is only letters, digits, "_" and "-", otherwise quoted. */
@@ -76,7 +77,7 @@ export function yamlValue(v: unknown): string {
   if (typeof v === 'string') return yamlString(v);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  throw new TypeError(`cannot write ${v === null ? 'null' : typeof v} as a YAML scalar`);
+  throw new InternalError(`cannot write ${v === null ? 'null' : typeof v} as a YAML scalar`);
 }
 
 let env: nunjucks.Environment | undefined;
@@ -150,7 +151,7 @@ export function renderConfig(cfg: RuntimeConfig): Rendered {
     // next to config_path.
     const legacy = !supportsConfigPath(v);
     const { configs, conflicts } = endpointConfigs(cfg, legacy);
-    if (conflicts.length) throw new Error(`cannot render config.toml: ${conflicts.map((c) => `${formatPath(c.path)}: ${c.message}`).join('; ')}`);
+    if (conflicts.length) throw new InternalError(`cannot render config.toml: ${conflicts.map((c) => `${formatPath(c.path)}: ${c.message}`).join('; ')}`);
     const legacyMirrors: LegacyMirror[] = legacy
       ? sortedKeys(cfg.registries)
           .map((host) => cfg.registries[host])
@@ -229,7 +230,7 @@ export function hostsTomlPath(target: RegistryTarget, registryHost: string): str
  */
 export function renderHostsToml(registryHost: string, reg: RegistryConfig, target: RegistryTarget): Rendered {
   if (!supportsConfigPath(target.version)) {
-    throw new Error(`containerd ${formatVersion(target.version)} has no hosts.toml support; its mirrors go into config.toml`);
+    throw new InternalError(`containerd ${formatVersion(target.version)} has no hosts.toml support; its mirrors go into config.toml`);
   }
   const rootSettings = tlsSettings(target, registryHost, reg);
   const rootHeader: KV[] = [];
@@ -310,10 +311,10 @@ export interface CrictlOptions {
 /** /etc/crictl.yaml with only keys crictl knows (any other key is a crictl error). */
 export function renderCrictlYaml(opts: CrictlOptions): string {
   if (!/^(unix:\/\/\/[^\s\u0000-\u001f\u007f]+|tcp:\/\/[A-Za-z0-9.[\]:-]+:\d{1,5})$/.test(opts.endpoint)) {
-    throw new TypeError(`crictl endpoint ${JSON.stringify(opts.endpoint)} must be unix:///path or tcp://host:port`);
+    throw new InternalError(`crictl endpoint ${JSON.stringify(opts.endpoint)} must be unix:///path or tcp://host:port`);
   }
-  if (!Number.isSafeInteger(opts.timeout) || opts.timeout < 0) throw new TypeError(`crictl timeout must be a whole number of seconds, got ${opts.timeout}`);
-  if (typeof opts.debug !== 'boolean') throw new TypeError('crictl debug must be true or false');
+  if (!Number.isSafeInteger(opts.timeout) || opts.timeout < 0) throw new InternalError(`crictl timeout must be a whole number of seconds, got ${opts.timeout}`);
+  if (typeof opts.debug !== 'boolean') throw new InternalError('crictl debug must be true or false');
   return render('crictl.yaml.njk', { endpoint: opts.endpoint, timeout: opts.timeout, debug: opts.debug });
 }
 

@@ -6,6 +6,7 @@ import { sameCore } from './version.js';
 import { parseCtrVersion } from './parse.js';
 import { BIN, CONTAINERD_STATE, INSTALL_RECORD, INSTALL_STATS } from './paths.js';
 import { stampBefore } from './slots.js';
+import { HostError } from '../../util/errors.js';
 
 /**
  * A containerd rollback, composed by the tasks that change a host: each restores what it replaced,
@@ -24,7 +25,7 @@ function armRestart(state: PlanState, previous: string): void {
       `systemctl daemon-reload\nsystemctl restart containerd${stamp ? ` && printf '%s\\n' ${quote(stamp)} > ${quote(`${STAMP_DIR}/containerd.service`)}` : ''}`,
       { timeoutMs: 300_000 },
     );
-    if (r.code !== 0) throw new Error(`restoring ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    if (r.code !== 0) throw new HostError(`restoring ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
     return waitForVersion(conn, previous);
   });
 }
@@ -35,7 +36,7 @@ async function waitForVersion(conn: Connection, previous: string): Promise<strin
     const v = await conn.exec(`${BIN.ctr} version`);
     const server = parseCtrVersion(v.stdout + v.stderr).server;
     if (server && sameCore(server.version, previous)) return `rolled back to containerd ${previous}, which is running again (ctr version: server ${server.version})`;
-    if (Date.now() > deadline) throw new Error(`rolled back to ${previous}, but containerd does not answer as ${previous} (${server?.version ?? 'no server'})`);
+    if (Date.now() > deadline) throw new HostError(`rolled back to ${previous}, but containerd does not answer as ${previous} (${server?.version ?? 'no server'})`);
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
@@ -54,7 +55,7 @@ ${SWEEP_TEMPS}
 if [ -d "$src" ]; then (cd "$src" && find . -type f -o -type l | sed 's|^\\./||' | while IFS= read -r f; do dest="/$f"; tmp=${tempBeside('dest')}; printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}; cp -a "$f" "$tmp" && mv -f "$tmp" "$dest"; done); fi
 if [ "$complete" = 1 ] && [ -f prev.json ]; then cp -a prev.json ${INSTALL_RECORD}; [ -f prev.stat ] && cp -a prev.stat ${INSTALL_STATS}; fi
 rm -rf prev.new`, { timeoutMs: 300_000 });
-    if (r.code !== 0) throw new Error(`restoring the binaries of ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    if (r.code !== 0) throw new HostError(`restoring the binaries of ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
     return undefined;
   });
 }
@@ -70,7 +71,7 @@ export function armFilesRollback(state: PlanState, previous: string | undefined,
       .map((p) => (state.appliedFiles.get(p) ? `if [ -f ${quote(`${p}.hoist-prev`)} ]; then mv -f ${quote(`${p}.hoist-prev`)} ${quote(p)}; fi` : `rm -f ${quote(p)}`))
       .join('\n');
     const r = await conn.exec(script);
-    if (r.code !== 0) throw new Error(`restoring ${applied.join(', ')} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    if (r.code !== 0) throw new HostError(`restoring ${applied.join(', ')} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
     return undefined;
   });
 }

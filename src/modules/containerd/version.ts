@@ -1,3 +1,5 @@
+import { InputError } from '../../util/errors.js';
+
 /**
  * containerd version strings as they appear in release tags, `ctr version`, `crictl version`
  * and distro packages, reduced to a comparable numeric core.
@@ -20,7 +22,7 @@ export interface Version {
   raw: string;
 }
 
-export class VersionParseError extends Error {
+export class VersionParseError extends InputError {
   constructor(readonly input: string, detail: string) {
     super(`invalid version ${JSON.stringify(input)}: ${detail}`);
     this.name = 'VersionParseError';

@@ -1,6 +1,7 @@
 import { s, type ObjectSchema, type Shape } from '../../util/schema.js';
 import type { TaskDefinition } from '../../tasks/types.js';
 import type { NodeSettings } from './settings.js';
+import { HostError } from '../../util/errors.js';
 
 /** A task of the kubernetes-node module: its context carries the host's node settings, checked before any connection. */
 export function nodeTask<S extends ObjectSchema<Shape>, R = undefined>(def: TaskDefinition<S, R, NodeSettings>): TaskDefinition<S, R, NodeSettings> {
@@ -34,7 +35,7 @@ export function preflightTask(def: { name: string; summary: string; check: strin
               const r = await conn.exec(def.script(st));
               const { lines, problems } = def.judge(st, r.stdout);
               for (const l of lines) actx.note(l);
-              if (problems.length) throw new Error(`${ctx.host.name} is not ready to join a cluster:\n  - ${problems.join('\n  - ')}`);
+              if (problems.length) throw new HostError(`${ctx.host.name} is not ready to join a cluster:\n  - ${problems.join('\n  - ')}`);
             },
           },
         ],

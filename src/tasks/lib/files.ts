@@ -6,6 +6,7 @@ import { addSecretsIn } from '../../util/redact.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import { fileRead, type FileRead, type FileState } from '../../facts/reads.js';
 import type { Action, PlanState, RunOptions } from '../types.js';
+import { HostError } from '../../util/errors.js';
 
 export interface DesiredFile {
   path: string;
@@ -35,7 +36,7 @@ export function parseFileProbe(r: ProbeResult): FileState {
     if (c && !c.subarray(0, 8000).includes(0)) addSecretsIn(c.toString('utf8'));
     return r.file;
   }
-  throw new Error(`could not read the host's files: ${r.out.trim() || `exit ${r.code}`}`);
+  throw new HostError(`could not read the host's files: ${r.out.trim() || `exit ${r.code}`}`);
 }
 
 export const fmtMode = (m: number) => m.toString(8).padStart(4, '0');

@@ -1,5 +1,6 @@
 import { quote } from '../../ssh/quote.js';
 import type { ProbeResult } from '../../facts/probe.js';
+import { HostError } from '../../util/errors.js';
 
 /**
  * Kernel modules as planning sees them. A module is present when it is loaded or built into the
@@ -67,6 +68,6 @@ export function parseModuleProbe(r: ProbeResult, modules: readonly string[]): Ma
     if (m) out.set(m[1], m[2] as ModuleState);
   }
   const unread = modules.filter((m) => !out.has(m));
-  if (unread.length) throw new Error(`could not read the state of kernel module ${unread.join(', ')}: ${r.out.trim() || `exit ${r.code}`}`);
+  if (unread.length) throw new HostError(`could not read the state of kernel module ${unread.join(', ')}: ${r.out.trim() || `exit ${r.code}`}`);
   return out;
 }

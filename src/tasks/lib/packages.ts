@@ -2,12 +2,13 @@ import { quote } from '../../ssh/quote.js';
 import type { Facts } from '../../facts/facts.js';
 import type { ProbeResult } from '../../facts/probe.js';
 import type { Action, PlanState } from '../types.js';
+import { HostError } from '../../util/errors.js';
 
 /** Package state through whichever of apt, dnf or yum the host has: read in the gathering round trip, changed in one command. */
 
 export function installedPackages(r: ProbeResult): ReadonlySet<string> {
   if (r.installed) return r.installed;
-  throw new Error(`cannot read the package database: ${r.out.trim() || `exit ${r.code}`}`);
+  throw new HostError(`cannot read the package database: ${r.out.trim() || `exit ${r.code}`}`);
 }
 
 export function installScript(pm: Facts['packageManager'], names: string[], state: 'present' | 'absent'): string {
@@ -23,7 +24,7 @@ apt-get install -y -q --no-install-recommends ${q} 2>/dev/null || { apt-get upda
     case 'yum':
       return `${pm} ${state === 'present' ? 'install' : 'remove'} -y ${q}`;
     default:
-      throw new Error('no supported package manager (apt, dnf or yum) on this host');
+      throw new HostError('no supported package manager (apt, dnf or yum) on this host');
   }
 }
 
@@ -48,7 +49,7 @@ export function planPackages(names: string[], state: 'present' | 'absent', facts
       async run(conn, ctx) {
         const res = await conn.exec(script, { timeoutMs: 15 * 60_000 });
         ctx.log.log(conn.endpoint.name, res.stdout + res.stderr);
-        if (res.code !== 0) throw new Error(`${facts.packageManager} failed (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-4).join('\n')}`);
+        if (res.code !== 0) throw new HostError(`${facts.packageManager} failed (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-4).join('\n')}`);
       },
     },
   ];

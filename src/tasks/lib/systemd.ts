@@ -5,6 +5,7 @@ import { parseFileProbe } from './files.js';
 import type { Action, PlanState } from '../types.js';
 import { sha256 } from '../../util/hash.js';
 import { STAMP_DIR } from '../../host-paths.js';
+import { HostError } from '../../util/errors.js';
 
 export interface ServiceWant {
   unit: string;
@@ -130,7 +131,7 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
         const r = await c.exec(script);
         if (r.code !== 0) {
           const st = await c.exec(`systemctl status --no-pager -n 15 ${u} 2>&1; journalctl -u ${u} -n 15 --no-pager 2>&1 | tail -15`);
-          throw new Error(`${verb} ${w.unit} failed: ${r.stderr.trim()}\n${st.stdout.trim()}`);
+          throw new HostError(`${verb} ${w.unit} failed: ${r.stderr.trim()}\n${st.stdout.trim()}`);
         }
       },
     });
@@ -143,7 +144,7 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
       summary: `wait for ${w.unit} to finish starting`,
       run: async (c) => {
         const r = await c.exec(`systemctl start ${u}`, { timeoutMs: 300_000 });
-        if (r.code !== 0) throw new Error(`${w.unit} did not finish starting: ${r.stderr.trim()}`);
+        if (r.code !== 0) throw new HostError(`${w.unit} did not finish starting: ${r.stderr.trim()}`);
       },
     });
   }

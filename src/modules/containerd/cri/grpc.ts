@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ProtobufError } from './protobuf.js';
 import { TRANSPORT_FAILURE } from '../../../ssh/unix-bridge.js';
+import { HostError } from '../../../util/errors.js';
 
 
 export const GrpcStatus = {
@@ -57,7 +58,7 @@ export class GrpcFrameReader {
   }
 }
 
-export class CriError extends Error {
+export class CriError extends HostError {
   constructor(
     /** gRPC status code (GrpcStatus). */
     readonly code: number,

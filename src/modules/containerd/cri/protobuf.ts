@@ -1,3 +1,5 @@
+import { HostError } from '../../../util/errors.js';
+
 /**
  * The protobuf wire format (proto3) as the CRI messages hoist uses need it: varint, fixed and
  * length-delimited fields, written and read without generated code.
@@ -6,7 +8,7 @@
 export const WireType = { VARINT: 0, I64: 1, LEN: 2, I32: 5 } as const;
 export type WireTypeValue = (typeof WireType)[keyof typeof WireType];
 
-export class ProtobufError extends Error {
+export class ProtobufError extends HostError {
   constructor(message: string) {
     super(message);
     this.name = 'ProtobufError';

@@ -7,6 +7,7 @@ import type { ContainerdArtifact } from '../catalog.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
 import { containerdTask } from '../task.js';
 import { stagedArtifacts, type StagedArtifact } from '../slots.js';
+import { ControllerError, HostError } from '../../../util/errors.js';
 
 
 export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}-${name}`;
@@ -28,7 +29,7 @@ export default containerdTask({
   plan(_p, ctx) {
     const hostArch = releaseArch(ctx.facts);
     if (hostArch !== ctx.settings.arch) {
-      throw new Error(
+      throw new HostError(
         `this host is ${ctx.facts.arch} (${hostArch}) but the release files are for ${ctx.settings.arch}; ` +
           (hostArch === 'arm64' || hostArch === 'amd64' ? `set release_arch = "${hostArch}" in this host's or its group's vars` : `upstream publishes containerd for amd64 and arm64 only`),
       );
@@ -42,7 +43,7 @@ export default containerdTask({
     const need = missing.reduce((n, a) => n + (a.size ?? 0), 0) * 4;
     const free = (ctx.facts.diskFreeKb[HOIST_STATE_DIR] ?? Infinity) * 1024;
     if (need > free) {
-      throw new Error(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
+      throw new HostError(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
     }
     const peers = ctx.settings.download === 'peers';
     return {
@@ -54,7 +55,7 @@ export default containerdTask({
             const dl = a.dl;
             const push = async () => {
               const verified = await ensureArtifact(a.artifact, dl);
-              if (verified.sha256 !== a.sha256) throw new Error(`${a.artifact.name} in the cache changed during the run`);
+              if (verified.sha256 !== a.sha256) throw new ControllerError(`${a.artifact.name} in the cache changed during the run`);
               // Checked again on the host: this copy is what other hosts will be served.
               await conn.upload({ localPath: verified.path }, a.remotePath, { mode: 0o644, sha256: a.sha256 });
             };

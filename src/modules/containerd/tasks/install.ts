@@ -13,6 +13,7 @@ import { previousVersion, stagedArtifacts } from '../slots.js';
 import { containerdTask } from '../task.js';
 import { fileRead, packagesRead } from '../../../facts/reads.js';
 import { parseFileProbe } from '../../../tasks/lib/files.js';
+import { HostError } from '../../../util/errors.js';
 
 /** Distribution packages of containerd that would fight an upstream install under /usr/local. */
 const DISTRO_PACKAGES = ['containerd', 'containerd.io', 'docker.io'];
@@ -175,7 +176,7 @@ export default containerdTask({
     // A host without a package database has no distribution containerd.
     const distro = [...(ctx.probe('distro').installed ?? [])];
     if (distro.length && !st.replaceDistroContainerd) {
-      throw new Error(
+      throw new HostError(
         `a distribution containerd is installed (${distro.join(', ')}); hoist installs upstream releases under /usr/local and won't run both. ` +
           `Remove it, or set replace_distro_containerd = true to have hoist remove the package first.`,
       );
@@ -187,7 +188,7 @@ export default containerdTask({
       have = undefined;
     }
     if (have && compareVersions(st.runtime.containerdVersion, have.version) < 0 && !st.allowDowngrade) {
-      throw new Error(`containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`);
+      throw new HostError(`containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`);
     }
     previousVersion.put(ctx.state, have?.version);
     if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
@@ -206,7 +207,7 @@ export default containerdTask({
         },
       });
     }
-    if (!ctx.facts.tools.tar) throw new Error('tar is not installed on this host; hoist needs it to unpack the release');
+    if (!ctx.facts.tools.tar) throw new HostError('tar is not installed on this host; hoist needs it to unpack the release');
     actions.push({
       kind: 'change',
       summary: `install containerd ${record.version} (${why})`,

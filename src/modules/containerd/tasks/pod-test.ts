@@ -1,6 +1,7 @@
 import { s } from '../../../util/schema.js';
 import { containerdTask } from '../task.js';
 import { runPodTest } from '../pod-test.js';
+import { HostError } from '../../../util/errors.js';
 
 export default containerdTask({
   name: 'containerd_pod_test',
@@ -32,7 +33,7 @@ export default containerdTask({
               callTimeoutMs: 30_000,
             });
             for (const st of r.steps) actx.note(`pod test: ${st.name} ${st.ms} ms${st.detail ? `: ${st.detail}` : ''}`);
-            if (!r.ok) throw new Error(`pod test failed:\n  ${r.problems.join('\n  ')}`);
+            if (!r.ok) throw new HostError(`pod test failed:\n  ${r.problems.join('\n  ')}`);
             actx.note(`pod test passed in ${(r.ms / 1000).toFixed(1)} s: the pod's CNI address ${r.address} seen inside the container`);
           },
         },

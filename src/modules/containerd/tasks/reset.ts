@@ -10,6 +10,7 @@ import { dataDirFate, removeDataDirScript } from '../../../tasks/lib/data-dirs.j
 import { CONTAINERD_DATA_ENTRIES } from '../data-dirs.js';
 import { REGISTRY_LIST, CONFIG_FILE, CONTAINERD_STATE, CRICTL_YAML, INSTALL_STATS, UNIT_FILE, CREATED_DIRS, BIN } from '../paths.js';
 import { bookkeepingScript, BOOKKEEPING_PROBE, parseBookkeeping, parseWorkloads, stopWorkloadsScript, workloadsProbe } from './reset-lib.js';
+import { HostError } from '../../../util/errors.js';
 
 /**
  * Takes a host back to before bootstrap: what hoist installed and wrote goes, the user's own
@@ -57,7 +58,7 @@ export default containerdTask({
         ? `${wl.shims} containerd-shim process(es) while containerd does not answer`
         : '';
     if (running && !p.stop_workloads) {
-      throw new Error(`${running}: a reset would leave them running without containerd or their shim's binary; stop them first, or pass -e stop_workloads=true to have reset kill them and remove their containers; nothing was removed`);
+      throw new HostError(`${running}: a reset would leave them running without containerd or their shim's binary; stop them first, or pass -e stop_workloads=true to have reset kill them and remove their containers; nothing was removed`);
     }
     const stop: Action[] = running
       ? [{ kind: 'change', summary: `stop ${running} and remove their containers`, diff: wl.tasks.map((t) => `-task ${t.ns}/${t.id} (${t.status})`).join('\n'), run: (conn) => conn.check(stopWorkloadsScript(BIN.ctr, ctx.prepared.socket), 'stop workloads').then(() => undefined) }]
@@ -67,14 +68,14 @@ export default containerdTask({
     // Validation refused these already; a reset is where a wrong one would do harm, so it asks again.
     for (const [key, dir] of [['root_dir', rt.rootDir], ['state_dir', rt.stateDir]] as const) {
       const problem = p.remove_data ? hostPathProblem(dir, OWN_DIRS) : undefined;
-      if (problem) throw new Error(`${key}: ${problem}; nothing was removed`);
+      if (problem) throw new HostError(`${key}: ${problem}; nothing was removed`);
     }
     const dirs = [...new Set(ctx.prepared.registry.map((f) => f.slice(0, f.lastIndexOf('/'))))];
     const removed = [...new Set(ctx.probe('files').out.split('\n').map((l) => l.trim()).filter((f) => f.startsWith('/') && !f.startsWith('/etc/containerd/conf.d/')))].sort();
     const dirsGone = [...[CONTAINERD_STATE, ARTIFACT_DIR, STAGING_DIR].filter((d) => present.includes(d)), ...emptyDirs].map((d) => `-${d}/ (directory)`);
     // The data directories go as far as hoist's records allow, each checked again on the host right before.
     const data = p.remove_data ? (['root_dir', 'state_dir'] as const).map((k) => ctx.state.paths.get(k)).filter((d) => d !== undefined) : [];
-    if (p.remove_data && data.length !== 2) throw new Error('root_dir and state_dir were not resolved on the host; nothing was removed');
+    if (p.remove_data && data.length !== 2) throw new HostError('root_dir and state_dir were not resolved on the host; nothing was removed');
     const fates = data.map((d) => ({ d, fate: dataDirFate(d) })).filter((x) => x.fate !== undefined);
     const kept = fates.map((x) => x.fate!.kept).filter((k) => k !== undefined);
     const dataGone = fates.filter((x) => x.d.record?.how === 'created').length;

@@ -6,6 +6,7 @@ import { fileProbe, parseFileProbe, planFile } from '../../../tasks/lib/files.js
 import { parseServiceProbe, planService, serviceProbes, type ServiceWant } from '../../../tasks/lib/systemd.js';
 import { registryPaths, renderUnit } from '../render.js';
 import { CONFIG_FILE, INSTALL_RECORD, UNIT_FILE } from '../paths.js';
+import { HostError } from '../../../util/errors.js';
 
 export default containerdTask({
   name: 'containerd_service',
@@ -23,7 +24,7 @@ export default containerdTask({
     ...serviceProbes(ctx.prepared.want),
   }),
   plan(_p, ctx) {
-    if (ctx.facts.init !== 'systemd') throw new Error(`this host's init is "${ctx.facts.init}", not systemd; hoist runs containerd under systemd only`);
+    if (ctx.facts.init !== 'systemd') throw new HostError(`this host's init is "${ctx.facts.init}", not systemd; hoist runs containerd under systemd only`);
     const actions = [];
     const unit = planFile({ path: UNIT_FILE, content: Buffer.from(ctx.prepared.unit), mode: 0o644 }, parseFileProbe(ctx.probe('unit')), ctx.state, ctx.options);
     if (unit) actions.push(unit);

@@ -16,6 +16,7 @@ import { BIN } from '../paths.js';
 import { daemonSettling } from '../slots.js';
 import { cniConflistPath } from '../config/cni.js';
 import { BUNDLE_CNI_CONFLIST } from './install.js';
+import { HostError } from '../../../util/errors.js';
 
 /** How long one CRI call of the verification may take. */
 const CRI_CALL_MS = 30_000;
@@ -214,7 +215,7 @@ export default containerdTask({
               if (Date.now() >= deadline) {
                 // What did work (e.g. the pulls that succeeded) is reported next to what did not.
                 for (const l of [...outcome.lines, ...cri.lines]) actx.note(l);
-                throw new Error(`verification failed:\n  ${problems.join('\n  ')}`);
+                throw new HostError(`verification failed:\n  ${problems.join('\n  ')}`);
               }
               await new Promise((r) => setTimeout(r, 1000));
             }
