@@ -130,7 +130,15 @@ for (const arch of arches) {
   const tmp = `${out}.tmp-${process.pid}`;
   copyFileSync(node, tmp);
   chmodSync(tmp, 0o755);
-  await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  // postject's ELF reader warns about each note section of Node's binary it can't name; they are
+  // left as they are, so those lines are dropped and anything else is shown.
+  const warn = console.warn;
+  console.warn = (...a) => (/^warning: Can't find string offset for section name/.test(String(a[0])) ? undefined : warn(...a));
+  try {
+    await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  } finally {
+    console.warn = warn;
+  }
   renameSync(tmp, out);
   step(`${path.relative(root, out)}: ${(statSync(out).size / 2 ** 20).toFixed(1)} MiB`);
 }
