@@ -35,6 +35,9 @@ const ARCHES = { x64: 62, arm64: 183 };
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const MANIFEST = 'hoist-files.json'; // src/sea-files.ts SEA_MANIFEST
 
+// The executable finds its files through process.getBuiltinModule('node:sea') (src/sea-files.ts).
+if (typeof process.getBuiltinModule !== 'function') throw new Error(`npm run sea needs Node 20.16 or later (this is ${process.version}): the executable is this Node`);
+
 const wanted = process.argv.slice(2);
 for (const a of wanted) if (!(a in ARCHES)) throw new Error(`unknown architecture ${a} (${Object.keys(ARCHES).join(', ')})`);
 const arches = wanted.length ? wanted : Object.keys(ARCHES);

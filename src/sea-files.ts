@@ -47,11 +47,16 @@ export function unpack(dir: string, manifest: SeaManifest, read: (file: string) 
   sweepStale(path.dirname(dir), path.basename(dir));
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  for (const f of manifest.files) {
-    const to = path.join(tmp, f);
-    if (path.relative(tmp, to).startsWith('..')) throw new Error(`single executable: asset path ${JSON.stringify(f)} leaves the package root`);
-    mkdirSync(path.dirname(to), { recursive: true });
-    writeFileSync(to, read(f));
+  try {
+    for (const f of manifest.files) {
+      const to = path.join(tmp, f);
+      if (path.relative(tmp, to).startsWith('..')) throw new Error(`single executable: asset path ${JSON.stringify(f)} leaves the package root`);
+      mkdirSync(path.dirname(to), { recursive: true });
+      writeFileSync(to, read(f));
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
   try {
     renameSync(tmp, dir);
