@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { printable } from './util/printable.js';
 
 /**
  * The single executable (`npm run sea`, scripts/sea.mjs) carries package.json, templates/ and
@@ -32,8 +33,16 @@ export function seaPackageRoot(): string | undefined {
   const sea = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:sea') as SeaApi | undefined;
   if (!sea?.isSea()) return undefined;
   const manifest = JSON.parse(sea.getAsset(SEA_MANIFEST, 'utf8')) as SeaManifest;
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return unpack(path.join(base, 'hoist', 'sea', manifest.id), manifest, (f) => new Uint8Array(sea.getAsset(f)));
+  const fromEnv = Boolean(process.env.XDG_CACHE_HOME);
+  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hoist', 'sea', manifest.id);
+  try {
+    return unpack(dir, manifest, (f) => new Uint8Array(sea.getAsset(f)));
+  } catch (e) {
+    // Nothing has run yet (no command, no host touched): say where and why, and stop.
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    process.stderr.write(printable(`hoist: can't write its templates and playbooks to ${dir} (${fromEnv ? 'from XDG_CACHE_HOME' : 'the default, ~/.cache'}): ${why}; set XDG_CACHE_HOME to a directory you can write`) + '\n');
+    process.exit(1);
+  }
 }
 
 /**

@@ -91,6 +91,12 @@ test('the linux-x64 executable runs on a host without Node and provisions the ot
   const v = remoteHoist(['--version']);
   assert.equal(v.out, `${version}\n`, v.err);
   assert.equal(v.err, '', 'no warnings on stderr');
+  // Where it can't write its files it says so, before anything else.
+  // (A file, not a directory; not under /proc, where Node 20's recursive mkdirSync never returns.)
+  const ro = onBastion(`cd ~/${REMOTE_DIR} && XDG_CACHE_HOME=$PWD/inventory.toml ./hoist --version`);
+  assert.equal(ro.code, 1);
+  assert.equal(ro.out, '');
+  assert.match(ro.err, /^hoist: can't write its templates and playbooks to \/\S+\/inventory\.toml\/hoist\/sea\/\S+ \(from XDG_CACHE_HOME\): ENOTDIR; set XDG_CACHE_HOME to a directory you can write\n$/);
   // ssh2 without its native addons: every host answers, host keys checked against known_hosts.
   const ping = remoteHoist(['ping', '-i', 'inventory.toml', '--json']);
   assert.equal(ping.code, 0, `${ping.out}${ping.err}`);
