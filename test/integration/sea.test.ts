@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -40,7 +40,7 @@ before(async () => {
   // What goes to the bastion: the executable, the key, known_hosts and an inventory naming the
   // hosts by address with no jump (the bastion is the one machine that reaches them as deploy).
   const stage = path.join(dir, 'stage');
-  execFileSync('mkdir', ['-m', '700', stage]);
+  mkdirSync(stage, { mode: 0o700 });
   copyFileSync(path.join(ROOT, 'dist', 'hoist-linux-x64'), path.join(stage, 'hoist'));
   copyFileSync(info.identityPath, path.join(stage, 'id_ed25519'));
   chmodSync(path.join(stage, 'id_ed25519'), 0o600);
