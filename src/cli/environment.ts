@@ -8,6 +8,7 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   { name: 'HOIST_LOG', meaning: '`off`: write no log file' },
   { name: 'HOIST_LOG_KEEP', meaning: 'how many run logs to keep (default 200); at each start the oldest beyond that are removed (only files named as hoist names its logs)' },
   { name: 'XDG_STATE_HOME', meaning: 'logs go to $XDG_STATE_HOME/hoist/logs (default ~/.local/state/hoist/logs), mode 0600, secrets redacted; the drain journal (hosts owing their after_host hooks) to $XDG_STATE_HOME/hoist/drained' },
+  { name: 'XDG_CACHE_HOME', meaning: 'the single executable writes its package files (templates, playbooks) to $XDG_CACHE_HOME/hoist/sea/<version>-<id> (default ~/.cache/hoist/sea) on its first run' },
   { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
   { name: 'NO_COLOR', meaning: 'no colours in the output' },
   { name: 'CI', meaning: 'plain lines instead of the live terminal view (also when stdout is not a terminal)' },

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it, before, after } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { seaPackageRoot, unpack, type SeaManifest } from '../../src/sea-files.js';
+
+const manifest: SeaManifest = { id: '0.1.0-abc', files: ['package.json', 'templates/a/b.njk', 'playbooks/p.toml'] };
+const content = (f: string) => new TextEncoder().encode(`content of ${f}\n`);
+
+describe('single executable files', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-sea-unit-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a package run is not the single executable', () => {
+    assert.equal(seaPackageRoot(), undefined);
+  });
+
+  it('writes every file under its package path, then finds them there without reading the assets again', () => {
+    const root = path.join(dir, 'a', 'sea', manifest.id);
+    assert.equal(unpack(root, manifest, content), root);
+    for (const f of manifest.files) assert.equal(readFileSync(path.join(root, f), 'utf8'), `content of ${f}\n`);
+    assert.deepEqual(readdirSync(path.dirname(root)), [manifest.id], 'nothing left beside it');
+    let reads = 0;
+    unpack(root, manifest, (f) => (reads++, content(f)));
+    assert.equal(reads, 0);
+  });
+
+  it('a copy a killed run left half-written is removed and never taken for the root', () => {
+    const parent = path.join(dir, 'b');
+    const root = path.join(parent, manifest.id);
+    // A pid no process has: spawn one and wait for it to end.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    mkdirSync(path.join(parent, `${manifest.id}.tmp-${gone}`, 'templates'), { recursive: true });
+    // Another id's leftovers and unrelated files are not hoist's to remove here.
+    mkdirSync(path.join(parent, `other.tmp-${gone}`));
+    writeFileSync(path.join(parent, 'notes.txt'), 'x');
+    unpack(root, manifest, content);
+    assert.deepEqual(readdirSync(parent).sort(), [manifest.id, 'notes.txt', `other.tmp-${gone}`]);
+    assert.equal(readFileSync(path.join(root, 'playbooks/p.toml'), 'utf8'), 'content of playbooks/p.toml\n');
+  });
+
+  it('refuses an asset path that leaves the root, and leaves no root behind', () => {
+    const root = path.join(dir, 'c', manifest.id);
+    assert.throws(() => unpack(root, { id: 'x', files: ['templates/ok', '../escape'] }, content), /asset path "\.\.\/escape" leaves the package root/);
+    assert.deepEqual(readdirSync(path.dirname(root)), []);
+    assert.deepEqual(readdirSync(dir).includes('escape'), false);
+  });
+});
