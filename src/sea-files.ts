@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { InternalError } from './util/errors.js';
 import { printable } from './util/printable.js';
 
 /**
@@ -59,7 +60,7 @@ export function unpack(dir: string, manifest: SeaManifest, read: (file: string) 
   try {
     for (const f of manifest.files) {
       const to = path.join(tmp, f);
-      if (path.relative(tmp, to).startsWith('..')) throw new Error(`single executable: asset path ${JSON.stringify(f)} leaves the package root`);
+      if (path.relative(tmp, to).startsWith('..')) throw new InternalError(`single executable: asset path ${JSON.stringify(f)} leaves the package root`);
       mkdirSync(path.dirname(to), { recursive: true });
       writeFileSync(to, read(f));
     }
