@@ -119,7 +119,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
           // Remote output (level 3) can hold file contents a probe read back, credentials included in
           // forms hoist never saw as secrets (a base64 auth): it is logged only when asked for with -vvv.
           if (level < 3 || verbosity >= 3) log.log(p.host.name, text);
-          // -v is hoist's own steps (host-run.ts); -vv adds each remote command, -vvv scripts and output.
+          // -v is hoist's own steps (HostContext.step); -vv adds each remote command, -vvv scripts and output.
           if ((level === 1 ? 2 : 3) <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
         };
         const connected = `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''} in ${((Date.now() - tConnect) / 1000).toFixed(2)} s`;

@@ -1,5 +1,8 @@
 import { HOIST_STATE_DIR } from '../host-paths.js';
 import { quote } from './quote.js';
+import { HostError, LockHeldError } from '../util/errors.js';
+import { printable } from '../util/printable.js';
+import type { HostSession } from './session.js';
 
 export interface HostLock {
   /** Who held the lock before, when that run was killed before it could clean up. */
@@ -111,4 +114,56 @@ fi`;
 if ! flock -n 8 2>/dev/null; then ${contended}
 fi
 unset __done __o __live __mg __f __q __p __l __gone __c __s __g`;
+}
+
+/** Another hoist run holds the host's lock: a wrapper may retry later (exit 5). */
+export function lockHeldError(host: string, holder: string | undefined, waitSeconds: number): LockHeldError {
+  return new LockHeldError(`${host} is locked by another hoist run${holder ? ` (${printable(holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`, holder);
+}
+
+/**
+ * Takes hoist's per-host lock: flock(1) held by a command that lives as long as this SSH channel.
+ * A killed hoist closes its connection, sshd ends the command and the kernel drops the lock, so a
+ * lock can't outlive its run; the holder file left behind only tells who it was.
+ */
+export async function takeHostLock(s: HostSession, holder: string, waitSeconds: number): Promise<HostLock> {
+  let out = '';
+  const { ch } = await s.open('bash -s', s.becomes, (d) => (out += d.toString()));
+  const taking = new Promise<HostLock>((resolve, reject) => {
+    let settled = false;
+    ch.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (settled) return;
+      const v = parseLockOutput(out);
+      if (v.state !== 'locked') return;
+      settled = true;
+      s.holdsHostLock = true;
+      resolve({
+        staleHolder: v.staleHolder,
+        generation: v.generation,
+        release: () =>
+          new Promise<void>((done) => {
+            s.holdsHostLock = false;
+            if (s.isClosed) return done();
+            // Bounded: on a dying link the close may never come, and the lock dies with the session anyway.
+            const t = setTimeout(done, 3000);
+            ch.once('close', () => {
+              clearTimeout(t);
+              done();
+            });
+            ch.end();
+          }),
+      });
+    });
+    ch.on('close', (code: number | null) => {
+      if (settled) return;
+      settled = true;
+      const v = parseLockOutput(out);
+      if (v.state === 'busy') {
+        reject(lockHeldError(s.endpoint.name, v.holder, waitSeconds));
+      } else reject(new HostError(`${s.endpoint.name}: cannot take the host lock (exit ${code}): ${printable(out.trim().split('\n').slice(-3).join(' '))}`));
+    });
+    ch.write(lockScript(holder, waitSeconds));
+  });
+  return s.guard(taking, 'taking the host lock');
 }

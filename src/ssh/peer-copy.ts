@@ -1,6 +1,8 @@
 import { HostError } from '../util/errors.js';
 import { quote } from './quote.js';
 import { tempBesideTarget } from './upload.js';
+import { printable } from '../util/printable.js';
+import type { HostSession } from './session.js';
 
 /*
  * Host-to-host copy of a file one host already holds, so the controller doesn't send every host the
@@ -143,4 +145,72 @@ export class PeerCopyError extends HostError {
   ) {
     super(message);
   }
+}
+
+/** A file being served once to a peer (see serveFile). */
+export interface Serving {
+  port: number;
+  /** Settles when the server has sent the file, or failed or stopped without sending it. */
+  sent: Promise<void>;
+  /** Ends the server (it also ends by itself once it has sent the file). */
+  stop(): void;
+}
+
+/**
+ * Serves `file` once, on an ephemeral TCP port of this host, to whoever presents `token` (see
+ * peer-copy.ts). It runs as the login user without sudo: what it serves is a release file hoist
+ * staged world-readable, and a command outside sudo holds no commands.lock, so serving never waits
+ * for this host's own work nor holds it up.
+ */
+export async function serveFile(s: HostSession, file: string, token: string): Promise<Serving> {
+  let stderr = '';
+  const t0 = Date.now();
+  const { ch, exit } = await s.open(`bash -c ${quote(serveCommand(file))}`, false, (d) => {
+    if (stderr.length < 2048) stderr += d.toString();
+  });
+  let out = '';
+  let sentOk = false;
+  const failed = () => new PeerCopyError(`${s.endpoint.name} could not serve ${file}: ${printable(stderr.trim()) || `exit ${exit.code ?? 'unknown'}`}`, 'source');
+  const listening = new Promise<number>((resolve, reject) => {
+    ch.on('data', (d: Buffer) => {
+      out += d.toString();
+      const port = /^port (\d+)$/m.exec(out);
+      if (port) resolve(Number(port[1]));
+      if (/^sent$/m.test(out)) sentOk = true;
+    });
+    ch.on('close', () => reject(failed()));
+  });
+  // One line when it ends, like an upload's: it runs beside this host's own commands.
+  const sent = new Promise<void>((resolve, reject) =>
+    ch.on('close', () => {
+      s.trace(1, `serve ${file} to a peer: ${sentOk ? 'sent' : 'not sent'}, exit ${exit.code ?? 'unknown'} in ${Date.now() - t0} ms`);
+      if (sentOk) resolve();
+      else reject(failed());
+    }),
+  );
+  sent.catch(() => undefined);
+  ch.write(`${token}\n`);
+  const port = await s.guard(listening, 'starting a file server');
+  // Awaited only when the receiver succeeded: a copy that failed at the receiver leaves it unread.
+  const guarded = s.guard(sent, 'serving a file');
+  guarded.catch(() => undefined);
+  return { port, sent: guarded, stop: () => void ch.end() };
+}
+
+/**
+ * Fetches a file another host serves (serveFile there) into `remotePath`, checking its size and
+ * sha256 before it replaces anything. Failures are PeerCopyErrors that say whose fault they were.
+ */
+export async function receiveFile(s: HostSession, from: PeerSource, token: string, remotePath: string, want: { size: number; sha256: string }): Promise<void> {
+  const elevate = s.becomes;
+  const privileged = s.runsAsRoot(elevate);
+  const timeoutS = Math.max(s.endpoint.commandTimeoutMs, 600_000) / 1000;
+  const script = receiveScript(from, remotePath, want, { privileged, timeoutS });
+  const t0 = Date.now();
+  const r = await s.runChannel(`bash -c ${quote(s.serialized(script, privileged))}`, `${token}\n`, elevate, (timeoutS + 30) * 1000);
+  s.trace(1, `receive ${remotePath} (${want.size} bytes) from ${from.address}:${from.port}: exit ${r.code} in ${Date.now() - t0} ms`);
+  if (r.code === 0) return;
+  const why = printable(r.stderr.trim().split('\n').slice(-3).join('\n')).replace(/\\n/g, '\n') || `exit ${r.code}`;
+  const blame = r.code === RECEIVE_EXIT.unreachable ? 'route' : r.code === RECEIVE_EXIT.short || r.code === RECEIVE_EXIT.checksum ? 'source' : 'receiver';
+  throw new PeerCopyError(`${s.endpoint.name} could not fetch ${remotePath} from ${from.address}: ${why}`, blame, r.code !== RECEIVE_EXIT.short);
 }

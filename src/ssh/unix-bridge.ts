@@ -1,4 +1,8 @@
 import { quote } from './quote.js';
+import type { Duplex } from 'node:stream';
+import { HostError } from '../util/errors.js';
+import { printable } from '../util/printable.js';
+import type { HostSession } from './session.js';
 
 /*
  * A stdio ⇄ unix-socket bridge, for reaching a root-only socket (containerd's) as a user who gets
@@ -68,4 +72,35 @@ export function unixBridgeCommand(socketPath: string, only?: BridgeTool): string
     ...order.map((t) => tries[t]),
     `echo "no program to reach "${sock}" with: none of ${order.join(', ')} is installed on the host; install ${only ?? 'perl or python3'} (hoist talks to the socket through it, under sudo)" >&2; exit 127`,
   ].join('\n');
+}
+
+/**
+ * A byte stream to a unix socket on the host, e.g. containerd's gRPC socket. A root login uses
+ * OpenSSH's stream-local forwarding; under become, sshd would open the socket as the login user, so a
+ * bridge runs through sudo instead (unixBridgeCommand). Each call is a new connection to the socket.
+ */
+export async function openUnixStream(s: HostSession, socketPath: string): Promise<Duplex> {
+  if (!s.becomes) {
+    return s.guard(
+      new Promise<Duplex>((resolve, reject) =>
+        s.link.client.openssh_forwardOutStreamLocal(socketPath, (err, ch) =>
+          err ? reject(new HostError(`${s.endpoint.name}: cannot open ${socketPath} over SSH: ${err.message}`)) : resolve(ch),
+        ),
+      ),
+      `opening ${socketPath}`,
+    );
+  }
+  let stderr = '';
+  const { ch, exit } = await s.open(`bash -c ${quote(unixBridgeCommand(socketPath))}`, true, (d) => {
+    if (stderr.length < 2048) stderr += d.toString();
+  });
+  // The bridge's own complaint (no socket, no tool) is the useful error when the stream ends early.
+  exit.onExit((code) => {
+    if (!code) return;
+    const err = new HostError(`${s.endpoint.name}: cannot open ${socketPath}: ${printable(stderr.trim()) || `bridge exited with ${code}`}`);
+    // Announced apart from destroy(): the stream's user may have closed it already on the end of data.
+    ch.emit(TRANSPORT_FAILURE, err);
+    (ch as unknown as Duplex).destroy(err);
+  });
+  return ch;
 }

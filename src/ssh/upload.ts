@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../host-paths.js';
 import { quote } from './quote.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { ClientChannel } from 'ssh2';
+import { HostError } from '../util/errors.js';
+import { printable } from '../util/printable.js';
+import type { HostSession } from './session.js';
 
 export interface UploadOptions {
   mode: number;
@@ -70,4 +77,26 @@ export function tempBesideTarget(remotePath: string, ctx: { privileged: boolean 
     ctx.privileged ? `printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}` : '',
     `trap 'rm -f "$tmp"' EXIT`,
   ];
+}
+
+/**
+ * SFTP-free atomic write: the bytes stream into a temporary file beside the target (through sudo
+ * under become, so nothing passes through the login user's home), which is checked for size, given
+ * owner and mode, optionally validated, and renamed into place. A reader or a killed run never sees
+ * half a file; a killed upload leaves a `.hoist-tmp-` file that the next upload of it removes.
+ */
+export async function uploadFile(s: HostSession, data: Buffer | { localPath: string }, remotePath: string, opts: UploadOptions): Promise<void> {
+  const size = Buffer.isBuffer(data) ? data.length : (await stat(data.localPath)).size;
+  const elevate = s.becomes;
+  const privileged = s.runsAsRoot(elevate);
+  const script = uploadScript(remotePath, size, opts, { privileged });
+  const feed = async (ch: ClientChannel) => {
+    if (Buffer.isBuffer(data)) ch.end(data);
+    else await pipeline(createReadStream(data.localPath, { highWaterMark: 256 * 1024 }), ch);
+  };
+  const t0 = Date.now();
+  const r = await s.runChannel(`bash -c ${quote(s.serialized(script, privileged))}`, feed, elevate, Math.max(s.endpoint.commandTimeoutMs, 600_000));
+  s.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
+  s.bytesPushed += size;
+  if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { homeConflict, resolvedPathProblem } from '../../src/util/path-guard.js';
 import { hostPathsScript, parseHostPaths, parseRecords, pinCheckScript, type HostPaths, type ResolvedPath } from '../../src/facts/paths.js';
 import { checkHostPaths } from '../../src/runner/path-check.js';
-import { pinned } from '../../src/runner/host-run.js';
+import { pinned } from '../../src/runner/host-apply.js';
 import { uploadScript, type UploadOptions } from '../../src/ssh/upload.js';
 import { FakeHost } from '../support/fake-host.js';
 import type { ExecOptions } from '../../src/ssh/connection.js';

@@ -15,6 +15,8 @@ import { TaskCatalog } from '../../src/tasks/catalog.js';
 import { planFile } from '../../src/tasks/lib/files.js';
 import { RestartGate, restartBatchSize } from '../../src/runner/restart-gate.js';
 import { interruption } from '../../src/runner/interrupt.js';
+import { TRANSITIONS, type HostState } from '../../src/runner/host-state.js';
+import { HostKeyError } from '../../src/ssh/connection.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,8 +76,13 @@ function events(): RunEvents & { done: TaskReport[] } {
   return { done, hostPhase: () => undefined, taskDone: (_h, t) => void done.push(t), hostDone: () => undefined, progress: () => undefined, message: () => undefined };
 }
 
+/** The states each run of this file went through, by its report; every move any of them made. */
+const paths = new WeakMap<HostReport, readonly HostState[]>();
+const moves = new Set<string>();
+const pathOf = (r: HostReport) => paths.get(r)!.join(' → ');
+
 /** A run on h1; each starts with an empty controller state directory unless given the one of an earlier run. */
-async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string; gate?: RestartGate; name?: string } = {}): Promise<HostReport> {
+async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string; gate?: RestartGate; name?: string; lockWait?: number; connecting?: Promise<FakeHost> } = {}): Promise<HostReport> {
   process.env.XDG_STATE_HOME = o.state ?? mkdtempSync(path.join(os.tmpdir(), 'hoist-host-run-'));
   const options: RunOptions = { check: !!o.check, diff: false, offline: true };
   const playbook: Playbook = {
@@ -86,7 +93,11 @@ async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before
   const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   const p = play(defs);
   if (o.name) p.host = { ...p.host, name: o.name };
-  return new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: 0, catalog: new TaskCatalog(defs), gate: o.gate }).run(Promise.resolve(host));
+  const hr = new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: o.lockWait ?? 0, catalog: new TaskCatalog(defs), gate: o.gate });
+  const r = await hr.run(o.connecting ?? Promise.resolve(host));
+  paths.set(r, hr.path);
+  hr.path.slice(1).forEach((to, i) => moves.add(`${hr.path[i]} → ${to}`));
+  return r;
 }
 
 describe('HostRun: rollback', () => {
@@ -98,16 +109,19 @@ describe('HostRun: rollback', () => {
     assert.match(r.error!, /^b: b broke — undid b; undid a$/);
     assert.deepEqual(r.tasks.map((t) => t.status), ['changed', 'failed', 'skipped']);
     assert.deepEqual(r.notes, ['undid b; undid a']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → applying → rolling back → failed');
   });
 
   test('nothing is undone when nothing changed before the failure, or under --check', async () => {
     const host = new FakeHost();
     const r = await run([task('a', { undo: 'undo-a' }), task('b', { planError: 'cannot plan b' })], host);
     assert.equal(r.status, 'failed');
+    assert.equal(pathOf(r), 'new → connecting → planning → applying → failed', 'a plan that writes nothing takes no lock');
     assert.deepEqual(host.ran, []);
     const checked = new FakeHost();
     const c = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], checked, { check: true });
     assert.equal(c.status, 'changed');
+    assert.equal(pathOf(c), 'new → connecting → planning → applying → done');
     assert.deepEqual(checked.ran, [], '--check runs no change and so no undo');
   });
 });
@@ -120,12 +134,14 @@ describe('HostRun: hooks', () => {
     const r = await run([task('a', { change: 'change-a' })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'changed');
     assert.deepEqual(commands(host), ['drain', 'change-a', 'uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → undraining → done');
   });
 
   test('a host with nothing to change runs no hook', async () => {
     const host = new FakeHost();
     const r = await run([task('a', {})], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'ok');
+    assert.equal(pathOf(r), 'new → connecting → planning → applying → done');
     assert.deepEqual(host.ran, []);
   });
 
@@ -136,6 +152,7 @@ describe('HostRun: hooks', () => {
     assert.equal(r.status, 'failed');
     assert.match(r.error!, /before_host hook failed, host left unchanged: "drain" exited 3/);
     assert.deepEqual(commands(host), ['drain', 'uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → undraining → failed');
     assert.deepEqual(r.tasks.map((t) => t.status), ['skipped']);
   });
 
@@ -144,6 +161,7 @@ describe('HostRun: hooks', () => {
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'failed');
     assert.deepEqual(commands(host), ['drain', 'change-a', 'change-b', 'undo-a', 'uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → rolling back → undraining → failed');
     assert.ok(r.notes.includes('after_host hooks ran after the rollback'), r.notes.join('\n'));
     assert.ok(r.notes.some((n) => /^before_host hook \(host\) "drain": ok in /.test(n)), r.notes.join('\n'));
   });
@@ -154,6 +172,7 @@ describe('HostRun: hooks', () => {
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.equal(r.status, 'failed');
     assert.ok(!host.ran.some((c) => c.endsWith('uncordon')));
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → rolling back → failed');
     assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: before_host hooks ran and after_host hooks did not, because the rollback failed')), r.notes.join('\n'));
   });
 
@@ -172,6 +191,7 @@ describe('HostRun: the host lock', () => {
     const r = await run([task('a', { change: 'change-a' })], host);
     assert.equal(r.status, 'failed');
     assert.match(r.error!, /locked by another hoist run \(ops@ctl pid 42\)/);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → failed');
     assert.deepEqual(host.ran, []);
     assert.equal(host.released, 0);
   });
@@ -182,6 +202,7 @@ describe('HostRun: the host lock', () => {
     const r = await run([task('a', { change: 'change-a' })], host);
     assert.equal(r.status, 'unreachable');
     assert.match(r.error!, /connection lost during taking the host lock/);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → unreachable');
     assert.deepEqual(host.ran, []);
   });
 
@@ -222,6 +243,7 @@ describe('HostRun: the host lock', () => {
       assert.equal(r.status, 'changed');
       assert.equal(host.locks, 1);
       assert.equal(host.gathers, 2);
+      assert.equal(pathOf(r), 'new → connecting → planning → locking → planning → applying → done');
       assert.deepEqual(host.ran, ['change-a'], 'the change is applied once, from the second plan');
     });
   }
@@ -252,6 +274,7 @@ describe('stopping', () => {
     const host = new FakeHost();
     const r = await run([task('a', { change: 'change-a', undo: 'undo-a', lose: true })], host);
     assert.equal(r.status, 'unreachable');
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → applying → unreachable');
     assert.deepEqual(host.ran, ['change-a']);
   });
 
@@ -289,6 +312,7 @@ describe('HostRun: the drain journal', () => {
     const r = await run([task('a', { change: 'change-a' })], first, { ...hooks, state });
     assert.equal(r.status, 'failed');
     assert.match(r.stillDrained!, /after_host hook "uncordon" failed/);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → undraining → failed');
     assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: ')), r.notes.join('\n'));
     assert.equal(exitCodeOf([r]), 2);
     const [rec] = record(state);
@@ -300,6 +324,7 @@ describe('HostRun: the drain journal', () => {
     const second = new FakeHost();
     const again = await run([task('a', {})], second, { ...hooks, state });
     assert.equal(again.status, 'ok', again.error);
+    assert.equal(pathOf(again), 'new → connecting → planning → locking → paying debt → applying → done', 'a debt takes the lock even when nothing changes');
     assert.deepEqual(commands(second), ['uncordon']);
     assert.ok(second.ran.some((c) => c === 'rm -f /var/lib/hoist/drained.json'), 'the host record is removed');
     assert.equal(again.stillDrained, undefined);
@@ -316,6 +341,7 @@ describe('HostRun: the drain journal', () => {
     const again = await run([task('a', { change: 'change-a' })], second, { ...hooks, state });
     assert.equal(again.status, 'changed');
     assert.deepEqual(commands(second), ['uncordon', 'drain', 'change-a', 'uncordon']);
+    assert.equal(pathOf(again), 'new → connecting → planning → locking → paying debt → recording drain → draining → applying → undraining → done');
     assert.deepEqual(record(state), []);
   });
 
@@ -381,6 +407,8 @@ describe('HostRun: rolling restarts', () => {
     assert.equal(a.status, 'failed');
     assert.equal(b.status, 'skipped');
     assert.match(b.error!, /h1 failed during its rolling restart/);
+    assert.equal(pathOf(a), 'new → connecting → planning → locking → waiting turn → applying → failed');
+    assert.equal(pathOf(b), 'new → connecting → planning → locking → waiting turn → skipped');
     assert.deepEqual(second.ran, []);
   });
 
@@ -434,6 +462,128 @@ describe('HostRun: after the roll-out of a host', () => {
   });
 });
 
+/** A host whose gathering round trip fails, dropping the connection when `lost`. */
+class UnreadableHost extends FakeHost {
+  constructor(private readonly lost: boolean) {
+    super();
+  }
+
+  override async exec(script: string) {
+    if (/^echo '@@hoist-[0-9a-f]+ begin /m.test(script)) {
+      if (this.lost) this.isClosed = true;
+      throw new Error('reading the host failed');
+    }
+    return super.exec(script);
+  }
+}
+
+/** A host where hoist's drain record can't be written, or that goes away while it is. */
+class ReadOnlyHost extends FakeHost {
+  constructor(private readonly lost = false) {
+    super();
+  }
+
+  override async upload(): Promise<void> {
+    if (this.lost) this.isClosed = true;
+    throw new Error(this.lost ? 'connection lost during a command' : 'read-only file system');
+  }
+}
+
+describe('HostRun: the states a run goes through', () => {
+  const hook = (run: string): Hook => ({ run, on: 'host', timeout: 5 });
+
+  test('a refused host key fails the host while connecting; a refused connection leaves it unreachable', async () => {
+    const key = await run([task('a', { change: 'x' })], new FakeHost(), { connecting: Promise.reject(new HostKeyError('h1: host key mismatch')) });
+    assert.deepEqual([key.status, key.reason], ['failed', 'host-key']);
+    assert.equal(pathOf(key), 'new → connecting → failed');
+    const refused = await run([task('a', { change: 'x' })], new FakeHost(), { connecting: Promise.reject(new Error('connect ECONNREFUSED')) });
+    assert.equal(refused.status, 'unreachable');
+    assert.equal(pathOf(refused), 'new → connecting → unreachable');
+  });
+
+  test('a host that can\'t be read fails while planning, or is unreachable when the read lost it', async () => {
+    const failed = await run([task('a', { change: 'change-a' })], new UnreadableHost(false));
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error!, /reading the host failed/);
+    assert.equal(pathOf(failed), 'new → connecting → planning → failed');
+    const lost = await run([task('a', { change: 'change-a' })], new UnreadableHost(true));
+    assert.equal(lost.status, 'unreachable');
+    assert.equal(pathOf(lost), 'new → connecting → planning → unreachable');
+  });
+
+  test('--lock-wait takes the lock before the host is read, even when nothing changes', async () => {
+    const idle = new FakeHost();
+    const r = await run([task('a', {})], idle, { lockWait: 30 });
+    assert.equal(r.status, 'ok');
+    assert.equal(idle.locks, 1);
+    assert.equal(pathOf(r), 'new → connecting → locking → planning → applying → done');
+    const hooked = new FakeHost();
+    const h = await run([task('a', { change: 'change-a' })], hooked, { lockWait: 30, before: [hook('drain')], after: [hook('uncordon')] });
+    assert.deepEqual(commands(hooked), ['drain', 'change-a', 'uncordon']);
+    assert.equal(pathOf(h), 'new → connecting → locking → planning → recording drain → draining → applying → undraining → done');
+    const busy = new FakeHost();
+    busy.lockResult = { busy: 'ops@ctl pid 42' };
+    const b = await run([task('a', { change: 'change-a' })], busy, { lockWait: 1 });
+    assert.match(b.error!, /locked by another hoist run/);
+    assert.equal(pathOf(b), 'new → connecting → locking → failed');
+  });
+
+  test('--lock-wait: a debt is paid, then the restart turn is waited for', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    await run([task('a', { change: 'change-a' })], first, { state, before: [hook('drain')], after: [hook('uncordon')] });
+    const host = new FakeHost();
+    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, { state, lockWait: 30, after: [hook('uncordon')], gate: new RestartGate(1) });
+    assert.equal(r.status, 'changed', r.error);
+    assert.deepEqual(commands(host), ['uncordon', 'restart', 'uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → locking → planning → paying debt → waiting turn → applying → undraining → done');
+    const turn = await run([task('restart', { change: 'restart', disruptive: true })], new FakeHost(), { lockWait: 30, gate: new RestartGate(1) });
+    assert.equal(pathOf(turn), 'new → connecting → locking → planning → waiting turn → applying → done');
+  });
+
+  test('the whole way: a debt paid, a turn, the drain, the change, the undrain', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    await run([task('a', { change: 'change-a' })], first, { state, before: [hook('drain')], after: [hook('uncordon')] });
+    const host = new FakeHost();
+    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, { state, before: [hook('drain')], after: [hook('uncordon')], gate: new RestartGate(1) });
+    assert.equal(r.status, 'changed', r.error);
+    assert.deepEqual(commands(host), ['uncordon', 'drain', 'restart', 'uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → paying debt → waiting turn → recording drain → draining → applying → undraining → done');
+  });
+
+  test('an owed hook that fails again stops the host while it pays the debt', async () => {
+    const state = mkdtempSync(path.join(os.tmpdir(), 'hoist-drain-'));
+    const first = new FakeHost();
+    first.failing = /uncordon/;
+    await run([task('a', { change: 'change-a' })], first, { state, before: [hook('drain')], after: [hook('uncordon')] });
+    const again = new FakeHost();
+    again.failing = /uncordon/;
+    const r = await run([task('a', { change: 'change-a' })], again, { state, before: [hook('drain')], after: [hook('uncordon')] });
+    assert.match(r.error!, /owed after_host hook failed/);
+    assert.deepEqual(commands(again), ['uncordon']);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → paying debt → failed');
+  });
+
+  test('a drain that can\'t be recorded runs no hook; a failed drain without after_host hooks ends there', async () => {
+    const readOnly = new ReadOnlyHost();
+    const r = await run([task('a', { change: 'change-a' })], readOnly, { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.match(r.error!, /could not record the drain on the host, before_host hooks not run: read-only file system/);
+    assert.deepEqual(commands(readOnly), []);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → failed');
+    const gone = await run([task('a', { change: 'change-a' })], new ReadOnlyHost(true), { before: [hook('drain')], after: [hook('uncordon')] });
+    assert.equal(gone.status, 'unreachable');
+    assert.equal(pathOf(gone), 'new → connecting → planning → locking → recording drain → unreachable');
+    const refusing = new FakeHost();
+    refusing.failing = /drain/;
+    const d = await run([task('a', { change: 'change-a' })], refusing, { before: [hook('drain')] });
+    assert.deepEqual(commands(refusing), ['drain']);
+    assert.equal(pathOf(d), 'new → connecting → planning → locking → recording drain → draining → failed');
+  });
+});
+
 describe('HostRun: a host that will change nothing is neither drained nor counted in a rolling restart', () => {
   test('a task that cannot plan: no turn taken, no hook, the others keep restarting', async () => {
     const gate = new RestartGate(1);
@@ -463,9 +613,35 @@ describe('HostRun: a host that will change nothing is neither drained nor counte
     const r = await waiting;
     assert.equal(r.status, 'skipped', r.error);
     assert.equal(r.stillDrained, undefined);
+    assert.equal(pathOf(r), 'new → connecting → planning → locking → waiting turn → interrupted');
     assert.deepEqual(commands(host).filter((c) => /drain|restart/.test(c)), []);
     assert.ok(!host.ran.some((c) => c.includes('/var/lib/hoist/drained.json')), 'no drain record on the host');
     const journal = path.join(process.env.XDG_STATE_HOME!, 'hoist', 'drained');
     assert.ok(!existsSync(journal) || readdirSync(journal).length === 0, 'no drain record on the controller');
+  });
+});
+
+// After the interrupt above, for the same reason: it stays requested.
+describe('HostRun: every move of the state table is made by some run of this file', () => {
+  test('a host started after the interrupt stops while connecting, before it touches anything', async () => {
+    const host = new FakeHost();
+    const r = await run([task('a', { change: 'change-a' })], host);
+    assert.deepEqual([r.status, r.reason], ['skipped', 'interrupted']);
+    assert.equal(pathOf(r), 'new → connecting → interrupted');
+    assert.deepEqual(host.ran, []);
+  });
+
+  test('every move but a stop is made by some run of this file; stops are made from most states', () => {
+    const table = Object.entries(TRANSITIONS).flatMap(([from, tos]) => tos.map((to) => `${from} → ${to}`));
+    const untried = table.filter((m) => !moves.has(m));
+    // Any step may stop its host: an unexpected error fails it, or leaves it unreachable when the
+    // connection is gone, and an interrupt stops it before its next step (run()'s catch and
+    // stopIfInterrupted). An interrupt is for the whole process and is never taken back, so this file
+    // makes one mid-run (while waiting for a turn) and one before a host starts; the same check at the
+    // other steps is covered by test/integration/live-safety.test.ts.
+    assert.deepEqual(untried.filter((m) => !/→ (failed|unreachable|interrupted)$/.test(m)), []);
+    const stops = table.filter((m) => /→ (failed|unreachable|interrupted)$/.test(m));
+    assert.ok(moves.has('waiting turn → interrupted') && moves.has('connecting → interrupted'));
+    assert.ok(stops.filter((m) => moves.has(m)).length >= 16, `stops made: ${stops.filter((m) => moves.has(m)).join(', ')}`);
   });
 });
