@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { interruption } from './interrupt.js';
 import type { RestartGate } from './restart-gate.js';
 import { HostStates } from './host-state.js';
+import { HostError } from '../util/errors.js';
 
 export interface HostRunOptions {
   options: RunOptions;
@@ -29,8 +30,8 @@ export interface HostRunOptions {
 
 export const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;
 
-/** Ends a host's run early with a status and a reason. */
-export class Stop extends Error {
+/** Ends a host's run early with a status and a reason: a host's failure, caught by HostRun.run(). */
+export class Stop extends HostError {
   constructor(readonly status: HostReport['status'], message: string, readonly reason?: HostReport['reason']) {
     super(message);
   }

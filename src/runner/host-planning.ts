@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { HostLock } from '../ssh/connection.js';
 import type { Connection } from '../tasks/connection.js';
 import { gather, type Gathered, type Probe } from '../facts/probe.js';
-import { errorMessage, LockHeldError } from '../util/errors.js';
+import { errorMessage, InternalError, LockHeldError } from '../util/errors.js';
 import { PlanState, type HostPathSpec, type TaskModule, type TaskPlan } from '../tasks/types.js';
 import { DRAIN_PROBE, drainProbe } from './drain-debt.js';
 import { factSkip } from '../playbook/condition.js';
@@ -45,7 +45,7 @@ export async function lockAndPlan(hr: HostContext, conn: Connection): Promise<(T
 function startLive(hr: HostContext, conn: Connection): (Promise<unknown> | undefined)[] {
   const { host, vars, tasks } = hr.play;
   const base = { host, vars, options: hr.o.options, controller: hr.o.controller };
-  return tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+  return tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new InternalError(`a task threw a non-error: ${String(e)}`))));
 }
 
 /** One round trip for facts and every probe, then each task's plan from what it found. */
@@ -108,7 +108,7 @@ async function readAndPlan(hr: HostContext, conn: Connection, live: (Promise<unk
       hr.step(`plan "${t.spec.title}": ${pl.skipped ? `skipped (${pl.skipped})` : counts.length ? counts.join(', ') : 'nothing to do'} in ${secs(tPlan)}`);
     } catch (e) {
       // Later tasks plan from what this one would have done; past a failed plan there is nothing to go on.
-      plans.push(e instanceof Error ? e : new Error(String(e)));
+      plans.push(e instanceof Error ? e : new InternalError(`a task threw a non-error: ${String(e)}`));
       break;
     }
   }

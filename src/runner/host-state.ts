@@ -1,4 +1,4 @@
-import { HostError } from '../util/errors.js';
+import { InternalError } from '../util/errors.js';
 import type { HostReport } from './report.js';
 
 /**
@@ -93,7 +93,7 @@ export class HostStates {
   /** Moves to `next`; an illegal move is hoist's own bug, and fails the host rather than going on in an unknown state. */
   to(next: HostState): void {
     const from = this.current;
-    if (!TRANSITIONS[from].includes(next)) throw new HostError(`internal error: ${this.host} cannot go from ${from} to ${next}`);
+    if (!TRANSITIONS[from].includes(next)) throw new InternalError(`internal error: ${this.host} cannot go from ${from} to ${next}`);
     this.path.push(next);
   }
 }

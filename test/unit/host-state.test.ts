@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { HostStates, TRANSITIONS, endingOf, type HostState } from '../../src/runner/host-state.js';
-import { HostError } from '../../src/util/errors.js';
+import { InternalError } from '../../src/util/errors.js';
 
 /**
  * The flows of docs/architecture.md, written out: every move a host's run may make is on one of
@@ -60,7 +60,7 @@ describe('host states', () => {
         assert.equal(s.current, from);
         assert.throws(
           () => s.to(to),
-          (e: unknown) => e instanceof HostError && e.message === `internal error: h7 cannot go from ${from} to ${to}`,
+          (e: unknown) => e instanceof InternalError && e.message === `internal error: h7 cannot go from ${from} to ${to}`,
         );
         assert.equal(s.current, from);
         refused++;
