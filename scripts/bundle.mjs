@@ -12,7 +12,7 @@ const out = path.join(root, 'dist');
 for (const f of readdirSync(out)) if (/^hoist(-[A-Z0-9]+)?\.js$/.test(f)) rmSync(path.join(out, f));
 
 await build({
-  entryPoints: { hoist: path.join(root, 'src/cli/main.ts') },
+  entryPoints: { hoist: path.join(root, 'src/cli/entry.ts') },
   bundle: true,
   splitting: true,
   format: 'esm',

@@ -9,6 +9,7 @@ import { expandProxyCommand, startProxyCommand, type ProxyStream } from './proxy
 import { onTick } from './controller-clock.js';
 import { HandshakePacer } from './handshake-pacer.js';
 import { SilenceCounter, WorkingDeadline } from './liveness.js';
+import { quickAuth } from './quick-auth.js';
 
 export interface TransportOptions {
   knownHosts: KnownHosts;
@@ -291,6 +292,7 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
     // Connected at the TCP level: what fails from here is SSH's part.
     client.once('connect', () => (stage = 'ssh'));
     client.connect(cfg);
+    quickAuth(client, auth.methods);
   });
 }
 

@@ -11,13 +11,25 @@ export interface Relay {
   ports: Map<string, number>;
   /** Round trips of every connection closed so far, by host name. */
   roundTrips: Map<string, number[]>;
+  /**
+   * Per connection closed so far, by host name: when each burst of traffic began (ms after the
+   * connection was accepted), its direction and its bytes; a burst is traffic in one direction until
+   * the other speaks. Shows which step of a run each round trip belongs to.
+   */
+  bursts: Map<string, Burst[][]>;
   /** Forget what was counted (between measured runs). */
   reset(): void;
   close(): Promise<void>;
 }
 
+export interface Burst {
+  atMs: number;
+  dir: 'up' | 'down';
+  bytes: number;
+}
+
 /** Passes chunks on `delay` ms after they arrived, in arrival order. */
-function delayed(from: net.Socket, to: net.Socket, delay: number, onData: () => void): void {
+function delayed(from: net.Socket, to: net.Socket, delay: number, onData: (bytes: number) => void): void {
   const queue: { at: number; chunk: Buffer }[] = [];
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
@@ -29,7 +41,7 @@ function delayed(from: net.Socket, to: net.Socket, delay: number, onData: () => 
   };
   let ended = false;
   from.on('data', (chunk: Buffer) => {
-    onData();
+    onData(chunk.length);
     queue.push({ at: Date.now() + delay, chunk });
     timer ??= setTimeout(flush, delay);
   });
@@ -42,20 +54,25 @@ function delayed(from: net.Socket, to: net.Socket, delay: number, onData: () => 
 export async function startRelays(hosts: { name: string; address: string; port?: number }[], oneWayMs: number): Promise<Relay> {
   const ports = new Map<string, number>();
   const roundTrips = new Map<string, number[]>();
+  const bursts = new Map<string, Burst[][]>();
   const servers: net.Server[] = [];
   for (const h of hosts) {
     const server = net.createServer((client) => {
       const upstream = net.connect(h.port ?? 22, h.address);
       let last: 'up' | 'down' | undefined;
       let turns = 0;
-      const saw = (dir: 'up' | 'down') => {
+      const t0 = Date.now();
+      const mine: Burst[] = [];
+      const saw = (dir: 'up' | 'down', bytes: number) => {
         if (last === 'up' && dir === 'down') turns++;
+        if (last !== dir) mine.push({ atMs: Date.now() - t0, dir, bytes: 0 });
+        mine[mine.length - 1].bytes += bytes;
         last = dir;
       };
       client.setNoDelay(true);
       upstream.setNoDelay(true);
-      delayed(client, upstream, oneWayMs, () => saw('up'));
-      delayed(upstream, client, oneWayMs, () => saw('down'));
+      delayed(client, upstream, oneWayMs, (n) => saw('up', n));
+      delayed(upstream, client, oneWayMs, (n) => saw('down', n));
       const done = () => {
         client.destroy();
         upstream.destroy();
@@ -64,7 +81,9 @@ export async function startRelays(hosts: { name: string; address: string; port?:
       upstream.on('error', done);
       let closed = 0;
       const count = () => {
-        if (++closed === 2) roundTrips.set(h.name, [...(roundTrips.get(h.name) ?? []), turns]);
+        if (++closed !== 2) return;
+        roundTrips.set(h.name, [...(roundTrips.get(h.name) ?? []), turns]);
+        bursts.set(h.name, [...(bursts.get(h.name) ?? []), mine]);
       };
       client.on('close', count);
       upstream.on('close', count);
@@ -76,7 +95,11 @@ export async function startRelays(hosts: { name: string; address: string; port?:
   return {
     ports,
     roundTrips,
-    reset: () => roundTrips.clear(),
+    bursts,
+    reset: () => {
+      roundTrips.clear();
+      bursts.clear();
+    },
     close: async () => {
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     },
