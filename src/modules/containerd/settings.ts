@@ -2,11 +2,12 @@ import { s, type InferShape } from '../../util/schema.js';
 import { normaliseHostPath } from '../../util/path-guard.js';
 import { addSecret } from '../../util/redact.js';
 import type { SettingsIssue } from '../../tasks/types.js';
-import { checkRuntimeConfig } from './config/validate.js';
+import { runtimeConfig } from './config/validate.js';
+import { registriesSchema } from './config/registry-schema.js';
 import type { RuntimeConfig } from './config/types.js';
 import { cniNetwork, type CniNetwork } from './config/cni.js';
 import { KNOWN_PATCH_RELEASES, ReleaseVersionSchema } from './config/version-schema.js';
-import { catalogFor, normalizeReleaseBaseUrl, SettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
+import { catalogFor, normalizeReleaseBaseUrl, reportSettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
 
 const absPath = s.string(/^\//, 'an absolute path');
 const version = new ReleaseVersionSchema('release');
@@ -14,8 +15,9 @@ const version = new ReleaseVersionSchema('release');
 /**
  * Every variable the containerd tasks read, with its type: the engine checks each host's variables
  * against these before connecting, and reports a misspelt one with the nearest name here.
- * What depends on several of them (a registry's files, the release catalogue) is checked in
- * containerdSettings below, in the same pass.
+ * What depends on several of them or on the target release (a registry's credentials and files,
+ * what a containerd release accepts, the release catalogue) is checked in containerdSettings below,
+ * in the same pass, and reported the same way: an issue at the key path, which the engine locates.
  */
 export const containerdVariables = {
   containerd_version: new ReleaseVersionSchema('containerd', KNOWN_PATCH_RELEASES).describe('release to install, e.g. "1.7.24" or "2.1.9"'),
@@ -34,7 +36,7 @@ export const containerdVariables = {
   imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
   config_path: absPath.optional(),
   allow_data_dir: s.list(absPath).optional().describe('root_dir or state_dir (as set) that may be used though it lies in a user\'s home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd\'s entries in it'),
-  registries: s.record(s.unknown()).optional().describe('per registry host: mirrors, TLS files, credentials'),
+  registries: registriesSchema.optional().describe('per registry host (as in image references, or _default for every registry): mirrors, TLS files, credentials; the keys of a registry and of a mirror are listed below'),
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
@@ -74,34 +76,29 @@ export interface ContainerdSettings {
 
 /** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
 export function containerdSettings(vars: ContainerdVariables, report: (issue: SettingsIssue) => void): ContainerdSettings | undefined {
-  const runtime = checkRuntimeConfig(vars);
-  for (const i of runtime.issues) report(i);
-  let cniOk = true;
-  const cni = cniNetwork(vars, (i) => { cniOk = false; report(i); });
-  const attempt = <T>(fn: () => T): T | undefined => {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof SettingError)) throw e;
-      report({ path: [e.key], message: e.message });
-      return undefined;
-    }
+  // Every check below reports the same way, an issue at its key path; any issue means no settings.
+  let problems = 0;
+  const counted = (i: SettingsIssue) => {
+    problems++;
+    report(i);
   };
-  const base = attempt(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL));
-  const hostBase = vars.host_release_base_url ? attempt(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url')) : base;
+  const runtime = { value: runtimeConfig(vars, counted) };
+  const cni = cniNetwork(vars, counted);
+  const base = reportSettingError(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL), counted);
+  const hostBase = vars.host_release_base_url ? reportSettingError(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url'), counted) : base;
   // Variables reach settings as written: a single path stands for a list of one.
   const rawAllow: unknown = vars.allow_data_dir;
   const allowDataDirs = (rawAllow === undefined ? [] : Array.isArray(rawAllow) ? rawAllow : [rawAllow]).map((d) => normaliseHostPath(String(d)));
   allowDataDirs.forEach((d, i) => {
     const named = { root_dir: runtime.value?.rootDir, state_dir: runtime.value?.stateDir };
     if (runtime.value && d !== named.root_dir && d !== named.state_dir) {
-      report({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
+      counted({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
     }
   });
-  if (!runtime.value || base === undefined || hostBase === undefined || !cniOk) return undefined;
+  if (problems > 0 || !runtime.value || base === undefined || hostBase === undefined) return undefined;
   const rt = runtime.value;
   const arch = vars.release_arch ?? 'amd64';
-  const artifacts = attempt(() =>
+  const artifacts = reportSettingError(() =>
     catalogFor(rt.version, {
       releaseBaseUrl: base,
       runcVersion: vars.runc_version,
@@ -110,6 +107,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
       pinnedSha256: vars.pinned_sha256,
       arch,
     }),
+    counted,
   );
   if (!artifacts) return undefined;
   registerRegistrySecrets(rt);

@@ -7,31 +7,21 @@
 import path from 'node:path';
 import { addSecret } from '../../../util/redact.js';
 import { InputError, InputErrors } from '../../../util/errors.js';
-import { formatPath, isPlainObject, type Issue, type Path } from '../../../util/schema.js';
-import { didYouMean } from '../../../util/suggest.js';
+import { formatPath, isPlainObject, parseWith, type Issue, type Path } from '../../../util/schema.js';
 import { compareVersions, formatVersion, parseVersion, VersionParseError, type Version } from '../version.js';
-import { CAPABILITIES, DEFAULT_MIRROR_CAPABILITIES, OLDEST_SUPPORTED, RUNTIME_DEFAULTS, Secret, type Capability, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
+import { OLDEST_SUPPORTED, RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
 import { hostPathProblem, normaliseHostPath } from '../../../util/path-guard.js';
-import { resolveSecretRef, secretRefOf, secretRefProblem } from '../../../util/secret-ref.js';
+import { resolveSecretRef, type SecretRef } from '../../../util/secret-ref.js';
+import { isCredentialName } from '../../../util/credential-names.js';
+import { CONTROL_RE, registriesSchema, type MirrorVars, type RegistryVars } from './registry-schema.js';
 import { HOIST_STATE_DIR } from '../../../host-paths.js';
 import { CONTAINERD_ETC } from '../paths.js';
 
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
-const REGISTRY_KEYS = ['server', 'mirrors', 'ca', 'client_cert', 'client_key', 'skip_verify', 'username', 'password', 'auth', 'insecure_http'];
-const MIRROR_KEYS = ['url', 'capabilities', 'ca', 'client_cert', 'client_key', 'skip_verify', 'override_path', 'headers'];
-
-const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
-const HOST_RE = new RegExp(`^(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9A-Fa-f:.]+\\])(?::(\\d{1,5}))?$`);
-// RFC 3986 path characters, so a URL never needs quoting or escaping anywhere containerd or a shell sees it.
-const URL_PATH_RE = /^(?:\/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*$/;
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BASENAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-// Control characters, and lone surrogates that no TOML or YAML file can carry.
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const SNAPSHOTTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 class Issues {
@@ -47,12 +37,6 @@ function show(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (isPlainObject(v)) return 'a table';
   return JSON.stringify(v) ?? String(v);
-}
-
-function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[], where: Path, issues: Issues): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) issues.add([...where, k], `unknown setting${didYouMean(k, allowed)} (known: ${allowed.join(', ')})`);
-  }
 }
 
 function str(v: unknown, where: Path, issues: Issues): string | undefined {
@@ -113,64 +97,6 @@ function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string>, others: R
   }
 }
 
-/** A controller-side file for a registry; its basename becomes the file name on the host. */
-function controllerFile(v: unknown, where: Path, issues: Issues): string | null {
-  if (v === undefined) return null;
-  const s = str(v, where, issues);
-  if (s === undefined) return null;
-  if (s === '' || CONTROL_RE.test(s)) {
-    issues.add(where, 'must be a non-empty path without control characters');
-    return null;
-  }
-  const base = path.basename(s);
-  if (!BASENAME_RE.test(base) || base === 'hosts.toml') {
-    issues.add(where, `file name ${show(base)} can't be used on the host (letters, digits, ".", "_", "-"; not hosts.toml)`);
-    return null;
-  }
-  return s;
-}
-
-function httpUrl(v: unknown, where: Path, issues: Issues): string | null {
-  const s = str(v, where, issues);
-  if (s === undefined) return null;
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(s);
-  if (!m) {
-    issues.add(where, `${show(s)} has no scheme (http:// or https://)`);
-    return null;
-  }
-  if (m[1] !== 'http' && m[1] !== 'https') {
-    issues.add(where, `${show(s)} must use http:// or https://, not ${m[1]}://`);
-    return null;
-  }
-  const rest = m[2];
-  const slash = rest.indexOf('/');
-  const authority = slash < 0 ? rest : rest.slice(0, slash);
-  const p = slash < 0 ? '' : rest.slice(slash);
-  if (authority.includes('@')) {
-    issues.add(where, 'must not carry credentials in the URL; use username/password on the registry');
-    return null;
-  }
-  const hm = HOST_RE.exec(authority);
-  if (!hm || (hm[1] !== undefined && (Number(hm[1]) < 1 || Number(hm[1]) > 65535))) {
-    issues.add(where, `${show(s)} has no valid host[:port]`);
-    return null;
-  }
-  if (/[?#]/.test(p) || !URL_PATH_RE.test(p)) {
-    issues.add(where, `${show(s)} must not have a query, fragment, or characters outside a URL path`);
-    return null;
-  }
-  return s;
-}
-
-function registryHostError(host: string): string | null {
-  if (host === '_default') return null;
-  const m = HOST_RE.exec(host);
-  if (!m) return 'is not a registry host (name or IP, optional :port, as in image references)';
-  if (m[1] !== undefined && (Number(m[1]) < 1 || Number(m[1]) > 65535)) return 'has a port outside 1-65535';
-  if (host.includes('://')) return 'must be a host, not a URL';
-  return null;
-}
-
 function defaultServer(host: string, insecureHttp: boolean): string | null {
   if (host === '_default') return null;
   // Same endpoint containerd picks when hosts.toml names no server.
@@ -178,127 +104,48 @@ function defaultServer(host: string, insecureHttp: boolean): string | null {
   return `${insecureHttp ? 'http' : 'https'}://${host}`;
 }
 
-function tlsFiles(raw: Record<string, unknown>, where: Path, issues: Issues): TlsFiles {
-  const ca = controllerFile(raw.ca, [...where, 'ca'], issues);
-  const clientCert = controllerFile(raw.client_cert, [...where, 'client_cert'], issues);
-  const clientKey = controllerFile(raw.client_key, [...where, 'client_key'], issues);
+function tlsFiles(raw: RegistryVars | MirrorVars, where: Path, issues: Issues): TlsFiles {
   if ((raw.client_cert === undefined) !== (raw.client_key === undefined)) {
     issues.add(where, 'client_cert and client_key must be set together');
   }
-  return { ca, clientCert, clientKey, skipVerify: bool(raw.skip_verify, false, [...where, 'skip_verify'], issues) };
-}
-
-function capabilities(v: unknown, where: Path, issues: Issues): Capability[] {
-  if (v === undefined) return [...DEFAULT_MIRROR_CAPABILITIES];
-  if (!Array.isArray(v) || v.length === 0) {
-    issues.add(where, `must be a non-empty array of ${CAPABILITIES.map((c) => `"${c}"`).join(', ')}`);
-    return [...DEFAULT_MIRROR_CAPABILITIES];
-  }
-  const set = new Set<Capability>();
-  v.forEach((c, i) => {
-    if (typeof c === 'string' && (CAPABILITIES as readonly string[]).includes(c)) set.add(c as Capability);
-    // containerd refuses the whole hosts.toml on an unknown capability.
-    else issues.add([...where, i], `${show(c)} is not a capability (pull, resolve, push)`);
-  });
-  return CAPABILITIES.filter((c) => set.has(c));
-}
-
-function headers(v: unknown, where: Path, issues: Issues): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  if (v === undefined) return out;
-  if (!isPlainObject(v)) {
-    issues.add(where, `must be a table of header name = value, got ${show(v)}`);
-    return out;
-  }
-  for (const [name, value] of Object.entries(v)) {
-    const w: Path = [...where, name];
-    if (!HEADER_NAME_RE.test(name)) {
-      issues.add(w, 'is not a valid HTTP header name');
-      continue;
-    }
-    const values = Array.isArray(value) ? value : [value];
-    if (values.length === 0 || !values.every((x): x is string => typeof x === 'string')) {
-      issues.add(w, 'must be a string or a non-empty array of strings');
-      continue;
-    }
-    // Go's HTTP client refuses control characters (other than tab) in header values.
-    if (values.some((x) => /[\u0000-\u0008\u000a-\u001f\u007f]/.test(x))) {
-      issues.add(w, 'must not contain control characters (CR, LF, NUL, …)');
-      continue;
-    }
-    if (isSensitiveHeader(name)) values.forEach((x) => addSecret(x));
-    out[name] = values;
-  }
-  return out;
+  return { ca: raw.ca ?? null, clientCert: raw.client_cert ?? null, clientKey: raw.client_key ?? null, skipVerify: raw.skip_verify };
 }
 
 /** Header names whose values are credentials: files carrying them are written 0600 and values redacted. */
 export function isSensitiveHeader(name: string): boolean {
-  return /auth|token|cookie|secret|key|password/i.test(name);
+  return isCredentialName(name, 'header');
 }
 
-function mirror(raw: unknown, where: Path, issues: Issues): MirrorConfig | null {
-  // The string shorthand reports against the list entry itself, the table form against `.url`.
-  const shorthand = typeof raw === 'string';
-  if (shorthand) raw = { url: raw };
-  else if (!isPlainObject(raw)) {
-    issues.add(where, `must be a URL string or a table with url = "…", got ${show(raw)}`);
-    return null;
-  }
-  const obj = raw as Record<string, unknown>;
-  if (obj.url === undefined) {
-    issues.add([...where, 'url'], 'is required');
-    return null;
-  }
-  unknownKeys(obj, MIRROR_KEYS, where, issues);
-  const url = httpUrl(obj.url, shorthand ? where : [...where, 'url'], issues);
-  const tls = tlsFiles(obj, where, issues);
+function mirror(raw: MirrorVars, where: Path, issues: Issues): MirrorConfig {
+  for (const [name, values] of Object.entries(raw.headers)) if (isSensitiveHeader(name)) values.forEach((x) => addSecret(x));
   return {
-    url: url ?? '',
-    capabilities: capabilities(obj.capabilities, [...where, 'capabilities'], issues),
-    ...tls,
-    overridePath: bool(obj.override_path, false, [...where, 'override_path'], issues),
-    headers: headers(obj.headers, [...where, 'headers'], issues),
+    url: raw.url,
+    capabilities: raw.capabilities,
+    ...tlsFiles(raw, where, issues),
+    overridePath: raw.override_path,
+    headers: raw.headers,
   };
 }
 
-function registry(host: string, raw: unknown, where: Path, issues: Issues): RegistryConfig | null {
-  const hostErr = registryHostError(host);
-  if (hostErr) {
-    issues.add(where, `${show(host)} ${hostErr}`);
-    return null;
-  }
-  if (!isPlainObject(raw)) {
-    issues.add(where, `must be a table, got ${show(raw)}`);
-    return null;
-  }
-  unknownKeys(raw, REGISTRY_KEYS, where, issues);
-  const insecureHttp = bool(raw.insecure_http, false, [...where, 'insecure_http'], issues);
+/** A registry's settings as the schema read them, with what depends on several keys: its server, its credentials, its files. */
+function registry(host: string, raw: RegistryVars, where: Path, issues: Issues): RegistryConfig {
+  const insecureHttp = raw.insecure_http;
   let server = defaultServer(host, insecureHttp);
   if (raw.server !== undefined) {
     if (host === '_default') issues.add([...where, 'server'], '_default applies to every registry and cannot name a server');
     else {
-      const s = httpUrl(raw.server, [...where, 'server'], issues);
-      if (s) {
-        if (insecureHttp && s.startsWith('https://')) issues.add([...where, 'server'], `${show(s)} is https:// but insecure_http = true asks for plain http`);
-        server = s;
-      }
+      if (insecureHttp && raw.server.startsWith('https://')) issues.add([...where, 'server'], `${show(raw.server)} is https:// but insecure_http = true asks for plain http`);
+      server = raw.server;
     }
   }
   const mirrors: MirrorConfig[] = [];
-  if (raw.mirrors !== undefined) {
-    if (!Array.isArray(raw.mirrors)) issues.add([...where, 'mirrors'], `must be an array, got ${show(raw.mirrors)}`);
-    else {
-      const seen = new Set<string>();
-      raw.mirrors.forEach((m, i) => {
-        const parsed = mirror(m, [...where, 'mirrors', i], issues);
-        if (!parsed) return;
-        if (parsed.url && seen.has(parsed.url)) issues.add([...where, 'mirrors', i], `${show(parsed.url)} is listed twice`);
-        seen.add(parsed.url);
-        mirrors.push(parsed);
-      });
-    }
-  }
+  const seen = new Set<string>();
+  raw.mirrors.forEach((m, i) => {
+    const parsed = mirror(m, [...where, 'mirrors', i], issues);
+    if (seen.has(parsed.url)) issues.add([...where, 'mirrors', i], `${show(parsed.url)} is listed twice`);
+    seen.add(parsed.url);
+    mirrors.push(parsed);
+  });
   const tls = tlsFiles(raw, where, issues);
   let auth: RegistryAuth | null = null;
   const hasUser = raw.username !== undefined || raw.password !== undefined;
@@ -306,7 +153,7 @@ function registry(host: string, raw: unknown, where: Path, issues: Issues): Regi
   else if (hasUser) {
     // Never echo these values: they are credentials.
     const password = credential(raw.password, [...where, 'password'], issues);
-    if (typeof raw.username !== 'string' || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
+    if (raw.username === undefined || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
       issues.add([...where, 'username'], 'must be a non-empty string without ":" or control characters');
     } else if (password === null) {
       issues.add([...where, 'password'], 'must be a non-empty string, or a reference ({ env = "NAME" }, { file = "path" }, { command = "…" }), when username is set');
@@ -456,13 +303,9 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
 
   const registries: Record<string, RegistryConfig> = {};
   if (vars.registries !== undefined) {
-    if (!isPlainObject(vars.registries)) issues.add(['registries'], `must be a table keyed by registry host, got ${show(vars.registries)}`);
-    else {
-      for (const host of sortedKeys(vars.registries)) {
-        const r = registry(host, vars.registries[host], ['registries', host], issues);
-        if (r) registries[host] = r;
-      }
-    }
+    const parsed = parseWith(registriesSchema, vars.registries, ['registries']);
+    issues.list.push(...parsed.issues);
+    for (const host of sortedKeys(parsed.value ?? {})) registries[host] = registry(host, parsed.value![host], ['registries', host], issues);
   }
   if (version) versionChecks(version, configPath, registries, issues);
 
@@ -486,6 +329,13 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
   return { value, issues: [] };
 }
 
+/** checkRuntimeConfig for a module's settings: each problem goes to `report` with its key path, like every other setting's. */
+export function runtimeConfig(vars: Record<string, unknown>, report: (issue: Issue) => void): RuntimeConfig | undefined {
+  const { value, issues } = checkRuntimeConfig(vars);
+  issues.forEach(report);
+  return value;
+}
+
 /** checkRuntimeConfig for callers without a file to point at: every problem in one error, each led by its key path. */
 export function validateRuntimeConfig(vars: Record<string, unknown>): RuntimeConfig {
   const { value, issues } = checkRuntimeConfig(vars);
@@ -495,22 +345,14 @@ export function validateRuntimeConfig(vars: Record<string, unknown>): RuntimeCon
 
 
 /**
- * A credential written in place or referenced: its value; undefined when a reference failed (the
- * problem is reported, naming the reference, never a value); null when it is neither.
+ * A credential the schema accepted, written in place or referenced: its value; undefined when a
+ * reference failed (the problem is reported, naming the reference, never a value); null when empty.
  */
-function credential(v: unknown, where: Path, issues: Issues): string | null | undefined {
-  if (typeof v === 'string') return v === '' ? null : v;
-  const ref = secretRefOf(v);
-  if (!ref) {
-    const problem = secretRefProblem(v);
-    if (problem) {
-      issues.add(where, problem);
-      return undefined;
-    }
-    return null;
-  }
+function credential(v: string | SecretRef | undefined, where: Path, issues: Issues): string | null | undefined {
+  if (v === undefined || v === '') return null;
+  if (typeof v === 'string') return v;
   try {
-    return resolveSecretRef(ref);
+    return resolveSecretRef(v);
   } catch (e) {
     issues.add(where, (e as Error).message);
     return undefined;
