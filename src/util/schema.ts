@@ -38,10 +38,11 @@ export abstract class Schema<T> {
   /**
    * This schema with a further check (or conversion) of a value it accepted: `fn` reports what is
    * wrong through `report` (at the value, or at a key below it) and returns the value to keep, or
-   * undefined after reporting. The type, docs and defaults are those of this schema.
+   * undefined after reporting. The docs and defaults are those of this schema; `label` names the
+   * narrower type in the reference ("http(s) URL" for a string).
    */
-  refine<U = T>(fn: (value: T, report: (message: string, below?: Path) => undefined) => U | undefined): Schema<U> {
-    return new RefinedSchema<T, U>(this, fn);
+  refine<U = T>(fn: (value: T, report: (message: string, below?: Path) => undefined) => U | undefined, label?: string): Schema<U> {
+    return new RefinedSchema<T, U>(this, fn, label);
   }
 
   /** The type as the reference and `hoist tasks NAME` print it: "string", "list of string", "one of a, b". */
@@ -342,9 +343,7 @@ class UnionSchema<T> extends Schema<T> {
   override accepts(v: unknown) {
     return this.options.some((o) => o.accepts(v));
   }
-  override tables(at: string) {
-    return this.options.flatMap((o) => o.tables(at));
-  }
+  // Its label says what each option is (a secret reference's three forms): no table of their keys.
   check(v: unknown, path: Path, ctx: ParseContext) {
     const ofType = this.options.filter((o) => o.accepts(v));
     // One option reads values of this type: its own message says best what is wrong.
@@ -362,13 +361,17 @@ class UnionSchema<T> extends Schema<T> {
 
 class RefinedSchema<T, U> extends Schema<U> {
   readonly kind: string;
-  constructor(private readonly base: Schema<T>, private readonly fn: (value: T, report: (message: string, below?: Path) => undefined) => U | undefined) {
+  constructor(
+    private readonly base: Schema<T>,
+    private readonly fn: (value: T, report: (message: string, below?: Path) => undefined) => U | undefined,
+    private readonly narrower?: string,
+  ) {
     super();
     this.kind = base.kind;
     this.description = base.description;
   }
   override label() {
-    return this.base.label();
+    return this.narrower ?? this.base.label();
   }
   override accepts(v: unknown) {
     return this.base.accepts(v);

@@ -33,7 +33,7 @@ const httpUrl = s.string().refine((v, report) => {
   if (!hm || (hm[1] !== undefined && (Number(hm[1]) < 1 || Number(hm[1]) > 65535))) return report(`${show(v)} has no valid host[:port]`);
   if (/[?#]/.test(p) || !URL_PATH_RE.test(p)) return report(`${show(v)} must not have a query, fragment, or characters outside a URL path`);
   return v;
-});
+}, 'http(s) URL');
 
 /** A controller-side file pushed to the registry's directory; its basename becomes the file name on the host. */
 const controllerFile = s.string().refine((v, report) => {
@@ -41,7 +41,7 @@ const controllerFile = s.string().refine((v, report) => {
   const base = path.basename(v);
   if (!BASENAME_RE.test(base) || base === 'hosts.toml') return report(`file name ${show(base)} can't be used on the host (letters, digits, ".", "_", "-"; not hosts.toml)`);
   return v;
-});
+}, 'path on the controller');
 
 /** Why `host` can't be a key of `registries`, or null. */
 export function registryHostProblem(host: string): string | null {
@@ -76,7 +76,7 @@ export const mirrorSchema = s.object({
   capabilities: s.nonEmptyArray(capability).refine((list) => CAPABILITIES.filter((c) => list.includes(c))).default([...DEFAULT_MIRROR_CAPABILITIES]).describe('what the mirror is used for (1.5 and later; 1.4 uses every mirror for pull and resolve)'),
   ...tls,
   override_path: s.bool().default(false).describe('the URL path is the API root (no /v2 appended; containerd 1.6 and later)'),
-  headers: headers.default({}).describe('HTTP headers sent to the mirror (1.5 and later); a credential-named one makes hosts.toml 0600 and is masked'),
+  headers: headers.default({}).describe('HTTP headers sent to the mirror (1.5 and later), each a value or a list of values; a credential-named one makes hosts.toml 0600 and is masked'),
 });
 
 /** A credential written in place or named by reference; resolved on the controller before any host is contacted. */
