@@ -150,7 +150,9 @@ class BoolSchema extends Schema<boolean> {
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     if (typeof v !== 'boolean') {
-      ctx.issues.push({ path, message: `expected true or false, got ${typeName(v)}` });
+      // A quoted "true" is the usual slip: a short string is shown as written.
+      const got = typeof v === 'string' && v.length <= 16 ? JSON.stringify(v) : typeName(v);
+      ctx.issues.push({ path, message: `expected true or false, got ${got}` });
       return undefined;
     }
     return v;
@@ -459,6 +461,29 @@ export function formatPath(path: Path): string {
     else out += out ? `.${JSON.stringify(p)}` : JSON.stringify(p);
   }
   return out;
+}
+
+/**
+ * The keys of `shape` in `value`, each checked on its own: a key that fits (or its default) is in
+ * the result, one that doesn't is left out and reported, a missing required one is reported; keys
+ * the shape doesn't name are ignored. For a checker that goes on with what is usable, so one pass
+ * reports every problem, rules across keys included.
+ */
+export function parseFields<S extends Shape>(shape: S, value: Record<string, unknown>, basePath: Path = []): { value: Partial<InferShape<S>>; issues: Issue[] } {
+  const ctx: ParseContext = { issues: [] };
+  const out: Record<string, unknown> = {};
+  for (const [k, schema] of Object.entries(shape)) {
+    const x = value[k];
+    if (x === undefined) {
+      if (!schema.isOptional) ctx.issues.push({ path: [...basePath, k], message: `missing required key "${k}"` });
+      else if (schema.defaultValue !== undefined) out[k] = structuredClone(schema.defaultValue);
+      continue;
+    }
+    const before = ctx.issues.length;
+    const r = schema.check(x, [...basePath, k], ctx);
+    if (r !== undefined && ctx.issues.length === before) out[k] = r;
+  }
+  return { value: out as Partial<InferShape<S>>, issues: ctx.issues };
 }
 
 export function parseWith<T>(schema: Schema<T>, value: unknown, basePath: Path = []): { value?: T; issues: Issue[] } {

@@ -439,7 +439,7 @@ describe('restrict_oom_score_adj', () => {
   });
 
   it('must be a boolean', () => {
-    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: must be true or false, got "yes"/m);
+    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: expected true or false, got "yes"/m);
   });
 });
 
@@ -512,7 +512,7 @@ describe('determinism', () => {
 
 describe('validateRuntimeConfig', () => {
   it('applies the documented defaults', () => {
-    const cfg = cfgFor({ containerd_version: 'v1.7.34', some_other_var: 1 });
+    const cfg = cfgFor({ containerd_version: '1.7.34', some_other_var: 1 });
     assert.deepEqual({ ...cfg, version: undefined }, {
       containerdVersion: '1.7.34',
       version: undefined,
@@ -556,7 +556,7 @@ describe('validateRuntimeConfig', () => {
     ['typo in a registry key', { registries: { 'docker.io': { mirror: ['https://m'] } } }, 'registries.docker.io.mirror: unknown key "mirror"; did you mean "mirrors"?'],
     ['unknown registry key, no near miss', { registries: { 'docker.io': { proxy: 'x' } } }, 'registries.docker.io.proxy: unknown key "proxy" (known: server, mirrors, ca, client_cert, client_key, skip_verify, insecure_http, username, password, auth)'],
     ['registry not a table', { registries: { 'docker.io': 'https://m' } }, 'registries.docker.io: expected a table, got string'],
-    ['mirror neither URL nor table', { registries: { 'docker.io': { mirrors: [5] } } }, 'registries.docker.io.mirrors[0]: expected string or table, got number'],
+    ['mirror neither URL nor table', { registries: { 'docker.io': { mirrors: [5] } } }, 'registries.docker.io.mirrors[0]: expected http(s) URL or table, got number'],
     ['mirror table without url', { registries: { 'docker.io': { mirrors: [{ skip_verify: true }] } } }, 'registries.docker.io.mirrors[0].url: missing required key "url"'],
     ['bad header name', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X A': 'a' } }] } } }, 'registries.r.local.mirrors[0].headers."X A": is not a valid HTTP header name'],
     ['header without values', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': [] } }] } } }, 'registries.r.local.mirrors[0].headers.X-A: expected a list of at least 1 string, got 0'],
@@ -571,8 +571,8 @@ describe('validateRuntimeConfig', () => {
     ['password without username', { registries: { 'r.local': { password: 'x' } } }, 'registries.r.local.username: must be a non-empty string'],
     ['bad auth', { registries: { 'r.local': { auth: 'bm9jb2xvbg' } } }, 'registries.r.local.auth: must be base64 of "username:password"'],
     ['relative root_dir', { root_dir: 'var/lib' }, 'root_dir: "var/lib" must be an absolute path'],
-    ['oom_score out of range', { oom_score: 5000 }, 'oom_score: must be an integer from -1000 to 1000, got 5000'],
-    ['systemd_cgroup as string', { systemd_cgroup: 'yes' }, 'systemd_cgroup: must be true or false, got "yes"'],
+    ['oom_score out of range', { oom_score: 5000 }, 'oom_score: 5000 is out of range -1000..1000'],
+    ['systemd_cgroup as string', { systemd_cgroup: 'yes' }, 'systemd_cgroup: expected true or false, got "yes"'],
     ['glob in imports_dir', { imports_dir: '/etc/c*' }, 'imports_dir: "/etc/c*" must not contain glob characters'],
     ['basename clash', { registries: { 'r.local': { ca: '/a/ca.crt', mirrors: [{ url: 'https://m', ca: '/b/ca.crt' }] } } }, 'registries.r.local.mirrors[0]: "/b/ca.crt" and "/a/ca.crt" would both be pushed as ca.crt'],
     ['hosts.toml as a cert name', { registries: { 'r.local': { ca: '/x/hosts.toml' } } }, 'registries.r.local.ca: file name "hosts.toml" can\'t be used on the host'],
@@ -587,9 +587,9 @@ describe('validateRuntimeConfig', () => {
   }
 
   it('containerd_version is required and must be a supported release', () => {
-    assert.match(validationError({}), /^containerd_version: is required/m);
+    assert.match(validationError({}), /^containerd_version: missing required key "containerd_version"/m);
     assert.match(validationError({ containerd_version: '1.3.9' }), /^containerd_version: "1\.3\.9" is not supported/m);
-    assert.match(validationError({ containerd_version: 'latest' }), /^containerd_version: "latest" is not a version/m);
+    assert.match(validationError({ containerd_version: 'latest' }), /^containerd_version: "latest" is not a containerd version: expected MAJOR.MINOR.PATCH/m);
   });
 
   it('reports every problem at once', () => {

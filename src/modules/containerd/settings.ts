@@ -3,10 +3,10 @@ import { normaliseHostPath } from '../../util/path-guard.js';
 import { addSecret } from '../../util/redact.js';
 import type { SettingsIssue } from '../../tasks/types.js';
 import { runtimeConfig } from './config/validate.js';
-import { registriesSchema } from './config/registry-schema.js';
+import { runtimeVariables } from './config/runtime-schema.js';
 import type { RuntimeConfig } from './config/types.js';
 import { cniNetwork, type CniNetwork } from './config/cni.js';
-import { KNOWN_PATCH_RELEASES, ReleaseVersionSchema } from './config/version-schema.js';
+import { ReleaseVersionSchema } from './config/version-schema.js';
 import { catalogFor, normalizeReleaseBaseUrl, reportSettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
 
 const absPath = s.string(/^\//, 'an absolute path');
@@ -20,23 +20,11 @@ const version = new ReleaseVersionSchema('release');
  * in the same pass, and reported the same way: an issue at the key path, which the engine locates.
  */
 export const containerdVariables = {
-  containerd_version: new ReleaseVersionSchema('containerd', KNOWN_PATCH_RELEASES).describe('release to install, e.g. "1.7.24" or "2.1.9"'),
-  systemd_cgroup: s.bool().optional(),
-  sandbox_image: s.string().optional(),
-  root_dir: absPath.optional(),
-  state_dir: absPath.optional(),
-  oom_score: s.int(-1000, 1000).optional(),
-  restrict_oom_score_adj: s.bool().optional().describe('pods get an oom_score_adj no lower than containerd\'s: for nodes without CAP_SYS_RESOURCE (some containers-in-containers)'),
-  snapshotter: s.string().optional(),
-  cni_bin_dir: absPath.optional(),
-  cni_conf_dir: absPath.optional(),
+  ...runtimeVariables,
   cni_conflist: s.union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false)).optional().describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
   keep_bundle_cni_conflist: s.bool().optional().describe('keep the 1.x bundle\'s /etc/cni/net.d/10-containerd-net.conflist (a bridge network for a single node); by default hoist does not install it, and removes it (when it is the bundle\'s, unchanged) on an install or upgrade: containerd uses the lexically first file, and it would shadow a cluster CNI such as 10-flannel.conflist'),
   cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
-  imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
-  config_path: absPath.optional(),
   allow_data_dir: s.list(absPath).optional().describe('root_dir or state_dir (as set) that may be used though it lies in a user\'s home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd\'s entries in it'),
-  registries: registriesSchema.optional().describe('per registry host (as in image references, or _default for every registry): mirrors, TLS files, credentials; the keys of a registry and of a mirror are listed below'),
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
@@ -51,7 +39,11 @@ export const containerdVariables = {
   plugin_error_allow: s.array(s.string()).optional().describe('"TYPE ID" pairs as `ctr plugin ls` prints them'),
 };
 
-export type ContainerdVariables = InferShape<typeof containerdVariables>;
+/**
+ * The variables as the engine hands them to containerdSettings: as written, each that passed its
+ * schema (a defaulted one may be absent; validate.ts applies the defaults).
+ */
+export type ContainerdVariables = Partial<InferShape<typeof containerdVariables>>;
 
 export interface ContainerdSettings {
   runtime: RuntimeConfig;

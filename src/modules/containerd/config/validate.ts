@@ -1,28 +1,25 @@
 /**
  * Turns a host's containerd variables into a RuntimeConfig, reporting every problem by key path
  * (`registries.docker.io.mirrors[0].url`) so the engine can name the file, line and layer it
- * came from. Checks that depend on the target release (what its config.toml and hosts.toml
- * parsers accept) happen here too, so a playbook is rejected before any host is touched.
+ * came from. What one value answers alone is its schema's (runtime-schema.ts, registry-schema.ts);
+ * here are the rules across keys and those of the target release (what its config.toml and
+ * hosts.toml parsers accept), so a playbook is rejected before any host is touched.
  */
 import path from 'node:path';
 import { addSecret } from '../../../util/redact.js';
 import { InputError, InputErrors } from '../../../util/errors.js';
-import { formatPath, isPlainObject, parseWith, type Issue, type Path } from '../../../util/schema.js';
-import { compareVersions, formatVersion, parseVersion, VersionParseError, type Version } from '../version.js';
-import { OLDEST_SUPPORTED, RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
+import { formatPath, parseFields, type Issue, type Path } from '../../../util/schema.js';
+import { formatVersion, parseVersion, type Version } from '../version.js';
+import { RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
-import { hostPathProblem, normaliseHostPath } from '../../../util/path-guard.js';
 import { resolveSecretRef, type SecretRef } from '../../../util/secret-ref.js';
 import { isCredentialName } from '../../../util/credential-names.js';
-import { CONTROL_RE, registriesSchema, type MirrorVars, type RegistryVars } from './registry-schema.js';
+import type { MirrorVars, RegistryVars } from './registry-schema.js';
+import { runtimeVariables } from './runtime-schema.js';
 import { HOIST_STATE_DIR } from '../../../host-paths.js';
 import { CONTAINERD_ETC } from '../paths.js';
-
-// ---------------------------------------------------------------------------------------------
-// Validation.
-
-const SNAPSHOTTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+import { hostPathProblem } from '../../../util/path-guard.js';
 
 class Issues {
   readonly list: Issue[] = [];
@@ -31,46 +28,7 @@ class Issues {
   }
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'bigint') return String(v);
-  if (Array.isArray(v)) return 'an array';
-  if (isPlainObject(v)) return 'a table';
-  return JSON.stringify(v) ?? String(v);
-}
-
-function str(v: unknown, where: Path, issues: Issues): string | undefined {
-  if (typeof v !== 'string') {
-    issues.add(where, `must be a string, got ${show(v)}`);
-    return undefined;
-  }
-  return v;
-}
-
-function bool(v: unknown, dflt: boolean, where: Path, issues: Issues): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') {
-    issues.add(where, `must be true or false, got ${show(v)}`);
-    return dflt;
-  }
-  return v;
-}
-
-function absPath(v: unknown, dflt: string, where: Path, issues: Issues): string {
-  if (v === undefined) return dflt;
-  const s = str(v, where, issues);
-  if (s === undefined) return dflt;
-  if (!s.startsWith('/')) issues.add(where, `${show(s)} must be an absolute path`);
-  else if (CONTROL_RE.test(s)) issues.add(where, 'must not contain control characters');
-  else if (s.split('/').some((seg) => seg === '..' || seg === '.')) issues.add(where, `${show(s)} must not contain "." or ".." segments`);
-  else {
-    const n = normaliseHostPath(s);
-    const problem = hostPathProblem(n, OWN_DIRS);
-    if (problem) issues.add(where, `${problem}; choose a directory of containerd's own (default ${dflt})`);
-    return n;
-  }
-  return s;
-}
+const show = (v: string) => JSON.stringify(v);
 
 /**
  * No path variable may be or contain these: a config_path of /etc/containerd would put registry
@@ -82,14 +40,27 @@ export const OWN_DIRS = [
 ];
 
 /**
+ * A directory hoist writes into and a reset deletes from must be containerd's own: not a system
+ * directory, not hoist's state, not /etc/containerd. Undefined when refused (or its schema did).
+ */
+function ownDir(dir: string | undefined, key: keyof typeof RUNTIME_DEFAULTS, issues: Issues): string | undefined {
+  if (dir === undefined) return undefined;
+  const problem = hostPathProblem(dir, OWN_DIRS);
+  if (!problem) return dir;
+  issues.add([key], `${problem}; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS[key]})`);
+  return undefined;
+}
+
+/**
  * The data directories are emptied by a reset with remove_data: neither may be or contain a
  * directory hoist writes configuration into.
  */
-function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string>, others: Record<string, string | null>, issues: Issues): void {
+function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string | undefined>, others: Record<string, string | null | undefined>, issues: Issues): void {
   for (const [key, dir] of Object.entries(dirs)) {
-    if (hostPathProblem(dir, OWN_DIRS)) continue;
+    // A refused directory is reported already.
+    if (dir === undefined) continue;
     for (const [otherKey, other] of Object.entries(others)) {
-      if (other === null) continue;
+      if (other === null || other === undefined) continue;
       if (other === dir || other.startsWith(`${dir}/`)) {
         issues.add([key], `${show(dir)} ${other === dir ? 'is' : 'contains'} ${otherKey} (${other}); a reset with remove_data empties ${key}, and would take ${otherKey} with it`);
       }
@@ -233,97 +204,48 @@ function urlPath(url: string): string {
 }
 
 /**
- * Turns a host's variables into a RuntimeConfig. Variables this file doesn't own are ignored;
- * inside `registries` every key must be known. Every problem is returned, each with its key path.
+ * Turns a host's variables into a RuntimeConfig: each variable is checked by its schema
+ * (runtime-schema.ts, registry-schema.ts), then what depends on several of them or on the target
+ * release. Variables this file doesn't own are ignored. Every problem is returned, each with its
+ * key path, rules across keys included when one value is bad.
  */
 export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: RuntimeConfig; issues: Issue[] } {
+  const parsed = parseFields(runtimeVariables, vars);
+  const v = parsed.value;
   const issues = new Issues();
+  issues.list.push(...parsed.issues);
 
-  let version: Version | null = null;
-  if (vars.containerd_version === undefined) issues.add(['containerd_version'], 'is required (e.g. "1.7.34" or "2.1.9")');
-  else if (typeof vars.containerd_version !== 'string') issues.add(['containerd_version'], `must be a string, got ${show(vars.containerd_version)}`);
-  else {
-    try {
-      const v = parseVersion(vars.containerd_version);
-      if (compareVersions(v, OLDEST_SUPPORTED) < 0 || v.major > 2) {
-        issues.add(['containerd_version'], `${show(vars.containerd_version)} is not supported (1.4 to 2.x)`);
-      } else version = v;
-    } catch (err) {
-      issues.add(['containerd_version'], err instanceof VersionParseError ? `${show(vars.containerd_version)} is not a version (X.Y.Z)` : String(err));
-    }
-  }
-
-  const systemdCgroup = bool(vars.systemd_cgroup, RUNTIME_DEFAULTS.systemd_cgroup, ['systemd_cgroup'], issues);
-
-  let sandboxImage = version ? defaultSandboxImage(version) : '';
-  if (vars.sandbox_image !== undefined) {
-    const s = str(vars.sandbox_image, ['sandbox_image'], issues);
-    if (s !== undefined) {
-      if (s === '' || /\s/.test(s) || CONTROL_RE.test(s)) issues.add(['sandbox_image'], `${show(s)} is not an image reference`);
-      else sandboxImage = s;
-    }
-  }
-
-  const rootDir = absPath(vars.root_dir, RUNTIME_DEFAULTS.root_dir, ['root_dir'], issues);
-  const stateDir = absPath(vars.state_dir, RUNTIME_DEFAULTS.state_dir, ['state_dir'], issues);
-
-  let oomScore: number = RUNTIME_DEFAULTS.oom_score;
-  if (vars.oom_score !== undefined) {
-    const o = vars.oom_score;
-    const n = typeof o === 'bigint' ? Number(o) : o;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1000 || n > 1000) issues.add(['oom_score'], `must be an integer from -1000 to 1000, got ${show(o)}`);
-    else oomScore = n;
-  }
-
-  const restrictOomScoreAdj = bool(vars.restrict_oom_score_adj, RUNTIME_DEFAULTS.restrict_oom_score_adj, ['restrict_oom_score_adj'], issues);
-
-  let snapshotter: string = RUNTIME_DEFAULTS.snapshotter;
-  if (vars.snapshotter !== undefined) {
-    const s = str(vars.snapshotter, ['snapshotter'], issues);
-    if (s !== undefined) {
-      if (!SNAPSHOTTER_RE.test(s)) issues.add(['snapshotter'], `${show(s)} is not a snapshotter name (e.g. overlayfs, native, btrfs, zfs)`);
-      else snapshotter = s;
-    }
-  }
-
-  const cniBinDir = absPath(vars.cni_bin_dir, RUNTIME_DEFAULTS.cni_bin_dir, ['cni_bin_dir'], issues);
-  const cniConfDir = absPath(vars.cni_conf_dir, RUNTIME_DEFAULTS.cni_conf_dir, ['cni_conf_dir'], issues);
-
-  let importsDir: string | null = RUNTIME_DEFAULTS.imports_dir;
-  if (vars.imports_dir === '' || vars.imports_dir === false) importsDir = null;
-  else if (vars.imports_dir !== undefined) {
-    importsDir = absPath(vars.imports_dir, RUNTIME_DEFAULTS.imports_dir, ['imports_dir'], issues);
-    // containerd globs import paths; metacharacters in the directory would change what matches.
-    if (/[*?[\]\\]/.test(importsDir)) issues.add(['imports_dir'], `${show(importsDir)} must not contain glob characters (* ? [ ] \\)`);
-  }
-
-  const configPath = absPath(vars.config_path, RUNTIME_DEFAULTS.config_path, ['config_path'], issues);
-  if (configPath.includes(':')) issues.add(['config_path'], 'must be one directory (containerd splits config_path on ":")');
-  dataDirChecks({ root_dir: rootDir, state_dir: stateDir }, { config_path: configPath, imports_dir: importsDir, cni_bin_dir: cniBinDir, cni_conf_dir: cniConfDir }, issues);
+  const version = v.containerd_version === undefined ? null : parseVersion(v.containerd_version);
+  const dirs = {
+    root_dir: ownDir(v.root_dir, 'root_dir', issues),
+    state_dir: ownDir(v.state_dir, 'state_dir', issues),
+    config_path: ownDir(v.config_path, 'config_path', issues),
+    imports_dir: v.imports_dir === '' || v.imports_dir === false ? null : ownDir(v.imports_dir, 'imports_dir', issues),
+    cni_bin_dir: ownDir(v.cni_bin_dir, 'cni_bin_dir', issues),
+    cni_conf_dir: ownDir(v.cni_conf_dir, 'cni_conf_dir', issues),
+  };
+  const { root_dir, state_dir, ...others } = dirs;
+  dataDirChecks({ root_dir, state_dir }, others, issues);
 
   const registries: Record<string, RegistryConfig> = {};
-  if (vars.registries !== undefined) {
-    const parsed = parseWith(registriesSchema, vars.registries, ['registries']);
-    issues.list.push(...parsed.issues);
-    for (const host of sortedKeys(parsed.value ?? {})) registries[host] = registry(host, parsed.value![host], ['registries', host], issues);
-  }
-  if (version) versionChecks(version, configPath, registries, issues);
+  for (const host of sortedKeys(v.registries ?? {})) registries[host] = registry(host, v.registries![host], ['registries', host], issues);
+  if (version && dirs.config_path !== undefined) versionChecks(version, dirs.config_path, registries, issues);
 
   if (issues.list.length || !version) return { issues: issues.list };
   const value: RuntimeConfig = {
     containerdVersion: formatVersion(version),
-    version: version,
-    systemdCgroup,
-    sandboxImage,
-    rootDir,
-    stateDir,
-    oomScore,
-    restrictOomScoreAdj,
-    snapshotter,
-    cniBinDir,
-    cniConfDir,
-    importsDir,
-    configPath,
+    version,
+    systemdCgroup: v.systemd_cgroup!,
+    sandboxImage: v.sandbox_image ?? defaultSandboxImage(version),
+    rootDir: root_dir!,
+    stateDir: state_dir!,
+    oomScore: v.oom_score!,
+    restrictOomScoreAdj: v.restrict_oom_score_adj!,
+    snapshotter: v.snapshotter!,
+    cniBinDir: dirs.cni_bin_dir!,
+    cniConfDir: dirs.cni_conf_dir!,
+    importsDir: dirs.imports_dir ?? null,
+    configPath: dirs.config_path!,
     registries,
   };
   return { value, issues: [] };
