@@ -3,7 +3,7 @@
 // the tables the reference is generated from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatPath, parseWith, s, type Infer, type Schema } from '../../src/util/schema.js';
+import { formatPath, parseFields, parseWith, s, type Infer, type Schema } from '../../src/util/schema.js';
 import { registriesSchema, type RegistryVars } from '../../src/modules/containerd/config/registry-schema.js';
 
 const problems = (schema: Schema<unknown>, v: unknown) => parseWith(schema, v, ['x']).issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
@@ -90,4 +90,18 @@ test('registries: defaults fill a registry and each mirror, and the inferred typ
   // Compile-time: the schema's type has the defaulted keys as required and the others optional.
   const typed: Infer<typeof registriesSchema>[string] = { mirrors: [], skip_verify: false, insecure_http: false };
   assert.equal(typed.ca, undefined);
+});
+
+test('parseFields: each key on its own, so what fits is kept beside what does not', () => {
+  const shape = { need: s.int(), port: s.int(1, 9).default(5), name: s.string().optional() };
+  const r = parseFields(shape, { port: 70, name: 'a', other: true }, ['v']);
+  assert.deepEqual(r.value, { name: 'a' }, 'the bad port is left out, not replaced by its default; other keys are ignored');
+  assert.deepEqual(r.issues.map((i) => `${formatPath(i.path)}: ${i.message}`), ['v.need: missing required key "need"', 'v.port: 70 is out of range 1..9']);
+  assert.deepEqual(parseFields(shape, { need: 1 }).value, { need: 1, port: 5 });
+});
+
+test('a boolean written as a short string is shown as written', () => {
+  assert.deepEqual(problems(s.bool(), 'true'), ['x: expected true or false, got "true"']);
+  assert.deepEqual(problems(s.bool(), 'x'.repeat(40)), ['x: expected true or false, got string']);
+  assert.deepEqual(problems(s.bool(), 1), ['x: expected true or false, got number']);
 });
