@@ -592,6 +592,11 @@ describe('validateRuntimeConfig', () => {
     assert.match(validationError({ containerd_version: 'latest' }), /^containerd_version: "latest" is not a containerd version: expected MAJOR.MINOR.PATCH/m);
   });
 
+  it('a registry with a bad key does not hide the rules across keys of another', () => {
+    const msg = validationError({ containerd_version: '2.1.9', registries: { 'a.io': { mirror: ['https://m'] }, 'b.io': { client_cert: '/pki/c.pem' } } });
+    assert.deepEqual(msg.split('\n'), ['registries.a.io.mirror: unknown key "mirror"; did you mean "mirrors"?', 'registries.b.io: client_cert and client_key must be set together']);
+  });
+
   it('reports every problem at once', () => {
     const msg = validationError({ containerd_version: '2.1.9', oom_score: 1.5, registries: { 'docker.io': { mirrors: ['a', 'b'] } } });
     assert.equal(msg.split('\n').length, 3);

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { addSecret } from '../../../util/redact.js';
 import { InputError, InputErrors } from '../../../util/errors.js';
-import { formatPath, parseFields, type Issue, type Path } from '../../../util/schema.js';
+import { formatPath, isPlainObject, parseFields, parseWith, type Issue, type Path } from '../../../util/schema.js';
 import { formatVersion, parseVersion, type Version } from '../version.js';
 import { RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
@@ -210,7 +210,8 @@ function urlPath(url: string): string {
  * key path, rules across keys included when one value is bad.
  */
 export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: RuntimeConfig; issues: Issue[] } {
-  const parsed = parseFields(runtimeVariables, vars);
+  const { registries: registriesSchema, ...scalars } = runtimeVariables;
+  const parsed = parseFields(scalars, vars);
   const v = parsed.value;
   const issues = new Issues();
   issues.list.push(...parsed.issues);
@@ -227,8 +228,16 @@ export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: Run
   const { root_dir, state_dir, ...others } = dirs;
   dataDirChecks({ root_dir, state_dir }, others, issues);
 
+  // Registry by registry, so one with a bad key doesn't keep the rules across keys of the others unreported.
   const registries: Record<string, RegistryConfig> = {};
-  for (const host of sortedKeys(v.registries ?? {})) registries[host] = registry(host, v.registries![host], ['registries', host], issues);
+  const raw = vars.registries;
+  const hosts = isPlainObject(raw) ? sortedKeys(raw) : [];
+  if (raw !== undefined && !isPlainObject(raw)) issues.list.push(...parseWith(registriesSchema, raw, ['registries']).issues);
+  for (const host of hosts) {
+    const one = parseWith(registriesSchema, { [host]: (raw as Record<string, unknown>)[host] }, ['registries']);
+    issues.list.push(...one.issues);
+    if (one.value) registries[host] = registry(host, one.value[host], ['registries', host], issues);
+  }
   if (version && dirs.config_path !== undefined) versionChecks(version, dirs.config_path, registries, issues);
 
   if (issues.list.length || !version) return { issues: issues.list };
