@@ -5,7 +5,7 @@ import { checkHostVariables } from '../runner/variables.js';
 import type { TaskCatalog } from '../tasks/catalog.js';
 import { InputError } from '../util/errors.js';
 import { didYouMean } from '../util/suggest.js';
-import { redactDeep, maskVariables, SECRET_NAME } from '../util/redact.js';
+import { redactDeep, maskVariables, isSecretName } from '../util/redact.js';
 import { mergeLayers, type VarLayer } from '../util/var-layer.js';
 import { formatLocation } from '../util/errors.js';
 
@@ -71,7 +71,7 @@ export function hostDetail(inv: Inventory, name: string, opts: { playbook?: Play
     const layer = source.get(k)!;
     const line = layer.lineOf([k]);
     variables[k] = {
-      value: SECRET_NAME.test(k) ? '***' : maskVariables(v),
+      value: isSecretName(k) ? '***' : maskVariables(v),
       from: layer.name,
       at: layer.file ? formatLocation({ file: layer.file, line }) : undefined,
     };

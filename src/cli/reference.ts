@@ -51,6 +51,10 @@ export function referenceMarkdown(catalog: TaskCatalog): string {
   }
   for (const m of catalog.modules) {
     out.push(`## ${m.name} variables`, '', `Set in the playbook's \`[defaults]\`, the inventory, or with \`-e\`. Unknown variables are errors.`, '', ...table(m.variables), '');
+    // A variable holding tables (a registry, its mirrors) gets a table of their keys, from the same schema.
+    for (const [name, schema] of Object.entries(m.variables)) {
+      for (const t of schema.tables(name)) out.push(`### \`${t.at}\``, '', ...table(t.shape), '');
+    }
   }
   out.push('## Environment', '', '| variable | meaning |', '| --- | --- |', ...ENVIRONMENT.map((e) => `| \`${e.name}\` | ${cell(e.meaning)} |`), '');
   out.push(

@@ -1,3 +1,4 @@
+import { isCredentialName } from './credential-names.js';
 import { redact } from './redact.js';
 
 /**
@@ -6,7 +7,7 @@ import { redact } from './redact.js';
  * becomes `"***"` with a tag, and any registered secret elsewhere in a line. Equal values get
  * equal tags within one call, so a diff shows that a password changed without showing either one.
  */
-const CREDENTIAL_LINE = /^(\s*)(["']?)([A-Za-z_-]*(?:password|passwd|auth|authorization|token|secret|private_key)[A-Za-z_-]*)\2(\s*[=:]\s*)(.+?)\s*$/i;
+const ASSIGNMENT = /^(\s*)(["']?)([A-Za-z_-]+)\2(\s*[=:]\s*)(.+?)\s*$/;
 
 export function lineMasker(): (text: string) => string {
   const tags = new Map<string, number>();
@@ -18,8 +19,8 @@ export function lineMasker(): (text: string) => string {
     text
       .split('\n')
       .map((line) => {
-        const m = CREDENTIAL_LINE.exec(line);
-        if (!m) return redact(line);
+        const m = ASSIGNMENT.exec(line);
+        if (!m || !isCredentialName(m[3], 'line')) return redact(line);
         return `${m[1]}${m[2]}${m[3]}${m[2]}${m[4]}"*** (secret ${tag(m[5])})"`;
       })
       .join('\n');

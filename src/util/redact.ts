@@ -6,6 +6,7 @@
  */
 import { secretPattern } from './secret-forms.js';
 import { credentialsIn } from './secret-scan.js';
+import { isCredentialName, mentionsCredential } from './credential-names.js';
 
 /** Each secret with its pattern; one expression per secret matches much faster than one alternation of all. */
 const secrets = new Map<string, RegExp>();
@@ -27,7 +28,7 @@ export function addSecretsIn(text: string): void {
 export function redact(text: string): string {
   if (!text) return text;
   // Credentials a host shows (an old password in a config dump) are secrets from now on.
-  if (/password|passwd|auth|token|secret/i.test(text)) addSecretsIn(text);
+  if (mentionsCredential(text)) addSecretsIn(text);
   if (secrets.size === 0) return text;
   let out = text;
   for (const re of ordered) out = out.replace(re, '***');
@@ -46,14 +47,14 @@ export function redactDeep<T>(value: T): T {
   return value;
 }
 
-/** Names whose values are credentials whatever a schema says: masked wherever variables are shown. */
-export const SECRET_NAME = /pass(word)?|secret|token|(^|_)auth$|private_key/i;
+/** Whether a variable named `name` is a credential whatever a schema says: masked wherever variables are shown. */
+export const isSecretName = (name: string): boolean => isCredentialName(name, 'variable');
 
 /** A copy of variables for the log or `hoist inventory`: credentials by name masked, known secrets redacted. */
 export function maskVariables<T>(value: T): T {
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, SECRET_NAME.test(k) ? '***' : walk(x)]));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, isSecretName(k) ? '***' : walk(x)]));
     return v;
   };
   return redactDeep(walk(value) as T);

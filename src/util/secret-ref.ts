@@ -41,12 +41,6 @@ export function secretRefOf(v: unknown): SecretRef | undefined {
   return { [keys[0]]: value } as SecretRef;
 }
 
-/** Why `v` (a table) is not a valid reference, for a message; undefined when it is one or not a table. */
-export function secretRefProblem(v: unknown): string | undefined {
-  if (!v || typeof v !== 'object' || Array.isArray(v) || secretRefOf(v)) return undefined;
-  return `a secret reference is one of { env = "NAME" }, { file = "path" } or { command = "…" } with a non-empty string; got keys ${JSON.stringify(Object.keys(v))}`;
-}
-
 export function describeSecretRef(r: SecretRef): string {
   if ('env' in r) return `environment variable ${r.env}`;
   if ('file' in r) return `file ${r.file}`;

@@ -4,8 +4,10 @@
  * values become secrets as soon as hoist sees them, so the old password is as hidden as the new one.
  */
 
-/** Keys whose string values are credentials in containerd's and the registries' formats. */
-const KEY = String.raw`(?:password|passwd|auth|identitytoken|identity_token|registrytoken|registry_token|token|secret)`;
+import { CONFIG_FIELD_ALTERNATION } from './credential-names.js';
+
+/** Keys whose string values are credentials in containerd's and the registries' formats (credential-names.ts). */
+const KEY = `(?:${CONFIG_FIELD_ALTERNATION})`;
 /** A quoted string: TOML/JSON basic ("…" with escapes) or literal ('…'). */
 const QUOTED = String.raw`"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)'`;
 const FIELD = new RegExp(String.raw`(?:^|[\s{,;."'])${KEY}["']?\s*[=:]\s*(?:${QUOTED})`, 'gim');

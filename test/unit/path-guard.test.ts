@@ -74,6 +74,22 @@ test('a refused path names its file, line, key and layer before any connection',
   ]);
 });
 
+test('a refused data directory is the only problem reported for it: allow_data_dir is not compared with a default in its place', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-guard-'));
+  const pbFile = path.join(dir, 'reset.toml');
+  await writeFile(pbFile, '[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_reset"\n[tasks.params]\nremove_data = true\n');
+  const inv = '[hosts.a]\naddress = "10.0.0.1"\n[hosts.a.vars]\nroot_dir = "/etc/"\nallow_data_dir = "/etc"\n';
+  const catalog = taskCatalog();
+  const pb = await loadPlaybook(pbFile, catalog);
+  const err = await resolvePlay(buildInventory(parseToml('inv.toml', inv)), pb, [], { catalog }).then(
+    () => assert.fail('resolved'),
+    (e: Error) => e.message.split('\n'),
+  );
+  assert.deepEqual(err, [
+    `inv.toml:4 (root_dir): "/etc" is a system directory; hoist writes into this path and a reset deletes from it; choose a directory of containerd's own (default /var/lib/containerd) (set in inventory host "a") [host a]`,
+  ]);
+});
+
 test('a registry key or variable name with escape sequences or a line break is quoted, never echoed raw', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-key-'));
   const pbFile = path.join(dir, 'play.toml');

@@ -439,7 +439,7 @@ describe('restrict_oom_score_adj', () => {
   });
 
   it('must be a boolean', () => {
-    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: must be true or false, got "yes"/m);
+    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: expected true or false, got "yes"/m);
   });
 });
 
@@ -512,7 +512,7 @@ describe('determinism', () => {
 
 describe('validateRuntimeConfig', () => {
   it('applies the documented defaults', () => {
-    const cfg = cfgFor({ containerd_version: 'v1.7.34', some_other_var: 1 });
+    const cfg = cfgFor({ containerd_version: '1.7.34', some_other_var: 1 });
     assert.deepEqual({ ...cfg, version: undefined }, {
       containerdVersion: '1.7.34',
       version: undefined,
@@ -551,16 +551,28 @@ describe('validateRuntimeConfig', () => {
     ['mirror table without scheme', { registries: { 'docker.io': { mirrors: [{ url: 'mirror.local' }] } } }, 'registries.docker.io.mirrors[0].url: "mirror.local" has no scheme (http:// or https://)'],
     ['mirror with another scheme', { registries: { 'docker.io': { mirrors: ['ftp://m.local'] } } }, 'registries.docker.io.mirrors[0]: "ftp://m.local" must use http:// or https://, not ftp://'],
     ['credentials in a URL', { registries: { 'docker.io': { mirrors: ['https://u:p@m.local'] } } }, 'registries.docker.io.mirrors[0]: must not carry credentials in the URL'],
-    ['unknown capability', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: ['pull', 'pul'] }] } } }, 'registries.docker.io.mirrors[0].capabilities[1]: "pul" is not a capability (pull, resolve, push)'],
-    ['typo in a registry key', { registries: { 'docker.io': { mirror: ['https://m'] } } }, 'registries.docker.io.mirror: unknown setting; did you mean "mirrors"?'],
-    ['typo in a mirror key', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', skipverify: true }] } } }, 'registries.docker.io.mirrors[0].skipverify: unknown setting; did you mean "skip_verify"?'],
+    ['unknown capability', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: ['pull', 'pul'] }] } } }, 'registries.docker.io.mirrors[0].capabilities[1]: expected one of "pull", "resolve", "push", got "pul"; did you mean "pull"?'],
+    ['no capabilities', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: [] }] } } }, 'registries.docker.io.mirrors[0].capabilities: expected a list of at least 1 one of "pull", "resolve", "push", got 0'],
+    ['typo in a registry key', { registries: { 'docker.io': { mirror: ['https://m'] } } }, 'registries.docker.io.mirror: unknown key "mirror"; did you mean "mirrors"?'],
+    ['unknown registry key, no near miss', { registries: { 'docker.io': { proxy: 'x' } } }, 'registries.docker.io.proxy: unknown key "proxy" (known: server, mirrors, ca, client_cert, client_key, skip_verify, insecure_http, username, password, auth)'],
+    ['registry not a table', { registries: { 'docker.io': 'https://m' } }, 'registries.docker.io: expected a table, got string'],
+    ['mirror neither URL nor table', { registries: { 'docker.io': { mirrors: [5] } } }, 'registries.docker.io.mirrors[0]: expected http(s) URL or table, got number'],
+    ['mirror table without url', { registries: { 'docker.io': { mirrors: [{ skip_verify: true }] } } }, 'registries.docker.io.mirrors[0].url: missing required key "url"'],
+    ['bad header name', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X A': 'a' } }] } } }, 'registries.r.local.mirrors[0].headers."X A": is not a valid HTTP header name'],
+    ['header without values', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': [] } }] } } }, 'registries.r.local.mirrors[0].headers.X-A: expected a list of at least 1 string, got 0'],
+    ['malformed secret reference', { registries: { 'r.local': { username: 'u', password: { vault: 'x' } } } }, 'registries.r.local.password: expected a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got a table with keys ["vault"]'],
+    ['password as a number', { registries: { 'r.local': { username: 'u', password: 1234 } } }, 'registries.r.local.password: expected a string or a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got number'],
+    ['mirror listed twice', { registries: { 'r.local': { mirrors: ['https://m', { url: 'https://m' }] } } }, 'registries.r.local.mirrors[1]: "https://m" is listed twice'],
+    ['server on _default', { registries: { _default: { server: 'https://x', mirrors: ['https://m'] } } }, 'registries._default.server: _default applies to every registry and cannot name a server'],
+    ['credentials on _default', { registries: { _default: { username: 'u', password: 'secret-pw', mirrors: ['https://m'] } } }, 'registries._default: credentials cannot be set on _default'],
+    ['typo in a mirror key', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', skipverify: true }] } } }, 'registries.docker.io.mirrors[0].skipverify: unknown key "skipverify"; did you mean "skip_verify"?'],
     ['bad registry host', { registries: { 'https://docker.io': {} } }, 'registries."https://docker.io": "https://docker.io" is not a registry host'],
     ['client cert without key', { registries: { 'r.local': { client_cert: '/pki/c.pem' } } }, 'registries.r.local: client_cert and client_key must be set together'],
     ['password without username', { registries: { 'r.local': { password: 'x' } } }, 'registries.r.local.username: must be a non-empty string'],
     ['bad auth', { registries: { 'r.local': { auth: 'bm9jb2xvbg' } } }, 'registries.r.local.auth: must be base64 of "username:password"'],
     ['relative root_dir', { root_dir: 'var/lib' }, 'root_dir: "var/lib" must be an absolute path'],
-    ['oom_score out of range', { oom_score: 5000 }, 'oom_score: must be an integer from -1000 to 1000, got 5000'],
-    ['systemd_cgroup as string', { systemd_cgroup: 'yes' }, 'systemd_cgroup: must be true or false, got "yes"'],
+    ['oom_score out of range', { oom_score: 5000 }, 'oom_score: 5000 is out of range -1000..1000'],
+    ['systemd_cgroup as string', { systemd_cgroup: 'yes' }, 'systemd_cgroup: expected true or false, got "yes"'],
     ['glob in imports_dir', { imports_dir: '/etc/c*' }, 'imports_dir: "/etc/c*" must not contain glob characters'],
     ['basename clash', { registries: { 'r.local': { ca: '/a/ca.crt', mirrors: [{ url: 'https://m', ca: '/b/ca.crt' }] } } }, 'registries.r.local.mirrors[0]: "/b/ca.crt" and "/a/ca.crt" would both be pushed as ca.crt'],
     ['hosts.toml as a cert name', { registries: { 'r.local': { ca: '/x/hosts.toml' } } }, 'registries.r.local.ca: file name "hosts.toml" can\'t be used on the host'],
@@ -575,9 +587,14 @@ describe('validateRuntimeConfig', () => {
   }
 
   it('containerd_version is required and must be a supported release', () => {
-    assert.match(validationError({}), /^containerd_version: is required/m);
+    assert.match(validationError({}), /^containerd_version: missing required key "containerd_version"/m);
     assert.match(validationError({ containerd_version: '1.3.9' }), /^containerd_version: "1\.3\.9" is not supported/m);
-    assert.match(validationError({ containerd_version: 'latest' }), /^containerd_version: "latest" is not a version/m);
+    assert.match(validationError({ containerd_version: 'latest' }), /^containerd_version: "latest" is not a containerd version: expected MAJOR.MINOR.PATCH/m);
+  });
+
+  it('a registry with a bad key does not hide the rules across keys of another', () => {
+    const msg = validationError({ containerd_version: '2.1.9', registries: { 'a.io': { mirror: ['https://m'] }, 'b.io': { client_cert: '/pki/c.pem' } } });
+    assert.deepEqual(msg.split('\n'), ['registries.a.io.mirror: unknown key "mirror"; did you mean "mirrors"?', 'registries.b.io: client_cert and client_key must be set together']);
   });
 
   it('reports every problem at once', () => {

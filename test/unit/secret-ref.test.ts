@@ -73,7 +73,7 @@ test('a reference that fails is bad input naming file:line, key and the referenc
     [`{ file = "${path.join(dir, 'open')}" }`, /is readable by others \(mode 0644\); run: chmod 600/],
     [`{ file = "${path.join(dir, 'absent')}" }`, /can't be read: ENOENT/],
     ['{ command = "echo vault: permission denied >&2; exit 2" }', /command "echo vault: .*" exited with 2: vault: permission denied/],
-    ['{ vault = "x" }', /a secret reference is one of/],
+    ['{ vault = "x" }', /expected a secret reference: \{ env = "NAME" \}, \{ file = "path" \} or \{ command = "…" \}, got a table with keys \["vault"\]/],
   ];
   for (const [ref, re] of cases) {
     const err = await resolve(ref).then(

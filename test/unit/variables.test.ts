@@ -35,8 +35,9 @@ test('every problem at once, each with file:line (key), the layer that set it an
   assert.deepEqual(err, [
     `${invFile}:2 (snapshoter): unknown variable "snapshoter"; did you mean "snapshotter"? (set in inventory defaults) [every host]`,
     `${invFile}:12 (oom_score): 5000 is out of range -1000..1000 (set in inventory host "a") [host a]`,
-    `-e release_arch=… (release_arch): expected one of "amd64", "arm64", got "arm32"; did you mean "arm64"? [every host]`,
+    // Each variable's own problems come in the order the module declares them, registries' with the rest.
     `${invFile}:7 (registries.docker.io.mirrors[0]): "mirror.local" has no scheme (http:// or https://) (set in inventory group "w") [every host]`,
+    `-e release_arch=… (release_arch): expected one of "amd64", "arm64", got "arm32"; did you mean "arm64"? [every host]`,
   ]);
 });
 

@@ -9,6 +9,20 @@ export class SettingError extends InputError {
   }
 }
 
+/**
+ * `fn`'s value, or undefined after its SettingError went to `report` as an issue at the variable it
+ * concerns: how a module's settings take the catalogue's checks, located like every other problem.
+ */
+export function reportSettingError<T>(fn: () => T, report: (issue: { path: string[]; message: string }) => void): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof SettingError)) throw e;
+    report({ path: [e.key], message: e.message });
+    return undefined;
+  }
+}
+
 /** Architectures upstream publishes release files for, named as the files name them. */
 export type ReleaseArch = 'amd64' | 'arm64';
 

@@ -2,11 +2,12 @@ import { s, type InferShape } from '../../util/schema.js';
 import { normaliseHostPath } from '../../util/path-guard.js';
 import { addSecret } from '../../util/redact.js';
 import type { SettingsIssue } from '../../tasks/types.js';
-import { checkRuntimeConfig } from './config/validate.js';
+import { runtimeConfig } from './config/validate.js';
+import { runtimeVariables } from './config/runtime-schema.js';
 import type { RuntimeConfig } from './config/types.js';
 import { cniNetwork, type CniNetwork } from './config/cni.js';
-import { KNOWN_PATCH_RELEASES, ReleaseVersionSchema } from './config/version-schema.js';
-import { catalogFor, normalizeReleaseBaseUrl, SettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
+import { ReleaseVersionSchema } from './config/version-schema.js';
+import { catalogFor, normalizeReleaseBaseUrl, reportSettingError, DEFAULT_RELEASE_BASE_URL, type ContainerdArtifact, type ReleaseArch } from './catalog.js';
 
 const absPath = s.string(/^\//, 'an absolute path');
 const version = new ReleaseVersionSchema('release');
@@ -14,27 +15,16 @@ const version = new ReleaseVersionSchema('release');
 /**
  * Every variable the containerd tasks read, with its type: the engine checks each host's variables
  * against these before connecting, and reports a misspelt one with the nearest name here.
- * What depends on several of them (a registry's files, the release catalogue) is checked in
- * containerdSettings below, in the same pass.
+ * What depends on several of them or on the target release (a registry's credentials and files,
+ * what a containerd release accepts, the release catalogue) is checked in containerdSettings below,
+ * in the same pass, and reported the same way: an issue at the key path, which the engine locates.
  */
 export const containerdVariables = {
-  containerd_version: new ReleaseVersionSchema('containerd', KNOWN_PATCH_RELEASES).describe('release to install, e.g. "1.7.24" or "2.1.9"'),
-  systemd_cgroup: s.bool().optional(),
-  sandbox_image: s.string().optional(),
-  root_dir: absPath.optional(),
-  state_dir: absPath.optional(),
-  oom_score: s.int(-1000, 1000).optional(),
-  restrict_oom_score_adj: s.bool().optional().describe('pods get an oom_score_adj no lower than containerd\'s: for nodes without CAP_SYS_RESOURCE (some containers-in-containers)'),
-  snapshotter: s.string().optional(),
-  cni_bin_dir: absPath.optional(),
-  cni_conf_dir: absPath.optional(),
+  ...runtimeVariables,
   cni_conflist: s.union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false)).optional().describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
   keep_bundle_cni_conflist: s.bool().optional().describe('keep the 1.x bundle\'s /etc/cni/net.d/10-containerd-net.conflist (a bridge network for a single node); by default hoist does not install it, and removes it (when it is the bundle\'s, unchanged) on an install or upgrade: containerd uses the lexically first file, and it would shadow a cluster CNI such as 10-flannel.conflist'),
   cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
-  imports_dir: s.union<string | false>('an absolute path, "" or false', s.string(), s.literal(false)).optional(),
-  config_path: absPath.optional(),
   allow_data_dir: s.list(absPath).optional().describe('root_dir or state_dir (as set) that may be used though it lies in a user\'s home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd\'s entries in it'),
-  registries: s.record(s.unknown()).optional().describe('per registry host: mirrors, TLS files, credentials'),
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
@@ -49,7 +39,11 @@ export const containerdVariables = {
   plugin_error_allow: s.array(s.string()).optional().describe('"TYPE ID" pairs as `ctr plugin ls` prints them'),
 };
 
-export type ContainerdVariables = InferShape<typeof containerdVariables>;
+/**
+ * The variables as the engine hands them to containerdSettings: as written, each that passed its
+ * schema (a defaulted one may be absent; validate.ts applies the defaults).
+ */
+export type ContainerdVariables = Partial<InferShape<typeof containerdVariables>>;
 
 export interface ContainerdSettings {
   runtime: RuntimeConfig;
@@ -74,34 +68,29 @@ export interface ContainerdSettings {
 
 /** One host's containerd settings from its checked variables; every problem goes to `report` with its key path. */
 export function containerdSettings(vars: ContainerdVariables, report: (issue: SettingsIssue) => void): ContainerdSettings | undefined {
-  const runtime = checkRuntimeConfig(vars);
-  for (const i of runtime.issues) report(i);
-  let cniOk = true;
-  const cni = cniNetwork(vars, (i) => { cniOk = false; report(i); });
-  const attempt = <T>(fn: () => T): T | undefined => {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof SettingError)) throw e;
-      report({ path: [e.key], message: e.message });
-      return undefined;
-    }
+  // Every check below reports the same way, an issue at its key path; any issue means no settings.
+  let problems = 0;
+  const counted = (i: SettingsIssue) => {
+    problems++;
+    report(i);
   };
-  const base = attempt(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL));
-  const hostBase = vars.host_release_base_url ? attempt(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url')) : base;
+  const runtime = { value: runtimeConfig(vars, counted) };
+  const cni = cniNetwork(vars, counted);
+  const base = reportSettingError(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL), counted);
+  const hostBase = vars.host_release_base_url ? reportSettingError(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url'), counted) : base;
   // Variables reach settings as written: a single path stands for a list of one.
   const rawAllow: unknown = vars.allow_data_dir;
   const allowDataDirs = (rawAllow === undefined ? [] : Array.isArray(rawAllow) ? rawAllow : [rawAllow]).map((d) => normaliseHostPath(String(d)));
   allowDataDirs.forEach((d, i) => {
     const named = { root_dir: runtime.value?.rootDir, state_dir: runtime.value?.stateDir };
     if (runtime.value && d !== named.root_dir && d !== named.state_dir) {
-      report({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
+      counted({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
     }
   });
-  if (!runtime.value || base === undefined || hostBase === undefined || !cniOk) return undefined;
+  if (problems > 0 || !runtime.value || base === undefined || hostBase === undefined) return undefined;
   const rt = runtime.value;
   const arch = vars.release_arch ?? 'amd64';
-  const artifacts = attempt(() =>
+  const artifacts = reportSettingError(() =>
     catalogFor(rt.version, {
       releaseBaseUrl: base,
       runcVersion: vars.runc_version,
@@ -110,6 +99,7 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
       pinnedSha256: vars.pinned_sha256,
       arch,
     }),
+    counted,
   );
   if (!artifacts) return undefined;
   registerRegistrySecrets(rt);

@@ -1,38 +1,25 @@
 /**
  * Turns a host's containerd variables into a RuntimeConfig, reporting every problem by key path
  * (`registries.docker.io.mirrors[0].url`) so the engine can name the file, line and layer it
- * came from. Checks that depend on the target release (what its config.toml and hosts.toml
- * parsers accept) happen here too, so a playbook is rejected before any host is touched.
+ * came from. What one value answers alone is its schema's (runtime-schema.ts, registry-schema.ts);
+ * here are the rules across keys and those of the target release (what its config.toml and
+ * hosts.toml parsers accept), so a playbook is rejected before any host is touched.
  */
 import path from 'node:path';
 import { addSecret } from '../../../util/redact.js';
 import { InputError, InputErrors } from '../../../util/errors.js';
-import { formatPath, isPlainObject, type Issue, type Path } from '../../../util/schema.js';
-import { didYouMean } from '../../../util/suggest.js';
-import { compareVersions, formatVersion, parseVersion, VersionParseError, type Version } from '../version.js';
-import { CAPABILITIES, DEFAULT_MIRROR_CAPABILITIES, OLDEST_SUPPORTED, RUNTIME_DEFAULTS, Secret, type Capability, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
+import { formatPath, isPlainObject, parseFields, parseWith, type Issue, type Path } from '../../../util/schema.js';
+import { formatVersion, parseVersion, type Version } from '../version.js';
+import { RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type RegistryConfig, type RuntimeConfig, type TlsFiles } from './types.js';
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
-import { hostPathProblem, normaliseHostPath } from '../../../util/path-guard.js';
-import { resolveSecretRef, secretRefOf, secretRefProblem } from '../../../util/secret-ref.js';
+import { resolveSecretRef, type SecretRef } from '../../../util/secret-ref.js';
+import { isCredentialName } from '../../../util/credential-names.js';
+import type { MirrorVars, RegistryVars } from './registry-schema.js';
+import { runtimeVariables } from './runtime-schema.js';
 import { HOIST_STATE_DIR } from '../../../host-paths.js';
 import { CONTAINERD_ETC } from '../paths.js';
-
-// ---------------------------------------------------------------------------------------------
-// Validation.
-
-const REGISTRY_KEYS = ['server', 'mirrors', 'ca', 'client_cert', 'client_key', 'skip_verify', 'username', 'password', 'auth', 'insecure_http'];
-const MIRROR_KEYS = ['url', 'capabilities', 'ca', 'client_cert', 'client_key', 'skip_verify', 'override_path', 'headers'];
-
-const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
-const HOST_RE = new RegExp(`^(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9A-Fa-f:.]+\\])(?::(\\d{1,5}))?$`);
-// RFC 3986 path characters, so a URL never needs quoting or escaping anywhere containerd or a shell sees it.
-const URL_PATH_RE = /^(?:\/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*$/;
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BASENAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-// Control characters, and lone surrogates that no TOML or YAML file can carry.
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const SNAPSHOTTER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+import { hostPathProblem } from '../../../util/path-guard.js';
 
 class Issues {
   readonly list: Issue[] = [];
@@ -41,52 +28,7 @@ class Issues {
   }
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'bigint') return String(v);
-  if (Array.isArray(v)) return 'an array';
-  if (isPlainObject(v)) return 'a table';
-  return JSON.stringify(v) ?? String(v);
-}
-
-function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[], where: Path, issues: Issues): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) issues.add([...where, k], `unknown setting${didYouMean(k, allowed)} (known: ${allowed.join(', ')})`);
-  }
-}
-
-function str(v: unknown, where: Path, issues: Issues): string | undefined {
-  if (typeof v !== 'string') {
-    issues.add(where, `must be a string, got ${show(v)}`);
-    return undefined;
-  }
-  return v;
-}
-
-function bool(v: unknown, dflt: boolean, where: Path, issues: Issues): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') {
-    issues.add(where, `must be true or false, got ${show(v)}`);
-    return dflt;
-  }
-  return v;
-}
-
-function absPath(v: unknown, dflt: string, where: Path, issues: Issues): string {
-  if (v === undefined) return dflt;
-  const s = str(v, where, issues);
-  if (s === undefined) return dflt;
-  if (!s.startsWith('/')) issues.add(where, `${show(s)} must be an absolute path`);
-  else if (CONTROL_RE.test(s)) issues.add(where, 'must not contain control characters');
-  else if (s.split('/').some((seg) => seg === '..' || seg === '.')) issues.add(where, `${show(s)} must not contain "." or ".." segments`);
-  else {
-    const n = normaliseHostPath(s);
-    const problem = hostPathProblem(n, OWN_DIRS);
-    if (problem) issues.add(where, `${problem}; choose a directory of containerd's own (default ${dflt})`);
-    return n;
-  }
-  return s;
-}
+const show = (v: string) => JSON.stringify(v);
 
 /**
  * No path variable may be or contain these: a config_path of /etc/containerd would put registry
@@ -98,77 +40,32 @@ export const OWN_DIRS = [
 ];
 
 /**
+ * A directory hoist writes into and a reset deletes from must be containerd's own: not a system
+ * directory, not hoist's state, not /etc/containerd. Undefined when refused (or its schema did).
+ */
+function ownDir(dir: string | undefined, key: keyof typeof RUNTIME_DEFAULTS, issues: Issues): string | undefined {
+  if (dir === undefined) return undefined;
+  const problem = hostPathProblem(dir, OWN_DIRS);
+  if (!problem) return dir;
+  issues.add([key], `${problem}; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS[key]})`);
+  return undefined;
+}
+
+/**
  * The data directories are emptied by a reset with remove_data: neither may be or contain a
  * directory hoist writes configuration into.
  */
-function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string>, others: Record<string, string | null>, issues: Issues): void {
+function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string | undefined>, others: Record<string, string | null | undefined>, issues: Issues): void {
   for (const [key, dir] of Object.entries(dirs)) {
-    if (hostPathProblem(dir, OWN_DIRS)) continue;
+    // A refused directory is reported already.
+    if (dir === undefined) continue;
     for (const [otherKey, other] of Object.entries(others)) {
-      if (other === null) continue;
+      if (other === null || other === undefined) continue;
       if (other === dir || other.startsWith(`${dir}/`)) {
         issues.add([key], `${show(dir)} ${other === dir ? 'is' : 'contains'} ${otherKey} (${other}); a reset with remove_data empties ${key}, and would take ${otherKey} with it`);
       }
     }
   }
-}
-
-/** A controller-side file for a registry; its basename becomes the file name on the host. */
-function controllerFile(v: unknown, where: Path, issues: Issues): string | null {
-  if (v === undefined) return null;
-  const s = str(v, where, issues);
-  if (s === undefined) return null;
-  if (s === '' || CONTROL_RE.test(s)) {
-    issues.add(where, 'must be a non-empty path without control characters');
-    return null;
-  }
-  const base = path.basename(s);
-  if (!BASENAME_RE.test(base) || base === 'hosts.toml') {
-    issues.add(where, `file name ${show(base)} can't be used on the host (letters, digits, ".", "_", "-"; not hosts.toml)`);
-    return null;
-  }
-  return s;
-}
-
-function httpUrl(v: unknown, where: Path, issues: Issues): string | null {
-  const s = str(v, where, issues);
-  if (s === undefined) return null;
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(s);
-  if (!m) {
-    issues.add(where, `${show(s)} has no scheme (http:// or https://)`);
-    return null;
-  }
-  if (m[1] !== 'http' && m[1] !== 'https') {
-    issues.add(where, `${show(s)} must use http:// or https://, not ${m[1]}://`);
-    return null;
-  }
-  const rest = m[2];
-  const slash = rest.indexOf('/');
-  const authority = slash < 0 ? rest : rest.slice(0, slash);
-  const p = slash < 0 ? '' : rest.slice(slash);
-  if (authority.includes('@')) {
-    issues.add(where, 'must not carry credentials in the URL; use username/password on the registry');
-    return null;
-  }
-  const hm = HOST_RE.exec(authority);
-  if (!hm || (hm[1] !== undefined && (Number(hm[1]) < 1 || Number(hm[1]) > 65535))) {
-    issues.add(where, `${show(s)} has no valid host[:port]`);
-    return null;
-  }
-  if (/[?#]/.test(p) || !URL_PATH_RE.test(p)) {
-    issues.add(where, `${show(s)} must not have a query, fragment, or characters outside a URL path`);
-    return null;
-  }
-  return s;
-}
-
-function registryHostError(host: string): string | null {
-  if (host === '_default') return null;
-  const m = HOST_RE.exec(host);
-  if (!m) return 'is not a registry host (name or IP, optional :port, as in image references)';
-  if (m[1] !== undefined && (Number(m[1]) < 1 || Number(m[1]) > 65535)) return 'has a port outside 1-65535';
-  if (host.includes('://')) return 'must be a host, not a URL';
-  return null;
 }
 
 function defaultServer(host: string, insecureHttp: boolean): string | null {
@@ -178,127 +75,48 @@ function defaultServer(host: string, insecureHttp: boolean): string | null {
   return `${insecureHttp ? 'http' : 'https'}://${host}`;
 }
 
-function tlsFiles(raw: Record<string, unknown>, where: Path, issues: Issues): TlsFiles {
-  const ca = controllerFile(raw.ca, [...where, 'ca'], issues);
-  const clientCert = controllerFile(raw.client_cert, [...where, 'client_cert'], issues);
-  const clientKey = controllerFile(raw.client_key, [...where, 'client_key'], issues);
+function tlsFiles(raw: RegistryVars | MirrorVars, where: Path, issues: Issues): TlsFiles {
   if ((raw.client_cert === undefined) !== (raw.client_key === undefined)) {
     issues.add(where, 'client_cert and client_key must be set together');
   }
-  return { ca, clientCert, clientKey, skipVerify: bool(raw.skip_verify, false, [...where, 'skip_verify'], issues) };
-}
-
-function capabilities(v: unknown, where: Path, issues: Issues): Capability[] {
-  if (v === undefined) return [...DEFAULT_MIRROR_CAPABILITIES];
-  if (!Array.isArray(v) || v.length === 0) {
-    issues.add(where, `must be a non-empty array of ${CAPABILITIES.map((c) => `"${c}"`).join(', ')}`);
-    return [...DEFAULT_MIRROR_CAPABILITIES];
-  }
-  const set = new Set<Capability>();
-  v.forEach((c, i) => {
-    if (typeof c === 'string' && (CAPABILITIES as readonly string[]).includes(c)) set.add(c as Capability);
-    // containerd refuses the whole hosts.toml on an unknown capability.
-    else issues.add([...where, i], `${show(c)} is not a capability (pull, resolve, push)`);
-  });
-  return CAPABILITIES.filter((c) => set.has(c));
-}
-
-function headers(v: unknown, where: Path, issues: Issues): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  if (v === undefined) return out;
-  if (!isPlainObject(v)) {
-    issues.add(where, `must be a table of header name = value, got ${show(v)}`);
-    return out;
-  }
-  for (const [name, value] of Object.entries(v)) {
-    const w: Path = [...where, name];
-    if (!HEADER_NAME_RE.test(name)) {
-      issues.add(w, 'is not a valid HTTP header name');
-      continue;
-    }
-    const values = Array.isArray(value) ? value : [value];
-    if (values.length === 0 || !values.every((x): x is string => typeof x === 'string')) {
-      issues.add(w, 'must be a string or a non-empty array of strings');
-      continue;
-    }
-    // Go's HTTP client refuses control characters (other than tab) in header values.
-    if (values.some((x) => /[\u0000-\u0008\u000a-\u001f\u007f]/.test(x))) {
-      issues.add(w, 'must not contain control characters (CR, LF, NUL, …)');
-      continue;
-    }
-    if (isSensitiveHeader(name)) values.forEach((x) => addSecret(x));
-    out[name] = values;
-  }
-  return out;
+  return { ca: raw.ca ?? null, clientCert: raw.client_cert ?? null, clientKey: raw.client_key ?? null, skipVerify: raw.skip_verify };
 }
 
 /** Header names whose values are credentials: files carrying them are written 0600 and values redacted. */
 export function isSensitiveHeader(name: string): boolean {
-  return /auth|token|cookie|secret|key|password/i.test(name);
+  return isCredentialName(name, 'header');
 }
 
-function mirror(raw: unknown, where: Path, issues: Issues): MirrorConfig | null {
-  // The string shorthand reports against the list entry itself, the table form against `.url`.
-  const shorthand = typeof raw === 'string';
-  if (shorthand) raw = { url: raw };
-  else if (!isPlainObject(raw)) {
-    issues.add(where, `must be a URL string or a table with url = "…", got ${show(raw)}`);
-    return null;
-  }
-  const obj = raw as Record<string, unknown>;
-  if (obj.url === undefined) {
-    issues.add([...where, 'url'], 'is required');
-    return null;
-  }
-  unknownKeys(obj, MIRROR_KEYS, where, issues);
-  const url = httpUrl(obj.url, shorthand ? where : [...where, 'url'], issues);
-  const tls = tlsFiles(obj, where, issues);
+function mirror(raw: MirrorVars, where: Path, issues: Issues): MirrorConfig {
+  for (const [name, values] of Object.entries(raw.headers)) if (isSensitiveHeader(name)) values.forEach((x) => addSecret(x));
   return {
-    url: url ?? '',
-    capabilities: capabilities(obj.capabilities, [...where, 'capabilities'], issues),
-    ...tls,
-    overridePath: bool(obj.override_path, false, [...where, 'override_path'], issues),
-    headers: headers(obj.headers, [...where, 'headers'], issues),
+    url: raw.url,
+    capabilities: raw.capabilities,
+    ...tlsFiles(raw, where, issues),
+    overridePath: raw.override_path,
+    headers: raw.headers,
   };
 }
 
-function registry(host: string, raw: unknown, where: Path, issues: Issues): RegistryConfig | null {
-  const hostErr = registryHostError(host);
-  if (hostErr) {
-    issues.add(where, `${show(host)} ${hostErr}`);
-    return null;
-  }
-  if (!isPlainObject(raw)) {
-    issues.add(where, `must be a table, got ${show(raw)}`);
-    return null;
-  }
-  unknownKeys(raw, REGISTRY_KEYS, where, issues);
-  const insecureHttp = bool(raw.insecure_http, false, [...where, 'insecure_http'], issues);
+/** A registry's settings as the schema read them, with what depends on several keys: its server, its credentials, its files. */
+function registry(host: string, raw: RegistryVars, where: Path, issues: Issues): RegistryConfig {
+  const insecureHttp = raw.insecure_http;
   let server = defaultServer(host, insecureHttp);
   if (raw.server !== undefined) {
     if (host === '_default') issues.add([...where, 'server'], '_default applies to every registry and cannot name a server');
     else {
-      const s = httpUrl(raw.server, [...where, 'server'], issues);
-      if (s) {
-        if (insecureHttp && s.startsWith('https://')) issues.add([...where, 'server'], `${show(s)} is https:// but insecure_http = true asks for plain http`);
-        server = s;
-      }
+      if (insecureHttp && raw.server.startsWith('https://')) issues.add([...where, 'server'], `${show(raw.server)} is https:// but insecure_http = true asks for plain http`);
+      server = raw.server;
     }
   }
   const mirrors: MirrorConfig[] = [];
-  if (raw.mirrors !== undefined) {
-    if (!Array.isArray(raw.mirrors)) issues.add([...where, 'mirrors'], `must be an array, got ${show(raw.mirrors)}`);
-    else {
-      const seen = new Set<string>();
-      raw.mirrors.forEach((m, i) => {
-        const parsed = mirror(m, [...where, 'mirrors', i], issues);
-        if (!parsed) return;
-        if (parsed.url && seen.has(parsed.url)) issues.add([...where, 'mirrors', i], `${show(parsed.url)} is listed twice`);
-        seen.add(parsed.url);
-        mirrors.push(parsed);
-      });
-    }
-  }
+  const seen = new Set<string>();
+  raw.mirrors.forEach((m, i) => {
+    const parsed = mirror(m, [...where, 'mirrors', i], issues);
+    if (seen.has(parsed.url)) issues.add([...where, 'mirrors', i], `${show(parsed.url)} is listed twice`);
+    seen.add(parsed.url);
+    mirrors.push(parsed);
+  });
   const tls = tlsFiles(raw, where, issues);
   let auth: RegistryAuth | null = null;
   const hasUser = raw.username !== undefined || raw.password !== undefined;
@@ -306,7 +124,7 @@ function registry(host: string, raw: unknown, where: Path, issues: Issues): Regi
   else if (hasUser) {
     // Never echo these values: they are credentials.
     const password = credential(raw.password, [...where, 'password'], issues);
-    if (typeof raw.username !== 'string' || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
+    if (raw.username === undefined || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
       issues.add([...where, 'username'], 'must be a non-empty string without ":" or control characters');
     } else if (password === null) {
       issues.add([...where, 'password'], 'must be a non-empty string, or a reference ({ env = "NAME" }, { file = "path" }, { command = "…" }), when username is set');
@@ -386,104 +204,67 @@ function urlPath(url: string): string {
 }
 
 /**
- * Turns a host's variables into a RuntimeConfig. Variables this file doesn't own are ignored;
- * inside `registries` every key must be known. Every problem is returned, each with its key path.
+ * Turns a host's variables into a RuntimeConfig: each variable is checked by its schema
+ * (runtime-schema.ts, registry-schema.ts), then what depends on several of them or on the target
+ * release. Variables this file doesn't own are ignored. Every problem is returned, each with its
+ * key path, rules across keys included when one value is bad.
  */
 export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: RuntimeConfig; issues: Issue[] } {
+  const { registries: registriesSchema, ...scalars } = runtimeVariables;
+  const parsed = parseFields(scalars, vars);
+  const v = parsed.value;
   const issues = new Issues();
+  issues.list.push(...parsed.issues);
 
-  let version: Version | null = null;
-  if (vars.containerd_version === undefined) issues.add(['containerd_version'], 'is required (e.g. "1.7.34" or "2.1.9")');
-  else if (typeof vars.containerd_version !== 'string') issues.add(['containerd_version'], `must be a string, got ${show(vars.containerd_version)}`);
-  else {
-    try {
-      const v = parseVersion(vars.containerd_version);
-      if (compareVersions(v, OLDEST_SUPPORTED) < 0 || v.major > 2) {
-        issues.add(['containerd_version'], `${show(vars.containerd_version)} is not supported (1.4 to 2.x)`);
-      } else version = v;
-    } catch (err) {
-      issues.add(['containerd_version'], err instanceof VersionParseError ? `${show(vars.containerd_version)} is not a version (X.Y.Z)` : String(err));
-    }
-  }
+  const version = v.containerd_version === undefined ? null : parseVersion(v.containerd_version);
+  const dirs = {
+    root_dir: ownDir(v.root_dir, 'root_dir', issues),
+    state_dir: ownDir(v.state_dir, 'state_dir', issues),
+    config_path: ownDir(v.config_path, 'config_path', issues),
+    imports_dir: v.imports_dir === '' || v.imports_dir === false ? null : ownDir(v.imports_dir, 'imports_dir', issues),
+    cni_bin_dir: ownDir(v.cni_bin_dir, 'cni_bin_dir', issues),
+    cni_conf_dir: ownDir(v.cni_conf_dir, 'cni_conf_dir', issues),
+  };
+  const { root_dir, state_dir, ...others } = dirs;
+  dataDirChecks({ root_dir, state_dir }, others, issues);
 
-  const systemdCgroup = bool(vars.systemd_cgroup, RUNTIME_DEFAULTS.systemd_cgroup, ['systemd_cgroup'], issues);
-
-  let sandboxImage = version ? defaultSandboxImage(version) : '';
-  if (vars.sandbox_image !== undefined) {
-    const s = str(vars.sandbox_image, ['sandbox_image'], issues);
-    if (s !== undefined) {
-      if (s === '' || /\s/.test(s) || CONTROL_RE.test(s)) issues.add(['sandbox_image'], `${show(s)} is not an image reference`);
-      else sandboxImage = s;
-    }
-  }
-
-  const rootDir = absPath(vars.root_dir, RUNTIME_DEFAULTS.root_dir, ['root_dir'], issues);
-  const stateDir = absPath(vars.state_dir, RUNTIME_DEFAULTS.state_dir, ['state_dir'], issues);
-
-  let oomScore: number = RUNTIME_DEFAULTS.oom_score;
-  if (vars.oom_score !== undefined) {
-    const o = vars.oom_score;
-    const n = typeof o === 'bigint' ? Number(o) : o;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1000 || n > 1000) issues.add(['oom_score'], `must be an integer from -1000 to 1000, got ${show(o)}`);
-    else oomScore = n;
-  }
-
-  const restrictOomScoreAdj = bool(vars.restrict_oom_score_adj, RUNTIME_DEFAULTS.restrict_oom_score_adj, ['restrict_oom_score_adj'], issues);
-
-  let snapshotter: string = RUNTIME_DEFAULTS.snapshotter;
-  if (vars.snapshotter !== undefined) {
-    const s = str(vars.snapshotter, ['snapshotter'], issues);
-    if (s !== undefined) {
-      if (!SNAPSHOTTER_RE.test(s)) issues.add(['snapshotter'], `${show(s)} is not a snapshotter name (e.g. overlayfs, native, btrfs, zfs)`);
-      else snapshotter = s;
-    }
-  }
-
-  const cniBinDir = absPath(vars.cni_bin_dir, RUNTIME_DEFAULTS.cni_bin_dir, ['cni_bin_dir'], issues);
-  const cniConfDir = absPath(vars.cni_conf_dir, RUNTIME_DEFAULTS.cni_conf_dir, ['cni_conf_dir'], issues);
-
-  let importsDir: string | null = RUNTIME_DEFAULTS.imports_dir;
-  if (vars.imports_dir === '' || vars.imports_dir === false) importsDir = null;
-  else if (vars.imports_dir !== undefined) {
-    importsDir = absPath(vars.imports_dir, RUNTIME_DEFAULTS.imports_dir, ['imports_dir'], issues);
-    // containerd globs import paths; metacharacters in the directory would change what matches.
-    if (/[*?[\]\\]/.test(importsDir)) issues.add(['imports_dir'], `${show(importsDir)} must not contain glob characters (* ? [ ] \\)`);
-  }
-
-  const configPath = absPath(vars.config_path, RUNTIME_DEFAULTS.config_path, ['config_path'], issues);
-  if (configPath.includes(':')) issues.add(['config_path'], 'must be one directory (containerd splits config_path on ":")');
-  dataDirChecks({ root_dir: rootDir, state_dir: stateDir }, { config_path: configPath, imports_dir: importsDir, cni_bin_dir: cniBinDir, cni_conf_dir: cniConfDir }, issues);
-
+  // Registry by registry, so one with a bad key doesn't keep the rules across keys of the others unreported.
   const registries: Record<string, RegistryConfig> = {};
-  if (vars.registries !== undefined) {
-    if (!isPlainObject(vars.registries)) issues.add(['registries'], `must be a table keyed by registry host, got ${show(vars.registries)}`);
-    else {
-      for (const host of sortedKeys(vars.registries)) {
-        const r = registry(host, vars.registries[host], ['registries', host], issues);
-        if (r) registries[host] = r;
-      }
-    }
+  const raw = vars.registries;
+  const hosts = isPlainObject(raw) ? sortedKeys(raw) : [];
+  if (raw !== undefined && !isPlainObject(raw)) issues.list.push(...parseWith(registriesSchema, raw, ['registries']).issues);
+  for (const host of hosts) {
+    const one = parseWith(registriesSchema, { [host]: (raw as Record<string, unknown>)[host] }, ['registries']);
+    issues.list.push(...one.issues);
+    if (one.value) registries[host] = registry(host, one.value[host], ['registries', host], issues);
   }
-  if (version) versionChecks(version, configPath, registries, issues);
+  if (version && dirs.config_path !== undefined) versionChecks(version, dirs.config_path, registries, issues);
 
   if (issues.list.length || !version) return { issues: issues.list };
   const value: RuntimeConfig = {
     containerdVersion: formatVersion(version),
-    version: version,
-    systemdCgroup,
-    sandboxImage,
-    rootDir,
-    stateDir,
-    oomScore,
-    restrictOomScoreAdj,
-    snapshotter,
-    cniBinDir,
-    cniConfDir,
-    importsDir,
-    configPath,
+    version,
+    systemdCgroup: v.systemd_cgroup!,
+    sandboxImage: v.sandbox_image ?? defaultSandboxImage(version),
+    rootDir: root_dir!,
+    stateDir: state_dir!,
+    oomScore: v.oom_score!,
+    restrictOomScoreAdj: v.restrict_oom_score_adj!,
+    snapshotter: v.snapshotter!,
+    cniBinDir: dirs.cni_bin_dir!,
+    cniConfDir: dirs.cni_conf_dir!,
+    importsDir: dirs.imports_dir ?? null,
+    configPath: dirs.config_path!,
     registries,
   };
   return { value, issues: [] };
+}
+
+/** checkRuntimeConfig for a module's settings: each problem goes to `report` with its key path, like every other setting's. */
+export function runtimeConfig(vars: Record<string, unknown>, report: (issue: Issue) => void): RuntimeConfig | undefined {
+  const { value, issues } = checkRuntimeConfig(vars);
+  issues.forEach(report);
+  return value;
 }
 
 /** checkRuntimeConfig for callers without a file to point at: every problem in one error, each led by its key path. */
@@ -495,22 +276,14 @@ export function validateRuntimeConfig(vars: Record<string, unknown>): RuntimeCon
 
 
 /**
- * A credential written in place or referenced: its value; undefined when a reference failed (the
- * problem is reported, naming the reference, never a value); null when it is neither.
+ * A credential the schema accepted, written in place or referenced: its value; undefined when a
+ * reference failed (the problem is reported, naming the reference, never a value); null when empty.
  */
-function credential(v: unknown, where: Path, issues: Issues): string | null | undefined {
-  if (typeof v === 'string') return v === '' ? null : v;
-  const ref = secretRefOf(v);
-  if (!ref) {
-    const problem = secretRefProblem(v);
-    if (problem) {
-      issues.add(where, problem);
-      return undefined;
-    }
-    return null;
-  }
+function credential(v: string | SecretRef | undefined, where: Path, issues: Issues): string | null | undefined {
+  if (v === undefined || v === '') return null;
+  if (typeof v === 'string') return v;
   try {
-    return resolveSecretRef(ref);
+    return resolveSecretRef(v);
   } catch (e) {
     issues.add(where, (e as Error).message);
     return undefined;
