@@ -19,7 +19,22 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,7 +51,8 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const MANIFEST = 'hoist-files.json'; // src/sea-files.ts SEA_MANIFEST
 
 // The executable finds its files through process.getBuiltinModule('node:sea') (src/sea-files.ts).
-if (typeof process.getBuiltinModule !== 'function') throw new Error(`npm run sea needs Node 20.16 or later (this is ${process.version}): the executable is this Node`);
+if (typeof process.getBuiltinModule !== 'function')
+  throw new Error(`npm run sea needs Node 20.16 or later (this is ${process.version}): the executable is this Node`);
 
 const wanted = process.argv.slice(2);
 for (const a of wanted) if (!(a in ARCHES)) throw new Error(`unknown architecture ${a} (${Object.keys(ARCHES).join(', ')})`);
@@ -58,30 +74,36 @@ await build({
   target: 'node20',
   // paths.ts asks node:sea for the package root before it would read a module URL.
   define: { 'import.meta.url': 'undefined' },
-  plugins: [{
-    // ssh2's optional native addons (cpu-features, sshcrypto.node): a module that throws, as a missing
-    // addon does; ssh2 catches that and uses its JavaScript code. (Left as a require, the executable's
-    // require, which loads built-ins only, would refuse it too, but with a warning on stderr.)
-    name: 'no-native-addons',
-    setup(b) {
-      b.onResolve({ filter: /^cpu-features$|\.node$/ }, (a) => ({ path: a.path, namespace: 'no-native-addon' }));
-      b.onLoad({ filter: /.*/, namespace: 'no-native-addon' }, (a) => ({ loader: 'js', contents: `throw new Error(${JSON.stringify(`${a.path}: no native addons in the single executable`)});` }));
+  plugins: [
+    {
+      // ssh2's optional native addons (cpu-features, sshcrypto.node): a module that throws, as a missing
+      // addon does; ssh2 catches that and uses its JavaScript code. (Left as a require, the executable's
+      // require, which loads built-ins only, would refuse it too, but with a warning on stderr.)
+      name: 'no-native-addons',
+      setup(b) {
+        b.onResolve({ filter: /^cpu-features$|\.node$/ }, (a) => ({ path: a.path, namespace: 'no-native-addon' }));
+        b.onLoad({ filter: /.*/, namespace: 'no-native-addon' }, (a) => ({
+          loader: 'js',
+          contents: `throw new Error(${JSON.stringify(`${a.path}: no native addons in the single executable`)});`,
+        }));
+      },
     },
-  }, {
-    name: 'undici-asset',
-    setup(b) {
-      b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-asset' }));
-      b.onLoad({ filter: /.*/, namespace: 'undici-asset' }, () => ({
-        loader: 'js',
-        contents: [
-          "const { createRequire } = require('node:module');",
-          "const { PACKAGE_ROOT } = require('" + path.join(root, 'src/paths.ts').replaceAll('\\', '/') + "');",
-          "module.exports = createRequire(require('node:path').join(PACKAGE_ROOT, 'package.json'))('./node_modules/undici/index.js');",
-        ].join('\n'),
-        resolveDir: root,
-      }));
+    {
+      name: 'undici-asset',
+      setup(b) {
+        b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-asset' }));
+        b.onLoad({ filter: /.*/, namespace: 'undici-asset' }, () => ({
+          loader: 'js',
+          contents: [
+            "const { createRequire } = require('node:module');",
+            "const { PACKAGE_ROOT } = require('" + path.join(root, 'src/paths.ts').replaceAll('\\', '/') + "');",
+            "module.exports = createRequire(require('node:path').join(PACKAGE_ROOT, 'package.json'))('./node_modules/undici/index.js');",
+          ].join('\n'),
+          resolveDir: root,
+        }));
+      },
     },
-  }],
+  ],
   logLevel: 'warning',
 });
 await build({
@@ -160,7 +182,8 @@ async function nodeBinary(arch) {
   const tmp = mkdtempSync(path.join(cache, '.fetch-'));
   try {
     const expected = JSON.parse(execFileSync('npm', ['view', spec, 'dist.integrity', '--json'], { encoding: 'utf8' }));
-    if (typeof expected !== 'string' || !expected.startsWith('sha512-')) throw new Error(`${spec}: the registry gives no sha512 integrity (${JSON.stringify(expected)})`);
+    if (typeof expected !== 'string' || !expected.startsWith('sha512-'))
+      throw new Error(`${spec}: the registry gives no sha512 integrity (${JSON.stringify(expected)})`);
     // npm pack checks the tarball against the same integrity; hoist checks it again itself.
     const [packed] = JSON.parse(execFileSync('npm', ['pack', spec, '--json', '--pack-destination', tmp], { cwd: tmp, encoding: 'utf8' }));
     const tgz = path.join(tmp, packed.filename);

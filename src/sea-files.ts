@@ -41,7 +41,11 @@ export function seaPackageRoot(): string | undefined {
   } catch (e) {
     // Nothing has run yet (no command, no host touched): say where and why, and stop.
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    process.stderr.write(printable(`hoist: can't write its templates and playbooks to ${dir} (${fromEnv ? 'from XDG_CACHE_HOME' : 'the default, ~/.cache'}): ${why}; set XDG_CACHE_HOME to a directory you can write`) + '\n');
+    process.stderr.write(
+      printable(
+        `hoist: can't write its templates and playbooks to ${dir} (${fromEnv ? 'from XDG_CACHE_HOME' : 'the default, ~/.cache'}): ${why}; set XDG_CACHE_HOME to a directory you can write`,
+      ) + '\n',
+    );
     process.exit(1);
   }
 }

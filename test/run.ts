@@ -12,7 +12,11 @@ const root = path.resolve(here, '..');
 const only = process.argv.slice(2);
 
 function runTests(files: string[], extra: string[] = []): boolean {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...extra, ...files], { cwd: root, stdio: 'inherit', env: process.env });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...extra, ...files], {
+    cwd: root,
+    stdio: 'inherit',
+    env: process.env,
+  });
   return r.status === 0;
 }
 

@@ -8,7 +8,6 @@ import type { Artifact, ChecksumFormat } from './artifact.js';
 import type { ArtifactCache } from './cache.js';
 import { displayUrl, fetchSmall, retrying, type Net } from './http.js';
 
-
 export { ChecksumError } from '../util/checksum.js';
 
 /**
@@ -22,8 +21,7 @@ export function expectedSha256(text: string, _format: ChecksumFormat, assetName:
 
 /** The digest the published checksum file records for the artifact (checksum file cached too). */
 export async function checksumDigest(artifact: Artifact, cache: ArtifactCache, net: Net): Promise<string> {
-  const parse = (text: string): string =>
-    expectedSha256(text, artifact.checksumFormat, artifact.name, displayUrl(artifact.checksumUrl));
+  const parse = (text: string): string => expectedSha256(text, artifact.checksumFormat, artifact.name, displayUrl(artifact.checksumUrl));
 
   const indexed = await cache.lookup(artifact.checksumUrl);
   if (indexed) {
@@ -45,4 +43,3 @@ export async function checksumDigest(artifact: Artifact, cache: ArtifactCache, n
   await cache.record({ url: artifact.checksumUrl, sha256: stored.sha256, size: body.length, verifiedBy: [] });
   return hex;
 }
-

@@ -45,10 +45,7 @@ export class ChecksumMismatchError extends ControllerError {
     readonly checksumUrl?: string,
   ) {
     const from = source === 'pinned' ? 'pinned_sha256' : `checksum file ${displayUrl(checksumUrl ?? '')}`;
-    super(
-      `sha256 mismatch for ${file} (${displayUrl(url)}): expected ${expected} (from ${from}), got ${actual}; ` +
-        'the file was removed from the cache',
-    );
+    super(`sha256 mismatch for ${file} (${displayUrl(url)}): expected ${expected} (from ${from}), got ${actual}; ` + 'the file was removed from the cache');
     this.name = 'ChecksumMismatchError';
   }
 }
@@ -162,7 +159,14 @@ export async function fetchExpectedSha256(artifact: Artifact, opts: DownloadOpti
     const e = await cache.lookup(artifact.checksumUrl);
     const seen: CorruptBlob = {};
     const blob = e && (await cache.verifiedBlob(e.sha256, seen));
-    if (seen.expected && seen.actual) throw new CorruptCacheError(artifact.checksumUrl.slice(artifact.checksumUrl.lastIndexOf('/') + 1), artifact.checksumUrl, cache.dir, seen.expected, seen.actual);
+    if (seen.expected && seen.actual)
+      throw new CorruptCacheError(
+        artifact.checksumUrl.slice(artifact.checksumUrl.lastIndexOf('/') + 1),
+        artifact.checksumUrl,
+        cache.dir,
+        seen.expected,
+        seen.actual,
+      );
     if (!blob) throw new OfflineMissError([artifact], cache.dir);
     return expectedSha256(await fs.readFile(blob.path, 'utf8'), artifact.checksumFormat, artifact.name, displayUrl(artifact.checksumUrl));
   }
@@ -254,4 +258,3 @@ async function ensureOne(
   await cache.record({ url: artifact.url, sha256: actual.sha256, size: actual.size, verifiedBy });
   return { artifact, path: stored, sha256: actual.sha256, size: actual.size, fromCache: false, verifiedBy };
 }
-

@@ -29,7 +29,6 @@ export interface HttpOptions {
 
 export type Progress = (bytes: number, total: number | undefined) => void;
 
-
 /** An HTTP or network failure that survived all retries, or a status that is never retried. */
 export class DownloadError extends ControllerError {
   constructor(
@@ -376,7 +375,10 @@ async function transferOnce(url: string, cache: ArtifactCache, net: Net, progres
         failed = true;
         res.body.destroy();
         // Whatever was already queued lands first: the partial file stays a clean prefix to resume.
-        writes.then(() => reject(e), () => reject(e));
+        writes.then(
+          () => reject(e),
+          () => reject(e),
+        );
       };
       res.body.on('data', (chunk: Buffer) => {
         if (failed) return;

@@ -41,4 +41,3 @@ export async function withUrlLock<T>(cache: ArtifactCache, url: string, signal: 
     await fs.rm(lock, { force: true });
   }
 }
-

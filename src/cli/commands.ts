@@ -120,7 +120,9 @@ function maskedArgv(argv: string[]): string[] {
 
 /** --cache-dir must be a directory (or not exist yet): found out before any host is contacted. */
 async function checkCacheDir(dir: string): Promise<void> {
-  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(new InputError(`--cache-dir ${dir}: ${e.message}`))));
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) =>
+    e.code === 'ENOENT' ? null : Promise.reject(new InputError(`--cache-dir ${dir}: ${e.message}`)),
+  );
   if (st && !st.isDirectory()) throw new InputError(`--cache-dir ${dir} is not a directory (it is a file); name a directory for downloaded artifacts`);
 }
 
@@ -130,7 +132,11 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
   // `check` is `apply --check`, reported as itself.
   if (command === 'check') command = 'apply';
   if ((command === 'fetch' || command === 'reference') && o.json) {
-    throw new InputError(command === 'fetch' ? 'fetch has no JSON output: it prints a line per artifact; run it without --json' : 'reference is Markdown only; `hoist tasks --json` prints the task reference as JSON');
+    throw new InputError(
+      command === 'fetch'
+        ? 'fetch has no JSON output: it prints a line per artifact; run it without --json'
+        : 'reference is Markdown only; `hoist tasks --json` prints the task reference as JSON',
+    );
   }
   if (command === 'tasks') return tasksCommand(catalog, o);
   if (command === 'reference') {
@@ -147,10 +153,12 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
     const pb = await loadPlaybook(o.playbook ?? DEFAULT_PLAYBOOK, catalog);
     playbook = { ...pb, tasks: pb.tasks.filter((t) => t.def.verifies), beforeHost: [], afterHost: [] };
     // --pull-test feeds the verifying tasks that pull images.
-    if (o.pullTest?.length) playbook.tasks = playbook.tasks.map((t) => ('pull_test' in t.def.params.shape ? { ...t, params: { ...t.params, pull_test: o.pullTest } } : t));
+    if (o.pullTest?.length)
+      playbook.tasks = playbook.tasks.map((t) => ('pull_test' in t.def.params.shape ? { ...t, params: { ...t.params, pull_test: o.pullTest } } : t));
     // --pod-test feeds the verifying task that runs a pod; a playbook without one would ignore it.
     if (o.podTest) {
-      if (!playbook.tasks.some((t) => 'pod_test' in t.def.params.shape)) throw new InputError(`--pod-test: playbook ${pb.file} has no verifying task that runs a pod (such as containerd_pod_test)`);
+      if (!playbook.tasks.some((t) => 'pod_test' in t.def.params.shape))
+        throw new InputError(`--pod-test: playbook ${pb.file} has no verifying task that runs a pod (such as containerd_pod_test)`);
       playbook.tasks = playbook.tasks.map((t) => ('pod_test' in t.def.params.shape ? { ...t, params: { ...t.params, pod_test: o.podTest } } : t));
     }
   } else playbook = inlinePlaybook(command, 'ping', catalog);
@@ -203,7 +211,9 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       (o.json ? process.stderr : process.stdout).write(terminalText('\n' + formatPlan(plan, !!o.diff)));
       const lines = changing.map((h) => `  ${h.name}: ${h.tasks.flatMap((t) => t.changes).join('; ')}`);
       const failed = plan.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
-      const tail = failed.length ? `\n${failed.map((h) => `  ${h.name}: not changed (${h.error ?? h.tasks.find((t) => t.error)?.error ?? h.status})`).join('\n')}` : '';
+      const tail = failed.length
+        ? `\n${failed.map((h) => `  ${h.name}: not changed (${h.error ?? h.tasks.find((t) => t.error)?.error ?? h.status})`).join('\n')}`
+        : '';
       process.stderr.write(terminalText(`\n${changing.length} host(s) would change:\n${lines.join('\n')}${tail}\n`));
       if (!(await confirm(playbook.confirm!))) {
         process.stderr.write(terminalText('not confirmed; nothing was done\n'));
@@ -252,7 +262,10 @@ function logReport(log: Logger, report: RunReport): void {
     }
     log.log(h.name, `host ${h.status} in ${h.durationMs} ms${h.bytesPushed ? `, ${h.bytesPushed} bytes pushed` : ''}${h.error ? `: ${h.error}` : ''}`);
   }
-  log.log('hoist', `recap: ${report.hosts.map((h) => `${h.name}=${h.status}`).join(' ')} in ${report.durationMs} ms${report.aborted ? `; ${report.aborted}` : ''}`);
+  log.log(
+    'hoist',
+    `recap: ${report.hosts.map((h) => `${h.name}=${h.status}`).join(' ')} in ${report.durationMs} ms${report.aborted ? `; ${report.aborted}` : ''}`,
+  );
 }
 
 async function inventoryCommand(inventory: Inventory, o: CliOptions, catalog: TaskCatalog): Promise<number> {
@@ -277,7 +290,9 @@ function tasksCommand(catalog: TaskCatalog, o: CliOptions): number {
   else {
     process.stdout.write(terminalText(`${docs.map((d) => formatTaskDoc(d, !!o.task)).join('\n')}\n`));
     // The variables each module reads: `hoist reference` has their types and meanings.
-    if (!o.task) for (const m of catalog.modules) process.stdout.write(terminalText(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`));
+    if (!o.task)
+      for (const m of catalog.modules)
+        process.stdout.write(terminalText(`\n${color.bold(`variables of ${m.name}`)}: ${Object.keys(m.variables).join(', ')}\n`));
   }
   return 0;
 }

@@ -19,7 +19,10 @@ function bareInventory(): Inventory {
 }
 
 /** Pre-fills the artifact cache with what a playbook would install, so a later --offline run needs no network. */
-export async function fetchArtifacts(o: { playbook?: string; inventory?: string; extraVars?: string[]; cacheDir?: string }, catalog: TaskCatalog): Promise<number> {
+export async function fetchArtifacts(
+  o: { playbook?: string; inventory?: string; extraVars?: string[]; cacheDir?: string },
+  catalog: TaskCatalog,
+): Promise<number> {
   const pb = await loadPlaybook(o.playbook ?? path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml'), catalog);
   const inventory = o.inventory ? await loadInventory(o.inventory) : bareInventory();
   // The same resolution as a run: variable precedence, schemas and module settings, all checked.
@@ -27,7 +30,14 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
   const play = o.inventory ? pb : { ...pb, hosts: ['all'] };
   const plays = await resolvePlay(inventory, play, await extraVarLayers(o.extraVars ?? []), { catalog });
   const log = new Logger();
-  const controller: Controller = { playbookDir: pb.dir, inventoryDir: path.dirname(path.resolve(inventory.file)), cacheDir: o.cacheDir, log, progress: () => undefined, deliver: new FanOut(log).deliver };
+  const controller: Controller = {
+    playbookDir: pb.dir,
+    inventoryDir: path.dirname(path.resolve(inventory.file)),
+    cacheDir: o.cacheDir,
+    log,
+    progress: () => undefined,
+    deliver: new FanOut(log).deliver,
+  };
   const options = { check: true, diff: false, offline: false };
   const wanted = new Map<string, Artifact>();
   for (const play of plays) {
@@ -41,10 +51,12 @@ export async function fetchArtifacts(o: { playbook?: string; inventory?: string;
     cacheDir: o.cacheDir,
     onProgress: (bytes, total, a) => {
       const line = `${a.name} ${total ? `${Math.floor((bytes / total) * 100)}%` : `${(bytes / 1e6).toFixed(1)} MB`}`;
-      if (line !== last && (!total || bytes === total || Math.floor((bytes / total) * 10) !== Math.floor(((bytes - 1) / total) * 10))) process.stderr.write(terminalText(`${line}\n`));
+      if (line !== last && (!total || bytes === total || Math.floor((bytes / total) * 10) !== Math.floor(((bytes - 1) / total) * 10)))
+        process.stderr.write(terminalText(`${line}\n`));
       last = line;
     },
   });
-  for (const g of got) process.stdout.write(terminalText(`${g.fromCache ? 'cached ' : 'fetched'} ${g.artifact.name} sha256:${g.sha256} (${(g.size / 1e6).toFixed(1)} MB)\n`));
+  for (const g of got)
+    process.stdout.write(terminalText(`${g.fromCache ? 'cached ' : 'fetched'} ${g.artifact.name} sha256:${g.sha256} (${(g.size / 1e6).toFixed(1)} MB)\n`));
   return 0;
 }

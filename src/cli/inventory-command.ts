@@ -32,7 +32,6 @@ export interface HostDetail extends HostSummary {
   variables: Record<string, ResolvedVariable>;
 }
 
-
 export function summarize(h: InventoryHost): HostSummary {
   return {
     name: h.name,
@@ -59,7 +58,13 @@ export function listHosts(inv: Inventory, limit: string | undefined, pb?: Playbo
  */
 export function hostDetail(inv: Inventory, name: string, opts: { playbook?: Playbook; extra: VarLayer[]; catalog: TaskCatalog }): HostDetail {
   const host = inv.hosts.find((h) => h.name === name);
-  if (!host) throw new InputError(`no host named "${name}" in ${inv.file}${didYouMean(name, inv.hosts.map((h) => h.name))}`);
+  if (!host)
+    throw new InputError(
+      `no host named "${name}" in ${inv.file}${didYouMean(
+        name,
+        inv.hosts.map((h) => h.name),
+      )}`,
+    );
   const layers = [...(opts.playbook?.defaultLayers ?? []), ...host.varLayers, ...(opts.playbook?.varLayers ?? []), ...opts.extra];
   if (opts.playbook) {
     // Lets each module register the secrets it recognises (registry passwords, derived auth) before printing.
@@ -90,7 +95,9 @@ export function formatHostList(hosts: HostSummary[]): string {
 }
 
 export function formatHostDetail(d: HostDetail): string {
-  const lines = [`${d.name}: ${d.address}${d.port ? `:${d.port}` : ''}, user ${d.user ?? '(ssh config)'}${d.become ? `, become ${d.becomeUser}` : ''}${d.jump ? `, via ${d.jump}` : ''}`];
+  const lines = [
+    `${d.name}: ${d.address}${d.port ? `:${d.port}` : ''}, user ${d.user ?? '(ssh config)'}${d.become ? `, become ${d.becomeUser}` : ''}${d.jump ? `, via ${d.jump}` : ''}`,
+  ];
   if (d.groups.length) lines.push(`groups: ${d.groups.join(', ')}`);
   lines.push('variables (highest layer wins):');
   const width = Math.max(0, ...Object.keys(d.variables).map((k) => k.length));

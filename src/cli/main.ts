@@ -6,10 +6,13 @@ import { signalChildren } from '../util/children.js';
 import { terminalText } from '../util/printable.js';
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
-const count = (min: number) => (v: string): number => {
-  if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(min > 0 ? 'expected a positive integer.' : 'expected a whole number of seconds (0 or more).');
-  return Number(v);
-};
+const count =
+  (min: number) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min)
+      throw new InvalidArgumentError(min > 0 ? 'expected a positive integer.' : 'expected a whole number of seconds (0 or more).');
+    return Number(v);
+  };
 
 // The commands, and everything they load (ssh2, undici, the modules), are read only once a command
 // runs: `hoist --version`, `--help` and a usage error start in a fraction of the time.
@@ -42,10 +45,15 @@ const common = (c: Command) =>
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', count(1))
     .option('--json', 'print a machine-readable report on stdout')
     .option('--accept-new-host-keys', 'record unknown host keys in known_hosts instead of refusing')
-    .option('--known-hosts <file>', 'known_hosts file (default: the inventory\'s, else ~/.ssh/known_hosts)')
+    .option('--known-hosts <file>', "known_hosts file (default: the inventory's, else ~/.ssh/known_hosts)")
     .option('--connect-timeout <s>', 'SSH handshake timeout in seconds', count(1))
     .option('--command-timeout <s>', 'timeout of one remote command in seconds', count(1))
-    .option('-v, --verbose', 'show each step per host with its duration (-vv: each remote command, -vvv: scripts and their output)', (_v: string, n: number) => n + 1, 0)
+    .option(
+      '-v, --verbose',
+      'show each step per host with its duration (-vv: each remote command, -vvv: scripts and their output)',
+      (_v: string, n: number) => n + 1,
+      0,
+    )
     .option('-K, --ask-become-pass', 'ask for the sudo password once, on the terminal (else HOIST_BECOME_PASSWORD or become_password_file)');
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -56,7 +64,7 @@ common(program.command('apply').argument('<playbook>', 'playbook TOML file').des
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml (repeatable; highest precedence)', collect, [])
   .option('--offline', 'never download; artifacts must be in the cache (see hoist fetch)')
   .option('--lock-wait <s>', 'wait this many seconds for another hoist run holding a host (default: refuse at once)', count(0))
-  .option('-y, --yes', 'answer yes to a playbook\'s confirmation question')
+  .option('-y, --yes', "answer yes to a playbook's confirmation question")
   .option('--cache-dir <dir>', 'artifact cache directory')
   .action((playbook: string, o: Record<string, unknown>) => runCli('apply', { ...o, playbook }));
 
@@ -67,7 +75,12 @@ common(program.command('check').argument('<playbook>').description('same as appl
   .option('--cache-dir <dir>', 'artifact cache directory')
   .action((playbook: string, o: Record<string, unknown>) => runCli('check', { ...o, playbook, check: true }));
 
-common(program.command('verify').argument('[playbook]', 'playbook whose variables and verify tasks to use (default: the containerd playbook)').description('run only the verification of a playbook, changing nothing'))
+common(
+  program
+    .command('verify')
+    .argument('[playbook]', 'playbook whose variables and verify tasks to use (default: the containerd playbook)')
+    .description('run only the verification of a playbook, changing nothing'),
+)
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml', collect, [])
   .option('--pull-test <image>', 'also pull this image over CRI on every host (repeatable)', collect, [])
   .option('--pod-test <image>', 'also run a pod with a container of this image (with sh and sleep) through CRI on every host, then remove it')
@@ -88,11 +101,11 @@ common(program.command('facts').description('print the facts hoist gathers')).ac
 
 program
   .command('inventory')
-  .description('the hosts a --limit selects, or one host\'s settings and variables with the layer each came from')
+  .description("the hosts a --limit selects, or one host's settings and variables with the layer each came from")
   .requiredOption('-i, --inventory <file>', 'inventory TOML file', inventory)
   .option('-l, --limit <pattern>', 'only these hosts/groups (as for apply)', limit)
   .option('--host <name>', 'one host: connection settings and resolved variables, secrets masked')
-  .option('-p, --playbook <file>', 'include this playbook\'s hosts, [defaults] and [vars]')
+  .option('-p, --playbook <file>', "include this playbook's hosts, [defaults] and [vars]")
   .option('-e, --extra-vars <kv>', 'key=value or @file.toml, as for apply', collect, [])
   .option('--json', 'print the result as JSON')
   .action((o: Record<string, unknown>) => runCli('inventory', o));
@@ -130,7 +143,10 @@ const EXAMPLES: Record<string, [string, string]> = {
   verify: ['hoist verify -i inventories/prod.toml --pull-test busybox:1.36', RUN_EXIT_CODES],
   ping: ['hoist ping -i inventories/prod.toml -l "web*"', RUN_EXIT_CODES],
   facts: ['hoist facts -i inventories/prod.toml --json', RUN_EXIT_CODES],
-  fetch: ['hoist fetch playbooks/containerd.toml -i inventories/prod.toml --cache-dir /srv/hoist-cache', `${SIMPLE_EXIT_CODES}\n  3    a download failed or a checksum did not match`],
+  fetch: [
+    'hoist fetch playbooks/containerd.toml -i inventories/prod.toml --cache-dir /srv/hoist-cache',
+    `${SIMPLE_EXIT_CODES}\n  3    a download failed or a checksum did not match`,
+  ],
   inventory: ['hoist inventory -i inventories/prod.toml --host node1 -p playbooks/containerd.toml', SIMPLE_EXIT_CODES],
   reference: ['hoist reference > docs/reference.md', SIMPLE_EXIT_CODES],
   tasks: ['hoist tasks file', SIMPLE_EXIT_CODES],
@@ -144,25 +160,23 @@ for (const c of program.commands) {
 // --json they are reported in the same envelope as every other error.
 program.exitOverride();
 for (const c of program.commands) c.exitOverride();
-program
-  .parseAsync()
-  .then(
-    () => exitWhenFlushed(),
-    (e: unknown) => {
-      if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) {
-        process.exitCode = 0;
-        return exitWhenFlushed();
-      }
-      const message = e instanceof Error ? e.message.replace(/^error: /, '') : String(e);
-      if (process.argv.includes('--json')) {
-        const command = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name() ?? 'hoist';
-        writeJson(errorEnvelope(command, 1, 'input', message));
-      }
-      if (!(e instanceof CommanderError)) process.stderr.write(terminalText(`hoist: ${message}\n`));
-      process.exitCode = 1;
-      exitWhenFlushed();
-    },
-  );
+program.parseAsync().then(
+  () => exitWhenFlushed(),
+  (e: unknown) => {
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) {
+      process.exitCode = 0;
+      return exitWhenFlushed();
+    }
+    const message = e instanceof Error ? e.message.replace(/^error: /, '') : String(e);
+    if (process.argv.includes('--json')) {
+      const command = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name() ?? 'hoist';
+      writeJson(errorEnvelope(command, 1, 'input', message));
+    }
+    if (!(e instanceof CommanderError)) process.stderr.write(terminalText(`hoist: ${message}\n`));
+    process.exitCode = 1;
+    exitWhenFlushed();
+  },
+);
 
 /**
  * Once the report is out, nothing may keep hoist running: a host's session that some path forgot to

@@ -13,7 +13,7 @@ export function referenceMarkdown(catalog: TaskCatalog): string {
   const out: string[] = [
     '# hoist reference',
     '',
-    'Generated from hoist\'s own schemas by `npm run docs` (`hoist reference`); a test fails when this file is out of date.',
+    "Generated from hoist's own schemas by `npm run docs` (`hoist reference`); a test fails when this file is out of date.",
     '',
     '## Inventory',
     '',
@@ -50,7 +50,14 @@ export function referenceMarkdown(catalog: TaskCatalog): string {
     out.push('```toml', d.example, '```', '');
   }
   for (const m of catalog.modules) {
-    out.push(`## ${m.name} variables`, '', `Set in the playbook's \`[defaults]\`, the inventory, or with \`-e\`. Unknown variables are errors.`, '', ...table(m.variables), '');
+    out.push(
+      `## ${m.name} variables`,
+      '',
+      `Set in the playbook's \`[defaults]\`, the inventory, or with \`-e\`. Unknown variables are errors.`,
+      '',
+      ...table(m.variables),
+      '',
+    );
     // A variable holding tables (a registry, its mirrors) gets a table of their keys, from the same schema.
     for (const [name, schema] of Object.entries(m.variables)) {
       for (const t of schema.tables(name)) out.push(`### \`${t.at}\``, '', ...table(t.shape), '');
@@ -76,7 +83,10 @@ function table(shape: Record<string, Schema<unknown>>): string[] {
   return [
     '| key | type | default | meaning |',
     '| --- | --- | --- | --- |',
-    ...paramDocs(shape).map((p) => `| \`${p.name}\`${p.required ? ' (required)' : ''} | ${cell(p.type)} | ${p.default === undefined ? '' : `\`${JSON.stringify(p.default)}\``} | ${cell(p.description)} |`),
+    ...paramDocs(shape).map(
+      (p) =>
+        `| \`${p.name}\`${p.required ? ' (required)' : ''} | ${cell(p.type)} | ${p.default === undefined ? '' : `\`${JSON.stringify(p.default)}\``} | ${cell(p.description)} |`,
+    ),
   ];
 }
 

@@ -25,7 +25,10 @@ export async function cliSecrets(askBecomePass: boolean): Promise<SecretSources>
       // One question per key file, however many hosts use it; prompts never overlap.
       if (!asked.has(file)) {
         const prev = [...asked.values()].pop() ?? Promise.resolve(undefined);
-        asked.set(file, prev.then(() => askHidden(`Enter passphrase for key '${file}': `)).then((value) => ({ value, source: 'the terminal' })));
+        asked.set(
+          file,
+          prev.then(() => askHidden(`Enter passphrase for key '${file}': `)).then((value) => ({ value, source: 'the terminal' })),
+        );
       }
       return asked.get(file)!;
     },

@@ -92,7 +92,10 @@ export function watchSignals(log: Logger): SignalWatch {
     for (const [h, step] of hostProgress.inFlight) midStep.set(h, step);
     interruption.request(signal);
     stopped.push(...signalChildren('SIGTERM', 'interrupt'));
-    log.log('hoist', `${signal}: no new step starts; mid-step: ${[...midStep].map(([h, s]) => `${h} (${s})`).join(', ') || 'none'}${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}`);
+    log.log(
+      'hoist',
+      `${signal}: no new step starts; mid-step: ${[...midStep].map(([h, s]) => `${h} (${s})`).join(', ') || 'none'}${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}`,
+    );
     first(signal);
   };
   const onInt = on('SIGINT');

@@ -39,7 +39,15 @@ export function taskDoc(catalog: TaskCatalog, name: string): TaskDoc {
   const example = [
     '[[tasks]]',
     `task = "${name}"`,
-    ...(required.length ? ['[tasks.params]', ...required.map((p) => `${p.name} = ${PLACEHOLDER[p.type] ?? (p.type.startsWith('list') ? '[]' : p.type.startsWith('one of') ? p.type.replace(/^one of ("[^"]*").*$/, '$1') : '{}')}   # ${p.description || p.type}`)] : []),
+    ...(required.length
+      ? [
+          '[tasks.params]',
+          ...required.map(
+            (p) =>
+              `${p.name} = ${PLACEHOLDER[p.type] ?? (p.type.startsWith('list') ? '[]' : p.type.startsWith('one of') ? p.type.replace(/^one of ("[^"]*").*$/, '$1') : '{}')}   # ${p.description || p.type}`,
+          ),
+        ]
+      : []),
   ].join('\n');
   return { name, module: catalog.moduleOf(name)?.name, summary: t.summary, params, example };
 }
@@ -47,7 +55,8 @@ export function taskDoc(catalog: TaskCatalog, name: string): TaskDoc {
 export function formatTaskDoc(d: TaskDoc, full: boolean): string {
   const head = `${color.bold(d.name)}${d.module ? color.dim(` (${d.module} module)`) : ''}: ${d.summary}`;
   const params = d.params.map(
-    (p) => `  ${p.name}: ${p.type}${p.required ? ' (required)' : ''}${p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ''}${p.description ? ` — ${p.description}` : ''}`,
+    (p) =>
+      `  ${p.name}: ${p.type}${p.required ? ' (required)' : ''}${p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ''}${p.description ? ` — ${p.description}` : ''}`,
   );
   return [head, ...params, ...(full ? ['', 'example:', ...d.example.split('\n').map((l) => `  ${l}`)] : [])].join('\n');
 }

@@ -81,7 +81,10 @@ export function hostPathsScript(paths: readonly string[], listed: readonly strin
 
 /** A glob as a bash case-pattern word: its * and ? stay patterns, everything else is literal. */
 function globWord(g: string): string {
-  return g.split(/([*?])/).map((part) => (part === '*' || part === '?' ? part : part ? quote(part) : '')).join('');
+  return g
+    .split(/([*?])/)
+    .map((part) => (part === '*' || part === '?' ? part : part ? quote(part) : ''))
+    .join('');
 }
 
 /** What hostPathsScript printed, for the paths it was given. */
@@ -111,11 +114,13 @@ export function parseHostPaths(out: string, paths: readonly string[]): HostPaths
       current = entryNames = e.names;
     } else if (name !== 'end') sections.set(name, (current = []));
   }
-  if (!sections.has('real') || !tokens.includes('@end')) throw new HostError(`the host's paths could not be read: ${out.replace(/\0/g, ' ').trim().slice(0, 300)}`);
+  if (!sections.has('real') || !tokens.includes('@end'))
+    throw new HostError(`the host's paths could not be read: ${out.replace(/\0/g, ' ').trim().slice(0, 300)}`);
   const links = sections.get('links') ?? [];
   const users = sections.get('users') ?? [];
   const real = sections.get('real')!;
-  if (real.length !== uniq.length + links.length + users.length) throw new HostError(`the host's paths could not be read: realpath gave ${real.length} answers for ${uniq.length + links.length + users.length} paths`);
+  if (real.length !== uniq.length + links.length + users.length)
+    throw new HostError(`the host's paths could not be read: realpath gave ${real.length} answers for ${uniq.length + links.length + users.length} paths`);
   const linkTargets = links.map((link, i) => ({ link, target: real[uniq.length + i] }));
   const result = new Map<string, ResolvedPath>();
   uniq.forEach((p, i) => {

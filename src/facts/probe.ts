@@ -54,7 +54,10 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   if (files.size) batches.push(['__files', fileBatchScript([...files.values()])]);
   if (packages.size) batches.push(['__packages', packageBatchScript([...packages.values()].flatMap((p) => p.names))]);
   const sent = Date.now();
-  const results = await runSections(conn, new Map([['__clock0', CLOCK_READ], ['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts, ['__clock1', CLOCK_READ]]));
+  const results = await runSections(
+    conn,
+    new Map([['__clock0', CLOCK_READ], ['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts, ['__clock1', CLOCK_READ]]),
+  );
   const received = Date.now();
   const facts = results.get('__facts')!;
   const first = parseClock(results.get('__clock0')?.out ?? '');
@@ -73,7 +76,8 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   if (packages.size) {
     const r = results.get('__packages')!;
     const installed = r.code === 0 ? parsePackageBatch(r.out) : undefined;
-    for (const [id, p] of packages) results.set(id, installed ? { out: '', code: 0, installed: new Set(p.names.filter((n) => installed.has(n))) } : { out: r.out, code: r.code });
+    for (const [id, p] of packages)
+      results.set(id, installed ? { out: '', code: 0, installed: new Set(p.names.filter((n) => installed.has(n))) } : { out: r.out, code: r.code });
   }
   for (const internal of ['__clock0', '__clock1', '__lock', '__facts', '__files', '__packages']) results.delete(internal);
   return { facts: { ...parseFacts(facts.out), ...(clock ? { clock } : {}) }, results, lock };

@@ -219,7 +219,10 @@ function groupDepths(groups: GroupDefs): Map<string, number> {
  */
 export function selectHosts(inv: Inventory, patterns: string | string[]): InventoryHost[] {
   // Ansible's separators: ',' and ':' (a pattern list, or one given several times with -l).
-  const items = (Array.isArray(patterns) ? patterns : [patterns]).flatMap((p) => p.split(/[,:]/)).map((p) => p.trim()).filter(Boolean);
+  const items = (Array.isArray(patterns) ? patterns : [patterns])
+    .flatMap((p) => p.split(/[,:]/))
+    .map((p) => p.trim())
+    .filter(Boolean);
   const hostNames = inv.hosts.map((h) => h.name);
   const expand = (pat: string): Set<string> => {
     if (inv.groups.has(pat)) return new Set(inv.groups.get(pat));

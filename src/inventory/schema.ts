@@ -9,10 +9,21 @@ const connection = {
   identity_file: s.string().optional().describe('private key file'),
   jump: s.string().optional().describe('bastion: an inventory host name or [user@]host[:port]'),
   become: s.bool().optional().describe('run commands through sudo (as become_user)'),
-  become_user: s.string(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name').optional().describe('user commands run as under become (default root)'),
+  become_user: s
+    .string(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name')
+    .optional()
+    .describe('user commands run as under become (default root)'),
   become_password_file: s.string().optional().describe('file holding the sudo password (mode 0600); else -K or HOIST_BECOME_PASSWORD'),
-  become_password: secretRefSchema.optional().describe('the sudo password by reference: { env = "NAME" }, { file = "path" } (0600) or { command = "pass show sudo/deploy" } (run once on the controller); never the password itself'),
-  identity_passphrase: secretRefSchema.optional().describe('the passphrase of identity_file (or of the ssh_config identities) by reference, like become_password; else the agent, HOIST_SSH_PASSPHRASE or a prompt'),
+  become_password: secretRefSchema
+    .optional()
+    .describe(
+      'the sudo password by reference: { env = "NAME" }, { file = "path" } (0600) or { command = "pass show sudo/deploy" } (run once on the controller); never the password itself',
+    ),
+  identity_passphrase: secretRefSchema
+    .optional()
+    .describe(
+      'the passphrase of identity_file (or of the ssh_config identities) by reference, like become_password; else the agent, HOIST_SSH_PASSPHRASE or a prompt',
+    ),
   connect_timeout: s.int(1, 600).optional().describe('seconds to wait for the SSH handshake'),
   command_timeout: s.int(1, 86400).optional().describe('seconds one remote command may take'),
 };
@@ -30,7 +41,7 @@ export const defaultsSchema = s.object({
 export const groupSchema = s.object({
   ...connection,
   hosts: s.list(s.string()).optional().describe('inventory host names in the group'),
-  children: s.list(s.string()).optional().describe('groups whose hosts belong to this one too (their vars win over this group\'s)'),
+  children: s.list(s.string()).optional().describe("groups whose hosts belong to this one too (their vars win over this group's)"),
   vars: vars.optional(),
 });
 

@@ -24,7 +24,14 @@ export function statusColor(status: string): (s: string) => string {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => stripAnsi(r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 const stripAnsi = (s: string) => s.replace(SGR_CODE, '');
@@ -41,7 +48,10 @@ export function formatPlan(report: RunReport, withDiffs: boolean): string {
   const head = `${formatHooks(report)}${color.bold(`PLAN (check mode: nothing was changed)`)}`;
   if (rows.length === 1) {
     const reached = report.hosts.filter((h) => h.status === 'ok' || h.status === 'changed').length;
-    const verdict = reached === report.hosts.length ? 'no changes: every host already matches the playbook' : `no changes on the ${reached} host(s) that could be planned; see the recap for the others`;
+    const verdict =
+      reached === report.hosts.length
+        ? 'no changes: every host already matches the playbook'
+        : `no changes on the ${reached} host(s) that could be planned; see the recap for the others`;
     return `${head}\n${verdict}\n`;
   }
   return `${head}\n${table(rows)}\n${diffs.length ? `\n${diffs.join('\n')}\n` : ''}`;
@@ -51,7 +61,12 @@ export function formatPlan(report: RunReport, withDiffs: boolean): string {
 export function formatHooks(report: RunReport): string {
   if (!report.hooks?.length) return '';
   const here = process.cwd() + path.sep;
-  const rows = report.hooks.map((h) => [h.kind, h.on, printableLines(h.run), `${h.file.startsWith(here) ? h.file.slice(here.length) : h.file}${h.line ? `:${h.line}` : ''}`]);
+  const rows = report.hooks.map((h) => [
+    h.kind,
+    h.on,
+    printableLines(h.run),
+    `${h.file.startsWith(here) ? h.file.slice(here.length) : h.file}${h.line ? `:${h.line}` : ''}`,
+  ]);
   return `${color.bold('HOOKS (run on hosts that change; base playbooks first)')}\n${table([['KIND', 'ON', 'RUN', 'FROM'], ...rows])}\n\n`;
 }
 
@@ -78,9 +93,16 @@ export function formatRecap(report: RunReport): string {
   // Each failure was told in full on its host's line; the recap names the hosts, it doesn't repeat them.
   const failedHosts = report.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
   const problems = failedHosts.length
-    ? [color.red(`${failedHosts.length} host(s) did not finish: ${failedHosts.map((h) => `${h.name} (${h.status})`).join(', ')}; the reasons are on their lines above`)]
+    ? [
+        color.red(
+          `${failedHosts.length} host(s) did not finish: ${failedHosts.map((h) => `${h.name} (${h.status})`).join(', ')}; the reasons are on their lines above`,
+        ),
+      ]
     : [];
-  const notes = report.hosts.flatMap((h) => [...h.notes.map((n) => `${h.name} | ${printableLines(n)}`), ...h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${printableLines(n)}`))]);
+  const notes = report.hosts.flatMap((h) => [
+    ...h.notes.map((n) => `${h.name} | ${printableLines(n)}`),
+    ...h.tasks.flatMap((t) => t.notes.map((n) => `${h.name} | ${t.title} | ${printableLines(n)}`)),
+  ]);
   return [
     color.bold(`PLAY RECAP (${(report.durationMs / 1000).toFixed(2)} s)`),
     table(rows),

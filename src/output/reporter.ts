@@ -27,7 +27,10 @@ export class PlainReporter implements Reporter {
   private lastCompactLine = 0;
   private readonly downloads = new Map<string, { started: number; lastLine: number }>();
 
-  constructor(private readonly out: NodeJS.WritableStream = process.stdout, private readonly quiet = false) {}
+  constructor(
+    private readonly out: NodeJS.WritableStream = process.stdout,
+    private readonly quiet = false,
+  ) {}
 
   private write(text: string): void {
     this.out.write(terminalText(text));
@@ -216,7 +219,8 @@ export class ListrReporter implements Reporter {
 
   interrupted(signal: string) {
     this.stopping = `not run (interrupted by ${signal})`;
-    for (const [host, s] of this.slots) s.setTitle(`${this.phase.get(host) ?? 'waiting'} (interrupted by ${signal}: finishing this step, starting nothing new)`);
+    for (const [host, s] of this.slots)
+      s.setTitle(`${this.phase.get(host) ?? 'waiting'} (interrupted by ${signal}: finishing this step, starting nothing new)`);
   }
 
   message(text: string) {

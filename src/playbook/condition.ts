@@ -9,7 +9,10 @@ import { didYouMean } from '../util/suggest.js';
  */
 export const conditionSchema = s.object({
   fact: s.string().optional().describe('a fact hoist gathers: os_id, os_id_like, os_version, arch, kernel, init, package_manager, cgroup_version, hostname'),
-  var: s.string(/^[A-Za-z_]\w*$/, 'a variable name').optional().describe('a variable of the host'),
+  var: s
+    .string(/^[A-Za-z_]\w*$/, 'a variable name')
+    .optional()
+    .describe('a variable of the host'),
   equals: s.union<string | number | boolean>('a string, number or boolean', s.string(), s.int(), s.bool()).optional(),
   in: s.array(s.union<string | number | boolean>('a string, number or boolean', s.string(), s.int(), s.bool())).optional(),
   not_in: s.array(s.union<string | number | boolean>('a string, number or boolean', s.string(), s.int(), s.bool())).optional(),
@@ -36,7 +39,8 @@ export function conditionProblem(c: Condition): string | undefined {
   if ((c.fact === undefined) === (c.var === undefined)) return 'a condition names exactly one of fact or var';
   const tests = [c.equals, c.in, c.not_in].filter((x) => x !== undefined).length;
   if (tests !== 1) return 'a condition has exactly one of equals, in or not_in';
-  if (c.fact !== undefined && !(c.fact in CONDITION_FACTS)) return `unknown fact "${c.fact}"${didYouMean(c.fact, Object.keys(CONDITION_FACTS))}; facts are ${Object.keys(CONDITION_FACTS).join(', ')}`;
+  if (c.fact !== undefined && !(c.fact in CONDITION_FACTS))
+    return `unknown fact "${c.fact}"${didYouMean(c.fact, Object.keys(CONDITION_FACTS))}; facts are ${Object.keys(CONDITION_FACTS).join(', ')}`;
   return undefined;
 }
 

@@ -20,7 +20,9 @@ export const playbookSchema = s.object({
   include: s
     .list(s.string())
     .optional()
-    .describe('playbooks (relative paths) whose tasks run first, in this order, before this playbook\'s own; their defaults and vars come along (a later one\'s over an earlier one\'s)'),
+    .describe(
+      "playbooks (relative paths) whose tasks run first, in this order, before this playbook's own; their defaults and vars come along (a later one's over an earlier one's)",
+    ),
   confirm: s.string().optional().describe('a question asked before anything changes (answered by --yes)'),
   hosts: s.list(s.string()).optional().describe('host patterns the play runs on (default all); --limit narrows them'),
   serial: s
@@ -30,21 +32,43 @@ export const playbookSchema = s.object({
   restart_batch: s
     .union<number | string>('a host count or a percentage like "30%"', s.int(1), s.string(/^\d{1,3}%$/, 'a percentage like "30%"'))
     .optional()
-    .describe('hosts at once that restart a service already running (containerd under pods); default 1, "100%" for all at once. A host that fails stops the hosts still waiting. Hosts that only install or start go in parallel'),
-  max_fail_percentage: s.int(0, 100).optional().describe('stop the roll-out once more than this share of the play\'s hosts failed'),
+    .describe(
+      'hosts at once that restart a service already running (containerd under pods); default 1, "100%" for all at once. A host that fails stops the hosts still waiting. Hosts that only install or start go in parallel',
+    ),
+  max_fail_percentage: s.int(0, 100).optional().describe("stop the roll-out once more than this share of the play's hosts failed"),
   defaults: s.record(s.unknown()).optional().describe('variables at the lowest precedence: what the playbook assumes when nobody says otherwise'),
-  vars: s.record(s.unknown()).optional().describe('variables above the inventory\'s, below -e'),
-  replace_hooks: s.bool().default(false).describe('with extends: this playbook\'s before_host and after_host lists replace the base playbook\'s (a list left out is empty) instead of being appended to them'),
-  before_host: s.array(hookSchema).optional().describe('hooks run before a host that will change (a drain); with extends, appended to the base playbook\'s unless replace_hooks'),
-  after_host: s.array(hookSchema).optional().describe('hooks run after a changed host (an uncordon); also after a failure that left the host unchanged or rolled back'),
+  vars: s.record(s.unknown()).optional().describe("variables above the inventory's, below -e"),
+  replace_hooks: s
+    .bool()
+    .default(false)
+    .describe(
+      "with extends: this playbook's before_host and after_host lists replace the base playbook's (a list left out is empty) instead of being appended to them",
+    ),
+  before_host: s
+    .array(hookSchema)
+    .optional()
+    .describe("hooks run before a host that will change (a drain); with extends, appended to the base playbook's unless replace_hooks"),
+  after_host: s
+    .array(hookSchema)
+    .optional()
+    .describe('hooks run after a changed host (an uncordon); also after a failure that left the host unchanged or rolled back'),
   tasks: s
     .array(
       s.object({
         name: s.string().optional().describe('title in the output (default: the task name)'),
         task: s.string().describe('a task name from `hoist tasks`'),
-        params: s.record(s.unknown()).default({}).describe('the task\'s parameters; strings may use {{ variables }}'),
-        hosts: s.list(s.string()).optional().describe('only on the play\'s hosts that match these patterns (the syntax of --limit: names, groups, globs, !exclude, &intersect); elsewhere skipped'),
-        when: conditionSchema.optional().describe('only where a fact or variable meets a test, e.g. { fact = "os_id", in = ["debian", "ubuntu"] } or { var = "node_role", equals = "gpu" }; elsewhere skipped'),
+        params: s.record(s.unknown()).default({}).describe("the task's parameters; strings may use {{ variables }}"),
+        hosts: s
+          .list(s.string())
+          .optional()
+          .describe(
+            "only on the play's hosts that match these patterns (the syntax of --limit: names, groups, globs, !exclude, &intersect); elsewhere skipped",
+          ),
+        when: conditionSchema
+          .optional()
+          .describe(
+            'only where a fact or variable meets a test, e.g. { fact = "os_id", in = ["debian", "ubuntu"] } or { var = "node_role", equals = "gpu" }; elsewhere skipped',
+          ),
       }),
     )
     .optional()
@@ -109,7 +133,13 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
   const errors: InputError[] = [];
   (pb.tasks ?? []).forEach((t, i) => {
     if (!catalog.get(t.task)) {
-      errors.push(new InputError(`unknown task "${t.task}"${didYouMean(t.task, catalog.names())}`, { file, line: doc.locator.lineOf(['tasks', i, 'task']), key: `tasks[${i}].task` }));
+      errors.push(
+        new InputError(`unknown task "${t.task}"${didYouMean(t.task, catalog.names())}`, {
+          file,
+          line: doc.locator.lineOf(['tasks', i, 'task']),
+          key: `tasks[${i}].task`,
+        }),
+      );
     }
     const bad = t.when && conditionProblem(t.when);
     if (bad) errors.push(new InputError(bad, { file, line: doc.locator.lineOf(['tasks', i, 'when']), key: `tasks[${i}].when` }));
@@ -127,14 +157,22 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     hosts: t.hosts,
     when: t.when,
   }));
-  if (!base && own.length === 0 && included.length === 0) throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
+  if (!base && own.length === 0 && included.length === 0)
+    throw new InputError('a playbook needs at least one [[tasks]] entry (or extends = another playbook, or include = playbooks)', { file });
   const tasks = [...included.flatMap((p) => p.tasks), ...(own.length || !base ? own : base.tasks)];
   checkContracts(tasks, catalog);
-  const ownHooks = (key: string, hooks: Hook[] | undefined): PlaybookHook[] => (hooks ?? []).map((h, i) => ({ ...h, file, line: doc.locator.lineOf([key, i]) }));
-  if (pb.replace_hooks && !base && !included.length) throw new InputError('replace_hooks only means something with extends or include', { file, line: doc.locator.lineOf(['replace_hooks']), key: 'replace_hooks' });
+  const ownHooks = (key: string, hooks: Hook[] | undefined): PlaybookHook[] =>
+    (hooks ?? []).map((h, i) => ({ ...h, file, line: doc.locator.lineOf([key, i]) }));
+  if (pb.replace_hooks && !base && !included.length)
+    throw new InputError('replace_hooks only means something with extends or include', {
+      file,
+      line: doc.locator.lineOf(['replace_hooks']),
+      key: 'replace_hooks',
+    });
   // What an included playbook asks of a run (its question, its hooks, its pace) comes with its tasks:
   // including reset.toml must not drop its confirmation, nor a drain its uncordon.
-  const fromIncluded = <K extends 'confirm' | 'serial' | 'restartBatch' | 'maxFailPercentage'>(k: K): Playbook[K] | undefined => included.map((p) => p[k]).find((v) => v !== undefined);
+  const fromIncluded = <K extends 'confirm' | 'serial' | 'restartBatch' | 'maxFailPercentage'>(k: K): Playbook[K] | undefined =>
+    included.map((p) => p[k]).find((v) => v !== undefined);
   const inherited = (k: 'beforeHost' | 'afterHost') => (pb.replace_hooks ? [] : [...included.flatMap((p) => p[k]), ...(base?.[k] ?? [])]);
   const layer = (name: string, key: string, vars: Record<string, unknown> | undefined): VarLayer => ({
     name,
@@ -153,7 +191,11 @@ export async function loadPlaybook(file: string, catalog: TaskCatalog, seen: str
     maxFailPercentage: pb.max_fail_percentage ?? base?.maxFailPercentage ?? fromIncluded('maxFailPercentage'),
     defaults: Object.assign({}, ...included.map((p) => p.defaults), base?.defaults, pb.defaults) as Record<string, unknown>,
     vars: Object.assign({}, ...included.map((p) => p.vars), base?.vars, pb.vars) as Record<string, unknown>,
-    defaultLayers: [...included.flatMap((p) => p.defaultLayers), ...(base?.defaultLayers ?? []), layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults)],
+    defaultLayers: [
+      ...included.flatMap((p) => p.defaultLayers),
+      ...(base?.defaultLayers ?? []),
+      layer(`playbook defaults (${path.basename(file)})`, 'defaults', pb.defaults),
+    ],
     varLayers: [...included.flatMap((p) => p.varLayers), ...(base?.varLayers ?? []), layer(`playbook vars (${path.basename(file)})`, 'vars', pb.vars)],
     // A child that adds a hook keeps its base's and its included playbooks' (theirs first): a drain
     // inherited from upgrade.toml can't silently disappear.
@@ -198,7 +240,13 @@ export function checkContracts(tasks: readonly PlaybookTask[], catalog: TaskCata
       const by = catalog.providerOf(need.name);
       const later = tasks.find((o) => o.def.provides?.some((p) => p.name === need.name));
       const fix = later ? `move the "${later.title}" task before it` : by ? `add a ${by.name} task before it` : 'no task provides it';
-      errors.push(new InputError(`task "${t.title}" (${t.task}) needs ${need.description}, which no earlier task provides: ${fix}`, { file: t.file, line: t.line, key: `tasks[${t.index}]` }));
+      errors.push(
+        new InputError(`task "${t.title}" (${t.task}) needs ${need.description}, which no earlier task provides: ${fix}`, {
+          file: t.file,
+          line: t.line,
+          key: `tasks[${t.index}]`,
+        }),
+      );
     }
     for (const p of t.def.provides ?? []) provided.add(p.name);
   }
@@ -208,8 +256,7 @@ export function checkContracts(tasks: readonly PlaybookTask[], catalog: TaskCata
 /** Batches of hosts for `serial`: a count, or a percentage of the play's hosts (at least one). */
 export function batchesOf<T>(hosts: T[], serial: number | string | undefined): T[][] {
   if (serial === undefined || hosts.length === 0) return [hosts];
-  const size =
-    typeof serial === 'number' ? serial : Math.max(1, Math.floor((hosts.length * Number(serial.slice(0, -1))) / 100));
+  const size = typeof serial === 'number' ? serial : Math.max(1, Math.floor((hosts.length * Number(serial.slice(0, -1))) / 100));
   const out: T[][] = [];
   for (let i = 0; i < hosts.length; i += size) out.push(hosts.slice(i, i + size));
   return out;

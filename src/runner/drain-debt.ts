@@ -38,7 +38,10 @@ export class HostDebt {
   /** Why the host is left drained, when it is. */
   why?: string;
 
-  constructor(private readonly host: string, private readonly address: string) {}
+  constructor(
+    private readonly host: string,
+    private readonly address: string,
+  ) {}
 
   /** The controller's record, else the host's: read before connecting, and again under the host lock. */
   refresh(): void {
@@ -103,7 +106,7 @@ export class HostDebt {
     };
     let hooks: Hook[];
     if (path.resolve(current.file) === rec.playbook) hooks = current.afterHost;
-    else if (!catalog) throw cant('its playbook is not this run\'s');
+    else if (!catalog) throw cant("its playbook is not this run's");
     else {
       try {
         hooks = (await loadPlaybook(rec.playbook, catalog)).afterHost;
@@ -118,6 +121,9 @@ export class HostDebt {
   /** Why the host is left drained at the end of the run, or undefined when it owes nothing. */
   stillDrained(check: boolean): string | undefined {
     if (!this.owes) return undefined;
-    return this.why ?? (check ? `owes ${describeDebt(this.owes)}; a check does not run them, the next apply runs them first` : `${describeDebt(this.owes)} did not run`);
+    return (
+      this.why ??
+      (check ? `owes ${describeDebt(this.owes)}; a check does not run them, the next apply runs them first` : `${describeDebt(this.owes)} did not run`)
+    );
   }
 }

@@ -27,7 +27,10 @@ export interface DrainRecord {
   by: string;
 }
 
-export const hooksDigest = (hooks: readonly Hook[]) => createHash('sha256').update(JSON.stringify(hooks.map((h) => [h.run, h.on, h.timeout]))).digest('hex');
+export const hooksDigest = (hooks: readonly Hook[]) =>
+  createHash('sha256')
+    .update(JSON.stringify(hooks.map((h) => [h.run, h.on, h.timeout])))
+    .digest('hex');
 
 export function newDrainRecord(host: string, address: string, playbookFile: string, playbookName: string, hooks: Hook[]): DrainRecord {
   return {
@@ -103,8 +106,23 @@ export function parseDrainRecord(text: string, where: string): DrainRecord {
   }
   const r = v as Partial<DrainRecord>;
   const str = (x: unknown) => typeof x === 'string';
-  const hookOk = (h: unknown) => typeof h === 'object' && h !== null && str((h as Hook).run) && ((h as Hook).on === 'controller' || (h as Hook).on === 'host') && typeof (h as Hook).timeout === 'number';
-  if (!str(r.host) || !str(r.address) || !str(r.playbook) || !str(r.playbookName) || !str(r.since) || !str(r.by) || !str(r.hooksSha256) || !Array.isArray(r.hooks) || !r.hooks.every(hookOk)) {
+  const hookOk = (h: unknown) =>
+    typeof h === 'object' &&
+    h !== null &&
+    str((h as Hook).run) &&
+    ((h as Hook).on === 'controller' || (h as Hook).on === 'host') &&
+    typeof (h as Hook).timeout === 'number';
+  if (
+    !str(r.host) ||
+    !str(r.address) ||
+    !str(r.playbook) ||
+    !str(r.playbookName) ||
+    !str(r.since) ||
+    !str(r.by) ||
+    !str(r.hooksSha256) ||
+    !Array.isArray(r.hooks) ||
+    !r.hooks.every(hookOk)
+  ) {
     throw new HostError(`${where}: not a drain record (fields missing or of the wrong type)`);
   }
   return r as DrainRecord;

@@ -91,7 +91,9 @@ export class FanOut {
   private async copy(src: Holder, dst: Connection, file: DeliveredFile): Promise<void> {
     const token = randomBytes(24).toString('hex');
     const serving = await src.conn.serveFile(src.path, token).catch((e: unknown) => {
-      throw e instanceof PeerCopyError ? e : new PeerCopyError(`${src.conn.endpoint.name} could not serve ${file.name}: ${e instanceof Error ? e.message : String(e)}`, 'source');
+      throw e instanceof PeerCopyError
+        ? e
+        : new PeerCopyError(`${src.conn.endpoint.name} could not serve ${file.name}: ${e instanceof Error ? e.message : String(e)}`, 'source');
     });
     try {
       await dst.receiveFile({ address: src.address, port: serving.port }, token, file.remotePath, file);
@@ -112,7 +114,10 @@ export class FanOut {
       this.unreachable.add(src);
       if (this.unreachable.size >= STRIKES && !this.peersOff) {
         this.peersOff = e.message;
-        this.log.log('hoist', `host-to-host copies stopped: ${this.unreachable.size} hosts holding the file could not be reached from others; the controller sends the rest`);
+        this.log.log(
+          'hoist',
+          `host-to-host copies stopped: ${this.unreachable.size} hosts holding the file could not be reached from others; the controller sends the rest`,
+        );
       }
     }
   }

@@ -18,7 +18,9 @@ export async function runHook(h: Hook, conn: Connection, play: HostPlay, log: Lo
   if (h.on === 'host') {
     // The hook runs without the descriptor of hoist's commands.lock (fd 8): something it leaves running
     // in the background (`nohup x &`) must not hold the lock every later privileged command waits for.
-    const r = await conn.exec(`export HOIST_HOST=${quote(play.host.name)} HOIST_ADDRESS=${quote(address)}\n{\n${h.run}\n} 8>&-`, { timeoutMs: h.timeout * 1000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    const r = await conn
+      .exec(`export HOIST_HOST=${quote(play.host.name)} HOIST_ADDRESS=${quote(address)}\n{\n${h.run}\n} 8>&-`, { timeoutMs: h.timeout * 1000 })
+      .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
     log.log(play.host.name, `hook on host: ${h.run} → exit ${r.code}\n${r.stdout}${r.stderr}`);
     return r.code === 0 ? undefined : `"${h.run}" exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
   }

@@ -103,7 +103,9 @@ async function runAction(hr: HostContext, a: Action, conn: Connection, tr: TaskR
   const t0 = Date.now();
   try {
     await runActionInner(hr, a, conn, tr, pendingBefore);
-    hr.step(`${a.kind} "${tr.title}": ${a.summary}: ${hr.o.options.check && (a.kind !== 'check' || pendingBefore) ? 'not run (check mode)' : `done in ${secs(t0)}`}`);
+    hr.step(
+      `${a.kind} "${tr.title}": ${a.summary}: ${hr.o.options.check && (a.kind !== 'check' || pendingBefore) ? 'not run (check mode)' : `done in ${secs(t0)}`}`,
+    );
   } catch (e) {
     hr.step(`${a.kind} "${tr.title}": ${a.summary}: failed after ${secs(t0)}`);
     throw e;
@@ -146,8 +148,11 @@ export function pinned(conn: Connection, pre: string): Connection {
   return new Proxy(conn, {
     get(target, key) {
       if (key === 'exec') return (script: string, o?: Parameters<Connection['exec']>[1]) => target.exec(script, { ...o, precheck: join(pre, o?.precheck) });
-      if (key === 'check') return (script: string, what: string, o?: Parameters<Connection['check']>[2]) => target.check(script, what, { ...o, precheck: join(pre, o?.precheck) });
-      if (key === 'upload') return (data: Parameters<Connection['upload']>[0], p: string, o: Parameters<Connection['upload']>[2]) => target.upload(data, p, { ...o, precheck: join(pre, o.precheck) });
+      if (key === 'check')
+        return (script: string, what: string, o?: Parameters<Connection['check']>[2]) => target.check(script, what, { ...o, precheck: join(pre, o?.precheck) });
+      if (key === 'upload')
+        return (data: Parameters<Connection['upload']>[0], p: string, o: Parameters<Connection['upload']>[2]) =>
+          target.upload(data, p, { ...o, precheck: join(pre, o.precheck) });
       const v: unknown = Reflect.get(target, key, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -32,7 +32,11 @@ export const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`
 
 /** Ends a host's run early with a status and a reason: a host's failure, caught by HostRun.run(). */
 export class Stop extends HostError {
-  constructor(readonly status: HostReport['status'], message: string, readonly reason?: HostReport['reason']) {
+  constructor(
+    readonly status: HostReport['status'],
+    message: string,
+    readonly reason?: HostReport['reason'],
+  ) {
     super(message);
   }
 }
@@ -68,7 +72,11 @@ export class HostContext {
   releaseTurn?: () => void;
   readonly states: HostStates;
 
-  constructor(readonly play: HostPlay, readonly prepared: unknown[], readonly o: HostRunOptions) {
+  constructor(
+    readonly play: HostPlay,
+    readonly prepared: unknown[],
+    readonly o: HostRunOptions,
+  ) {
     this.report = { name: play.host.name, address: play.host.address, status: 'ok', tasks: [], notes: [], durationMs: 0 };
     this.debt = new HostDebt(play.host.name, play.host.address);
     this.states = new HostStates(play.host.name);

@@ -89,7 +89,10 @@ export async function settleDebt(hr: HostContext, conn: Connection): Promise<voi
 }
 
 export function noteHooksThatWouldRun(hr: HostContext): void {
-  for (const [kind, hooks] of [['before_host', hr.o.playbook.beforeHost], ['after_host', hr.o.playbook.afterHost]] as const) {
+  for (const [kind, hooks] of [
+    ['before_host', hr.o.playbook.beforeHost],
+    ['after_host', hr.o.playbook.afterHost],
+  ] as const) {
     for (const h of hooks) hr.report.notes.push(redact(`would run ${kind} hook (${h.on}) "${h.run}"`));
   }
 }
@@ -113,7 +116,7 @@ export async function closeHookPair(hr: HostContext): Promise<void> {
     }
   }
   const why = hr.conn.isClosed ? 'the host is unreachable' : hr.rolledBack === 'failed' ? 'the rollback failed' : 'its changes could not be undone';
-  if (hr.debt.owes) hr.debt.why = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${hr.name} runs them first`;
+  if (hr.debt.owes)
+    hr.debt.why = `before_host hooks ran and after_host hooks did not, because ${why}; the next run of any playbook on ${hr.name} runs them first`;
   else hr.report.notes.push(`STILL DRAINED: before_host hooks ran and after_host hooks did not, because ${why}`);
 }
-

@@ -34,7 +34,10 @@ export async function lockAndPlan(hr: HostContext, conn: Connection): Promise<(T
   const lock = await takeLock();
   const seen = read.lock;
   if (!seen || seen.held || lock.generation === undefined || lock.generation !== seen.generation) {
-    log.log(hr.name, `planning again under the host lock: ${!seen ? 'its state could not be read' : seen.held ? 'another run held it while the host was read' : 'another run took it since the host was read'}`);
+    log.log(
+      hr.name,
+      `planning again under the host lock: ${!seen ? 'its state could not be read' : seen.held ? 'another run held it while the host was read' : 'another run took it since the host was read'}`,
+    );
     // Everything is read again, the CRI calls too: another run may have changed the daemon.
     hr.states.to('planning');
     read = await readAndPlan(hr, conn, startLive(hr, conn));
@@ -45,11 +48,19 @@ export async function lockAndPlan(hr: HostContext, conn: Connection): Promise<(T
 function startLive(hr: HostContext, conn: Connection): (Promise<unknown> | undefined)[] {
   const { host, vars, tasks } = hr.play;
   const base = { host, vars, options: hr.o.options, controller: hr.o.controller };
-  return tasks.map((t, i) => t.def.live?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i], conn }).catch((e: unknown) => (e instanceof Error ? e : new InternalError(`a task threw a non-error: ${String(e)}`))));
+  return tasks.map((t, i) =>
+    t.def
+      .live?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i], conn })
+      .catch((e: unknown) => (e instanceof Error ? e : new InternalError(`a task threw a non-error: ${String(e)}`))),
+  );
 }
 
 /** One round trip for facts and every probe, then each task's plan from what it found. */
-async function readAndPlan(hr: HostContext, conn: Connection, live: (Promise<unknown> | undefined)[]): Promise<{ plans: (TaskPlan | Error)[]; lock: Gathered['lock'] }> {
+async function readAndPlan(
+  hr: HostContext,
+  conn: Connection,
+  live: (Promise<unknown> | undefined)[],
+): Promise<{ plans: (TaskPlan | Error)[]; lock: Gathered['lock'] }> {
   const { options, controller, events, log } = hr.o;
   const { host, vars, tasks } = hr.play;
   const base = { host, vars, options, controller };
@@ -57,7 +68,8 @@ async function readAndPlan(hr: HostContext, conn: Connection, live: (Promise<unk
   const probes = new Map<string, Probe>();
   tasks.forEach((t, i) => {
     if (t.skip) return;
-    for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i] }) ?? {})) probes.set(`${i}:${id}`, body);
+    for (const [id, body] of Object.entries(t.def.probes?.(t.params, { ...base, settings: t.settings, prepared: hr.prepared[i] }) ?? {}))
+      probes.set(`${i}:${id}`, body);
   });
   probes.set(DRAIN_PROBE, drainProbe());
   const specs = pathSpecs(hr);
@@ -142,4 +154,3 @@ async function heldLock(hr: HostContext): Promise<HostLock> {
 function writes(plans: (TaskPlan | Error)[]): boolean {
   return plans.some((p) => !(p instanceof Error) && p.actions.some((a) => a.kind !== 'check'));
 }
-

@@ -64,7 +64,8 @@ export class HostRun extends HostContext {
       const status = e instanceof Stop ? e.status : this.conn?.isClosed ? 'unreachable' : 'failed';
       // A host that failed while holding a restart place stops the roll-out: the others keep running as they are.
       const interrupted = e instanceof Stop && e.reason === 'interrupted';
-      if (this.releaseTurn && !interrupted && (status === 'failed' || status === 'unreachable')) this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
+      if (this.releaseTurn && !interrupted && (status === 'failed' || status === 'unreachable'))
+        this.o.gate?.stop(`not restarted: ${this.name} failed during its rolling restart, and the hosts still waiting were left as they are`);
       if (e instanceof Stop) return this.finish(e.status, e.message, e.reason);
       // Another run's lock met by any command (its commands.lock, not only the host lock): exit 5, retry later.
       return this.finish(status, errorMessage(e), e instanceof LockHeldError ? 'locked' : undefined);
@@ -73,7 +74,10 @@ export class HostRun extends HostContext {
       hostProgress.inFlight.delete(this.name);
       hostProgress.done.set(this.name, this.report.status);
       // Released before the connection closes, so the lock's holder file is cleaned up rather than looking stale.
-      await this.lock?.then((l) => l.release(), () => undefined);
+      await this.lock?.then(
+        (l) => l.release(),
+        () => undefined,
+      );
     }
   }
 
@@ -116,6 +120,7 @@ export class HostRun extends HostContext {
     });
     const waited = Date.now() - t0;
     this.o.log.log(this.name, `restart turn after ${waited} ms (${disruptive.map((a) => a.disruptive).join(', ')})`);
-    if (waited >= 1000) this.report.notes.push(`waited ${(waited / 1000).toFixed(1)} s for its turn: ${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time`);
+    if (waited >= 1000)
+      this.report.notes.push(`waited ${(waited / 1000).toFixed(1)} s for its turn: ${disruptive[0].disruptive}, ${this.o.gate.size} host(s) at a time`);
   }
 }

@@ -20,7 +20,12 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  * The module's paths as the host has them, checked: each refusal is a sentence naming the host, the
  * variable, its value and where it was set, what it resolves to, and the fix. Pure, for unit tests.
  */
-export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: string, origin: (variable: string) => string | undefined): { problems: string[]; checked: CheckedPath[] } {
+export function checkHostPaths(
+  spec: HostPathSpec,
+  found: HostPaths,
+  host: string,
+  origin: (variable: string) => string | undefined,
+): { problems: string[]; checked: CheckedPath[] } {
   const problems: string[] = [];
   const checked: CheckedPath[] = [];
   for (const want of spec.paths) {
@@ -32,7 +37,10 @@ export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: strin
     const refuse = (what: string, fix: string) => problems.push(printable(`${lead} ${what}; nothing was changed on ${host}. Fix: ${fix}`));
     const guard = resolvedPathProblem(r, spec.protected);
     if (guard) {
-      refuse(guard, `set ${want.variable} to a directory of its own whose path resolves on the host outside system directories${r.symlinks.length ? ', or replace the symlink' : ''}`);
+      refuse(
+        guard,
+        `set ${want.variable} to a directory of its own whose path resolves on the host outside system directories${r.symlinks.length ? ', or replace the symlink' : ''}`,
+      );
       continue;
     }
     const record = want.data ? found.records.find((x) => x.path === r.resolved) : undefined;
@@ -46,8 +54,16 @@ export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: strin
     if (want.data && !allowed) {
       const home = homeConflict(r.resolved, found.homes);
       if (home) {
-        const how = home.how === 'is' ? `is the home of user ${home.user}` : home.how === 'in' ? `lies in the home of user ${home.user} (${home.home})` : `contains the home of user ${home.user} (${home.home})`;
-        refuse(`${which} ${how}: a reset with remove_data would delete a user's files`, `choose a directory outside users' homes, or, if it is meant to hold this data, name it: ${named}`);
+        const how =
+          home.how === 'is'
+            ? `is the home of user ${home.user}`
+            : home.how === 'in'
+              ? `lies in the home of user ${home.user} (${home.home})`
+              : `contains the home of user ${home.user} (${home.home})`;
+        refuse(
+          `${which} ${how}: a reset with remove_data would delete a user's files`,
+          `choose a directory outside users' homes, or, if it is meant to hold this data, name it: ${named}`,
+        );
         continue;
       }
       if (r.dir && !record && (r.foreignCount ?? 0) > 0) {
@@ -67,5 +83,8 @@ export function checkHostPaths(spec: HostPathSpec, found: HostPaths, host: strin
 /** Parses the probe's result; a host whose paths can't be read can't be planned. */
 export function readHostPaths(spec: HostPathSpec, r: ProbeResult): HostPaths {
   if (r.code !== 0) throw new HostError(`the host's paths could not be resolved: ${r.out.replace(/\0/g, ' ').trim() || `exit ${r.code}`}`);
-  return parseHostPaths(r.out, spec.paths.map((p) => p.path));
+  return parseHostPaths(
+    r.out,
+    spec.paths.map((p) => p.path),
+  );
 }

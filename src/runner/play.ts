@@ -53,7 +53,13 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
       const bare = e.location ? e.message.slice(formatLocation(e.location).length + 2) : e.message;
-      errors.push(new InputError(`${bare} in ${inv.file} (task "${spec.title}")`, { file: spec.file, line: spec.doc.locator.lineOf(['tasks', spec.index, 'hosts']), key: `tasks[${spec.index}].hosts` }));
+      errors.push(
+        new InputError(`${bare} in ${inv.file} (task "${spec.title}")`, {
+          file: spec.file,
+          line: spec.doc.locator.lineOf(['tasks', spec.index, 'hosts']),
+          key: `tasks[${spec.index}].hosts`,
+        }),
+      );
     }
   }
   const moduleVars = new Set(opts.catalog.modules.flatMap((m) => Object.keys(m.variables)));
@@ -73,11 +79,22 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
       const v = spec.when?.var;
       if (v !== undefined) {
         if (!(v in checked.vars) && !moduleVars.has(v) && !site.has(v)) {
-          errors.push(new InputError(`when: unknown variable "${v}"${didYouMean(v, [...Object.keys(checked.vars), ...moduleVars, ...site])} (task "${spec.title}", host ${host.name})`, { file: spec.file, line: spec.doc.locator.lineOf(['tasks', spec.index, 'when', 'var']), key: `tasks[${spec.index}].when.var` }));
+          errors.push(
+            new InputError(
+              `when: unknown variable "${v}"${didYouMean(v, [...Object.keys(checked.vars), ...moduleVars, ...site])} (task "${spec.title}", host ${host.name})`,
+              { file: spec.file, line: spec.doc.locator.lineOf(['tasks', spec.index, 'when', 'var']), key: `tasks[${spec.index}].when.var` },
+            ),
+          );
           continue;
         }
         if (!meets(spec.when!, checked.vars[v])) {
-          tasks.push({ spec, def: spec.def, params: {}, settings: undefined, skip: `skipped: when ${describeCondition(spec.when!)} is false here (${v} = ${JSON.stringify(checked.vars[v] ?? null)})` });
+          tasks.push({
+            spec,
+            def: spec.def,
+            params: {},
+            settings: undefined,
+            skip: `skipped: when ${describeCondition(spec.when!)} is false here (${v} = ${JSON.stringify(checked.vars[v] ?? null)})`,
+          });
           continue;
         }
       }
@@ -86,7 +103,8 @@ export async function resolvePlay(inv: Inventory, pb: Playbook, extra: Vars | Va
         const module = opts.catalog.moduleOf(spec.task);
         const params = validateParams(spec, raw, host.name) as Record<string, unknown>;
         // A variable that feeds a secret parameter is a secret itself, wherever else it shows up.
-        if (params.secret === true) for (const name of referencedVariables(spec.params)) if (typeof checked.vars[name] === 'string') addSecret(checked.vars[name]);
+        if (params.secret === true)
+          for (const name of referencedVariables(spec.params)) if (typeof checked.vars[name] === 'string') addSecret(checked.vars[name]);
         tasks.push({ spec, def: spec.def, params, settings: module && checked.settings.get(module), module });
       } catch (e) {
         if (e instanceof InputErrors) errors.push(...e.errors);

@@ -54,10 +54,16 @@ export interface RunRequest {
  * host is contacted, unless new keys are to be recorded in it.
  */
 async function loadKnownHosts(req: RunRequest, inv: Inventory): Promise<KnownHosts> {
-  const explicit = req.knownHostsFile ? { file: req.knownHostsFile, from: '--known-hosts' } : inv.knownHostsFile ? { file: inv.knownHostsFile, from: `known_hosts_file in ${inv.file}` } : undefined;
+  const explicit = req.knownHostsFile
+    ? { file: req.knownHostsFile, from: '--known-hosts' }
+    : inv.knownHostsFile
+      ? { file: inv.knownHostsFile, from: `known_hosts_file in ${inv.file}` }
+      : undefined;
   const file = explicit?.file ?? path.join(os.homedir(), '.ssh', 'known_hosts');
   if (explicit && !req.acceptNewHostKeys && !existsSync(explicit.file)) {
-    throw new InputError(`known_hosts file ${explicit.file} (${explicit.from}) does not exist: no host key could be checked. Fix the path, or run with --accept-new-host-keys to create it.`);
+    throw new InputError(
+      `known_hosts file ${explicit.file} (${explicit.from}) does not exist: no host key could be checked. Fix the path, or run with --accept-new-host-keys to create it.`,
+    );
   }
   try {
     return await KnownHosts.load(file, [GLOBAL_KNOWN_HOSTS]);
@@ -120,7 +126,15 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
           // forms hoist never saw as secrets (a base64 auth): it is logged only when asked for with -vvv.
           if (level < 3 || verbosity >= 3) log.log(p.host.name, text);
           // -v is hoist's own steps (HostContext.step); -vv adds each remote command, -vvv scripts and output.
-          if ((level === 1 ? 2 : 3) <= verbosity) events.message(redact(text.split('\n').map((l) => `${p.host.name} | ${l}`).join('\n')));
+          if ((level === 1 ? 2 : 3) <= verbosity)
+            events.message(
+              redact(
+                text
+                  .split('\n')
+                  .map((l) => `${p.host.name} | ${l}`)
+                  .join('\n'),
+              ),
+            );
         };
         const connected = `connected: ${describeRoute(ep)}${ep.become ? ` (become ${ep.become.user})` : ''} in ${((Date.now() - tConnect) / 1000).toFixed(2)} s`;
         log.log(p.host.name, connected);
@@ -142,14 +156,28 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     ]);
     log.log('hoist', `prepared ${plays.length} host(s) in ${Date.now() - t0} ms`);
   } catch (e) {
-    for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
+    for (const c of connecting.values())
+      void c.then(
+        (x) => x.close(),
+        () => undefined,
+      );
     throw e;
   }
 
   const reports = new Map<string, HostReport>();
   let aborted: string | undefined;
   const gate = new RestartGate(restartBatchSize(pb.restartBatch, prepared.length));
-  const hostOptions = { options, controller, playbook: pb, events, log, lockWaitSeconds: req.lockWaitSeconds ?? 0, verbosity: req.verbosity ?? 0, catalog: req.catalog, gate };
+  const hostOptions = {
+    options,
+    controller,
+    playbook: pb,
+    events,
+    log,
+    lockWaitSeconds: req.lockWaitSeconds ?? 0,
+    verbosity: req.verbosity ?? 0,
+    catalog: req.catalog,
+    gate,
+  };
   const batches = batchesOf(prepared, pb.serial);
   try {
     for (const [bi, batch] of batches.entries()) {
@@ -164,22 +192,36 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
       }
       const results = await Promise.all(
         batch.map((p) =>
-          forks.run(() => new HostRun(p.play, p.prepared, hostOptions).run(connecting.get(p.play.host.name)!)).then((r) => {
-            reports.set(r.name, r);
-            events.hostDone(r);
-            return r;
-          }),
+          forks
+            .run(() => new HostRun(p.play, p.prepared, hostOptions).run(connecting.get(p.play.host.name)!))
+            .then((r) => {
+              reports.set(r.name, r);
+              events.hostDone(r);
+              return r;
+            }),
         ),
       );
       if (bi < batches.length - 1) aborted = stopReason(results, prepared.length, pb.maxFailPercentage);
     }
   } finally {
-    for (const c of connecting.values()) void c.then((x) => x.close(), () => undefined);
+    for (const c of connecting.values())
+      void c.then(
+        (x) => x.close(),
+        () => undefined,
+      );
   }
   const hosts = prepared.map((p) => reports.get(p.play.host.name)!);
   if (req.fleetChecks) fleetChecks(hosts, pb, req.catalog);
   const hooks = [...pb.beforeHost.map((h) => ({ kind: 'before_host' as const, ...h })), ...pb.afterHost.map((h) => ({ kind: 'after_host' as const, ...h }))];
-  return { playbook: pb.name, check: options.check, hosts, durationMs: Date.now() - started, exitCode: exitCodeOf(hosts), aborted, ...(hooks.length ? { hooks } : {}) };
+  return {
+    playbook: pb.name,
+    check: options.check,
+    hosts,
+    durationMs: Date.now() - started,
+    exitCode: exitCodeOf(hosts),
+    aborted,
+    ...(hooks.length ? { hooks } : {}),
+  };
 }
 
 async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Controller): Promise<Prepared[]> {
@@ -187,7 +229,9 @@ async function prepareAll(plays: HostPlay[], options: RunOptions, controller: Co
     plays.map(async (play) => ({
       play,
       prepared: await Promise.all(
-        play.tasks.map((t) => (t.def.prepare && !t.skip ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined)),
+        play.tasks.map((t) =>
+          t.def.prepare && !t.skip ? t.def.prepare(t.params, { host: play.host, vars: play.vars, settings: t.settings, options, controller }) : undefined,
+        ),
       ),
     })),
   );
@@ -203,7 +247,16 @@ function skippedHost(play: HostPlay, reason: string): HostReport {
     error: reason,
     notes: owed ? [`STILL DRAINED: ${owed}`] : [],
     durationMs: 0,
-    tasks: play.tasks.map((t) => ({ index: t.spec.index, title: t.spec.title, task: t.spec.task, status: 'skipped', changes: [], diffs: [], notes: [reason], durationMs: 0 })),
+    tasks: play.tasks.map((t) => ({
+      index: t.spec.index,
+      title: t.spec.title,
+      task: t.spec.task,
+      status: 'skipped',
+      changes: [],
+      diffs: [],
+      notes: [reason],
+      durationMs: 0,
+    })),
   };
 }
 
@@ -224,7 +277,8 @@ export function stopReason(batch: HostReport[], total: number, maxFail: number |
 export function envSecrets(): SecretSources {
   return {
     passphrase: async () => (process.env.HOIST_SSH_PASSPHRASE ? { value: process.env.HOIST_SSH_PASSPHRASE, source: 'HOIST_SSH_PASSPHRASE' } : undefined),
-    becomePassword: async () => (process.env.HOIST_BECOME_PASSWORD !== undefined ? { value: process.env.HOIST_BECOME_PASSWORD, source: 'HOIST_BECOME_PASSWORD' } : undefined),
+    becomePassword: async () =>
+      process.env.HOIST_BECOME_PASSWORD !== undefined ? { value: process.env.HOIST_BECOME_PASSWORD, source: 'HOIST_BECOME_PASSWORD' } : undefined,
   };
 }
 

@@ -78,7 +78,28 @@ export async function siteVariables(pb: Playbook): Promise<Map<string, string>> 
   return out;
 }
 
-const TEMPLATE_WORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'elif', 'endif', 'for', 'endfor', 'set', 'true', 'false', 'none', 'null', 'loop', 'True', 'False', 'None']);
+const TEMPLATE_WORDS = new Set([
+  'and',
+  'or',
+  'not',
+  'in',
+  'is',
+  'if',
+  'else',
+  'elif',
+  'endif',
+  'for',
+  'endfor',
+  'set',
+  'true',
+  'false',
+  'none',
+  'null',
+  'loop',
+  'True',
+  'False',
+  'None',
+]);
 
 /** The variable names a template string reads: identifiers outside quotes, not after a dot or a filter bar. */
 export function templateNames(text: string): string[] {
@@ -122,7 +143,11 @@ export function checkHostVariables(
     if (site.has(k) && !known.has(k)) continue;
     if (!known.has(k)) {
       const hint = didYouMean(k, new Set([...known, ...site]));
-      report([k], `unknown variable ${JSON.stringify(k)}${hint || '; a playbook that uses it declares it in its [defaults] (a site variable no playbook reads: the inventory\'s [defaults] declare)'}`, layer);
+      report(
+        [k],
+        `unknown variable ${JSON.stringify(k)}${hint || "; a playbook that uses it declares it in its [defaults] (a site variable no playbook reads: the inventory's [defaults] declare)"}`,
+        layer,
+      );
     } else if (!moduleVars.has(k) && !referenced.has(k) && !ENGINE_VARS.has(k)) {
       // A playbook's own variable that no task parameter reads and that is a letter or two off a
       // module's is a typo, not a declaration (templates may read others, so only near misses count).
@@ -140,7 +165,10 @@ export function checkHostVariables(
     for (const [k, schema] of Object.entries(m.variables)) {
       if (vars[k] === undefined) {
         if (used.has(m) && !schema.isOptional) {
-          issues.push({ path: [k], message: `missing required variable "${k}" (${schema.description || m.name}); set it in the playbook's [defaults], the inventory or with -e` });
+          issues.push({
+            path: [k],
+            message: `missing required variable "${k}" (${schema.description || m.name}); set it in the playbook's [defaults], the inventory or with -e`,
+          });
           complete = false;
         }
         continue;

@@ -62,7 +62,8 @@ export class Credentials {
           if (k) files.set(file, k);
           else if (explicit) errors.push(new InputError(`identity file ${file} (for ${host}) does not exist`));
         } catch (e) {
-          if (explicit || !(e instanceof InputError)) errors.push(e instanceof InputError ? e : new InputError(`identity file ${file}: ${(e as Error).message}`));
+          if (explicit || !(e instanceof InputError))
+            errors.push(e instanceof InputError ? e : new InputError(`identity file ${file}: ${(e as Error).message}`));
         }
       }),
     );
@@ -102,7 +103,11 @@ export class Credentials {
         for (const name of fileUsers.get(file)!) become.get(name)!.password = pw;
       } catch (e) {
         const users = fileUsers.get(file)!;
-        errors.push(new InputError(`${(e as Error).message} (become_password_file of ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''})`));
+        errors.push(
+          new InputError(
+            `${(e as Error).message} (become_password_file of ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''})`,
+          ),
+        );
       }
     }
     if (runPassword) addSecret(runPassword.value);
@@ -194,7 +199,9 @@ async function loadKeyFile(file: string, agentKeys: ParsedKey[], sources: Secret
   if (blob && agentKeys.some((a) => a.getPublicSSH().equals(blob))) return { file, publicBlob: blob };
   const pass = await sources.passphrase(file);
   if (!pass) {
-    throw new InputError(`identity file ${file} is encrypted and not in the ssh-agent: add it with ssh-add, set HOIST_SSH_PASSPHRASE, or run on a terminal to be asked`);
+    throw new InputError(
+      `identity file ${file} is encrypted and not in the ssh-agent: add it with ssh-add, set HOIST_SSH_PASSPHRASE, or run on a terminal to be asked`,
+    );
   }
   const dec = utils.parseKey(raw, pass.value);
   if (dec instanceof Error) throw new InputError(`cannot decrypt identity file ${file} with the passphrase from ${pass.source}: wrong passphrase`);
@@ -242,7 +249,10 @@ function agentIdentities(socket: string): Promise<ParsedKey[]> {
 /** The agent, offering only the keys chosen for a host, in the chosen order. */
 class ChosenKeysAgent extends BaseAgent<ParsedKey> {
   private readonly agent: InstanceType<typeof OpenSSHAgent>;
-  constructor(socket: string, private readonly keys: ParsedKey[]) {
+  constructor(
+    socket: string,
+    private readonly keys: ParsedKey[],
+  ) {
     super();
     this.agent = new OpenSSHAgent(socket);
   }

@@ -48,7 +48,8 @@ export async function endpointFor(host: InventoryHost, inv: Inventory, d: Endpoi
     identityPassphrase: host.identityPassphrase,
     connectTimeoutMs: (host.connectTimeout ?? 0) * 1000 || d.connectTimeoutMs,
     commandTimeoutMs: (host.commandTimeout ?? 0) * 1000 || d.commandTimeoutMs,
-    become: host.become && user !== host.becomeUser ? { user: host.becomeUser, passwordFile: host.becomePasswordFile, password: host.becomePassword } : undefined,
+    become:
+      host.become && user !== host.becomeUser ? { user: host.becomeUser, passwordFile: host.becomePasswordFile, password: host.becomePassword } : undefined,
   };
   const jumpSpec = host.jump ?? cfg.proxyJump;
   if (jumpSpec) ep.jump = await hopsFor(jumpSpec, host, inv, d, depth);
@@ -59,7 +60,10 @@ export async function endpointFor(host: InventoryHost, inv: Inventory, d: Endpoi
 /** "a,b,c": a is dialled first, the target is reached from c. Each hop may be an inventory host. */
 async function hopsFor(spec: string, host: InventoryHost, inv: Inventory, d: EndpointDefaults, depth: number): Promise<Endpoint> {
   let prev: Endpoint | undefined;
-  for (const hop of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const hop of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const named = inv.hosts.find((h) => h.name === hop);
     let ep: Endpoint;
     if (named) {

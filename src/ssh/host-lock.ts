@@ -118,7 +118,10 @@ unset __done __o __live __mg __f __q __p __l __gone __c __s __g`;
 
 /** Another hoist run holds the host's lock: a wrapper may retry later (exit 5). */
 export function lockHeldError(host: string, holder: string | undefined, waitSeconds: number): LockHeldError {
-  return new LockHeldError(`${host} is locked by another hoist run${holder ? ` (${printable(holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`, holder);
+  return new LockHeldError(
+    `${host} is locked by another hoist run${holder ? ` (${printable(holder)})` : ''}${waitSeconds > 0 ? ` after waiting ${waitSeconds} s` : ''}; use --lock-wait to wait for it`,
+    holder,
+  );
 }
 
 /**

@@ -8,10 +8,7 @@ export interface KnownKey {
 }
 
 export type HostKeyVerdict =
-  | { status: 'match' }
-  | { status: 'unknown' }
-  | { status: 'revoked'; where: string }
-  | { status: 'changed'; expected: KnownKey[]; where: string };
+  { status: 'match' } | { status: 'unknown' } | { status: 'revoked'; where: string } | { status: 'changed'; expected: KnownKey[]; where: string };
 
 /** OpenSSH's default GlobalKnownHostsFile, read after the user's file. */
 export const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
@@ -45,7 +42,10 @@ export class KnownHosts {
   /** Lines hoist read but does not act on (`@cert-authority`), named for the verbose output. */
   readonly notes: string[] = [];
 
-  private constructor(readonly file: string, private readonly entries: Entry[]) {}
+  private constructor(
+    readonly file: string,
+    private readonly entries: Entry[],
+  ) {}
 
   /**
    * The user's file (where accepted keys are recorded) and then the read-only global ones, as
@@ -89,7 +89,13 @@ export class KnownHosts {
 
   /** Key types known for the host, so the handshake asks for one of those, as OpenSSH does. */
   typesFor(host: string, port: number): string[] {
-    return [...new Set(this.entriesFor(host, port).filter((e) => !e.revoked).map((e) => e.key.type))];
+    return [
+      ...new Set(
+        this.entriesFor(host, port)
+          .filter((e) => !e.revoked)
+          .map((e) => e.key.type),
+      ),
+    ];
   }
 
   verify(host: string, port: number, blob: Buffer): HostKeyVerdict {
@@ -134,7 +140,9 @@ export function parseKnownHosts(text: string, file?: string, notes: string[] = [
         fields = fields.slice(1);
       } else {
         // Host certificates are not checked by hoist's SSH layer: such a line trusts nothing here.
-        notes.push(`${file ?? 'known_hosts'}:${i + 1}: ${marker === '@cert-authority' ? '@cert-authority lines are not supported (host certificates are not checked); the line trusts no key' : `unknown marker ${marker}; the line is ignored`}`);
+        notes.push(
+          `${file ?? 'known_hosts'}:${i + 1}: ${marker === '@cert-authority' ? '@cert-authority lines are not supported (host certificates are not checked); the line trusts no key' : `unknown marker ${marker}; the line is ignored`}`,
+        );
         return;
       }
     }
@@ -150,7 +158,14 @@ export function parseKnownHosts(text: string, file?: string, notes: string[] = [
     }
     if (hostField.startsWith('|1|')) {
       const [, , salt, hash] = hostField.split('|');
-      out.push({ file, line: i + 1, revoked, hosts: null, hashed: { salt: Buffer.from(salt, 'base64'), hash: Buffer.from(hash, 'base64') }, key: { type, blob } });
+      out.push({
+        file,
+        line: i + 1,
+        revoked,
+        hosts: null,
+        hashed: { salt: Buffer.from(salt, 'base64'), hash: Buffer.from(hash, 'base64') },
+        key: { type, blob },
+      });
     } else {
       out.push({ file, line: i + 1, revoked, hosts: hostField.split(','), hashed: null, key: { type, blob } });
     }
@@ -160,6 +175,9 @@ export function parseKnownHosts(text: string, file?: string, notes: string[] = [
 
 /** OpenSSH host patterns know only `*` and `?`; brackets are literal (they wrap "[host]:port"). */
 function sshPatternMatch(name: string, pattern: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, 'i').test(name);
 }

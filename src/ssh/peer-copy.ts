@@ -106,7 +106,12 @@ export interface PeerSource {
  * `remotePath`, checks its size and sha256, and moves it into place (mode 0644, root's when
  * privileged). It reads the token as the first line of its stdin.
  */
-export function receiveScript(from: PeerSource, remotePath: string, want: { size: number; sha256: string }, ctx: { privileged: boolean; timeoutS: number }): string {
+export function receiveScript(
+  from: PeerSource,
+  remotePath: string,
+  want: { size: number; sha256: string },
+  ctx: { privileged: boolean; timeoutS: number },
+): string {
   const addr = quote(from.address);
   const where = `${from.address}:${from.port}`;
   const dest = quote(remotePath);
@@ -170,7 +175,8 @@ export async function serveFile(s: HostSession, file: string, token: string): Pr
   });
   let out = '';
   let sentOk = false;
-  const failed = () => new PeerCopyError(`${s.endpoint.name} could not serve ${file}: ${printable(stderr.trim()) || `exit ${exit.code ?? 'unknown'}`}`, 'source');
+  const failed = () =>
+    new PeerCopyError(`${s.endpoint.name} could not serve ${file}: ${printable(stderr.trim()) || `exit ${exit.code ?? 'unknown'}`}`, 'source');
   const listening = new Promise<number>((resolve, reject) => {
     ch.on('data', (d: Buffer) => {
       out += d.toString();

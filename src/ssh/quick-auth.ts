@@ -30,7 +30,13 @@ function hashFor(keyAlgo: string | undefined): string | undefined {
 }
 
 function isPrivateKey(k: unknown): k is ParsedKey {
-  return typeof k === 'object' && k !== null && typeof (k as ParsedKey).isPrivateKey === 'function' && (k as ParsedKey).isPrivateKey() && typeof (k as ParsedKey).sign === 'function';
+  return (
+    typeof k === 'object' &&
+    k !== null &&
+    typeof (k as ParsedKey).isPrivateKey === 'function' &&
+    (k as ParsedKey).isPrivateKey() &&
+    typeof (k as ParsedKey).sign === 'function'
+  );
 }
 
 /** Whether ssh2's internals are where quickAuth expects them, on a client after connect(). */

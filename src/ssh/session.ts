@@ -235,6 +235,10 @@ function exitRecord(ch: ClientChannel): ExitRecord {
 
 /** The first line of a script that says what it does (not `set -e` or a comment). */
 function headline(script: string): string {
-  const line = script.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#') && !/^set -[eu]/.test(l)) ?? '';
+  const line =
+    script
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l && !l.startsWith('#') && !/^set -[eu]/.test(l)) ?? '';
   return printable(line.length > 120 ? `${line.slice(0, 117)}...` : line);
 }

@@ -110,7 +110,14 @@ export function hostLineMatches(patterns: string[], value: string): boolean {
 }
 
 function wildcardMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.toLowerCase().replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  const re = new RegExp(
+    `^${pattern
+      .toLowerCase()
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  );
   return re.test(value.toLowerCase());
 }
 
@@ -129,7 +136,8 @@ function matchLineMatches(l: SshConfigLine, st: State, enabled: boolean): boolea
     else if (crit === 'final') {
       st.wantFinal = true;
       ok = st.finalPass;
-    } else if (crit === 'canonical') ok = false; // hoist never canonicalises a host name
+    } else if (crit === 'canonical')
+      ok = false; // hoist never canonicalises a host name
     else if (UNSUPPORTED.has(crit)) {
       // As OpenSSH skips an exec once the line can't match, only a criterion that would decide is refused.
       if (!result) {
@@ -143,11 +151,15 @@ function matchLineMatches(l: SshConfigLine, st: State, enabled: boolean): boolea
       const arg = args.shift();
       if (arg === undefined) throw new InputError(`${l.file}:${l.line}: "Match ${crit}" needs an argument`);
       const value =
-        crit === 'host' ? currentHostName(st)
-        : crit === 'originalhost' ? st.originalHost
-        : crit === 'user' ? currentUser(st)
-        : crit === 'localuser' ? os.userInfo().username
-        : undefined;
+        crit === 'host'
+          ? currentHostName(st)
+          : crit === 'originalhost'
+            ? st.originalHost
+            : crit === 'user'
+              ? currentUser(st)
+              : crit === 'localuser'
+                ? os.userInfo().username
+                : undefined;
       if (value === undefined) throw new InputError(`${l.file}:${l.line}: unknown Match criterion "${crit}"`);
       ok = hostLineMatches(arg.split(','), value);
     }

@@ -285,7 +285,13 @@ function handshake(ep: Endpoint, opts: TransportOptions, sock: Duplex | undefine
     });
     // A server that closes without an error (a banner, then nothing: an sshd out of file descriptors)
     // would otherwise leave this promise pending with nothing keeping the process alive.
-    client.once('close', () => onError(Object.assign(new Error(stage === 'tcp' ? 'the connection closed' : 'the server closed the connection during the SSH handshake'), { level: stage === 'tcp' ? 'client-socket' : 'protocol' })));
+    client.once('close', () =>
+      onError(
+        Object.assign(new Error(stage === 'tcp' ? 'the connection closed' : 'the server closed the connection during the SSH handshake'), {
+          level: stage === 'tcp' ? 'client-socket' : 'protocol',
+        }),
+      ),
+    );
     client.once('ready', onReady);
     client.once('handshake', () => (stage = 'ssh'));
     client.on('banner', () => undefined);
@@ -333,7 +339,8 @@ function preferTypes(known: string[]): string[] {
 
 function describeConnectError(err: Error & { level?: string; code?: string }, ep: Endpoint, stage: 'tcp' | 'ssh', tried: string[]): string {
   const where = `${ep.user}@${ep.host}:${ep.port}${ep.jump ? ` (via ${ep.jump.host})` : ''}`;
-  if (err.level === 'client-authentication') return `authentication as ${ep.user} failed at ${ep.host}:${ep.port}: the server accepted none of ${tried.join(', ')}`;
+  if (err.level === 'client-authentication')
+    return `authentication as ${ep.user} failed at ${ep.host}:${ep.port}: the server accepted none of ${tried.join(', ')}`;
   if (err.level === 'client-timeout') return `no SSH handshake with ${where} within ${ep.connectTimeoutMs / 1000} s`;
   if (stage === 'tcp' || err.level === 'client-socket') {
     const code = err.code ? `${err.code}` : printable(err.message);

@@ -98,5 +98,6 @@ export async function uploadFile(s: HostSession, data: Buffer | { localPath: str
   const r = await s.runChannel(`bash -c ${quote(s.serialized(script, privileged))}`, feed, elevate, Math.max(s.endpoint.commandTimeoutMs, 600_000));
   s.trace(1, `upload ${remotePath} (${size} bytes, mode ${opts.mode.toString(8)}): exit ${r.code} in ${Date.now() - t0} ms`);
   s.bytesPushed += size;
-  if (r.code !== 0) throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
+  if (r.code !== 0)
+    throw new HostError(`installing ${remotePath} failed: ${printable(r.stderr.trim().split('\n').slice(-5).join('\n')).replace(/\\n/g, '\n')}`);
 }

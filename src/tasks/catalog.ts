@@ -9,7 +9,10 @@ export class TaskCatalog {
   private readonly tasks = new Map<string, AnyTask>();
   private readonly owner = new Map<string, TaskModule>();
 
-  constructor(builtin: readonly AnyTask[], readonly modules: readonly TaskModule[] = []) {
+  constructor(
+    builtin: readonly AnyTask[],
+    readonly modules: readonly TaskModule[] = [],
+  ) {
     for (const t of builtin) this.add(t);
     for (const m of modules) {
       for (const t of m.tasks) {

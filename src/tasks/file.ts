@@ -12,17 +12,24 @@ export const modeSchema = s.string(/^0?[0-7]{3,4}$/, 'an octal mode like "0644"'
 
 export default defineTask({
   name: 'file',
-  summary: 'A file with given content, template or local source; mode and owner; atomic write, old file kept as .hoist-prev. Templates see the host variables and its facts (facts.osId, facts.arch, …).',
+  summary:
+    'A file with given content, template or local source; mode and owner; atomic write, old file kept as .hoist-prev. Templates see the host variables and its facts (facts.osId, facts.arch, …).',
   params: s.object({
     path: s.string(/^\//, 'an absolute path'),
     content: s.string().optional(),
-    template: s.string().optional().describe('nunjucks template rendered with the host variables and `facts` (osId, osVersion, arch, kernel, packageManager, cgroupVersion, …)'),
+    template: s
+      .string()
+      .optional()
+      .describe('nunjucks template rendered with the host variables and `facts` (osId, osVersion, arch, kernel, packageManager, cgroupVersion, …)'),
     src: s.string().optional().describe('file on the controller'),
     mode: modeSchema.default('0644'),
     owner: s.string().default('root'),
     group: s.string().optional(),
     backup: s.bool().default(true),
-    secret: s.bool().default(false).describe('content holds credentials: diffs mask each credential value (password = "*** (secret 1)") and show nothing of a private key'),
+    secret: s
+      .bool()
+      .default(false)
+      .describe('content holds credentials: diffs mask each credential value (password = "*** (secret 1)") and show nothing of a private key'),
   }),
   async prepare(p, ctx) {
     const given = [p.content, p.template, p.src].filter((x) => x !== undefined).length;
@@ -45,7 +52,9 @@ export default defineTask({
   probes: (p, ctx) => ({ file: fileProbe(p.path, ctx.options.diff) }),
   async plan(p, ctx) {
     const prepared = ctx.prepared;
-    const content = Buffer.isBuffer(prepared) ? prepared : Buffer.from(await renderString(prepared.template, { ...ctx.vars, facts: ctx.facts }, prepared.where));
+    const content = Buffer.isBuffer(prepared)
+      ? prepared
+      : Buffer.from(await renderString(prepared.template, { ...ctx.vars, facts: ctx.facts }, prepared.where));
     const action = planFile(
       { path: p.path, content, mode: parseInt(p.mode, 8), owner: p.owner, group: p.group, backup: p.backup, secret: p.secret },
       parseFileProbe(ctx.probe('file')),
@@ -59,7 +68,19 @@ export default defineTask({
 /** Every fact a template may read, with a value of the right type: enough to find template errors early. */
 function placeholderFacts(): Facts {
   return {
-    hostname: 'host', osId: 'linux', osIdLike: [], osVersion: '0', osPrettyName: 'Linux', arch: 'x86_64', kernel: '0', init: 'systemd',
-    systemdState: 'running', packageManager: 'apt', cgroupVersion: 2, uid: 0, diskFreeKb: {}, tools: {},
+    hostname: 'host',
+    osId: 'linux',
+    osIdLike: [],
+    osVersion: '0',
+    osPrettyName: 'Linux',
+    arch: 'x86_64',
+    kernel: '0',
+    init: 'systemd',
+    systemdState: 'running',
+    packageManager: 'apt',
+    cgroupVersion: 2,
+    uid: 0,
+    diskFreeKb: {},
+    tools: {},
   };
 }

@@ -15,7 +15,10 @@ const header = (name: string) => `# Managed by hoist (kernel_module task "${name
 /** Each module's reference count (`use NAME N`; `-` where the kernel shows none), read with builtins. */
 export function useProbe(modules: readonly string[]): string {
   return modules
-    .map((m) => `rc=-; [ -r /sys/module/${quote(kernelName(m))}/refcnt ] && read -r rc < /sys/module/${quote(kernelName(m))}/refcnt; printf 'use %s %s\\n' ${quote(m)} "$rc"`)
+    .map(
+      (m) =>
+        `rc=-; [ -r /sys/module/${quote(kernelName(m))}/refcnt ] && read -r rc < /sys/module/${quote(kernelName(m))}/refcnt; printf 'use %s %s\\n' ${quote(m)} "$rc"`,
+    )
     .join('\n');
 }
 
@@ -51,7 +54,11 @@ function planAbsent(p: { name: string; modules: string[] }, ctx: PlanContext<unk
       ctx.state.files.delete(path);
       ctx.state.fileContents.delete(path);
       ctx.state.changedFiles.add(path);
-      actions.push({ kind: 'change', summary: `remove ${path}`, run: (conn) => conn.check(`rm -f -- ${quote(path)}`, `removing ${path}`).then(() => undefined) });
+      actions.push({
+        kind: 'change',
+        summary: `remove ${path}`,
+        run: (conn) => conn.check(`rm -f -- ${quote(path)}`, `removing ${path}`).then(() => undefined),
+      });
     }
   }
   if (unload.length) {
@@ -67,11 +74,17 @@ function planAbsent(p: { name: string; modules: string[] }, ctx: PlanContext<unk
 
 export default defineTask({
   name: 'kernel_module',
-  summary: 'Kernel modules present now (modprobe, unless loaded or built in) and at every boot (/etc/modules-load.d/<name>.conf); with state = "absent", unloaded where nothing uses them and the file hoist wrote removed.',
+  summary:
+    'Kernel modules present now (modprobe, unless loaded or built in) and at every boot (/etc/modules-load.d/<name>.conf); with state = "absent", unloaded where nothing uses them and the file hoist wrote removed.',
   params: s.object({
     name: s.string(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a file name without .conf').describe('file /etc/modules-load.d/<name>.conf'),
-    modules: s.list(s.string(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'a kernel module name')).describe('module names, e.g. ["overlay", "br_netfilter"]; built-in ones are recognised and not loaded'),
-    state: s.enum('present', 'absent').default('present').describe('absent: unload each module nothing uses (built-ins and modules in use are left, with a note) and remove the file hoist wrote'),
+    modules: s
+      .list(s.string(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'a kernel module name'))
+      .describe('module names, e.g. ["overlay", "br_netfilter"]; built-in ones are recognised and not loaded'),
+    state: s
+      .enum('present', 'absent')
+      .default('present')
+      .describe('absent: unload each module nothing uses (built-ins and modules in use are left, with a note) and remove the file hoist wrote'),
   }),
   probes: (p, ctx) => ({
     // Removing the file needs its first line, to know hoist wrote it.
@@ -85,15 +98,24 @@ export default defineTask({
     // modprobe comes with kmod: a host without it can still plan when an earlier task installs it.
     const kmodComing = ctx.state.packages.get('kmod') === 'present';
     const missing = p.modules.filter((m) => have.get(m) === 'missing');
-    if (missing.length) throw new HostError(`the kernel (${ctx.facts.kernel || 'unknown version'}) has no module ${missing.join(', ')}: not loaded, not built in, and modprobe does not find it`);
+    if (missing.length)
+      throw new HostError(
+        `the kernel (${ctx.facts.kernel || 'unknown version'}) has no module ${missing.join(', ')}: not loaded, not built in, and modprobe does not find it`,
+      );
     const noTool = p.modules.filter((m) => have.get(m) === 'no-modprobe');
-    if (noTool.length && !kmodComing) throw new HostError(`${noTool.join(', ')} is neither loaded nor built in, and this host has no modprobe: install kmod (a package task before this one)`);
+    if (noTool.length && !kmodComing)
+      throw new HostError(`${noTool.join(', ')} is neither loaded nor built in, and this host has no modprobe: install kmod (a package task before this one)`);
     const load = p.modules.filter((m) => have.get(m) === 'available' || have.get(m) === 'no-modprobe');
     const notes = p.modules.filter((m) => have.get(m) === 'builtin').map((m) => `${m}: built into the kernel, nothing to load`);
     for (const m of p.modules) ctx.state.kernelModules.add(kernelName(m));
 
     const actions: Action[] = [];
-    const file = planFile({ path: `/etc/modules-load.d/${p.name}.conf`, content: Buffer.from(renderModulesLoad(p.name, p.modules)), mode: 0o644 }, parseFileProbe(ctx.probe('conf')), ctx.state, ctx.options);
+    const file = planFile(
+      { path: `/etc/modules-load.d/${p.name}.conf`, content: Buffer.from(renderModulesLoad(p.name, p.modules)), mode: 0o644 },
+      parseFileProbe(ctx.probe('conf')),
+      ctx.state,
+      ctx.options,
+    );
     if (file) actions.push(file);
     if (load.length) {
       ctx.state.pending = true;

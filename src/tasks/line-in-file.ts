@@ -41,7 +41,10 @@ export default defineTask({
   params: s.object({
     path: s.string(/^\//, 'an absolute path'),
     line: s.string(/^[^\n\r]*$/, 'one line of text').describe('the line as it should read'),
-    regexp: s.regexp().optional().describe('JavaScript regular expression for the line(s) to replace (present: the last match) or remove (absent); default: the line itself'),
+    regexp: s
+      .regexp()
+      .optional()
+      .describe('JavaScript regular expression for the line(s) to replace (present: the last match) or remove (absent); default: the line itself'),
     state: s.enum('present', 'absent').default('present'),
     create: s.bool().default(true).describe('create the file when missing (present only)'),
     mode: modeSchema.default('0644').describe('mode of a file this task creates; an existing file keeps its own'),
@@ -61,7 +64,13 @@ export default defineTask({
       return { actions: [] };
     }
     const action = planFile(
-      { path: p.path, content: Buffer.from(next), mode: have.exists ? (have.mode ?? 0o644) : parseInt(p.mode, 8), owner: have.exists ? have.owner : p.owner, group: have.exists ? have.group : undefined },
+      {
+        path: p.path,
+        content: Buffer.from(next),
+        mode: have.exists ? (have.mode ?? 0o644) : parseInt(p.mode, 8),
+        owner: have.exists ? have.owner : p.owner,
+        group: have.exists ? have.group : undefined,
+      },
       have,
       ctx.state,
       ctx.options,

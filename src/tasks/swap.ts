@@ -75,16 +75,24 @@ export function textOf(path: string, st: FileState): string | undefined {
 
 export default defineTask({
   name: 'swap',
-  summary: 'Swap off now (swapoff) and kept off: swap lines in /etc/fstab commented out (atomic rewrite), systemd .swap units masked (or disabled where the unit file is the administrator\'s).',
+  summary:
+    "Swap off now (swapoff) and kept off: swap lines in /etc/fstab commented out (atomic rewrite), systemd .swap units masked (or disabled where the unit file is the administrator's).",
   params: s.object({
     fstab: s.string(/^\//, 'an absolute path').default('/etc/fstab').describe('the fstab to keep free of swap'),
-    mask_units: s.bool().default(true).describe('keep systemd .swap units off: masked (zram, packaged or generated units), or disabled and stopped where the unit file is the administrator\'s own in /etc/systemd/system'),
+    mask_units: s
+      .bool()
+      .default(true)
+      .describe(
+        "keep systemd .swap units off: masked (zram, packaged or generated units), or disabled and stopped where the unit file is the administrator's own in /etc/systemd/system",
+      ),
   }),
   probes: (p) => ({
     swaps: `{ read -r _; while read -r f t _; do printf 'swap %s %s\\n' "$f" "$t"; done; } < /proc/swaps`,
     fstab: fileRead(p.fstab, 'text'),
     ...(p.mask_units
-      ? { units: `systemctl list-unit-files --type=swap --plain --no-legend --no-pager 2>/dev/null | while read -r u st _; do w=vendor; if [ -f "/etc/systemd/system/$u" ] && [ ! -L "/etc/systemd/system/$u" ]; then w=admin; fi; echo "$u $st $w"; done; true` }
+      ? {
+          units: `systemctl list-unit-files --type=swap --plain --no-legend --no-pager 2>/dev/null | while read -r u st _; do w=vendor; if [ -f "/etc/systemd/system/$u" ] && [ ! -L "/etc/systemd/system/$u" ]; then w=admin; fi; echo "$u $st $w"; done; true`,
+        }
       : {}),
   }),
   plan(p, ctx) {
@@ -104,7 +112,12 @@ export default defineTask({
     if (before !== undefined) {
       const { text, commented } = commentSwapLines(before);
       if (commented.length) {
-        const file = planFile({ path: p.fstab, content: Buffer.from(text), mode: have.mode ?? 0o644, owner: have.owner, group: have.group }, have, ctx.state, ctx.options);
+        const file = planFile(
+          { path: p.fstab, content: Buffer.from(text), mode: have.mode ?? 0o644, owner: have.owner, group: have.group },
+          have,
+          ctx.state,
+          ctx.options,
+        );
         if (file) actions.push({ ...file, summary: `${file.summary}: comment out swap ${commented.join(', ')}` });
       }
     }

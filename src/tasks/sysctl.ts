@@ -34,13 +34,16 @@ export default defineTask({
   summary: 'Kernel parameters set now and kept across reboots in /etc/sysctl.d/<name>.conf; only what differs is changed.',
   params: s.object({
     name: s.string(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a file name without .conf').describe('drop-in /etc/sysctl.d/<name>.conf'),
-    settings: s.record(s.union<string | number>('a number or a string', s.int(), s.string(/^[^\n\r]*\S[^\n\r]*$/, 'one line of text'))).describe('parameter = value, e.g. "net.ipv4.ip_forward" = 1'),
+    settings: s
+      .record(s.union<string | number>('a number or a string', s.int(), s.string(/^[^\n\r]*\S[^\n\r]*$/, 'one line of text')))
+      .describe('parameter = value, e.g. "net.ipv4.ip_forward" = 1'),
   }),
   probes: (p, ctx) => ({
     conf: fileProbe(`/etc/sysctl.d/${p.name}.conf`, ctx.options.diff),
-    live: Object.keys(p.settings)
-      .map((k) => `if [ -r ${quote(procPath(k))} ]; then v=; IFS= read -r v < ${quote(procPath(k))}; printf 'live %s=%s\\n' ${quote(k)} "$v"; fi`)
-      .join('\n') + '\ntrue',
+    live:
+      Object.keys(p.settings)
+        .map((k) => `if [ -r ${quote(procPath(k))} ]; then v=; IFS= read -r v < ${quote(procPath(k))}; printf 'live %s=%s\\n' ${quote(k)} "$v"; fi`)
+        .join('\n') + '\ntrue',
   }),
   plan(p, ctx) {
     const keys = Object.keys(p.settings);
@@ -58,7 +61,12 @@ export default defineTask({
     }
     const actions: Action[] = [];
     const path = `/etc/sysctl.d/${p.name}.conf`;
-    const file = planFile({ path, content: Buffer.from(renderSysctlConf(p.name, p.settings)), mode: 0o644 }, parseFileProbe(ctx.probe('conf')), ctx.state, ctx.options);
+    const file = planFile(
+      { path, content: Buffer.from(renderSysctlConf(p.name, p.settings)), mode: 0o644 },
+      parseFileProbe(ctx.probe('conf')),
+      ctx.state,
+      ctx.options,
+    );
     if (file) actions.push(file);
     const differ = keys.filter((k) => live.get(k) !== normalize(p.settings[k]));
     for (const k of keys) ctx.state.sysctls.set(k, normalize(p.settings[k]));
@@ -69,7 +77,10 @@ export default defineTask({
         kind: 'change',
         summary: `set ${differ.map((k) => `${k} ${was(k)} → ${normalize(p.settings[k])}`).join(', ')}`,
         // Written to /proc/sys directly: the same on every distribution, with or without the sysctl binary.
-        run: (conn) => conn.check(differ.map((k) => `printf '%s\\n' ${quote(normalize(p.settings[k]))} > ${quote(procPath(k))}`).join('\n'), `setting ${differ.join(', ')}`).then(() => undefined),
+        run: (conn) =>
+          conn
+            .check(differ.map((k) => `printf '%s\\n' ${quote(normalize(p.settings[k]))} > ${quote(procPath(k))}`).join('\n'), `setting ${differ.join(', ')}`)
+            .then(() => undefined),
       });
     }
     return { actions };

@@ -52,7 +52,10 @@ export class InputError extends HoistError {
   readonly kind = 'input';
   readonly exitCode: number = EXIT.input;
 
-  constructor(message: string, readonly location?: SourceLocation) {
+  constructor(
+    message: string,
+    readonly location?: SourceLocation,
+  ) {
     super(location ? `${formatLocation(location)}: ${message}` : message);
     this.name = 'InputError';
   }
@@ -94,7 +97,10 @@ export class HostError extends HoistError {
 export class LockHeldError extends HostError {
   override readonly exitCode: number = EXIT.locked;
 
-  constructor(message: string, readonly holder?: string) {
+  constructor(
+    message: string,
+    readonly holder?: string,
+  ) {
     super(message);
     this.name = 'LockHeldError';
   }
@@ -119,7 +125,10 @@ export class InterruptedError extends HoistError {
   readonly kind = 'interrupted';
   readonly exitCode: number;
 
-  constructor(readonly signal: InterruptSignal, where: string) {
+  constructor(
+    readonly signal: InterruptSignal,
+    where: string,
+  ) {
     super(`interrupted by ${signal} ${where}`);
     this.name = 'InterruptedError';
     this.exitCode = signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;

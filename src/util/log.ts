@@ -55,7 +55,9 @@ export function logKeep(value: string | undefined = process.env.HOIST_LOG_KEEP):
 export function pruneLogs(dir: string, keep: number, current?: string): string[] {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => RUN_LOG.test(n)).sort();
+    names = readdirSync(dir)
+      .filter((n) => RUN_LOG.test(n))
+      .sort();
   } catch {
     return [];
   }

@@ -7,12 +7,56 @@ import path from 'node:path';
  */
 export const SYSTEM_DIRS: readonly string[] = [
   '/',
-  '/bin', '/boot', '/dev', '/etc', '/home', '/media', '/mnt', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp',
-  '/usr', '/usr/bin', '/usr/sbin', '/usr/include', '/usr/libexec', '/usr/share', '/usr/src',
-  '/usr/local', '/usr/local/bin', '/usr/local/sbin', '/usr/local/lib', '/usr/local/share', '/usr/local/etc',
-  '/var', '/var/lib', '/var/log', '/var/cache', '/var/tmp', '/var/run', '/var/spool', '/var/mail', '/var/opt', '/var/local',
-  '/etc/systemd', '/etc/systemd/system', '/etc/default', '/etc/ssh', '/etc/sudoers.d', '/etc/cni',
-  '/run/systemd', '/run/user', '/var/lib/systemd', '/var/lib/dpkg', '/var/lib/rpm', '/opt/cni',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/home',
+  '/media',
+  '/mnt',
+  '/opt',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/usr/bin',
+  '/usr/sbin',
+  '/usr/include',
+  '/usr/libexec',
+  '/usr/share',
+  '/usr/src',
+  '/usr/local',
+  '/usr/local/bin',
+  '/usr/local/sbin',
+  '/usr/local/lib',
+  '/usr/local/share',
+  '/usr/local/etc',
+  '/var',
+  '/var/lib',
+  '/var/log',
+  '/var/cache',
+  '/var/tmp',
+  '/var/run',
+  '/var/spool',
+  '/var/mail',
+  '/var/opt',
+  '/var/local',
+  '/etc/systemd',
+  '/etc/systemd/system',
+  '/etc/default',
+  '/etc/ssh',
+  '/etc/sudoers.d',
+  '/etc/cni',
+  '/run/systemd',
+  '/run/user',
+  '/var/lib/systemd',
+  '/var/lib/dpkg',
+  '/var/lib/rpm',
+  '/opt/cni',
 ];
 
 /** /lib, /lib64, /libx32, /usr/lib32 …: every multilib spelling. */
@@ -87,7 +131,10 @@ export const within = (a: string, b: string) => a === b || b === '/' || a.starts
  * The home of a user that `resolved` is, lies in or contains (a reset of it would delete someone's
  * files, `.ssh` among them), or undefined. Homes are compared as spelled and as resolved on the host.
  */
-export function homeConflict(resolved: string, homes: readonly { user: string; home: string; resolved: string }[]): { user: string; home: string; how: 'is' | 'in' | 'contains' } | undefined {
+export function homeConflict(
+  resolved: string,
+  homes: readonly { user: string; home: string; resolved: string }[],
+): { user: string; home: string; how: 'is' | 'in' | 'contains' } | undefined {
   for (const h of homes) {
     for (const home of new Set([h.resolved, h.home])) {
       if (!home.startsWith('/') || home === '/') continue;

@@ -4,7 +4,6 @@
  * drive the terminal nor split a message into lines that look like hoist's own.
  */
 export function printable(text: string): string {
-   
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';
@@ -25,7 +24,7 @@ export function printableLines(text: string): string {
  * ends in characters drawn at random for each process: text from a host can't spell it and so
  * can't have a color sequence of its own turned into a real one.
  */
-export const SGR = `\uE01B${String.fromCharCode(...[...(globalThis.crypto.getRandomValues(new Uint8Array(4)))].map((b) => 0xe100 + b))}`;
+export const SGR = `\uE01B${String.fromCharCode(...[...globalThis.crypto.getRandomValues(new Uint8Array(4))].map((b) => 0xe100 + b))}`;
 
 /** hoist's color codes: the marker, `[`, parameters, `m`. */
 export const SGR_CODE = new RegExp(`${SGR}\\[([0-9;]*)m`, 'g');

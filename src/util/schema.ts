@@ -76,12 +76,14 @@ export abstract class Schema<T> {
 
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
-const typeName = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : v instanceof Date ? 'date' : typeof v;
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : v instanceof Date ? 'date' : typeof v);
 
 class StringSchema extends Schema<string> {
   readonly kind = 'string';
-  constructor(private readonly pattern?: RegExp, private readonly patternHint?: string) {
+  constructor(
+    private readonly pattern?: RegExp,
+    private readonly patternHint?: string,
+  ) {
     super();
   }
   override accepts(v: unknown) {
@@ -123,7 +125,10 @@ class RegexpSchema extends Schema<string> {
 
 class IntSchema extends Schema<number> {
   readonly kind = 'integer';
-  constructor(private readonly min?: number, private readonly max?: number) {
+  constructor(
+    private readonly min?: number,
+    private readonly max?: number,
+  ) {
     super();
   }
   override accepts(v: unknown) {
@@ -182,7 +187,11 @@ class EnumSchema<E extends string> extends Schema<E> {
 
 class ArraySchema<T> extends Schema<T[]> {
   readonly kind = 'array';
-  constructor(private readonly item: Schema<T>, private readonly acceptSingle = false, private readonly minItems = 0) {
+  constructor(
+    private readonly item: Schema<T>,
+    private readonly acceptSingle = false,
+    private readonly minItems = 0,
+  ) {
     super();
   }
   override label() {
@@ -228,7 +237,10 @@ export interface RecordKeys {
 
 class RecordSchema<T> extends Schema<Record<string, T>> {
   readonly kind = 'table';
-  constructor(private readonly value: Schema<T>, private readonly keys?: RecordKeys) {
+  constructor(
+    private readonly value: Schema<T>,
+    private readonly keys?: RecordKeys,
+  ) {
     super();
   }
   override label() {
@@ -336,7 +348,10 @@ class UnknownSchema extends Schema<unknown> {
 
 class UnionSchema<T> extends Schema<T> {
   readonly kind = 'union';
-  constructor(private readonly options: Schema<T>[], private readonly what: string) {
+  constructor(
+    private readonly options: Schema<T>[],
+    private readonly what: string,
+  ) {
     super();
   }
   override label() {
@@ -401,7 +416,10 @@ class RefinedSchema<T, U> extends Schema<U> {
  */
 class ShorthandSchema<S extends Shape> extends Schema<InferShape<S>> {
   readonly kind = 'table';
-  constructor(private readonly table: ObjectSchema<S>, private readonly key: keyof S & string) {
+  constructor(
+    private readonly table: ObjectSchema<S>,
+    private readonly key: keyof S & string,
+  ) {
     super();
   }
   override label() {
@@ -469,7 +487,11 @@ export function formatPath(path: Path): string {
  * the shape doesn't name are ignored. For a checker that goes on with what is usable, so one pass
  * reports every problem, rules across keys included.
  */
-export function parseFields<S extends Shape>(shape: S, value: Record<string, unknown>, basePath: Path = []): { value: Partial<InferShape<S>>; issues: Issue[] } {
+export function parseFields<S extends Shape>(
+  shape: S,
+  value: Record<string, unknown>,
+  basePath: Path = [],
+): { value: Partial<InferShape<S>>; issues: Issue[] } {
   const ctx: ParseContext = { issues: [] };
   const out: Record<string, unknown> = {};
   for (const [k, schema] of Object.entries(shape)) {

@@ -72,6 +72,8 @@ export function base64Forms(secret: string): string[] {
 
 /** Everything that matches `secret` in any encoding, as one alternation (longest forms first). */
 export function secretPattern(secret: string): string {
-  const b64 = base64Forms(secret).sort((a, b) => b.length - a.length).map(reEscape);
+  const b64 = base64Forms(secret)
+    .sort((a, b) => b.length - a.length)
+    .map(reEscape);
   return [escapedFormsPattern(secret), ...b64].join('|');
 }

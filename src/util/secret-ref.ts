@@ -79,15 +79,23 @@ function read(r: SecretRef): string {
     } catch (e) {
       throw new SecretRefError(`file ${file} can't be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    if (mode & 0o077) throw new SecretRefError(`file ${file} is readable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`);
+    if (mode & 0o077)
+      throw new SecretRefError(`file ${file} is readable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`);
     return stripNewline(readFileSync(file, 'utf8'));
   }
   try {
-    const out = execFileSync('/bin/sh', ['-c', r.command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS, maxBuffer: 1 << 20 });
+    const out = execFileSync('/bin/sh', ['-c', r.command], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: COMMAND_TIMEOUT_MS,
+      maxBuffer: 1 << 20,
+    });
     return stripNewline(out);
   } catch (e) {
     const err = e as { status?: number | null; signal?: string | null; stderr?: string };
-    const why = err.signal ? `was stopped by ${err.signal}${err.signal === 'SIGTERM' ? ` after ${COMMAND_TIMEOUT_MS / 1000} s` : ''}` : `exited with ${err.status ?? '?'}`;
+    const why = err.signal
+      ? `was stopped by ${err.signal}${err.signal === 'SIGTERM' ? ` after ${COMMAND_TIMEOUT_MS / 1000} s` : ''}`
+      : `exited with ${err.status ?? '?'}`;
     // stderr is the command's own message (vault, pass, sops), not the secret it failed to print.
     const said = (err.stderr ?? '').trim().split('\n').slice(-1)[0];
     throw new SecretRefError(`command ${JSON.stringify(r.command)} ${why}${said ? `: ${said}` : ''}`);

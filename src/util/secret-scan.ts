@@ -46,7 +46,7 @@ function basicParts(value: string): string[] {
   const colon = decoded.indexOf(':');
   // Decoding arbitrary base64 gives bytes, not text: only a clean UTF-8 `user:password` counts.
   if (colon < 0 || decoded.includes('\ufffd') || Buffer.from(decoded, 'utf8').toString('base64') !== value) return [];
-   
+
   if (/[\x00-\x08\x0e-\x1f]/.test(decoded)) return [];
   return [decoded.slice(colon + 1)];
 }

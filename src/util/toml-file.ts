@@ -36,9 +36,7 @@ export function parseToml(file: string, text: string): LoadedToml {
 export function validateToml<T>(doc: LoadedToml, schema: Schema<T>): T {
   const { value, issues } = parseWith(schema, doc.data, []);
   if (issues.length) {
-    throw new InputErrors(
-      issues.map((i) => new InputError(i.message, { file: doc.file, line: doc.locator.lineOf(i.path), key: formatPath(i.path) })),
-    );
+    throw new InputErrors(issues.map((i) => new InputError(i.message, { file: doc.file, line: doc.locator.lineOf(i.path), key: formatPath(i.path) })));
   }
   return value as T;
 }

@@ -34,7 +34,10 @@ class Scanner {
   /** Arrays of tables seen so far, by resolved path: how many elements each has. */
   private readonly arrays = new Map<string, number>();
 
-  constructor(private readonly s: string, private readonly emit: Emit) {}
+  constructor(
+    private readonly s: string,
+    private readonly emit: Emit,
+  ) {}
 
   document(): void {
     let table: string[] = [];
@@ -230,4 +233,3 @@ class Scanner {
 }
 
 const ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\x1b', '"': '"', '\\': '\\' };
-

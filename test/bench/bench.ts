@@ -108,7 +108,9 @@ function floorCheck(r: FloorRun, what: string): string | undefined {
 /** The cached archive hoist pushes (the largest blob in the cache), for the push floor. */
 function cachedArchive(): string {
   const dir = path.join(cache, 'sha256');
-  return readdirSync(dir).map((f) => path.join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+  return readdirSync(dir)
+    .map((f) => path.join(dir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0];
 }
 
 async function main(): Promise<void> {
@@ -211,7 +213,10 @@ async function main(): Promise<void> {
   results.finished = new Date().toISOString();
   printReport(results);
   const file = path.join(work, 'results.json');
-  writeFileSync(file, JSON.stringify(results, (k, v: unknown) => (k === 'stdout' || k === 'report' ? undefined : v), 2));
+  writeFileSync(
+    file,
+    JSON.stringify(results, (k, v: unknown) => (k === 'stdout' || k === 'report' ? undefined : v), 2),
+  );
   process.stdout.write(`\nlogs and results.json: ${work}\n`);
 }
 

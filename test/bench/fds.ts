@@ -29,7 +29,7 @@ function children(pid: number): number[] {
 
 function descendants(pid: number): number[] {
   const out: number[] = [];
-  for (let todo = children(pid); todo.length; ) {
+  for (let todo = children(pid); todo.length;) {
     const p = todo.pop()!;
     out.push(p);
     todo.push(...children(p));
@@ -55,7 +55,11 @@ function bastionSshdPids(): number[] {
 export function sampleFds(rootPid: number | undefined): { stop(): FdPeaks } {
   const peaks: FdPeaks = { controller: 0, bastionSshd: 0 };
   const sample = () => {
-    if (rootPid !== undefined) peaks.controller = Math.max(peaks.controller, descendants(rootPid).reduce((n, p) => n + fdCount(p), 0));
+    if (rootPid !== undefined)
+      peaks.controller = Math.max(
+        peaks.controller,
+        descendants(rootPid).reduce((n, p) => n + fdCount(p), 0),
+      );
     peaks.bastionSshd = Math.max(peaks.bastionSshd, ...bastionSshdPids().map(fdCount));
   };
   const timer = setInterval(sample, 100);

@@ -94,7 +94,9 @@ export async function runHoist(hoist: string, args: string[], stateRoot: string)
   const logs = path.join(xdg, 'hoist', 'logs');
   let logFile: string | undefined;
   try {
-    logFile = readdirSync(logs).filter((f) => f.endsWith('.log')).map((f) => path.join(logs, f))[0];
+    logFile = readdirSync(logs)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => path.join(logs, f))[0];
   } catch {
     logFile = undefined;
   }

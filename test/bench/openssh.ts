@@ -51,9 +51,9 @@ export class OpenSshFloor {
   static describe(): string {
     return [
       'every host at once: ssh -F <config> hN <command>, through ProxyCommand "ssh -W %h:%p bastion" multiplexed over one ControlMaster',
-      'session to the bastion (started inside the timing, as each hoist run opens its own), as deploy, BatchMode, the fleet\'s key and known_hosts.',
+      "session to the bastion (started inside the timing, as each hoist run opens its own), as deploy, BatchMode, the fleet's key and known_hosts.",
       `no-op: ${VERIFY_COMMAND}`,
-      'ping: true (no sudo). push: the cached archive on each ssh\'s stdin, written through sudo -n to /var/tmp and removed.',
+      "ping: true (no sudo). push: the cached archive on each ssh's stdin, written through sudo -n to /var/tmp and removed.",
     ].join('\n');
   }
 
@@ -93,7 +93,15 @@ true`;
       } catch {
         // no exit code: the subshell never ran
       }
-      if (rc !== '0') failed.push(`${h}: exit ${rc} ${readFileSafe(path.join(d, `${h}.err`)).trim().split('\n').pop() ?? ''}`);
+      if (rc !== '0')
+        failed.push(
+          `${h}: exit ${rc} ${
+            readFileSafe(path.join(d, `${h}.err`))
+              .trim()
+              .split('\n')
+              .pop() ?? ''
+          }`,
+        );
     }
     return { ...m, failed };
   }

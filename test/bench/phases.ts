@@ -65,7 +65,10 @@ function classify(headline: string): Phase | undefined {
 export function runPhases(logFile: string, spawnedAt: number, exitedAt: number): RunPhases {
   const stamp = /^(\d{4}-\d\d-\d\dT\d\d)-(\d\d)-(\d\d)-(\d{3})Z/.exec(path.basename(logFile));
   const opened = stamp ? Date.parse(`${stamp[1]}:${stamp[2]}:${stamp[3]}.${stamp[4]}Z`) : spawnedAt;
-  const perHost = new Map<string, { connected?: number; done?: number; cmds: { start: number; end: number; phase?: Phase; head: string }[]; pending?: { start: number; head: string } }>();
+  const perHost = new Map<
+    string,
+    { connected?: number; done?: number; cmds: { start: number; end: number; phase?: Phase; head: string }[]; pending?: { start: number; head: string } }
+  >();
   let prepared: number | undefined;
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     const m = LINE.exec(line);

@@ -113,7 +113,13 @@ function timings(r: Results): string {
       secs(med(d.noop)),
       `${secs(med(d.floor))}${trips(d.floorRoundTrips)}`,
       ratio(med(d.noop), med(d.floor)),
-      d.rttMs ? `≤ 1.10× ${x <= 1.1 ? 'met' : 'MISSED'}` : n >= 30 ? `≤ 1.20× ${x <= 1.2 ? 'met' : 'MISSED'}` : n <= 3 ? `≤ 1.15× ${x <= 1.15 ? 'met' : 'MISSED'}` : '',
+      d.rttMs
+        ? `≤ 1.10× ${x <= 1.1 ? 'met' : 'MISSED'}`
+        : n >= 30
+          ? `≤ 1.20× ${x <= 1.2 ? 'met' : 'MISSED'}`
+          : n <= 3
+            ? `≤ 1.15× ${x <= 1.15 ? 'met' : 'MISSED'}`
+            : '',
       load([...d.noop, ...d.floor]),
     ]);
   }
@@ -180,9 +186,27 @@ function distribution(r: Results): string | undefined {
   ];
   const have = runs.filter((x): x is [string, HoistRun] => !!x[1]);
   if (have.length < 2) return undefined;
-  const row = (name: string, x: HoistRun) => [name, secs(x.wallMs), mb(x.fleet.toBastion), mb(x.fleet.toBastion / r.hosts), mb(x.fleet.toHosts), mb(pushedPerHost(x)), `${x.cpuS.toFixed(1)} s`, `${x.maxRssMb.toFixed(0)} MB`];
+  const row = (name: string, x: HoistRun) => [
+    name,
+    secs(x.wallMs),
+    mb(x.fleet.toBastion),
+    mb(x.fleet.toBastion / r.hosts),
+    mb(x.fleet.toHosts),
+    mb(pushedPerHost(x)),
+    `${x.cpuS.toFixed(1)} s`,
+    `${x.maxRssMb.toFixed(0)} MB`,
+  ];
   return table(
-    ['download =', 'fresh install', 'controller → bastion (SSH)', 'per host', 'to host links (incl. mirror, host to host)', 'pushed per host', 'hoist CPU', 'hoist peak RSS'],
+    [
+      'download =',
+      'fresh install',
+      'controller → bastion (SSH)',
+      'per host',
+      'to host links (incl. mirror, host to host)',
+      'pushed per host',
+      'hoist CPU',
+      'hoist peak RSS',
+    ],
     have.map(([n, x]) => row(n, x)),
   );
 }
@@ -210,9 +234,21 @@ function targets(r: Results): string {
   const all = [r.fresh, r.freshHost, r.freshPeers, ...(r.noop ?? []), ...(r.check ?? []), ...(r.ping ?? [])].filter((x): x is HoistRun => !!x);
   const peak = Math.max(...all.map((x) => x.maxRssMb));
   const rows = [
-    ['no-op ≤ 1.2× the OpenSSH floor (30, 100 hosts)', ratio(med(r.noop), med(r.floorNoop)), r.hosts >= 30 ? (med(r.noop) / med(r.floorNoop) <= 1.2 ? 'met' : 'missed') : 'n/a at this size'],
-    ['fresh install at 30 hosts ≤ 0.7 × 78 s = 54.6 s (controller)', secs(r.fresh?.wallMs ?? NaN), r.hosts === 30 ? verdict(r.fresh?.wallMs, FRESH_TARGET_MS) : 'n/a at this size'],
-    ['fresh install at 30 hosts ≤ 54.6 s (peers)', secs(r.freshPeers?.wallMs ?? NaN), r.hosts === 30 ? verdict(r.freshPeers?.wallMs, FRESH_TARGET_MS) : 'n/a at this size'],
+    [
+      'no-op ≤ 1.2× the OpenSSH floor (30, 100 hosts)',
+      ratio(med(r.noop), med(r.floorNoop)),
+      r.hosts >= 30 ? (med(r.noop) / med(r.floorNoop) <= 1.2 ? 'met' : 'missed') : 'n/a at this size',
+    ],
+    [
+      'fresh install at 30 hosts ≤ 0.7 × 78 s = 54.6 s (controller)',
+      secs(r.fresh?.wallMs ?? NaN),
+      r.hosts === 30 ? verdict(r.fresh?.wallMs, FRESH_TARGET_MS) : 'n/a at this size',
+    ],
+    [
+      'fresh install at 30 hosts ≤ 54.6 s (peers)',
+      secs(r.freshPeers?.wallMs ?? NaN),
+      r.hosts === 30 ? verdict(r.freshPeers?.wallMs, FRESH_TARGET_MS) : 'n/a at this size',
+    ],
     ['controller peak RSS ≤ 300 MB at 100 hosts', `${peak.toFixed(0)} MB`, r.hosts >= 100 ? (peak <= 300 ? 'met' : 'missed') : 'n/a at this size'],
   ];
   return table(['target', 'measured', ''], rows);
@@ -224,7 +260,9 @@ export function printReport(r: Results): void {
   out(timings(r));
   out(`\nOpenSSH floor: ${OpenSshFloor.describe()}`);
   if (r.direct) {
-    out(`direct floor: every host at once, ssh root@host '${'ctr version; ctr plugin ls; containerd config dump'}' (no bastion, no sudo), the same key and known_hosts;`);
+    out(
+      `direct floor: every host at once, ssh root@host '${'ctr version; ctr plugin ls; containerd config dump'}' (no bastion, no sudo), the same key and known_hosts;`,
+    );
     out('hoist with the root inventory. Round trips: turns from client-to-server to server-to-client traffic on each connection, counted by the relay.');
   }
   out('load 1m: 1-minute load average before each measured run (range over the repeats).\n');
@@ -232,15 +270,19 @@ export function printReport(r: Results): void {
   out('');
   out(fleetCost(r));
   out(`\nmedian run of each scenario; peaks over all its repeats. CPU: user+sys of the hoist process (GNU time), of every ssh process for a floor`);
-  out('(CPU / wall near 1: hoist\'s one JavaScript thread is busy all along);');
-  out(`bastion and hosts: their cgroups' cpuacct.usage. "all CPU / cores" = (controller + bastion + all hosts) / ${os.cpus().length} cores: the least wall time`);
-  out('this one machine needs for the run, whatever the tool. fds: peak open descriptors of the controller process(es) and of the bastion\'s busiest');
+  out("(CPU / wall near 1: hoist's one JavaScript thread is busy all along);");
+  out(
+    `bastion and hosts: their cgroups' cpuacct.usage. "all CPU / cores" = (controller + bastion + all hosts) / ${os.cpus().length} cores: the least wall time`,
+  );
+  out("this one machine needs for the run, whatever the tool. fds: peak open descriptors of the controller process(es) and of the bastion's busiest");
   out('sshd, sampled every 100 ms. Bytes: kernel counters of the controller side of the veth pairs; "sent to bastion" is the tool\'s own SSH traffic,');
   out('"sent on host links" what the controller routes from the bastion to the hosts plus what the release mirror serves them.\n');
   const d = distribution(r);
   if (d) out(`${d}\n`);
   out(phases(r));
-  out('\nphases: per host from hoist\'s log; "slowest host" is the critical path (start-up … exit adds up to the run\'s wall time), "median host" the median of each phase over the hosts.\n');
+  out(
+    '\nphases: per host from hoist\'s log; "slowest host" is the critical path (start-up … exit adds up to the run\'s wall time), "median host" the median of each phase over the hosts.\n',
+  );
   out(targets(r));
 }
 

@@ -29,9 +29,7 @@ const RTT = Number(opt.rtt);
 const R = Number(opt.repeat);
 
 function timeline(bursts: Burst[][] | undefined): string {
-  return (bursts ?? [])
-    .map((conn, i) => `  connection ${i + 1}: ` + conn.map((b) => `${b.atMs}${b.dir === 'up' ? '↑' : '↓'}${b.bytes}`).join(' '))
-    .join('\n');
+  return (bursts ?? []).map((conn, i) => `  connection ${i + 1}: ` + conn.map((b) => `${b.atMs}${b.dir === 'up' ? '↑' : '↓'}${b.bytes}`).join(' ')).join('\n');
 }
 
 /** The relays count a connection once both its ends closed, which may come a little after the process ended. */
@@ -66,19 +64,30 @@ async function main(): Promise<void> {
       await settle();
       const problem = r.failedHosts.length || r.changed ? ` PROBLEM: ${r.failedHosts.join('; ')} changed ${r.changed}` : '';
       note(who, r.wallMs / 1000, r.cpuS * 1000, trips(relay));
-      rows.push(`${who.padEnd(6)} ${(r.wallMs / 1000).toFixed(2)} s  cpu ${(r.cpuS * 1000).toFixed(0)} ms  ${trips(relay)} round trips/host  load ${r.load.toFixed(1)}${problem}  log ${r.logFile}`);
+      rows.push(
+        `${who.padEnd(6)} ${(r.wallMs / 1000).toFixed(2)} s  cpu ${(r.cpuS * 1000).toFixed(0)} ms  ${trips(relay)} round trips/host  load ${r.load.toFixed(1)}${problem}  log ${r.logFile}`,
+      );
       if (i === 0) rows.push(timeline(relay.bursts.get(first)));
-      if (i === 0 && process.env.SSHDBG) rows.push(r.stderr.split('\n').filter((l) => l.includes(` ${first} `)).join('\n'));
+      if (i === 0 && process.env.SSHDBG)
+        rows.push(
+          r.stderr
+            .split('\n')
+            .filter((l) => l.includes(` ${first} `))
+            .join('\n'),
+        );
     }
     if (opt['no-floor']) continue;
     relay.reset();
     const f = await direct.floor(DIRECT_VERIFY_COMMAND);
     await settle();
     note('floor', f.wallMs / 1000, f.cpuS * 1000, trips(relay));
-    rows.push(`floor  ${(f.wallMs / 1000).toFixed(2)} s  cpu ${(f.cpuS * 1000).toFixed(0)} ms  ${trips(relay)} round trips/host${f.failed.length ? ` FAILED ${f.failed.join('; ')}` : ''}`);
+    rows.push(
+      `floor  ${(f.wallMs / 1000).toFixed(2)} s  cpu ${(f.cpuS * 1000).toFixed(0)} ms  ${trips(relay)} round trips/host${f.failed.length ? ` FAILED ${f.failed.join('; ')}` : ''}`,
+    );
     if (i === 0) rows.push(timeline(relay.bursts.get(first)));
   }
-  for (const [who, e] of sums) rows.push(`median ${who.padEnd(6)} ${median(e.wall).toFixed(2)} s  cpu ${median(e.cpu).toFixed(0)} ms  ${median(e.trips)} round trips/host`);
+  for (const [who, e] of sums)
+    rows.push(`median ${who.padEnd(6)} ${median(e.wall).toFixed(2)} s  cpu ${median(e.cpu).toFixed(0)} ms  ${median(e.trips)} round trips/host`);
   await relay.close();
   process.stdout.write(rows.join('\n') + '\n');
 }

@@ -29,9 +29,15 @@ export async function ensureAptRepo(base: BaseImage): Promise<string> {
   const env = aptEnv(BASE_SUITE);
   await env.run('apt-get', ['update']);
   await env.run('apt-get', [
-    '-o', `Dir::State::status=${base.statusFile}`,
-    '-o', `Dir::Cache::archives=${tmp}/`,
-    'install', '--download-only', '--no-install-recommends', '-y', ...INSTALLABLE,
+    '-o',
+    `Dir::State::status=${base.statusFile}`,
+    '-o',
+    `Dir::Cache::archives=${tmp}/`,
+    'install',
+    '--download-only',
+    '--no-install-recommends',
+    '-y',
+    ...INSTALLABLE,
   ]);
   await env.run('apt-get', ['download', ...ALSO_OFFERED], { cwd: tmp });
   rmSync(join(tmp, 'partial'), { recursive: true, force: true });
@@ -56,14 +62,7 @@ function releaseFile(dir: string, files: string[]): string {
       const data = readFileSync(join(dir, f));
       return ` ${createHash(algo).update(data).digest('hex')} ${statSync(join(dir, f)).size} ${f}`;
     });
-  return [
-    'Origin: hoist-fleet',
-    'Label: hoist-fleet',
-    `Date: ${new Date().toUTCString()}`,
-    'MD5Sum:',
-    ...sums('md5'),
-    'SHA256:',
-    ...sums('sha256'),
-    '',
-  ].join('\n');
+  return ['Origin: hoist-fleet', 'Label: hoist-fleet', `Date: ${new Date().toUTCString()}`, 'MD5Sum:', ...sums('md5'), 'SHA256:', ...sums('sha256'), ''].join(
+    '\n',
+  );
 }

@@ -7,8 +7,18 @@ import { $, log, pruneStale, sha256Hex } from './sh.js';
 
 export const BASE_SUITE = 'trixie';
 export const BASE_PACKAGES = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates',
-  'curl', 'tar', 'gzip', 'kmod', 'procps', 'sudo',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'iproute2',
+  'ca-certificates',
+  'curl',
+  'tar',
+  'gzip',
+  'kmod',
+  'procps',
+  'sudo',
   // As on a Kubernetes node: the CNI bridge plugin's ipMasq and portmap need it, or a pod sandbox
   // fails "failed to locate iptables".
   'iptables',
@@ -62,10 +72,21 @@ async function inputs(): Promise<{ hash: string; publicKey: string; opsPassword:
   const { publicKey } = await ensureIdentity();
   const { password: opsPassword } = ensureOpsPassword();
   // The password enters the hash only as its digest: a new password file means a new image.
-  const hash = sha256Hex(JSON.stringify({
-    BASE_SUITE, BASE_PACKAGES, SETUP_VERSION, CGROUP_RW_UNIT, SSHD_CONF, SUDOERS_DEPLOY, SUDOERS_OPS, FLEET_USERS, BASE_ETC_HOSTS, publicKey,
-    opsPassword: sha256Hex(opsPassword),
-  })).slice(0, 16);
+  const hash = sha256Hex(
+    JSON.stringify({
+      BASE_SUITE,
+      BASE_PACKAGES,
+      SETUP_VERSION,
+      CGROUP_RW_UNIT,
+      SSHD_CONF,
+      SUDOERS_DEPLOY,
+      SUDOERS_OPS,
+      FLEET_USERS,
+      BASE_ETC_HOSTS,
+      publicKey,
+      opsPassword: sha256Hex(opsPassword),
+    }),
+  ).slice(0, 16);
   return { hash, publicKey, opsPassword };
 }
 
@@ -147,7 +168,9 @@ async function customize(root: string, publicKey: string, opsPassword: string, m
 }
 
 async function idsOf(root: string, user: string): Promise<{ uid: number; gid: number }> {
-  const line = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync(join(root, 'etc/passwd'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`user ${user} missing from base image`);
   const f = line.split(':');
   return { uid: Number(f[2]), gid: Number(f[3]) };

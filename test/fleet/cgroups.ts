@@ -25,9 +25,10 @@ export function hierarchies(): Hierarchy[] {
     if (!parsed) continue;
     const [, , ctrls, path] = parsed;
     const names = ctrls ? ctrls.split(',') : [];
-    const m = names.length === 0
-      ? mounts.find((x) => x.fstype === 'cgroup2')
-      : mounts.find((x) => x.fstype === 'cgroup' && names.every((n) => x.superOpts.includes(n)));
+    const m =
+      names.length === 0
+        ? mounts.find((x) => x.fstype === 'cgroup2')
+        : mounts.find((x) => x.fstype === 'cgroup' && names.every((n) => x.superOpts.includes(n)));
     if (!m) continue;
     const rel = m.root === '/' ? path : path.startsWith(m.root) ? path.slice(m.root.length) || '/' : path;
     out.push({ mountPoint: m.mountPoint, current: rel });
@@ -56,7 +57,9 @@ function walkDeepestFirst(dir: string): string[] {
   const out: string[] = [];
   let entries: string[] = [];
   try {
-    entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    entries = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return out;
   }
@@ -111,7 +114,9 @@ export function findFleetCgroups(): string[] {
   const visit = (dir: string, depth: number) => {
     let entries: string[];
     try {
-      entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
     } catch {
       return;
     }

@@ -1,6 +1,7 @@
 import { down, hostStatus, info, prepare, registries, resetHost, startHost, stopHost, up } from './fleet.js';
 
-const USAGE = 'usage: fleet prepare | up N | down | status | registries | stop NAME [--abrupt] | start NAME | reset NAME  (env HOIST_FLEET_INSTANCE=K: a separate fleet)';
+const USAGE =
+  'usage: fleet prepare | up N | down | status | registries | stop NAME [--abrupt] | start NAME | reset NAME  (env HOIST_FLEET_INSTANCE=K: a separate fleet)';
 
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
@@ -34,12 +35,16 @@ async function main(argv: string[]): Promise<void> {
       const mems = st.flatMap((h) => (h.memoryBytes === null ? [] : [h.memoryBytes]));
       if (mems.length) {
         const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-        process.stdout.write(`memory: ${mems.length} running, ${mib(mems.reduce((a, b) => a + b, 0))} MiB in all, ${mib(mems.reduce((a, b) => a + b, 0) / mems.length)} MiB per host (max ${mib(Math.max(...mems))})\n`);
+        process.stdout.write(
+          `memory: ${mems.length} running, ${mib(mems.reduce((a, b) => a + b, 0))} MiB in all, ${mib(mems.reduce((a, b) => a + b, 0) / mems.length)} MiB per host (max ${mib(Math.max(...mems))})\n`,
+        );
       }
       process.stdout.write(`mirror ${fi.mirrorUrl} (hosts: ${fi.mirrorUrlForHosts}); apt ${fi.aptRepoUrl}\n`);
       process.stdout.write(`releases: ${fi.releases.map((r) => `${r.containerd}/${r.kind}`).join(' ')}\n`);
       // The password stays in its file; this prints where it is.
-      process.stdout.write(`inventory ${fi.inventoryPath} (deploy via ${fi.bastion.name} ${fi.bastion.address}); root: ${fi.rootInventoryPath}\nops sudo password file ${fi.opsPasswordFile}\n`);
+      process.stdout.write(
+        `inventory ${fi.inventoryPath} (deploy via ${fi.bastion.name} ${fi.bastion.address}); root: ${fi.rootInventoryPath}\nops sudo password file ${fi.opsPasswordFile}\n`,
+      );
       return;
     }
     case 'registries': {

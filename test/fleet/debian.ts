@@ -47,10 +47,7 @@ export function aptEnv(suite: string, opts: { architectures?: string[] } = {}): 
   }
   const emptyStatus = join(dir, 'state/status');
   if (!existsSync(emptyStatus)) writeFileSync(emptyStatus, '');
-  writeFileSync(
-    join(dir, 'etc/sources.list'),
-    `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debianMirror()} ${suite} main\n`,
-  );
+  writeFileSync(join(dir, 'etc/sources.list'), `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debianMirror()} ${suite} main\n`);
   const configPath = join(dir, 'apt.conf');
   const conf = [
     `Dir "/";`,

@@ -5,21 +5,57 @@ import { ensureAptRepo } from './apt-repo.js';
 import { ensureBaseImage } from './base-image.js';
 import { findFleetCgroups, removeCgroups } from './cgroups.js';
 import {
-  bootHost, ensureHostKey, haltHost, mountHostRoot, processGone, setupHostStorage, waitHostReady, wipeHost, writeHostFiles,
-  type FleetHost, type HostRuntime,
+  bootHost,
+  ensureHostKey,
+  haltHost,
+  mountHostRoot,
+  processGone,
+  setupHostStorage,
+  waitHostReady,
+  wipeHost,
+  writeHostFiles,
+  type FleetHost,
+  type HostRuntime,
 } from './hosts.js';
 import { installIdentity } from './identity.js';
 import { renderInventory } from './inventory.js';
 import { ensureKernelLimits } from './limits.js';
 import { ensureMirror, type MirrorRelease } from './mirror.js';
 import {
-  createHostNetwork, deleteHostNetwork, enableForwarding, listFleetAddresses, listFleetNetworks, listForwardingRules, removeAllFleetNetworks, restoreForwarding,
+  createHostNetwork,
+  deleteHostNetwork,
+  enableForwarding,
+  listFleetAddresses,
+  listFleetNetworks,
+  listForwardingRules,
+  removeAllFleetNetworks,
+  restoreForwarding,
   setHostLink,
 } from './network.js';
 import { ensureOciImage } from './oci-image.js';
 import {
-  CACHE_DIR, HOSTKEYS_DIR, HOSTS_DIR, IDENTITY_PATH, INSTANCE, INVENTORY_PATH, KNOWN_HOSTS_PATH, MAX_HOSTS, OPS_PASSWORD_PATH, REGISTRIES_DIR, REPO_ROOT,
-  ROOT_INVENTORY_PATH, SERVER_LOG_PATH, SERVER_PID_PATH, SERVER_PORT_PATH, SERVE_SCRIPT, STATE_DIR, STATE_FILE, hostAddress, hostGateway, hostIndex, hostName,
+  CACHE_DIR,
+  HOSTKEYS_DIR,
+  HOSTS_DIR,
+  IDENTITY_PATH,
+  INSTANCE,
+  INVENTORY_PATH,
+  KNOWN_HOSTS_PATH,
+  MAX_HOSTS,
+  OPS_PASSWORD_PATH,
+  REGISTRIES_DIR,
+  REPO_ROOT,
+  ROOT_INVENTORY_PATH,
+  SERVER_LOG_PATH,
+  SERVER_PID_PATH,
+  SERVER_PORT_PATH,
+  SERVE_SCRIPT,
+  STATE_DIR,
+  STATE_FILE,
+  hostAddress,
+  hostGateway,
+  hostIndex,
+  hostName,
 } from './paths.js';
 import { isFleetRegistryProcess, startRegistries, type FleetRegistries } from './registries.js';
 import { listenOn } from './serve.js';
@@ -153,10 +189,15 @@ async function startServer(p: Prepared, gateways: string[]): Promise<{ pid: numb
   if (child.pid === undefined) throw new Error('could not start the fleet HTTP server');
   writeFileSync(SERVER_PID_PATH, `${child.pid}\n`);
   const pid = child.pid;
-  const port = await waitFor('the fleet HTTP server', 20_000, async () => {
-    if (processGone(pid)) throw new Error(`fleet HTTP server exited; see ${SERVER_LOG_PATH}`);
-    return existsSync(SERVER_PORT_PATH) ? Number(readFileSync(SERVER_PORT_PATH, 'utf8').trim()) : undefined;
-  }, 50);
+  const port = await waitFor(
+    'the fleet HTTP server',
+    20_000,
+    async () => {
+      if (processGone(pid)) throw new Error(`fleet HTTP server exited; see ${SERVER_LOG_PATH}`);
+      return existsSync(SERVER_PORT_PATH) ? Number(readFileSync(SERVER_PORT_PATH, 'utf8').trim()) : undefined;
+    },
+    50,
+  );
   return { pid, port };
 }
 
@@ -203,7 +244,8 @@ function allHosts(info: FleetInfo): FleetHost[] {
 /** Bring up `n` hosts (h1..hN) and the bastion. Cleans up whatever a crashed or earlier run left first. */
 export async function up(n: number): Promise<FleetInfo> {
   if (!Number.isInteger(n) || n < 1 || n > MAX_HOSTS) throw new Error(`host count must be 1..${MAX_HOSTS}, got ${n}`);
-  if (!Number.isInteger(BOOT_PARALLEL) || BOOT_PARALLEL < 1) throw new Error(`HOIST_FLEET_BOOT_PARALLEL must be a positive integer, got ${process.env.HOIST_FLEET_BOOT_PARALLEL}`);
+  if (!Number.isInteger(BOOT_PARALLEL) || BOOT_PARALLEL < 1)
+    throw new Error(`HOIST_FLEET_BOOT_PARALLEL must be a positive integer, got ${process.env.HOIST_FLEET_BOOT_PARALLEL}`);
   const t0 = Date.now();
   await cleanup({ graceful: true });
   ensureKernelLimits(n + 1);
@@ -218,7 +260,10 @@ export async function up(n: number): Promise<FleetInfo> {
   writeFileSync(KNOWN_HOSTS_PATH, everyHost.map((h, i) => `${h.address} ${hostKeys[i]}\n`).join(''));
   for (const h of everyHost) await createHostNetwork(h.index);
   const forwarding = await enableForwarding();
-  const server = await startServer(prepared, everyHost.map((h) => h.gateway));
+  const server = await startServer(
+    prepared,
+    everyHost.map((h) => h.gateway),
+  );
   const mirrorUrl = `http://127.0.0.1:${server.port}`;
   const info: FleetInfo = {
     hosts,
@@ -237,7 +282,12 @@ export async function up(n: number): Promise<FleetInfo> {
     releases: prepared.releases,
   };
   const state: FleetState = {
-    info, prepared, port: server.port, serverPid: server.pid, forwarding, runtime: Object.fromEntries(everyHost.map((h) => [h.name, null])),
+    info,
+    prepared,
+    port: server.port,
+    serverPid: server.pid,
+    forwarding,
+    runtime: Object.fromEntries(everyHost.map((h) => [h.name, null])),
   };
   writeState(state);
   mkdirSync(join(INVENTORY_PATH, '..'), { recursive: true });
@@ -257,7 +307,9 @@ export async function up(n: number): Promise<FleetInfo> {
     states.set(st, [...(states.get(st) ?? []), h.name]);
   }
   const summary = [...states].map(([st, names]) => (names.length > 8 ? `${st}: ${names.length} hosts` : `${names.join(' ')}=${st}`)).join('; ');
-  log(`up ${n} + bastion: ${summary}; prepare ${((tPrepared - t0) / 1000).toFixed(1)} s, boot ${((Date.now() - tPrepared) / 1000).toFixed(1)} s (${BOOT_PARALLEL} at once)`);
+  log(
+    `up ${n} + bastion: ${summary}; prepare ${((tPrepared - t0) / 1000).toFixed(1)} s, boot ${((Date.now() - tPrepared) / 1000).toFixed(1)} s (${BOOT_PARALLEL} at once)`,
+  );
   return info;
 }
 
@@ -276,7 +328,10 @@ export async function info(): Promise<FleetInfo> {
  */
 export async function registries(): Promise<FleetRegistries> {
   const s = requireState();
-  return startRegistries(s.info.hosts.map((h) => h.gateway), s.prepared.ociImagePath);
+  return startRegistries(
+    s.info.hosts.map((h) => h.gateway),
+    s.prepared.ociImagePath,
+  );
 }
 
 /** Per-host state for status output and the benchmark. */
@@ -311,7 +366,12 @@ function hostMemoryBytes(rt: HostRuntime): number | null {
 function findHost(s: FleetState, name: string): FleetHost {
   hostIndex(name);
   const h = allHosts(s.info).find((x) => x.name === name);
-  if (!h) throw new Error(`no host ${name} in the fleet (${allHosts(s.info).map((x) => x.name).join(', ')})`);
+  if (!h)
+    throw new Error(
+      `no host ${name} in the fleet (${allHosts(s.info)
+        .map((x) => x.name)
+        .join(', ')})`,
+    );
   return h;
 }
 
@@ -357,10 +417,15 @@ export async function serveDir(dir: string, opts: { addresses?: string[] } = {})
     url: `http://127.0.0.1:${port}`,
     port,
     close: async () => {
-      await Promise.all(servers.map((srv) => new Promise<void>((r) => {
-        srv.closeAllConnections();
-        srv.close(() => r());
-      })));
+      await Promise.all(
+        servers.map(
+          (srv) =>
+            new Promise<void>((r) => {
+              srv.closeAllConnections();
+              srv.close(() => r());
+            }),
+        ),
+      );
     },
   };
 }
@@ -386,7 +451,8 @@ function fleetProcesses(): number[] {
       (c.includes(SERVE_SCRIPT) && c.includes(`--port-file ${SERVER_PORT_PATH} `)) ||
       (c.includes('systemd-nspawn') && c.includes(`${HOSTS_DIR}/`)) ||
       isFleetRegistryProcess(c)
-    ) out.push(Number(e));
+    )
+      out.push(Number(e));
   }
   return out;
 }
@@ -403,10 +469,12 @@ function fleetMounts(): string[] {
 async function cleanup(opts: { graceful: boolean }): Promise<void> {
   const s = readState();
   if (s && opts.graceful) {
-    await Promise.all(Object.entries(s.runtime).map(async ([name, rt]) => {
-      const h = allHosts(s.info).find((x) => x.name === name);
-      if (rt && h && !processGone(rt.nspawnPid)) await haltHost(h, rt, { graceMs: 10_000 }).catch((e: unknown) => log(`stopping ${name}: ${String(e)}`));
-    }));
+    await Promise.all(
+      Object.entries(s.runtime).map(async ([name, rt]) => {
+        const h = allHosts(s.info).find((x) => x.name === name);
+        if (rt && h && !processGone(rt.nspawnPid)) await haltHost(h, rt, { graceMs: 10_000 }).catch((e: unknown) => log(`stopping ${name}: ${String(e)}`));
+      }),
+    );
   }
   for (const pid of fleetProcesses()) {
     try {
@@ -436,7 +504,15 @@ async function cleanup(opts: { graceful: boolean }): Promise<void> {
 }
 
 /** What a run left behind, for tests asserting that down leaves nothing. */
-export async function leftovers(): Promise<{ processes: number[]; mounts: string[]; cgroups: string[]; netns: string[]; links: string[]; addresses: string[]; rules: string[] }> {
+export async function leftovers(): Promise<{
+  processes: number[];
+  mounts: string[];
+  cgroups: string[];
+  netns: string[];
+  links: string[];
+  addresses: string[];
+  rules: string[];
+}> {
   const { netns, links } = await listFleetNetworks();
   const addresses = await listFleetAddresses();
   return { processes: fleetProcesses(), mounts: fleetMounts(), cgroups: findFleetCgroups(), netns, links, addresses, rules: await listForwardingRules() };

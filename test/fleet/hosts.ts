@@ -137,8 +137,10 @@ export async function bootHost(host: FleetHost): Promise<{ nspawnPid: number; cg
     '--boot',
     '--register=no',
     '--keep-unit',
-    '-M', host.name,
-    '-D', p.root,
+    '-M',
+    host.name,
+    '-D',
+    p.root,
     `--network-namespace-path=/run/netns/${netnsName(host.index)}`,
     '--capability=CAP_NET_ADMIN',
     '--system-call-filter=@keyring bpf',
@@ -162,12 +164,18 @@ export async function bootHost(host: FleetHost): Promise<{ nspawnPid: number; cg
 
 export function sshBaseArgs(): string[] {
   return [
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${KNOWN_HOSTS_PATH}`,
-    '-o', 'ConnectTimeout=3',
-    '-o', 'LogLevel=ERROR',
-    '-i', IDENTITY_PATH,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${KNOWN_HOSTS_PATH}`,
+    '-o',
+    'ConnectTimeout=3',
+    '-o',
+    'LogLevel=ERROR',
+    '-i',
+    IDENTITY_PATH,
   ];
 }
 
@@ -188,17 +196,25 @@ function tcpOpen(address: string, port: number, timeoutMs = 500): Promise<boolea
 export async function waitHostReady(host: FleetHost, nspawnPid: number, timeoutMs = 90_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   const consoleLog = hostPaths(host.name).console;
-  await waitFor(`sshd on ${host.name}`, timeoutMs, async () => {
-    if (processGone(nspawnPid)) throw new Error(`${host.name}: systemd-nspawn exited during boot; see ${consoleLog}`);
-    return (await tcpOpen(host.address, 22)) ? true : undefined;
-  }, 50);
+  await waitFor(
+    `sshd on ${host.name}`,
+    timeoutMs,
+    async () => {
+      if (processGone(nspawnPid)) throw new Error(`${host.name}: systemd-nspawn exited during boot; see ${consoleLog}`);
+      return (await tcpOpen(host.address, 22)) ? true : undefined;
+    },
+    50,
+  );
   for (;;) {
     const r = await $`ssh ${sshBaseArgs()} ${`root@${host.address}`} systemctl is-system-running --wait`.nothrow();
     const state = r.stdout.trim();
     if (state === 'running' || state === 'degraded') {
       if (state === 'degraded') {
         const failed = (await $`ssh ${sshBaseArgs()} ${`root@${host.address}`} systemctl --failed --no-legend --plain`.nothrow()).stdout.trim();
-        return `degraded (${failed.split('\n').map((l) => l.split(' ')[0]).join(', ')})`;
+        return `degraded (${failed
+          .split('\n')
+          .map((l) => l.split(' ')[0])
+          .join(', ')})`;
       }
       return state;
     }
@@ -231,7 +247,11 @@ function killAll(pids: number[], signal: NodeJS.Signals): void {
  * period SIGKILL everything in the host's cgroups — killing its init ends the whole PID namespace.
  * Abrupt: SIGKILL at once, the host dies mid-whatever.
  */
-export async function haltHost(host: FleetHost, rt: { nspawnPid: number; cgroups: string[] }, opts: { abrupt?: boolean; graceMs?: number } = {}): Promise<void> {
+export async function haltHost(
+  host: FleetHost,
+  rt: { nspawnPid: number; cgroups: string[] },
+  opts: { abrupt?: boolean; graceMs?: number } = {},
+): Promise<void> {
   const everything = () => [...new Set([rt.nspawnPid, ...rt.cgroups.flatMap((d) => (existsSync(d) ? cgroupPids(d) : []))])].filter((p) => !processGone(p));
   // Take the link down first so the address stops answering, like a machine that lost power.
   await setHostLink(host.index, false).catch(() => undefined);

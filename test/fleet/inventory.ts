@@ -19,9 +19,7 @@ export interface InventoryInput {
  * anywhere else). `root`: root straight to each host, for tests that exercise hoist without become or a jump.
  */
 export function renderInventory(mode: 'operator' | 'root', o: InventoryInput): string {
-  const connection = mode === 'operator'
-    ? ['user = "deploy"', 'become = true', `jump = ${q(`deploy@${o.bastion.address}`)}`]
-    : ['user = "root"'];
+  const connection = mode === 'operator' ? ['user = "deploy"', 'become = true', `jump = ${q(`deploy@${o.bastion.address}`)}`] : ['user = "root"'];
   const lines = [
     `# Written by test/fleet (npm run fleet -- up N); regenerated on every up. ${mode === 'operator' ? 'deploy via the bastion, sudo' : 'root, direct'}.`,
     '[defaults]',
@@ -36,7 +34,14 @@ export function renderInventory(mode: 'operator' | 'root', o: InventoryInput): s
     `hosts = [${o.hosts.map((h) => q(h.name)).join(', ')}]`,
   ];
   for (const h of o.hosts) {
-    lines.push('', `[hosts.${h.name}]`, `address = ${q(h.address)}`, '', `[hosts.${h.name}.vars]`, `host_release_base_url = ${q(`http://${h.gateway}:${o.port}`)}`);
+    lines.push(
+      '',
+      `[hosts.${h.name}]`,
+      `address = ${q(h.address)}`,
+      '',
+      `[hosts.${h.name}.vars]`,
+      `host_release_base_url = ${q(`http://${h.gateway}:${o.port}`)}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

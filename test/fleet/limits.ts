@@ -19,11 +19,19 @@ export function kernelLimits(hosts: number): KernelLimit[] {
   return [
     // All hosts run as the controller's root (no user namespaces), so they share root's budget.
     // With the default 128, 30 hosts do not boot: systemd in some fails "Failed to create control group inotify object".
-    { key: 'fs.inotify.max_user_instances', need: 512 + 64 * hosts, why: 'systemd and its daemons in every host hold inotify instances (7 idle, more while booting), all counted against root' },
-    { key: 'fs.inotify.max_user_watches', need: 65536 + 512 * hosts, why: 'inotify watches of every host, counted against root (≈ 30 per host, more while booting)' },
+    {
+      key: 'fs.inotify.max_user_instances',
+      need: 512 + 64 * hosts,
+      why: 'systemd and its daemons in every host hold inotify instances (7 idle, more while booting), all counted against root',
+    },
+    {
+      key: 'fs.inotify.max_user_watches',
+      need: 65536 + 512 * hosts,
+      why: 'inotify watches of every host, counted against root (≈ 30 per host, more while booting)',
+    },
     { key: 'fs.file-max', need: 65536 + 2048 * hosts, why: 'open files machine-wide: ≈ 200 per host with containerd, more while provisioning' },
     // systemd in a host gives its services a hard RLIMIT_NOFILE of 524288, clamped to nr_open.
-    { key: 'fs.nr_open', need: 524288, why: 'systemd in each host sets its services\' hard open-file limit to 524288' },
+    { key: 'fs.nr_open', need: 524288, why: "systemd in each host sets its services' hard open-file limit to 524288" },
     { key: 'kernel.pid_max', need: 4096 + 256 * hosts, why: 'a host running containerd and a container has ≈ 30 tasks, an install briefly several times that' },
     { key: 'kernel.threads-max', need: 4096 + 256 * hosts, why: 'same task budget as pid_max' },
     { key: 'user.max_net_namespaces', need: 64 + 4 * hosts, why: 'one netns per host plus the CNI namespaces of its containers' },
@@ -33,8 +41,8 @@ export function kernelLimits(hosts: number): KernelLimit[] {
     // One neighbour entry per host link; below gc_thresh1 the kernel never garbage-collects them,
     // above gc_thresh3 it refuses new ones (hosts silently unreachable).
     { key: 'net.ipv4.neigh.default.gc_thresh1', need: t1, why: 'one ARP entry per host link, kept without garbage collection' },
-    { key: 'net.ipv4.neigh.default.gc_thresh2', need: 2 * t1, why: 'soft maximum of ARP entries, above the hosts\' links' },
-    { key: 'net.ipv4.neigh.default.gc_thresh3', need: 4 * t1, why: 'hard maximum of ARP entries, above the hosts\' links' },
+    { key: 'net.ipv4.neigh.default.gc_thresh2', need: 2 * t1, why: "soft maximum of ARP entries, above the hosts' links" },
+    { key: 'net.ipv4.neigh.default.gc_thresh3', need: 4 * t1, why: "hard maximum of ARP entries, above the hosts' links" },
   ];
 }
 
@@ -58,7 +66,9 @@ export function ensureKernelLimits(hosts: number): { key: string; from: number; 
     try {
       writeFileSync(procPath(l.key), `${l.need}\n`);
     } catch (e) {
-      problems.push(`${l.key} is ${current}, needs ≥ ${l.need} (${l.why}); raising it failed (${(e as NodeJS.ErrnoException).code ?? String(e)}); as root: sysctl -w ${l.key}=${l.need}`);
+      problems.push(
+        `${l.key} is ${current}, needs ≥ ${l.need} (${l.why}); raising it failed (${(e as NodeJS.ErrnoException).code ?? String(e)}); as root: sysctl -w ${l.key}=${l.need}`,
+      );
       continue;
     }
     changed.push({ key: l.key, from: current, to: l.need });
@@ -67,6 +77,7 @@ export function ensureKernelLimits(hosts: number): { key: string; from: number; 
   if (problems.length) throw new Error(`the kernel limits for ${hosts} hosts are not met:\n${problems.join('\n')}`);
   const avail = Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;
   const perHost = 64 * 2 ** 20;
-  if (avail && avail < hosts * perHost) log(`warning: ${(avail / 2 ** 30).toFixed(1)} GiB available; ${hosts} hosts with containerd need ≈ ${((hosts * perHost) / 2 ** 30).toFixed(1)} GiB`);
+  if (avail && avail < hosts * perHost)
+    log(`warning: ${(avail / 2 ** 30).toFixed(1)} GiB available; ${hosts} hosts with containerd need ≈ ${((hosts * perHost) / 2 ** 30).toFixed(1)} GiB`);
   return changed;
 }

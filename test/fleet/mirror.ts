@@ -5,7 +5,16 @@ import { aptEnv, upstreamVersion } from './debian.js';
 import { CACHE_DIR } from './paths.js';
 import { $, log, pruneStale, sha256Hex } from './sh.js';
 import { reproducibleTarGz } from './tarball.js';
-import { CNI_CONFLIST, CRICTL_YAML, CRI_DEPRECATED_TXT, clearSigned, clusterVersionFile, compareVersions, containerdUnit, versionAtLeast } from './upstream-files.js';
+import {
+  CNI_CONFLIST,
+  CRICTL_YAML,
+  CRI_DEPRECATED_TXT,
+  clearSigned,
+  clusterVersionFile,
+  compareVersions,
+  containerdUnit,
+  versionAtLeast,
+} from './upstream-files.js';
 
 export interface MirrorRelease {
   containerd: string;
@@ -35,7 +44,17 @@ interface SuiteContent {
 }
 
 function mirrorKey(): string {
-  return sha256Hex(JSON.stringify({ MIRROR_SUITES, PACKAGES, MIRROR_VERSION, units: ['1.4.0', '1.6.0', '1.7.0', '2.0.0'].map(containerdUnit), CRICTL_YAML, CNI_CONFLIST, CRI_DEPRECATED_TXT })).slice(0, 16);
+  return sha256Hex(
+    JSON.stringify({
+      MIRROR_SUITES,
+      PACKAGES,
+      MIRROR_VERSION,
+      units: ['1.4.0', '1.6.0', '1.7.0', '2.0.0'].map(containerdUnit),
+      CRICTL_YAML,
+      CNI_CONFLIST,
+      CRI_DEPRECATED_TXT,
+    }),
+  ).slice(0, 16);
 }
 
 export function mirrorDir(): string {
@@ -72,7 +91,13 @@ export async function ensureMirror(): Promise<{ dir: string; releases: MirrorRel
     const major2 = versionAtLeast(cd.version, '2.0.0');
     await publishContainerdTarball(tmp, cd, join(work, 'stage'));
     if (!major2) await publishCriBundle(tmp, cd, runc, cni, join(work, 'stage'));
-    releases.push({ containerd: cd.version, line: cd.version.split('.').slice(0, 2).join('.'), kind: major2 ? 'components' : 'bundle', runc: runc.version, cni: cni.version });
+    releases.push({
+      containerd: cd.version,
+      line: cd.version.split('.').slice(0, 2).join('.'),
+      kind: major2 ? 'components' : 'bundle',
+      runc: runc.version,
+      cni: cni.version,
+    });
   }
   // runc and CNI assets for every version seen, so 1.x can also be installed component-wise.
   for (const s of suites) {
@@ -93,7 +118,9 @@ export async function ensureMirror(): Promise<{ dir: string; releases: MirrorRel
   renameSync(tmp, dir);
   rmSync(work, { recursive: true, force: true });
   pruneStale(CACHE_DIR, 'mirror', dir);
-  log(`release mirror ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${releases.map((r) => `${r.containerd}(${r.kind}, runc ${r.runc}, cni ${r.cni})`).join(', ')}`);
+  log(
+    `release mirror ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${releases.map((r) => `${r.containerd}(${r.kind}, runc ${r.runc}, cni ${r.cni})`).join(', ')}`,
+  );
   return { dir, releases };
 }
 
@@ -154,7 +181,8 @@ function install(src: string, dst: string, mode: number): void {
 function containerdBinaries(cd: Unpacked): string[] {
   const bin = join(cd.root, 'usr/bin');
   const names = readdirSync(bin).filter((f) => f === 'ctr' || f.startsWith('containerd'));
-  if (!names.includes('containerd') || !names.includes('ctr')) throw new Error(`containerd ${cd.debianVersion}: unexpected package layout (${names.join(' ')})`);
+  if (!names.includes('containerd') || !names.includes('ctr'))
+    throw new Error(`containerd ${cd.debianVersion}: unexpected package layout (${names.join(' ')})`);
   return names.map((n) => join(bin, n));
 }
 

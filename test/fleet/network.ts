@@ -53,7 +53,10 @@ export async function listFleetNetworks(): Promise<{ netns: string[]; links: str
 /** Addresses of this instance's subnet still configured on the controller. */
 export async function listFleetAddresses(): Promise<string[]> {
   const re = new RegExp(`inet (${SUBNET_PREFIX.replace(/\./g, '\\.')}\\.\\d+\\.\\d+)`);
-  return (await $`ip -o -4 addr show`).stdout.split('\n').map((l) => re.exec(l)?.[1]).filter((a): a is string => !!a);
+  return (await $`ip -o -4 addr show`).stdout
+    .split('\n')
+    .map((l) => re.exec(l)?.[1])
+    .filter((a): a is string => !!a);
 }
 
 export async function removeAllFleetNetworks(): Promise<void> {
@@ -89,7 +92,9 @@ export async function enableForwarding(): Promise<{ previous: string; changed: b
   try {
     writeFileSync(IP_FORWARD, '1');
   } catch (e) {
-    throw new Error(`the bastion needs the controller to route between host links, but net.ipv4.ip_forward could not be set to 1: ${String(e)}; as root: sysctl -w net.ipv4.ip_forward=1`);
+    throw new Error(
+      `the bastion needs the controller to route between host links, but net.ipv4.ip_forward could not be set to 1: ${String(e)}; as root: sysctl -w net.ipv4.ip_forward=1`,
+    );
   }
   log(`net.ipv4.ip_forward: ${previous} → 1 (bastion routes to the hosts through the controller); restored at down`);
   return { previous, changed: true };
@@ -97,7 +102,9 @@ export async function enableForwarding(): Promise<{ previous: string; changed: b
 
 async function removeForwardingRules(): Promise<void> {
   for (const pref of [RULE_PREF_FLEET, RULE_PREF_BLOCK]) {
-    while ((await $`ip rule del pref ${pref}`.nothrow()).exitCode === 0) { /* one rule per call; duplicates from crashed runs too */ }
+    while ((await $`ip rule del pref ${pref}`.nothrow()).exitCode === 0) {
+      /* one rule per call; duplicates from crashed runs too */
+    }
   }
 }
 
@@ -110,7 +117,10 @@ export async function listForwardingRules(): Promise<string[]> {
 export async function restoreForwarding(): Promise<void> {
   await removeForwardingRules();
   if (!existsSync(FORWARD_SAVED)) return;
-  const others = (await $`ip netns list`.nothrow()).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => /^(fleet\d+-)?bastion$/.test(n) && n !== netnsName(0));
+  const others = (await $`ip netns list`.nothrow()).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => /^(fleet\d+-)?bastion$/.test(n) && n !== netnsName(0));
   if (others.length) return;
   const saved = readFileSync(FORWARD_SAVED, 'utf8').trim();
   if (/^[01]$/.test(saved) && readFileSync(IP_FORWARD, 'utf8').trim() !== saved) {

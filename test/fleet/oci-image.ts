@@ -75,12 +75,14 @@ export async function ensureOciImage(): Promise<{ path: string; name: string }> 
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        ...manifest,
-        platform: { architecture: 'amd64', os: 'linux' },
-        annotations: { 'io.containerd.image.name': OCI_IMAGE_NAME, 'org.opencontainers.image.ref.name': OCI_REF_NAME },
-      }],
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          platform: { architecture: 'amd64', os: 'linux' },
+          annotations: { 'io.containerd.image.name': OCI_IMAGE_NAME, 'org.opencontainers.image.ref.name': OCI_REF_NAME },
+        },
+      ],
     }),
   );
   mkdirSync(dir, { recursive: true });

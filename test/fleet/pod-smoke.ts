@@ -47,14 +47,24 @@ import { $, sleep } from './sh.js';
 const LABEL = 'hoist-pod-smoke';
 const DEFAULT_IMAGE = 'docker.io/hoist/busybox:1';
 const SMOKE_CONFLIST = '/etc/cni/net.d/10-hoist-smoke.conflist';
-const CONFLIST = JSON.stringify({
-  cniVersion: '1.0.0',
-  name: 'hoist-smoke',
-  plugins: [
-    { type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } },
-    { type: 'loopback' },
-  ],
-}, null, 2);
+const CONFLIST = JSON.stringify(
+  {
+    cniVersion: '1.0.0',
+    name: 'hoist-smoke',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: 'cni0',
+        isGateway: true,
+        ipMasq: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] },
+      },
+      { type: 'loopback' },
+    ],
+  },
+  null,
+  2,
+);
 
 // containerd's config: version 3 (2.x) keeps the setting in the CRI runtime plugin, version 2 in the CRI plugin.
 const RESTRICT_OOM_SH = `set -e
@@ -80,7 +90,15 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { target: '', sshArgs: [], import: false, cni: false, restrictOom: false, image: DEFAULT_IMAGE, socket: '/run/containerd/containerd.sock' };
+  const o: Options = {
+    target: '',
+    sshArgs: [],
+    import: false,
+    cni: false,
+    restrictOom: false,
+    image: DEFAULT_IMAGE,
+    socket: '/run/containerd/containerd.sock',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--import') o.import = true;
@@ -135,11 +153,17 @@ class Cri {
           }
         }
       };
-      const timer = setTimeout(() => { s.close(http2.constants.NGHTTP2_CANCEL); reject(new Error(`${method}: no answer within ${timeoutMs} ms`)); }, timeoutMs + 2000);
+      const timer = setTimeout(() => {
+        s.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new Error(`${method}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs + 2000);
       s.on('response', take);
       s.on('trailers', take);
       s.on('data', (c: Buffer) => msgs.push(...reader.push(c)));
-      s.on('error', (e) => { clearTimeout(timer); reject(new Error(`${method}: ${e.message}`)); });
+      s.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`${method}: ${e.message}`));
+      });
       s.on('close', () => {
         clearTimeout(timer);
         if (status === 0) resolve(new ProtoMessage(msgs[0] ?? Buffer.alloc(0)));
@@ -158,12 +182,17 @@ const labels = (w: ProtoWriter, field: number) => w.stringMap(field, { [LABEL]: 
 
 function sandboxConfig(uid: string): ProtoWriter {
   const name = 'hoist-pod-smoke';
-  return labels(new ProtoWriter()
-    .message(1, new ProtoWriter().string(1, name).string(2, uid).string(3, 'default'))
-    .string(2, name)
-    .string(3, `/var/log/pods/default_${name}_${uid}`), 6)
-    // cgroup_parent as kubelet's systemd driver names it (a slice); containerd here uses SystemdCgroup.
-    .message(8, new ProtoWriter().string(1, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`));
+  return (
+    labels(
+      new ProtoWriter()
+        .message(1, new ProtoWriter().string(1, name).string(2, uid).string(3, 'default'))
+        .string(2, name)
+        .string(3, `/var/log/pods/default_${name}_${uid}`),
+      6,
+    )
+      // cgroup_parent as kubelet's systemd driver names it (a slice); containerd here uses SystemdCgroup.
+      .message(8, new ProtoWriter().string(1, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`))
+  );
 }
 
 // --------------------------------------------------------------------------------------------
@@ -176,7 +205,9 @@ async function ssh(o: Options, cmd: string, input?: string): Promise<{ code: num
 async function forward(o: Options): Promise<{ socket: string; proc: ChildProcess; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'hoist-pod-smoke-'));
   const socket = join(dir, 'cri.sock');
-  const proc = spawn('ssh', [...o.sshArgs, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `${socket}:${o.socket}`, o.target], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn('ssh', [...o.sshArgs, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `${socket}:${o.socket}`, o.target], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (let i = 0; i < 100 && !existsSync(socket); i++) {
     if (proc.exitCode !== null) throw new Error(`ssh forwarding ${o.socket} exited with ${proc.exitCode}`);
     await sleep(100);
@@ -237,8 +268,17 @@ async function main(): Promise<void> {
   const fwd = await forward(o);
   let cri = new Cri(fwd.socket);
   try {
-    const status = async () => step('Status', () => cri.call('Runtime/Status', new ProtoWriter().bool(1, true)), (m) =>
-      m.message(1)?.messages(1).map((c) => `${c.string(1)}=${c.bool(2)}${c.string(4) ? ` (${c.string(4)})` : ''}`).join(' ') ?? '');
+    const status = async () =>
+      step(
+        'Status',
+        () => cri.call('Runtime/Status', new ProtoWriter().bool(1, true)),
+        (m) =>
+          m
+            .message(1)
+            ?.messages(1)
+            .map((c) => `${c.string(1)}=${c.bool(2)}${c.string(4) ? ` (${c.string(4)})` : ''}`)
+            .join(' ') ?? '',
+      );
     const runtimeConfig = (m: ProtoMessage | undefined) => {
       try {
         return JSON.parse(m?.stringMap(2).config ?? '{}') as { sandboxImage?: string; pinnedImages?: { sandbox?: string }; restrictOOMScoreAdj?: boolean };
@@ -277,12 +317,18 @@ async function main(): Promise<void> {
       const r = await ssh(o, `sh -c 'echo -998 > /proc/self/oom_score_adj' 2>/dev/null && echo can || echo cannot`);
       if (r.out === 'can') return 'the node can lower it to -998 (sandboxes get -998)';
       if (cfg.restrictOOMScoreAdj) return 'the node cannot lower it (no CAP_SYS_RESOURCE); containerd has restrict_oom_score_adj = true';
-      throw new Error('the node cannot lower oom_score_adj (no CAP_SYS_RESOURCE) and containerd has restrict_oom_score_adj = false: runc will fail "can\'t get final child\'s PID from pipe" (--restrict-oom sets it)');
+      throw new Error(
+        'the node cannot lower oom_score_adj (no CAP_SYS_RESOURCE) and containerd has restrict_oom_score_adj = false: runc will fail "can\'t get final child\'s PID from pipe" (--restrict-oom sets it)',
+      );
     });
     if (o.import) await step('import images', () => importImages(o, sandboxImage));
     if (o.cni) {
       await step('CNI config', async () => {
-        const r = await ssh(o, `ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json 2>/dev/null | head -1 | grep . || { mkdir -p /etc/cni/net.d && cat > ${SMOKE_CONFLIST} && echo wrote ${SMOKE_CONFLIST}; }`, CONFLIST);
+        const r = await ssh(
+          o,
+          `ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json 2>/dev/null | head -1 | grep . || { mkdir -p /etc/cni/net.d && cat > ${SMOKE_CONFLIST} && echo wrote ${SMOKE_CONFLIST}; }`,
+          CONFLIST,
+        );
         if (r.code !== 0) throw new Error(r.out);
         return r.out;
       });
@@ -317,16 +363,24 @@ async function main(): Promise<void> {
       if (!ip) throw new Error('sandbox has no IP address from CNI');
       return `state=${st?.uint64(3) === 0n ? 'READY' : 'NOTREADY'} ip=${ip}`;
     });
-    const ctrConfig = labels(new ProtoWriter()
-      .message(1, new ProtoWriter().string(1, 'smoke'))
-      .message(2, new ProtoWriter().string(1, o.image))
-      .string(3, '/bin/sh')
-      .string(4, '-c')
-      .string(4, 'echo "hoist pod smoke: $(hostname) $(ip -4 -o addr show dev eth0 | awk \'{print $4}\')"; exec sleep 3600'), 9)
-      .string(11, 'smoke/0.log');
-    const ctrId = await step('CreateContainer', async () => (await cri.call('Runtime/CreateContainer', new ProtoWriter().string(1, podId).message(2, ctrConfig).message(3, sbConfig))).string(1));
+    const ctrConfig = labels(
+      new ProtoWriter()
+        .message(1, new ProtoWriter().string(1, 'smoke'))
+        .message(2, new ProtoWriter().string(1, o.image))
+        .string(3, '/bin/sh')
+        .string(4, '-c')
+        .string(4, 'echo "hoist pod smoke: $(hostname) $(ip -4 -o addr show dev eth0 | awk \'{print $4}\')"; exec sleep 3600'),
+      9,
+    ).string(11, 'smoke/0.log');
+    const ctrId = await step('CreateContainer', async () =>
+      (await cri.call('Runtime/CreateContainer', new ProtoWriter().string(1, podId).message(2, ctrConfig).message(3, sbConfig))).string(1),
+    );
     if (ctrId) {
-      await step('StartContainer', () => cri.call('Runtime/StartContainer', new ProtoWriter().string(1, ctrId)), () => '');
+      await step(
+        'StartContainer',
+        () => cri.call('Runtime/StartContainer', new ProtoWriter().string(1, ctrId)),
+        () => '',
+      );
       await step('ContainerStatus', async () => {
         const st = (await cri.call('Runtime/ContainerStatus', new ProtoWriter().string(1, ctrId))).message(1);
         const state = ['CREATED', 'RUNNING', 'EXITED', 'UNKNOWN'][Number(st?.uint64(3) ?? 3n)];
@@ -342,17 +396,36 @@ async function main(): Promise<void> {
         throw new Error('nothing logged');
       });
       await step('ExecSync', async () => {
-        const m = await cri.call('Runtime/ExecSync', new ProtoWriter().string(1, ctrId).string(2, '/bin/sh').string(2, '-c').string(2, 'ip -4 -o addr show dev eth0; ip route | head -1').uint64(3, 10));
+        const m = await cri.call(
+          'Runtime/ExecSync',
+          new ProtoWriter().string(1, ctrId).string(2, '/bin/sh').string(2, '-c').string(2, 'ip -4 -o addr show dev eth0; ip route | head -1').uint64(3, 10),
+        );
         const out = `${m.fields.find((f) => f.field === 1)?.value.toString() ?? ''}${m.fields.find((f) => f.field === 2)?.value.toString() ?? ''}`.trim();
         const code = Number(m.uint64(3));
         if (code !== 0) throw new Error(`exit ${code}: ${out}`);
         return out.replace(/\s+/g, ' ');
       });
-      await step('StopContainer', () => cri.call('Runtime/StopContainer', new ProtoWriter().string(1, ctrId).uint64(2, 5)), () => '');
-      await step('RemoveContainer', () => cri.call('Runtime/RemoveContainer', new ProtoWriter().string(1, ctrId)), () => '');
+      await step(
+        'StopContainer',
+        () => cri.call('Runtime/StopContainer', new ProtoWriter().string(1, ctrId).uint64(2, 5)),
+        () => '',
+      );
+      await step(
+        'RemoveContainer',
+        () => cri.call('Runtime/RemoveContainer', new ProtoWriter().string(1, ctrId)),
+        () => '',
+      );
     }
-    await step('StopPodSandbox', () => cri.call('Runtime/StopPodSandbox', new ProtoWriter().string(1, podId)), () => '');
-    await step('RemovePodSandbox', () => cri.call('Runtime/RemovePodSandbox', new ProtoWriter().string(1, podId)), () => '');
+    await step(
+      'StopPodSandbox',
+      () => cri.call('Runtime/StopPodSandbox', new ProtoWriter().string(1, podId)),
+      () => '',
+    );
+    await step(
+      'RemovePodSandbox',
+      () => cri.call('Runtime/RemovePodSandbox', new ProtoWriter().string(1, podId)),
+      () => '',
+    );
     await step('nothing left', async () => {
       const list = await cri.call('Runtime/ListPodSandbox', new ProtoWriter().message(1, labels(new ProtoWriter(), 3)));
       if (list.messages(1).length) throw new Error(`${list.messages(1).length} sandbox(es) still listed`);
@@ -366,7 +439,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(failures ? 1 : 0), (e) => {
-  process.stderr.write(`pod-smoke: ${(e as Error).message}\n`);
-  process.exit(2);
-});
+main().then(
+  () => process.exit(failures ? 1 : 0),
+  (e) => {
+    process.stderr.write(`pod-smoke: ${(e as Error).message}\n`);
+    process.exit(2);
+  },
+);

@@ -44,13 +44,23 @@ const PAUSE_REPOS = new Set(['hoist/pause']);
 
 export const REGISTRY_SPECS: Record<RegistryKind, Spec> = {
   mirror: { kind: 'mirror', name: 'mirror.fleet.test', port: 5443, tls: true, clientCerts: false, basicAuth: false, images: ['library/busybox:1'] },
-  private: { kind: 'private', name: 'registry.fleet.test', port: 5000, tls: true, clientCerts: true, basicAuth: true, images: ['hoist/busybox:1', 'hoist/pause:1'] },
+  private: {
+    kind: 'private',
+    name: 'registry.fleet.test',
+    port: 5000,
+    tls: true,
+    clientCerts: true,
+    basicAuth: true,
+    images: ['hoist/busybox:1', 'hoist/pause:1'],
+  },
   plain: { kind: 'plain', name: 'plain.fleet.test', port: 5001, tls: false, clientCerts: false, basicAuth: false, images: ['hoist/busybox:1'] },
 };
 
 /** What a host's /etc/hosts needs so the registry names resolve to its own gateway. */
 export function hostsFileEntries(gateway: string): string {
-  return `${gateway} ${Object.values(REGISTRY_SPECS).map((s) => s.name).join(' ')}\n`;
+  return `${gateway} ${Object.values(REGISTRY_SPECS)
+    .map((s) => s.name)
+    .join(' ')}\n`;
 }
 
 export interface FleetRegistry {
@@ -118,16 +128,62 @@ async function openssl(args: string[]): Promise<void> {
 
 async function newCa(name: string, cn: string): Promise<void> {
   await openssl([
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`,
-    '-days', '30', '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '30',
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
 }
 
 async function issue(ca: string, name: string, cn: string, ext: string[]): Promise<void> {
   const extFile = join(PKI_DIR, `${name}.ext`);
   writeFileSync(extFile, `${['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', ...ext].join('\n')}\n`);
-  await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', extFile]);
+  await openssl([
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${cn}`,
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '30',
+    '-extfile',
+    extFile,
+  ]);
   rmSync(join(PKI_DIR, `${name}.csr`));
   chmodSync(join(PKI_DIR, `${name}.key`), 0o600);
 }
@@ -222,10 +278,15 @@ async function startInstance(s: Spec, address: string): Promise<void> {
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start the ${s.kind} registry on ${address}`);
-  await waitFor(`the ${s.kind} registry on ${address}:${s.port}`, 20_000, async () => {
-    if (processGone(pid)) throw new Error(`${s.kind} registry on ${address}:${s.port} exited: ${tail(logFile)}`);
-    return (await tcpOpen(address, s.port)) ? true : undefined;
-  }, 50);
+  await waitFor(
+    `the ${s.kind} registry on ${address}:${s.port}`,
+    20_000,
+    async () => {
+      if (processGone(pid)) throw new Error(`${s.kind} registry on ${address}:${s.port} exited: ${tail(logFile)}`);
+      return (await tcpOpen(address, s.port)) ? true : undefined;
+    },
+    50,
+  );
 }
 
 function pushed(s: Spec, image: string): boolean {
@@ -275,11 +336,14 @@ export async function pauseLayout(ociImagePath: string): Promise<string> {
   config.config = { ...config.config, Entrypoint: ['/bin/busybox', 'sleep', '2147483647'], Cmd: [] };
   const newConfig = put(Buffer.from(JSON.stringify(config)));
   const newManifest = put(Buffer.from(JSON.stringify({ ...manifest, config: { ...manifest.config, ...newConfig } })));
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: index.manifests[0].mediaType, ...newManifest, platform: index.manifests[0].platform }],
-  }));
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: index.manifests[0].mediaType, ...newManifest, platform: index.manifests[0].platform }],
+    }),
+  );
   return dir;
 }
 
@@ -327,7 +391,13 @@ export async function startRegistries(gateways: string[], ociImagePath: string):
   writeFileSync(marker, JSON.stringify(gateways));
   const entry = (s: Spec): FleetRegistry => {
     const host = `${s.name}:${s.port}`;
-    return { kind: s.kind, host, url: `${s.tls ? 'https' : 'http'}://${host}`, accessLog: join(specDir(s.kind), 'access.log'), images: s.images.map((i) => `${host}/${i}`) };
+    return {
+      kind: s.kind,
+      host,
+      url: `${s.tls ? 'https' : 'http'}://${host}`,
+      accessLog: join(specDir(s.kind), 'access.log'),
+      images: s.images.map((i) => `${host}/${i}`),
+    };
   };
   return {
     mirror: { ...entry(REGISTRY_SPECS.mirror), upstream: 'docker.io', images: REGISTRY_SPECS.mirror.images.map((i) => `docker.io/${i}`) },

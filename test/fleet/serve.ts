@@ -102,7 +102,9 @@ function handle(routes: Route[], req: IncomingMessage, res: ServerResponse): voi
     res.end();
     return;
   }
-  createReadStream(file, { start, end }).on('error', () => res.destroy()).pipe(res);
+  createReadStream(file, { start, end })
+    .on('error', () => res.destroy())
+    .pipe(res);
 }
 
 export function createStaticServer(routes: Route[]): Server {

@@ -40,7 +40,11 @@ export function compareVersions(a: string, b: string): number {
 /** containerd.service as shipped for containerd version `v` (1.4: LimitNOFILE=1048576; 1.7 adds dbus.service; 2.x drops LimitNOFILE and local-fs.target). */
 export function containerdUnit(v: string): string {
   const major2 = versionAtLeast(v, '2.0.0');
-  const after = major2 ? 'network.target dbus.service' : versionAtLeast(v, '1.7.0') ? 'network.target local-fs.target dbus.service' : 'network.target local-fs.target';
+  const after = major2
+    ? 'network.target dbus.service'
+    : versionAtLeast(v, '1.7.0')
+      ? 'network.target local-fs.target dbus.service'
+      : 'network.target local-fs.target';
   const nofile = major2 ? '' : versionAtLeast(v, '1.5.0') ? 'LimitNOFILE=infinity\n' : 'LimitNOFILE=1048576\n';
   return `${LICENSE_HEADER}
 [Unit]

@@ -36,20 +36,23 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
   let oci: { path: string; name: string };
   let dir: string;
 
-  before(async () => {
-    const mirror = await ensureMirror();
-    const found = mirror.releases.find((r) => r.containerd === WANTED);
-    assert.ok(found, `the release mirror has no containerd ${WANTED} (it has ${mirror.releases.map((r) => r.containerd).join(', ')})`);
-    release = found;
-    oci = await ensureOciImage();
-    // Loopback only: hoist downloads on the controller and pushes over SSH, so the VM (which has
-    // no route anywhere) never needs to reach the mirror.
-    const served = await listenOn([{ prefix: '/', dir: mirror.dir }], []);
-    servers = served.servers;
-    mirrorUrl = `http://127.0.0.1:${served.port}`;
-    dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-qemu-'));
-    vm = await startVm({ bootTimeout: 600 });
-  }, { timeout: 20 * 60_000 });
+  before(
+    async () => {
+      const mirror = await ensureMirror();
+      const found = mirror.releases.find((r) => r.containerd === WANTED);
+      assert.ok(found, `the release mirror has no containerd ${WANTED} (it has ${mirror.releases.map((r) => r.containerd).join(', ')})`);
+      release = found;
+      oci = await ensureOciImage();
+      // Loopback only: hoist downloads on the controller and pushes over SSH, so the VM (which has
+      // no route anywhere) never needs to reach the mirror.
+      const served = await listenOn([{ prefix: '/', dir: mirror.dir }], []);
+      servers = served.servers;
+      mirrorUrl = `http://127.0.0.1:${served.port}`;
+      dir = await mkdtemp(path.join(os.tmpdir(), 'hoist-qemu-'));
+      vm = await startVm({ bootTimeout: 600 });
+    },
+    { timeout: 20 * 60_000 },
+  );
 
   after(async () => {
     await stopVm();
@@ -58,7 +61,10 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
   });
 
   const vars = () => [
-    '-e', `release_base_url="${mirrorUrl}"`, '-e', `containerd_version="${release.containerd}"`,
+    '-e',
+    `release_base_url="${mirrorUrl}"`,
+    '-e',
+    `containerd_version="${release.containerd}"`,
     // 2.x pulls runc and CNI from their own releases: the ones the mirror has (it has no crictl).
     ...(release.kind === 'components' ? ['-e', 'crictl_version=false', '-e', `runc_version="${release.runc}"`, '-e', `cni_version="${release.cni}"`] : []),
   ];
@@ -80,7 +86,10 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
     const verify = host.tasks.find((t) => t.task === 'containerd_verify');
     assert.ok(verify, JSON.stringify(host.tasks.map((t) => t.task)));
     assert.equal(verify.status, 'ok', verify.error);
-    assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(release.containerd)), verify.notes.join('\n'));
+    assert.ok(
+      verify.notes.some((n) => n.startsWith('server ') && n.includes(release.containerd)),
+      verify.notes.join('\n'),
+    );
 
     const state = await onVm(vm, 'systemctl is-active containerd; systemctl is-enabled containerd; ctr version | grep -c "^Server:"');
     assert.equal(state.out, 'active\nenabled\n1\n', state.out);
@@ -88,7 +97,10 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
     // One unified-hierarchy line (no v1 controllers on this kernel), in the cgroup ctr asked runc
     // to create: <containerd namespace>/<container id>.
     await copyToVm(vm, oci.path, '/tmp/busybox.tar');
-    const run = await onVm(vm, `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${oci.name} hoist-qemu /bin/busybox sh -c 'echo hello-from-qemu; cat /proc/self/cgroup'`);
+    const run = await onVm(
+      vm,
+      `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${oci.name} hoist-qemu /bin/busybox sh -c 'echo hello-from-qemu; cat /proc/self/cgroup'`,
+    );
     assert.equal(run.code, 0, run.out);
     const [line, cgroup] = run.out.trim().split('\n');
     assert.equal(line, 'hello-from-qemu');
@@ -103,7 +115,7 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
 
   // The nspawn hosts need restrict_oom_score_adj (no CAP_SYS_RESOURCE there); a VM's root has it,
   // so this is the pod test as on a real node: sandboxes at oom_score_adj -998.
-  test('pod test through CRI with hoist\'s CNI network, without restrict_oom_score_adj', { timeout: 30 * 60_000 }, async (t) => {
+  test("pod test through CRI with hoist's CNI network, without restrict_oom_score_adj", { timeout: 30 * 60_000 }, async (t) => {
     const t0 = Date.now();
     const applied = await apply('-e', 'cni_conflist=bridge');
     assert.equal(applied.code, 0, `${applied.stderr}\n${JSON.stringify(applied.report, null, 1)}`);
@@ -128,17 +140,27 @@ describe('containerd on a real-kernel QEMU VM', { skip: enabled ? false : 'set H
   // nspawn hosts share a read-only /proc/sys; a VM has a kernel of its own to set.
   test('sysctl: set now, kept in /etc/sysctl.d, unchanged on a rerun', { timeout: 5 * 60_000 }, async () => {
     const pb = path.join(dir, 'sysctl.toml');
-    await writeFile(pb, '[[tasks]]\ntask = "sysctl"\n[tasks.params]\nname = "hoist-test"\n[tasks.params.settings]\n"vm.swappiness" = 17\n"net.ipv4.tcp_rmem" = "4096 87380 6291456"\n');
+    await writeFile(
+      pb,
+      '[[tasks]]\ntask = "sysctl"\n[tasks.params]\nname = "hoist-test"\n[tasks.params.settings]\n"vm.swappiness" = 17\n"net.ipv4.tcp_rmem" = "4096 87380 6291456"\n',
+    );
     const first = await hoistJson(['apply', pb, '-i', vm.inventoryPath]);
     assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
     assert.equal(changedCount(first.report), 1);
     const live = await onVm(vm, 'cat /proc/sys/vm/swappiness /proc/sys/net/ipv4/tcp_rmem; cat /etc/sysctl.d/hoist-test.conf');
-    assert.equal(live.out, '17\n4096\t87380\t6291456\n# Managed by hoist (sysctl task "hoist-test").\nvm.swappiness = 17\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n', live.out);
+    assert.equal(
+      live.out,
+      '17\n4096\t87380\t6291456\n# Managed by hoist (sysctl task "hoist-test").\nvm.swappiness = 17\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n',
+      live.out,
+    );
     const second = await hoistJson(['apply', pb, '-i', vm.inventoryPath]);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(changedCount(second.report), 0, JSON.stringify(second.report.hosts[0].tasks));
     // What systemd-sysctl applies at boot from the file is what the task set.
-    const reload = await onVm(vm, 'echo 60 > /proc/sys/vm/swappiness && /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/hoist-test.conf && cat /proc/sys/vm/swappiness');
+    const reload = await onVm(
+      vm,
+      'echo 60 > /proc/sys/vm/swappiness && /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/hoist-test.conf && cat /proc/sys/vm/swappiness',
+    );
     assert.equal(reload.out.trim(), '17', reload.out);
   });
 });

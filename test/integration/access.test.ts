@@ -29,12 +29,17 @@ function inventory(name: string, change: (text: string) => string): string {
   writeFileSync(f, change(readFileSync(info.inventoryPath, 'utf8')));
   return f;
 }
-const asUser = (user: string, extra = '') => (t: string) => t.replace(/^user = "deploy"$/m, `user = "${user}"${extra ? `\n${extra}` : ''}`);
+const asUser =
+  (user: string, extra = '') =>
+  (t: string) =>
+    t.replace(/^user = "deploy"$/m, `user = "${user}"${extra ? `\n${extra}` : ''}`);
 const withLogs = (env: Record<string, string> = {}) => ({ XDG_STATE_HOME: logDir, ...env });
 const allLogs = () => {
   const d = path.join(logDir, 'hoist', 'logs');
   try {
-    return readdirSync(d).map((f) => readFileSync(path.join(d, f), 'utf8')).join('\n');
+    return readdirSync(d)
+      .map((f) => readFileSync(path.join(d, f), 'utf8'))
+      .join('\n');
   } catch {
     return '';
   }
@@ -44,7 +49,8 @@ test('the become password never reaches a shell when sudo does not ask for it', 
   const marker = `/tmp/hoist-pw-${process.pid}`;
   const r = await hoistJson(['ping', '-i', info.inventoryPath], withLogs({ HOIST_BECOME_PASSWORD: `touch ${marker}` }));
   assert.equal(r.code, 0, r.stderr);
-  for (const h of ['h1', 'h2', 'h3']) assert.equal((await onHost(info, h, `test -e ${marker} && echo made || echo none`)).out.trim(), 'none', `${h} ran the password as a command`);
+  for (const h of ['h1', 'h2', 'h3'])
+    assert.equal((await onHost(info, h, `test -e ${marker} && echo made || echo none`)).out.trim(), 'none', `${h} ran the password as a command`);
   assert.ok(!`${r.stdout}${r.stderr}${allLogs()}`.includes(`touch ${marker}`), 'the password text appears in output or logs');
 });
 
@@ -77,11 +83,17 @@ test('ops: become_password by reference (a command, once for every host) works; 
   assert.ok(!`${r.stdout}${r.stderr}${allLogs()}`.includes(pw));
 
   const broken = inventory('ops-ref-broken', asUser('ops', 'become_password = { env = "HOIST_TEST_NO_SUCH_VAR" }'));
-  const line = readFileSync(broken, 'utf8').split('\n').findIndex((l) => l.startsWith('become_password')) + 1;
+  const line =
+    readFileSync(broken, 'utf8')
+      .split('\n')
+      .findIndex((l) => l.startsWith('become_password')) + 1;
   const t0 = Date.now();
   const bad = await hoistJson(['ping', '-i', broken]);
   assert.equal(bad.code, 1, bad.stderr);
-  assert.match(bad.report.error?.message ?? '', new RegExp(`ops-ref-broken\\.toml:${line} \\(defaults\\.become_password\\): environment variable HOIST_TEST_NO_SUCH_VAR is not set`));
+  assert.match(
+    bad.report.error?.message ?? '',
+    new RegExp(`ops-ref-broken\\.toml:${line} \\(defaults\\.become_password\\): environment variable HOIST_TEST_NO_SUCH_VAR is not set`),
+  );
   assert.ok(Date.now() - t0 < 5_000);
 });
 
@@ -124,7 +136,13 @@ test('a password file that is missing or readable by others is bad input: exit 1
 
 test('a host behind the bastion whose own host key is unknown fails at once and the process exits', async () => {
   const kh = path.join(dir, 'known_hosts_bastion_only');
-  writeFileSync(kh, readFileSync(info.knownHostsPath, 'utf8').split('\n').filter((l) => l.startsWith(`${info.bastion.address} `)).join('\n') + '\n');
+  writeFileSync(
+    kh,
+    readFileSync(info.knownHostsPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith(`${info.bastion.address} `))
+      .join('\n') + '\n',
+  );
   const t0 = Date.now();
   const r = await hoistJson(['ping', '-i', info.inventoryPath, '--known-hosts', kh]);
   assert.equal(r.code, 6, r.stderr);
@@ -173,8 +191,16 @@ test('an Include (glob) of ssh_config sets the jump host, as it does for ssh its
 
 test('ProxyJump chains from ~/.ssh/config: deploy@bastion, then root@h2, then h1', async () => {
   const cfg = path.join(dir, 'ssh_config_jump');
-  writeFileSync(cfg, `Host hop1\n  HostName ${info.bastion.address}\n  User deploy\nHost hop2\n  HostName ${info.hosts[1].address}\n  User root\nHost ${info.hosts[0].address}\n  ProxyJump hop1,hop2\n`);
-  const inv = inventory('proxyjump', (t) => t.replace(/^jump = .*$/m, '').replace(/^user = "deploy"$/m, 'user = "root"').replace(/^become = true$/m, ''));
+  writeFileSync(
+    cfg,
+    `Host hop1\n  HostName ${info.bastion.address}\n  User deploy\nHost hop2\n  HostName ${info.hosts[1].address}\n  User root\nHost ${info.hosts[0].address}\n  ProxyJump hop1,hop2\n`,
+  );
+  const inv = inventory('proxyjump', (t) =>
+    t
+      .replace(/^jump = .*$/m, '')
+      .replace(/^user = "deploy"$/m, 'user = "root"')
+      .replace(/^become = true$/m, ''),
+  );
   const r = await hoistJson(['ping', '-i', inv, '--limit', 'h1'], withLogs({ HOIST_SSH_CONFIG: cfg }));
   assert.equal(r.code, 0, r.stderr);
   // The log names the route it took.
@@ -196,7 +222,10 @@ async function agentWith(keys: { file: string; passphrase: string }[]): Promise<
   for (const k of keys) {
     const askpass = path.join(dir, 'askpass.sh');
     writeFileSync(askpass, `#!/bin/sh\nprintf '%s\\n' '${k.passphrase}'\n`, { mode: 0o700 });
-    execFileSync('ssh-add', [k.file], { env: { ...process.env, SSH_AUTH_SOCK: sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: 'ignore' });
+    execFileSync('ssh-add', [k.file], {
+      env: { ...process.env, SSH_AUTH_SOCK: sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+      stdio: 'ignore',
+    });
   }
   return { sock, proc };
 }
@@ -272,10 +301,14 @@ test('on a terminal: -K asks for the sudo password once, the passphrase of an en
   chmodSync(key, 0o600);
   execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'tty passphrase', '-f', key]);
   const inv = inventory('tty', (t) => asUser('ops')(t).replace(/^identity_file = .*$/m, `identity_file = ${JSON.stringify(key)}`));
-  const r = await onTerminal(['ping', '-i', inv, '-K'], [
-    { prompt: /BECOME password: /, reply: pw },
-    { prompt: /Enter passphrase for key '[^']*id_tty': /, reply: 'tty passphrase' },
-  ], { SSH_AUTH_SOCK: '' });
+  const r = await onTerminal(
+    ['ping', '-i', inv, '-K'],
+    [
+      { prompt: /BECOME password: /, reply: pw },
+      { prompt: /Enter passphrase for key '[^']*id_tty': /, reply: 'tty passphrase' },
+    ],
+    { SSH_AUTH_SOCK: '' },
+  );
   assert.equal(r.code, 0, r.out);
   assert.equal(r.out.match(/BECOME password/g)?.length, 1);
   assert.equal(r.out.match(/Enter passphrase/g)?.length, 1, 'one question per key, however many hosts');

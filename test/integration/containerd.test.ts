@@ -38,7 +38,10 @@ client_key = "${dir}/client.key"
 insecure_http = true
 `,
   );
-  await writeFile(path.join(dir, 'credentials.toml'), `[registries."registry.fleet.test:5000"]\nca = "${dir}/ca.pem"\nclient_cert = "${dir}/client.pem"\nclient_key = "${dir}/client.key"\nusername = "hoist"\npassword = "Registry-Passw0rd-Secret"\n`);
+  await writeFile(
+    path.join(dir, 'credentials.toml'),
+    `[registries."registry.fleet.test:5000"]\nca = "${dir}/ca.pem"\nclient_cert = "${dir}/client.pem"\nclient_key = "${dir}/client.key"\nusername = "hoist"\npassword = "Registry-Passw0rd-Secret"\n`,
+  );
 });
 
 // The cache holds every release downloaded: hundreds of MB that must not pile up in /tmp.
@@ -82,14 +85,34 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
         assert.equal(h.status, 'changed');
         const verify = h.tasks.find((x) => x.task === 'containerd_verify')!;
         assert.equal(verify.status, 'ok');
-        assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(v)), verify.notes.join('\n'));
-        assert.ok(verify.notes.some((n) => /^CRI v1(alpha2)?: containerd/.test(n)), verify.notes.join('\n'));
+        assert.ok(
+          verify.notes.some((n) => n.startsWith('server ') && n.includes(v)),
+          verify.notes.join('\n'),
+        );
+        assert.ok(
+          verify.notes.some((n) => /^CRI v1(alpha2)?: containerd/.test(n)),
+          verify.notes.join('\n'),
+        );
       }
       assert.equal((await onHost(info, 'h2', 'systemctl is-active containerd; systemctl is-enabled containerd')).out, 'active\nenabled\n');
 
       // A real container from the local image.
-      execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${info.hosts[0].address}:/tmp/busybox.tar`]);
-      const run = await onHost(info, 'h1', `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${info.ociImageName} hoist-t /bin/busybox echo hello-from-${line}`);
+      execFileSync('scp', [
+        '-q',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        `UserKnownHostsFile=${info.knownHostsPath}`,
+        '-i',
+        info.identityPath,
+        info.ociImagePath,
+        `root@${info.hosts[0].address}:/tmp/busybox.tar`,
+      ]);
+      const run = await onHost(
+        info,
+        'h1',
+        `ctr image import /tmp/busybox.tar >/dev/null && ctr run --rm ${info.ociImageName} hoist-t /bin/busybox echo hello-from-${line}`,
+      );
       assert.equal(run.out.trim(), `hello-from-${line}`, run.out);
 
       // Registries are in the effective config: hosts.toml (≥1.5) or registry.mirrors (1.4).
@@ -99,7 +122,11 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
         assert.match(dump, /registry\.configs\."registry\.fleet\.test:5000"\.tls\]/);
       } else {
         assert.match(dump, /config_path = ["']\/etc\/containerd\/certs\.d["']/);
-        const files = await onHost(info, 'h3', 'cd /etc/containerd/certs.d && find . -type f | sort && stat -c "%a %n" registry.fleet.test_5000_/client.key && cat docker.io/hosts.toml plain.fleet.test_5001_/hosts.toml');
+        const files = await onHost(
+          info,
+          'h3',
+          'cd /etc/containerd/certs.d && find . -type f | sort && stat -c "%a %n" registry.fleet.test_5000_/client.key && cat docker.io/hosts.toml plain.fleet.test_5001_/hosts.toml',
+        );
         assert.match(files.out, /registry\.fleet\.test_5000_\/ca\.pem/);
         assert.match(files.out, /600 registry\.fleet\.test_5000_\/client\.key/);
         assert.match(files.out, /\[host\."https:\/\/mirror\.fleet\.test:5443"\]/);
@@ -128,7 +155,11 @@ describe('containerd bootstrap, per version line the mirror offers', () => {
       assert.ok(!`${creds.stdout}${creds.stderr}`.includes('Registry-Passw0rd-Secret'), 'password leaked');
       const holder = line.startsWith('2.') ? '/etc/containerd/certs.d/registry.fleet.test_5000_/hosts.toml' : '/etc/containerd/config.toml';
       // Written through sudo by a login user, still root's alone.
-      const st = await onHost(info, 'h1', `stat -c '%U:%G %a' ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`);
+      const st = await onHost(
+        info,
+        'h1',
+        `stat -c '%U:%G %a' ${holder}; grep -c -e Registry-Passw0rd-Secret -e "$(printf %s hoist:Registry-Passw0rd-Secret | base64)" ${holder}`,
+      );
       assert.equal(st.out, 'root:root 600\n1\n');
 
       // An installed file changed behind hoist's back is found by its size and mtime and put back.
@@ -152,7 +183,10 @@ test('root variant: root logs in directly, the CRI call goes over OpenSSH stream
   const first = await hoistJson(args);
   assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
   const verify = first.report.hosts[0].tasks.find((x) => x.task === 'containerd_verify')!;
-  assert.ok(verify.notes.some((n) => /^CRI v1: containerd/.test(n)), verify.notes.join('\n'));
+  assert.ok(
+    verify.notes.some((n) => /^CRI v1: containerd/.test(n)),
+    verify.notes.join('\n'),
+  );
   const again = await hoistJson(args);
   assert.equal(changedCount(again.report), 0);
   // The same host converged as root is converged for the sudo user too.
@@ -177,7 +211,18 @@ describe('refusals', () => {
     await appendFile(path.join(good, rel_path, asset), 'tampered');
     const srv = await fleet.serveDir(good);
     try {
-      const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--cache-dir', path.join(dir, 'fresh-cache'), '-e', `containerd_version="${rel.containerd}"`, '-e', `release_base_url="${srv.url}"`]);
+      const r = await hoist([
+        'apply',
+        PLAYBOOK,
+        '-i',
+        info.inventoryPath,
+        '--cache-dir',
+        path.join(dir, 'fresh-cache'),
+        '-e',
+        `containerd_version="${rel.containerd}"`,
+        '-e',
+        `release_base_url="${srv.url}"`,
+      ]);
       // The controller could not prepare the run: 3, not a host failure (2) or bad input (1).
       assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, new RegExp(`${asset.replace(/\./g, '\\.')}`));
@@ -192,7 +237,10 @@ describe('refusals', () => {
     const cases: [string[], RegExp][] = [
       [['-e', 'containerd_verison="1.7.24"'], /unknown variable "containerd_verison".*did you mean "containerd_version"/],
       [['-e', 'containerd_version="1.7"'], /containerd_version.*"1\.7" names a containerd line, not a release: did you mean 1\.7\.x/],
-      [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "docker.io" = { mirrors = ["mirror.local"] } }'], /registries\.docker\.io\.mirrors\[0\].*no scheme/],
+      [
+        ['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "docker.io" = { mirrors = ["mirror.local"] } }'],
+        /registries\.docker\.io\.mirrors\[0\].*no scheme/,
+      ],
       [['-e', 'containerd_version="1.7.24"', '-e', 'registries={ "r.example:5000" = { ca = "/nonexistent/ca.pem" } }'], /\/nonexistent\/ca\.pem not found/],
       [['-e', 'containerd_version="1.7.24"', '-e', 'release_base_url="mirror.local"'], /release_base_url "mirror\.local" has no scheme/],
     ];
@@ -222,7 +270,11 @@ describe('refusals', () => {
 
   test('a distribution containerd is detected and left alone unless replacing is asked for', async () => {
     const rel = info.releases.find((r) => r.line === '1.7') ?? info.releases[0];
-    const inst = await onHost(info, 'h2', 'export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && apt-get install -y -q containerd >/dev/null 2>&1; dpkg -s containerd | grep Status');
+    const inst = await onHost(
+      info,
+      'h2',
+      'export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && apt-get install -y -q containerd >/dev/null 2>&1; dpkg -s containerd | grep Status',
+    );
     assert.match(inst.out, /install ok installed/);
     const r = await hoistJson([...applyArgs(rel.containerd), '--limit', 'h2']);
     assert.equal(r.code, 2);
@@ -250,7 +302,10 @@ describe('download modes and config safety', () => {
       assert.match(tasks.find((t) => t.task === 'containerd_artifacts')!.changes.join(), /download cri-containerd-cni-.* on the host/);
       assert.ok((r.report.hosts[0] as { bytesPushed?: number }).bytesPushed! < 1_000_000, 'the archive was not pushed from the controller');
       const bundle = `cri-containerd-cni-${rel.containerd}-linux-amd64.tar.gz`;
-      assert.ok(proxy.log.some((l) => l.startsWith(`GET ${info.mirrorUrlForHosts}/`) && l.endsWith(`/${bundle}`)), `the host's download did not pass the proxy: ${proxy.log.join(', ')}`);
+      assert.ok(
+        proxy.log.some((l) => l.startsWith(`GET ${info.mirrorUrlForHosts}/`) && l.endsWith(`/${bundle}`)),
+        `the host's download did not pass the proxy: ${proxy.log.join(', ')}`,
+      );
     } finally {
       await proxy.close();
     }
@@ -259,23 +314,64 @@ describe('download modes and config safety', () => {
   test('hoist fetch fills the cache for an --offline run; an offline run without it names the missing artifact', async () => {
     const rel = info.releases.find((r) => r.line === '1.6') ?? info.releases[0];
     const offlineCache = path.join(dir, 'offline-cache');
-    const miss = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    const miss = await hoist([
+      'apply',
+      PLAYBOOK,
+      '-i',
+      info.inventoryPath,
+      '--limit',
+      'h2',
+      '--offline',
+      '--cache-dir',
+      offlineCache,
+      '-e',
+      `containerd_version="${rel.containerd}"`,
+    ]);
     assert.equal(miss.code, 3);
     assert.match(miss.stderr, new RegExp(`cri-containerd-cni-${rel.containerd.replace(/\./g, '\\.')}-linux-amd64\\.tar\\.gz`));
     assert.match(miss.stderr, /hoist fetch/);
     const fetched = await hoist(['fetch', '--cache-dir', offlineCache, '-i', info.inventoryPath, '-e', `containerd_version="${rel.containerd}"`]);
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.match(fetched.stdout, /fetched cri-containerd-cni-.* sha256:[0-9a-f]{64}/);
-    const ok = await hoistJson(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    const ok = await hoistJson([
+      'apply',
+      PLAYBOOK,
+      '-i',
+      info.inventoryPath,
+      '--limit',
+      'h2',
+      '--offline',
+      '--cache-dir',
+      offlineCache,
+      '-e',
+      `containerd_version="${rel.containerd}"`,
+    ]);
     assert.equal(ok.code, 0, JSON.stringify(ok.report.hosts[0]));
     // A damaged blob is not "missing": it is named corrupt, with both digests and the fix.
     const blobs = path.join(offlineCache, 'sha256');
     const sizes = await Promise.all((await readdir(blobs)).map(async (b) => ({ b, size: (await stat(path.join(blobs, b))).size })));
     const archive = sizes.sort((x, y) => y.size - x.size)[0].b;
     await appendFile(path.join(blobs, archive), 'bit rot');
-    const corrupt = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h2', '--offline', '--cache-dir', offlineCache, '-e', `containerd_version="${rel.containerd}"`]);
+    const corrupt = await hoist([
+      'apply',
+      PLAYBOOK,
+      '-i',
+      info.inventoryPath,
+      '--limit',
+      'h2',
+      '--offline',
+      '--cache-dir',
+      offlineCache,
+      '-e',
+      `containerd_version="${rel.containerd}"`,
+    ]);
     assert.equal(corrupt.code, 3, corrupt.stderr);
-    assert.match(corrupt.stderr, new RegExp(`cri-containerd-cni-\\S+ in the cache \\S+ is corrupt: expected sha256 ${archive} \\(as verified when it was cached\\), got [0-9a-f]{64}; it was removed from the cache\\. Run \`hoist fetch\``));
+    assert.match(
+      corrupt.stderr,
+      new RegExp(
+        `cri-containerd-cni-\\S+ in the cache \\S+ is corrupt: expected sha256 ${archive} \\(as verified when it was cached\\), got [0-9a-f]{64}; it was removed from the cache\\. Run \`hoist fetch\``,
+      ),
+    );
     assert.doesNotMatch(corrupt.stderr, /not in the cache/);
   });
 
@@ -285,7 +381,10 @@ describe('download modes and config safety', () => {
     assert.match((await onHost(info, 'h3', 'ls /etc/containerd/certs.d')).out, /registry\.fleet\.test_5000_/);
     const r = await hoistJson(applyArgs(rel.containerd, '--limit', 'h3'));
     assert.equal(r.code, 0, JSON.stringify(r.report.hosts[0]));
-    assert.match(r.report.hosts[0].tasks.find((t) => t.task === 'containerd_registries')!.changes.join(), /remove 6 file\(s\) of registries no longer configured/);
+    assert.match(
+      r.report.hosts[0].tasks.find((t) => t.task === 'containerd_registries')!.changes.join(),
+      /remove 6 file\(s\) of registries no longer configured/,
+    );
     assert.equal((await onHost(info, 'h3', 'ls /etc/containerd/certs.d 2>/dev/null | wc -l')).out.trim(), '0');
     assert.equal(changedCount((await hoistJson(applyArgs(rel.containerd, '--limit', 'h3'))).report), 0);
   });

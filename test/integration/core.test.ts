@@ -28,14 +28,26 @@ async function playbook(name: string, text: string): Promise<string> {
 test('ping reaches every host with strict host-key checking', async () => {
   const r = await hoistJson(['ping', '-i', inv()]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.report.hosts.map((h) => [h.name, h.status]), [['h1', 'ok'], ['h2', 'ok'], ['h3', 'ok']]);
+  assert.deepEqual(
+    r.report.hosts.map((h) => [h.name, h.status]),
+    [
+      ['h1', 'ok'],
+      ['h2', 'ok'],
+      ['h3', 'ok'],
+    ],
+  );
 });
 
 test('facts are gathered from each host, in the one --json envelope', async () => {
   const r = await hoistJson(['facts', '-i', inv()]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.report.command, 'facts');
-  const facts = Object.fromEntries((r.report.hosts as unknown as { name: string; facts: { osId: string; init: string; packageManager: string; arch: string } }[]).map((h) => [h.name, h.facts]));
+  const facts = Object.fromEntries(
+    (r.report.hosts as unknown as { name: string; facts: { osId: string; init: string; packageManager: string; arch: string } }[]).map((h) => [
+      h.name,
+      h.facts,
+    ]),
+  );
   for (const h of ['h1', 'h2', 'h3']) {
     assert.equal(facts[h].osId, 'debian');
     assert.equal(facts[h].init, 'systemd');
@@ -47,7 +59,10 @@ test('facts are gathered from each host, in the one --json envelope', async () =
 });
 
 test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {
-  const pb = await playbook('file', `[defaults]\ngreeting = "hello"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/motd"\ncontent = "{{ greeting }} {{ inventory_hostname }}\\n"\nmode = "0640"\n`);
+  const pb = await playbook(
+    'file',
+    `[defaults]\ngreeting = "hello"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/motd"\ncontent = "{{ greeting }} {{ inventory_hostname }}\\n"\nmode = "0640"\n`,
+  );
   const check = await hoistJson(['apply', pb, '-i', inv(), '--check']);
   assert.equal(check.code, 0, check.stderr);
   assert.equal(changedCount(check.report), 3);
@@ -70,7 +85,7 @@ test('file task: changed on the first run, nothing on the second; --check touche
   assert.equal((await onHost(info, 'h1', 'cat /etc/hoist-test/motd')).out, 'hello h1\n');
 });
 
-test('file templates see the host\'s facts; a template error is bad input before any host is touched', async () => {
+test("file templates see the host's facts; a template error is bad input before any host is touched", async () => {
   const tpl = path.join(dir, 'facts.njk');
   await writeFile(tpl, '{{ inventory_hostname }} runs {{ facts.osId }} {{ facts.osVersion }} on {{ facts.arch }} with {{ facts.packageManager }}\n');
   const pb = await playbook('facts-tpl', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-facts"\ntemplate = "facts.njk"\n`);
@@ -86,10 +101,17 @@ test('file templates see the host\'s facts; a template error is bad input before
 test('a hostile variable reaches the host literally', async () => {
   const hostile = `$(touch /tmp/pwned) \`id\` it's "q" \\ ; rm -rf /nope\nline2`;
   await writeFile(path.join(dir, 'hostile-vars.toml'), `hostile = ${JSON.stringify(hostile)}\nweird_dir = "/tmp/hoist dir $(touch /tmp/pwned2) 'q'"\n`);
-  const pb = await playbook('hostile', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ weird_dir }}/f.txt"\ncontent = "{{ hostile }}"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "true"\ncreates = "{{ weird_dir }}/f.txt"\n`);
+  const pb = await playbook(
+    'hostile',
+    `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "{{ weird_dir }}/f.txt"\ncontent = "{{ hostile }}"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "true"\ncreates = "{{ weird_dir }}/f.txt"\n`,
+  );
   const r = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `@${path.join(dir, 'hostile-vars.toml')}`]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
-  const got = await onHost(info, 'h1', `cat "/tmp/hoist dir \\$(touch /tmp/pwned2) 'q'/f.txt"; echo; ls /tmp/pwned /tmp/pwned2 2>&1 | wc -l; ls /tmp/pwned* 2>/dev/null | wc -l`);
+  const got = await onHost(
+    info,
+    'h1',
+    `cat "/tmp/hoist dir \\$(touch /tmp/pwned2) 'q'/f.txt"; echo; ls /tmp/pwned /tmp/pwned2 2>&1 | wc -l; ls /tmp/pwned* 2>/dev/null | wc -l`,
+  );
   const lines = got.out.split('\n');
   assert.equal(lines.slice(0, 2).join('\n'), hostile);
   assert.equal(lines[3].trim(), '0', 'no command inside a variable ran');
@@ -97,7 +119,7 @@ test('a hostile variable reaches the host literally', async () => {
   assert.equal(r.report.hosts[0].tasks[1].status, 'ok');
 });
 
-test('package task installs from the hosts\' apt source, then reports ok', async () => {
+test("package task installs from the hosts' apt source, then reports ok", async () => {
   const pb = await playbook('pkg', `[[tasks]]\ntask = "package"\n[tasks.params]\nname = "tree"\n`);
   const first = await hoistJson(['apply', pb, '-i', inv(), '--limit', 'h3']);
   assert.equal(first.code, 0, first.stderr + JSON.stringify(first.report));
@@ -110,7 +132,10 @@ test('package task installs from the hosts\' apt source, then reports ok', async
 test('service task: restart follows the files it depends on, across runs', async () => {
   const unitFor = (sleep: string) => `[Unit]\nDescription=hoist test\n[Service]\nExecStart=/bin/sleep ${sleep}\n[Install]\nWantedBy=multi-user.target\n`;
   const pb = (conf: string, sleep = 'infinity') =>
-    playbook(`svc-${conf.trim()}-${sleep}`, `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unitFor(sleep))}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`);
+    playbook(
+      `svc-${conf.trim()}-${sleep}`,
+      `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/systemd/system/hoist-sleep.service"\ncontent = ${JSON.stringify(unitFor(sleep))}\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-sleep.conf"\ncontent = "${conf}"\n[[tasks]]\ntask = "service"\n[tasks.params]\nname = "hoist-sleep"\nrestart_on = ["/etc/hoist-sleep.conf"]\nunit_files = ["/etc/systemd/system/hoist-sleep.service"]\n`,
+    );
   const a = await hoistJson(['apply', await pb('a'), '-i', inv(), '--limit', 'h2']);
   assert.equal(a.code, 0, a.stderr + JSON.stringify(a.report));
   // enable reloads systemd itself: no separate daemon-reload for the new unit file.
@@ -157,7 +182,10 @@ test('an unreachable host fails alone with exit code 4', async () => {
   assert.equal(ghost.status, 'unreachable');
   // Through the bastion, the refusal comes back as the bastion's channel-open failure.
   assert.match(ghost.error!, /ECONNREFUSED|Connection refused/);
-  assert.deepEqual(r.report.hosts.filter((h) => h.name !== 'ghost').map((h) => h.status), ['ok', 'ok', 'ok']);
+  assert.deepEqual(
+    r.report.hosts.filter((h) => h.name !== 'ghost').map((h) => h.status),
+    ['ok', 'ok', 'ok'],
+  );
 });
 
 test('a host whose key changed is refused; an unknown key needs --accept-new-host-keys', async () => {
@@ -171,11 +199,20 @@ test('a host whose key changed is refused; an unknown key needs --accept-new-hos
   assert.equal(r.code, 6, 'a refused host key has its own exit code');
   assert.equal(r.report.hosts[0].status, 'failed');
   assert.match(r.report.hosts[0].error!, /HOST KEY CHANGED for h1/);
-  assert.deepEqual(r.report.hosts.slice(1).map((h) => h.status), ['ok', 'ok']);
+  assert.deepEqual(
+    r.report.hosts.slice(1).map((h) => h.status),
+    ['ok', 'ok'],
+  );
 
   // Only the bastion is known: the host behind it is the one whose key is unknown.
   const empty = path.join(dir, 'known_hosts_bastion_only');
-  await writeFile(empty, (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter((l) => l.startsWith(`${info.bastion.address} `)).join('\n') + '\n');
+  await writeFile(
+    empty,
+    (await readFile(info.knownHostsPath, 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith(`${info.bastion.address} `))
+      .join('\n') + '\n',
+  );
   const unknown = await hoistJson(['ping', '-i', inv(), '--known-hosts', empty, '--limit', 'h2']);
   assert.equal(unknown.code, 6);
   assert.match(unknown.report.hosts[0].error!, /unknown host key for h2/);
@@ -186,7 +223,9 @@ test('a host whose key changed is refused; an unknown key needs --accept-new-hos
 });
 
 test('become: a non-root user works through sudo; one without sudo rights fails clearly', async () => {
-  const text = (await readFile(inv(), 'utf8')).replace(/\[hosts\.h1\]\naddress = "([^"]+)"/, '[hosts.h1]\naddress = "$1"\nuser = "deploy"\nbecome = true').replace(/\[hosts\.h2\]\naddress = "([^"]+)"/, '[hosts.h2]\naddress = "$1"\nuser = "nosudo"\nbecome = true');
+  const text = (await readFile(inv(), 'utf8'))
+    .replace(/\[hosts\.h1\]\naddress = "([^"]+)"/, '[hosts.h1]\naddress = "$1"\nuser = "deploy"\nbecome = true')
+    .replace(/\[hosts\.h2\]\naddress = "([^"]+)"/, '[hosts.h2]\naddress = "$1"\nuser = "nosudo"\nbecome = true');
   const f = path.join(dir, 'become-inventory.toml');
   await writeFile(f, text);
   const pb = await playbook('become', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-become"\ncontent = "root only"\nmode = "0600"\n`);
@@ -200,7 +239,10 @@ test('become: a non-root user works through sudo; one without sudo rights fails 
 
 test('secrets stay out of output, --json and the log', async () => {
   const secret = 'S3cr3t-Pa55w0rd-hoist';
-  const pb = await playbook('secret', `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-secret"\ncontent = "password={{ pw }}"\nmode = "0600"\nsecret = true\n`);
+  const pb = await playbook(
+    'secret',
+    `[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-secret"\ncontent = "password={{ pw }}"\nmode = "0600"\nsecret = true\n`,
+  );
   const logs = await mkdtemp(path.join(os.tmpdir(), 'hoist-logs-'));
   const env = { XDG_STATE_HOME: logs };
   const plain = await hoist(['apply', pb, '-i', inv(), '--limit', 'h1', '-e', `pw="${secret}"`, '--diff'], env);
@@ -222,7 +264,7 @@ test('bad input stops the run before any host is touched, naming file, line and 
   assert.equal((await onHost(info, 'h1', 'test -e /etc/hoist-bad && echo present || echo absent')).out.trim(), 'absent');
 });
 
-test('jump = an inventory host: root through h1 to h1\'s own sshd (the root variant)', async () => {
+test("jump = an inventory host: root through h1 to h1's own sshd (the root variant)", async () => {
   // h1 is the jump host; through it hoist reaches h1's own sshd at 127.0.0.1, whose key must be known too.
   const h1 = info.hosts[0];
   const key = (await readFile(info.knownHostsPath, 'utf8')).split('\n').find((l) => l.startsWith(`${h1.address} `))!;

@@ -40,15 +40,23 @@ test('a serial roll-out copies the release host to host; a corrupted holder is r
       `[[after_host]]\non = "host"\nrun = 'if [ "$HOIST_HOST" = h1 ]; then for f in ${ARTIFACTS}/*; do printf x | dd of="$f" bs=1 seek=4096 conv=notrunc status=none; done; fi'\n`,
   );
   const state = path.join(dir, 'state');
-  const r = await hoistJson(['apply', playbook, '-i', info.inventoryPath, '-e', `containerd_version="${version()}"`, '-e', 'download=peers'], { XDG_STATE_HOME: state });
+  const r = await hoistJson(['apply', playbook, '-i', info.inventoryPath, '-e', `containerd_version="${version()}"`, '-e', 'download=peers'], {
+    XDG_STATE_HOME: state,
+  });
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.deepEqual(r.report.hosts.map((h) => h.status), ['changed', 'changed', 'changed']);
+  assert.deepEqual(
+    r.report.hosts.map((h) => h.status),
+    ['changed', 'changed', 'changed'],
+  );
 
   const logs = await readdir(path.join(state, 'hoist', 'logs'));
   assert.equal(logs.length, 1, logs.join(' '));
   const log = await readFile(path.join(state, 'hoist', 'logs', logs[0]), 'utf8');
   // h2 asked h1, refused what it sent, and was sent the file by the controller instead.
-  assert.match(log, /\[h2\] host-to-host copy failed, trying elsewhere: h2 could not fetch \S+ from 10\.\d+\.1\.2: checksum mismatch for what 10\.\d+\.1\.2:\d+ sent: expected [0-9a-f]{64}, got [0-9a-f]{64}/);
+  assert.match(
+    log,
+    /\[h2\] host-to-host copy failed, trying elsewhere: h2 could not fetch \S+ from 10\.\d+\.1\.2: checksum mismatch for what 10\.\d+\.1\.2:\d+ sent: expected [0-9a-f]{64}, got [0-9a-f]{64}/,
+  );
   assert.doesNotMatch(log, /\[h2\] \S+ copied from/);
   assert.match(log, /\[h2\] upload \/var\/lib\/hoist\/artifacts\//);
   // h3 skipped h1 (it served wrong bytes) and copied from h2, with nothing from the controller.
@@ -58,7 +66,9 @@ test('a serial roll-out copies the release host to host; a corrupted holder is r
   assert.ok(bytes.h3 < 1e6 && bytes.h2 > 50e6 && bytes.h1 > 50e6, JSON.stringify(bytes));
 
   // What h2 and h3 hold is the published file, and no partial copy is left anywhere.
-  const sums = await Promise.all(['h2', 'h3'].map((h) => onHost(info, h, `cd ${ARTIFACTS} && for f in *; do echo "\${f%%-*}  $f"; done | sha256sum -c --quiet && ls -A ${ARTIFACTS}`)));
+  const sums = await Promise.all(
+    ['h2', 'h3'].map((h) => onHost(info, h, `cd ${ARTIFACTS} && for f in *; do echo "\${f%%-*}  $f"; done | sha256sum -c --quiet && ls -A ${ARTIFACTS}`)),
+  );
   for (const s of sums) {
     assert.equal(s.code, 0, s.out);
     assert.doesNotMatch(s.out, /\.hoist-tmp-/);
@@ -66,14 +76,29 @@ test('a serial roll-out copies the release host to host; a corrupted holder is r
   // The fleet converged: a rerun changes nothing.
   const again = await hoistJson(['apply', playbook, '-i', info.inventoryPath, '-e', `containerd_version="${version()}"`, '-e', 'download=peers']);
   assert.equal(again.code, 0, again.stdout + again.stderr);
-  assert.deepEqual(again.report.hosts.map((h) => h.status), ['ok', 'ok', 'ok']);
+  assert.deepEqual(
+    again.report.hosts.map((h) => h.status),
+    ['ok', 'ok', 'ok'],
+  );
 });
 
 test('hosts that cannot reach each other fall back to the controller once two holders could not be reached, and the run still converges', async () => {
   for (const h of ['h1', 'h2', 'h3']) await onHost(info, h, `rm -rf ${ARTIFACTS}`);
   const state = path.join(dir, 'state-unreachable');
   // Every host says other hosts reach it at 127.0.0.1: each receiver dials its own loopback, where nothing listens.
-  const r = await hoistJson(['apply', path.join(ROOT, 'playbooks', 'upgrade.toml'), '-i', info.inventoryPath, '-e', `containerd_version="${version()}"`, '-e', 'peer_address="127.0.0.1"'], { XDG_STATE_HOME: state });
+  const r = await hoistJson(
+    [
+      'apply',
+      path.join(ROOT, 'playbooks', 'upgrade.toml'),
+      '-i',
+      info.inventoryPath,
+      '-e',
+      `containerd_version="${version()}"`,
+      '-e',
+      'peer_address="127.0.0.1"',
+    ],
+    { XDG_STATE_HOME: state },
+  );
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const logs = await readdir(path.join(state, 'hoist', 'logs'));
   const log = await readFile(path.join(state, 'hoist', 'logs', logs[0]), 'utf8');

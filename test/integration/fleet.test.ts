@@ -16,8 +16,18 @@ let wasUp = false;
 
 function sshOptions(f: FleetInfo): string[] {
   return [
-    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${f.knownHostsPath}`,
-    '-o', 'ConnectTimeout=3', '-o', 'LogLevel=ERROR', '-i', f.identityPath,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${f.knownHostsPath}`,
+    '-o',
+    'ConnectTimeout=3',
+    '-o',
+    'LogLevel=ERROR',
+    '-i',
+    f.identityPath,
   ];
 }
 
@@ -30,7 +40,12 @@ function viaBastion(f: FleetInfo): string[] {
   return ['-o', `ProxyCommand=ssh ${sshOptions(f).join(' ')} -W %h:%p deploy@${f.bastion.address}`];
 }
 
-async function ssh(host: FleetHost, script: string, user = 'root', opts: { jump?: boolean; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function ssh(
+  host: FleetHost,
+  script: string,
+  user = 'root',
+  opts: { jump?: boolean; input?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const r = await $({ input: opts.input ?? '' })`ssh ${opts.jump ? viaBastion(fleet) : []} ${sshArgs(fleet, user, host)} ${script}`.nothrow();
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -111,7 +126,10 @@ describe('fleet', { concurrency: false }, () => {
 
   test('apt installs from the harness repo only', async () => {
     const h = hostByName('h1');
-    assert.equal((await sshOk(h, 'cat /etc/apt/sources.list; ls /etc/apt/sources.list.d | wc -l')).trim(), `deb [trusted=yes] http://${h.gateway}:${new URL(fleet.mirrorUrl).port}/apt ./\n0`);
+    assert.equal(
+      (await sshOk(h, 'cat /etc/apt/sources.list; ls /etc/apt/sources.list.d | wc -l')).trim(),
+      `deb [trusted=yes] http://${h.gateway}:${new URL(fleet.mirrorUrl).port}/apt ./\n0`,
+    );
     await sshOk(h, 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tree');
     assert.match(await sshOk(h, 'tree --version'), /^tree v\d/);
   });
@@ -133,13 +151,16 @@ describe('fleet', { concurrency: false }, () => {
     const name = `cri-containerd-cni-${v}-linux-amd64.tar.gz`;
     const url = `${fleet.mirrorUrlForHosts}/containerd/containerd/releases/download/v${v}/${name}`;
     const h = hostByName('h2');
-    await sshOk(h, [
-      'set -e; mkdir -p /tmp/dl; cd /tmp/dl',
-      `curl -fsSO ${url} && curl -fsSO ${url}.sha256sum`,
-      `sha256sum -c ${name}.sha256sum`,
-      `tar --no-overwrite-dir -C / -xzf ${name}`,
-      'systemctl daemon-reload && systemctl enable --now containerd',
-    ].join('\n'));
+    await sshOk(
+      h,
+      [
+        'set -e; mkdir -p /tmp/dl; cd /tmp/dl',
+        `curl -fsSO ${url} && curl -fsSO ${url}.sha256sum`,
+        `sha256sum -c ${name}.sha256sum`,
+        `tar --no-overwrite-dir -C / -xzf ${name}`,
+        'systemctl daemon-reload && systemctl enable --now containerd',
+      ].join('\n'),
+    );
     // A bundle that broke / (e.g. replaced /etc's mode) would show here.
     assert.equal((await sshOk(h, 'stat -c %a /etc /usr/local/bin')).trim(), '755\n755');
     const version = await sshOk(h, 'for i in $(seq 50); do ctr version >/tmp/v 2>&1 && break; sleep 0.2; done; cat /tmp/v');

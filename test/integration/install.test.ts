@@ -21,7 +21,10 @@ before(async () => {
   info = await fleet.info();
   dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-install-'));
   // npm test built dist/ already; packing again must not need the build tools.
-  const tgz = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const tgz = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop()!;
   const prefix = path.join(dir, 'prefix');
   // --offline: the package must install with nothing to fetch.
   execFileSync('npm', ['install', '-g', '--offline', '--no-audit', '--no-fund', '--prefix', prefix, path.join(dir, tgz)], { cwd: dir, encoding: 'utf8' });
@@ -39,10 +42,16 @@ function installed(args: string[]) {
 
 test('the package holds the bundle, templates and playbooks, undici, and no sources, tests or other dependencies', () => {
   const files = readdirSync(pkgDir);
-  assert.deepEqual(files.filter((f) => !['dist', 'templates', 'playbooks', 'inventories', 'node_modules', 'package.json', 'README.md', 'LICENSE'].includes(f)), []);
+  assert.deepEqual(
+    files.filter((f) => !['dist', 'templates', 'playbooks', 'inventories', 'node_modules', 'package.json', 'README.md', 'LICENSE'].includes(f)),
+    [],
+  );
   // Everything is bundled but undici, which travels inside the package (bundleDependencies).
   assert.deepEqual(readdirSync(path.join(pkgDir, 'node_modules')), ['undici']);
-  assert.deepEqual(readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-[A-Z0-9]+)?\.js$/.test(f)), []);
+  assert.deepEqual(
+    readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-[A-Z0-9]+)?\.js$/.test(f)),
+    [],
+  );
 });
 
 test('every command runs from the installed package', () => {
@@ -54,7 +63,17 @@ test('every command runs from the installed package', () => {
   assert.equal(ping.code, 0, ping.err);
   assert.equal((JSON.parse(ping.out) as { hosts: unknown[] }).hosts.length, info.hosts.length);
   // The packaged playbook, with its templates, plans against the fleet (deploy through the bastion, sudo).
-  const check = installed(['check', path.join(pkgDir, 'playbooks', 'containerd.toml'), '-i', info.inventoryPath, '-l', 'h1', '--diff', '--cache-dir', path.join(dir, 'cache')]);
+  const check = installed([
+    'check',
+    path.join(pkgDir, 'playbooks', 'containerd.toml'),
+    '-i',
+    info.inventoryPath,
+    '-l',
+    'h1',
+    '--diff',
+    '--cache-dir',
+    path.join(dir, 'cache'),
+  ]);
   assert.equal(check.code, 0, `${check.out}${check.err}`);
   // Either way the config was rendered from the packaged templates: shown as a diff on a fresh
   // host, or found equal to the one installed.

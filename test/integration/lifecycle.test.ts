@@ -25,11 +25,26 @@ function versionArgs(line: string): string[] {
   if (r.kind === 'components') args.push('-e', 'crictl_version=false', '-e', `runc_version="${r.runc}"`, '-e', `cni_version="${r.cni}"`);
   return args;
 }
-const run = (pb: string, line: string, ...extra: string[]) => hoistJson(['apply', PB(pb), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line), ...extra]);
+const run = (pb: string, line: string, ...extra: string[]) =>
+  hoistJson(['apply', PB(pb), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line), ...extra]);
 
 async function startContainer(host: string): Promise<string> {
-  execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${info.hosts.find((h) => h.name === host)!.address}:/tmp/busybox.tar`]);
-  const r = await onHost(info, host, `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} longlived /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="longlived"{print $2}'`);
+  execFileSync('scp', [
+    '-q',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${info.knownHostsPath}`,
+    '-i',
+    info.identityPath,
+    info.ociImagePath,
+    `root@${info.hosts.find((h) => h.name === host)!.address}:/tmp/busybox.tar`,
+  ]);
+  const r = await onHost(
+    info,
+    host,
+    `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} longlived /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="longlived"{print $2}'`,
+  );
   assert.match(r.out.trim(), /^\d+$/, r.out);
   return r.out.trim();
 }
@@ -76,16 +91,24 @@ async function convergence(args: string[], version: string): Promise<string | un
   const h = r.report.hosts[0];
   if (r.code !== 0) return `rerun exited ${r.code}: ${h?.error ?? r.stderr.trim().split('\n').slice(-3).join(' ')}`;
   const verify = h.tasks.find((x) => x.task === 'containerd_verify');
-  if (verify?.status !== 'ok' || !verify.notes.some((n) => n.startsWith('server ') && n.includes(version))) return `rerun did not verify ${version}: ${verify?.notes.join('; ')}`;
+  if (verify?.status !== 'ok' || !verify.notes.some((n) => n.startsWith('server ') && n.includes(version)))
+    return `rerun did not verify ${version}: ${verify?.notes.join('; ')}`;
   const again = await hoistJson(args);
   if (again.code !== 0 || changedCount(again.report) !== 0) {
-    return `second rerun: exit ${again.code}, changed ${again.report.hosts[0].tasks.filter((x) => x.status === 'changed').map((x) => `${x.task}: ${x.changes.join(', ')}`).join('; ')}`;
+    return `second rerun: exit ${again.code}, changed ${again.report.hosts[0].tasks
+      .filter((x) => x.status === 'changed')
+      .map((x) => `${x.task}: ${x.changes.join(', ')}`)
+      .join('; ')}`;
   }
   // Every installed file matches its record; no temporary file, staging tree or half-kept copy is left.
-  const left = await onHost(info, 'h1', `cut -d' ' -f3- /var/lib/hoist/containerd/files.stat | xargs -d '\\n' stat -c '%s %Y %n' | diff -q - /var/lib/hoist/containerd/files.stat >/dev/null && echo same
+  const left = await onHost(
+    info,
+    'h1',
+    `cut -d' ' -f3- /var/lib/hoist/containerd/files.stat | xargs -d '\\n' stat -c '%s %Y %n' | diff -q - /var/lib/hoist/containerd/files.stat >/dev/null && echo same
 find /usr/local /opt /etc /var/lib/hoist -xdev \\( -name '.hoist-tmp-*' -o -name '*.hoist-new' -o -name '*.hoist-part' \\) 2>/dev/null
 find /var/lib/hoist -name '*.new' -o -name '*.part' 2>/dev/null
-ls -A /var/lib/hoist/staging 2>/dev/null`);
+ls -A /var/lib/hoist/staging 2>/dev/null`,
+  );
   if (left.out !== 'same\n') return `left on the host: ${left.out.trim().replace(/\n/g, ', ')}`;
   return undefined;
 }
@@ -105,7 +128,10 @@ describe('rolling upgrades', () => {
       for (const h of up.report.hosts) {
         assert.equal(h.status, 'changed');
         const verify = h.tasks.find((x) => x.task === 'containerd_verify')!;
-        assert.ok(verify.notes.some((n) => n.startsWith('server ') && n.includes(rel(line)!.containerd)), verify.notes.join('; '));
+        assert.ok(
+          verify.notes.some((n) => n.startsWith('server ') && n.includes(rel(line)!.containerd)),
+          verify.notes.join('; '),
+        );
       }
       for (const [h, pid] of pids) await stillRunning(h, pid);
       const again = await run('upgrade', line);
@@ -118,7 +144,16 @@ describe('rolling upgrades', () => {
     assert.ok(kept.some((f) => f.endsWith(`cri-containerd-cni-${rel('1.7')!.containerd}-linux-amd64.tar.gz`)));
     assert.ok(!kept.some((f) => f.includes(rel('1.6')!.containerd)));
     // 2.x ships neither containerd-shim nor containerd-shim-runc-v1: the 1.x ones are gone (kept for a rollback).
-    assert.equal((await onHost(info, 'h1', 'ls /usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1; ls /var/lib/hoist/containerd/prev/usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1')).out, '0\n2\n');
+    assert.equal(
+      (
+        await onHost(
+          info,
+          'h1',
+          'ls /usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1; ls /var/lib/hoist/containerd/prev/usr/local/bin | grep -c -x -e containerd-shim -e containerd-shim-runc-v1',
+        )
+      ).out,
+      '0\n2\n',
+    );
     // Downgrades need to be asked for.
     const down = await run('upgrade', '1.7', '--limit', 'h1');
     assert.equal(down.code, 2);
@@ -130,8 +165,13 @@ describe('rolling upgrades', () => {
     await Promise.all(info.hosts.map((h) => fleet.resetHost(h.name)));
     assert.equal((await run('containerd', '1.7')).code, 0);
     // A drop-in 1.7 ignores but which disables 2.x's CRI image service: the new version fails verification on h2 only.
-    await onHost(info, 'h2', `printf 'disabled_plugins = ["io.containerd.cri.v1.images"]\\n' > /etc/containerd/conf.d/99-local.toml && systemctl restart containerd`);
-    const h3Before = (await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json')).out;
+    await onHost(
+      info,
+      'h2',
+      `printf 'disabled_plugins = ["io.containerd.cri.v1.images"]\\n' > /etc/containerd/conf.d/99-local.toml && systemctl restart containerd`,
+    );
+    const h3Before = (await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json'))
+      .out;
     const up = await run('upgrade', '2.1', '-e', 'verify_settle_seconds=3');
     assert.equal(up.code, 2);
     const [h1, h2, h3] = up.report.hosts;
@@ -142,7 +182,10 @@ describe('rolling upgrades', () => {
     assert.match(up.report.aborted ?? '', /roll-out stopped after h2 failed/);
     const v2 = await onHost(info, 'h2', 'ctr version | grep -c "Version:  1.7"; systemctl is-active containerd');
     assert.equal(v2.out, '2\nactive\n');
-    assert.equal((await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json')).out, h3Before);
+    assert.equal(
+      (await onHost(info, 'h3', 'sha256sum /usr/local/bin/containerd /etc/containerd/config.toml; cat /var/lib/hoist/containerd/installed.json')).out,
+      h3Before,
+    );
     // h2 is consistent after the rollback: its old version reruns clean.
     const back = await run('containerd', '1.7', '--limit', 'h2');
     assert.equal(changedCount(back.report), 0, JSON.stringify(back.report.hosts[0].tasks.filter((x) => x.status !== 'ok')));
@@ -151,7 +194,10 @@ describe('rolling upgrades', () => {
   test('a failing before_host hook stops the roll-out before the host changes', async (t) => {
     if (!rel('2.1')) return t.skip('needs a 2.1 release');
     const hooked = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-hook-')), 'hooked.toml');
-    execFileSync('bash', ['-c', `printf 'extends = "${PB('upgrade')}"\\n[[before_host]]\\nrun = "test $HOIST_HOST != h3"\\n[[after_host]]\\nrun = "echo done-$HOIST_HOST"\\non = "host"\\n' > ${hooked}`]);
+    execFileSync('bash', [
+      '-c',
+      `printf 'extends = "${PB('upgrade')}"\\n[[before_host]]\\nrun = "test $HOIST_HOST != h3"\\n[[after_host]]\\nrun = "echo done-$HOIST_HOST"\\non = "host"\\n' > ${hooked}`,
+    ]);
     const r = await hoistJson(['apply', hooked, '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs('2.1'), '--limit', 'h3']);
     assert.equal(r.code, 2);
     assert.match(r.report.hosts[0].error!, /before_host hook failed, host left unchanged/);
@@ -181,23 +227,40 @@ describe('staging rebuilds', () => {
     assert.match(preview.stdout, /remove containerd as installed by hoist: \d+ file\(s\)/);
     const reset = await run('reset', line, '--yes', '-e', 'remove_data=true');
     assert.equal(reset.code, 0, JSON.stringify(reset.report));
-    const gone = await onHost(info, 'h1', 'ls /usr/local/bin /usr/local/sbin; ls /etc/containerd /var/lib/hoist/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1 | grep -c "No such"; systemctl cat containerd 2>&1 | grep -c "No files"');
+    const gone = await onHost(
+      info,
+      'h1',
+      'ls /usr/local/bin /usr/local/sbin; ls /etc/containerd /var/lib/hoist/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1 | grep -c "No such"; systemctl cat containerd 2>&1 | grep -c "No files"',
+    );
     assert.equal(gone.out, '/usr/local/bin:\n\n/usr/local/sbin:\n3\n1\n');
     assert.equal(changedCount((await run('reset', line, '--yes')).report), 0, 'a second reset has nothing to do');
     assert.equal((await run('containerd', line)).code, 0);
     const second = await Promise.all(info.hosts.map((h) => onHost(info, h.name, sums)));
-    assert.deepEqual(second.map((s) => s.out), first.map((f) => f.out));
+    assert.deepEqual(
+      second.map((s) => s.out),
+      first.map((f) => f.out),
+    );
     // Same inventory and playbook on every host: only host-independent content.
     assert.equal(first[0].out, first[2].out);
   });
 });
 
 describe('failure safety', () => {
-  test('SIGKILL at 20+ points of an install and an upgrade, each placed from the run\'s log: one rerun converges and verifies, the next changes nothing, nothing temporary is left', async (t) => {
+  test("SIGKILL at 20+ points of an install and an upgrade, each placed from the run's log: one rerun converges and verifies, the next changes nothing, nothing temporary is left", async (t) => {
     const from = rel('1.7') ?? info.releases[0];
     const to = rel('2.1');
     const killCache = path.join(cacheDir, '..', 'kill-cache');
-    const args = (pb: string, r: { line: string }) => ['apply', PB(pb), '-i', info.inventoryPath, '--limit', 'h1', '--cache-dir', killCache, ...versionArgs(r.line)];
+    const args = (pb: string, r: { line: string }) => [
+      'apply',
+      PB(pb),
+      '-i',
+      info.inventoryPath,
+      '--limit',
+      'h1',
+      '--cache-dir',
+      killCache,
+      ...versionArgs(r.line),
+    ];
     // The archives go into the cache once, so every killed run reaches the host as quickly as the next.
     for (const r of to ? [from, to] : [from]) {
       const fetched = await hoist(['fetch', '--cache-dir', killCache, '-i', info.inventoryPath, ...versionArgs(r.line)]);
@@ -205,22 +268,39 @@ describe('failure safety', () => {
     }
     // Each point: the first log line of h1 that matches, and how long after it the kill lands.
     const install: [RegExp, number][] = [
-      [/\[h1\] (push|stage) cri-containerd/, 0], [/\[h1\] (push|stage) cri-containerd/, 250], [/\[h1\] (push|stage) cri-containerd/, 700],
-      [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 150], [/\[h1\] install containerd/, 400], [/\[h1\] install containerd/, 900],
-      [/\[h1\] create \/etc\/containerd\/config\.toml/, 0], [/\[h1\] create \/etc\/systemd\/system\/containerd\.service/, 20],
-      [/\[h1\] enable containerd\.service/, 0], [/\[h1\] \$ systemctl enable containerd\.service[\s\S]*?\[h1\] exit 0/, 0], [/\[h1\] start containerd\.service/, 0],
+      [/\[h1\] (push|stage) cri-containerd/, 0],
+      [/\[h1\] (push|stage) cri-containerd/, 250],
+      [/\[h1\] (push|stage) cri-containerd/, 700],
+      [/\[h1\] install containerd/, 0],
+      [/\[h1\] install containerd/, 150],
+      [/\[h1\] install containerd/, 400],
+      [/\[h1\] install containerd/, 900],
+      [/\[h1\] create \/etc\/containerd\/config\.toml/, 0],
+      [/\[h1\] create \/etc\/systemd\/system\/containerd\.service/, 20],
+      [/\[h1\] enable containerd\.service/, 0],
+      [/\[h1\] \$ systemctl enable containerd\.service[\s\S]*?\[h1\] exit 0/, 0],
+      [/\[h1\] start containerd\.service/, 0],
     ];
     const upgrade: [RegExp, number][] = to
       ? [
-          [/\[h1\] (push|stage) containerd-/, 0], [/\[h1\] (push|stage) containerd-/, 300], [/\[h1\] (push|stage) runc/, 0],
-          [/\[h1\] install containerd/, 0], [/\[h1\] install containerd/, 250], [/\[h1\] install containerd/, 600],
-          [/\[h1\] update \/etc\/containerd\/config\.toml/, 0], [/\[h1\] restart containerd\.service/, 0], [/\[h1\] restart containerd\.service/, 300],
+          [/\[h1\] (push|stage) containerd-/, 0],
+          [/\[h1\] (push|stage) containerd-/, 300],
+          [/\[h1\] (push|stage) runc/, 0],
+          [/\[h1\] install containerd/, 0],
+          [/\[h1\] install containerd/, 250],
+          [/\[h1\] install containerd/, 600],
+          [/\[h1\] update \/etc\/containerd\/config\.toml/, 0],
+          [/\[h1\] restart containerd\.service/, 0],
+          [/\[h1\] restart containerd\.service/, 300],
         ]
       : [];
     let tried = 0;
     let converged = 0;
     const failures: string[] = [];
-    for (const [kind, points] of [['install', install], ['upgrade', upgrade]] as const) {
+    for (const [kind, points] of [
+      ['install', install],
+      ['upgrade', upgrade],
+    ] as const) {
       for (const [at, delay] of points) {
         await fleet.resetHost('h1');
         if (kind === 'upgrade') assert.equal((await hoistJson(args('containerd', from))).code, 0);
@@ -269,8 +349,13 @@ describe('failure safety', () => {
     const next = path.join(dir, 'after-orphan.toml');
     await writeFile(slow, `[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "rm -f /tmp/hoist-orphan; sleep 30; echo done > /tmp/hoist-orphan"\n`);
     await writeFile(next, `[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "! pgrep -x -f 'sleep 30' && test ! -e /tmp/hoist-orphan"\n`);
-    const child = spawn(process.execPath, [HOIST, 'apply', slow, '-i', info.inventoryPath, '--limit', 'h3'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
-    for (let i = 0; i < 100 && (await onHost(info, 'h3', `pgrep -x -f 'sleep 30' >/dev/null && echo yes`)).out.trim() !== 'yes'; i++) await new Promise((r) => setTimeout(r, 100));
+    const child = spawn(process.execPath, [HOIST, 'apply', slow, '-i', info.inventoryPath, '--limit', 'h3'], {
+      cwd: ROOT,
+      env: { ...process.env, CI: '1' },
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && (await onHost(info, 'h3', `pgrep -x -f 'sleep 30' >/dev/null && echo yes`)).out.trim() !== 'yes'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     // The killed run's command is still sleeping on h3; the next run neither waits for it nor runs beside it.
@@ -300,7 +385,10 @@ describe('failure safety', () => {
       await fleet.startHost('h2');
     }
     assert.equal(r.code, 4, JSON.stringify(r.report, null, 1));
-    assert.deepEqual(r.report.hosts.map((h) => h.status), ['changed', 'unreachable', 'changed']);
+    assert.deepEqual(
+      r.report.hosts.map((h) => h.status),
+      ['changed', 'unreachable', 'changed'],
+    );
     // Lost mid-command, not a handshake that timed out.
     assert.match(r.report.hosts[1].error!, /connection lost (during|before)/);
     const next = await hoistJson(['apply', PB('containerd'), '-i', info.inventoryPath, '--cache-dir', cacheDir, ...versionArgs(line)]);
@@ -316,7 +404,8 @@ describe('failure safety', () => {
     const holding = path.join(await mkdtemp(path.join(os.tmpdir(), 'hoist-hold-')), 'holding.toml');
     await writeFile(holding, `name = "containerd"\nextends = ${JSON.stringify(PB('containerd'))}\n\n[[after_host]]\nrun = "sleep 6"\n`);
     const slow = hoistJson(['apply', holding, ...args.slice(2)]);
-    for (let i = 0; i < 100 && (await onHost(info, 'h1', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await onHost(info, 'h1', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     // A run takes the lock only once it has something to change: this one always has (another value).
     const other = [...args.slice(0, -2), '-e', 'oom_score=-11'];
     const refused = await hoistJson(other);
@@ -326,8 +415,13 @@ describe('failure safety', () => {
     assert.equal(waited.code, 0);
     assert.equal((await slow).code, 0);
     // A killed run's lock dies with its SSH session: the next run goes ahead at once.
-    const child = spawn(process.execPath, [HOIST, ...args.slice(0, -2), '-e', 'oom_score=-20'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
-    for (let i = 0; i < 100 && (await onHost(info, 'h1', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+    const child = spawn(process.execPath, [HOIST, ...args.slice(0, -2), '-e', 'oom_score=-20'], {
+      cwd: ROOT,
+      env: { ...process.env, CI: '1' },
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && (await onHost(info, 'h1', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     const after = await hoistJson([...args.slice(0, -2), '-e', 'oom_score=-20']);
@@ -359,5 +453,4 @@ describe('failure safety', () => {
       await onHost(info, 'h3', 'umount /var/lib/hoist');
     }
   });
-
 });

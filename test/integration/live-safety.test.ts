@@ -60,8 +60,22 @@ after(() => rm(dir, { recursive: true, force: true }));
 /** A container of the fleet's image on h1, as a pod's would be: it must outlive everything below. */
 async function startContainer(host: string): Promise<string> {
   const addr = info.hosts.find((h) => h.name === host)!.address;
-  execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${addr}:/tmp/busybox.tar`]);
-  const r = await onHost(info, host, `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} livesafety /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="livesafety"{print $2}'`);
+  execFileSync('scp', [
+    '-q',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${info.knownHostsPath}`,
+    '-i',
+    info.identityPath,
+    info.ociImagePath,
+    `root@${addr}:/tmp/busybox.tar`,
+  ]);
+  const r = await onHost(
+    info,
+    host,
+    `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} livesafety /bin/busybox sleep 100000 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="livesafety"{print $2}'`,
+  );
   assert.match(r.out.trim(), /^\d+$/, r.out);
   return r.out.trim();
 }
@@ -70,12 +84,22 @@ async function startContainer(host: string): Promise<string> {
  * Starts hoist and sends it `signal` once `ready` says so (the drain hook's marker, a line of the
  * run's log): no fixed sleeps. Returns the exit code and stderr.
  */
-async function signalWhen(args: string[], signal: NodeJS.Signals, ready: (logText: string) => boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, [HOIST, ...args], { cwd: ROOT, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env() }, stdio: ['ignore', 'ignore', 'pipe'] });
+async function signalWhen(
+  args: string[],
+  signal: NodeJS.Signals,
+  ready: (logText: string) => boolean,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [HOIST, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CI: '1', NO_COLOR: '1', ...env() },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let ended = false;
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, sig) => ((ended = true), r({ code, signal: sig }))));
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('close', (code, sig) => ((ended = true), r({ code, signal: sig }))),
+  );
   const logs = path.join(state, 'hoist', 'logs');
   for (;;) {
     assert.ok(!ended, `hoist ended before the moment to send ${signal}:\n${stderr}`);
@@ -106,20 +130,28 @@ describe('live safety', () => {
     assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
     assert.equal(changedCount(again.report), 0);
     assert.deepEqual(await hookLines(), ['drain h1', 'uncordon h1']);
-    assert.ok(again.report.hosts[0].notes?.some((n) => n.startsWith('ran the after_host hooks of playbook drain')), again.report.hosts[0].notes?.join('\n'));
+    assert.ok(
+      again.report.hosts[0].notes?.some((n) => n.startsWith('ran the after_host hooks of playbook drain')),
+      again.report.hosts[0].notes?.join('\n'),
+    );
     assert.deepEqual(await controllerRecords(), []);
     assert.equal(await hostRecord('h1'), 'none');
   });
 
   test('kill -9 during the restart: a check names the debt and runs nothing; the next apply uncordons first, then rolls on', async () => {
     await rm(hooksLog, { force: true });
-    const r = await signalWhen(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], 'SIGKILL', (log) => /\[h1\] restart containerd\.service/.test(log));
+    const r = await signalWhen(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], 'SIGKILL', (log) =>
+      /\[h1\] restart containerd\.service/.test(log),
+    );
     assert.equal(r.signal, 'SIGKILL');
     assert.deepEqual(await hookLines(), ['drain h1']);
 
     const check = await hoistJson(['check', PB('containerd'), ...base('-l', 'h1', '-e', 'oom_score=-1')], env());
     assert.equal(check.code, 2, JSON.stringify(check.report.hosts[0]));
-    assert.match((check.report.hosts[0] as { stillDrained?: string }).stillDrained ?? '', /owes the after_host hooks of playbook drain .* a check does not run them/);
+    assert.match(
+      (check.report.hosts[0] as { stillDrained?: string }).stillDrained ?? '',
+      /owes the after_host hooks of playbook drain .* a check does not run them/,
+    );
     assert.deepEqual(await hookLines(), ['drain h1'], 'a check runs no hook');
 
     const again = await hoistJson(['apply', drainPb, ...base('-l', 'h1', '-e', 'oom_score=-1')], env());
@@ -144,7 +176,13 @@ describe('live safety', () => {
     const check = await hoistJson(['check', drainPb, ...base('-l', 'h1')], env());
     assert.equal(check.code, 2);
     const hooks = (check.report as unknown as { hooks: { kind: string; file: string; line: number }[] }).hooks;
-    assert.deepEqual(hooks.map((h) => [h.kind, h.file, h.line]), [['before_host', drainPb, 3], ['after_host', drainPb, 6]]);
+    assert.deepEqual(
+      hooks.map((h) => [h.kind, h.file, h.line]),
+      [
+        ['before_host', drainPb, 3],
+        ['after_host', drainPb, 6],
+      ],
+    );
 
     const again = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1')], env());
     assert.equal(again.code, 0, `${again.stderr}\n${JSON.stringify(again.report.hosts[0])}`);
@@ -175,7 +213,10 @@ describe('live safety', () => {
     for (const pw of ['first-Secret-1', 'second-Secret-2']) {
       const r = await hoistJson(['apply', PB('containerd'), ...base('-l', 'h1', ...reg(pw))], env());
       assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report.hosts[0])}`);
-      assert.ok(r.report.hosts[0].notes?.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev')), r.report.hosts[0].notes?.join('\n'));
+      assert.ok(
+        r.report.hosts[0].notes?.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev')),
+        r.report.hosts[0].notes?.join('\n'),
+      );
     }
     assert.doesNotMatch((await onHost(info, 'h1', 'ls -A /etc/containerd')).out, /hoist-prev/);
     assert.equal((await onHost(info, 'h1', 'grep -rl first-Secret-1 /etc/containerd || true')).out, '', 'the old password is nowhere under /etc/containerd');
@@ -185,7 +226,7 @@ describe('live safety', () => {
     assert.equal((await onHost(info, 'h1', 'ls /etc/containerd | grep -c hoist-prev || true')).out.trim(), '0');
   });
 
-  test('CNI: the 1.x bundle\'s conflist is not installed unless kept; an upgrade to 2.x removes the bundle\'s, never a user\'s; verify names the file containerd uses', async (t) => {
+  test("CNI: the 1.x bundle's conflist is not installed unless kept; an upgrade to 2.x removes the bundle's, never a user's; verify names the file containerd uses", async (t) => {
     const bundleCni = '/etc/cni/net.d/10-containerd-net.conflist';
     assert.equal((await onHost(info, 'h1', `ls /etc/cni/net.d`)).out, '', 'a default 1.x bootstrap leaves no network configuration');
     assert.equal((await onHost(info, 'h3', `test -f ${bundleCni} && echo kept`)).out, 'kept\n');
@@ -198,14 +239,51 @@ describe('live safety', () => {
     const two = info.releases.find((x) => x.line === '2.1');
     if (!two) return t.skip('the mirror lacks a 2.1 release');
     // h2: an operator's own file under the bundle's name, beside the cluster's network.
-    await onHost(info, 'h2', `printf '{"cniVersion":"0.4.0","name":"mine","plugins":[{"type":"bridge"}]}' > ${bundleCni}; cp /dev/null /etc/cni/net.d/10-flannel.conflist`);
+    await onHost(
+      info,
+      'h2',
+      `printf '{"cniVersion":"0.4.0","name":"mine","plugins":[{"type":"bridge"}]}' > ${bundleCni}; cp /dev/null /etc/cni/net.d/10-flannel.conflist`,
+    );
     const v2 = await hoistJson(['verify', '-i', info.inventoryPath, ...version, '-l', 'h2'], env());
     const verify2 = v2.report.hosts[0].tasks.find((x) => x.task === 'containerd_verify')!;
-    assert.ok(verify2.notes.some((n) => n.startsWith(`WARNING: CNI: containerd uses ${bundleCni} (first of 2; not used: 10-flannel.conflist): the 1.x bundle's bridge network, which shadows 10-flannel.conflist`)), verify2.notes.join('\n'));
+    assert.ok(
+      verify2.notes.some((n) =>
+        n.startsWith(
+          `WARNING: CNI: containerd uses ${bundleCni} (first of 2; not used: 10-flannel.conflist): the 1.x bundle's bridge network, which shadows 10-flannel.conflist`,
+        ),
+      ),
+      verify2.notes.join('\n'),
+    );
 
-    const up = await hoistJson(['apply', PB('upgrade'), '-i', info.inventoryPath, '--cache-dir', cacheDir, '-l', 'h2,h3', '-e', `containerd_version="${two.containerd}"`, '-e', 'crictl_version=false', '-e', `runc_version="${two.runc}"`, '-e', `cni_version="${two.cni}"`, '-e', 'verify_settle_seconds=3'], env());
+    const up = await hoistJson(
+      [
+        'apply',
+        PB('upgrade'),
+        '-i',
+        info.inventoryPath,
+        '--cache-dir',
+        cacheDir,
+        '-l',
+        'h2,h3',
+        '-e',
+        `containerd_version="${two.containerd}"`,
+        '-e',
+        'crictl_version=false',
+        '-e',
+        `runc_version="${two.runc}"`,
+        '-e',
+        `cni_version="${two.cni}"`,
+        '-e',
+        'verify_settle_seconds=3',
+      ],
+      env(),
+    );
     assert.equal(up.code, 0, `${up.stderr}\n${JSON.stringify(up.report, null, 1)}`);
-    assert.equal((await onHost(info, 'h3', `test -e ${bundleCni} && echo present || echo gone`)).out, 'gone\n', 'the bundle\'s file, as hoist recorded it, goes with the upgrade to 2.x');
-    assert.match((await onHost(info, 'h2', `cat ${bundleCni}`)).out, /"name":"mine"/, 'an operator\'s file of that name stays');
+    assert.equal(
+      (await onHost(info, 'h3', `test -e ${bundleCni} && echo present || echo gone`)).out,
+      'gone\n',
+      "the bundle's file, as hoist recorded it, goes with the upgrade to 2.x",
+    );
+    assert.match((await onHost(info, 'h2', `cat ${bundleCni}`)).out, /"name":"mine"/, "an operator's file of that name stays");
   });
 });

@@ -31,12 +31,22 @@ const apply = (pb: string, host: string, ...extra: string[]) =>
 const etcState = async (host: string) => (await onHost(info, host, 'stat -c "%a %U:%G" /etc; ls -A /etc | sha256sum')).out;
 
 /** Whether hoist left anything of containerd on the host. */
-const untouched = async (host: string) => (await onHost(info, host, 'ls -d /usr/local/bin/containerd /var/lib/hoist/containerd /var/lib/hoist/artifacts/* /etc/containerd /etc/io.containerd* 2>/dev/null; true')).out;
+const untouched = async (host: string) =>
+  (
+    await onHost(
+      info,
+      host,
+      'ls -d /usr/local/bin/containerd /var/lib/hoist/containerd /var/lib/hoist/artifacts/* /etc/containerd /etc/io.containerd* 2>/dev/null; true',
+    )
+  ).out;
 
 test('a path variable that is a symlink into /etc on the host is refused before anything changes', async () => {
   await onHost(info, 'h2', 'ln -sfn /etc /srv/evil');
   const before = await etcState('h2');
-  for (const [value, through] of [['/srv/evil', /resolves to \/etc: "\/etc" is a system directory/], ['/srv/evil/data', /resolves to \/etc\/data through the symlink \/srv\/evil -> \/etc: "\/etc" is a system directory/]] as const) {
+  for (const [value, through] of [
+    ['/srv/evil', /resolves to \/etc: "\/etc" is a system directory/],
+    ['/srv/evil/data', /resolves to \/etc\/data through the symlink \/srv\/evil -> \/etc: "\/etc" is a system directory/],
+  ] as const) {
     const r = await apply(PB('containerd'), 'h2', '-e', `root_dir="${value}"`);
     assert.equal(r.code, 2, `${value}: ${r.stderr}\n${JSON.stringify(r.report)}`);
     const h = r.report.hosts[0];
@@ -59,12 +69,18 @@ test('a symlink swapped in between planning and applying is refused by the comma
   // The hook runs after the plan, before the first change: as a person or another tool might, it
   // puts a symlink to /etc where the plan found an empty directory.
   const pb = path.join(dir, 'swap.toml');
-  await writeFile(pb, `extends = ${JSON.stringify(path.relative(dir, PB('containerd')))}\n[[before_host]]\non = "host"\nrun = "rmdir /srv/swap && ln -s /etc /srv/swap"\n`);
+  await writeFile(
+    pb,
+    `extends = ${JSON.stringify(path.relative(dir, PB('containerd')))}\n[[before_host]]\non = "host"\nrun = "rmdir /srv/swap && ln -s /etc /srv/swap"\n`,
+  );
   const r = await apply(pb, 'h2', '-e', 'root_dir="/srv/swap"');
   assert.equal(r.code, 2, `${r.stderr}\n${JSON.stringify(r.report)}`);
   const h = r.report.hosts[0];
   assert.equal(h.status, 'failed');
-  assert.match(h.error!, /root_dir = \/srv\/swap resolved to \/srv\/swap when the host was planned and now resolves to \/etc: a symlink on the way changed since; nothing was written/);
+  assert.match(
+    h.error!,
+    /root_dir = \/srv\/swap resolved to \/srv\/swap when the host was planned and now resolves to \/etc: a symlink on the way changed since; nothing was written/,
+  );
   assert.equal((await onHost(info, 'h2', 'readlink /srv/swap')).out, '/etc\n', 'the hook did swap it');
   assert.equal(await etcState('h2'), before);
   assert.equal(await untouched('h2'), '');
@@ -77,8 +93,24 @@ test('a symlink swapped in between planning and applying is refused by the comma
 test("a data directory in a user's home is refused, for an apply and for a reset's --check --diff", async () => {
   const r = await apply(PB('containerd'), 'h2', '-e', 'root_dir="/home/deploy/containerd"');
   assert.equal(r.code, 2);
-  assert.match(r.report.hosts[0].error!, /root_dir = "\/home\/deploy\/containerd" \(set in -e.*\) resolves to \/home\/deploy\/containerd, which lies in the home of user deploy \(\/home\/deploy\).*Fix: .*allow_data_dir = "\/home\/deploy\/containerd"/);
-  const reset = await hoist(['apply', PB('reset'), '-i', info.inventoryPath, '-l', 'h2', '--check', '--diff', '-e', 'root_dir="/home/deploy"', '-e', 'remove_data=true']);
+  assert.match(
+    r.report.hosts[0].error!,
+    /root_dir = "\/home\/deploy\/containerd" \(set in -e.*\) resolves to \/home\/deploy\/containerd, which lies in the home of user deploy \(\/home\/deploy\).*Fix: .*allow_data_dir = "\/home\/deploy\/containerd"/,
+  );
+  const reset = await hoist([
+    'apply',
+    PB('reset'),
+    '-i',
+    info.inventoryPath,
+    '-l',
+    'h2',
+    '--check',
+    '--diff',
+    '-e',
+    'root_dir="/home/deploy"',
+    '-e',
+    'remove_data=true',
+  ]);
   assert.equal(reset.code, 2, reset.stdout);
   assert.match(reset.stdout, /root_dir = "\/home\/deploy" .*is the home of user deploy/);
   assert.doesNotMatch(reset.stdout, /^-\/home\/deploy/m);
@@ -90,7 +122,10 @@ test('reset with remove_data keeps a data directory hoist did not create, with t
   await onHost(info, 'h1', 'mkdir -p /srv/keep && echo mine > /srv/keep/notes.txt');
   const refused = await apply(PB('containerd'), 'h1', '-e', 'root_dir="/srv/keep"', '--check');
   assert.equal(refused.code, 2);
-  assert.match(refused.report.hosts[0].error!, /resolves to \/srv\/keep, which is an existing directory hoist did not create, holding 1 entry its data never has \("notes.txt"\).*allow_data_dir = "\/srv\/keep"/);
+  assert.match(
+    refused.report.hosts[0].error!,
+    /resolves to \/srv\/keep, which is an existing directory hoist did not create, holding 1 entry its data never has \("notes.txt"\).*allow_data_dir = "\/srv\/keep"/,
+  );
 
   const vars = ['-e', 'root_dir="/srv/keep"', '-e', 'allow_data_dir="/srv/keep"'];
   const boot = await apply(PB('containerd'), 'h1', ...vars);
@@ -111,5 +146,8 @@ test('reset with remove_data keeps a data directory hoist did not create, with t
 
   const reset = await hoistJson(args);
   assert.equal(reset.code, 0, JSON.stringify(reset.report));
-  assert.equal((await onHost(info, 'h1', 'ls -A /srv/keep; cat /srv/keep/notes.txt; test -e /run/containerd || echo state-gone')).out, 'notes.txt\nmine\nstate-gone\n');
+  assert.equal(
+    (await onHost(info, 'h1', 'ls -A /srv/keep; cat /srv/keep/notes.txt; test -e /run/containerd || echo state-gone')).out,
+    'notes.txt\nmine\nstate-gone\n',
+  );
 });

@@ -32,9 +32,12 @@ function vars(version: string, o: { cni?: boolean; restrictOom?: boolean } = {})
   const rel = info.releases.find((r) => r.containerd === version)!;
   const companions = version.startsWith('2.') ? ['-e', 'crictl_version=false', '-e', `runc_version="${rel.runc}"`, '-e', `cni_version="${rel.cni}"`] : [];
   return [
-    '-e', `containerd_version="${version}"`, ...companions,
-    '-e', `restrict_oom_score_adj=${o.restrictOom ?? true}`,
-    ...(o.cni ?? true ? ['-e', 'cni_conflist=bridge', '-e', 'cni_subnet="10.77.0.0/16"'] : []),
+    '-e',
+    `containerd_version="${version}"`,
+    ...companions,
+    '-e',
+    `restrict_oom_score_adj=${o.restrictOom ?? true}`,
+    ...((o.cni ?? true) ? ['-e', 'cni_conflist=bridge', '-e', 'cni_subnet="10.77.0.0/16"'] : []),
   ];
 }
 
@@ -43,7 +46,11 @@ const notes = (r: { report: { hosts: { tasks: { task: string; notes: string[] }[
 
 /** What containerd itself still has in the k8s.io namespace, read as root with ctr. */
 async function leftovers(host: string): Promise<string> {
-  const r = await onHost(info, host, 'ctr -n k8s.io containers ls -q; ctr -n k8s.io tasks ls -q | tail -n +2; ls /var/run/netns 2>/dev/null; ip -o link show type veth | grep -o " veth[0-9a-f]*" || true');
+  const r = await onHost(
+    info,
+    host,
+    'ctr -n k8s.io containers ls -q; ctr -n k8s.io tasks ls -q | tail -n +2; ls /var/run/netns 2>/dev/null; ip -o link show type veth | grep -o " veth[0-9a-f]*" || true',
+  );
   assert.equal(r.code, 0, r.out);
   return r.out.trim();
 }
@@ -69,8 +76,13 @@ describe('pod test through CRI', { concurrency: false }, () => {
       const first = await hoistJson(['apply', PLAYBOOK, ...base, '--cache-dir', path.join(dir, 'cache')]);
       assert.equal(first.code, 0, `${first.stderr}\n${JSON.stringify(first.report, null, 1)}`);
       t.diagnostic(`bootstrap ${v}: ${Date.now() - t0} ms`);
-      const conflist = JSON.parse((await onHost(info, host, `cat ${CONFLIST}`)).out) as { plugins: { type: string; ipam?: { ranges: { subnet: string }[][] } }[] };
-      assert.deepEqual(conflist.plugins.map((p) => p.type), ['bridge', 'loopback']);
+      const conflist = JSON.parse((await onHost(info, host, `cat ${CONFLIST}`)).out) as {
+        plugins: { type: string; ipam?: { ranges: { subnet: string }[][] } }[];
+      };
+      assert.deepEqual(
+        conflist.plugins.map((p) => p.type),
+        ['bridge', 'loopback'],
+      );
       assert.equal(conflist.plugins[0].ipam!.ranges[0][0].subnet, '10.77.0.0/16');
       const dump = await onHost(info, host, 'containerd config dump');
       assert.match(dump.out, /restrict_oom_score_adj = true/);
@@ -78,7 +90,16 @@ describe('pod test through CRI', { concurrency: false }, () => {
       await importPodImages(info, host, defaultSandboxImage(parseVersion(v)));
 
       // An interrupted pod test's sandbox (host network, so it needs no CNI): the next test removes it.
-      await withFleetCri(info, host, (c) => runPodSandbox(c, { name: 'hoist-pod-test', uid: `left-${Date.now()}`, namespace: 'hoist', cgroupParent: 'hoist.slice', hostNetwork: true, labels: { 'io.hoist.pod-test': '1' } }));
+      await withFleetCri(info, host, (c) =>
+        runPodSandbox(c, {
+          name: 'hoist-pod-test',
+          uid: `left-${Date.now()}`,
+          namespace: 'hoist',
+          cgroupParent: 'hoist.slice',
+          hostNetwork: true,
+          labels: { 'io.hoist.pod-test': '1' },
+        }),
+      );
       assert.notEqual(await leftovers(host), '');
 
       const t1 = Date.now();
@@ -88,12 +109,33 @@ describe('pod test through CRI', { concurrency: false }, () => {
       assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report, null, 1)}`);
       t.diagnostic(`hoist verify --pod-test on ${v}: ${ms} ms\n${lines.join('\n')}`);
       const steps = lines.map((l) => /^pod test: (\S+)/.exec(l)?.[1]).filter(Boolean);
-      assert.deepEqual(steps, ['Status', 'leftovers', 'image', 'RunPodSandbox', 'PodSandboxStatus', 'CreateContainer', 'StartContainer', 'ContainerStatus', 'ExecSync', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox', 'nothing']);
+      assert.deepEqual(steps, [
+        'Status',
+        'leftovers',
+        'image',
+        'RunPodSandbox',
+        'PodSandboxStatus',
+        'CreateContainer',
+        'StartContainer',
+        'ContainerStatus',
+        'ExecSync',
+        'StopContainer',
+        'RemoveContainer',
+        'StopPodSandbox',
+        'RemovePodSandbox',
+        'nothing',
+      ]);
       assert.match(lines.join('\n'), /^pod test passed in [\d.]+ s: the pod's CNI address 10\.77\.\d+\.\d+ seen inside the container$/m);
-      assert.ok(lines.some((l) => /^pod test: leftovers \d+ ms: removed 1 pod\(s\)/.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => /^pod test: leftovers \d+ ms: removed 1 pod\(s\)/.test(l)),
+        lines.join('\n'),
+      );
       const address = /address (10\.77\.\d+\.\d+) from CNI/.exec(lines.join('\n'))?.[1];
       assert.ok(address, lines.join('\n'));
-      assert.ok(lines.some((l) => l.includes(`the container runs and has ${address}`)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes(`the container runs and has ${address}`)),
+        lines.join('\n'),
+      );
       assert.equal(await leftovers(host), '', 'containers, tasks, network namespaces or veths left behind');
 
       // Logged in as root, without become: the CRI socket is opened directly.
@@ -108,7 +150,10 @@ describe('pod test through CRI', { concurrency: false }, () => {
       assert.equal(changedCount(again.report), 0, JSON.stringify(again.report, null, 1));
       const reset = await hoist(['apply', RESET, ...base, '--yes']);
       assert.equal(reset.code, 0, `${reset.stdout}\n${reset.stderr}`);
-      assert.equal((await onHost(info, host, `test -e ${CONFLIST} && echo present || echo absent; ip link show hoist0 >/dev/null 2>&1 && echo bridge`)).out.trim(), 'absent');
+      assert.equal(
+        (await onHost(info, host, `test -e ${CONFLIST} && echo present || echo absent; ip link show hoist0 >/dev/null 2>&1 && echo bridge`)).out.trim(),
+        'absent',
+      );
     });
   }
 
@@ -128,7 +173,11 @@ describe('pod test through CRI', { concurrency: false }, () => {
     const noCni = await hoistJson(['verify', ...bare, '--pod-test', info.ociImageName]);
     assert.equal(noCni.code, 2);
     const noCniError = noCni.report.hosts[0].error ?? '';
-    assert.match(noCniError, /Status: NetworkReady is false \(.*\) \(no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/, noCniError);
+    assert.match(
+      noCniError,
+      /Status: NetworkReady is false \(.*\) \(no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/,
+      noCniError,
+    );
 
     // With hoist's network, but no registry the host reaches serves the sandbox image.
     const good = ['-i', info.inventoryPath, '-l', host, ...vars(v)];
@@ -137,7 +186,13 @@ describe('pod test through CRI', { concurrency: false }, () => {
     const noPause = await hoistJson(['verify', ...good, '--pod-test', info.ociImageName]);
     assert.equal(noPause.code, 2);
     const noPauseError = noPause.report.hosts[0].error ?? '';
-    assert.match(noPauseError, new RegExp(`RunPodSandbox: the sandbox image ${sandboxImage.replace(/[.]/g, '\\.')} \\(sandbox_image\\) could not be pulled: cannot resolve registry\\.k8s\\.io`), noPauseError);
+    assert.match(
+      noPauseError,
+      new RegExp(
+        `RunPodSandbox: the sandbox image ${sandboxImage.replace(/[.]/g, '\\.')} \\(sandbox_image\\) could not be pulled: cannot resolve registry\\.k8s\\.io`,
+      ),
+      noPauseError,
+    );
     await importPodImages(info, host, sandboxImage);
 
     // With hoist's network but containerd's default oom_score_adj for sandboxes, in one apply that
@@ -146,7 +201,11 @@ describe('pod test through CRI', { concurrency: false }, () => {
     const r = await hoistJson(['apply', PLAYBOOK, ...withCni, '-e', `verify_pod_test="${info.ociImageName}"`, '--cache-dir', path.join(dir, 'cache')]);
     assert.equal(r.code, 2, JSON.stringify(r.report, null, 1));
     const err = r.report.hosts[0].error ?? '';
-    assert.match(err, /RunPodSandbox: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and this node cannot lower oom_score_adj \(no CAP_SYS_RESOURCE.*\); set restrict_oom_score_adj = true \(containerd: .*final child's PID/, err);
+    assert.match(
+      err,
+      /RunPodSandbox: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and this node cannot lower oom_score_adj \(no CAP_SYS_RESOURCE.*\); set restrict_oom_score_adj = true \(containerd: .*final child's PID/,
+      err,
+    );
     assert.equal(await leftovers(host), '', 'a failed RunPodSandbox left something behind');
   });
 });

@@ -64,10 +64,23 @@ function privateVars(over: Record<string, string | undefined> = {}): Record<stri
 /** A private registry set up with exactly one thing missing or wrong, and what hoist must say about it. */
 const VARIANTS: { name: string; over: Record<string, string | undefined>; expect: RegExp }[] = [
   { name: 'no-ca', over: { ca: undefined }, expect: /CA not trusted: .*set registries\."registry\.fleet\.test:5000"\.ca/ },
-  { name: 'no-client-cert', over: { client_cert: undefined, client_key: undefined }, expect: /client certificate rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.client_cert and client_key/ },
-  { name: 'no-credentials', over: { username: undefined, password: undefined }, expect: /credentials rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.username and password/ },
+  {
+    name: 'no-client-cert',
+    over: { client_cert: undefined, client_key: undefined },
+    expect: /client certificate rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.client_cert and client_key/,
+  },
+  {
+    name: 'no-credentials',
+    over: { username: undefined, password: undefined },
+    expect: /credentials rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.username and password/,
+  },
   { name: 'wrong-ca', over: {}, expect: /CA not trusted: .*not signed by the configured CA \(registries\."registry\.fleet\.test:5000"\.ca = other-ca\.pem\)/ },
-  { name: 'wrong-client-cert', over: {}, expect: /client certificate rejected or missing: .*refused the configured client certificate \(registries\."registry\.fleet\.test:5000"\.client_cert = other-client\.pem\)/ },
+  {
+    name: 'wrong-client-cert',
+    over: {},
+    expect:
+      /client certificate rejected or missing: .*refused the configured client certificate \(registries\."registry\.fleet\.test:5000"\.client_cert = other-client\.pem\)/,
+  },
   { name: 'wrong-password', over: {}, expect: /credentials rejected or missing: .*refused the configured credentials/ },
 ];
 
@@ -96,15 +109,20 @@ before(async () => {
 
   // The upstream name resolves to a listener on each gateway that records every connection: pulls
   // through the mirror must never reach it.
-  await Promise.all(info.hosts.map((h) => new Promise<void>((resolve, reject) => {
-    const srv = createServer((sock: Socket) => {
-      trapHits.push(sock.remoteAddress ?? '?');
-      sock.destroy();
-    });
-    srv.once('error', reject);
-    srv.listen({ host: h.gateway, port: 443, exclusive: true }, () => resolve());
-    traps.push(srv);
-  })));
+  await Promise.all(
+    info.hosts.map(
+      (h) =>
+        new Promise<void>((resolve, reject) => {
+          const srv = createServer((sock: Socket) => {
+            trapHits.push(sock.remoteAddress ?? '?');
+            sock.destroy();
+          });
+          srv.once('error', reject);
+          srv.listen({ host: h.gateway, port: 443, exclusive: true }, () => resolve());
+          traps.push(srv);
+        }),
+    ),
+  );
 });
 
 after(async () => {
@@ -122,10 +140,41 @@ function companions(version: string): string[] {
 }
 
 const apply = (version: string, vars: string, ...extra: string[]) =>
-  hoistJson(['apply', PLAYBOOK, '-i', info.inventoryPath, '--cache-dir', cacheDir, '-e', `containerd_version="${version}"`, ...companions(version), '-e', `@${path.join(dir, vars)}`, ...extra], env());
+  hoistJson(
+    [
+      'apply',
+      PLAYBOOK,
+      '-i',
+      info.inventoryPath,
+      '--cache-dir',
+      cacheDir,
+      '-e',
+      `containerd_version="${version}"`,
+      ...companions(version),
+      '-e',
+      `@${path.join(dir, vars)}`,
+      ...extra,
+    ],
+    env(),
+  );
 
 const verify = (version: string, vars: string, images: string[], ...extra: string[]) =>
-  hoistJson(['verify', PLAYBOOK, '-i', info.inventoryPath, '-e', `containerd_version="${version}"`, ...companions(version), '-e', `@${path.join(dir, vars)}`, ...images.flatMap((i) => ['--pull-test', i]), ...extra], env());
+  hoistJson(
+    [
+      'verify',
+      PLAYBOOK,
+      '-i',
+      info.inventoryPath,
+      '-e',
+      `containerd_version="${version}"`,
+      ...companions(version),
+      '-e',
+      `@${path.join(dir, vars)}`,
+      ...images.flatMap((i) => ['--pull-test', i]),
+      ...extra,
+    ],
+    env(),
+  );
 
 function verifyTask(report: JsonReport, host: string) {
   const h = report.hosts.find((x) => x.name === host);
@@ -187,7 +236,11 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       const holder = line.startsWith('2.') ? '/etc/containerd/certs.d/registry.fleet.test_5000_/hosts.toml' : '/etc/containerd/config.toml';
       const pw = regs.private.password;
       const basic = Buffer.from(`${regs.private.username}:${pw}`).toString('base64');
-      const modes = await onHost(info, 'h1', `stat -c '%a %n' ${holder} /etc/containerd/certs.d/registry.fleet.test_5000_/client.key; grep -c -e ${pw} -e ${basic} ${holder}`);
+      const modes = await onHost(
+        info,
+        'h1',
+        `stat -c '%a %n' ${holder} /etc/containerd/certs.d/registry.fleet.test_5000_/client.key; grep -c -e ${pw} -e ${basic} ${holder}`,
+      );
       assert.equal(modes.out, `600 ${holder}\n600 /etc/containerd/certs.d/registry.fleet.test_5000_/client.key\n1\n`);
       if (line === '1.4') {
         // No config_path: the legacy form in config.toml carries mirrors, TLS and credentials.
@@ -208,9 +261,16 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(r.report, null, 1)}`);
       for (const h of ['h1', 'h2']) {
         const notes = verifyTask(r.report, h).notes;
-        for (const img of [MIRRORED, privateImage, pauseImage, plainImage]) assert.ok(notes.some((n) => n.startsWith(`pull ${img}: ok (sha256:`)), `${h}: ${notes.join('\n')}`);
+        for (const img of [MIRRORED, privateImage, pauseImage, plainImage])
+          assert.ok(
+            notes.some((n) => n.startsWith(`pull ${img}: ok (sha256:`)),
+            `${h}: ${notes.join('\n')}`,
+          );
         // The sandbox image is the private one, in the config containerd actually runs with.
-        assert.ok(notes.some((n) => n.includes(`sandbox ${pauseImage}`)), notes.join('\n'));
+        assert.ok(
+          notes.some((n) => n.includes(`sandbox ${pauseImage}`)),
+          notes.join('\n'),
+        );
         const ctrNotes = notes.filter((n) => / with ctr \(same hosts\.toml\): /.test(n));
         if (line === '1.4') assert.deepEqual(ctrNotes, []);
         else assert.equal(ctrNotes.length, 4, notes.join('\n'));
@@ -219,14 +279,26 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       const mirrorLines = await linesSince(regs.mirror.accessLog, mirrorAt);
       for (const h of info.hosts.filter((x) => x.name !== 'h3')) {
         const mine = mirrorLines.filter((l) => l.startsWith(`${h.address} `));
-        assert.ok(mine.some((l) => /"(HEAD|GET) \/v2\/library\/busybox\/manifests\/1(\?ns=docker\.io)? HTTP\/[\d.]+" 200 .*"containerd\//.test(l)), `${h.name} never asked the mirror:\n${mirrorLines.join('\n')}`);
-        assert.ok(mine.some((l) => /"GET \/v2\/library\/busybox\/blobs\/sha256:[0-9a-f]{64}(\?ns=docker\.io)? HTTP\/[\d.]+" 200/.test(l)), `${h.name} fetched no layer from the mirror`);
+        assert.ok(
+          mine.some((l) => /"(HEAD|GET) \/v2\/library\/busybox\/manifests\/1(\?ns=docker\.io)? HTTP\/[\d.]+" 200 .*"containerd\//.test(l)),
+          `${h.name} never asked the mirror:\n${mirrorLines.join('\n')}`,
+        );
+        assert.ok(
+          mine.some((l) => /"GET \/v2\/library\/busybox\/blobs\/sha256:[0-9a-f]{64}(\?ns=docker\.io)? HTTP\/[\d.]+" 200/.test(l)),
+          `${h.name} fetched no layer from the mirror`,
+        );
       }
       assert.equal(trapHits.length, trapsBefore, `the upstream ${UPSTREAM} was contacted: ${trapHits.slice(trapsBefore).join(', ')}`);
       const privateLines = await linesSince(regs.private.accessLog, privateAt);
-      assert.ok(privateLines.some((l) => l.startsWith(`${info.hosts[0].address} `) && /"HEAD \/v2\/hoist\/pause\/manifests\/1 HTTP\/[\d.]+" 200/.test(l)), privateLines.join('\n'));
+      assert.ok(
+        privateLines.some((l) => l.startsWith(`${info.hosts[0].address} `) && /"HEAD \/v2\/hoist\/pause\/manifests\/1 HTTP\/[\d.]+" 200/.test(l)),
+        privateLines.join('\n'),
+      );
       const dump = (await onHost(info, 'h2', 'containerd config dump')).out;
-      assert.match(dump, line.startsWith('2.') ? /sandbox = ["']registry\.fleet\.test:5000\/hoist\/pause:1["']/ : /sandbox_image = "registry\.fleet\.test:5000\/hoist\/pause:1"/);
+      assert.match(
+        dump,
+        line.startsWith('2.') ? /sandbox = ["']registry\.fleet\.test:5000\/hoist\/pause:1["']/ : /sandbox_image = "registry\.fleet\.test:5000\/hoist\/pause:1"/,
+      );
 
       // The trap is live: an image the mirror lacks falls through to the upstream name.
       const miss = await verify(version, 'good.toml', [NOT_IN_MIRROR], '--limit', 'h1');
@@ -237,9 +309,15 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       const h3 = await verify(version, 'no-plain.toml', [MIRRORED, privateImage, plainImage], '--limit', 'h3');
       assert.notEqual(h3.code, 0);
       const t = verifyTask(h3.report, 'h3');
-      assert.match(t.error ?? '', /pull plain\.fleet\.test:5001\/hoist\/busybox:1: registry speaks plain HTTP: .*set registries\."plain\.fleet\.test:5001"\.insecure_http = true/);
+      assert.match(
+        t.error ?? '',
+        /pull plain\.fleet\.test:5001\/hoist\/busybox:1: registry speaks plain HTTP: .*set registries\."plain\.fleet\.test:5001"\.insecure_http = true/,
+      );
       assert.doesNotMatch(t.error ?? '', /pull (docker\.io|registry\.fleet)/);
-      assert.ok(t.notes.some((n) => n.startsWith(`pull ${privateImage}: ok`)), t.notes.join('\n'));
+      assert.ok(
+        t.notes.some((n) => n.startsWith(`pull ${privateImage}: ok`)),
+        t.notes.join('\n'),
+      );
       assertNoSecret('hoist log file', await logText());
     });
 
@@ -247,13 +325,23 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
       assert.ok(version);
       const h = info.hosts[0];
       // Every name of the image (tag and the digest reference CRI adds), so containerd must resolve it again.
-      const gone = await onHost(info, h.name, 'for r in $(ctr -n k8s.io image ls -q | grep hoist/pause); do ctr -n k8s.io image rm "$r" >/dev/null 2>&1; done; ctr -n k8s.io image ls -q | grep -c hoist/pause');
+      const gone = await onHost(
+        info,
+        h.name,
+        'for r in $(ctr -n k8s.io image ls -q | grep hoist/pause); do ctr -n k8s.io image rm "$r" >/dev/null 2>&1; done; ctr -n k8s.io image ls -q | grep -c hoist/pause',
+      );
       assert.match(gone.out, /^0$/m, gone.out);
       const at = await fileSize(regs.private.accessLog);
       // kubelet never pulls the sandbox image: RunPodSandbox does, with the CRI plugin's registry settings.
       const outcome = await withFleetCri(info, h.name, async (c) => {
         try {
-          const id = await runPodSandbox(c, { name: 'hoist-sandbox-check', uid: `hoist-${Date.now()}`, namespace: 'hoist', hostNetwork: true, cgroupParent: 'hoist.slice' });
+          const id = await runPodSandbox(c, {
+            name: 'hoist-sandbox-check',
+            uid: `hoist-${Date.now()}`,
+            namespace: 'hoist',
+            hostNetwork: true,
+            cgroupParent: 'hoist.slice',
+          });
           await stopPodSandbox(c, id);
           await removePodSandbox(c, id);
           return 'started';
@@ -269,7 +357,10 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
         assert.match(outcome, /failed to (create containerd task|start sandbox)/, outcome);
       }
       const lines = (await linesSince(regs.private.accessLog, at)).filter((l) => l.startsWith(`${h.address} `));
-      assert.ok(lines.some((l) => /"(HEAD|GET) \/v2\/hoist\/pause\/manifests\/1 HTTP\/[\d.]+" 200 .*"containerd\//.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => /"(HEAD|GET) \/v2\/hoist\/pause\/manifests\/1 HTTP\/[\d.]+" 200 .*"containerd\//.test(l)),
+        lines.join('\n'),
+      );
       const ls = await onHost(info, h.name, 'ctr -n k8s.io image ls -q');
       assert.ok(ls.out.split('\n').includes(pauseImage), ls.out);
     });
@@ -291,7 +382,10 @@ for (const line of ['1.4', '1.6', '1.7', '2.1']) {
         assert.equal(run.code, 0, `${cmd}:\n${run.out}`);
       }
       const lines = await linesSince(regs.private.accessLog, privateAt);
-      assert.ok(lines.some((l) => l.startsWith(`${info.hosts[1].address} `) && /manifests\/1 HTTP\/[\d.]+" 200/.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.startsWith(`${info.hosts[1].address} `) && /manifests\/1 HTTP\/[\d.]+" 200/.test(l)),
+        lines.join('\n'),
+      );
     });
 
     test('one setting missing or wrong: the pull fails and verify names it', async () => {

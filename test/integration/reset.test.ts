@@ -34,8 +34,22 @@ before(async () => {
   const boot = await hoistJson(['apply', path.join(ROOT, 'playbooks', 'containerd.toml'), ...base('-l', 'h1')], env());
   assert.equal(boot.code, 0, `${boot.stderr}\n${JSON.stringify(boot.report, null, 1)}`);
   const addr = info.hosts.find((h) => h.name === 'h1')!.address;
-  execFileSync('scp', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-i', info.identityPath, info.ociImagePath, `root@${addr}:/tmp/busybox.tar`]);
-  const c = await onHost(info, 'h1', `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} resetme /bin/busybox sleep 100123 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="resetme"{print $3}' && pgrep -c containerd-shim`);
+  execFileSync('scp', [
+    '-q',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${info.knownHostsPath}`,
+    '-i',
+    info.identityPath,
+    info.ociImagePath,
+    `root@${addr}:/tmp/busybox.tar`,
+  ]);
+  const c = await onHost(
+    info,
+    'h1',
+    `ctr image import /tmp/busybox.tar >/dev/null && ctr run -d ${info.ociImageName} resetme /bin/busybox sleep 100123 >/dev/null && sleep 0.5 && ctr task ls | awk '$1=="resetme"{print $3}' && pgrep -c containerd-shim`,
+  );
   // The shim counted here is the one that must be gone after the reset.
   assert.equal(c.out.trim(), 'RUNNING\n1', c.out);
 });
@@ -88,25 +102,56 @@ test('with stop_workloads=true the question comes after the plan and names h1 on
     const asked = screen.lastIndexOf('Remove containerd');
     const planned = screen.indexOf('1 host(s) would change:');
     assert.ok(planned >= 0 && planned < asked, `the hosts are not named before the question:\n${screen}`);
-    assert.match(screen, /\n {2}h1: stop 1 container task\(s\) \(1 running\) in namespace\(s\) default and remove their containers; remove containerd as installed by hoist: \d+ file\(s\)/, screen);
+    assert.match(
+      screen,
+      /\n {2}h1: stop 1 container task\(s\) \(1 running\) in namespace\(s\) default and remove their containers; remove containerd as installed by hoist: \d+ file\(s\)/,
+      screen,
+    );
     assert.doesNotMatch(screen.slice(planned, asked), /\n {2}h2:/, `h2 has nothing to change and is named:\n${screen}`);
     run.type('y\r');
     const end = await run.exited;
     assert.equal(end.code, 0, run.screen());
-    assert.match(run.screen(), /bookkeeping in \/var\/lib\/hoist stays.*data-dirs \(the records of \/var\/lib\/containerd, \/run\/containerd: kept without remove_data=true/, run.screen());
+    assert.match(
+      run.screen(),
+      /bookkeeping in \/var\/lib\/hoist stays.*data-dirs \(the records of \/var\/lib\/containerd, \/run\/containerd: kept without remove_data=true/,
+      run.screen(),
+    );
   } finally {
     killPty(run);
   }
-  const after = await onHost(info, 'h1', `pgrep -c containerd-shim; pgrep -fc 'sleep 10012[3]'; ls /usr/local/bin/containerd /opt/containerd /etc/cni/net.d 2>&1 | grep -c 'No such'; ls -A /var/lib/hoist | tr '\\n' ' '`);
+  const after = await onHost(
+    info,
+    'h1',
+    `pgrep -c containerd-shim; pgrep -fc 'sleep 10012[3]'; ls /usr/local/bin/containerd /opt/containerd /etc/cni/net.d 2>&1 | grep -c 'No such'; ls -A /var/lib/hoist | tr '\\n' ' '`,
+  );
   const [shims, sleeps, missing, hoistDir] = after.out.split('\n');
   assert.deepEqual({ shims, sleeps, missing }, { shims: '0', sleeps: '0', missing: '3' }, after.out);
-  assert.equal(hoistDir.trim().split(' ').filter((e) => !['lock', 'lock.gen', 'commands.lock'].includes(e)).join(' '), 'data-dirs', after.out);
+  assert.equal(
+    hoistDir
+      .trim()
+      .split(' ')
+      .filter((e) => !['lock', 'lock.gen', 'commands.lock'].includes(e))
+      .join(' '),
+    'data-dirs',
+    after.out,
+  );
 
   // The data's reset takes the records with the directories: only the lock's files stay.
   const data = await hoistJson(['apply', RESET, ...base('-l', 'h1', '--yes', '-e', 'remove_data=true')], env());
   assert.equal(data.code, 0, JSON.stringify(data.report.hosts));
-  assert.deepEqual(data.report.hosts[0].tasks.flatMap((t) => t.notes), []);
+  assert.deepEqual(
+    data.report.hosts[0].tasks.flatMap((t) => t.notes),
+    [],
+  );
   const last = await onHost(info, 'h1', `ls -A /var/lib/hoist | tr '\\n' ' '; echo; [ -z "$(ls -A /var/lib/containerd 2>/dev/null)" ] && echo emptied`);
-  assert.deepEqual(last.out.split('\n')[0].trim().split(' ').filter((e) => !['lock', 'lock.gen', 'commands.lock'].includes(e)), [], last.out);
+  assert.deepEqual(
+    last.out
+      .split('\n')[0]
+      .trim()
+      .split(' ')
+      .filter((e) => !['lock', 'lock.gen', 'commands.lock'].includes(e)),
+    [],
+    last.out,
+  );
   assert.match(last.out, /emptied/);
 });

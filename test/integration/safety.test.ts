@@ -28,7 +28,9 @@ async function logOf(stateHome: string): Promise<string> {
 
 /** The forms a password takes in a config dump, a TOML file, a header, a URL, a shell line. */
 function encodings(user: string, pw: string): Record<string, string> {
-  const goJson = JSON.stringify(pw).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const goJson = JSON.stringify(pw)
+    .slice(1, -1)
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return {
     raw: pw,
     json: JSON.stringify(pw).slice(1, -1),
@@ -48,9 +50,32 @@ describe('secrets', () => {
     const passwords = [`old"pa\\ss wörd$1'x`, `new\\"pw é$(x) 2'"`, `third\\u00e9 "%41+/=`];
     const run = async (pw: string, name: string, ...extra: string[]) => {
       const vars = path.join(dir, `${name}.toml`);
-      await writeFile(vars, `[registries.${JSON.stringify(regs.private.host)}]\nca = ${JSON.stringify(regs.pki.ca)}\nusername = ${JSON.stringify(user)}\npassword = ${JSON.stringify(pw)}\n`);
+      await writeFile(
+        vars,
+        `[registries.${JSON.stringify(regs.private.host)}]\nca = ${JSON.stringify(regs.pki.ca)}\nusername = ${JSON.stringify(user)}\npassword = ${JSON.stringify(pw)}\n`,
+      );
       const stateHome = path.join(dir, `state-${name}`);
-      const r = await hoist(['apply', PLAYBOOK, '-i', info.inventoryPath, '--limit', 'h1', '--cache-dir', path.join(dir, 'cache'), '-e', `containerd_version="${rel.containerd}"`, '-e', 'allow_downgrade=true', '-e', `@${vars}`, '-vvv', ...extra], { XDG_STATE_HOME: stateHome });
+      const r = await hoist(
+        [
+          'apply',
+          PLAYBOOK,
+          '-i',
+          info.inventoryPath,
+          '--limit',
+          'h1',
+          '--cache-dir',
+          path.join(dir, 'cache'),
+          '-e',
+          `containerd_version="${rel.containerd}"`,
+          '-e',
+          'allow_downgrade=true',
+          '-e',
+          `@${vars}`,
+          '-vvv',
+          ...extra,
+        ],
+        { XDG_STATE_HOME: stateHome },
+      );
       return { r, text: `${r.stdout}\n${r.stderr}\n${await logOf(stateHome)}` };
     };
     const first = await run(passwords[0], 'old');
@@ -62,10 +87,17 @@ describe('secrets', () => {
     // A planned change of password, with its diff, in the --json report too.
     const third = await run(passwords[2], 'third', '--check', '--diff', '--json');
     assert.match(third.r.stdout, /"schemaVersion"/);
-    for (const [label, { text }] of [['first run', first], ['second run', second], ['check --diff --json', third]] as const) {
+    for (const [label, { text }] of [
+      ['first run', first],
+      ['second run', second],
+      ['check --diff --json', third],
+    ] as const) {
       for (const pw of passwords) {
         for (const [form, value] of Object.entries(encodings(user, pw))) {
-          assert.ok(!text.includes(value), `${label}: password ${passwords.indexOf(pw) + 1} shows ${form}: ...${text.slice(Math.max(0, text.indexOf(value) - 200), text.indexOf(value) + 50)}`);
+          assert.ok(
+            !text.includes(value),
+            `${label}: password ${passwords.indexOf(pw) + 1} shows ${form}: ...${text.slice(Math.max(0, text.indexOf(value) - 200), text.indexOf(value) + 50)}`,
+          );
         }
       }
     }
@@ -80,7 +112,8 @@ describe('the host lock', () => {
     return f;
   }
   // "[s]leep N": the pattern must not match the command line of the shell that runs pgrep.
-  const running = async (seconds: number) => (await onHost(info, 'h1', `pgrep -x -f '[s]leep ${seconds}' >/dev/null && echo yes || echo no`)).out.trim() === 'yes';
+  const running = async (seconds: number) =>
+    (await onHost(info, 'h1', `pgrep -x -f '[s]leep ${seconds}' >/dev/null && echo yes || echo no`)).out.trim() === 'yes';
   async function until(what: () => Promise<boolean>): Promise<void> {
     for (let i = 0; i < 150 && !(await what()); i++) await new Promise((r) => setTimeout(r, 100));
   }
@@ -101,7 +134,11 @@ describe('the host lock', () => {
   });
 
   test("a killed run's leftover command is stopped with a note, not waited for", async () => {
-    const child = spawn(process.execPath, [HOIST, 'apply', await slow(40), '-i', info.inventoryPath, '-l', 'h1'], { cwd: ROOT, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [HOIST, 'apply', await slow(40), '-i', info.inventoryPath, '-l', 'h1'], {
+      cwd: ROOT,
+      env: { ...process.env, CI: '1' },
+      stdio: 'ignore',
+    });
     await until(() => running(40));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
@@ -116,13 +153,16 @@ describe('the host lock', () => {
 });
 
 describe('control characters from hosts', () => {
-   
   const RAW = /[\x00\x1b\r]/;
 
   test('a VERSION_ID with ESC and CR in `hoist facts`, and NUL/ESC/CR in -vvv remote output, are escaped on the terminal and in the log', async () => {
     const stateHome = path.join(dir, 'state-ctl');
     // /etc/os-release is a symlink on Debian: the test replaces it with a file and puts the link back.
-    await onHost(info, 'h1', `readlink /etc/os-release > /etc/os-release.hoist-test-link; cp --remove-destination "$(readlink -f /etc/os-release)" /etc/os-release && sed -i 's/^VERSION_ID=.*/VERSION_ID="12\\x1b[2J\\r"/' /etc/os-release`);
+    await onHost(
+      info,
+      'h1',
+      `readlink /etc/os-release > /etc/os-release.hoist-test-link; cp --remove-destination "$(readlink -f /etc/os-release)" /etc/os-release && sed -i 's/^VERSION_ID=.*/VERSION_ID="12\\x1b[2J\\r"/' /etc/os-release`,
+    );
     try {
       const facts = await hoist(['facts', '-i', info.inventoryPath, '-l', 'h1'], { XDG_STATE_HOME: stateHome });
       assert.equal(facts.code, 0, facts.stderr);
@@ -146,13 +186,25 @@ describe('control characters from hosts', () => {
 describe('sudo', () => {
   test('"Defaults requiretty" is named with the sudoers fix, for deploy and for ops (with a password), and the fix works', async () => {
     const ops = path.join(dir, 'ops.toml');
-    await writeFile(ops, (await readFile(info.inventoryPath, 'utf8')).replace(/^user = "deploy"$/m, `user = "ops"\nbecome_password_file = ${JSON.stringify(info.opsPasswordFile)}`));
+    await writeFile(
+      ops,
+      (await readFile(info.inventoryPath, 'utf8')).replace(
+        /^user = "deploy"$/m,
+        `user = "ops"\nbecome_password_file = ${JSON.stringify(info.opsPasswordFile)}`,
+      ),
+    );
     await onHost(info, 'h1', 'echo "Defaults requiretty" > /etc/sudoers.d/zz-hoist-test && chmod 440 /etc/sudoers.d/zz-hoist-test');
     try {
-      for (const [user, inv] of [['deploy', info.inventoryPath], ['ops', ops]]) {
+      for (const [user, inv] of [
+        ['deploy', info.inventoryPath],
+        ['ops', ops],
+      ]) {
         const r = await hoistJson(['ping', '-i', inv, '-l', 'h1']);
         assert.equal(r.code, 2, JSON.stringify(r.report));
-        assert.equal(r.report.hosts[0].error, `sudo on h1 requires a terminal ("Defaults requiretty" in its sudoers), and hoist runs sudo without one; exempt ${user} with a line "Defaults:${user} !requiretty" in a file under /etc/sudoers.d/ (edit with visudo)`);
+        assert.equal(
+          r.report.hosts[0].error,
+          `sudo on h1 requires a terminal ("Defaults requiretty" in its sudoers), and hoist runs sudo without one; exempt ${user} with a line "Defaults:${user} !requiretty" in a file under /etc/sudoers.d/ (edit with visudo)`,
+        );
       }
       await onHost(info, 'h1', 'echo "Defaults:deploy !requiretty" >> /etc/sudoers.d/zz-hoist-test');
       const fixed = await hoistJson(['ping', '-i', info.inventoryPath, '-l', 'h1']);
@@ -164,10 +216,14 @@ describe('sudo', () => {
 });
 
 describe('known_hosts', () => {
-  test('a @revoked key is refused with OpenSSH\'s meaning, also with --accept-new-host-keys; the other hosts go on', async () => {
+  test("a @revoked key is refused with OpenSSH's meaning, also with --accept-new-host-keys; the other hosts go on", async () => {
     const h1 = info.hosts.find((h) => h.name === 'h1')!;
     const lines = (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter(Boolean);
-    const key = lines.find((l) => l.startsWith(`${h1.address} `))!.split(' ').slice(1).join(' ');
+    const key = lines
+      .find((l) => l.startsWith(`${h1.address} `))!
+      .split(' ')
+      .slice(1)
+      .join(' ');
     const kh = path.join(dir, 'known_hosts-revoked');
     // Listed as h1's key and revoked: the revocation wins, as in OpenSSH.
     await writeFile(kh, `${lines.join('\n')}\n@revoked * ${key}\n@cert-authority *.fleet.test ${key}\n`);
@@ -176,7 +232,12 @@ describe('known_hosts', () => {
     assert.equal(r.code, 6, JSON.stringify(r.report));
     const [a, b] = r.report.hosts;
     assert.equal(a.status, 'failed');
-    assert.match(a.error ?? '', new RegExp(`REVOKED HOST KEY for h1 \\(${h1.address.replace(/\./g, '\\.')}:22\\): it offers ssh-ed25519 SHA256:\\S+, which ${kh.replace(/[/.-]/g, '\\$&')}:${lines.length + 1} marks @revoked`));
+    assert.match(
+      a.error ?? '',
+      new RegExp(
+        `REVOKED HOST KEY for h1 \\(${h1.address.replace(/\./g, '\\.')}:22\\): it offers ssh-ed25519 SHA256:\\S+, which ${kh.replace(/[/.-]/g, '\\$&')}:${lines.length + 1} marks @revoked`,
+      ),
+    );
     assert.equal(b.status, 'ok');
     assert.match(r.stderr, new RegExp(`${kh.replace(/[/.-]/g, '\\$&')}:${lines.length + 2}: @cert-authority lines are not supported`));
     // Nothing was recorded for the revoked key.

@@ -26,7 +26,11 @@ const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'
 
 /** A command on the bastion as deploy, with the fleet's key and known_hosts. */
 function onBastion(command: string, input?: Buffer) {
-  const r = spawnSync('ssh', ['-i', info.identityPath, '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-o', 'BatchMode=yes', `deploy@${info.bastion.address}`, command], { input, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    'ssh',
+    ['-i', info.identityPath, '-o', `UserKnownHostsFile=${info.knownHostsPath}`, '-o', 'BatchMode=yes', `deploy@${info.bastion.address}`, command],
+    { input, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 },
+  );
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -34,7 +38,11 @@ before(async () => {
   info = await fleet.info();
   dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-sea-'));
   // The Node binaries stay in the fleet's cache, which CI keeps: a rebuild downloads nothing.
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts/sea.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOIST_SEA_CACHE: path.join(CACHE_DIR, 'sea-node') } });
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/sea.mjs')], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, HOIST_SEA_CACHE: path.join(CACHE_DIR, 'sea-node') },
+  });
   home = onBastion('printf %s "$HOME"').out;
   assert.match(home, /^\/\S+$/);
   // What goes to the bastion: the executable, the key, known_hosts and an inventory naming the
@@ -47,17 +55,25 @@ before(async () => {
   copyFileSync(info.knownHostsPath, path.join(stage, 'known_hosts'));
   const remote = `${home}/${REMOTE_DIR}`;
   const port = new URL(info.mirrorUrl).port;
-  writeFileSync(path.join(stage, 'inventory.toml'), [
-    '[defaults]',
-    'user = "deploy"',
-    'become = true',
-    `identity_file = "${remote}/id_ed25519"`,
-    `known_hosts_file = "${remote}/known_hosts"`,
-    '[defaults.vars]',
-    `release_base_url = "http://${info.bastion.gateway}:${port}"`,
-    ...info.hosts.flatMap((h) => [`[hosts.${h.name}]`, `address = "${h.address}"`, `[hosts.${h.name}.vars]`, `host_release_base_url = "http://${h.gateway}:${port}"`]),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(stage, 'inventory.toml'),
+    [
+      '[defaults]',
+      'user = "deploy"',
+      'become = true',
+      `identity_file = "${remote}/id_ed25519"`,
+      `known_hosts_file = "${remote}/known_hosts"`,
+      '[defaults.vars]',
+      `release_base_url = "http://${info.bastion.gateway}:${port}"`,
+      ...info.hosts.flatMap((h) => [
+        `[hosts.${h.name}]`,
+        `address = "${h.address}"`,
+        `[hosts.${h.name}.vars]`,
+        `host_release_base_url = "http://${h.gateway}:${port}"`,
+      ]),
+      '',
+    ].join('\n'),
+  );
   execFileSync('tar', ['-C', stage, '-cf', path.join(dir, 'stage.tar'), '.']);
   const tar = readFileSync(path.join(dir, 'stage.tar'));
   const put = onBastion(`rm -rf ~/${REMOTE_DIR} ~/.cache/hoist/sea && mkdir -m 700 ~/${REMOTE_DIR} && tar -xf - -C ~/${REMOTE_DIR}`, tar);
@@ -96,12 +112,18 @@ test('the linux-x64 executable runs on a host without Node and provisions the ot
   const ro = onBastion(`cd ~/${REMOTE_DIR} && XDG_CACHE_HOME=$PWD/inventory.toml ./hoist --version`);
   assert.equal(ro.code, 1);
   assert.equal(ro.out, '');
-  assert.match(ro.err, /^hoist: can't write its templates and playbooks to \/\S+\/inventory\.toml\/hoist\/sea\/\S+ \(from XDG_CACHE_HOME\): ENOTDIR; set XDG_CACHE_HOME to a directory you can write\n$/);
+  assert.match(
+    ro.err,
+    /^hoist: can't write its templates and playbooks to \/\S+\/inventory\.toml\/hoist\/sea\/\S+ \(from XDG_CACHE_HOME\): ENOTDIR; set XDG_CACHE_HOME to a directory you can write\n$/,
+  );
   // ssh2 without its native addons: every host answers, host keys checked against known_hosts.
   const ping = remoteHoist(['ping', '-i', 'inventory.toml', '--json']);
   assert.equal(ping.code, 0, `${ping.out}${ping.err}`);
   const report = JSON.parse(ping.out) as { hosts: { name: string; status: string }[] };
-  assert.deepEqual(report.hosts.map((h) => [h.name, h.status]), info.hosts.map((h) => [h.name, 'ok']));
+  assert.deepEqual(
+    report.hosts.map((h) => [h.name, h.status]),
+    info.hosts.map((h) => [h.name, 'ok']),
+  );
   // The packaged playbook and templates, unpacked by the executable into ~/.cache/hoist/sea/<id>;
   // the published checksums come from the mirror through the bundled HTTP client.
   const manifest = JSON.parse(readFileSync(path.join(ROOT, 'dist', 'sea', 'hoist-files.json'), 'utf8')) as { id: string };
@@ -115,7 +137,10 @@ test('the linux-x64 executable runs on a host without Node and provisions the ot
 test('the linux-arm64 executable runs under qemu-aarch64 against the fleet', () => {
   const run = (args: string[]) => {
     const r = spawnSync('qemu-aarch64', ['-L', ARM64_SYSROOT, path.join(ROOT, 'dist', 'hoist-linux-arm64'), ...args], {
-      cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CI: '1', NO_COLOR: '1', HOIST_LOG: 'off', XDG_CACHE_HOME: path.join(dir, 'cache') },
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, CI: '1', NO_COLOR: '1', HOIST_LOG: 'off', XDG_CACHE_HOME: path.join(dir, 'cache') },
     });
     if (r.error) throw r.error;
     return { code: r.status, out: r.stdout, err: r.stderr };
@@ -126,5 +151,8 @@ test('the linux-arm64 executable runs under qemu-aarch64 against the fleet', () 
   const ping = run(['ping', '-i', info.inventoryPath, '--json']);
   assert.equal(ping.code, 0, `${ping.out}${ping.err}`);
   const report = JSON.parse(ping.out) as { hosts: { name: string; status: string }[] };
-  assert.deepEqual(report.hosts.map((h) => [h.name, h.status]), info.hosts.map((h) => [h.name, 'ok']));
+  assert.deepEqual(
+    report.hosts.map((h) => [h.name, h.status]),
+    info.hosts.map((h) => [h.name, 'ok']),
+  );
 });

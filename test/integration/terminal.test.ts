@@ -68,7 +68,10 @@ test('an unreachable host and a failing host, on a terminal: each error within 2
   const broken = path.join(dir, 'port1.toml');
   await writeFile(broken, text);
   await shownWithin2s(['ping', '-i', broken, '-l', 'h1'], /h1 \| unreachable: .+/, 4);
-  const fails = await playbook('fails', `name = "fails"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "exits 3"\n[tasks.params]\ncmd = "echo broken-on-purpose >&2; exit 3"\n`);
+  const fails = await playbook(
+    'fails',
+    `name = "fails"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "exits 3"\n[tasks.params]\ncmd = "echo broken-on-purpose >&2; exit 3"\n`,
+  );
   await shownWithin2s(['apply', fails, '-i', inv(), '-l', 'h2'], /h2 \| failed: exits 3: .*broken-on-purpose/, 2, /h2: (gathering facts|exits 3)/);
 });
 
@@ -123,7 +126,7 @@ test('Ctrl-C during a controller hook: exit 130, the host accounted for, the hoo
     assert.match(screen, /interrupted by SIGINT:\n {2}h1: was in after_host hook "sleep \d+"/);
     assert.match(screen, /stopped after_host hook "sleep \d+" of h1/);
     assert.match(screen, /run the same command again to converge/);
-    assert.deepEqual(processesRunning(`sleep ${seconds}`), [], 'the hook\'s sleep outlived hoist');
+    assert.deepEqual(processesRunning(`sleep ${seconds}`), [], "the hook's sleep outlived hoist");
   } finally {
     killPty(run);
   }
@@ -152,7 +155,9 @@ test('SIGTERM to hoist alone (timeout): exit 143, the log written, no hook proce
   const pb = await hookPlaybook(seconds);
   const logs = path.join(dir, 'sigterm');
   const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-    const p = spawn('timeout', ['--preserve-status', '-s', 'TERM', '8', process.execPath, HOIST_BUILT, 'apply', pb, '-i', inv(), '-l', 'h2'], { env: { ...process.env, CI: '1', NO_COLOR: '1', XDG_STATE_HOME: logs } });
+    const p = spawn('timeout', ['--preserve-status', '-s', 'TERM', '8', process.execPath, HOIST_BUILT, 'apply', pb, '-i', inv(), '-l', 'h2'], {
+      env: { ...process.env, CI: '1', NO_COLOR: '1', XDG_STATE_HOME: logs },
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -160,7 +165,7 @@ test('SIGTERM to hoist alone (timeout): exit 143, the log written, no hook proce
   });
   assert.equal(r.code, 143, r.out);
   assert.match(r.out, /stopped after_host hook "sleep \d+" of h2/, 'the hook was not running when the signal came (raise the timeout?)');
-  assert.deepEqual(processesRunning(`sleep ${seconds}`), [], 'the hook\'s sleep outlived hoist');
+  assert.deepEqual(processesRunning(`sleep ${seconds}`), [], "the hook's sleep outlived hoist");
   const log = /log: (\S+)/.exec(r.out)?.[1];
   assert.ok(log, r.out);
   const text = await readFile(log, 'utf8');
@@ -171,10 +176,12 @@ test('SIGTERM to hoist alone (timeout): exit 143, the log written, no hook proce
 test('exit codes a wrapper can act on: 5 when another run holds the lock, 6 for a refused host key', async () => {
   // The first run holds h2's lock while its after_host hook sleeps.
   const stamp = `${process.pid}-${Date.now()}`;
-  const write = (n: string) => `name = "lock"\nhosts = "all"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/lock-${stamp}"\ncontent = "${n}\\n"\n`;
+  const write = (n: string) =>
+    `name = "lock"\nhosts = "all"\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/etc/hoist-test/lock-${stamp}"\ncontent = "${n}\\n"\n`;
   const holding = await playbook('holding', `${write('first')}[[after_host]]\nrun = "sleep 6"\n`);
   const first = hoistJson(['apply', holding, '-i', inv(), '-l', 'h2'], { XDG_STATE_HOME: dir });
-  for (let i = 0; i < 100 && (await onHost(info, 'h2', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && (await onHost(info, 'h2', 'test -s /var/lib/hoist/lock.holder && echo held')).out.trim() !== 'held'; i++)
+    await new Promise((r) => setTimeout(r, 100));
   const refused = await hoistJson(['apply', await playbook('second', write('second')), '-i', inv(), '-l', 'h2'], { XDG_STATE_HOME: dir });
   assert.equal(refused.code, 5, refused.stderr);
   assert.equal(refused.report.hosts[0].reason, 'locked');
@@ -183,7 +190,13 @@ test('exit codes a wrapper can act on: 5 when another run holds the lock, 6 for 
 
   // Only the bastion's key is known: h1's own is refused.
   const kh = path.join(dir, 'known_hosts_bastion_only');
-  await writeFile(kh, (await readFile(info.knownHostsPath, 'utf8')).split('\n').filter((l) => l.startsWith(`${info.bastion.address} `)).join('\n') + '\n');
+  await writeFile(
+    kh,
+    (await readFile(info.knownHostsPath, 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith(`${info.bastion.address} `))
+      .join('\n') + '\n',
+  );
   const key = await hoistJson(['ping', '-i', inv(), '-l', 'h1', '--known-hosts', kh], { XDG_STATE_HOME: dir });
   assert.equal(key.code, 6, key.stderr);
   assert.equal(key.report.hosts[0].reason, 'host-key');
@@ -219,7 +232,10 @@ test('Ctrl-C does not cut a ProxyCommand connection: the step finishes, then hoi
   const proxied = path.join(dir, 'proxied.toml');
   await writeFile(proxied, (await readFile(inv(), 'utf8')).replace(/^jump = .*$/m, ''));
   const stamp = `${process.pid}-${Date.now()}`;
-  const pb = await playbook('proxied-slow', `name = "p"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "slow step"\n[tasks.params]\ncmd = "sleep 3; touch /etc/hoist-test/proxied-${stamp}"\n`);
+  const pb = await playbook(
+    'proxied-slow',
+    `name = "p"\nhosts = "all"\n[[tasks]]\ntask = "command"\nname = "slow step"\n[tasks.params]\ncmd = "sleep 3; touch /etc/hoist-test/proxied-${stamp}"\n`,
+  );
   const run = onPty(['apply', pb, '-i', proxied, '-l', 'h1'], { env: { XDG_STATE_HOME: dir, HOIST_SSH_CONFIG: cfg }, cols: 250 });
   try {
     await run.waitFor(/h1: slow step/, 30_000);
@@ -229,7 +245,9 @@ test('Ctrl-C does not cut a ProxyCommand connection: the step finishes, then hoi
     assert.equal(end.code, 130, run.screen());
     assert.match(run.screen(), /h1: was in task "slow step"; ended changed/);
     assert.equal((await onHost(info, 'h1', `test -e /etc/hoist-test/proxied-${stamp} && echo done`)).out.trim(), 'done', 'the step was cut off');
-    const left = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(marker));
+    const left = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(marker));
     assert.deepEqual(left, [], 'a ProxyCommand outlived hoist');
   } finally {
     killPty(run);

@@ -117,9 +117,14 @@ async function downloadPackages(root: string, dir: string): Promise<string[]> {
     await env.run('apt-get', ['update']);
     mkdirSync(join(dir, 'partial'), { recursive: true });
     await env.run('apt-get', [
-      'install', '--download-only', '--no-install-recommends', '-y',
-      '-o', `Dir::State::status=${join(root, 'var/lib/dpkg/status')}`,
-      '-o', `Dir::Cache::archives=${dir}/`,
+      'install',
+      '--download-only',
+      '--no-install-recommends',
+      '-y',
+      '-o',
+      `Dir::State::status=${join(root, 'var/lib/dpkg/status')}`,
+      '-o',
+      `Dir::Cache::archives=${dir}/`,
       ...VM_PACKAGES,
     ]);
   } finally {
@@ -150,7 +155,9 @@ async function installPackages(root: string, debs: string[]): Promise<void> {
     const names = readdirSync(inside).map((f) => `/tmp/hoist-debs/${f}`);
     // apt orders the local packages (the kernel pre-depends on linux-base); it has no sources in
     // the image and needs none: everything missing is among the files.
-    const r = await $({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' } })`chroot ${root} apt-get install -y --no-install-recommends -o APT::Sandbox::User=root ${names}`.nothrow();
+    const r = await $({
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' },
+    })`chroot ${root} apt-get install -y --no-install-recommends -o APT::Sandbox::User=root ${names}`.nothrow();
     if (r.exitCode !== 0) throw new Error(`installing the kernel in the VM image failed:\n${(r.stdout + r.stderr).trim().split('\n').slice(-20).join('\n')}`);
   } finally {
     for (const m of mounts.reverse()) await $`umount ${m}`.nothrow();
@@ -178,7 +185,8 @@ async function configure(root: string): Promise<string> {
   writeFileSync(at('etc/systemd/network/10-hoist-vm.network'), NETWORK_FILE);
   const wants = at('etc/systemd/system/multi-user.target.wants');
   mkdirSync(wants, { recursive: true });
-  if (!existsSync(join(wants, 'systemd-networkd.service'))) symlinkSync('/usr/lib/systemd/system/systemd-networkd.service', join(wants, 'systemd-networkd.service'));
+  if (!existsSync(join(wants, 'systemd-networkd.service')))
+    symlinkSync('/usr/lib/systemd/system/systemd-networkd.service', join(wants, 'systemd-networkd.service'));
 
   const key = at('etc/ssh/ssh_host_ed25519_key');
   rmSync(key, { force: true });

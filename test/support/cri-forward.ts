@@ -14,10 +14,26 @@ export async function withFleetCri<T>(fleet: FleetInfo, host: string, f: (c: Cri
   const h = fleet.hosts.find((x) => x.name === host)!;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-cri-'));
   const sock = path.join(dir, 'cri.sock');
-  const ssh = spawn('ssh', [
-    '-N', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${fleet.knownHostsPath}`, '-o', 'ExitOnForwardFailure=yes',
-    '-i', fleet.identityPath, '-L', `${sock}:/run/containerd/containerd.sock`, `root@${h.address}`,
-  ], { stdio: 'ignore' });
+  const ssh = spawn(
+    'ssh',
+    [
+      '-N',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${fleet.knownHostsPath}`,
+      '-o',
+      'ExitOnForwardFailure=yes',
+      '-i',
+      fleet.identityPath,
+      '-L',
+      `${sock}:/run/containerd/containerd.sock`,
+      `root@${h.address}`,
+    ],
+    { stdio: 'ignore' },
+  );
   try {
     for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
     if (!existsSync(sock)) throw new Error('ssh did not forward the containerd socket');

@@ -6,7 +6,16 @@ import { HostError } from '../../src/util/errors.js';
 
 /** A host that answers the gathering round trip with canned facts and records every other command. */
 export class FakeHost implements Connection {
-  readonly endpoint: { name: string; host: string; port: number; user: string; identityFiles: string[]; identitiesOnly: boolean; connectTimeoutMs: number; commandTimeoutMs: number };
+  readonly endpoint: {
+    name: string;
+    host: string;
+    port: number;
+    user: string;
+    identityFiles: string[];
+    identitiesOnly: boolean;
+    connectTimeoutMs: number;
+    commandTimeoutMs: number;
+  };
   /** Files this host served to peers, and what it fetched from whom (`address:port`). */
   readonly served: string[] = [];
   readonly received: string[] = [];
@@ -44,7 +53,8 @@ export class FakeHost implements Connection {
     if (mark) {
       const ids = [...script.matchAll(/^echo '@@hoist-[0-9a-f]+ begin (\S+)'$/gm)].map((m) => m[1]);
       this.gathers++;
-      const answer = (id: string) => (id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : id === '__lock' ? `gen ${this.lockGeneration}\n${this.lockHeld ? 'held' : 'free'}` : 'probed');
+      const answer = (id: string) =>
+        id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : id === '__lock' ? `gen ${this.lockGeneration}\n${this.lockHeld ? 'held' : 'free'}` : 'probed';
       const body = ids.map((id) => `${mark} begin ${id}\n${answer(id)}\n${mark} end 0`).join('\n');
       return { stdout: `${body}\n`, stderr: '', code: 0 };
     }
@@ -84,7 +94,8 @@ export class FakeHost implements Connection {
 
   async receiveFile(from: PeerSource, _token: string, remotePath: string): Promise<void> {
     await new Promise((r) => setTimeout(r, this.copyMs));
-    if (this.cannotReach.has(from.address)) throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: cannot connect`, 'route');
+    if (this.cannotReach.has(from.address))
+      throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}: cannot connect`, 'route');
     if (this.receiveFails) {
       const blame = this.receiveFails === 'short' ? 'source' : this.receiveFails;
       throw new PeerCopyError(`${this.endpoint.name} could not fetch ${remotePath} from ${from.address}`, blame, this.receiveFails !== 'short');
@@ -107,4 +118,3 @@ export class FakeHost implements Connection {
     throw new Error('no sockets here');
   }
 }
-

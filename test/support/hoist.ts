@@ -69,7 +69,22 @@ const pexec = promisify(execFile);
 export async function onHost(fleet: FleetInfo, host: string, script: string): Promise<{ code: number; out: string }> {
   const h = fleet.hosts.find((x) => x.name === host)!;
   try {
-    const r = await pexec('ssh', ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${fleet.knownHostsPath}`, '-i', fleet.identityPath, `root@${h.address}`, script], { maxBuffer: 64 << 20 });
+    const r = await pexec(
+      'ssh',
+      [
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        `UserKnownHostsFile=${fleet.knownHostsPath}`,
+        '-i',
+        fleet.identityPath,
+        `root@${h.address}`,
+        script,
+      ],
+      { maxBuffer: 64 << 20 },
+    );
     return { code: 0, out: r.stdout };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };

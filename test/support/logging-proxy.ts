@@ -41,4 +41,3 @@ export async function loggingProxy(address = '127.0.0.1'): Promise<{ url: string
     },
   };
 }
-

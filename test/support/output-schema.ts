@@ -8,7 +8,9 @@ let validate: ValidateFunction | undefined;
 
 /** Throws with ajv's reasons when `value` is not what docs/hoist-output.schema.json promises. */
 export function assertOutputSchema(value: unknown, what: string): void {
-  validate ??= new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile(JSON.parse(readFileSync(SCHEMA, 'utf8')) as object);
+  validate ??= new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile(
+    JSON.parse(readFileSync(SCHEMA, 'utf8')) as object,
+  );
   if (!validate(value)) {
     const why = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`).join('\n');
     throw new Error(`${what}: --json output does not match docs/hoist-output.schema.json:\n${why}`);

@@ -15,7 +15,18 @@ function sshImport(fleet: FleetInfo, host: string, archive: Buffer): Promise<voi
   return new Promise((resolve, reject) => {
     const child = execFile(
       'ssh',
-      ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${fleet.knownHostsPath}`, '-i', fleet.identityPath, `root@${h.address}`, 'ctr -n k8s.io images import --all-platforms -'],
+      [
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        `UserKnownHostsFile=${fleet.knownHostsPath}`,
+        '-i',
+        fleet.identityPath,
+        `root@${h.address}`,
+        'ctr -n k8s.io images import --all-platforms -',
+      ],
       { maxBuffer: 16 << 20 },
       (err, stdout, stderr) => (err ? reject(new Error(`ctr import on ${host}: ${stdout}${stderr}`)) : resolve()),
     );

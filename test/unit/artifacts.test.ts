@@ -17,8 +17,7 @@ describe('releaseCatalog: containerd 1.x', () => {
         name: 'cri-containerd-cni-1.7.34-linux-amd64.tar.gz',
         version: '1.7.34',
         url: 'https://github.com/containerd/containerd/releases/download/v1.7.34/cri-containerd-cni-1.7.34-linux-amd64.tar.gz',
-        checksumUrl:
-          'https://github.com/containerd/containerd/releases/download/v1.7.34/cri-containerd-cni-1.7.34-linux-amd64.tar.gz.sha256sum',
+        checksumUrl: 'https://github.com/containerd/containerd/releases/download/v1.7.34/cri-containerd-cni-1.7.34-linux-amd64.tar.gz.sha256sum',
         checksumFormat: 'sha256sum',
       },
     ]);
@@ -90,10 +89,7 @@ describe('releaseCatalog: containerd 2.x', () => {
 
   it('puts a pre-release version into tag and asset name verbatim', () => {
     const [ctd] = releaseCatalog({ containerdVersion: '2.4.0-beta.0' });
-    assert.equal(
-      ctd.url,
-      'https://github.com/containerd/containerd/releases/download/v2.4.0-beta.0/containerd-2.4.0-beta.0-linux-amd64.tar.gz',
-    );
+    assert.equal(ctd.url, 'https://github.com/containerd/containerd/releases/download/v2.4.0-beta.0/containerd-2.4.0-beta.0-linux-amd64.tar.gz');
   });
 
   it('applies overrides, crictl opt-out and a mirror base URL', () => {
@@ -110,10 +106,7 @@ describe('releaseCatalog: containerd 2.x', () => {
     );
     assert.equal(list[1].url, 'http://mirror.local:8080/gh/opencontainers/runc/releases/download/v1.2.5/runc.amd64');
     assert.equal(list[1].checksumUrl, 'http://mirror.local:8080/gh/opencontainers/runc/releases/download/v1.2.5/runc.sha256sum');
-    assert.equal(
-      list[2].url,
-      'http://mirror.local:8080/gh/containernetworking/plugins/releases/download/v1.6.2/cni-plugins-linux-amd64-v1.6.2.tgz',
-    );
+    assert.equal(list[2].url, 'http://mirror.local:8080/gh/containernetworking/plugins/releases/download/v1.6.2/cni-plugins-linux-amd64-v1.6.2.tgz');
     const withCrictl = releaseCatalog({ containerdVersion: '2.3.4', crictlVersion: '1.36.0' });
     assert.equal(withCrictl[3].name, 'crictl-v1.36.0-linux-amd64.tar.gz');
     assert.equal(withCrictl[3].version, '1.36.0');
@@ -195,7 +188,10 @@ describe('expectedSha256', () => {
     // The line after the signature marker must not count even though it names runc.amd64.
     assert.equal(expectedSha256(text, 'sha256sum-clearsigned', 'runc.amd64'), H2);
     assert.equal(expectedSha256(text, 'sha256sum-clearsigned', 'runc.ppc64le'), 'f'.repeat(64));
-    assert.throws(() => expectedSha256(text, 'sha256sum-clearsigned', 'runc.s390x', 'runc.sha256sum'), /runc\.s390x is not listed in runc\.sha256sum \(lists: runc\.arm64, runc\.amd64, runc\.ppc64le, runc\.tar\.xz\)/);
+    assert.throws(
+      () => expectedSha256(text, 'sha256sum-clearsigned', 'runc.s390x', 'runc.sha256sum'),
+      /runc\.s390x is not listed in runc\.sha256sum \(lists: runc\.arm64, runc\.amd64, runc\.ppc64le, runc\.tar\.xz\)/,
+    );
     const truncated = text.split('-----BEGIN PGP SIGNATURE-----')[0];
     assert.throws(() => expectedSha256(truncated, 'sha256sum-clearsigned', 'runc.amd64'), /truncated/);
   });

@@ -50,7 +50,7 @@ test('a password is never written when sudo does not ask for one', async () => {
   assert.deepEqual(ch.written, []);
   const after: string[] = [];
   hs.onStderr((d) => after.push(d.toString()));
-  assert.equal(after.join(''), 'script stderr line\n', 'the lecture and the marker are not the command\'s stderr');
+  assert.equal(after.join(''), 'script stderr line\n', "the lecture and the marker are not the command's stderr");
 });
 
 test('the password answers the prompt once, and only the prompt', async () => {
@@ -62,7 +62,10 @@ test('the password answers the prompt once, and only the prompt', async () => {
 test('a refused password fails at the second prompt, naming user, host and source, without retrying', async () => {
   const ch = new SudoLikeChannel({ needsPassword: true, correct: 'right' });
   const t0 = Date.now();
-  await assert.rejects(watchBecome(asChannel(ch), { user: 'root', password: 'wrong', passwordSource: '-K' }, ctx).ready, /sudo on h1 refused the password for ops \(from -K\)/);
+  await assert.rejects(
+    watchBecome(asChannel(ch), { user: 'root', password: 'wrong', passwordSource: '-K' }, ctx).ready,
+    /sudo on h1 refused the password for ops \(from -K\)/,
+  );
   assert.ok(Date.now() - t0 < 1000);
   assert.deepEqual(ch.written, ['wrong\n']);
   assert.ok(ch.closed, 'the channel is closed so sudo cannot be fed again');
@@ -72,7 +75,10 @@ test('sudo failures before a shell starts become sentences with the fix', () => 
   const b: BecomeSpec = { user: 'root' };
   assert.match(explainSudoFailure('sudo: a password is required\n', b, { host: 'h2', login: 'ops' }).message, /asks ops on h2 for a password; give it with -K/);
   assert.match(explainSudoFailure('nosudo is not in the sudoers file.\n', b, { host: 'h2', login: 'nosudo' }).message, /nosudo on h2 has no sudo rights/);
-  assert.match(explainSudoFailure('sudo: sorry, you must have a tty to run sudo\n', b, { host: 'h2', login: 'ops' }).message, /requires a terminal \("Defaults requiretty" in its sudoers\).*"Defaults:ops !requiretty" in a file under \/etc\/sudoers\.d\//);
+  assert.match(
+    explainSudoFailure('sudo: sorry, you must have a tty to run sudo\n', b, { host: 'h2', login: 'ops' }).message,
+    /requires a terminal \("Defaults requiretty" in its sudoers\).*"Defaults:ops !requiretty" in a file under \/etc\/sudoers\.d\//,
+  );
   assert.match(explainSudoFailure('bash: line 1: sudo: command not found\n', b, { host: 'h2', login: 'x' }).message, /sudo is not installed on h2/);
 });
 

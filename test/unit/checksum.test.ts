@@ -5,9 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import {
-  ChecksumError, findChecksum, parseChecksumEntries, stripClearSignature, verifyFile,
-} from '../../src/util/checksum.js';
+import { ChecksumError, findChecksum, parseChecksumEntries, stripClearSignature, verifyFile } from '../../src/util/checksum.js';
 import { hashFile, hashStream, sha256File } from '../../src/util/hash.js';
 
 const H1 = 'a'.repeat(64);
@@ -17,8 +15,11 @@ const H3 = 'f'.repeat(64);
 test('containerd .sha256sum: <hex>  <name>', () => {
   const text = `${H2}  containerd-1.7.34-linux-amd64.tar.gz\n`;
   assert.equal(findChecksum(text, 'containerd-1.7.34-linux-amd64.tar.gz'), H2);
-  assert.throws(() => findChecksum(text, 'containerd-2.1.9-linux-amd64.tar.gz'), (e: unknown) =>
-    e instanceof ChecksumError && /containerd-2\.1\.9-linux-amd64\.tar\.gz is not listed/.test(e.message) && e.message.includes('containerd-1.7.34'));
+  assert.throws(
+    () => findChecksum(text, 'containerd-2.1.9-linux-amd64.tar.gz'),
+    (e: unknown) =>
+      e instanceof ChecksumError && /containerd-2\.1\.9-linux-amd64\.tar\.gz is not listed/.test(e.message) && e.message.includes('containerd-1.7.34'),
+  );
 });
 
 test('upper-case hex and CRLF are normalised', () => {
@@ -74,8 +75,10 @@ test('binary-mode marker, paths and BSD tag format', () => {
 });
 
 test('malformed hex is reported, not returned', () => {
-  assert.throws(() => findChecksum(`${'g'.repeat(64)}  x.tar.gz\n`, 'x.tar.gz'), (e: unknown) =>
-    e instanceof ChecksumError && /malformed sha256 for x\.tar\.gz/.test(e.message) && /line 1/.test(e.message));
+  assert.throws(
+    () => findChecksum(`${'g'.repeat(64)}  x.tar.gz\n`, 'x.tar.gz'),
+    (e: unknown) => e instanceof ChecksumError && /malformed sha256 for x\.tar\.gz/.test(e.message) && /line 1/.test(e.message),
+  );
   assert.throws(() => findChecksum(`${H1.slice(1)}  x.tar.gz\n`, 'x.tar.gz'), /expected 64 hex digits/);
   assert.throws(() => findChecksum('<html>Not Found</html>', 'x.tar.gz'), /holds no checksum lines/);
   assert.throws(() => findChecksum('Not Found', 'x.tar.gz'), /holds no checksum lines/);

@@ -21,7 +21,11 @@ const cacheFile = path.join(dir, 'a-file');
 writeFileSync(cacheFile, 'x');
 
 function hoist(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, HOIST_LOG: 'off', NO_COLOR: '1', CI: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, HOIST_LOG: 'off', NO_COLOR: '1', CI: '1' },
+    timeout: 60_000,
+  });
   return { code: r.status, err: r.stderr + r.stdout };
 }
 

@@ -29,7 +29,10 @@ describe('cni_conflist and cni_subnet', () => {
     assert.match(cniSubnetProblem('10.88.0.0/30')!, /outside \/8 to \/29/);
     assert.equal(cniSubnetProblem('10.88.0.0/16'), null);
     // Reported against the variable, even while cni_conflist is off (an inventory set it for a reason).
-    assert.deepEqual(net({ cni_subnet: '10.88.1.0/16' }).issues.map((i) => i.path), [['cni_subnet']]);
+    assert.deepEqual(
+      net({ cni_subnet: '10.88.1.0/16' }).issues.map((i) => i.path),
+      [['cni_subnet']],
+    );
   });
 
   it('renders bridge + host-local + loopback, the spec version the release reads', () => {
@@ -38,7 +41,13 @@ describe('cni_conflist and cni_subnet', () => {
       cniVersion: '1.0.0',
       name: 'hoist-bridge',
       plugins: [
-        { type: 'bridge', bridge: 'hoist0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.99.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        {
+          type: 'bridge',
+          bridge: 'hoist0',
+          isGateway: true,
+          ipMasq: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.99.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
         { type: 'loopback' },
       ],
     });

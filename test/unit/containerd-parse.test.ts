@@ -1,8 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_PLUGIN_ERROR_ALLOWLIST, evaluatePlugins, OutputParseError, parseConfigDump, parseCrictlInfo, parseCrictlVersion,
-  parseCtrVersion, parsePluginList, requiredCriPlugins,
+  DEFAULT_PLUGIN_ERROR_ALLOWLIST,
+  evaluatePlugins,
+  OutputParseError,
+  parseConfigDump,
+  parseCrictlInfo,
+  parseCrictlVersion,
+  parseCtrVersion,
+  parsePluginList,
+  requiredCriPlugins,
 } from '../../src/modules/containerd/parse.js';
 
 // ---------------------------------------------------------------- ctr version
@@ -28,8 +35,9 @@ test('ctr version: client and server blocks', () => {
 });
 
 test('ctr version: daemon down, distro build without v prefix', () => {
-  const out = 'Client:\r\n  Version:  2.1.9+unknown\r\n  Revision: \r\n  Go version: go1.24.4\r\n\r\n'
-    + 'ctr: failed to dial "/run/containerd/containerd.sock": context deadline exceeded\r\n';
+  const out =
+    'Client:\r\n  Version:  2.1.9+unknown\r\n  Revision: \r\n  Go version: go1.24.4\r\n\r\n' +
+    'ctr: failed to dial "/run/containerd/containerd.sock": context deadline exceeded\r\n';
   const v = parseCtrVersion(out);
   assert.equal(v.client.version, '2.1.9+unknown');
   assert.equal(v.client.revision, null);
@@ -38,7 +46,8 @@ test('ctr version: daemon down, distro build without v prefix', () => {
 });
 
 test('ctr version: mismatch warning kept, garbage rejected', () => {
-  const out = 'Client:\n  Version:  1.6.20~ds1\n  Revision: 1.6.20~ds1-2\n  Go version: go1.19.8\n\nServer:\n  Version:  v1.7.34\n  Revision: abc\n  UUID: u\nWARNING: version mismatch\n';
+  const out =
+    'Client:\n  Version:  1.6.20~ds1\n  Revision: 1.6.20~ds1-2\n  Go version: go1.19.8\n\nServer:\n  Version:  v1.7.34\n  Revision: abc\n  UUID: u\nWARNING: version mismatch\n';
   const v = parseCtrVersion(out);
   assert.equal(v.client.version, '1.6.20~ds1');
   assert.equal(v.server?.version, 'v1.7.34');
@@ -99,7 +108,10 @@ test('evaluatePlugins: 1.4 host with the usual snapshotter errors is healthy', (
   const e = evaluatePlugins(parsePluginList(PLUGINS_1_4), { containerdVersion: '1.4.13' });
   assert.equal(e.healthy, true);
   assert.equal(e.criOk, true);
-  assert.deepEqual(e.allowedErrors.map((r) => r.id), ['aufs', 'btrfs', 'devmapper', 'zfs']);
+  assert.deepEqual(
+    e.allowedErrors.map((r) => r.id),
+    ['aufs', 'btrfs', 'devmapper', 'zfs'],
+  );
   assert.deepEqual(e.unexpectedErrors, []);
 });
 
@@ -117,14 +129,18 @@ test('evaluatePlugins: 2.x needs the split CRI plugins', () => {
 });
 
 test('evaluatePlugins: CRI in error and errors outside the allow-list fail', () => {
-  const text = PLUGINS_1_4
-    .replace(/(io\.containerd\.grpc\.v1\s+cri\s+linux\/amd64\s+)ok/, '$1error')
-    .replace(/(overlayfs\s+linux\/amd64\s+)ok/, '$1error');
+  const text = PLUGINS_1_4.replace(/(io\.containerd\.grpc\.v1\s+cri\s+linux\/amd64\s+)ok/, '$1error').replace(/(overlayfs\s+linux\/amd64\s+)ok/, '$1error');
   const e = evaluatePlugins(parsePluginList(text), { containerdVersion: '1.4.13' });
   assert.equal(e.healthy, false);
   assert.equal(e.criOk, false);
-  assert.deepEqual(e.criNotOk.map((r) => r.id), ['cri']);
-  assert.deepEqual(e.unexpectedErrors.map((r) => `${r.type} ${r.id}`), ['io.containerd.snapshotter.v1 overlayfs', 'io.containerd.grpc.v1 cri']);
+  assert.deepEqual(
+    e.criNotOk.map((r) => r.id),
+    ['cri'],
+  );
+  assert.deepEqual(
+    e.unexpectedErrors.map((r) => `${r.type} ${r.id}`),
+    ['io.containerd.snapshotter.v1 overlayfs', 'io.containerd.grpc.v1 cri'],
+  );
   // A disabled CRI plugin is simply absent.
   const disabled = evaluatePlugins(parsePluginList(PLUGINS_1_4.replace(/^io\.containerd\.grpc\.v1.*\n/m, '')));
   assert.deepEqual(disabled.missing, ['io.containerd.grpc.v1 cri']);
@@ -141,7 +157,10 @@ test('evaluatePlugins: CRI in error and errors outside the allow-list fail', () 
 test('crictl version', () => {
   const v = parseCrictlVersion('Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  v1.7.34\nRuntimeApiVersion:  v1\n');
   assert.deepEqual(v, { version: '0.1.0', runtimeName: 'containerd', runtimeVersion: 'v1.7.34', runtimeApiVersion: 'v1' });
-  assert.equal(parseCrictlVersion('Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.4.13\nRuntimeApiVersion:  v1alpha2\n').runtimeApiVersion, 'v1alpha2');
+  assert.equal(
+    parseCrictlVersion('Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.4.13\nRuntimeApiVersion:  v1alpha2\n').runtimeApiVersion,
+    'v1alpha2',
+  );
   assert.throws(() => parseCrictlVersion('time="..." level=fatal msg="connect: connection refused"\n'), /RuntimeName/);
 });
 
@@ -371,12 +390,17 @@ test('config dump 2.3 (version 4): server plugin address, non-default runtime', 
 });
 
 test('config dump: mirrors suppress the 2.2 default; version-1 short names; hand-written files', () => {
-  const withMirrors = DUMP_2_1.replace("config_path = ''", "config_path = ''\n      [plugins.'io.containerd.cri.v1.images'.registry.mirrors.'docker.io']\n        endpoint = ['https://mirror.example']");
+  const withMirrors = DUMP_2_1.replace(
+    "config_path = ''",
+    "config_path = ''\n      [plugins.'io.containerd.cri.v1.images'.registry.mirrors.'docker.io']\n        endpoint = ['https://mirror.example']",
+  );
   const m = parseConfigDump(withMirrors, { containerdVersion: '2.2.7' });
   assert.equal(m.registryMirrors, true);
   assert.deepEqual(m.registryConfigDirs, []);
 
-  const v1 = parseConfigDump(`root = "/var/lib/containerd"\n[plugins.cri]\n  sandbox_image = "k8s.gcr.io/pause:3.2"\n[plugins.cri.containerd]\n  snapshotter = "native"\n[plugins.cri.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.cri.containerd.runtimes.runc.options]\n  SystemdCgroup = true\n`);
+  const v1 = parseConfigDump(
+    `root = "/var/lib/containerd"\n[plugins.cri]\n  sandbox_image = "k8s.gcr.io/pause:3.2"\n[plugins.cri.containerd]\n  snapshotter = "native"\n[plugins.cri.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.cri.containerd.runtimes.runc.options]\n  SystemdCgroup = true\n`,
+  );
   assert.equal(v1.configVersion, 1);
   assert.equal(v1.sandboxImage, 'k8s.gcr.io/pause:3.2');
   assert.equal(v1.snapshotter, 'native');
@@ -384,7 +408,9 @@ test('config dump: mirrors suppress the 2.2 default; version-1 short names; hand
   assert.deepEqual(v1.criTables, ['cri']);
 
   // The legacy runtime.v1.linux shim reads the plugin-wide flag.
-  const legacyShim = parseConfigDump(`version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  systemd_cgroup = true\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runtime.v1.linux"\n`);
+  const legacyShim = parseConfigDump(
+    `version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  systemd_cgroup = true\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runtime.v1.linux"\n`,
+  );
   assert.equal(legacyShim.systemdCgroup, true);
 
   // Minimal file with only the 2.x table the docs show: the rest falls back to containerd defaults.

@@ -13,13 +13,33 @@ import { renderHostsToml } from '../../src/modules/containerd/render.js';
 test('the shared words are the ones every scope masks', () => {
   for (const w of ['password', 'passwd', 'passphrase', 'secret', 'token', 'private_key']) {
     assert.ok(CREDENTIAL_WORDS.includes(w), `${w} is a shared credential word`);
-    for (const scope of ['variable', 'header', 'line'] as const) assert.ok(isCredentialName(`x_${w}_y`.toUpperCase(), scope), `${scope}: ${w} in any case, anywhere in a name`);
+    for (const scope of ['variable', 'header', 'line'] as const)
+      assert.ok(isCredentialName(`x_${w}_y`.toUpperCase(), scope), `${scope}: ${w} in any case, anywhere in a name`);
   }
 });
 
 test('variables (hoist inventory, the log): every name the old pass/secret/token/auth/private_key rule masked, and only those words', () => {
   // Old rule: /pass(word)?|secret|token|(^|_)auth$|private_key/i
-  const masked = ['pass', 'become_pass', 'password', 'db_password', 'PASSWORD', 'passwd', 'identity_passphrase', 'bypass', 'secret', 'client_secret', 'token', 'api_token', 'tokens', 'auth', 'basic_auth', 'AUTH', 'private_key', 'ssh_private_key_data'];
+  const masked = [
+    'pass',
+    'become_pass',
+    'password',
+    'db_password',
+    'PASSWORD',
+    'passwd',
+    'identity_passphrase',
+    'bypass',
+    'secret',
+    'client_secret',
+    'token',
+    'api_token',
+    'tokens',
+    'auth',
+    'basic_auth',
+    'AUTH',
+    'private_key',
+    'ssh_private_key_data',
+  ];
   for (const name of masked) {
     assert.ok(isSecretName(name), name);
     assert.deepEqual(maskVariables({ [name]: 'plain-value' }), { [name]: '***' }, name);
@@ -35,22 +55,55 @@ test('variables (hoist inventory, the log): every name the old pass/secret/token
 
 test('mirror headers: every header the old auth/token/cookie/secret/key/password rule flagged makes hosts.toml secret and its value masked', () => {
   // Old rule: /auth|token|cookie|secret|key|password/i; passwd and passphrase are new.
-  const flagged = ['Authorization', 'Proxy-Authorization', 'X-Auth-Token', 'X-Registry-Auth', 'X-Token', 'Cookie', 'Set-Cookie', 'X-Secret', 'X-Api-Key', 'Key', 'X-Password', 'X-Passwd', 'X-Key-Passphrase'];
+  const flagged = [
+    'Authorization',
+    'Proxy-Authorization',
+    'X-Auth-Token',
+    'X-Registry-Auth',
+    'X-Token',
+    'Cookie',
+    'Set-Cookie',
+    'X-Secret',
+    'X-Api-Key',
+    'Key',
+    'X-Password',
+    'X-Passwd',
+    'X-Key-Passphrase',
+  ];
   flagged.forEach((name, i) => {
     assert.ok(isSensitiveHeader(name), name);
     const value = `header-value-${i}-Zq9`;
-    const cfg = validateRuntimeConfig({ containerd_version: '2.1.9', registries: { 'r.example': { mirrors: [{ url: 'https://m.example', headers: { [name]: value } }] } } });
+    const cfg = validateRuntimeConfig({
+      containerd_version: '2.1.9',
+      registries: { 'r.example': { mirrors: [{ url: 'https://m.example', headers: { [name]: value } }] } },
+    });
     assert.equal(renderHostsToml('r.example', cfg.registries['r.example'], cfg).secret, true, `${name}: hosts.toml is written 0600`);
     assert.equal(redact(`sent ${value}`), 'sent ***', `${name}: its value is a secret`);
   });
   for (const name of ['Accept', 'X-Request-Id', 'User-Agent']) assert.ok(!isSensitiveHeader(name), name);
 });
 
-test('a host\'s files: every field the old scan read is a credential from then on, and the cheap pre-test lets it through', () => {
+test("a host's files: every field the old scan read is a credential from then on, and the cheap pre-test lets it through", () => {
   // Old list: password|passwd|auth|identitytoken|identity_token|registrytoken|registry_token|token|secret, matched whole.
-  const fields = ['password', 'passwd', 'auth', 'identitytoken', 'identity_token', 'registrytoken', 'registry_token', 'token', 'secret', 'IdentityToken', 'passphrase', 'private_key'];
+  const fields = [
+    'password',
+    'passwd',
+    'auth',
+    'identitytoken',
+    'identity_token',
+    'registrytoken',
+    'registry_token',
+    'token',
+    'secret',
+    'IdentityToken',
+    'passphrase',
+    'private_key',
+  ];
   fields.forEach((name, i) => {
-    assert.ok(CONFIG_FIELD_NAMES.some((f) => f.toLowerCase() === name.toLowerCase()), name);
+    assert.ok(
+      CONFIG_FIELD_NAMES.some((f) => f.toLowerCase() === name.toLowerCase()),
+      name,
+    );
     const value = `found-on-host-${i}-Xy7`;
     assert.deepEqual(credentialsIn(`  ${name} = "${value}"`), [value], `${name} (TOML)`);
     assert.deepEqual(credentialsIn(`{"${name}": "${value}"}`), [value], `${name} (JSON)`);
@@ -64,7 +117,24 @@ test('a host\'s files: every field the old scan read is a credential from then o
 
 test('--diff lines: every key the old line rule masked has its value hidden', () => {
   // Old rule: a key containing password|passwd|auth|authorization|token|secret|private_key.
-  const keys = ['password', 'db_password', 'passwd', 'auth', 'auth_type', 'authorization', 'Authorization', 'token', 'identitytoken', 'secret', 'client_secret', 'private_key', 'tls_private_key_pem', '"password"', "'auth'", 'passphrase'];
+  const keys = [
+    'password',
+    'db_password',
+    'passwd',
+    'auth',
+    'auth_type',
+    'authorization',
+    'Authorization',
+    'token',
+    'identitytoken',
+    'secret',
+    'client_secret',
+    'private_key',
+    'tls_private_key_pem',
+    '"password"',
+    "'auth'",
+    'passphrase',
+  ];
   const mask = lineMasker();
   keys.forEach((key, i) => {
     const value = `"line-value-${i}-Qw3"`;

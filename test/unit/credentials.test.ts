@@ -26,7 +26,15 @@ async function agentReady() {
 }
 
 const ep = (identityFiles: string[], identitiesOnly: boolean, extra: Partial<Endpoint> = {}): Endpoint => ({
-  name: 'h1', host: '10.0.0.1', port: 22, user: 'deploy', identityFiles, identitiesOnly, connectTimeoutMs: 1000, commandTimeoutMs: 1000, ...extra,
+  name: 'h1',
+  host: '10.0.0.1',
+  port: 22,
+  user: 'deploy',
+  identityFiles,
+  identitiesOnly,
+  connectTimeoutMs: 1000,
+  commandTimeoutMs: 1000,
+  ...extra,
 });
 const none: SecretSources = { passphrase: async () => undefined, becomePassword: async () => undefined };
 
@@ -58,5 +66,8 @@ test('become passwords: from a 0600 file (one read per file), refused when other
   const c = await Credentials.prepare([withFile(pw), { ...withFile(pw), name: 'h2' }], none);
   assert.deepEqual(c.becomeFor(withFile(pw)), { user: 'root', password: 's3cret', passwordSource: `become_password_file ${pw}` });
   chmodSync(pw, 0o640);
-  await assert.rejects(Credentials.prepare([withFile(pw), { ...withFile(pw), name: 'h2' }], none), /readable by others \(mode 0640\); chmod 600 it \(become_password_file of h1, h2\)/);
+  await assert.rejects(
+    Credentials.prepare([withFile(pw), { ...withFile(pw), name: 'h2' }], none),
+    /readable by others \(mode 0640\); chmod 600 it \(become_password_file of h1, h2\)/,
+  );
 });

@@ -2,11 +2,18 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProtoMessage, ProtoWriter } from '../../src/modules/containerd/cri/protobuf.js';
-import { decodeIdResponse as decodeRunPodSandboxResponse, encodeIdRequest as encodePodSandboxIdRequest, encodeRunPodSandboxRequest } from '../../src/modules/containerd/cri/pod.js';
+import {
+  decodeIdResponse as decodeRunPodSandboxResponse,
+  encodeIdRequest as encodePodSandboxIdRequest,
+  encodeRunPodSandboxRequest,
+} from '../../src/modules/containerd/cri/pod.js';
 
 describe('RunPodSandboxRequest', () => {
   it('carries metadata, labels, cgroup parent and a node network namespace', () => {
-    const buf = encodeRunPodSandboxRequest({ name: 'n', uid: 'u', namespace: 'ns', attempt: 2, cgroupParent: 'hoist.slice', hostNetwork: true, labels: { a: 'b' } }, 'runc');
+    const buf = encodeRunPodSandboxRequest(
+      { name: 'n', uid: 'u', namespace: 'ns', attempt: 2, cgroupParent: 'hoist.slice', hostNetwork: true, labels: { a: 'b' } },
+      'runc',
+    );
     const req = new ProtoMessage(buf);
     assert.equal(req.string(2), 'runc');
     const config = req.message(1)!;

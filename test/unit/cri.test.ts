@@ -10,7 +10,13 @@ import { CriClient } from '../../src/modules/containerd/cri/client.js';
 import { CriError, encodeGrpcFrame, grpcTimeout, GrpcFrameReader, GrpcStatus } from '../../src/modules/containerd/cri/grpc.js';
 import { decodeFields, decodeVarint, encodeVarint, ProtobufError, ProtoMessage, ProtoWriter } from '../../src/modules/containerd/cri/protobuf.js';
 import { decodeListImagesResponse, listImages } from '../support/cri-rpcs.js';
-import { decodeStatusResponse, decodeVersionResponse, encodePullImageRequest, encodeStatusRequest, encodeVersionRequest } from '../../src/modules/containerd/cri/messages.js';
+import {
+  decodeStatusResponse,
+  decodeVersionResponse,
+  encodePullImageRequest,
+  encodeStatusRequest,
+  encodeVersionRequest,
+} from '../../src/modules/containerd/cri/messages.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const h = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -20,8 +26,15 @@ const h = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 describe('protobuf wire format', () => {
   test('varint known vectors', () => {
     const vectors: [number | bigint, string][] = [
-      [0, '00'], [1, '01'], [127, '7f'], [128, '8001'], [150, '9601'], [300, 'ac02'], [16384, '808001'],
-      [2 ** 32, '8080808010'], [0xffff_ffff_ffff_ffffn, 'ffffffffffffffffff01'],
+      [0, '00'],
+      [1, '01'],
+      [127, '7f'],
+      [128, '8001'],
+      [150, '9601'],
+      [300, 'ac02'],
+      [16384, '808001'],
+      [2 ** 32, '8080808010'],
+      [0xffff_ffff_ffff_ffffn, 'ffffffffffffffffff01'],
     ];
     for (const [n, want] of vectors) {
       assert.equal(hex(encodeVarint(n)), want, String(n));
@@ -41,8 +54,10 @@ describe('protobuf wire format', () => {
     // PullImageRequest{image: ImageSpec{image: "busybox"}}
     assert.equal(hex(encodePullImageRequest('busybox')), '0a09' + '0a07' + Buffer.from('busybox').toString('hex'));
     // + auth: AuthConfig{username: "u", password: "p", server_address: "r"} (field 2; empty fields omitted)
-    assert.equal(hex(encodePullImageRequest('busybox', { username: 'u', password: 'p', serverAddress: 'r', auth: '' })),
-      '0a090a07' + Buffer.from('busybox').toString('hex') + '1209' + '0a0175' + '120170' + '220172');
+    assert.equal(
+      hex(encodePullImageRequest('busybox', { username: 'u', password: 'p', serverAddress: 'r', auth: '' })),
+      '0a090a07' + Buffer.from('busybox').toString('hex') + '1209' + '0a0175' + '120170' + '220172',
+    );
     const a = new ProtoMessage(encodePullImageRequest('x', { auth: 'YTpi', identityToken: 'id', registryToken: 'rt' })).message(2)!;
     assert.deepEqual([a.string(3), a.string(5), a.string(6)], ['YTpi', 'id', 'rt']);
   });
@@ -78,14 +93,27 @@ describe('protobuf wire format', () => {
   });
 
   test('repeated strings, uint64 sizes, last scalar wins, split nested messages merge', () => {
-    const img = new ProtoWriter().string(1, 'sha256:abc').string(2, 'docker.io/library/busybox:latest').string(2, 'busybox:1')
-      .string(3, 'docker.io/library/busybox@sha256:def').uint64(4, 2_155_339).bool(8, true);
+    const img = new ProtoWriter()
+      .string(1, 'sha256:abc')
+      .string(2, 'docker.io/library/busybox:latest')
+      .string(2, 'busybox:1')
+      .string(3, 'docker.io/library/busybox@sha256:def')
+      .uint64(4, 2_155_339)
+      .bool(8, true);
     const list = decodeListImagesResponse(new ProtoWriter().message(1, img).message(1, new ProtoWriter().string(1, 'sha256:0')).finish());
     assert.deepEqual(list, [
-      { id: 'sha256:abc', repoTags: ['docker.io/library/busybox:latest', 'busybox:1'], repoDigests: ['docker.io/library/busybox@sha256:def'], size: 2_155_339, pinned: true },
+      {
+        id: 'sha256:abc',
+        repoTags: ['docker.io/library/busybox:latest', 'busybox:1'],
+        repoDigests: ['docker.io/library/busybox@sha256:def'],
+        size: 2_155_339,
+        pinned: true,
+      },
       { id: 'sha256:0', repoTags: [], repoDigests: [], size: 0, pinned: false },
     ]);
-    const m = new ProtoMessage(new ProtoWriter().string(1, 'a').string(1, 'b').message(2, new ProtoWriter().string(1, 'x')).message(2, new ProtoWriter().string(2, 'y')).finish());
+    const m = new ProtoMessage(
+      new ProtoWriter().string(1, 'a').string(1, 'b').message(2, new ProtoWriter().string(1, 'x')).message(2, new ProtoWriter().string(2, 'y')).finish(),
+    );
     assert.equal(m.string(1), 'b');
     assert.deepEqual([m.message(2)!.string(1), m.message(2)!.string(2)], ['x', 'y']);
     assert.equal(m.message(9), null);
@@ -112,7 +140,11 @@ describe('gRPC framing', () => {
       const r = new GrpcFrameReader();
       const got: Buffer[] = [];
       for (let i = 0; i < stream.length; i += size) got.push(...r.push(stream.subarray(i, i + size)));
-      assert.deepEqual(got.map((b) => b.length), [2, 300, 0], `chunk ${size}`);
+      assert.deepEqual(
+        got.map((b) => b.length),
+        [2, 300, 0],
+        `chunk ${size}`,
+      );
       assert.equal(hex(got[0]), '0801');
       assert.equal(r.pending, 0);
     }
@@ -154,7 +186,11 @@ interface Reply {
 
 type Handler = (path: string, request: Buffer, headers: http2.IncomingHttpHeaders) => Reply;
 
-interface Seen { path: string; request: Buffer; headers: http2.IncomingHttpHeaders }
+interface Seen {
+  path: string;
+  request: Buffer;
+  headers: http2.IncomingHttpHeaders;
+}
 
 class FakeCri {
   readonly seen: Seen[] = [];
@@ -169,7 +205,10 @@ class FakeCri {
     this.server.on('session', (s) => {
       this.sessions++;
       this.open.add(s);
-      s.on('close', () => { this.closedSessions++; this.open.delete(s); });
+      s.on('close', () => {
+        this.closedSessions++;
+        this.open.delete(s);
+      });
     });
     this.server.on('stream', (stream, headers) => {
       const chunks: Buffer[] = [];
@@ -191,7 +230,10 @@ class FakeCri {
           r = { status: GrpcStatus.INTERNAL, message: `fake server: ${(e as Error).message}`, trailersOnly: true };
         }
         if (r.hang) return;
-        if (r.httpStatus) { stream.respond({ ':status': r.httpStatus }, { endStream: true }); return; }
+        if (r.httpStatus) {
+          stream.respond({ ':status': r.httpStatus }, { endStream: true });
+          return;
+        }
         const grpcHeaders = { 'grpc-status': String(r.status ?? 0), ...(r.message ? { 'grpc-message': encodeURIComponent(r.message) } : {}) };
         if (r.trailersOnly) {
           stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...grpcHeaders }, { endStream: true });
@@ -222,12 +264,24 @@ class FakeCri {
 /** A Duplex that is not a net.Socket, like an ssh2 stream-local channel. */
 function proxyDuplex(sock: net.Socket): Duplex {
   const d = new Duplex({
-    write(chunk, _enc, cb) { sock.write(chunk, cb); },
-    final(cb) { sock.end(); cb(); },
-    read() { sock.resume(); },
-    destroy(err, cb) { sock.destroy(); cb(err); },
+    write(chunk, _enc, cb) {
+      sock.write(chunk, cb);
+    },
+    final(cb) {
+      sock.end();
+      cb();
+    },
+    read() {
+      sock.resume();
+    },
+    destroy(err, cb) {
+      sock.destroy();
+      cb(err);
+    },
   });
-  sock.on('data', (c) => { if (!d.push(c)) sock.pause(); });
+  sock.on('data', (c) => {
+    if (!d.push(c)) sock.pause();
+  });
   sock.on('end', () => d.push(null));
   sock.on('error', (e) => d.destroy(e));
   return d;
@@ -238,8 +292,12 @@ const versionBody = (runtimeVersion: string, api: string) =>
 
 describe('CriClient over HTTP/2', () => {
   let dir: string;
-  before(async () => { dir = await mkdtemp(join(tmpdir(), 'hoist-cri-')); });
-  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hoist-cri-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   async function withServer(name: string, handler: Handler, fn: (srv: FakeCri, sock: string) => Promise<void>): Promise<void> {
     const srv = new FakeCri(handler);
@@ -261,7 +319,8 @@ describe('CriClient over HTTP/2', () => {
           return { body: versionBody('2.1.9+unknown', 'v1') };
         case '/runtime.v1.RuntimeService/Status': {
           assert.equal(new ProtoMessage(req).bool(1), true);
-          const st = new ProtoWriter().message(1, new ProtoWriter().string(1, 'RuntimeReady').bool(2, true))
+          const st = new ProtoWriter()
+            .message(1, new ProtoWriter().string(1, 'RuntimeReady').bool(2, true))
             .message(1, new ProtoWriter().string(1, 'NetworkReady').bool(2, true));
           return { body: new ProtoWriter().message(1, st).stringMap(2, { config: '{"containerd":{}}' }).finish() };
         }
@@ -281,14 +340,34 @@ describe('CriClient over HTTP/2', () => {
     };
     await withServer('v1', handler, async (srv, sock) => {
       let dials = 0;
-      const client = new CriClient({ dial: async () => { dials++; return net.connect(sock); } });
+      const client = new CriClient({
+        dial: async () => {
+          dials++;
+          return net.connect(sock);
+        },
+      });
       assert.equal(client.apiVersion, null);
-      assert.deepEqual(await client.version(), { version: '0.1.0', runtimeName: 'containerd', runtimeVersion: '2.1.9+unknown', runtimeApiVersion: 'v1', api: 'v1' });
+      assert.deepEqual(await client.version(), {
+        version: '0.1.0',
+        runtimeName: 'containerd',
+        runtimeVersion: '2.1.9+unknown',
+        runtimeApiVersion: 'v1',
+        api: 'v1',
+      });
       assert.equal(client.apiVersion, 'v1');
       const st = await client.status(true);
-      assert.deepEqual(st.conditions.map((c) => [c.type, c.status]), [['RuntimeReady', true], ['NetworkReady', true]]);
+      assert.deepEqual(
+        st.conditions.map((c) => [c.type, c.status]),
+        [
+          ['RuntimeReady', true],
+          ['NetworkReady', true],
+        ],
+      );
       assert.equal(st.info.config, '{"containerd":{}}');
-      assert.equal(await client.pullImage('registry.local:5000/busybox:1', { username: 'ci', password: 's3cret', serverAddress: 'registry.local:5000' }), 'sha256:0123');
+      assert.equal(
+        await client.pullImage('registry.local:5000/busybox:1', { username: 'ci', password: 's3cret', serverAddress: 'registry.local:5000' }),
+        'sha256:0123',
+      );
       assert.deepEqual(await listImages(client), [{ id: 'sha256:0123', repoTags: ['busybox:1'], repoDigests: [], size: 4096, pinned: false }]);
 
       assert.equal(dials, 1, 'all calls share one connection');
@@ -308,7 +387,8 @@ describe('CriClient over HTTP/2', () => {
 
   test('falls back to runtime.v1alpha2 on UNIMPLEMENTED and remembers it', async () => {
     const handler: Handler = (path, req) => {
-      if (path.startsWith('/runtime.v1.')) return { status: GrpcStatus.UNIMPLEMENTED, message: 'unknown service runtime.v1.RuntimeService', trailersOnly: true };
+      if (path.startsWith('/runtime.v1.'))
+        return { status: GrpcStatus.UNIMPLEMENTED, message: 'unknown service runtime.v1.RuntimeService', trailersOnly: true };
       if (path === '/runtime.v1alpha2.RuntimeService/Version') {
         assert.equal(new ProtoMessage(req).string(1), 'v1alpha2');
         return { body: versionBody('v1.4.13', 'v1alpha2') };
@@ -323,11 +403,10 @@ describe('CriClient over HTTP/2', () => {
       assert.equal(v.runtimeVersion, 'v1.4.13');
       assert.equal(client.apiVersion, 'v1alpha2');
       assert.deepEqual(await client.status(), { conditions: [], info: {} });
-      assert.deepEqual(srv.seen.map((s) => s.path), [
-        '/runtime.v1.RuntimeService/Version',
-        '/runtime.v1alpha2.RuntimeService/Version',
-        '/runtime.v1alpha2.RuntimeService/Status',
-      ]);
+      assert.deepEqual(
+        srv.seen.map((s) => s.path),
+        ['/runtime.v1.RuntimeService/Version', '/runtime.v1alpha2.RuntimeService/Version', '/runtime.v1alpha2.RuntimeService/Status'],
+      );
       await client.close();
     });
   });
@@ -362,8 +441,10 @@ describe('CriClient over HTTP/2', () => {
       // Forced v1 does not fall back.
       await assert.rejects(client.version(), (e: unknown) => e instanceof CriError && e.code === GrpcStatus.UNIMPLEMENTED);
       const negotiating = new CriClient({ dial: async () => net.connect(sock) });
-      await assert.rejects(negotiating.version(), (e: unknown) =>
-        e instanceof CriError && e.code === GrpcStatus.UNIMPLEMENTED && e.method === '/runtime.v1alpha2.RuntimeService/Version');
+      await assert.rejects(
+        negotiating.version(),
+        (e: unknown) => e instanceof CriError && e.code === GrpcStatus.UNIMPLEMENTED && e.method === '/runtime.v1alpha2.RuntimeService/Version',
+      );
       assert.equal(negotiating.apiVersion, null);
       await client.close();
       await negotiating.close();
@@ -390,7 +471,13 @@ describe('CriClient over HTTP/2', () => {
     const handler: Handler = () => (hang ? { hang: true } : { body: versionBody('v1.7.34', 'v1') });
     await withServer('slow', handler, async (srv, sock) => {
       let dials = 0;
-      const client = new CriClient({ dial: async () => { dials++; return net.connect(sock); }, timeoutMs: 150 });
+      const client = new CriClient({
+        dial: async () => {
+          dials++;
+          return net.connect(sock);
+        },
+        timeoutMs: 150,
+      });
       const t0 = Date.now();
       await assert.rejects(client.version(), (e: unknown) => e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED);
       const took = Date.now() - t0;
@@ -404,12 +491,16 @@ describe('CriClient over HTTP/2', () => {
   });
 
   test('works over a Duplex that is not a socket (as an SSH channel is)', async () => {
-    await withServer('duplex', () => ({ body: versionBody('2.3.4', 'v1') }), async (_srv, sock) => {
-      const client = new CriClient({ dial: async () => proxyDuplex(net.connect(sock)) });
-      assert.equal((await client.version()).runtimeVersion, '2.3.4');
-      assert.equal((await client.version()).runtimeVersion, '2.3.4');
-      await client.close();
-    });
+    await withServer(
+      'duplex',
+      () => ({ body: versionBody('2.3.4', 'v1') }),
+      async (_srv, sock) => {
+        const client = new CriClient({ dial: async () => proxyDuplex(net.connect(sock)) });
+        assert.equal((await client.version()).runtimeVersion, '2.3.4');
+        assert.equal((await client.version()).runtimeVersion, '2.3.4');
+        await client.close();
+      },
+    );
   });
 
   test('unreachable socket gives UNAVAILABLE', async () => {

@@ -3,7 +3,19 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { classify, ControllerError, EXIT, HoistError, HostError, InputError, InputErrors, InternalError, InterruptedError, LockHeldError, type ErrorKind } from '../../src/util/errors.js';
+import {
+  classify,
+  ControllerError,
+  EXIT,
+  HoistError,
+  HostError,
+  InputError,
+  InputErrors,
+  InternalError,
+  InterruptedError,
+  LockHeldError,
+  type ErrorKind,
+} from '../../src/util/errors.js';
 import { errorEnvelope } from '../../src/output/json.js';
 import { assertOutputSchema } from '../support/output-schema.js';
 import { EXIT as REPORT_EXIT } from '../../src/runner/report.js';
@@ -65,7 +77,7 @@ describe('error kinds', () => {
     assert.deepEqual(EXIT, { ok: 0, input: 1, internal: 1, hostFailed: 2, controller: 3, unreachable: 4, locked: 5, hostKey: 6, sigint: 130, sigterm: 143 });
   });
 
-  it('the schema refuses an error kind hoist does not have, and a kind with another kind\'s exit code', () => {
+  it("the schema refuses an error kind hoist does not have, and a kind with another kind's exit code", () => {
     assert.throws(() => assertOutputSchema(errorEnvelope('apply', 1, 'bogus' as ErrorKind, 'm'), 'bogus'), /does not match/);
     assert.throws(() => assertOutputSchema(errorEnvelope('apply', 1, 'controller', 'm'), 'controller 1'), /exitCode/);
     assert.throws(() => assertOutputSchema(errorEnvelope('apply', 3, 'host', 'm'), 'host 3'), /exitCode/);
@@ -124,7 +136,15 @@ describe('errors from each part of hoist classify by what failed', () => {
   it('artifacts: a download that cannot connect, and an offline miss, are the controller', async () => {
     const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hoist-errors-'));
     try {
-      const artifact = { id: 'runc', name: 'runc.amd64', version: '1.0.0', url: 'http://127.0.0.1:9/runc.amd64', checksumUrl: 'http://127.0.0.1:9/runc.amd64.sha256sum', checksumFormat: 'sha256sum' as const, pinnedSha256: 'a'.repeat(64) };
+      const artifact = {
+        id: 'runc',
+        name: 'runc.amd64',
+        version: '1.0.0',
+        url: 'http://127.0.0.1:9/runc.amd64',
+        checksumUrl: 'http://127.0.0.1:9/runc.amd64.sha256sum',
+        checksumFormat: 'sha256sum' as const,
+        pinnedSha256: 'a'.repeat(64),
+      };
       const opts = { cacheDir, retryDelayMs: 1, maxRetryDelayMs: 2, timeoutMs: 2000 };
       is(await caught(() => ensureArtifact(artifact, opts)), 'controller', 3, ControllerError);
       is(await caught(() => ensureArtifact(artifact, { ...opts, offline: true })), 'controller', 3, ControllerError);

@@ -48,7 +48,10 @@ test('with peers, the controller sends the first hosts and the rest copy from ho
   assert.equal(copied.length + r.pushed.length, 20, 'every host got the file exactly once');
   // No holder serves more than two at once: each served file is a port it opened, bounded per round.
   const served = hosts.map((h) => h.served.length);
-  assert.equal(served.reduce((a, b) => a + b, 0), copied.length);
+  assert.equal(
+    served.reduce((a, b) => a + b, 0),
+    copied.length,
+  );
   for (const h of copied) assert.match(h.received[0], /^10\.0\.0\.\d+:4\d{4}$/);
 });
 
@@ -85,7 +88,11 @@ test('once two holders could not be reached, host-to-host copies stop for the ru
   assert.equal(await fan.deliver(hosts[1], FILE, how(hosts[1])), 'controller');
   assert.equal(await fan.deliver(hosts[2], FILE, how(hosts[2])), 'controller');
   for (const h of hosts.slice(3)) assert.equal(await fan.deliver(h, FILE, how(h)), 'controller');
-  assert.deepEqual(hosts.map((h) => h.served.length), [2, 1, 0, 0, 0, 0], 'nothing is tried host to host after that');
+  assert.deepEqual(
+    hosts.map((h) => h.served.length),
+    [2, 1, 0, 0, 0, 0],
+    'nothing is tried host to host after that',
+  );
 });
 
 test('one holder nobody reaches is dropped without stopping copies from the others', async () => {

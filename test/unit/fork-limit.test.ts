@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import { checkOpenFiles, forkLimit } from '../../src/runner/run.js';
 import type { Endpoint } from '../../src/ssh/endpoint.js';
 
-const ep = (o: Partial<Endpoint> = {}): Endpoint => ({ name: 'h', host: 'x', port: 22, user: 'u', identityFiles: [], identitiesOnly: false, connectTimeoutMs: 1, commandTimeoutMs: 1, ...o });
+const ep = (o: Partial<Endpoint> = {}): Endpoint => ({
+  name: 'h',
+  host: 'x',
+  port: 22,
+  user: 'u',
+  identityFiles: [],
+  identitiesOnly: false,
+  connectTimeoutMs: 1,
+  commandTimeoutMs: 1,
+  ...o,
+});
 const many = (n: number, o: Partial<Endpoint> = {}) => Array.from({ length: n }, () => ep(o));
 
 test('by default every host at once; --forks as given, checked', () => {

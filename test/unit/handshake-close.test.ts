@@ -21,10 +21,15 @@ test('a server that sends its banner and hangs up (an sshd out of descriptors) i
     const key = path.join(dir, 'id');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     const inv = path.join(dir, 'inv.toml');
-    writeFileSync(inv, `[defaults]\nuser = "root"\nidentity_file = "${key}"\n[hosts.direct]\naddress = "127.0.0.1"\nport = ${port}\n[hosts.behind]\naddress = "10.255.255.1"\njump = "root@127.0.0.1:${port}"\n`);
+    writeFileSync(
+      inv,
+      `[defaults]\nuser = "root"\nidentity_file = "${key}"\n[hosts.direct]\naddress = "127.0.0.1"\nport = ${port}\n[hosts.behind]\naddress = "10.255.255.1"\njump = "root@127.0.0.1:${port}"\n`,
+    );
     // Asynchronous spawn: the server runs in this process and must keep answering.
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'ping', '-i', inv, '--json'], { env: { ...process.env, HOIST_LOG: 'off', SSH_AUTH_SOCK: '' } });
+      const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'ping', '-i', inv, '--json'], {
+        env: { ...process.env, HOIST_LOG: 'off', SSH_AUTH_SOCK: '' },
+      });
       let out = '';
       p.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const t = setTimeout(() => p.kill('SIGKILL'), 30_000);
@@ -55,10 +60,15 @@ test('on an idle controller the working-time handshake deadline still fails a si
     const key = path.join(dir, 'id');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     const inv = path.join(dir, 'inv.toml');
-    writeFileSync(inv, `[defaults]\nuser = "root"\nidentity_file = "${key}"\n[hosts.silent]\naddress = "127.0.0.1"\nport = ${port}\n[hosts.refused]\naddress = "127.0.0.1"\nport = ${refusedPort}\n`);
+    writeFileSync(
+      inv,
+      `[defaults]\nuser = "root"\nidentity_file = "${key}"\n[hosts.silent]\naddress = "127.0.0.1"\nport = ${port}\n[hosts.refused]\naddress = "127.0.0.1"\nport = ${refusedPort}\n`,
+    );
     const t0 = Date.now();
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'ping', '-i', inv, '--connect-timeout', '2', '--json'], { env: { ...process.env, HOIST_LOG: 'off', SSH_AUTH_SOCK: '' } });
+      const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'ping', '-i', inv, '--connect-timeout', '2', '--json'], {
+        env: { ...process.env, HOIST_LOG: 'off', SSH_AUTH_SOCK: '' },
+      });
       let out = '';
       p.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const t = setTimeout(() => p.kill('SIGKILL'), 60_000);

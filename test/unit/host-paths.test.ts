@@ -24,9 +24,20 @@ import { containerdHostPaths } from '../../src/modules/containerd/data-dirs.js';
 const res = (p: string, resolved: string, symlinks: { link: string; target: string }[] = []) => ({ path: p, resolved, symlinks });
 
 test('the guard applies to what a path resolves to and to every symlink on the way', () => {
-  assert.equal(resolvedPathProblem(res('/srv/evil', '/etc', [{ link: '/srv/evil', target: '/etc' }])), 'resolves to /etc: "/etc" is a system directory; hoist writes into this path and a reset deletes from it');
-  assert.match(resolvedPathProblem(res('/srv/evil/x', '/etc/x', [{ link: '/srv/evil', target: '/etc' }])) ?? '', /through the symlink \/srv\/evil -> \/etc: "\/etc" is a system directory/);
-  assert.match(resolvedPathProblem(res('/data/c', '/var/lib/hoist/c', [{ link: '/data', target: '/var/lib/hoist' }]), [{ dir: '/var/lib/hoist', what: "hoist's own state directory" }]) ?? '', /hoist's own state directory/);
+  assert.equal(
+    resolvedPathProblem(res('/srv/evil', '/etc', [{ link: '/srv/evil', target: '/etc' }])),
+    'resolves to /etc: "/etc" is a system directory; hoist writes into this path and a reset deletes from it',
+  );
+  assert.match(
+    resolvedPathProblem(res('/srv/evil/x', '/etc/x', [{ link: '/srv/evil', target: '/etc' }])) ?? '',
+    /through the symlink \/srv\/evil -> \/etc: "\/etc" is a system directory/,
+  );
+  assert.match(
+    resolvedPathProblem(res('/data/c', '/var/lib/hoist/c', [{ link: '/data', target: '/var/lib/hoist' }]), [
+      { dir: '/var/lib/hoist', what: "hoist's own state directory" },
+    ]) ?? '',
+    /hoist's own state directory/,
+  );
   // A distribution's own links between system directories, and links to a directory of one's own, pass.
   assert.equal(resolvedPathProblem(res('/var/run/containerd', '/run/containerd', [{ link: '/var/run', target: '/run' }])), undefined);
   assert.equal(resolvedPathProblem(res('/var/lib/containerd', '/data/containerd', [{ link: '/var/lib/containerd', target: '/data/containerd' }])), undefined);
@@ -34,7 +45,10 @@ test('the guard applies to what a path resolves to and to every symlink on the w
 });
 
 test("a path is, lies in or contains a user's home, as spelled or as resolved", () => {
-  const homes = [{ user: 'deploy', home: '/home/deploy', resolved: '/home/deploy' }, { user: 'ci', home: '/home/ci', resolved: '/data/ci' }];
+  const homes = [
+    { user: 'deploy', home: '/home/deploy', resolved: '/home/deploy' },
+    { user: 'ci', home: '/home/ci', resolved: '/data/ci' },
+  ];
   assert.deepEqual(homeConflict('/home/deploy', homes), { user: 'deploy', home: '/home/deploy', how: 'is' });
   assert.deepEqual(homeConflict('/home/deploy/containerd', homes), { user: 'deploy', home: '/home/deploy', how: 'in' });
   assert.deepEqual(homeConflict('/data', homes), { user: 'ci', home: '/data/ci', how: 'contains' });
@@ -69,7 +83,10 @@ test('the probe resolves paths, finds the symlinks on the way, lists data dirs a
     assert.deepEqual([missing.exists, missing.resolved, missing.symlinks], [false, `${d}/missing/x`, []]);
     const file = found.paths.get(`${d}/real/data/notes.txt`)!;
     assert.deepEqual([file.exists, file.dir], [true, false]);
-    assert.ok(found.homes.some((h) => h.user === 'root' && h.home.startsWith('/')), JSON.stringify(found.homes));
+    assert.ok(
+      found.homes.some((h) => h.user === 'root' && h.home.startsWith('/')),
+      JSON.stringify(found.homes),
+    );
     assert.ok(!found.homes.some((h) => h.home === '/'), 'a home of "/" is left out');
   } finally {
     await rm(d, { recursive: true, force: true });
@@ -96,7 +113,10 @@ test('the pin check passes while paths resolve as planned and exits 97 naming th
     const r = run();
     assert.equal(r.status, 97);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, `root_dir = ${d}/p resolved to ${d}/p when the host was planned and now resolves to ${d}/a: a symlink on the way changed since; nothing was written. Check the path on the host, then run again.\n`);
+    assert.equal(
+      r.stderr,
+      `root_dir = ${d}/p resolved to ${d}/p when the host was planned and now resolves to ${d}/a: a symlink on the way changed since; nothing was written. Check the path on the host, then run again.\n`,
+    );
     assert.equal(pinCheckScript([]), '');
   } finally {
     await rm(d, { recursive: true, force: true });
@@ -104,14 +124,22 @@ test('the pin check passes while paths resolve as planned and exits 97 naming th
 });
 
 const spec: HostPathSpec = {
-  paths: [{ variable: 'root_dir', path: '/srv/data', data: true }, { variable: 'config_path', path: '/srv/conf' }],
+  paths: [
+    { variable: 'root_dir', path: '/srv/data', data: true },
+    { variable: 'config_path', path: '/srv/conf' },
+  ],
   allowData: [],
   allowVariable: 'allow_data_dir',
   protected: [],
   dataEntries: ['io.containerd.*'],
 };
 const at = (p: Partial<ResolvedPath> & { path: string }): ResolvedPath => ({ resolved: p.path, exists: false, dir: false, symlinks: [], ...p });
-const found = (paths: ResolvedPath[], extra: Partial<HostPaths> = {}): HostPaths => ({ paths: new Map(paths.map((p) => [p.path, p])), homes: [], records: [], ...extra });
+const found = (paths: ResolvedPath[], extra: Partial<HostPaths> = {}): HostPaths => ({
+  paths: new Map(paths.map((p) => [p.path, p])),
+  homes: [],
+  records: [],
+  ...extra,
+});
 
 test('refusals name the host, variable, value, its layer, what it resolves to and the fix; allow_data_dir passes a named dir', () => {
   const origin = (v: string) => (v === 'root_dir' ? 'inventory host "h1", inv.toml:7' : undefined);
@@ -121,33 +149,66 @@ test('refusals name the host, variable, value, its layer, what it resolves to an
     'h1: root_dir = "/srv/data" (set in inventory host "h1", inv.toml:7) resolves to /srv/data, which is an existing directory hoist did not create, holding 1 entry its data never has ("notes.txt"): a reset with remove_data would take them; nothing was changed on h1. Fix: choose a new or empty directory, or, if it is meant to hold this data, name it: allow_data_dir = "/srv/data"',
   ]);
   // Recorded as hoist's, or named by the operator: accepted.
-  assert.deepEqual(checkHostPaths(spec, found([foreign, at({ path: '/srv/conf' })], { records: [{ how: 'created', time: 't', path: '/srv/data' }] }), 'h1', origin).problems, []);
+  assert.deepEqual(
+    checkHostPaths(spec, found([foreign, at({ path: '/srv/conf' })], { records: [{ how: 'created', time: 't', path: '/srv/data' }] }), 'h1', origin).problems,
+    [],
+  );
   assert.deepEqual(checkHostPaths({ ...spec, allowData: ['/srv/data'] }, found([foreign, at({ path: '/srv/conf' })]), 'h1', origin).problems, []);
   // Only containerd's own entries: accepted, and handed to the tasks.
-  const own = checkHostPaths(spec, found([at({ path: '/srv/data', exists: true, dir: true, entryCount: 3, foreignCount: 0, foreign: [] }), at({ path: '/srv/conf' })]), 'h1', origin);
-  assert.deepEqual([own.problems, own.checked.map((c) => [c.variable, c.data])], [[], [['root_dir', true], ['config_path', false]]]);
+  const own = checkHostPaths(
+    spec,
+    found([at({ path: '/srv/data', exists: true, dir: true, entryCount: 3, foreignCount: 0, foreign: [] }), at({ path: '/srv/conf' })]),
+    'h1',
+    origin,
+  );
+  assert.deepEqual(
+    [own.problems, own.checked.map((c) => [c.variable, c.data])],
+    [
+      [],
+      [
+        ['root_dir', true],
+        ['config_path', false],
+      ],
+    ],
+  );
   // A home is refused even for an empty or new directory; a config path is not held to the home rule.
   const homes = [{ user: 'deploy', home: '/srv', resolved: '/srv' }];
   const home = checkHostPaths(spec, found([at({ path: '/srv/data' }), at({ path: '/srv/conf' })], { homes }), 'h1', origin);
   assert.equal(home.problems.length, 1);
-  assert.match(home.problems[0], /^h1: root_dir = "\/srv\/data" .*lies in the home of user deploy \(\/srv\): a reset with remove_data would delete a user's files/);
+  assert.match(
+    home.problems[0],
+    /^h1: root_dir = "\/srv\/data" .*lies in the home of user deploy \(\/srv\): a reset with remove_data would delete a user's files/,
+  );
   // allow_data_dir does not pass a symlink into a system directory.
   const evil = at({ path: '/srv/data', resolved: '/etc', exists: true, dir: true, symlinks: [{ link: '/srv/data', target: '/etc' }] });
   const sys = checkHostPaths({ ...spec, allowData: ['/srv/data'] }, found([evil, at({ path: '/srv/conf' })]), 'h1', origin);
-  assert.match(sys.problems[0], /^h1: root_dir = "\/srv\/data" \(set in .*\) resolves to \/etc: "\/etc" is a system directory.*nothing was changed on h1\. Fix: .*replace the symlink$/);
+  assert.match(
+    sys.problems[0],
+    /^h1: root_dir = "\/srv\/data" \(set in .*\) resolves to \/etc: "\/etc" is a system directory.*nothing was changed on h1\. Fix: .*replace the symlink$/,
+  );
 });
 
 test('allow_data_dir names root_dir or state_dir as set; the module marks exactly those two as data', () => {
   const issues: string[] = [];
-  const st = containerdSettings({ containerd_version: '1.7.24', root_dir: '/home/ci/containerd', allow_data_dir: ['/home/ci/containerd/'] } as never, (i) => issues.push(`${i.path.join('.')}: ${i.message}`));
+  const st = containerdSettings({ containerd_version: '1.7.24', root_dir: '/home/ci/containerd', allow_data_dir: ['/home/ci/containerd/'] } as never, (i) =>
+    issues.push(`${i.path.join('.')}: ${i.message}`),
+  );
   assert.deepEqual(issues, []);
   assert.deepEqual(st?.allowDataDirs, ['/home/ci/containerd']);
   const spec = containerdHostPaths(st!);
-  assert.deepEqual(spec.paths.filter((p) => p.data).map((p) => p.variable), ['root_dir', 'state_dir']);
-  assert.deepEqual(spec.paths.map((p) => p.variable), ['root_dir', 'state_dir', 'config_path', 'imports_dir', 'cni_bin_dir', 'cni_conf_dir']);
+  assert.deepEqual(
+    spec.paths.filter((p) => p.data).map((p) => p.variable),
+    ['root_dir', 'state_dir'],
+  );
+  assert.deepEqual(
+    spec.paths.map((p) => p.variable),
+    ['root_dir', 'state_dir', 'config_path', 'imports_dir', 'cni_bin_dir', 'cni_conf_dir'],
+  );
   const wrong: string[] = [];
   containerdSettings({ containerd_version: '1.7.24', allow_data_dir: '/home/ci' } as never, (i) => wrong.push(`${i.path.join('.')}: ${i.message}`));
-  assert.deepEqual(wrong, ['allow_data_dir: "/home/ci" is neither root_dir (/var/lib/containerd) nor state_dir (/run/containerd); it names the data directory to allow, as set there']);
+  assert.deepEqual(wrong, [
+    'allow_data_dir: "/home/ci" is neither root_dir (/var/lib/containerd) nor state_dir (/run/containerd); it names the data directory to allow, as set there',
+  ]);
 });
 
 test('every command and upload of an action carries the pin check first; the connection is otherwise the same', async () => {
@@ -184,7 +245,12 @@ test('a host play names the layer, file and line each variable came from, for a 
     await writeFile(pbFile, '[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_config"\n');
     const inv = '[hosts.a]\naddress = "10.0.0.1"\n[hosts.a.vars]\n\nroot_dir = "/srv/evil"\n';
     const catalog = taskCatalog();
-    const [play] = await resolvePlay(buildInventory(parseToml(path.join(d, 'inv.toml'), inv)), await loadPlaybook(pbFile, catalog), await extraVarLayers(['state_dir=/srv/state']), { catalog });
+    const [play] = await resolvePlay(
+      buildInventory(parseToml(path.join(d, 'inv.toml'), inv)),
+      await loadPlaybook(pbFile, catalog),
+      await extraVarLayers(['state_dir=/srv/state']),
+      { catalog },
+    );
     assert.match(play.origin!('root_dir')!, /^inventory host "a", .*inv\.toml:5$/);
     assert.equal(play.origin!('state_dir'), '-e state_dir=…');
     assert.match(play.origin!('containerd_version')!, /^playbook defaults \(play\.toml\), .*play\.toml:2$/);

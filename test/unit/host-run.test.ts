@@ -32,7 +32,10 @@ const commands = (h: FakeHost) =>
     .filter((c) => !c.includes('/var/lib/hoist/drained.json'));
 
 /** A task whose plan is given by the test: change actions that run a command, a rollback step, or a plan error. */
-function task(name: string, behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean; disruptive?: boolean; delayMs?: number }): AnyTask {
+function task(
+  name: string,
+  behaviour: { change?: string; fail?: boolean; planError?: string; undo?: string; lose?: boolean; disruptive?: boolean; delayMs?: number },
+): AnyTask {
   return defineTask({
     name,
     summary: name,
@@ -73,7 +76,14 @@ function play(defs: AnyTask[]): HostPlay {
 
 function events(): RunEvents & { done: TaskReport[] } {
   const done: TaskReport[] = [];
-  return { done, hostPhase: () => undefined, taskDone: (_h, t) => void done.push(t), hostDone: () => undefined, progress: () => undefined, message: () => undefined };
+  return {
+    done,
+    hostPhase: () => undefined,
+    taskDone: (_h, t) => void done.push(t),
+    hostDone: () => undefined,
+    progress: () => undefined,
+    message: () => undefined,
+  };
 }
 
 /** The states each run of this file went through, by its report; every move any of them made. */
@@ -82,18 +92,46 @@ const moves = new Set<string>();
 const pathOf = (r: HostReport) => paths.get(r)!.join(' → ');
 
 /** A run on h1; each starts with an empty controller state directory unless given the one of an earlier run. */
-async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before?: Hook[]; after?: Hook[]; state?: string; file?: string; gate?: RestartGate; name?: string; lockWait?: number; connecting?: Promise<FakeHost> } = {}): Promise<HostReport> {
+async function run(
+  defs: AnyTask[],
+  host: FakeHost,
+  o: {
+    check?: boolean;
+    before?: Hook[];
+    after?: Hook[];
+    state?: string;
+    file?: string;
+    gate?: RestartGate;
+    name?: string;
+    lockWait?: number;
+    connecting?: Promise<FakeHost>;
+  } = {},
+): Promise<HostReport> {
   process.env.XDG_STATE_HOME = o.state ?? mkdtempSync(path.join(os.tmpdir(), 'hoist-host-run-'));
   const options: RunOptions = { check: !!o.check, diff: false, offline: true };
   const playbook: Playbook = {
-    file: o.file ?? 'play.toml', dir: '.', name: 'test', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [],
-    beforeHost: (o.before ?? []).map((h) => ({ ...h, file: 'play.toml' })), afterHost: (o.after ?? []).map((h) => ({ ...h, file: 'play.toml' })), tasks: [], doc,
+    file: o.file ?? 'play.toml',
+    dir: '.',
+    name: 'test',
+    hosts: ['all'],
+    defaults: {},
+    vars: {},
+    defaultLayers: [],
+    varLayers: [],
+    beforeHost: (o.before ?? []).map((h) => ({ ...h, file: 'play.toml' })),
+    afterHost: (o.after ?? []).map((h) => ({ ...h, file: 'play.toml' })),
+    tasks: [],
+    doc,
   };
   const log = new Logger();
   const controller = { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver };
   const p = play(defs);
   if (o.name) p.host = { ...p.host, name: o.name };
-  const hr = new HostRun(p, p.tasks.map(() => undefined), { options, controller, playbook, events: events(), log, lockWaitSeconds: o.lockWait ?? 0, catalog: new TaskCatalog(defs), gate: o.gate });
+  const hr = new HostRun(
+    p,
+    p.tasks.map(() => undefined),
+    { options, controller, playbook, events: events(), log, lockWaitSeconds: o.lockWait ?? 0, catalog: new TaskCatalog(defs), gate: o.gate },
+  );
   const r = await hr.run(o.connecting ?? Promise.resolve(host));
   paths.set(r, hr.path);
   hr.path.slice(1).forEach((to, i) => moves.add(`${hr.path[i]} → ${to}`));
@@ -101,13 +139,19 @@ async function run(defs: AnyTask[], host: FakeHost, o: { check?: boolean; before
 }
 
 describe('HostRun: rollback', () => {
-  test('a failed change runs every task\'s undo step, newest first, and names them in the error', async () => {
+  test("a failed change runs every task's undo step, newest first, and names them in the error", async () => {
     const host = new FakeHost();
-    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', undo: 'undo-b', fail: true }), task('c', { change: 'change-c' })], host);
+    const r = await run(
+      [task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', undo: 'undo-b', fail: true }), task('c', { change: 'change-c' })],
+      host,
+    );
     assert.equal(r.status, 'failed');
     assert.deepEqual(host.ran, ['change-a', 'change-b', 'undo-b', 'undo-a']);
     assert.match(r.error!, /^b: b broke — undid b; undid a$/);
-    assert.deepEqual(r.tasks.map((t) => t.status), ['changed', 'failed', 'skipped']);
+    assert.deepEqual(
+      r.tasks.map((t) => t.status),
+      ['changed', 'failed', 'skipped'],
+    );
     assert.deepEqual(r.notes, ['undid b; undid a']);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → applying → rolling back → failed');
   });
@@ -153,27 +197,42 @@ describe('HostRun: hooks', () => {
     assert.match(r.error!, /before_host hook failed, host left unchanged: "drain" exited 3/);
     assert.deepEqual(commands(host), ['drain', 'uncordon']);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → undraining → failed');
-    assert.deepEqual(r.tasks.map((t) => t.status), ['skipped']);
+    assert.deepEqual(
+      r.tasks.map((t) => t.status),
+      ['skipped'],
+    );
   });
 
   test('after a failure that was rolled back, after_host runs; the notes say what ran', async () => {
     const host = new FakeHost();
-    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, {
+      before: [hook('drain')],
+      after: [hook('uncordon')],
+    });
     assert.equal(r.status, 'failed');
     assert.deepEqual(commands(host), ['drain', 'change-a', 'change-b', 'undo-a', 'uncordon']);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → rolling back → undraining → failed');
     assert.ok(r.notes.includes('after_host hooks ran after the rollback'), r.notes.join('\n'));
-    assert.ok(r.notes.some((n) => /^before_host hook \(host\) "drain": ok in /.test(n)), r.notes.join('\n'));
+    assert.ok(
+      r.notes.some((n) => /^before_host hook \(host\) "drain": ok in /.test(n)),
+      r.notes.join('\n'),
+    );
   });
 
   test('when the rollback fails, after_host does not run and the host is named as still drained', async () => {
     const host = new FakeHost();
     host.failing = /undo-a/;
-    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, { before: [hook('drain')], after: [hook('uncordon')] });
+    const r = await run([task('a', { change: 'change-a', undo: 'undo-a' }), task('b', { change: 'change-b', fail: true })], host, {
+      before: [hook('drain')],
+      after: [hook('uncordon')],
+    });
     assert.equal(r.status, 'failed');
     assert.ok(!host.ran.some((c) => c.endsWith('uncordon')));
     assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → rolling back → failed');
-    assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: before_host hooks ran and after_host hooks did not, because the rollback failed')), r.notes.join('\n'));
+    assert.ok(
+      r.notes.some((n) => n.startsWith('STILL DRAINED: before_host hooks ran and after_host hooks did not, because the rollback failed')),
+      r.notes.join('\n'),
+    );
   });
 
   test('--check says which hooks would run and runs none', async () => {
@@ -266,7 +325,10 @@ describe('stopping', () => {
     assert.equal(plannedC, false);
     // Nor are the tasks before it: the host would be left half way to a state it cannot reach.
     assert.deepEqual(host.ran, []);
-    assert.deepEqual(r.tasks.map((t) => t.status), ['skipped', 'failed', 'skipped']);
+    assert.deepEqual(
+      r.tasks.map((t) => t.status),
+      ['skipped', 'failed', 'skipped'],
+    );
     assert.deepEqual(r.tasks[0].notes, ['not applied: task "b" could not plan on this host']);
   });
 
@@ -281,8 +343,28 @@ describe('stopping', () => {
   test('a failed connection is unreachable', async () => {
     const p = play([task('a', { change: 'x' })]);
     const log = new Logger();
-    const playbook: Playbook = { file: 'p', dir: '.', name: 't', hosts: ['all'], defaults: {}, vars: {}, defaultLayers: [], varLayers: [], beforeHost: [], afterHost: [], tasks: [], doc };
-    const r = await new HostRun(p, [undefined], { options: { check: false, diff: false, offline: true }, controller: { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver }, playbook, events: events(), log, lockWaitSeconds: 0 }).run(Promise.reject(new Error('connect ECONNREFUSED')));
+    const playbook: Playbook = {
+      file: 'p',
+      dir: '.',
+      name: 't',
+      hosts: ['all'],
+      defaults: {},
+      vars: {},
+      defaultLayers: [],
+      varLayers: [],
+      beforeHost: [],
+      afterHost: [],
+      tasks: [],
+      doc,
+    };
+    const r = await new HostRun(p, [undefined], {
+      options: { check: false, diff: false, offline: true },
+      controller: { playbookDir: '.', inventoryDir: '.', log, progress: () => undefined, deliver: new FanOut(new Logger()).deliver },
+      playbook,
+      events: events(),
+      log,
+      lockWaitSeconds: 0,
+    }).run(Promise.reject(new Error('connect ECONNREFUSED')));
     assert.equal(r.status, 'unreachable');
     assert.match(r.error!, /ECONNREFUSED/);
   });
@@ -302,7 +384,11 @@ describe('HostRun: the drain journal', () => {
   const record = (state: string) => {
     const dir = path.join(state, 'hoist', 'drained');
     const files = existsSync(dir) ? readdirSync(dir) : [];
-    return files.map((f) => ({ file: path.join(dir, f), mode: statSync(path.join(dir, f)).mode & 0o777, json: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { host: string; hooks: Hook[]; playbook: string } }));
+    return files.map((f) => ({
+      file: path.join(dir, f),
+      mode: statSync(path.join(dir, f)).mode & 0o777,
+      json: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { host: string; hooks: Hook[]; playbook: string },
+    }));
   };
 
   test('a failing after_host leaves the host STILL DRAINED, exit 2; the next run, with nothing to change, runs it first and clears the debt', async () => {
@@ -313,12 +399,18 @@ describe('HostRun: the drain journal', () => {
     assert.equal(r.status, 'failed');
     assert.match(r.stillDrained!, /after_host hook "uncordon" failed/);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → recording drain → draining → applying → undraining → failed');
-    assert.ok(r.notes.some((n) => n.startsWith('STILL DRAINED: ')), r.notes.join('\n'));
+    assert.ok(
+      r.notes.some((n) => n.startsWith('STILL DRAINED: ')),
+      r.notes.join('\n'),
+    );
     assert.equal(exitCodeOf([r]), 2);
     const [rec] = record(state);
     assert.equal(rec.mode, 0o600);
     assert.equal(rec.json.host, 'h1');
-    assert.deepEqual(rec.json.hooks.map((h) => h.run), ['uncordon']);
+    assert.deepEqual(
+      rec.json.hooks.map((h) => h.run),
+      ['uncordon'],
+    );
     assert.ok(first.ran.some((c) => c.includes('/var/lib/hoist/drained.json')) === false, 'the host record stays while the debt stands');
 
     const second = new FakeHost();
@@ -326,9 +418,15 @@ describe('HostRun: the drain journal', () => {
     assert.equal(again.status, 'ok', again.error);
     assert.equal(pathOf(again), 'new → connecting → planning → locking → paying debt → applying → done', 'a debt takes the lock even when nothing changes');
     assert.deepEqual(commands(second), ['uncordon']);
-    assert.ok(second.ran.some((c) => c === 'rm -f /var/lib/hoist/drained.json'), 'the host record is removed');
+    assert.ok(
+      second.ran.some((c) => c === 'rm -f /var/lib/hoist/drained.json'),
+      'the host record is removed',
+    );
     assert.equal(again.stillDrained, undefined);
-    assert.ok(again.notes.some((n) => n.startsWith('ran the after_host hooks of playbook test')), again.notes.join('\n'));
+    assert.ok(
+      again.notes.some((n) => n.startsWith('ran the after_host hooks of playbook test')),
+      again.notes.join('\n'),
+    );
     assert.deepEqual(record(state), []);
   });
 
@@ -367,9 +465,12 @@ describe('HostRun: the drain journal', () => {
     const other = new FakeHost();
     const r = await run([task('a', { change: 'change-a' })], other, { state, file: 'other.toml' });
     assert.equal(r.status, 'failed');
-    assert.deepEqual(other.ran, [], 'nothing runs on a host whose debt can\'t be paid');
+    assert.deepEqual(other.ran, [], "nothing runs on a host whose debt can't be paid");
     assert.ok(r.error!.includes(`the playbook ${gone} can't be loaded`), r.error);
-    assert.match(r.error!, /run "on the host: uncordon" by hand \(HOIST_HOST=h1\), then remove .*drained\/h1-[0-9a-f]{12}\.json on this controller and \/var\/lib\/hoist\/drained\.json on the host/);
+    assert.match(
+      r.error!,
+      /run "on the host: uncordon" by hand \(HOIST_HOST=h1\), then remove .*drained\/h1-[0-9a-f]{12}\.json on this controller and \/var\/lib\/hoist\/drained\.json on the host/,
+    );
     assert.ok(r.stillDrained);
   });
 });
@@ -390,9 +491,13 @@ describe('HostRun: rolling restarts', () => {
       return run([task('restart', { change: 'restart', disruptive, delayMs: 30 }), task('verify', { change: 'verify', delayMs: 30 })], host, { gate, name });
     };
     const rs = await Promise.all([timed('h1', true), timed('h2', true), timed('h3', true), timed('fresh', false)]);
-    assert.deepEqual(rs.map((r) => r.status), ['changed', 'changed', 'changed', 'changed']);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      ['changed', 'changed', 'changed', 'changed'],
+    );
     const order = ['h1', 'h2', 'h3'].sort((a, b) => spans[a][0] - spans[b][0]);
-    for (let i = 1; i < order.length; i++) assert.ok(spans[order[i]][0] >= spans[order[i - 1]][1], `${order[i]} restarted before ${order[i - 1]} was verified: ${JSON.stringify(spans)}`);
+    for (let i = 1; i < order.length; i++)
+      assert.ok(spans[order[i]][0] >= spans[order[i - 1]][1], `${order[i]} restarted before ${order[i - 1]} was verified: ${JSON.stringify(spans)}`);
     assert.ok(spans.fresh[0] < spans[order[1]][0], 'a host that disrupts nothing does not wait its turn');
   });
 
@@ -428,7 +533,14 @@ describe('HostRun: after the roll-out of a host', () => {
       summary: name,
       params: s.object({}),
       plan: (_p, ctx) => ({
-        actions: [planFile({ path: '/etc/containerd/config.toml', content: Buffer.from('password = "new"'), mode: secret ? 0o600 : 0o644, secret }, { exists: true, sha256: 'old', mode: oldMode, owner: 'root', group: 'root' }, ctx.state, ctx.options)!],
+        actions: [
+          planFile(
+            { path: '/etc/containerd/config.toml', content: Buffer.from('password = "new"'), mode: secret ? 0o600 : 0o644, secret },
+            { exists: true, sha256: 'old', mode: oldMode, owner: 'root', group: 'root' },
+            ctx.state,
+            ctx.options,
+          )!,
+        ],
       }),
     });
 
@@ -436,24 +548,29 @@ describe('HostRun: after the roll-out of a host', () => {
     const host = new FakeHost();
     const r = await run([secretFile('config', 0o600, true), task('verify', {})], host);
     assert.equal(r.status, 'changed');
-    assert.ok(host.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"), host.ran.join('\n'));
-    assert.ok(r.notes.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev: the replaced file held credentials')), r.notes.join('\n'));
+    assert.ok(host.ran.includes('rm -f -- /etc/containerd/config.toml.hoist-prev'), host.ran.join('\n'));
+    assert.ok(
+      r.notes.some((n) => n.startsWith('removed /etc/containerd/config.toml.hoist-prev: the replaced file held credentials')),
+      r.notes.join('\n'),
+    );
     // The old file held the password and the new one doesn't: its copy goes too.
     const cleared = new FakeHost();
     await run([secretFile('config', 0o600, false)], cleared);
-    assert.ok(cleared.ran.includes("rm -f -- /etc/containerd/config.toml.hoist-prev"));
+    assert.ok(cleared.ran.includes('rm -f -- /etc/containerd/config.toml.hoist-prev'));
     const plain = new FakeHost();
     await run([secretFile('config', 0o644, false)], plain);
     assert.deepEqual(plain.ran, [], 'a copy without credentials stays for the operator');
   });
 
-  test('a host that fails keeps the copy (the rollback restores it), and the failed attempt\'s notes say they are', async () => {
+  test("a host that fails keeps the copy (the rollback restores it), and the failed attempt's notes say they are", async () => {
     const host = new FakeHost();
     const noting = defineTask({
       name: 'verify',
       summary: 'verify',
       params: s.object({}),
-      plan: () => ({ actions: [{ kind: 'change', summary: 'restart', run: async (_c, ctx) => (ctx.note('server 2.1.9'), Promise.reject(new Error('CRI plugin not ok'))) }] }),
+      plan: () => ({
+        actions: [{ kind: 'change', summary: 'restart', run: async (_c, ctx) => (ctx.note('server 2.1.9'), Promise.reject(new Error('CRI plugin not ok'))) }],
+      }),
     });
     const r = await run([secretFile('config', 0o600, true), task('undo', { undo: 'undo-config' }), noting], host);
     assert.equal(r.status, 'failed');
@@ -501,7 +618,7 @@ describe('HostRun: the states a run goes through', () => {
     assert.equal(pathOf(refused), 'new → connecting → unreachable');
   });
 
-  test('a host that can\'t be read fails while planning, or is unreachable when the read lost it', async () => {
+  test("a host that can't be read fails while planning, or is unreachable when the read lost it", async () => {
     const failed = await run([task('a', { change: 'change-a' })], new UnreadableHost(false));
     assert.equal(failed.status, 'failed');
     assert.match(failed.error!, /reading the host failed/);
@@ -534,7 +651,12 @@ describe('HostRun: the states a run goes through', () => {
     first.failing = /uncordon/;
     await run([task('a', { change: 'change-a' })], first, { state, before: [hook('drain')], after: [hook('uncordon')] });
     const host = new FakeHost();
-    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, { state, lockWait: 30, after: [hook('uncordon')], gate: new RestartGate(1) });
+    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, {
+      state,
+      lockWait: 30,
+      after: [hook('uncordon')],
+      gate: new RestartGate(1),
+    });
     assert.equal(r.status, 'changed', r.error);
     assert.deepEqual(commands(host), ['uncordon', 'restart', 'uncordon']);
     assert.equal(pathOf(r), 'new → connecting → locking → planning → paying debt → waiting turn → applying → undraining → done');
@@ -548,7 +670,12 @@ describe('HostRun: the states a run goes through', () => {
     first.failing = /uncordon/;
     await run([task('a', { change: 'change-a' })], first, { state, before: [hook('drain')], after: [hook('uncordon')] });
     const host = new FakeHost();
-    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, { state, before: [hook('drain')], after: [hook('uncordon')], gate: new RestartGate(1) });
+    const r = await run([task('restart', { change: 'restart', disruptive: true })], host, {
+      state,
+      before: [hook('drain')],
+      after: [hook('uncordon')],
+      gate: new RestartGate(1),
+    });
     assert.equal(r.status, 'changed', r.error);
     assert.deepEqual(commands(host), ['uncordon', 'drain', 'restart', 'uncordon']);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → paying debt → waiting turn → recording drain → draining → applying → undraining → done');
@@ -567,7 +694,7 @@ describe('HostRun: the states a run goes through', () => {
     assert.equal(pathOf(r), 'new → connecting → planning → locking → paying debt → failed');
   });
 
-  test('a drain that can\'t be recorded runs no hook; a failed drain without after_host hooks ends there', async () => {
+  test("a drain that can't be recorded runs no hook; a failed drain without after_host hooks ends there", async () => {
     const readOnly = new ReadOnlyHost();
     const r = await run([task('a', { change: 'change-a' })], readOnly, { before: [hook('drain')], after: [hook('uncordon')] });
     assert.match(r.error!, /could not record the drain on the host, before_host hooks not run: read-only file system/);
@@ -591,14 +718,25 @@ describe('HostRun: a host that will change nothing is neither drained nor counte
     const other = new FakeHost('h2');
     const hooks = { before: [{ run: 'drain', on: 'host' as const, timeout: 5 }], after: [{ run: 'uncordon', on: 'host' as const, timeout: 5 }] };
     const [a, b] = await Promise.all([
-      run([task('restart', { change: 'restart', disruptive: true }), task('module', { planError: 'no such kernel module' })], broken, { gate, name: 'h1', ...hooks }),
+      run([task('restart', { change: 'restart', disruptive: true }), task('module', { planError: 'no such kernel module' })], broken, {
+        gate,
+        name: 'h1',
+        ...hooks,
+      }),
       run([task('restart', { change: 'restart', disruptive: true, delayMs: 20 })], other, { gate, name: 'h2', ...hooks }),
     ]);
     assert.equal(a.status, 'failed');
     assert.equal(a.stillDrained, undefined);
-    assert.deepEqual(commands(broken).filter((c) => /drain|uncordon|restart/.test(c)), [], 'nothing ran on the host whose plan failed');
+    assert.deepEqual(
+      commands(broken).filter((c) => /drain|uncordon|restart/.test(c)),
+      [],
+      'nothing ran on the host whose plan failed',
+    );
     assert.equal(b.status, 'changed', b.error);
-    assert.deepEqual(commands(other).filter((c) => /drain|uncordon|restart/.test(c)), ['drain', 'restart', 'uncordon']);
+    assert.deepEqual(
+      commands(other).filter((c) => /drain|uncordon|restart/.test(c)),
+      ['drain', 'restart', 'uncordon'],
+    );
   });
 
   // Last in the file: the interrupt it requests is for the whole process.
@@ -606,7 +744,12 @@ describe('HostRun: a host that will change nothing is neither drained nor counte
     const gate = new RestartGate(1);
     const holder = gate.enter();
     const host = new FakeHost('h1');
-    const waiting = run([task('restart', { change: 'restart', disruptive: true })], host, { gate, name: 'h1', before: [{ run: 'drain', on: 'host', timeout: 5 }], after: [{ run: 'uncordon', on: 'host', timeout: 5 }] });
+    const waiting = run([task('restart', { change: 'restart', disruptive: true })], host, {
+      gate,
+      name: 'h1',
+      before: [{ run: 'drain', on: 'host', timeout: 5 }],
+      after: [{ run: 'uncordon', on: 'host', timeout: 5 }],
+    });
     await new Promise((r) => setTimeout(r, 50));
     interruption.request('SIGINT');
     (await holder)();
@@ -614,7 +757,10 @@ describe('HostRun: a host that will change nothing is neither drained nor counte
     assert.equal(r.status, 'skipped', r.error);
     assert.equal(r.stillDrained, undefined);
     assert.equal(pathOf(r), 'new → connecting → planning → locking → waiting turn → interrupted');
-    assert.deepEqual(commands(host).filter((c) => /drain|restart/.test(c)), []);
+    assert.deepEqual(
+      commands(host).filter((c) => /drain|restart/.test(c)),
+      [],
+    );
     assert.ok(!host.ran.some((c) => c.includes('/var/lib/hoist/drained.json')), 'no drain record on the host');
     const journal = path.join(process.env.XDG_STATE_HOME!, 'hoist', 'drained');
     assert.ok(!existsSync(journal) || readdirSync(journal).length === 0, 'no drain record on the controller');
@@ -639,7 +785,10 @@ describe('HostRun: every move of the state table is made by some run of this fil
     // stopIfInterrupted). An interrupt is for the whole process and is never taken back, so this file
     // makes one mid-run (while waiting for a turn) and one before a host starts; the same check at the
     // other steps is covered by test/integration/live-safety.test.ts.
-    assert.deepEqual(untried.filter((m) => !/→ (failed|unreachable|interrupted)$/.test(m)), []);
+    assert.deepEqual(
+      untried.filter((m) => !/→ (failed|unreachable|interrupted)$/.test(m)),
+      [],
+    );
     const stops = table.filter((m) => /→ (failed|unreachable|interrupted)$/.test(m));
     assert.ok(moves.has('waiting turn → interrupted') && moves.has('connecting → interrupted'));
     assert.ok(stops.filter((m) => moves.has(m)).length >= 16, `stops made: ${stops.filter((m) => moves.has(m)).join(', ')}`);

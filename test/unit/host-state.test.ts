@@ -9,9 +9,15 @@ import { InternalError } from '../../src/util/errors.js';
  */
 const flows: { why: string; path: HostState[] }[] = [
   { why: 'nothing to change', path: ['new', 'connecting', 'planning', 'applying', 'done'] },
-  { why: 'a change wrapped in hooks, restarting a running service', path: ['new', 'connecting', 'planning', 'locking', 'paying debt', 'waiting turn', 'recording drain', 'draining', 'applying', 'undraining', 'done'] },
+  {
+    why: 'a change wrapped in hooks, restarting a running service',
+    path: ['new', 'connecting', 'planning', 'locking', 'paying debt', 'waiting turn', 'recording drain', 'draining', 'applying', 'undraining', 'done'],
+  },
   { why: 'planned again under the lock', path: ['new', 'connecting', 'planning', 'locking', 'planning', 'applying', 'rolling back', 'undraining', 'done'] },
-  { why: '--lock-wait: the lock first', path: ['new', 'connecting', 'locking', 'planning', 'paying debt', 'recording drain', 'draining', 'undraining', 'failed'] },
+  {
+    why: '--lock-wait: the lock first',
+    path: ['new', 'connecting', 'locking', 'planning', 'paying debt', 'recording drain', 'draining', 'undraining', 'failed'],
+  },
   { why: 'lock taken, straight to applying', path: ['new', 'connecting', 'planning', 'locking', 'applying', 'rolling back', 'failed'] },
   { why: '--lock-wait, a restart turn', path: ['new', 'connecting', 'locking', 'planning', 'waiting turn', 'applying', 'done'] },
   { why: '--lock-wait, hooks', path: ['new', 'connecting', 'locking', 'planning', 'recording drain', 'draining', 'applying', 'done'] },
@@ -43,8 +49,16 @@ describe('host states', () => {
   test('the table allows exactly the moves of the flows, and a stop from every working state', () => {
     const expected = new Set([...flows.flatMap((f) => edges(f.path)), ...working.flatMap((s) => stopped.map((e) => `${s} → ${e}`))]);
     const table = new Set(Object.entries(TRANSITIONS).flatMap(([from, tos]) => tos.map((to) => `${from} → ${to}`)));
-    assert.deepEqual([...table].filter((e) => !expected.has(e)), [], 'moves the table allows that no flow makes');
-    assert.deepEqual([...expected].filter((e) => !table.has(e)), [], 'moves of the flows the table refuses');
+    assert.deepEqual(
+      [...table].filter((e) => !expected.has(e)),
+      [],
+      'moves the table allows that no flow makes',
+    );
+    assert.deepEqual(
+      [...expected].filter((e) => !table.has(e)),
+      [],
+      'moves of the flows the table refuses',
+    );
   });
 
   test('any other move is an internal error that names the host and both states, and leaves the state as it was', () => {
@@ -71,11 +85,14 @@ describe('host states', () => {
 
   test('nothing follows an ending; only waiting for a turn ends skipped; only applying or undraining ends done', () => {
     for (const end of ['done', 'failed', 'unreachable', 'skipped', 'interrupted'] as const) assert.deepEqual(TRANSITIONS[end], []);
-    assert.deepEqual((Object.keys(TRANSITIONS) as HostState[]).filter((s) => TRANSITIONS[s].includes('skipped')), ['waiting turn']);
+    assert.deepEqual(
+      (Object.keys(TRANSITIONS) as HostState[]).filter((s) => TRANSITIONS[s].includes('skipped')),
+      ['waiting turn'],
+    );
     assert.deepEqual((Object.keys(TRANSITIONS) as HostState[]).filter((s) => TRANSITIONS[s].includes('done')).sort(), ['applying', 'undraining']);
   });
 
-  test('a report\'s status and reason name the ending', () => {
+  test("a report's status and reason name the ending", () => {
     assert.equal(endingOf('ok'), 'done');
     assert.equal(endingOf('changed'), 'done');
     assert.equal(endingOf('failed'), 'failed');

@@ -49,7 +49,7 @@ async function nodeServer(mode: 'keep-alive-length' | 'keep-alive-chunked' | 'cl
   });
   if (mode === 'close-no-length') {
     // No length and no chunking: HTTP/1.0-style, the body ends with the connection.
-    srv.on('request', (_req, res) => res.useChunkedEncodingByDefault = false);
+    srv.on('request', (_req, res) => (res.useChunkedEncodingByDefault = false));
   }
   servers.push(srv);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
@@ -152,7 +152,11 @@ test('a crash inside the HTTP client fails the download (exit 3, the cause named
   assert.match(r.stdout, /error: GET .*f\.bin failed: the HTTP client failed internally: The expression evaluated to a falsy value: assert\(!this\.paused\)/);
   assert.doesNotMatch(r.stderr, /at Parser\.finish/, 'a stack trace reached the terminal');
   const partials = await readdir(path.join(cache, 'partial')).catch(() => []);
-  assert.deepEqual(partials.filter((f) => !f.endsWith('.json')), [], 'a partial file was left in the cache');
+  assert.deepEqual(
+    partials.filter((f) => !f.endsWith('.json')),
+    [],
+    'a partial file was left in the cache',
+  );
 });
 
 test('Retry-After: seconds or a date', () => {

@@ -7,11 +7,14 @@ import { InputError } from '../../src/util/errors.js';
 const inv = (text: string) => buildInventory(parseToml('inv.toml', text));
 
 function throwsAt(text: string, re: RegExp) {
-  assert.throws(() => inv(text), (e: unknown) => {
-    assert.ok(e instanceof InputError, `expected InputError, got ${String(e)}`);
-    assert.match(e.message, re);
-    return true;
-  });
+  assert.throws(
+    () => inv(text),
+    (e: unknown) => {
+      assert.ok(e instanceof InputError, `expected InputError, got ${String(e)}`);
+      assert.match(e.message, re);
+      return true;
+    },
+  );
 }
 
 const base = `

@@ -10,7 +10,10 @@ import { assertOutputSchema } from '../support/output-schema.js';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.ts');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-json-'));
 const inv = path.join(dir, 'inv.toml');
-writeFileSync(inv, `[defaults]\nuser = "deploy"\nbecome = true\n[defaults.vars]\ncontainerd_version = "2.1.9"\n[groups.w]\nhosts = ["a", "b"]\nvars = { registries = { "r.example:5000" = { username = "u", password = "Hunter2-secret" } } }\n[hosts.a]\naddress = "10.0.0.1"\n[hosts.b]\naddress = "10.0.0.2"\n`);
+writeFileSync(
+  inv,
+  `[defaults]\nuser = "deploy"\nbecome = true\n[defaults.vars]\ncontainerd_version = "2.1.9"\n[groups.w]\nhosts = ["a", "b"]\nvars = { registries = { "r.example:5000" = { username = "u", password = "Hunter2-secret" } } }\n[hosts.a]\naddress = "10.0.0.1"\n[hosts.b]\naddress = "10.0.0.2"\n`,
+);
 
 function hoist(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, HOIST_LOG: 'off', NO_COLOR: '1' } });
@@ -25,7 +28,10 @@ test('tasks, inventory and a refused run all print the one envelope the schema d
   const list = hoist('inventory', '-i', inv, '-l', 'a:b', '--json');
   assert.equal(list.code, 0, list.err);
   assertOutputSchema(list.json(), 'inventory');
-  assert.deepEqual((list.json().hosts as { name: string }[]).map((h) => h.name), ['a', 'b']);
+  assert.deepEqual(
+    (list.json().hosts as { name: string }[]).map((h) => h.name),
+    ['a', 'b'],
+  );
 
   const host = hoist('inventory', '-i', inv, '--host', 'b', '--json');
   assertOutputSchema(host.json(), 'inventory --host');
@@ -51,14 +57,22 @@ test('the schema is strict: it refuses what hoist must never print', () => {
   assert.throws(() => assertOutputSchema({ ...ok, exitCode: 7 }, 'x'), /exitCode/);
   assert.throws(() => assertOutputSchema({ ...ok, extra: 1 }, 'x'), /additional/);
   assert.throws(() => assertOutputSchema({ ...ok, hosts: [{ name: 'h1' }] }, 'x'), /required/);
-  assert.throws(() => assertOutputSchema({ schemaVersion: 1, command: 'ping', exitCode: 2, error: { kind: 'input', message: 'm' }, hosts: [] }, 'x'), /exitCode/);
+  assert.throws(
+    () => assertOutputSchema({ schemaVersion: 1, command: 'ping', exitCode: 2, error: { kind: 'input', message: 'm' }, hosts: [] }, 'x'),
+    /exitCode/,
+  );
 });
 
 test('tasks NAME: typed parameters, defaults and an example that names every required one', () => {
   const r = hoist('tasks', 'file', '--json');
-  const doc = (r.json().tasks as { name: string; params: { name: string; type: string; required: boolean; default?: unknown; description: string }[]; example: string }[])[0];
+  const doc = (
+    r.json().tasks as { name: string; params: { name: string; type: string; required: boolean; default?: unknown; description: string }[]; example: string }[]
+  )[0];
   assert.equal(doc.name, 'file');
-  assert.deepEqual(doc.params.find((p) => p.name === 'path'), { name: 'path', type: 'string', required: true, description: doc.params.find((p) => p.name === 'path')!.description });
+  assert.deepEqual(
+    doc.params.find((p) => p.name === 'path'),
+    { name: 'path', type: 'string', required: true, description: doc.params.find((p) => p.name === 'path')!.description },
+  );
   assert.equal(doc.params.find((p) => p.name === 'mode')!.default, '0644');
   assert.match(doc.example, /^\[\[tasks\]\]\ntask = "file"\n\[tasks\.params\]\npath = /);
   const typo = hoist('tasks', 'fiel');
@@ -84,5 +98,8 @@ test('a run of a playbook with hooks: the text plan lists each with its file and
   assertOutputSchema(env, 'apply --check with hooks');
   assert.equal((env.hooks as { file: string }[])[0].file, '/pb/upgrade.toml');
   const text = formatPlan(report, false);
-  assert.match(text, /HOOKS[^\n]*\nKIND +ON +RUN +FROM\nbefore_host +controller +kubectl drain \$HOIST_HOST +\/pb\/upgrade\.toml:14\nafter_host +controller +kubectl uncordon \$HOIST_HOST +\/pb\/site\.toml:3\n/);
+  assert.match(
+    text,
+    /HOOKS[^\n]*\nKIND +ON +RUN +FROM\nbefore_host +controller +kubectl drain \$HOIST_HOST +\/pb\/upgrade\.toml:14\nafter_host +controller +kubectl uncordon \$HOIST_HOST +\/pb\/site\.toml:3\n/,
+  );
 });

@@ -14,11 +14,45 @@ import { extraVarLayers } from '../../src/cli/extra-vars.js';
 import { taskCatalog } from '../../src/cli/catalog.js';
 
 test('system directories and their parents are refused, their subdirectories are not', () => {
-  for (const p of ['/', '/etc', '/usr', '/var', '/run', '/home', '/boot', '/opt', '/bin', '/sbin', '/lib', '/lib64', '/libx32', '/usr/lib32', '/srv', '/root', '/tmp', '/proc', '/sys', '/dev', '/var/lib', '/usr/local', '/usr/local/bin', '/etc/systemd/system']) {
+  for (const p of [
+    '/',
+    '/etc',
+    '/usr',
+    '/var',
+    '/run',
+    '/home',
+    '/boot',
+    '/opt',
+    '/bin',
+    '/sbin',
+    '/lib',
+    '/lib64',
+    '/libx32',
+    '/usr/lib32',
+    '/srv',
+    '/root',
+    '/tmp',
+    '/proc',
+    '/sys',
+    '/dev',
+    '/var/lib',
+    '/usr/local',
+    '/usr/local/bin',
+    '/etc/systemd/system',
+  ]) {
     assert.match(hostPathProblem(p) ?? '', /is a system directory/, p);
   }
   assert.match(hostPathProblem('/etc/systemd') ?? '', /is a system directory/);
-  for (const p of ['/var/lib/containerd', '/run/containerd', '/opt/cni/bin', '/etc/cni/net.d', '/etc/containerd/certs.d', '/data/containerd', '/home/ci/containerd', '/var/lib/library']) {
+  for (const p of [
+    '/var/lib/containerd',
+    '/run/containerd',
+    '/opt/cni/bin',
+    '/etc/cni/net.d',
+    '/etc/containerd/certs.d',
+    '/data/containerd',
+    '/home/ci/containerd',
+    '/var/lib/library',
+  ]) {
     assert.equal(hostPathProblem(p), undefined, p);
   }
 });
@@ -39,10 +73,15 @@ test('a directory a module keeps for something else is refused, as is one that c
   assert.equal(hostPathProblem('/etc', own), '"/etc" is a system directory; hoist writes into this path and a reset deletes from it');
 });
 
-test('containerd path variables: system directories, hoist\'s state, /etc/containerd and data dirs holding config are refused by key', () => {
-  const issues = (vars: Record<string, unknown>) => checkRuntimeConfig({ containerd_version: '1.7.24', ...vars }).issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  assert.deepEqual(issues({ state_dir: '/etc' }), [`state_dir: "/etc" is a system directory; hoist writes into this path and a reset deletes from it; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS.state_dir})`]);
-  assert.deepEqual(issues({ root_dir: '/' }), [`root_dir: "/" is a system directory; hoist writes into this path and a reset deletes from it; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS.root_dir})`]);
+test("containerd path variables: system directories, hoist's state, /etc/containerd and data dirs holding config are refused by key", () => {
+  const issues = (vars: Record<string, unknown>) =>
+    checkRuntimeConfig({ containerd_version: '1.7.24', ...vars }).issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  assert.deepEqual(issues({ state_dir: '/etc' }), [
+    `state_dir: "/etc" is a system directory; hoist writes into this path and a reset deletes from it; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS.state_dir})`,
+  ]);
+  assert.deepEqual(issues({ root_dir: '/' }), [
+    `root_dir: "/" is a system directory; hoist writes into this path and a reset deletes from it; choose a directory of containerd's own (default ${RUNTIME_DEFAULTS.root_dir})`,
+  ]);
   // Normalised first: a trailing or doubled slash does not get /etc through.
   assert.match(issues({ root_dir: '/etc/' })[0], /^root_dir: "\/etc" is a system directory/);
   assert.match(issues({ cni_bin_dir: '//usr//local' })[0], /^cni_bin_dir: "\/usr\/local" is a system directory/);

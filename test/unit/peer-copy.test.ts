@@ -11,7 +11,11 @@ import { RECEIVE_EXIT, receiveScript, serveCommand, type ServeTool } from '../..
 const have = (tool: string) => spawnSync('bash', ['-c', `command -v ${tool}`]).status === 0;
 
 /** Starts the serve command the way a host runs it; resolves with its port once it listens. */
-async function serve(file: string, token: string, tool: ServeTool): Promise<{ p: ChildProcess; port: number; out: () => string; done: Promise<number | null> }> {
+async function serve(
+  file: string,
+  token: string,
+  tool: ServeTool,
+): Promise<{ p: ChildProcess; port: number; out: () => string; done: Promise<number | null> }> {
   const p = spawn('bash', ['-c', serveCommand(file, tool)]);
   let out = '';
   const done = new Promise<number | null>((r) => p.on('close', r));
@@ -41,28 +45,32 @@ function payload(dir: string): { file: string; size: number; sha256: string } {
 }
 
 for (const tool of ['perl', 'python3'] as ServeTool[]) {
-  test(`a ${tool} server sends the file once to the token's holder, checked and moved into place`, { skip: !have(tool) && `${tool} not installed` }, async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-peer-'));
-    const src = payload(dir);
-    const token = randomBytes(24).toString('hex');
-    const srv = await serve(src.file, token, tool);
-    // A stranger's connection that sends the wrong token gets nothing and doesn't use up the transfer.
-    const stranger = await new Promise<Buffer>((resolve) => {
-      const c = net.connect(srv.port, '127.0.0.1', () => c.write('not-the-token\n'));
-      const got: Buffer[] = [];
-      c.on('data', (d: Buffer) => got.push(d));
-      c.on('close', () => resolve(Buffer.concat(got)));
-    });
-    assert.equal(stranger.length, 0);
-    const dest = path.join(dir, 'got', 'archive.tar.gz');
-    const r = receive(dest, srv.port, token, src);
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(readFileSync(dest).equals(readFileSync(src.file)));
-    assert.equal(statSync(dest).mode & 0o777, 0o644);
-    assert.equal(await srv.done, 0);
-    assert.match(srv.out(), /^sent$/m);
-    assert.deepEqual(readdirSync(path.dirname(dest)), ['archive.tar.gz'], 'no temporary file is left');
-  });
+  test(
+    `a ${tool} server sends the file once to the token's holder, checked and moved into place`,
+    { skip: !have(tool) && `${tool} not installed` },
+    async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-peer-'));
+      const src = payload(dir);
+      const token = randomBytes(24).toString('hex');
+      const srv = await serve(src.file, token, tool);
+      // A stranger's connection that sends the wrong token gets nothing and doesn't use up the transfer.
+      const stranger = await new Promise<Buffer>((resolve) => {
+        const c = net.connect(srv.port, '127.0.0.1', () => c.write('not-the-token\n'));
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('close', () => resolve(Buffer.concat(got)));
+      });
+      assert.equal(stranger.length, 0);
+      const dest = path.join(dir, 'got', 'archive.tar.gz');
+      const r = receive(dest, srv.port, token, src);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(readFileSync(dest).equals(readFileSync(src.file)));
+      assert.equal(statSync(dest).mode & 0o777, 0o644);
+      assert.equal(await srv.done, 0);
+      assert.match(srv.out(), /^sent$/m);
+      assert.deepEqual(readdirSync(path.dirname(dest)), ['archive.tar.gz'], 'no temporary file is left');
+    },
+  );
 
   test(`${tool}: the server ends when the controller's channel closes, without sending`, { skip: !have(tool) && `${tool} not installed` }, async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-peer-'));

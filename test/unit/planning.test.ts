@@ -46,7 +46,13 @@ test('planFile: mode drift alone is fixed without rewriting', () => {
   assert.match(a.summary, /fix mode\/owner of \/etc\/x \(mode 0666 → 0600\)/);
 });
 
-const svc: ServiceWant = { unit: 'containerd.service', enabled: true, state: 'started', restartOn: ['/etc/c.toml'], unitFiles: ['/etc/systemd/system/containerd.service'] };
+const svc: ServiceWant = {
+  unit: 'containerd.service',
+  enabled: true,
+  state: 'started',
+  restartOn: ['/etc/c.toml'],
+  unitFiles: ['/etc/systemd/system/containerd.service'],
+};
 /** The service's probes as the round trip answers them: systemctl's lines, and /etc/c.toml with this hash. */
 const answers =
   (svcOut: string, hash = 'a'.repeat(64)) =>
@@ -62,18 +68,27 @@ test('service: restart decided from the stamp, not from this run', () => {
   assert.deepEqual(planService(svc, parseServiceProbe(probe(`stamp=${stamp}`), svc), new PlanState()), []);
   // A previous run changed the file but died before restarting: the stamp differs → restart.
   const stale = planService(svc, parseServiceProbe(probe(`stamp=${'0'.repeat(64)}`), svc), new PlanState());
-  assert.deepEqual(stale.map((a) => a.summary), ['restart containerd.service (its files changed since it started)']);
+  assert.deepEqual(
+    stale.map((a) => a.summary),
+    ['restart containerd.service (its files changed since it started)'],
+  );
   // This run will change the file: restart, and a unit change adds a daemon-reload.
   const st2 = new PlanState();
   st2.files.set('/etc/c.toml', 'b'.repeat(64));
   st2.changedFiles.add('/etc/systemd/system/containerd.service');
   const acts = planService(svc, parseServiceProbe(probe(`stamp=${stamp}`), svc), st2);
-  assert.deepEqual(acts.map((a) => a.summary), ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)']);
+  assert.deepEqual(
+    acts.map((a) => a.summary),
+    ['systemctl daemon-reload', 'restart containerd.service (its files changed since it started)'],
+  );
 });
 
 test('service: stopped and disabled units are started and enabled', () => {
   const have = parseServiceProbe(answers('UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp='), svc);
-  assert.deepEqual(planService(svc, have, new PlanState()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
+  assert.deepEqual(
+    planService(svc, have, new PlanState()).map((a) => a.summary),
+    ['enable containerd.service', 'start containerd.service'],
+  );
 });
 
 test('service: a changed unit file is reloaded once: by enable where the unit is being enabled, else by daemon-reload', () => {
@@ -83,34 +98,58 @@ test('service: a changed unit file is reloaded once: by enable where the unit is
     return st;
   };
   const disabled = parseServiceProbe(answers('UnitFileState=disabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=yes\nstamp='), svc);
-  assert.deepEqual(planService(svc, disabled, changed()).map((a) => a.summary), ['enable containerd.service', 'start containerd.service']);
+  assert.deepEqual(
+    planService(svc, disabled, changed()).map((a) => a.summary),
+    ['enable containerd.service', 'start containerd.service'],
+  );
   const enabled = parseServiceProbe(answers('UnitFileState=enabled\nActiveState=inactive\nLoadState=loaded\nNeedDaemonReload=no\nstamp='), svc);
-  assert.deepEqual(planService(svc, enabled, changed()).map((a) => a.summary), ['systemctl daemon-reload', 'start containerd.service']);
+  assert.deepEqual(
+    planService(svc, enabled, changed()).map((a) => a.summary),
+    ['systemctl daemon-reload', 'start containerd.service'],
+  );
 });
 
 test('service: a failed unit is reset before it is started; one still starting is waited for, not counted as a change', async () => {
   const stamp = desiredStamp(svc, parseServiceProbe(probe('stamp='), svc), new PlanState());
-  const state = (active: string) => parseServiceProbe(answers(`UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`), svc);
+  const state = (active: string) =>
+    parseServiceProbe(answers(`UnitFileState=enabled\nActiveState=${active}\nLoadState=loaded\nNeedDaemonReload=no\nstamp=${stamp}`), svc);
   const failed = planService(svc, state('failed'), new PlanState());
-  assert.deepEqual(failed.map((a) => [a.kind, a.summary]), [['change', 'start containerd.service']]);
+  assert.deepEqual(
+    failed.map((a) => [a.kind, a.summary]),
+    [['change', 'start containerd.service']],
+  );
   const host = new FakeHost();
   await failed[0].run(host, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
   assert.match(host.ran[0], /^systemctl reset-failed containerd\.service 2>\/dev\/null; systemctl start containerd\.service && /);
   const inactive = new FakeHost();
-  await planService(svc, state('inactive'), new PlanState())[0].run(inactive, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
+  await planService(svc, state('inactive'), new PlanState())[0].run(inactive, {
+    options: opts,
+    log: new Logger(),
+    state: new PlanState(),
+    note: () => undefined,
+  });
   assert.match(inactive.ran[0], /^systemctl start containerd\.service && /);
   const starting = planService(svc, state('activating'), new PlanState());
-  assert.deepEqual(starting.map((a) => [a.kind, a.summary]), [['check', 'wait for containerd.service to finish starting']]);
+  assert.deepEqual(
+    starting.map((a) => [a.kind, a.summary]),
+    [['check', 'wait for containerd.service to finish starting']],
+  );
   const waiting = new FakeHost();
   await starting[0].run(waiting, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined });
   assert.deepEqual(waiting.ran, ['systemctl start containerd.service']);
   waiting.failing = /systemctl start/;
-  await assert.rejects(starting[0].run(waiting, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined }), /containerd\.service did not finish starting/);
+  await assert.rejects(
+    starting[0].run(waiting, { options: opts, log: new Logger(), state: new PlanState(), note: () => undefined }),
+    /containerd\.service did not finish starting/,
+  );
 });
 
 test('package probe output and install commands per manager', () => {
   assert.deepEqual([...installedPackages({ out: '', code: 0, installed: new Set(['libseccomp2']) })], ['libseccomp2']);
-  assert.throws(() => installedPackages({ out: 'no package database (neither dpkg nor rpm)', code: 3 }), /cannot read the package database: no package database/);
+  assert.throws(
+    () => installedPackages({ out: 'no package database (neither dpkg nor rpm)', code: 3 }),
+    /cannot read the package database: no package database/,
+  );
   assert.match(installScript('apt', ['tree'], 'present'), /apt-get install -y -q --no-install-recommends tree/);
   assert.equal(installScript('dnf', ['libseccomp'], 'present'), 'dnf install -y libseccomp');
   assert.equal(installScript('yum', ['libseccomp'], 'absent'), 'yum remove -y libseccomp');
@@ -124,5 +163,12 @@ test('a host whose init is not systemd is refused at planning, before any change
   const facts = parseFacts('os_id=alpine\ninit=openrc-init\npm=none\n');
   const ctx = { facts, state: new PlanState(), probe: () => ({ out: '', code: 0 }), prepared: undefined } as unknown as Parameters<typeof service.plan>[1];
   assert.throws(() => service.plan({ name: 'x', enabled: true, state: 'started', restart_on: [], unit_files: [] }, ctx), /init is "openrc-init", not systemd/);
-  assert.throws(() => containerdService.plan({}, { ...ctx, prepared: { unit: '', want: { unit: 'containerd.service', enabled: true, state: 'started', restartOn: [], unitFiles: [] } } } as unknown as Parameters<typeof containerdService.plan>[1]), /not systemd/);
+  assert.throws(
+    () =>
+      containerdService.plan({}, {
+        ...ctx,
+        prepared: { unit: '', want: { unit: 'containerd.service', enabled: true, state: 'started', restartOn: [], unitFiles: [] } },
+      } as unknown as Parameters<typeof containerdService.plan>[1]),
+    /not systemd/,
+  );
 });

@@ -23,11 +23,16 @@ async function pbFile(text: string): Promise<string> {
 const bare = buildInventory(parseToml('bare.toml', `[hosts.a]\naddress = "10.0.0.1"\n`));
 
 const inventory = buildInventory(
-  parseToml('inv.toml', `[defaults.vars]\nwho = "inventory"\nport = 1\n[hosts.a]\naddress = "10.0.0.1"\nvars = { who = "host-a" }\n[hosts.b]\naddress = "10.0.0.2"\n`),
+  parseToml(
+    'inv.toml',
+    `[defaults.vars]\nwho = "inventory"\nport = 1\n[hosts.a]\naddress = "10.0.0.1"\nvars = { who = "host-a" }\n[hosts.b]\naddress = "10.0.0.2"\n`,
+  ),
 );
 
 test('precedence: playbook defaults < inventory < playbook vars < -e', async () => {
-  const f = await pbFile(`[defaults]\nwho = "pb-default"\nonly_default = "d"\nport = 0\n[vars]\nport = 2\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/tmp/{{ who }}-{{ only_default }}-{{ port }}"\ncontent = "x"\n`);
+  const f = await pbFile(
+    `[defaults]\nwho = "pb-default"\nonly_default = "d"\nport = 0\n[vars]\nport = 2\n[[tasks]]\ntask = "file"\n[tasks.params]\npath = "/tmp/{{ who }}-{{ only_default }}-{{ port }}"\ncontent = "x"\n`,
+  );
   const pb = await loadPlaybook(f, catalog);
   const plays = await resolvePlay(inventory, pb, {}, { catalog });
   assert.equal(plays[0].tasks[0].params.path, '/tmp/host-a-d-2');
@@ -51,7 +56,10 @@ test('an unknown task and a missing variable are named', async () => {
 
 test('-e with an unknown variable suggests the declared one', async () => {
   const pb = await loadPlaybook(await pbFile(`[defaults]\ncontainerd_version = "1.7.0"\n[[tasks]]\ntask = "ping"\n`), catalog);
-  await assert.rejects(resolvePlay(inventory, pb, { containerd_verison: '2.0.0' }, { catalog }), /unknown variable "containerd_verison".*did you mean "containerd_version"/);
+  await assert.rejects(
+    resolvePlay(inventory, pb, { containerd_verison: '2.0.0' }, { catalog }),
+    /unknown variable "containerd_verison".*did you mean "containerd_version"/,
+  );
 });
 
 test('whole-variable substitution keeps types; templates render text', async () => {
@@ -80,13 +88,20 @@ test('serial batches by count and percentage', () => {
   assert.deepEqual(batchesOf(hosts, '10%'), [[1], [2], [3], [4], [5]]);
 });
 
-test('include runs other playbooks\' tasks first, in order, with their defaults; the shipped node playbook prepares a node and containerd', async () => {
+test("include runs other playbooks' tasks first, in order, with their defaults; the shipped node playbook prepares a node and containerd", async () => {
   const f = await pbFile(`include = ["a.toml", "b.toml"]\n[defaults]\nwho = "main"\n[[tasks]]\ntask = "ping"\nname = "own"\n`);
   const dir = path.dirname(f);
   await writeFile(path.join(dir, 'a.toml'), `[defaults]\nwho = "a"\nfrom_a = 1\n[[tasks]]\ntask = "ping"\nname = "from a"\n`);
   await writeFile(path.join(dir, 'b.toml'), `[defaults]\nfrom_b = 2\n[[tasks]]\ntask = "ping"\nname = "from b"\n`);
   const pb = await loadPlaybook(f, catalog);
-  assert.deepEqual(pb.tasks.map((t) => [t.title, path.basename(t.file)]), [['from a', 'a.toml'], ['from b', 'b.toml'], ['own', 'play.toml']]);
+  assert.deepEqual(
+    pb.tasks.map((t) => [t.title, path.basename(t.file)]),
+    [
+      ['from a', 'a.toml'],
+      ['from b', 'b.toml'],
+      ['own', 'play.toml'],
+    ],
+  );
   assert.deepEqual(pb.defaults, { who: 'main', from_a: 1, from_b: 2 });
   await writeFile(path.join(dir, 'b.toml'), `include = ["play.toml"]\n`);
   await assert.rejects(loadPlaybook(f, catalog), /extend or include each other in a cycle/);
@@ -104,12 +119,24 @@ test('extends appends hook lists (base first), each hook naming its file and lin
   const child = path.join(dir, 'child.toml');
   await writeFile(child, `extends = "base.toml"\n\n[[before_host]]\nrun = "notify"\n`);
   const pb = await loadPlaybook(child, catalog);
-  assert.deepEqual(pb.beforeHost.map((h) => [h.run, path.basename(h.file), h.line]), [['drain', 'base.toml', 4], ['notify', 'child.toml', 3]]);
-  assert.deepEqual(pb.afterHost.map((h) => [h.run, path.basename(h.file)]), [['uncordon', 'base.toml']]);
+  assert.deepEqual(
+    pb.beforeHost.map((h) => [h.run, path.basename(h.file), h.line]),
+    [
+      ['drain', 'base.toml', 4],
+      ['notify', 'child.toml', 3],
+    ],
+  );
+  assert.deepEqual(
+    pb.afterHost.map((h) => [h.run, path.basename(h.file)]),
+    [['uncordon', 'base.toml']],
+  );
   const replacing = path.join(dir, 'replacing.toml');
   await writeFile(replacing, `extends = "base.toml"\nreplace_hooks = true\n[[before_host]]\nrun = "notify"\n`);
   const r = await loadPlaybook(replacing, catalog);
-  assert.deepEqual(r.beforeHost.map((h) => h.run), ['notify']);
+  assert.deepEqual(
+    r.beforeHost.map((h) => h.run),
+    ['notify'],
+  );
   assert.deepEqual(r.afterHost, [], 'a list the replacing playbook leaves out is empty');
   const alone = path.join(dir, 'alone.toml');
   await writeFile(alone, `replace_hooks = true\n[[tasks]]\ntask = "ping"\n`);
@@ -122,8 +149,14 @@ test('include keeps what the included playbooks ask of a run: the confirmation, 
   const main = path.join(dir, 'main.toml');
   await writeFile(main, `include = ["drain.toml"]\n[[before_host]]\nrun = "notify"\n`);
   const pb = await loadPlaybook(main, catalog);
-  assert.deepEqual(pb.beforeHost.map((h) => h.run), ['drain', 'notify']);
-  assert.deepEqual(pb.afterHost.map((h) => h.run), ['uncordon']);
+  assert.deepEqual(
+    pb.beforeHost.map((h) => h.run),
+    ['drain', 'notify'],
+  );
+  assert.deepEqual(
+    pb.afterHost.map((h) => h.run),
+    ['uncordon'],
+  );
   assert.equal(pb.serial, 1);
   const reset = path.join(dir, 'my-reset.toml');
   await writeFile(reset, `include = [${JSON.stringify(path.join(import.meta.dirname, '../../playbooks/reset.toml'))}]\n`);

@@ -14,7 +14,9 @@ type Reply = { body?: Buffer; status?: number; message?: string };
 type Handler = (method: string) => Reply;
 
 let dir: string;
-before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-podtest-')); });
+before(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-podtest-'));
+});
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function withRuntime(handler: Handler, f: (sock: string, calls: string[]) => Promise<void>): Promise<void> {
@@ -27,7 +29,10 @@ async function withRuntime(handler: Handler, f: (sock: string, calls: string[]) 
       calls.push(method);
       const r = handler(method);
       const trailers = { 'grpc-status': String(r.status ?? 0), ...(r.message ? { 'grpc-message': encodeURIComponent(r.message) } : {}) };
-      if (r.status) { stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...trailers }, { endStream: true }); return; }
+      if (r.status) {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...trailers }, { endStream: true });
+        return;
+      }
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers(trailers));
       const body = r.body ?? Buffer.alloc(0);
@@ -60,8 +65,16 @@ const HEALTHY: Record<string, Buffer> = {
 
 function options(sock: string): PodTestOptions {
   return {
-    socket: sock, image: 'busybox', sandboxImage: 'registry.k8s.io/pause:3.10', systemdCgroup: true, restrictOomScoreAdj: false,
-    cniConfDir: '/etc/cni/net.d', hoistCni: true, registries: {}, pullTimeoutMs: 5000, callTimeoutMs: 5000,
+    socket: sock,
+    image: 'busybox',
+    sandboxImage: 'registry.k8s.io/pause:3.10',
+    systemdCgroup: true,
+    restrictOomScoreAdj: false,
+    cniConfDir: '/etc/cni/net.d',
+    hoistCni: true,
+    registries: {},
+    pullTimeoutMs: 5000,
+    callTimeoutMs: 5000,
   };
 }
 
@@ -70,62 +83,100 @@ function conn(sock: string, oomAnswer = 'cannot') {
   return {
     execs,
     openUnixStream: async () => net.connect(sock),
-    exec: async (script: string) => { execs.push(script); return { stdout: `${oomAnswer}\n`, stderr: '', code: 0 }; },
+    exec: async (script: string) => {
+      execs.push(script);
+      return { stdout: `${oomAnswer}\n`, stderr: '', code: 0 };
+    },
   };
 }
 
 describe('runPodTest', () => {
-  it('runs the pod, removes an earlier test\'s sandbox first, and cleans up after itself', async () => {
+  it("runs the pod, removes an earlier test's sandbox first, and cleans up after itself", async () => {
     let lists = 0;
-    await withRuntime((m) => {
-      // The first list finds an interrupted test's sandbox; the last one (after clean-up) nothing.
-      if (m === 'ListPodSandbox' && lists++ === 0) return { body: new ProtoWriter().message(1, new ProtoWriter().string(1, 'old').uint64(3, 1)).finish() };
-      return { body: HEALTHY[m] };
-    }, async (sock, calls) => {
-      const c = conn(sock);
-      const r = await runPodTest(c, options(sock));
-      assert.deepEqual(r.problems, []);
-      assert.equal(r.ok, true);
-      assert.equal(r.address, '10.88.0.7');
-      assert.deepEqual(calls, [
-        'Status', 'ListPodSandbox', 'StopPodSandbox', 'RemovePodSandbox', 'ImageStatus', 'RunPodSandbox', 'PodSandboxStatus',
-        'CreateContainer', 'StartContainer', 'ContainerStatus', 'ExecSync',
-        'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox', 'ListPodSandbox',
-      ]);
-      assert.deepEqual(c.execs, []);
-    });
+    await withRuntime(
+      (m) => {
+        // The first list finds an interrupted test's sandbox; the last one (after clean-up) nothing.
+        if (m === 'ListPodSandbox' && lists++ === 0) return { body: new ProtoWriter().message(1, new ProtoWriter().string(1, 'old').uint64(3, 1)).finish() };
+        return { body: HEALTHY[m] };
+      },
+      async (sock, calls) => {
+        const c = conn(sock);
+        const r = await runPodTest(c, options(sock));
+        assert.deepEqual(r.problems, []);
+        assert.equal(r.ok, true);
+        assert.equal(r.address, '10.88.0.7');
+        assert.deepEqual(calls, [
+          'Status',
+          'ListPodSandbox',
+          'StopPodSandbox',
+          'RemovePodSandbox',
+          'ImageStatus',
+          'RunPodSandbox',
+          'PodSandboxStatus',
+          'CreateContainer',
+          'StartContainer',
+          'ContainerStatus',
+          'ExecSync',
+          'StopContainer',
+          'RemoveContainer',
+          'StopPodSandbox',
+          'RemovePodSandbox',
+          'ListPodSandbox',
+        ]);
+        assert.deepEqual(c.execs, []);
+      },
+    );
   });
 
   it('a container that cannot be created still has its sandbox removed', async () => {
-    await withRuntime((m) => (m === 'CreateContainer' ? { status: 2, message: 'failed to create containerd container: boom' } : { body: HEALTHY[m] }), async (sock, calls) => {
-      const r = await runPodTest(conn(sock), options(sock));
-      assert.equal(r.ok, false);
-      assert.deepEqual(r.problems, ['CreateContainer: failed to create containerd container: boom']);
-      assert.deepEqual(calls.slice(calls.indexOf('CreateContainer')), ['CreateContainer', 'StopPodSandbox', 'RemovePodSandbox', 'ListPodSandbox']);
-    });
+    await withRuntime(
+      (m) => (m === 'CreateContainer' ? { status: 2, message: 'failed to create containerd container: boom' } : { body: HEALTHY[m] }),
+      async (sock, calls) => {
+        const r = await runPodTest(conn(sock), options(sock));
+        assert.equal(r.ok, false);
+        assert.deepEqual(r.problems, ['CreateContainer: failed to create containerd container: boom']);
+        assert.deepEqual(calls.slice(calls.indexOf('CreateContainer')), ['CreateContainer', 'StopPodSandbox', 'RemovePodSandbox', 'ListPodSandbox']);
+      },
+    );
   });
 
   it('runc failing on oom_score_adj: the node is asked, and the advice names restrict_oom_score_adj', async () => {
-    const runc = 'failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: can\'t get final child\'s PID from pipe: EOF: unknown';
-    await withRuntime((m) => (m === 'RunPodSandbox' ? { status: 2, message: runc } : { body: HEALTHY[m] }), async (sock, calls) => {
-      const c = conn(sock, 'cannot');
-      const r = await runPodTest(c, options(sock));
-      assert.equal(r.ok, false);
-      assert.equal(r.problems.length, 1);
-      assert.match(r.problems[0], /^RunPodSandbox: runc could not start the pod: .*this node cannot lower oom_score_adj .*set restrict_oom_score_adj = true/);
-      assert.equal(c.execs.length, 1);
-      // No sandbox was made, so there is nothing to stop.
-      assert.equal(calls.at(-1), 'RunPodSandbox');
-    });
+    const runc =
+      "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: can't get final child's PID from pipe: EOF: unknown";
+    await withRuntime(
+      (m) => (m === 'RunPodSandbox' ? { status: 2, message: runc } : { body: HEALTHY[m] }),
+      async (sock, calls) => {
+        const c = conn(sock, 'cannot');
+        const r = await runPodTest(c, options(sock));
+        assert.equal(r.ok, false);
+        assert.equal(r.problems.length, 1);
+        assert.match(r.problems[0], /^RunPodSandbox: runc could not start the pod: .*this node cannot lower oom_score_adj .*set restrict_oom_score_adj = true/);
+        assert.equal(c.execs.length, 1);
+        // No sandbox was made, so there is nothing to stop.
+        assert.equal(calls.at(-1), 'RunPodSandbox');
+      },
+    );
   });
 
   it('a node without a CNI network fails at Status, before any pod', async () => {
-    const notReady = new ProtoWriter().message(1, new ProtoWriter().message(1, condition('RuntimeReady'))
-      .message(1, new ProtoWriter().string(1, 'NetworkReady').string(3, 'NetworkPluginNotReady').string(4, 'cni plugin not initialized'))).finish();
-    await withRuntime((m) => ({ body: m === 'Status' ? notReady : HEALTHY[m] }), async (sock, calls) => {
-      const r = await runPodTest(conn(sock), { ...options(sock), hoistCni: false });
-      assert.match(r.problems.join('\n'), /^Status: NetworkReady is false \(NetworkPluginNotReady: cni plugin not initialized\) \(no network configuration in \/etc\/cni\/net\.d: .*cni_conflist = "bridge"/);
-      assert.deepEqual(calls, ['Status']);
-    });
+    const notReady = new ProtoWriter()
+      .message(
+        1,
+        new ProtoWriter()
+          .message(1, condition('RuntimeReady'))
+          .message(1, new ProtoWriter().string(1, 'NetworkReady').string(3, 'NetworkPluginNotReady').string(4, 'cni plugin not initialized')),
+      )
+      .finish();
+    await withRuntime(
+      (m) => ({ body: m === 'Status' ? notReady : HEALTHY[m] }),
+      async (sock, calls) => {
+        const r = await runPodTest(conn(sock), { ...options(sock), hoistCni: false });
+        assert.match(
+          r.problems.join('\n'),
+          /^Status: NetworkReady is false \(NetworkPluginNotReady: cni plugin not initialized\) \(no network configuration in \/etc\/cni\/net\.d: .*cni_conflist = "bridge"/,
+        );
+        assert.deepEqual(calls, ['Status']);
+      },
+    );
   });
 });

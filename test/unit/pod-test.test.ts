@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { addressSeen, classifyPodFailure, explainPodFailure, type ExplainContext } from '../../src/modules/containerd/pod-test.js';
 import { GrpcStatus } from '../../src/modules/containerd/cri/grpc.js';
 
-const RUNC = 'failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: can\'t get final child\'s PID from pipe: EOF: unknown';
-const CNI_RO = 'failed to setup network for sandbox "0f3c": plugin type="bridge" failed (add): failed to enable forwarding: open /proc/sys/net/ipv6/conf/all/forwarding: read-only file system';
+const RUNC =
+  "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: can't get final child's PID from pipe: EOF: unknown";
+const CNI_RO =
+  'failed to setup network for sandbox "0f3c": plugin type="bridge" failed (add): failed to enable forwarding: open /proc/sys/net/ipv6/conf/all/forwarding: read-only file system';
 const CNI_NONE = 'cni config load failed: no network config found in /etc/cni/net.d: cni plugin not initialized: failed to load cni config';
-const PAUSE = 'failed to get sandbox image "registry.k8s.io/pause:3.8": failed to pull image "registry.k8s.io/pause:3.8": failed to pull and unpack image "registry.k8s.io/pause:3.8": failed to resolve reference "registry.k8s.io/pause:3.8": failed to do request: Head "https://registry.k8s.io/v2/pause/manifests/3.8": dial tcp: lookup registry.k8s.io: no such host';
+const PAUSE =
+  'failed to get sandbox image "registry.k8s.io/pause:3.8": failed to pull image "registry.k8s.io/pause:3.8": failed to pull and unpack image "registry.k8s.io/pause:3.8": failed to resolve reference "registry.k8s.io/pause:3.8": failed to do request: Head "https://registry.k8s.io/v2/pause/manifests/3.8": dial tcp: lookup registry.k8s.io: no such host';
 
 const ctx: ExplainContext = {
   sandboxImage: 'registry.k8s.io/pause:3.8',
@@ -32,7 +35,10 @@ describe('pod test failures', () => {
 
   it('runc failing on oom_score_adj names the capability and restrict_oom_score_adj', () => {
     const m = explainPodFailure('RunPodSandbox', RUNC, GrpcStatus.UNKNOWN, { ...ctx, canLowerOomScoreAdj: false });
-    assert.match(m, /^RunPodSandbox: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and this node cannot lower oom_score_adj \(no CAP_SYS_RESOURCE/);
+    assert.match(
+      m,
+      /^RunPodSandbox: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and this node cannot lower oom_score_adj \(no CAP_SYS_RESOURCE/,
+    );
     assert.match(m, /set restrict_oom_score_adj = true/);
     assert.match(m, /final child's PID/);
     // Already set, or the node can lower it: the advice would be wrong, so only runc's words remain.
@@ -40,8 +46,11 @@ describe('pod test failures', () => {
     assert.doesNotMatch(explainPodFailure('RunPodSandbox', RUNC, undefined, { ...ctx, canLowerOomScoreAdj: true }), /restrict_oom_score_adj/);
   });
 
-  it('a missing CNI network points at cni_conflist; a failing plugin says what hoist\'s network needs', () => {
-    assert.match(explainPodFailure('RunPodSandbox', CNI_NONE, undefined, ctx), /no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/);
+  it("a missing CNI network points at cni_conflist; a failing plugin says what hoist's network needs", () => {
+    assert.match(
+      explainPodFailure('RunPodSandbox', CNI_NONE, undefined, ctx),
+      /no network configuration in \/etc\/cni\/net\.d: install the cluster's CNI plugin, or set cni_conflist = "bridge"/,
+    );
     const ro = explainPodFailure('RunPodSandbox', CNI_RO, undefined, { ...ctx, hoistCni: true });
     assert.match(ro, /^RunPodSandbox: CNI failed to set up the pod network: .*read-only file system/);
     assert.match(ro, /iptables/);

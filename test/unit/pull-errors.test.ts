@@ -64,16 +64,23 @@ describe('pull error diagnosis', () => {
   });
 
   it('a TLS alert from the server: client certificate rejected or missing', () => {
-    for (const raw of [V17(`${HEAD}: remote error: tls: bad certificate`), V21(`${HEAD}: remote error: tls: bad certificate`), V14(`${HEAD}: remote error: tls: certificate required`)]) {
+    for (const raw of [
+      V17(`${HEAD}: remote error: tls: bad certificate`),
+      V21(`${HEAD}: remote error: tls: bad certificate`),
+      V14(`${HEAD}: remote error: tls: certificate required`),
+    ]) {
       const missing = diagnosePull(IMG, raw, regs(without('client_cert', 'client_key')).registries);
       assert.equal(missing.problem, 'client-certificate');
-      assert.match(missing.message, /^client certificate rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.client_cert and client_key/);
+      assert.match(
+        missing.message,
+        /^client certificate rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.client_cert and client_key/,
+      );
       const wrong = diagnosePull(IMG, raw, regs({ ...FULL, client_cert: '/pki/other-client.pem', client_key: '/pki/other-client.key' }).registries);
       assert.match(wrong.message, /refused the configured client certificate \(registries\."registry\.fleet\.test:5000"\.client_cert = other-client\.pem\)/);
     }
   });
 
-  it('401 in every release\'s wording: credentials rejected or missing', () => {
+  it("401 in every release's wording: credentials rejected or missing", () => {
     const raws = [
       V17('pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials'),
       V17(`unexpected status from HEAD request to https://${PRIVATE}/v2/hoist/busybox/manifests/1: 401 Unauthorized`),
@@ -83,7 +90,10 @@ describe('pull error diagnosis', () => {
     for (const raw of raws) {
       const missing = diagnosePull(IMG, raw, regs(without('username', 'password')).registries);
       assert.equal(missing.problem, 'credentials', raw);
-      assert.match(missing.message, /^credentials rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.username and password/);
+      assert.match(
+        missing.message,
+        /^credentials rejected or missing: .*none is configured; set registries\."registry\.fleet\.test:5000"\.username and password/,
+      );
       const wrong = diagnosePull(IMG, raw, regs(FULL).registries);
       assert.match(wrong.message, /refused the configured credentials/);
       assert.ok(!wrong.message.includes('Pw-For-Unit-Tests'));
@@ -110,14 +120,22 @@ describe('pull error diagnosis', () => {
 
   it('not found, name resolution, refused, and anything else verbatim', () => {
     assert.equal(diagnosePull(IMG, V21(`${PRIVATE}/hoist/nothere:1: not found`)).problem, 'not-found');
-    const dns = diagnosePull('docker.io/library/busybox:1', V14('failed to do request: Head "https://registry-1.docker.io/v2/library/busybox/manifests/1": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: read udp 10.232.3.2:58004->10.255.255.53:53: i/o timeout'));
+    const dns = diagnosePull(
+      'docker.io/library/busybox:1',
+      V14(
+        'failed to do request: Head "https://registry-1.docker.io/v2/library/busybox/manifests/1": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: read udp 10.232.3.2:58004->10.255.255.53:53: i/o timeout',
+      ),
+    );
     assert.equal(dns.problem, 'name-resolution');
     assert.match(dns.message, /^cannot resolve registry-1\.docker\.io/);
     assert.equal(diagnosePull(IMG, V17(`${HEAD}: dial tcp 10.232.1.1:5000: connect: connection refused`)).problem, 'unreachable');
     const other = diagnosePull(IMG, V17('something new'));
     assert.equal(other.problem, 'other');
     assert.equal(formatPullFailure(IMG, other), `pull ${IMG}: something new`);
-    assert.match(formatPullFailure(IMG, diagnosePull(IMG, caMsgs[0])), /^pull registry\.fleet\.test:5000\/hoist\/busybox:1: CA not trusted: .* \(containerd: failed to do request: .*unknown authority\)$/);
+    assert.match(
+      formatPullFailure(IMG, diagnosePull(IMG, caMsgs[0])),
+      /^pull registry\.fleet\.test:5000\/hoist\/busybox:1: CA not trusted: .* \(containerd: failed to do request: .*unknown authority\)$/,
+    );
   });
 });
 
@@ -125,8 +143,14 @@ describe('ctr equivalent of a CRI pull', () => {
   it('uses --hosts-dir from 1.5 on, --user only where credentials live in config.toml (1.x)', () => {
     assert.equal(ctrPullCommand(regs(FULL, '1.7.24'), IMG), `ctr -n k8s.io image pull --hosts-dir /etc/containerd/certs.d --user hoist ${IMG}`);
     assert.equal(ctrPullCommand(regs(FULL, '2.1.9'), IMG), `ctr -n k8s.io image pull --hosts-dir /etc/containerd/certs.d ${IMG}`);
-    assert.equal(ctrPullCommand(regs(FULL, '1.7.24'), 'docker.io/library/busybox:1'), 'ctr -n k8s.io image pull --hosts-dir /etc/containerd/certs.d docker.io/library/busybox:1');
+    assert.equal(
+      ctrPullCommand(regs(FULL, '1.7.24'), 'docker.io/library/busybox:1'),
+      'ctr -n k8s.io image pull --hosts-dir /etc/containerd/certs.d docker.io/library/busybox:1',
+    );
     assert.equal(ctrPullCommand(regs(FULL, '1.4.13'), IMG), null);
-    assert.equal(ctrPullCommand({ ...regs(FULL, '2.1.9'), version: parseVersion('2.1.9'), configPath: '/etc/my certs' }, IMG), `ctr -n k8s.io image pull --hosts-dir $'/etc/my certs' ${IMG}`);
+    assert.equal(
+      ctrPullCommand({ ...regs(FULL, '2.1.9'), version: parseVersion('2.1.9'), configPath: '/etc/my certs' }, IMG),
+      `ctr -n k8s.io image pull --hosts-dir $'/etc/my certs' ${IMG}`,
+    );
   });
 });

@@ -89,7 +89,14 @@ test('a key file logs in with its signature sent behind the service request: no 
   srv.seen.attempts.length = 0;
   const before = await login(srv.port, [pk(allowed)], false);
   assert.equal(before.ok, true);
-  assert.deepEqual(srv.seen.attempts, [{ signed: false, allowed: true }, { signed: true, allowed: true }], 'ssh2 alone asks first, then signs');
+  assert.deepEqual(
+    srv.seen.attempts,
+    [
+      { signed: false, allowed: true },
+      { signed: true, allowed: true },
+    ],
+    'ssh2 alone asks first, then signs',
+  );
   assert.equal(before.waits, 2, 'ssh2 alone: SERVICE_ACCEPT, then the query answer');
   srv.seen.attempts.length = 0;
   const quick = await login(srv.port, [pk(allowed)], true);
@@ -102,7 +109,10 @@ test('a refused key first: the next key is still tried, signed at once, and logs
   srv.seen.attempts.length = 0;
   const r = await login(srv.port, [pk(refused), pk(allowed)], true);
   assert.equal(r.ok, true);
-  assert.deepEqual(srv.seen.attempts, [{ signed: true, allowed: false }, { signed: true, allowed: true }]);
+  assert.deepEqual(srv.seen.attempts, [
+    { signed: true, allowed: false },
+    { signed: true, allowed: true },
+  ]);
   assert.equal(r.waits, 1, 'one answer awaited: the refusal of the first key');
 });
 

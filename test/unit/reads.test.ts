@@ -20,7 +20,9 @@ function localBash(env: NodeJS.ProcessEnv = process.env, as: string[] = []) {
     exec(script: string): Promise<ExecResult> {
       scripts.push(script);
       return new Promise((resolve, reject) => {
-        const p = as.length ? spawn(as[0], [...as.slice(1), '/bin/bash'], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('/bin/bash', [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        const p = as.length
+          ? spawn(as[0], [...as.slice(1), '/bin/bash'], { env, stdio: ['pipe', 'pipe', 'pipe'] })
+          : spawn('/bin/bash', [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
         p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -61,7 +63,14 @@ test('every file of the round trip is read in one batch: hash, mode, owner, mtim
   ]);
   const g = await gather(conn, probes);
   const file = (id: string) => parseFileProbe(g.results.get(id)!);
-  assert.deepEqual(file('0:plain'), { exists: true, mode: 0o640, owner: 'root', group: 'root', mtime: 1_700_000_000, sha256: sha256(Buffer.from('version = 3\n')) });
+  assert.deepEqual(file('0:plain'), {
+    exists: true,
+    mode: 0o640,
+    owner: 'root',
+    group: 'root',
+    mtime: 1_700_000_000,
+    sha256: sha256(Buffer.from('version = 3\n')),
+  });
   assert.equal(file('0:odd').sha256, sha256(Buffer.from('odd')));
   assert.deepEqual(file('1:missing'), { exists: false });
   assert.deepEqual(file('1:dir'), { exists: false }, 'a directory is not a file');
@@ -78,20 +87,27 @@ test('every file of the round trip is read in one batch: hash, mode, owner, mtim
 
 const hasDpkg = spawnSync('bash', ['-c', 'command -v dpkg-query']).status === 0;
 
-test('packages of every task are read with one query; a host without a package database is an error for those who ask', { skip: !hasDpkg && 'dpkg-query not installed here' }, async () => {
-  const conn = localBash();
-  const g = await gather(conn, new Map<string, Probe>([
-    ['0:pkgs', packagesRead(['bash', 'hoist-no-such-package'])],
-    ['1:distro', packagesRead(['coreutils', 'hoist-no-such-package-either'])],
-  ]));
-  assert.deepEqual([...installedPackages(g.results.get('0:pkgs')!)], ['bash']);
-  assert.deepEqual([...installedPackages(g.results.get('1:distro')!)], ['coreutils']);
-  assert.equal(conn.scripts[0].match(/dpkg-query/g)?.length, 2, 'one dpkg-query (named twice: the test and the call)');
+test(
+  'packages of every task are read with one query; a host without a package database is an error for those who ask',
+  { skip: !hasDpkg && 'dpkg-query not installed here' },
+  async () => {
+    const conn = localBash();
+    const g = await gather(
+      conn,
+      new Map<string, Probe>([
+        ['0:pkgs', packagesRead(['bash', 'hoist-no-such-package'])],
+        ['1:distro', packagesRead(['coreutils', 'hoist-no-such-package-either'])],
+      ]),
+    );
+    assert.deepEqual([...installedPackages(g.results.get('0:pkgs')!)], ['bash']);
+    assert.deepEqual([...installedPackages(g.results.get('1:distro')!)], ['coreutils']);
+    assert.equal(conn.scripts[0].match(/dpkg-query/g)?.length, 2, 'one dpkg-query (named twice: the test and the call)');
 
-  const bare = mkdtempSync(path.join(dir, 'empty-path-'));
-  const none = await gather(localBash({ PATH: bare }), new Map<string, Probe>([['0:pkgs', packagesRead(['bash'])]]));
-  assert.throws(() => installedPackages(none.results.get('0:pkgs')!), /cannot read the package database: no package database/);
-});
+    const bare = mkdtempSync(path.join(dir, 'empty-path-'));
+    const none = await gather(localBash({ PATH: bare }), new Map<string, Probe>([['0:pkgs', packagesRead(['bash'])]]));
+    assert.throws(() => installedPackages(none.results.get('0:pkgs')!), /cannot read the package database: no package database/);
+  },
+);
 
 test('drift of installed files: only a file whose size or mtime changed, or that is gone, is named', async () => {
   const d = path.join(dir, 'installed');
@@ -113,34 +129,52 @@ test('drift of installed files: only a file whose size or mtime changed, or that
 test('an owner or group with a space in its name is read as such, not taken for a missing file', () => {
   const sum = 'a'.repeat(64);
   const out = ['S640', 'root', 'domain users', '1700000000', '/etc/x', '@sha', `${sum}  /etc/x\n`, '\n'].join('\0');
-  assert.deepEqual(parseFileBatch(out, [fileRead('/etc/x')]).get('/etc/x'), { exists: true, mode: 0o640, owner: 'root', group: 'domain users', mtime: 1_700_000_000, sha256: sum });
+  assert.deepEqual(parseFileBatch(out, [fileRead('/etc/x')]).get('/etc/x'), {
+    exists: true,
+    mode: 0o640,
+    owner: 'root',
+    group: 'domain users',
+    mtime: 1_700_000_000,
+    sha256: sum,
+  });
 });
 
 const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
 
-test('a file that exists but cannot be read is an error for whoever reads it, never absent and never its error message as content', { skip: !canDropPrivileges && 'needs root and setpriv' }, async () => {
-  const d = mkdtempSync(path.join(tmpdir(), 'hoist-unreadable-'));
-  chmodSync(d, 0o755);
-  const secret = path.join(d, 'installed.json');
-  const open = path.join(d, 'open.json');
-  writeFileSync(secret, '{"version":"2.0"}', { mode: 0o600 });
-  writeFileSync(open, '{"version":"1.7"}', { mode: 0o644 });
-  try {
-    const asNobody = localBash(process.env, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
-    const g = await gather(asNobody, new Map<string, Probe>([
-      ['0:open', fileRead(open, 'text')],
-      ['0:text', fileRead(secret, 'text')],
-      ['1:bytes', fileRead(secret, 'bytes')],
-      ['2:hash', fileRead(secret)],
-    ]));
-    assert.equal(parseFileProbe(g.results.get('0:open')!).content?.toString(), '{"version":"1.7"}');
-    for (const id of ['0:text', '1:bytes', '2:hash']) {
-      assert.throws(() => parseFileProbe(g.results.get(id)!), new RegExp(`could not read the host's files: cannot read ${secret.replace(/[.]/g, '\\.')} \\(it exists\\)`), id);
+test(
+  'a file that exists but cannot be read is an error for whoever reads it, never absent and never its error message as content',
+  { skip: !canDropPrivileges && 'needs root and setpriv' },
+  async () => {
+    const d = mkdtempSync(path.join(tmpdir(), 'hoist-unreadable-'));
+    chmodSync(d, 0o755);
+    const secret = path.join(d, 'installed.json');
+    const open = path.join(d, 'open.json');
+    writeFileSync(secret, '{"version":"2.0"}', { mode: 0o600 });
+    writeFileSync(open, '{"version":"1.7"}', { mode: 0o644 });
+    try {
+      const asNobody = localBash(process.env, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+      const g = await gather(
+        asNobody,
+        new Map<string, Probe>([
+          ['0:open', fileRead(open, 'text')],
+          ['0:text', fileRead(secret, 'text')],
+          ['1:bytes', fileRead(secret, 'bytes')],
+          ['2:hash', fileRead(secret)],
+        ]),
+      );
+      assert.equal(parseFileProbe(g.results.get('0:open')!).content?.toString(), '{"version":"1.7"}');
+      for (const id of ['0:text', '1:bytes', '2:hash']) {
+        assert.throws(
+          () => parseFileProbe(g.results.get(id)!),
+          new RegExp(`could not read the host's files: cannot read ${secret.replace(/[.]/g, '\\.')} \\(it exists\\)`),
+          id,
+        );
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('a package asked for by another name it answers to (with its architecture, its version) counts as installed', async (t) => {
   // dpkg's lines, and rpm's (an installed package, and one that is not).

@@ -190,7 +190,12 @@ describe('registries in config.toml', () => {
   });
 
   it('1.4 lists a non-default server as the only endpoint', () => {
-    const r = renderConfig(cfgFor({ containerd_version: '1.4.13', registries: { 'quay.io': { server: 'https://quay-proxy.internal' }, 'plain.local:5000': { insecure_http: true } } }));
+    const r = renderConfig(
+      cfgFor({
+        containerd_version: '1.4.13',
+        registries: { 'quay.io': { server: 'https://quay-proxy.internal' }, 'plain.local:5000': { insecure_http: true } },
+      }),
+    );
     const reg = get(tomlOf(r.text), 'plugins', 'io.containerd.grpc.v1.cri', 'registry') as Table;
     assert.deepEqual(reg.mirrors, {
       'plain.local:5000': { endpoint: ['http://plain.local:5000'] },
@@ -231,7 +236,15 @@ describe('registries in config.toml', () => {
 describe('renderHostsToml', () => {
   const mirrors = [
     'https://zz.example',
-    { url: 'https://aa.example:8443/v2/proxy', override_path: true, capabilities: ['resolve', 'pull', 'pull'], ca: '/ctl/aa.crt', client_cert: '/ctl/aa-c.pem', client_key: '/ctl/aa-k.pem', headers: { 'X-B': 'b', 'X-A': ['1', '2'] } },
+    {
+      url: 'https://aa.example:8443/v2/proxy',
+      override_path: true,
+      capabilities: ['resolve', 'pull', 'pull'],
+      ca: '/ctl/aa.crt',
+      client_cert: '/ctl/aa-c.pem',
+      client_key: '/ctl/aa-k.pem',
+      headers: { 'X-B': 'b', 'X-A': ['1', '2'] },
+    },
     { url: 'http://mm.example', capabilities: ['pull'], skip_verify: true },
   ];
 
@@ -323,7 +336,11 @@ describe('renderHostsToml', () => {
   });
 
   it('lists every registry file at <config_path>/<dir>/hosts.toml', () => {
-    const cfg = cfgFor({ containerd_version: '1.6.39', config_path: '/etc/ctd/certs.d', registries: { 'registry.example:5000': {}, 'docker.io': { mirrors: ['https://m.example'] } } });
+    const cfg = cfgFor({
+      containerd_version: '1.6.39',
+      config_path: '/etc/ctd/certs.d',
+      registries: { 'registry.example:5000': {}, 'docker.io': { mirrors: ['https://m.example'] } },
+    });
     assert.deepEqual(
       renderAllHostsToml(cfg).map((f) => [f.registry, f.path]),
       [
@@ -388,7 +405,9 @@ describe('hostile values round-trip exactly', () => {
 
   it('a hostile password and header survive config.toml (1.x) and hosts.toml (2.x) as the same value', () => {
     for (const pw of hostile.filter((s) => s !== '')) {
-      const vars = { registries: { 'reg.local': { username: 'u', password: pw, mirrors: [{ url: 'https://m.local', headers: { 'X-Note': headerSafe(pw) } }] } } };
+      const vars = {
+        registries: { 'reg.local': { username: 'u', password: pw, mirrors: [{ url: 'https://m.local', headers: { 'X-Note': headerSafe(pw) } }] } },
+      };
       const c1 = cfgFor({ containerd_version: '1.6.39', ...vars });
       const doc1 = tomlOf(renderConfig(c1).text);
       assert.equal(get(doc1, 'plugins', 'io.containerd.grpc.v1.cri', 'registry', 'configs', 'reg.local', 'auth', 'password'), pw);
@@ -408,7 +427,9 @@ describe('hostile values round-trip exactly', () => {
       const doc = tomlOf(renderConfig(cfgFor({ containerd_version: ver, root_dir: root, state_dir: `${root}/state`, sandbox_image: image })).text);
       assert.equal(doc.root, root, ver);
       assert.equal(doc.state, `${root}/state`, ver);
-      const img = ver.startsWith('1.') ? get(doc, 'plugins', 'io.containerd.grpc.v1.cri', 'sandbox_image') : get(doc, 'plugins', 'io.containerd.cri.v1.images', 'pinned_images', 'sandbox');
+      const img = ver.startsWith('1.')
+        ? get(doc, 'plugins', 'io.containerd.grpc.v1.cri', 'sandbox_image')
+        : get(doc, 'plugins', 'io.containerd.cri.v1.images', 'pinned_images', 'sandbox');
       assert.equal(img, image, ver);
       assert.deepEqual(Object.keys(doc).sort(), ['imports', 'oom_score', 'plugins', 'root', 'state', 'version'], ver);
     }
@@ -439,7 +460,10 @@ describe('restrict_oom_score_adj', () => {
   });
 
   it('must be a boolean', () => {
-    assert.match(validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }), /^restrict_oom_score_adj: expected true or false, got "yes"/m);
+    assert.match(
+      validationError({ containerd_version: '2.1.9', restrict_oom_score_adj: 'yes' }),
+      /^restrict_oom_score_adj: expected true or false, got "yes"/m,
+    );
   });
 });
 
@@ -455,7 +479,10 @@ describe('secrets', () => {
   });
 
   it('a file without credentials is not flagged; a sensitive mirror header is', () => {
-    const cfg = cfgFor({ containerd_version: '2.1.9', registries: { a: { mirrors: ['https://m.a'] }, b: { mirrors: [{ url: 'https://m.b', headers: { 'X-Api-Key': 'k' } }] } } });
+    const cfg = cfgFor({
+      containerd_version: '2.1.9',
+      registries: { a: { mirrors: ['https://m.a'] }, b: { mirrors: [{ url: 'https://m.b', headers: { 'X-Api-Key': 'k' } }] } },
+    });
     assert.equal(renderHostsToml('a', cfg.registries.a, cfg).secret, false);
     assert.equal(renderHostsToml('b', cfg.registries.b, cfg).secret, true);
     assert.equal(renderConfig(cfg).secret, false);
@@ -473,7 +500,11 @@ describe('determinism', () => {
   const a = (ver: string) => ({
     containerd_version: ver,
     registries: {
-      'registry.example:5000': { username: 'u', password: 'p', mirrors: [{ url: 'https://m1', ...(ver === '1.4.13' ? {} : { headers: { 'X-Z': 'z', 'X-A': 'a' } }) }] },
+      'registry.example:5000': {
+        username: 'u',
+        password: 'p',
+        mirrors: [{ url: 'https://m1', ...(ver === '1.4.13' ? {} : { headers: { 'X-Z': 'z', 'X-A': 'a' } }) }],
+      },
       'docker.io': { mirrors: ['https://b', 'https://a'] },
       'quay.io': { ca: '/pki/q.crt' },
     },
@@ -482,7 +513,11 @@ describe('determinism', () => {
     registries: {
       'quay.io': { ca: '/pki/q.crt' },
       'docker.io': { mirrors: ['https://b', 'https://a'] },
-      'registry.example:5000': { mirrors: [{ ...(ver === '1.4.13' ? {} : { headers: { 'X-A': 'a', 'X-Z': 'z' } }), url: 'https://m1' }], password: 'p', username: 'u' },
+      'registry.example:5000': {
+        mirrors: [{ ...(ver === '1.4.13' ? {} : { headers: { 'X-A': 'a', 'X-Z': 'z' } }), url: 'https://m1' }],
+        password: 'p',
+        username: 'u',
+      },
     },
     containerd_version: ver,
   });
@@ -513,22 +548,25 @@ describe('determinism', () => {
 describe('validateRuntimeConfig', () => {
   it('applies the documented defaults', () => {
     const cfg = cfgFor({ containerd_version: '1.7.34', some_other_var: 1 });
-    assert.deepEqual({ ...cfg, version: undefined }, {
-      containerdVersion: '1.7.34',
-      version: undefined,
-      systemdCgroup: true,
-      sandboxImage: 'registry.k8s.io/pause:3.8',
-      rootDir: '/var/lib/containerd',
-      stateDir: '/run/containerd',
-      oomScore: 0,
-      restrictOomScoreAdj: false,
-      snapshotter: 'overlayfs',
-      cniBinDir: '/opt/cni/bin',
-      cniConfDir: '/etc/cni/net.d',
-      importsDir: '/etc/containerd/conf.d',
-      configPath: '/etc/containerd/certs.d',
-      registries: {},
-    });
+    assert.deepEqual(
+      { ...cfg, version: undefined },
+      {
+        containerdVersion: '1.7.34',
+        version: undefined,
+        systemdCgroup: true,
+        sandboxImage: 'registry.k8s.io/pause:3.8',
+        rootDir: '/var/lib/containerd',
+        stateDir: '/run/containerd',
+        oomScore: 0,
+        restrictOomScoreAdj: false,
+        snapshotter: 'overlayfs',
+        cniBinDir: '/opt/cni/bin',
+        cniConfDir: '/etc/cni/net.d',
+        importsDir: '/etc/containerd/conf.d',
+        configPath: '/etc/containerd/certs.d',
+        registries: {},
+      },
+    );
   });
 
   it('default pause image follows the release line', () => {
@@ -547,42 +585,137 @@ describe('validateRuntimeConfig', () => {
 
   const base = { containerd_version: '2.1.9' };
   const cases: [string, Table, string][] = [
-    ['mirror without scheme', { registries: { 'docker.io': { mirrors: ['mirror.local'] } } }, 'registries.docker.io.mirrors[0]: "mirror.local" has no scheme (http:// or https://)'],
-    ['mirror table without scheme', { registries: { 'docker.io': { mirrors: [{ url: 'mirror.local' }] } } }, 'registries.docker.io.mirrors[0].url: "mirror.local" has no scheme (http:// or https://)'],
-    ['mirror with another scheme', { registries: { 'docker.io': { mirrors: ['ftp://m.local'] } } }, 'registries.docker.io.mirrors[0]: "ftp://m.local" must use http:// or https://, not ftp://'],
-    ['credentials in a URL', { registries: { 'docker.io': { mirrors: ['https://u:p@m.local'] } } }, 'registries.docker.io.mirrors[0]: must not carry credentials in the URL'],
-    ['unknown capability', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: ['pull', 'pul'] }] } } }, 'registries.docker.io.mirrors[0].capabilities[1]: expected one of "pull", "resolve", "push", got "pul"; did you mean "pull"?'],
-    ['no capabilities', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: [] }] } } }, 'registries.docker.io.mirrors[0].capabilities: expected a list of at least 1 one of "pull", "resolve", "push", got 0'],
-    ['typo in a registry key', { registries: { 'docker.io': { mirror: ['https://m'] } } }, 'registries.docker.io.mirror: unknown key "mirror"; did you mean "mirrors"?'],
-    ['unknown registry key, no near miss', { registries: { 'docker.io': { proxy: 'x' } } }, 'registries.docker.io.proxy: unknown key "proxy" (known: server, mirrors, ca, client_cert, client_key, skip_verify, insecure_http, username, password, auth)'],
+    [
+      'mirror without scheme',
+      { registries: { 'docker.io': { mirrors: ['mirror.local'] } } },
+      'registries.docker.io.mirrors[0]: "mirror.local" has no scheme (http:// or https://)',
+    ],
+    [
+      'mirror table without scheme',
+      { registries: { 'docker.io': { mirrors: [{ url: 'mirror.local' }] } } },
+      'registries.docker.io.mirrors[0].url: "mirror.local" has no scheme (http:// or https://)',
+    ],
+    [
+      'mirror with another scheme',
+      { registries: { 'docker.io': { mirrors: ['ftp://m.local'] } } },
+      'registries.docker.io.mirrors[0]: "ftp://m.local" must use http:// or https://, not ftp://',
+    ],
+    [
+      'credentials in a URL',
+      { registries: { 'docker.io': { mirrors: ['https://u:p@m.local'] } } },
+      'registries.docker.io.mirrors[0]: must not carry credentials in the URL',
+    ],
+    [
+      'unknown capability',
+      { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: ['pull', 'pul'] }] } } },
+      'registries.docker.io.mirrors[0].capabilities[1]: expected one of "pull", "resolve", "push", got "pul"; did you mean "pull"?',
+    ],
+    [
+      'no capabilities',
+      { registries: { 'docker.io': { mirrors: [{ url: 'https://m', capabilities: [] }] } } },
+      'registries.docker.io.mirrors[0].capabilities: expected a list of at least 1 one of "pull", "resolve", "push", got 0',
+    ],
+    [
+      'typo in a registry key',
+      { registries: { 'docker.io': { mirror: ['https://m'] } } },
+      'registries.docker.io.mirror: unknown key "mirror"; did you mean "mirrors"?',
+    ],
+    [
+      'unknown registry key, no near miss',
+      { registries: { 'docker.io': { proxy: 'x' } } },
+      'registries.docker.io.proxy: unknown key "proxy" (known: server, mirrors, ca, client_cert, client_key, skip_verify, insecure_http, username, password, auth)',
+    ],
     ['registry not a table', { registries: { 'docker.io': 'https://m' } }, 'registries.docker.io: expected a table, got string'],
-    ['mirror neither URL nor table', { registries: { 'docker.io': { mirrors: [5] } } }, 'registries.docker.io.mirrors[0]: expected http(s) URL or table, got number'],
-    ['mirror table without url', { registries: { 'docker.io': { mirrors: [{ skip_verify: true }] } } }, 'registries.docker.io.mirrors[0].url: missing required key "url"'],
-    ['bad header name', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X A': 'a' } }] } } }, 'registries.r.local.mirrors[0].headers."X A": is not a valid HTTP header name'],
-    ['header without values', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': [] } }] } } }, 'registries.r.local.mirrors[0].headers.X-A: expected a list of at least 1 string, got 0'],
-    ['malformed secret reference', { registries: { 'r.local': { username: 'u', password: { vault: 'x' } } } }, 'registries.r.local.password: expected a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got a table with keys ["vault"]'],
-    ['password as a number', { registries: { 'r.local': { username: 'u', password: 1234 } } }, 'registries.r.local.password: expected a string or a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got number'],
-    ['mirror listed twice', { registries: { 'r.local': { mirrors: ['https://m', { url: 'https://m' }] } } }, 'registries.r.local.mirrors[1]: "https://m" is listed twice'],
-    ['server on _default', { registries: { _default: { server: 'https://x', mirrors: ['https://m'] } } }, 'registries._default.server: _default applies to every registry and cannot name a server'],
-    ['credentials on _default', { registries: { _default: { username: 'u', password: 'secret-pw', mirrors: ['https://m'] } } }, 'registries._default: credentials cannot be set on _default'],
-    ['typo in a mirror key', { registries: { 'docker.io': { mirrors: [{ url: 'https://m', skipverify: true }] } } }, 'registries.docker.io.mirrors[0].skipverify: unknown key "skipverify"; did you mean "skip_verify"?'],
+    [
+      'mirror neither URL nor table',
+      { registries: { 'docker.io': { mirrors: [5] } } },
+      'registries.docker.io.mirrors[0]: expected http(s) URL or table, got number',
+    ],
+    [
+      'mirror table without url',
+      { registries: { 'docker.io': { mirrors: [{ skip_verify: true }] } } },
+      'registries.docker.io.mirrors[0].url: missing required key "url"',
+    ],
+    [
+      'bad header name',
+      { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X A': 'a' } }] } } },
+      'registries.r.local.mirrors[0].headers."X A": is not a valid HTTP header name',
+    ],
+    [
+      'header without values',
+      { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': [] } }] } } },
+      'registries.r.local.mirrors[0].headers.X-A: expected a list of at least 1 string, got 0',
+    ],
+    [
+      'malformed secret reference',
+      { registries: { 'r.local': { username: 'u', password: { vault: 'x' } } } },
+      'registries.r.local.password: expected a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got a table with keys ["vault"]',
+    ],
+    [
+      'password as a number',
+      { registries: { 'r.local': { username: 'u', password: 1234 } } },
+      'registries.r.local.password: expected a string or a secret reference: { env = "NAME" }, { file = "path" } or { command = "…" }, got number',
+    ],
+    [
+      'mirror listed twice',
+      { registries: { 'r.local': { mirrors: ['https://m', { url: 'https://m' }] } } },
+      'registries.r.local.mirrors[1]: "https://m" is listed twice',
+    ],
+    [
+      'server on _default',
+      { registries: { _default: { server: 'https://x', mirrors: ['https://m'] } } },
+      'registries._default.server: _default applies to every registry and cannot name a server',
+    ],
+    [
+      'credentials on _default',
+      { registries: { _default: { username: 'u', password: 'secret-pw', mirrors: ['https://m'] } } },
+      'registries._default: credentials cannot be set on _default',
+    ],
+    [
+      'typo in a mirror key',
+      { registries: { 'docker.io': { mirrors: [{ url: 'https://m', skipverify: true }] } } },
+      'registries.docker.io.mirrors[0].skipverify: unknown key "skipverify"; did you mean "skip_verify"?',
+    ],
     ['bad registry host', { registries: { 'https://docker.io': {} } }, 'registries."https://docker.io": "https://docker.io" is not a registry host'],
-    ['client cert without key', { registries: { 'r.local': { client_cert: '/pki/c.pem' } } }, 'registries.r.local: client_cert and client_key must be set together'],
+    [
+      'client cert without key',
+      { registries: { 'r.local': { client_cert: '/pki/c.pem' } } },
+      'registries.r.local: client_cert and client_key must be set together',
+    ],
     ['password without username', { registries: { 'r.local': { password: 'x' } } }, 'registries.r.local.username: must be a non-empty string'],
     ['bad auth', { registries: { 'r.local': { auth: 'bm9jb2xvbg' } } }, 'registries.r.local.auth: must be base64 of "username:password"'],
     ['relative root_dir', { root_dir: 'var/lib' }, 'root_dir: "var/lib" must be an absolute path'],
     ['oom_score out of range', { oom_score: 5000 }, 'oom_score: 5000 is out of range -1000..1000'],
     ['systemd_cgroup as string', { systemd_cgroup: 'yes' }, 'systemd_cgroup: expected true or false, got "yes"'],
     ['glob in imports_dir', { imports_dir: '/etc/c*' }, 'imports_dir: "/etc/c*" must not contain glob characters'],
-    ['basename clash', { registries: { 'r.local': { ca: '/a/ca.crt', mirrors: [{ url: 'https://m', ca: '/b/ca.crt' }] } } }, 'registries.r.local.mirrors[0]: "/b/ca.crt" and "/a/ca.crt" would both be pushed as ca.crt'],
-    ['hosts.toml as a cert name', { registries: { 'r.local': { ca: '/x/hosts.toml' } } }, 'registries.r.local.ca: file name "hosts.toml" can\'t be used on the host'],
-    ['header with newline', { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': 'a\nb' } }] } } }, 'registries.r.local.mirrors[0].headers.X-A: must not contain control characters'],
-    ['https server with insecure_http', { registries: { 'r.local': { server: 'https://r.local', insecure_http: true } } }, 'registries.r.local.server: "https://r.local" is https:// but insecure_http = true asks for plain http'],
+    [
+      'basename clash',
+      { registries: { 'r.local': { ca: '/a/ca.crt', mirrors: [{ url: 'https://m', ca: '/b/ca.crt' }] } } },
+      'registries.r.local.mirrors[0]: "/b/ca.crt" and "/a/ca.crt" would both be pushed as ca.crt',
+    ],
+    [
+      'hosts.toml as a cert name',
+      { registries: { 'r.local': { ca: '/x/hosts.toml' } } },
+      'registries.r.local.ca: file name "hosts.toml" can\'t be used on the host',
+    ],
+    [
+      'header with newline',
+      { registries: { 'r.local': { mirrors: [{ url: 'https://m', headers: { 'X-A': 'a\nb' } }] } } },
+      'registries.r.local.mirrors[0].headers.X-A: must not contain control characters',
+    ],
+    [
+      'https server with insecure_http',
+      { registries: { 'r.local': { server: 'https://r.local', insecure_http: true } } },
+      'registries.r.local.server: "https://r.local" is https:// but insecure_http = true asks for plain http',
+    ],
   ];
   for (const [name, vars, expected] of cases) {
     it(`names the variable: ${name}`, () => {
       const msg = validationError({ ...base, ...vars });
-      assert.ok(msg.split('\n').some((line) => line.startsWith(expected)), `expected a line starting with\n  ${expected}\ngot\n  ${msg}`);
+      assert.ok(
+        msg.split('\n').some((line) => line.startsWith(expected)),
+        `expected a line starting with\n  ${expected}\ngot\n  ${msg}`,
+      );
     });
   }
 
@@ -594,7 +727,10 @@ describe('validateRuntimeConfig', () => {
 
   it('a registry with a bad key does not hide the rules across keys of another', () => {
     const msg = validationError({ containerd_version: '2.1.9', registries: { 'a.io': { mirror: ['https://m'] }, 'b.io': { client_cert: '/pki/c.pem' } } });
-    assert.deepEqual(msg.split('\n'), ['registries.a.io.mirror: unknown key "mirror"; did you mean "mirrors"?', 'registries.b.io: client_cert and client_key must be set together']);
+    assert.deepEqual(msg.split('\n'), [
+      'registries.a.io.mirror: unknown key "mirror"; did you mean "mirrors"?',
+      'registries.b.io: client_cert and client_key must be set together',
+    ]);
   });
 
   it('reports every problem at once', () => {
@@ -604,17 +740,42 @@ describe('validateRuntimeConfig', () => {
 
   it('rejects what the target release cannot express', () => {
     const mirrorWith = (m: Table) => ({ registries: { 'docker.io': { mirrors: [{ url: 'https://m.local', ...m }] } } });
-    assert.match(validationError({ containerd_version: '1.4.13', ...mirrorWith({ headers: { 'X-A': 'a' } }) }), /^registries\.docker\.io\.mirrors\[0\]\.headers: per-mirror headers need containerd 1\.5/m);
-    assert.match(validationError({ containerd_version: '1.4.13', ...mirrorWith({ capabilities: ['pull'] }) }), /^registries\.docker\.io\.mirrors\[0\]\.capabilities: containerd 1\.4\.13 uses every mirror/m);
-    assert.match(validationError({ containerd_version: '1.5.18', ...mirrorWith({ override_path: true }) }), /^registries\.docker\.io\.mirrors\[0\]\.override_path: needs containerd 1\.6/m);
-    assert.match(validationError({ containerd_version: '1.6.16', registries: { _default: { mirrors: ['https://m'] } } }), /^registries\._default: _default needs containerd 1\.6\.17/m);
-    assert.match(validationError({ containerd_version: '1.7.20', registries: { _default: { skip_verify: true } } }), /^registries\._default\.mirrors: containerd 1\.7\.20 ignores a _default hosts\.toml without mirrors/m);
     assert.match(
-      validationError({ containerd_version: '1.4.13', registries: { 'a.io': { mirrors: [{ url: 'https://shared', ca: '/p/a.crt' }] }, 'b.io': { mirrors: [{ url: 'https://shared', ca: '/p/b.crt' }] } } }),
+      validationError({ containerd_version: '1.4.13', ...mirrorWith({ headers: { 'X-A': 'a' } }) }),
+      /^registries\.docker\.io\.mirrors\[0\]\.headers: per-mirror headers need containerd 1\.5/m,
+    );
+    assert.match(
+      validationError({ containerd_version: '1.4.13', ...mirrorWith({ capabilities: ['pull'] }) }),
+      /^registries\.docker\.io\.mirrors\[0\]\.capabilities: containerd 1\.4\.13 uses every mirror/m,
+    );
+    assert.match(
+      validationError({ containerd_version: '1.5.18', ...mirrorWith({ override_path: true }) }),
+      /^registries\.docker\.io\.mirrors\[0\]\.override_path: needs containerd 1\.6/m,
+    );
+    assert.match(
+      validationError({ containerd_version: '1.6.16', registries: { _default: { mirrors: ['https://m'] } } }),
+      /^registries\._default: _default needs containerd 1\.6\.17/m,
+    );
+    assert.match(
+      validationError({ containerd_version: '1.7.20', registries: { _default: { skip_verify: true } } }),
+      /^registries\._default\.mirrors: containerd 1\.7\.20 ignores a _default hosts\.toml without mirrors/m,
+    );
+    assert.match(
+      validationError({
+        containerd_version: '1.4.13',
+        registries: { 'a.io': { mirrors: [{ url: 'https://shared', ca: '/p/a.crt' }] }, 'b.io': { mirrors: [{ url: 'https://shared', ca: '/p/b.crt' }] } },
+      }),
       /^registries\.b\.io\.mirrors\[0\]: TLS settings for shared differ from those of registries\.a\.io\.mirrors\[0\]/m,
     );
     // The same settings are fine where hosts.toml carries them per registry.
-    cfgFor({ containerd_version: '2.0.0', registries: { _default: { skip_verify: true }, 'a.io': { mirrors: [{ url: 'https://shared', ca: '/p/a.crt' }] }, 'b.io': { mirrors: [{ url: 'https://shared', ca: '/p/b.crt' }] } } });
+    cfgFor({
+      containerd_version: '2.0.0',
+      registries: {
+        _default: { skip_verify: true },
+        'a.io': { mirrors: [{ url: 'https://shared', ca: '/p/a.crt' }] },
+        'b.io': { mirrors: [{ url: 'https://shared', ca: '/p/b.crt' }] },
+      },
+    });
   });
 });
 
@@ -649,9 +810,18 @@ describe('renderUnit', () => {
     it(`matches upstream's unit for ${ver}`, () => {
       const l = lines(ver);
       for (const c of common) assert.ok(l.includes(c), `${ver}: ${c}`);
-      assert.deepEqual(l.filter((x) => x.startsWith('After=')), [`After=${after}`]);
-      assert.deepEqual(l.filter((x) => x.startsWith('LimitNOFILE=')), nofile ? [`LimitNOFILE=${nofile}`] : []);
-      assert.deepEqual(l.filter((x) => x.startsWith('[')), ['[Unit]', '[Service]', '[Install]']);
+      assert.deepEqual(
+        l.filter((x) => x.startsWith('After=')),
+        [`After=${after}`],
+      );
+      assert.deepEqual(
+        l.filter((x) => x.startsWith('LimitNOFILE=')),
+        nofile ? [`LimitNOFILE=${nofile}`] : [],
+      );
+      assert.deepEqual(
+        l.filter((x) => x.startsWith('[')),
+        ['[Unit]', '[Service]', '[Install]'],
+      );
     });
   }
 });
@@ -659,7 +829,10 @@ describe('renderUnit', () => {
 describe('renderCrictlYaml', () => {
   it('writes only keys crictl accepts', () => {
     const text = renderCrictlYaml({ endpoint: 'unix:///run/containerd/containerd.sock', timeout: 10, debug: false });
-    const keys = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':')[0]);
+    const keys = text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(':')[0]);
     assert.deepEqual(keys, ['runtime-endpoint', 'image-endpoint', 'timeout', 'debug']);
     assert.match(text, /^runtime-endpoint: "unix:\/\/\/run\/containerd\/containerd\.sock"$/m);
     assert.match(text, /^image-endpoint: "unix:\/\/\/run\/containerd\/containerd\.sock"$/m);

@@ -40,7 +40,7 @@ test('non-empty lists say how many they need', () => {
   assert.deepEqual(parseWith(single, 'one').value, ['one'], 'a single value still stands for a list of one');
 });
 
-test('a union hands a value to the one option of its type, so that option\'s message is reported', () => {
+test("a union hands a value to the one option of its type, so that option's message is reported", () => {
   const u = s.union<string | number>('a name or a port', s.string(/^[a-z]+$/, 'a lower-case name'), s.int(1, 65535));
   assert.deepEqual(problems(u, 'ABC'), ['x: "ABC" is not a lower-case name']);
   assert.deepEqual(problems(u, 70000), ['x: 70000 is out of range 1..65535']);
@@ -75,7 +75,9 @@ test('tables(): every table inside a schema with the key path the reference name
 });
 
 test('registries: defaults fill a registry and each mirror, and the inferred type is the checked shape', () => {
-  const { value, issues } = parseWith(registriesSchema, { 'docker.io': { mirrors: ['https://m.example', { url: 'https://n.example', capabilities: ['push', 'pull', 'pull'], headers: { 'X-A': 'a' } }] } });
+  const { value, issues } = parseWith(registriesSchema, {
+    'docker.io': { mirrors: ['https://m.example', { url: 'https://n.example', capabilities: ['push', 'pull', 'pull'], headers: { 'X-A': 'a' } }] },
+  });
   assert.deepEqual(issues, []);
   const reg: RegistryVars = value!['docker.io'];
   assert.deepEqual(reg, {
@@ -96,7 +98,10 @@ test('parseFields: each key on its own, so what fits is kept beside what does no
   const shape = { need: s.int(), port: s.int(1, 9).default(5), name: s.string().optional() };
   const r = parseFields(shape, { port: 70, name: 'a', other: true }, ['v']);
   assert.deepEqual(r.value, { name: 'a' }, 'the bad port is left out, not replaced by its default; other keys are ignored');
-  assert.deepEqual(r.issues.map((i) => `${formatPath(i.path)}: ${i.message}`), ['v.need: missing required key "need"', 'v.port: 70 is out of range 1..9']);
+  assert.deepEqual(
+    r.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
+    ['v.need: missing required key "need"', 'v.port: 70 is out of range 1..9'],
+  );
   assert.deepEqual(parseFields(shape, { need: 1 }).value, { need: 1, port: 5 });
 });
 

@@ -51,8 +51,14 @@ test('a password from the environment, a 0600 file or a command reaches the conf
   ] as const) {
     const { play } = await resolve(ref);
     const rt = runtimeOf(play);
-    const text = renderAllHostsToml(rt).map((f) => f.text).join('\n') + renderConfig(rt).text;
-    assert.ok(text.includes(Buffer.from(`ci:${value}`).toString('base64')) || text.includes(JSON.stringify(value).slice(1, -1)), `${ref}: the value reaches a registry file`);
+    const text =
+      renderAllHostsToml(rt)
+        .map((f) => f.text)
+        .join('\n') + renderConfig(rt).text;
+    assert.ok(
+      text.includes(Buffer.from(`ci:${value}`).toString('base64')) || text.includes(JSON.stringify(value).slice(1, -1)),
+      `${ref}: the value reaches a registry file`,
+    );
     assert.equal(redact(`x ${value} y`), 'x *** y', `${ref}: registered as a secret`);
   }
 });

@@ -139,13 +139,19 @@ test('relative Include paths resolve in ~/.ssh for a user file', () => {
 test('Match exec is refused with file:line when it would decide, skipped when the line already failed', () => {
   const main = write('exec.conf', 'Host a\n  User x\nMatch host nothing-like-this exec "true"\n  Port 1\nMatch host b exec "true"\n  Port 2\n');
   assert.doesNotThrow(() => hoist(main, 'a'));
-  assert.throws(() => hoist(main, 'b'), (e: Error) => e.message.includes(`${main}:5`) && e.message.includes('Match exec'));
+  assert.throws(
+    () => hoist(main, 'b'),
+    (e: Error) => e.message.includes(`${main}:5`) && e.message.includes('Match exec'),
+  );
 });
 
-test('an Include that includes itself stops at OpenSSH\'s depth limit with file:line', () => {
+test("an Include that includes itself stops at OpenSSH's depth limit with file:line", () => {
   const loop = path.join(dir, 'loop.conf');
   write('loop.conf', `Include ${loop}\n`);
-  assert.throws(() => hoist(loop, 'x'), (e: Error) => e.message.includes(`${loop}:1`) && /nested Include/.test(e.message));
+  assert.throws(
+    () => hoist(loop, 'x'),
+    (e: Error) => e.message.includes(`${loop}:1`) && /nested Include/.test(e.message),
+  );
 });
 
 test('IdentityFile tokens and ~ are expanded; several are kept in order', () => {

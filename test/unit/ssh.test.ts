@@ -14,7 +14,26 @@ import path from 'node:path';
 test('quoted arguments reach bash literally, whatever they hold, quoted as zx quotes them', async () => {
   const { quote: zxQuote } = await import('zx/core');
   const controls = Array.from({ length: 31 }, (_v, i) => String.fromCharCode(i + 1)).join('');
-  const hostile = ['$(touch /tmp/pwned)', "it's", '"dq"', 'a\nb', '`id`', '; rm -rf /', '\\', '$HOME', '*', '', "\\'\\n$'x'", `tab\tcr\rff\fvt\v`, controls, 'plain/path-1.2@host:22=x', 'ünïcödé ✓', '!event', '~root', '{a,b}'];
+  const hostile = [
+    '$(touch /tmp/pwned)',
+    "it's",
+    '"dq"',
+    'a\nb',
+    '`id`',
+    '; rm -rf /',
+    '\\',
+    '$HOME',
+    '*',
+    '',
+    "\\'\\n$'x'",
+    `tab\tcr\rff\fvt\v`,
+    controls,
+    'plain/path-1.2@host:22=x',
+    'ünïcödé ✓',
+    '!event',
+    '~root',
+    '{a,b}',
+  ];
   for (const h of hostile) {
     assert.equal(quote(h), zxQuote(h), JSON.stringify(h));
     const out = execFileSync('bash', ['-c', `printf '%s' ${quote(h)}`]).toString();

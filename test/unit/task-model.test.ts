@@ -31,11 +31,13 @@ test('a slot holds one value per plan, typed, and says which value is missing', 
 test('rollback steps run newest first; a keyed step is added once; a failure stops the rest', async () => {
   const plan = new RollbackPlan();
   const order: string[] = [];
-  const step = (name: string, fail = false) => async () => {
-    order.push(name);
-    if (fail) throw new Error(`${name} failed`);
-    return name === 'restart' ? 'restarted' : undefined;
-  };
+  const step =
+    (name: string, fail = false) =>
+    async () => {
+      order.push(name);
+      if (fail) throw new Error(`${name} failed`);
+      return name === 'restart' ? 'restarted' : undefined;
+    };
   plan.once('restart', step('restart'));
   plan.add(step('files-1'));
   plan.once('restart', step('restart-again'));

@@ -9,10 +9,10 @@ import { logText, SGR, terminalText } from '../../src/util/printable.js';
 import { Logger } from '../../src/util/log.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.ts');
- 
+
 const RAW = /[\x00\x1b\r]/;
 
-test('the output boundary escapes ESC, NUL and CR from anywhere and keeps only hoist\'s own colors', () => {
+test("the output boundary escapes ESC, NUL and CR from anywhere and keeps only hoist's own colors", () => {
   const foreign = 'h\x1b[2J\x00x\ry';
   const line = `${SGR}[31mfailed${SGR}[0m: ${foreign}\nnext line`;
   assert.equal(terminalText(line), '\x1b[31mfailed\x1b[0m: h\\x1b[2J\\x00x\\ry\nnext line');
@@ -45,13 +45,18 @@ test('a host name with ESC, NUL and CR reaches neither the terminal nor the log 
   const inv = path.join(dir, 'inv.toml');
   writeFileSync(inv, '[defaults]\nuser = "deploy"\n[hosts."a\\u001b[2Jb\\u0000c\\rd"]\naddress = "127.0.0.1"\nport = 1\n');
   const env = { ...process.env, NO_COLOR: '1', CI: '1', XDG_STATE_HOME: path.join(dir, 'state'), SSH_AUTH_SOCK: '' };
-  for (const args of [['inventory', '-i', inv], ['ping', '-i', inv, '--connect-timeout', '2']]) {
+  for (const args of [
+    ['inventory', '-i', inv],
+    ['ping', '-i', inv, '--connect-timeout', '2'],
+  ]) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env, timeout: 60_000 });
     assert.match(r.stdout + r.stderr, /a\\x1b\[2Jb\\x00c\\rd/, `${args[0]}: ${r.stdout}${r.stderr}`);
     assert.doesNotMatch(r.stdout + r.stderr, RAW, `${args[0]} printed a control character`);
   }
   const logs = path.join(dir, 'state', 'hoist', 'logs');
-  const text = readdirSync(logs).map((f) => readFileSync(path.join(logs, f), 'utf8')).join('');
+  const text = readdirSync(logs)
+    .map((f) => readFileSync(path.join(logs, f), 'utf8'))
+    .join('');
   assert.match(text, /a\\x1b\[2Jb/);
   assert.doesNotMatch(text, RAW);
 });

@@ -42,7 +42,10 @@ async function badInputOnTerminal(args: string[], expected: RegExp, env: Record<
 }
 
 test('a misspelt -e variable on a terminal: the error at once, exit 1, no live view', async () => {
-  const { run, shownAfter } = await badInputOnTerminal(['check', PLAYBOOK, '-i', inventory(), '-e', 'snapshoter=native'], /unknown variable "snapshoter"; did you mean "snapshotter"\?/);
+  const { run, shownAfter } = await badInputOnTerminal(
+    ['check', PLAYBOOK, '-i', inventory(), '-e', 'snapshoter=native'],
+    /unknown variable "snapshoter"; did you mean "snapshotter"\?/,
+  );
   assert.ok(shownAfter < 2000, `${shownAfter} ms`);
   // Colour is on for a terminal: the word "error" is red.
   assert.match(run.raw(), /\x1b\[31merror\x1b\[0m/);
@@ -54,12 +57,18 @@ test('an inventory variable the playbook does not declare, on a terminal: the er
 });
 
 test('NO_COLOR turns colour off on a terminal', async () => {
-  const { run } = await badInputOnTerminal(['check', PLAYBOOK, '-i', inventory(), '-e', 'snapshoter=native'], /unknown variable "snapshoter"/, { NO_COLOR: '1' });
+  const { run } = await badInputOnTerminal(['check', PLAYBOOK, '-i', inventory(), '-e', 'snapshoter=native'], /unknown variable "snapshoter"/, {
+    NO_COLOR: '1',
+  });
   assert.doesNotMatch(run.raw(), /\x1b\[[0-9;]*m/, 'an SGR colour sequence under NO_COLOR');
 });
 
 function hoist(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [HOIST_BUILT, ...args], { encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: state, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(process.execPath, [HOIST_BUILT, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_STATE_HOME: state, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -104,7 +113,11 @@ test('logs: at start only the newest HOIST_LOG_KEEP run logs are kept; other fil
   const left = readdirSync(logs).sort();
   const runLogs = left.filter((n) => /^\d{4}-.*Z-\d+\.log$/.test(n));
   assert.equal(runLogs.length, 3, left.join(' '));
-  assert.deepEqual(runLogs.filter((n) => n.startsWith('2020')), [old[3]], 'the oldest go first; both runs of today stay');
+  assert.deepEqual(
+    runLogs.filter((n) => n.startsWith('2020')),
+    [old[3]],
+    'the oldest go first; both runs of today stay',
+  );
   assert.ok(left.includes('notes.txt') && left.includes('keep-me.log'), 'a file hoist did not name was removed');
   assert.equal(logKeep(undefined), 200);
   assert.equal(logKeep('0'), 200, 'keep 0 would delete the log being written');
@@ -122,7 +135,15 @@ test('--help of each command shows an example and the exit codes', () => {
 });
 
 test('exit codes a wrapper can act on: lock contention 5, host key 6; a plain failure outranks them', () => {
-  const h = (status: HostReport['status'], reason?: HostReport['reason']): HostReport => ({ name: 'h', address: 'a', status, tasks: [], notes: [], durationMs: 0, ...(reason ? { reason } : {}) });
+  const h = (status: HostReport['status'], reason?: HostReport['reason']): HostReport => ({
+    name: 'h',
+    address: 'a',
+    status,
+    tasks: [],
+    notes: [],
+    durationMs: 0,
+    ...(reason ? { reason } : {}),
+  });
   assert.equal(exitCodeOf([h('ok'), h('failed', 'locked')]), 5);
   assert.equal(exitCodeOf([h('failed', 'host-key'), h('failed', 'locked')]), 6);
   assert.equal(exitCodeOf([h('failed', 'host-key'), h('failed')]), 2);

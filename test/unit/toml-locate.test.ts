@@ -4,7 +4,14 @@ import { parse } from 'smol-toml';
 import { TomlLocator } from '../../src/util/toml-locate.js';
 
 test('an error inside an array of inline tables points at its own line', () => {
-  const src = ['[registries."docker.io"]', 'mirrors = [', '  { url = "https://a" },', '  { url = "bad", skip_verify = true },', ']', 'auth = { username = "u", password = "p" }'].join('\n');
+  const src = [
+    '[registries."docker.io"]',
+    'mirrors = [',
+    '  { url = "https://a" },',
+    '  { url = "bad", skip_verify = true },',
+    ']',
+    'auth = { username = "u", password = "p" }',
+  ].join('\n');
   const loc = new TomlLocator(src);
   assert.equal(loc.lineOf(['registries', 'docker.io', 'mirrors', 1, 'url']), 4);
   assert.equal(loc.lineOf(['registries', 'docker.io', 'mirrors', 0, 'url']), 3);
@@ -13,7 +20,18 @@ test('an error inside an array of inline tables points at its own line', () => {
 });
 
 test('arrays of tables nested in arrays of tables: each element and its sub-tables', () => {
-  const src = ['[[fruit]]', 'name = "apple"', '[fruit.physical]', 'color = "red"', '[[fruit.variety]]', 'name = "red delicious"', '[[fruit]]', 'name = "banana"', '[[fruit.variety]]', 'name = "plantain"'].join('\n');
+  const src = [
+    '[[fruit]]',
+    'name = "apple"',
+    '[fruit.physical]',
+    'color = "red"',
+    '[[fruit.variety]]',
+    'name = "red delicious"',
+    '[[fruit]]',
+    'name = "banana"',
+    '[[fruit.variety]]',
+    'name = "plantain"',
+  ].join('\n');
   const loc = new TomlLocator(src);
   assert.equal(loc.lineOf(['fruit', 0, 'physical', 'color']), 4);
   assert.equal(loc.lineOf(['fruit', 0, 'variety', 0, 'name']), 6);

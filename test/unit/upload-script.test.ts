@@ -11,7 +11,10 @@ import { TEMP_JOURNAL, TEMP_MARK } from '../../src/host-paths.js';
 /** Runs the upload script locally with bash, the journal moved into the test's own directory. */
 function run(dir: string, target: string, data: Buffer, size: number, opts: Parameters<typeof uploadScript>[2] = { mode: 0o640 }, privileged = true) {
   const journal = path.join(dir, 'journal');
-  const script = uploadScript(target, size, opts, { privileged }).split(TEMP_JOURNAL).join(journal).replace(/^chown .*$/m, '');
+  const script = uploadScript(target, size, opts, { privileged })
+    .split(TEMP_JOURNAL)
+    .join(journal)
+    .replace(/^chown .*$/m, '');
   return spawnSync('bash', ['-c', script], { input: data, encoding: 'utf8' });
 }
 
@@ -33,7 +36,10 @@ test('a truncated upload (the client died) never replaces the file and leaves no
   assert.equal(r.status, 1);
   assert.match(r.stderr, /arrived incomplete \(4 of 1000 bytes\)/);
   assert.equal(readFileSync(target, 'utf8'), 'old');
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(TEMP_MARK)), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith(TEMP_MARK)),
+    [],
+  );
 });
 
 test('a refused file keeps the live one; a leftover from a killed run is swept by the next upload', () => {

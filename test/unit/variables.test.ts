@@ -42,10 +42,16 @@ test('every problem at once, each with file:line (key), the layer that set it an
 });
 
 test('-e names a variable whole: a fragment of a parameter name is no declaration', async () => {
-  const { pbFile } = await files(`[defaults]\nverify_pull_test = []\n[[tasks]]\ntask = "ping"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "echo {{ verify_pull_test }}"\n`, '');
+  const { pbFile } = await files(
+    `[defaults]\nverify_pull_test = []\n[[tasks]]\ntask = "ping"\n[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "echo {{ verify_pull_test }}"\n`,
+    '',
+  );
   const pb = await loadPlaybook(pbFile, catalog);
   const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n'));
-  await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['pull=1']), { catalog }), /\(pull\): unknown variable "pull"; a playbook that uses it declares it in its \[defaults\]/);
+  await assert.rejects(
+    resolvePlay(inv, pb, await extraVarLayers(['pull=1']), { catalog }),
+    /\(pull\): unknown variable "pull"; a playbook that uses it declares it in its \[defaults\]/,
+  );
   assert.equal((await resolvePlay(inv, pb, await extraVarLayers(['verify_pull_test=["x"]']), { catalog })).length, 1);
 });
 
@@ -53,10 +59,13 @@ test('a playbook variable nothing reads, one letter off a module variable, is a 
   const { pbFile } = await files(`[defaults]\ncontainerd_version = "1.7.24"\nallow_downgrad = true\n[[tasks]]\ntask = "ping"\n`, '');
   const pb = await loadPlaybook(pbFile, catalog);
   const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n'));
-  await assert.rejects(resolvePlay(inv, pb, [], { catalog }), new RegExp(`${pbFile.replace(/[.]/g, '\\.')}:3 \\(allow_downgrad\\): "allow_downgrad" is read by no task; did you mean "allow_downgrade"\\?`));
+  await assert.rejects(
+    resolvePlay(inv, pb, [], { catalog }),
+    new RegExp(`${pbFile.replace(/[.]/g, '\\.')}:3 \\(allow_downgrad\\): "allow_downgrad" is read by no task; did you mean "allow_downgrade"\\?`),
+  );
 });
 
-test('a module\'s required variables are demanded only of plays that use its tasks', async () => {
+test("a module's required variables are demanded only of plays that use its tasks", async () => {
   const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n'));
   const ping = await loadPlaybook((await files('[[tasks]]\ntask = "ping"\n', '')).pbFile, catalog);
   assert.equal((await resolvePlay(inv, ping, [], { catalog })).length, 1);
@@ -68,14 +77,23 @@ test('module settings reach the tasks of the module only', async () => {
   const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n[hosts.a.vars]\nrelease_arch = "arm64"\n'));
   const pb = await loadPlaybook((await files(`${CONTAINERD}[[tasks]]\ntask = "ping"\n`, '')).pbFile, catalog);
   const [play] = await resolvePlay(inv, pb, [], { catalog });
-  const names = (settings: unknown) => (settings && typeof settings === 'object' && 'artifacts' in settings && Array.isArray(settings.artifacts) ? settings.artifacts.map((a: { name: string }) => a.name) : settings);
+  const names = (settings: unknown) =>
+    settings && typeof settings === 'object' && 'artifacts' in settings && Array.isArray(settings.artifacts)
+      ? settings.artifacts.map((a: { name: string }) => a.name)
+      : settings;
   assert.deepEqual(names(play.tasks[0].settings), ['cri-containerd-cni-1.7.24-linux-arm64.tar.gz']);
   assert.equal(play.tasks[2].settings, undefined);
 });
 
 test('needs and provides are checked when the playbook loads', async () => {
-  const { pbFile } = await files('[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_install"\n[[tasks]]\ntask = "containerd_artifacts"\n', '');
-  await assert.rejects(loadPlaybook(pbFile, catalog), /play\.toml:3 \(tasks\[0\]\): task "containerd_install" \(containerd_install\) needs the release artifacts staged on the host, which no earlier task provides: move the "containerd_artifacts" task before it/);
+  const { pbFile } = await files(
+    '[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_install"\n[[tasks]]\ntask = "containerd_artifacts"\n',
+    '',
+  );
+  await assert.rejects(
+    loadPlaybook(pbFile, catalog),
+    /play\.toml:3 \(tasks\[0\]\): task "containerd_install" \(containerd_install\) needs the release artifacts staged on the host, which no earlier task provides: move the "containerd_artifacts" task before it/,
+  );
   const alone = (await files('[defaults]\ncontainerd_version = "1.7.24"\n[[tasks]]\ntask = "containerd_install"\n', '')).pbFile;
   await assert.rejects(loadPlaybook(alone, catalog), /add a containerd_artifacts task before it/);
 });
@@ -87,8 +105,14 @@ test('template names are read whole, outside quotes, filters and attributes', ()
 test('a setting the module rejects is named as the operator wrote it', async () => {
   const inv = buildInventory(parseToml('inv.toml', '[hosts.a]\naddress = "10.0.0.1"\n'));
   const pb = await loadPlaybook((await files(CONTAINERD, '')).pbFile, catalog);
-  await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['release_base_url="mirror.local"']), { catalog }), /\(release_base_url\): release_base_url "mirror\.local" has no scheme/);
-  await assert.rejects(resolvePlay(inv, pb, await extraVarLayers(['containerd_version="1.7"']), { catalog }), /\(containerd_version\): "1\.7" names a containerd line, not a release: did you mean 1\.7\.x/);
+  await assert.rejects(
+    resolvePlay(inv, pb, await extraVarLayers(['release_base_url="mirror.local"']), { catalog }),
+    /\(release_base_url\): release_base_url "mirror\.local" has no scheme/,
+  );
+  await assert.rejects(
+    resolvePlay(inv, pb, await extraVarLayers(['containerd_version="1.7"']), { catalog }),
+    /\(containerd_version\): "1\.7" names a containerd line, not a release: did you mean 1\.7\.x/,
+  );
 });
 
 test('one inventory for a site: variables another playbook beside this one or the inventory declares pass; others are still unknown, with did-you-mean', async () => {
@@ -100,7 +124,10 @@ test('one inventory for a site: variables another playbook beside this one or th
   await assert.rejects(resolvePlay(loaded, pb, [], { catalog }), (e: Error) => /unknown variable "node_role"/.test(e.message) && !/"rack"/.test(e.message));
   await writeFile(path.join(path.dirname(pbFile), 'gpu.toml'), '[[tasks]]\ntask = "command"\n[tasks.params]\ncmd = "echo {{ node_role }}"\n');
   await writeFile(path.join(path.dirname(pbFile), 'broken.toml'), 'not [ toml');
-  const err = await resolvePlay(loaded, pb, [], { catalog }).then(() => assert.fail('resolved'), (e: Error) => e.message.split('\n'));
+  const err = await resolvePlay(loaded, pb, [], { catalog }).then(
+    () => assert.fail('resolved'),
+    (e: Error) => e.message.split('\n'),
+  );
   assert.deepEqual(err, [`${invFile}:9 (node_rol): unknown variable "node_rol"; did you mean "node_role"? (set in inventory host "a") [host a]`]);
   const ok = buildInventory(parseToml(invFile, inv.replace('node_rol = "x"\n', '')));
   assert.equal((await resolvePlay(ok, pb, [], { catalog })).length, 1);

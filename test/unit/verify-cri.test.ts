@@ -33,7 +33,8 @@ function fakeCri(o: { silentVersions?: number } = {}): { server: http2.Http2Serv
         return;
       }
       if (path.endsWith('/Version')) body = Buffer.concat([str(1, '0.1.0'), str(2, 'containerd'), str(3, 'v2.1.9'), str(4, 'v1')]);
-      else if (path.endsWith('/Status')) body = str(1, Buffer.concat([str(1, Buffer.concat([str(1, 'RuntimeReady'), Buffer.from([0x10, 1])]).toString('latin1'))]).toString('latin1'));
+      else if (path.endsWith('/Status'))
+        body = str(1, Buffer.concat([str(1, Buffer.concat([str(1, 'RuntimeReady'), Buffer.from([0x10, 1])]).toString('latin1'))]).toString('latin1'));
       else if (path.endsWith('/PullImage')) {
         if (request.includes('stall')) return;
         body = str(1, 'sha256:abc');
@@ -53,12 +54,20 @@ test('verify: a pull test after a timed-out pull runs on a fresh channel and suc
   await new Promise<void>((r) => server.listen(sock, r));
   let dials = 0;
   // What a HostConnection offers verify: a new channel to the socket on each call.
-  const conn = { openUnixStream: async () => { dials++; return net.connect(sock); } };
+  const conn = {
+    openUnixStream: async () => {
+      dials++;
+      return net.connect(sock);
+    },
+  };
   try {
     const r = await criCheck(conn, '/run/containerd/containerd.sock', ['registry.test/stall:1', 'registry.test/ok:1'], undefined, { pullMs: 300 });
     assert.equal(r.problems.length, 1, r.problems.join('\n'));
     assert.match(r.problems[0], /stall/);
-    assert.ok(r.lines.some((l) => /pull registry\.test\/ok:1: ok \(sha256:abc\)/.test(l)), r.lines.join('\n'));
+    assert.ok(
+      r.lines.some((l) => /pull registry\.test\/ok:1: ok \(sha256:abc\)/.test(l)),
+      r.lines.join('\n'),
+    );
     assert.equal(dials, 2, 'the timed-out session is dropped and the next pull dials again');
     assert.equal(sessions(), 2);
   } finally {
@@ -74,13 +83,24 @@ for (const silent of [1, 2]) {
     const { server } = fakeCri({ silentVersions: silent });
     await new Promise<void>((r) => server.listen(sock, r));
     let dials = 0;
-    const conn = { openUnixStream: async () => { dials++; return net.connect(sock); } };
+    const conn = {
+      openUnixStream: async () => {
+        dials++;
+        return net.connect(sock);
+      },
+    };
     try {
       const r = await criCheck(conn, '/run/containerd/containerd.sock', [], undefined, { callMs: 200 });
       if (silent === 1) {
         assert.deepEqual(r.problems, []);
-        assert.ok(r.lines.some((l) => /CRI Version answered on a second try \(no answer within 200 ms the first time\)/.test(l)), r.lines.join('\n'));
-        assert.ok(r.lines.some((l) => /CRI v1: containerd v2\.1\.9, RuntimeReady=true/.test(l)), r.lines.join('\n'));
+        assert.ok(
+          r.lines.some((l) => /CRI Version answered on a second try \(no answer within 200 ms the first time\)/.test(l)),
+          r.lines.join('\n'),
+        );
+        assert.ok(
+          r.lines.some((l) => /CRI v1: containerd v2\.1\.9, RuntimeReady=true/.test(l)),
+          r.lines.join('\n'),
+        );
       } else {
         assert.equal(r.problems.length, 1);
         assert.match(r.problems[0], /CRI call over the containerd socket failed: .*DEADLINE_EXCEEDED: no answer within 200 ms/);

@@ -8,7 +8,10 @@ import { catalogFor } from '../../src/modules/containerd/catalog.js';
 import { parseVersion } from '../../src/modules/containerd/version.js';
 
 const schema = new ReleaseVersionSchema('containerd', { '2.1': '2.1.9', '1.7': '1.7.24' });
-const msg = (v: unknown) => parseWith(schema, v, ['containerd_version']).issues.map((i) => i.message).join('\n');
+const msg = (v: unknown) =>
+  parseWith(schema, v, ['containerd_version'])
+    .issues.map((i) => i.message)
+    .join('\n');
 
 test('a version is X.Y.Z; a line, a number or a v-prefix gets an answer that says what to write', () => {
   assert.equal(msg('2.1.9'), '');
@@ -20,7 +23,12 @@ test('a version is X.Y.Z; a line, a number or a v-prefix gets an answer that say
 });
 
 test('a release file the mirror lacks names the variable that chose it and how to choose another', () => {
-  const arts = catalogFor(parseVersion('2.1.9'), { releaseBaseUrl: 'http://mirror.example', runcVersion: '1.3.6', cniVersion: '1.9.0', crictlVersion: '1.30.1' });
+  const arts = catalogFor(parseVersion('2.1.9'), {
+    releaseBaseUrl: 'http://mirror.example',
+    runcVersion: '1.3.6',
+    cniVersion: '1.9.0',
+    crictlVersion: '1.30.1',
+  });
   const cni = arts.find((a) => a.id === 'cni')!;
   const e = explainMissing(new DownloadError(`GET ${cni.checksumUrl} failed: HTTP 404`, cni.checksumUrl, 404), arts) as Error;
   assert.match(e.message, /cni-plugins-linux-amd64-v1\.9\.0\.tgz is not on the release mirror .*: cni_version chose it; set cni_version to a version/);

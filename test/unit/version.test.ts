@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  compareVersions, configVersionFor, formatVersion, isValidReleaseVersion, lineOf, parseVersion, sameCore, VersionParseError,
+  compareVersions,
+  configVersionFor,
+  formatVersion,
+  isValidReleaseVersion,
+  lineOf,
+  parseVersion,
+  sameCore,
+  VersionParseError,
 } from '../../src/modules/containerd/version.js';
 
 test('parses release tags, distro builds and prereleases', () => {
@@ -20,12 +27,29 @@ test('parses release tags, distro builds and prereleases', () => {
 
 test('rejects garbage with a clear error', () => {
   for (const bad of ['', 'latest', '1.7', 'v', '1.7.x', '1.7.34garbage', '01.7.3', 'vv1.2.3', '1..2', '1.2.3-', '1.2.3-rc..1']) {
-    assert.throws(() => parseVersion(bad), (e: unknown) => e instanceof VersionParseError && e.message.includes(JSON.stringify(bad)), bad);
+    assert.throws(
+      () => parseVersion(bad),
+      (e: unknown) => e instanceof VersionParseError && e.message.includes(JSON.stringify(bad)),
+      bad,
+    );
   }
 });
 
 test('compares by numeric core, prereleases first, suffixes ignored', () => {
-  const ordered = ['1.4.13', '1.6.9', '1.6.20~ds1', '1.7.24', 'v1.7.34', '2.0.0-beta.0', '2.0.0-rc.2', '2.0.0-rc.10', '2.0.0', '2.1.9+unknown', '2.3.4', '10.0.0'];
+  const ordered = [
+    '1.4.13',
+    '1.6.9',
+    '1.6.20~ds1',
+    '1.7.24',
+    'v1.7.34',
+    '2.0.0-beta.0',
+    '2.0.0-rc.2',
+    '2.0.0-rc.10',
+    '2.0.0',
+    '2.1.9+unknown',
+    '2.3.4',
+    '10.0.0',
+  ];
   for (let i = 0; i < ordered.length; i++) {
     for (let j = 0; j < ordered.length; j++) {
       const c = compareVersions(ordered[i], ordered[j]);

@@ -4,7 +4,10 @@ import type { Artifact, ChecksumFormat } from '../../artifacts/artifact.js';
 
 /** A bad setting, with the variable it concerns, so the caller can point at the line that set it. */
 export class SettingError extends InputError {
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -92,9 +95,7 @@ export function parseReleaseVersion(value: unknown, key: string): Version {
     throw new SettingError(key, `${key} "${value}" must not start with "v" (write "${value.slice(1)}")`);
   }
   if (!isValidReleaseVersion(value)) {
-    throw new SettingError(key,
-      `${key} "${value}" is not a version: expected MAJOR.MINOR.PATCH with an optional -prerelease (e.g. "2.1.4", "2.4.0-beta.0")`,
-    );
+    throw new SettingError(key, `${key} "${value}" is not a version: expected MAJOR.MINOR.PATCH with an optional -prerelease (e.g. "2.1.4", "2.4.0-beta.0")`);
   }
   return parseVersion(value);
 }
@@ -132,7 +133,15 @@ function companionDefaults(v: Version): CompanionVersions {
 }
 
 /** One file of a GitHub-style release (`<base>/<repo>/releases/download/v<version>/<name>`) and its checksum file. */
-function asset(base: string, repo: string, id: ArtifactId, version: string, name: string, checksumName: string, checksumFormat: ChecksumFormat): ContainerdArtifact {
+function asset(
+  base: string,
+  repo: string,
+  id: ArtifactId,
+  version: string,
+  name: string,
+  checksumName: string,
+  checksumFormat: ChecksumFormat,
+): ContainerdArtifact {
   const dir = `${base}/${repo}/releases/download/v${version}`;
   return { id, name, version, url: `${dir}/${name}`, checksumUrl: `${dir}/${checksumName}`, checksumFormat };
 }
@@ -167,7 +176,8 @@ export function catalogFor(cv: Version, opts: Omit<CatalogOptions, 'containerdVe
       ['crictl_version', opts.crictlVersion],
     ] as const) {
       if (typeof val === 'string') {
-        throw new SettingError(key,
+        throw new SettingError(
+          key,
           `${key} "${val}" cannot be used with containerd ${V}: 1.x installs the cri-containerd-cni bundle, which ships its own runc, CNI plugins and crictl`,
         );
       }
@@ -211,7 +221,8 @@ function applyPins(artifacts: ContainerdArtifact[], pins: Record<string, string>
     if (!a) {
       // A pin that matches nothing is almost always a typo or a stale version; ignoring it would
       // silently drop the protection the user asked for.
-      throw new SettingError('pinned_sha256',
+      throw new SettingError(
+        'pinned_sha256',
         `pinned_sha256 names "${name}", which is not an artifact of this install (artifacts: ${[...byName.keys()].join(', ')})`,
       );
     }

@@ -10,7 +10,10 @@ import { isPlainObject } from '../../util/schema.js';
 import { HostError } from '../../util/errors.js';
 
 export class OutputParseError extends HostError {
-  constructor(readonly command: string, detail: string) {
+  constructor(
+    readonly command: string,
+    detail: string,
+  ) {
     super(`cannot parse \`${command}\` output: ${detail}`);
     this.name = 'OutputParseError';
   }
@@ -41,8 +44,15 @@ export function parseCtrVersion(output: string): CtrVersion {
   for (const raw of output.replace(/\r/g, '').split('\n')) {
     const line = raw.trimEnd();
     if (line.trim() === '') continue;
-    if (/^Client:\s*$/.test(line)) { block = 'client'; continue; }
-    if (/^Server:\s*$/.test(line)) { block = 'server'; sawServer = true; continue; }
+    if (/^Client:\s*$/.test(line)) {
+      block = 'client';
+      continue;
+    }
+    if (/^Server:\s*$/.test(line)) {
+      block = 'server';
+      sawServer = true;
+      continue;
+    }
     const kv = /^\s+([A-Za-z][A-Za-z ]*?):\s*(.*)$/.exec(line);
     if (kv && block) {
       fields[block].set(kv[1].toLowerCase(), kv[2].trim());
@@ -61,9 +71,8 @@ export function parseCtrVersion(output: string): CtrVersion {
       revision: fields.client.get('revision') || null,
       goVersion: fields.client.get('go version') || null,
     },
-    server: sawServer && serverVersion
-      ? { version: serverVersion, revision: fields.server.get('revision') || null, uuid: fields.server.get('uuid') || null }
-      : null,
+    server:
+      sawServer && serverVersion ? { version: serverVersion, revision: fields.server.get('revision') || null, uuid: fields.server.get('uuid') || null } : null,
     errors,
   };
 }
@@ -160,9 +169,12 @@ export function requiredCriPlugins(containerdVersion: string | Version): string[
 export function evaluatePlugins(rows: readonly PluginRow[], opts: EvaluatePluginsOptions = {}): PluginEvaluation {
   const allow = new Set(opts.allowErrors ?? DEFAULT_PLUGIN_ERROR_ALLOWLIST);
   const byKey = new Map(rows.map((r) => [pluginKey(r), r] as const));
-  const required = opts.containerdVersion !== undefined
-    ? requiredCriPlugins(opts.containerdVersion)
-    : rows.some((r) => r.type === 'io.containerd.cri.v1') ? [CRI_GRPC, ...CRI_V2_SPLIT] : [CRI_GRPC];
+  const required =
+    opts.containerdVersion !== undefined
+      ? requiredCriPlugins(opts.containerdVersion)
+      : rows.some((r) => r.type === 'io.containerd.cri.v1')
+        ? [CRI_GRPC, ...CRI_V2_SPLIT]
+        : [CRI_GRPC];
   const missing = required.filter((k) => !byKey.has(k));
   const criNotOk = required.map((k) => byKey.get(k)).filter((r): r is PluginRow => r !== undefined && r.status !== 'ok');
   const errors = rows.filter((r) => r.status === 'error');
@@ -344,8 +356,8 @@ export function parseConfigDump(tomlText: string, opts: ParseConfigDumpOptions =
   const imagesTbl = tableAt(plugins, ['io.containerd.cri.v1.images']);
   // A dump is written in its daemon's own format, but a hand-written file may not be: read the
   // layout the version implies, and the other one if that is where the settings are.
-  const split = configVersion >= 3 ? runtimeTbl !== null || imagesTbl !== null || legacy === null
-    : legacy === null && (runtimeTbl !== null || imagesTbl !== null);
+  const split =
+    configVersion >= 3 ? runtimeTbl !== null || imagesTbl !== null || legacy === null : legacy === null && (runtimeTbl !== null || imagesTbl !== null);
 
   let runtimeRoot: Table | null; // holds containerd.{default_runtime_name,runtimes,snapshotter} and cni
   let imagesRoot: Table | null; // holds registry, snapshotter (2.x) / sandbox image
@@ -370,9 +382,12 @@ export function parseConfigDump(tomlText: string, opts: ParseConfigDumpOptions =
   const options = tableAt(rt, ['options']);
   // The 1.x io.containerd.runtime.v1.linux shim took the plugin-wide systemd_cgroup flag;
   // runc v2 shims read SystemdCgroup from the runtime's options.
-  const systemdCgroup = runtimeType === 'io.containerd.runtime.v1.linux'
-    ? legacy?.systemd_cgroup === true
-    : options && Object.keys(options).length === 0 ? null : options?.SystemdCgroup === true;
+  const systemdCgroup =
+    runtimeType === 'io.containerd.runtime.v1.linux'
+      ? legacy?.systemd_cgroup === true
+      : options && Object.keys(options).length === 0
+        ? null
+        : options?.SystemdCgroup === true;
 
   const globalSnapshotter = (split ? str(imagesRoot, 'snapshotter') : str(ctrd, 'snapshotter')) || 'overlayfs';
   const snapshotter = str(rt, 'snapshotter') || globalSnapshotter;

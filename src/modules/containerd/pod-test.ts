@@ -110,7 +110,9 @@ export function explainPodFailure(step: string, message: string, code: number | 
       const oom = /final child's PID|oom_score_adj/.test(message);
       if (oom && !ctx.restrictOomScoreAdj && ctx.canLowerOomScoreAdj !== true) {
         return `${step}: runc could not start the pod: containerd gives sandboxes oom_score_adj -998, and ${
-          ctx.canLowerOomScoreAdj === false ? 'this node cannot lower oom_score_adj (no CAP_SYS_RESOURCE, as in some containers-in-containers)' : 'lowering it needs CAP_SYS_RESOURCE, which some nodes (containers-in-containers) lack'
+          ctx.canLowerOomScoreAdj === false
+            ? 'this node cannot lower oom_score_adj (no CAP_SYS_RESOURCE, as in some containers-in-containers)'
+            : 'lowering it needs CAP_SYS_RESOURCE, which some nodes (containers-in-containers) lack'
         }; set restrict_oom_score_adj = true (containerd: ${message})`;
       }
       return `${step}: runc could not start the ${step === 'RunPodSandbox' ? 'pod sandbox' : 'container'}: ${message}`;
@@ -128,7 +130,7 @@ function cniHint(message: string, ctx: Pick<ExplainContext, 'cniConfDir' | 'hois
   if (/already has an IP address different from/.test(message)) {
     return ' (the bridge still holds an address of another subnet: hoist apply replaces it when it writes the network, or delete the bridge)';
   }
-  return ctx.hoistCni ? ' (hoist\'s bridge network needs the bridge, host-local and loopback plugins in cni_bin_dir and iptables on the node)' : '';
+  return ctx.hoistCni ? " (hoist's bridge network needs the bridge, host-local and loopback plugins in cni_bin_dir and iptables on the node)" : '';
 }
 
 const BASE_LABELS = { [POD_TEST_LABEL]: '1' };
@@ -163,7 +165,8 @@ async function podTest(conn: Pick<Connection, 'openUnixStream' | 'exec'>, o: Pod
       const code = e instanceof CriError ? e.code : undefined;
       if (e instanceof PodTestFailure) problems.push(`${name}: ${msg}`);
       else {
-        if (classifyPodFailure(msg, code) === 'runc' && /final child's PID|oom_score_adj/.test(msg)) explainCtx.canLowerOomScoreAdj = await canLowerOomScoreAdj(conn);
+        if (classifyPodFailure(msg, code) === 'runc' && /final child's PID|oom_score_adj/.test(msg))
+          explainCtx.canLowerOomScoreAdj = await canLowerOomScoreAdj(conn);
         problems.push(explainPodFailure(name, msg, code, { ...explainCtx, timeoutMs }));
       }
       return null;
@@ -189,81 +192,136 @@ async function podTest(conn: Pick<Connection, 'openUnixStream' | 'exec'>, o: Pod
   let podId: string | null = null;
   let ctrId: string | null = null;
   try {
-    const ready = await step('Status', async () => {
-      const st = await client.status();
-      const cond = (t: string) => st.conditions.find((c) => c.type === t);
-      const rt = cond('RuntimeReady');
-      if (!rt?.status) throw new PodTestFailure(`RuntimeReady is not true (${rt?.reason ?? 'absent'}: ${rt?.message ?? ''})`);
-      const net = cond('NetworkReady');
-      if (net && !net.status) {
-        throw new PodTestFailure(`NetworkReady is false (${net.reason}: ${net.message})${cniHint(`${net.reason} ${net.message}`, explainCtx)}`);
-      }
-      return `RuntimeReady, NetworkReady (CRI ${client.apiVersion})`;
-    }, (v) => v);
+    const ready = await step(
+      'Status',
+      async () => {
+        const st = await client.status();
+        const cond = (t: string) => st.conditions.find((c) => c.type === t);
+        const rt = cond('RuntimeReady');
+        if (!rt?.status) throw new PodTestFailure(`RuntimeReady is not true (${rt?.reason ?? 'absent'}: ${rt?.message ?? ''})`);
+        const net = cond('NetworkReady');
+        if (net && !net.status) {
+          throw new PodTestFailure(`NetworkReady is false (${net.reason}: ${net.message})${cniHint(`${net.reason} ${net.message}`, explainCtx)}`);
+        }
+        return `RuntimeReady, NetworkReady (CRI ${client.apiVersion})`;
+      },
+      (v) => v,
+    );
     if (ready === null) return done();
 
-    const left = await step('leftovers', async () => {
-      const pods = decodeListPodSandboxResponse(await call('RuntimeService', 'ListPodSandbox', encodeListPodSandboxRequest(BASE_LABELS)));
-      for (const p of pods) {
-        await call('RuntimeService', 'StopPodSandbox', encodeIdRequest(p.id));
-        await call('RuntimeService', 'RemovePodSandbox', encodeIdRequest(p.id));
-      }
-      return pods.length;
-    }, (n) => (n ? `removed ${n} pod(s) an interrupted test left` : 'none'));
+    const left = await step(
+      'leftovers',
+      async () => {
+        const pods = decodeListPodSandboxResponse(await call('RuntimeService', 'ListPodSandbox', encodeListPodSandboxRequest(BASE_LABELS)));
+        for (const p of pods) {
+          await call('RuntimeService', 'StopPodSandbox', encodeIdRequest(p.id));
+          await call('RuntimeService', 'RemovePodSandbox', encodeIdRequest(p.id));
+        }
+        return pods.length;
+      },
+      (n) => (n ? `removed ${n} pod(s) an interrupted test left` : 'none'),
+    );
     if (left === null) return done();
 
-    const image = await step(`image ${o.image}`, async () => {
-      const id = decodeImageStatusResponse(await call('ImageService', 'ImageStatus', encodeImageStatusRequest(o.image)));
-      if (id) return 'present';
-      // As kubelet's IfNotPresent policy: pulled through CRI, so the registry settings apply.
-      try {
-        await client.pullImage(o.image, undefined, { timeoutMs: o.pullTimeoutMs });
-      } catch (e) {
-        const msg = e instanceof CriError ? e.grpcMessage || e.message : (e as Error).message;
-        throw new PodTestFailure(e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED
-          ? `pulling ${o.image} took longer than ${Math.round(o.pullTimeoutMs / 1000)} s`
-          : formatPullFailure(o.image, diagnosePull(o.image, msg, o.registries)));
-      }
-      return 'pulled';
-    }, (v) => v, o.pullTimeoutMs);
+    const image = await step(
+      `image ${o.image}`,
+      async () => {
+        const id = decodeImageStatusResponse(await call('ImageService', 'ImageStatus', encodeImageStatusRequest(o.image)));
+        if (id) return 'present';
+        // As kubelet's IfNotPresent policy: pulled through CRI, so the registry settings apply.
+        try {
+          await client.pullImage(o.image, undefined, { timeoutMs: o.pullTimeoutMs });
+        } catch (e) {
+          const msg = e instanceof CriError ? e.grpcMessage || e.message : (e as Error).message;
+          throw new PodTestFailure(
+            e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED
+              ? `pulling ${o.image} took longer than ${Math.round(o.pullTimeoutMs / 1000)} s`
+              : formatPullFailure(o.image, diagnosePull(o.image, msg, o.registries)),
+          );
+        }
+        return 'pulled';
+      },
+      (v) => v,
+      o.pullTimeoutMs,
+    );
     if (image === null) return done();
 
     // Pulls the sandbox image when it is missing, hence the pull deadline.
-    podId = await step('RunPodSandbox', async () => decodeIdResponse(await call('RuntimeService', 'RunPodSandbox', encodeRunPodSandboxRequest(sandbox), o.pullTimeoutMs)), (id) => `sandbox ${id.slice(0, 12)} (${o.sandboxImage})`, o.pullTimeoutMs);
+    podId = await step(
+      'RunPodSandbox',
+      async () => decodeIdResponse(await call('RuntimeService', 'RunPodSandbox', encodeRunPodSandboxRequest(sandbox), o.pullTimeoutMs)),
+      (id) => `sandbox ${id.slice(0, 12)} (${o.sandboxImage})`,
+      o.pullTimeoutMs,
+    );
     if (podId === null) return done();
     const pod = podId;
 
-    const status = await step('PodSandboxStatus', async () => {
-      const st = decodePodSandboxStatusResponse(await call('RuntimeService', 'PodSandboxStatus', encodeIdRequest(pod)));
-      if (!st.ready) throw new PodTestFailure('the sandbox is not ready');
-      if (!st.ip) throw new PodTestFailure(`CNI gave the pod no address (network configuration in ${o.cniConfDir})`);
-      return st;
-    }, (st) => `ready, address ${st.ip} from CNI${st.additionalIps.length ? ` (+ ${st.additionalIps.join(', ')})` : ''}`);
+    const status = await step(
+      'PodSandboxStatus',
+      async () => {
+        const st = decodePodSandboxStatusResponse(await call('RuntimeService', 'PodSandboxStatus', encodeIdRequest(pod)));
+        if (!st.ready) throw new PodTestFailure('the sandbox is not ready');
+        if (!st.ip) throw new PodTestFailure(`CNI gave the pod no address (network configuration in ${o.cniConfDir})`);
+        return st;
+      },
+      (st) => `ready, address ${st.ip} from CNI${st.additionalIps.length ? ` (+ ${st.additionalIps.join(', ')})` : ''}`,
+    );
     if (status === null) return done();
 
-    ctrId = await step('CreateContainer', async () => decodeIdResponse(await call('RuntimeService', 'CreateContainer', encodeCreateContainerRequest(pod, container, sandbox))), (id) => `container ${id.slice(0, 12)} (${o.image})`);
+    ctrId = await step(
+      'CreateContainer',
+      async () => decodeIdResponse(await call('RuntimeService', 'CreateContainer', encodeCreateContainerRequest(pod, container, sandbox))),
+      (id) => `container ${id.slice(0, 12)} (${o.image})`,
+    );
     if (ctrId === null) return done();
     const ctr = ctrId;
 
-    if ((await step('StartContainer', () => call('RuntimeService', 'StartContainer', encodeIdRequest(ctr)), () => '')) === null) return done();
+    if (
+      (await step(
+        'StartContainer',
+        () => call('RuntimeService', 'StartContainer', encodeIdRequest(ctr)),
+        () => '',
+      )) === null
+    )
+      return done();
 
-    const running = await step('ContainerStatus', async () => {
-      const st = decodeContainerStatusResponse(await call('RuntimeService', 'ContainerStatus', encodeIdRequest(ctr)));
-      if (st.state !== 'RUNNING') {
-        throw new PodTestFailure(`the container is ${st.state}${st.state === 'EXITED' ? ` with code ${st.exitCode}` : ''}${st.reason ? ` (${st.reason}${st.message ? `: ${st.message}` : ''})` : ''}; the image must have sh and sleep`);
-      }
-      return st.state;
-    }, (s) => s);
+    const running = await step(
+      'ContainerStatus',
+      async () => {
+        const st = decodeContainerStatusResponse(await call('RuntimeService', 'ContainerStatus', encodeIdRequest(ctr)));
+        if (st.state !== 'RUNNING') {
+          throw new PodTestFailure(
+            `the container is ${st.state}${st.state === 'EXITED' ? ` with code ${st.exitCode}` : ''}${st.reason ? ` (${st.reason}${st.message ? `: ${st.message}` : ''})` : ''}; the image must have sh and sleep`,
+          );
+        }
+        return st.state;
+      },
+      (s) => s,
+    );
     if (running === null) return done();
 
-    await step('ExecSync', async () => {
-      // `ip` where the image has it; /proc/net/fib_trie lists the addresses in any image.
-      const r = decodeExecSyncResponse(await call('RuntimeService', 'ExecSync', encodeExecSyncRequest(ctr, ['sh', '-c', 'ip -4 -o addr show 2>/dev/null || cat /proc/net/fib_trie'], 20), o.callTimeoutMs + 5_000));
-      if (r.exitCode !== 0) throw new PodTestFailure(`exit ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
-      if (!addressSeen(r.stdout, status.ip)) throw new PodTestFailure(`the pod's address ${status.ip} is not among the container's addresses: ${r.stdout.trim().replace(/\s+/g, ' ').slice(0, 300)}`);
-      address = status.ip;
-      return status.ip;
-    }, (ip) => `the container runs and has ${ip}`);
+    await step(
+      'ExecSync',
+      async () => {
+        // `ip` where the image has it; /proc/net/fib_trie lists the addresses in any image.
+        const r = decodeExecSyncResponse(
+          await call(
+            'RuntimeService',
+            'ExecSync',
+            encodeExecSyncRequest(ctr, ['sh', '-c', 'ip -4 -o addr show 2>/dev/null || cat /proc/net/fib_trie'], 20),
+            o.callTimeoutMs + 5_000,
+          ),
+        );
+        if (r.exitCode !== 0) throw new PodTestFailure(`exit ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+        if (!addressSeen(r.stdout, status.ip))
+          throw new PodTestFailure(
+            `the pod's address ${status.ip} is not among the container's addresses: ${r.stdout.trim().replace(/\s+/g, ' ').slice(0, 300)}`,
+          );
+        address = status.ip;
+        return status.ip;
+      },
+      (ip) => `the container runs and has ${ip}`,
+    );
     return done();
   } finally {
     await cleanUp();
@@ -278,17 +336,37 @@ async function podTest(conn: Pick<Connection, 'openUnixStream' | 'exec'>, o: Pod
     const ctr = ctrId;
     const pod = podId;
     if (ctr) {
-      await step('StopContainer', () => call('RuntimeService', 'StopContainer', encodeStopContainerRequest(ctr, 2)), () => '');
-      await step('RemoveContainer', () => call('RuntimeService', 'RemoveContainer', encodeIdRequest(ctr)), () => '');
+      await step(
+        'StopContainer',
+        () => call('RuntimeService', 'StopContainer', encodeStopContainerRequest(ctr, 2)),
+        () => '',
+      );
+      await step(
+        'RemoveContainer',
+        () => call('RuntimeService', 'RemoveContainer', encodeIdRequest(ctr)),
+        () => '',
+      );
     }
     if (pod) {
-      await step('StopPodSandbox', () => call('RuntimeService', 'StopPodSandbox', encodeIdRequest(pod)), () => '');
-      await step('RemovePodSandbox', () => call('RuntimeService', 'RemovePodSandbox', encodeIdRequest(pod)), () => '');
-      await step('nothing left', async () => {
-        const pods = decodeListPodSandboxResponse(await call('RuntimeService', 'ListPodSandbox', encodeListPodSandboxRequest(BASE_LABELS)));
-        if (pods.length) throw new PodTestFailure(`${pods.length} pod sandbox(es) still listed`);
-        return 0;
-      }, () => 'no pod test sandbox listed');
+      await step(
+        'StopPodSandbox',
+        () => call('RuntimeService', 'StopPodSandbox', encodeIdRequest(pod)),
+        () => '',
+      );
+      await step(
+        'RemovePodSandbox',
+        () => call('RuntimeService', 'RemovePodSandbox', encodeIdRequest(pod)),
+        () => '',
+      );
+      await step(
+        'nothing left',
+        async () => {
+          const pods = decodeListPodSandboxResponse(await call('RuntimeService', 'ListPodSandbox', encodeListPodSandboxRequest(BASE_LABELS)));
+          if (pods.length) throw new PodTestFailure(`${pods.length} pod sandbox(es) still listed`);
+          return 0;
+        },
+        () => 'no pod test sandbox listed',
+      );
     }
   }
 }

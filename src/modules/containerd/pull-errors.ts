@@ -101,7 +101,8 @@ const RE = {
   caUnknown: /x509: certificate signed by unknown authority|x509: certificate is not trusted/,
   certName: /x509: certificate is (?:valid for .*, not|not valid for any names)/,
   certExpired: /x509: certificate has expired or is not yet valid/,
-  clientCert: /remote error: tls: (?:bad certificate|certificate required|unknown certificate authority|handshake failure|unknown certificate)|tls: client didn't provide a certificate/,
+  clientCert:
+    /remote error: tls: (?:bad certificate|certificate required|unknown certificate authority|handshake failure|unknown certificate)|tls: client didn't provide a certificate/,
   plainHttp: /server gave HTTP response to HTTPS client|tls: first record does not look like a TLS handshake/,
   unauthorized: /\b401 Unauthorized\b|no basic auth credentials|authorization failed|pull access denied/,
   forbidden: /\b403 Forbidden\b/,
@@ -126,36 +127,56 @@ export function diagnosePull(image: string, raw: string, registries: Record<stri
 
   if (RE.caUnknown.test(detail)) {
     const ca = owner?.tls.ca;
-    return d('ca-not-trusted', ca
-      ? `CA not trusted: the certificate of ${at} is not signed by the configured CA (${where}.ca = ${base(ca)}); give the CA that issued the registry's certificate`
-      : `CA not trusted: the certificate of ${at} is signed by a CA this host does not trust; set ${where}.ca to that CA's certificate`);
+    return d(
+      'ca-not-trusted',
+      ca
+        ? `CA not trusted: the certificate of ${at} is not signed by the configured CA (${where}.ca = ${base(ca)}); give the CA that issued the registry's certificate`
+        : `CA not trusted: the certificate of ${at} is signed by a CA this host does not trust; set ${where}.ca to that CA's certificate`,
+    );
   }
-  if (RE.certName.test(detail)) return d('certificate-name', `certificate name mismatch: the certificate of ${at} does not name the host being contacted; use the name the certificate was issued for`);
-  if (RE.certExpired.test(detail)) return d('certificate-expired', `certificate expired or not yet valid at ${at} (check the registry's certificate and this host's clock)`);
+  if (RE.certName.test(detail))
+    return d(
+      'certificate-name',
+      `certificate name mismatch: the certificate of ${at} does not name the host being contacted; use the name the certificate was issued for`,
+    );
+  if (RE.certExpired.test(detail))
+    return d('certificate-expired', `certificate expired or not yet valid at ${at} (check the registry's certificate and this host's clock)`);
   if (RE.clientCert.test(detail)) {
     const cert = owner?.tls.clientCert;
-    return d('client-certificate', cert
-      ? `client certificate rejected or missing: ${at} refused the configured client certificate (${where}.client_cert = ${base(cert)}); it must be issued by a CA the registry trusts for clients`
-      : `client certificate rejected or missing: ${at} requires a client certificate (mutual TLS) and none is configured; set ${where}.client_cert and client_key`);
+    return d(
+      'client-certificate',
+      cert
+        ? `client certificate rejected or missing: ${at} refused the configured client certificate (${where}.client_cert = ${base(cert)}); it must be issued by a CA the registry trusts for clients`
+        : `client certificate rejected or missing: ${at} requires a client certificate (mutual TLS) and none is configured; set ${where}.client_cert and client_key`,
+    );
   }
   if (RE.plainHttp.test(detail)) {
     const reg = owner ? `registries."${owner.host}"` : where;
-    return d('plain-http', `registry speaks plain HTTP: ${at} answered the TLS handshake with HTTP; if that registry is meant to be used without TLS, set ${reg}.insecure_http = true (or an http:// mirror URL)`);
+    return d(
+      'plain-http',
+      `registry speaks plain HTTP: ${at} answered the TLS handshake with HTTP; if that registry is meant to be used without TLS, set ${reg}.insecure_http = true (or an http:// mirror URL)`,
+    );
   }
   if (RE.forbidden.test(detail)) return d('forbidden', `access forbidden: ${at} refused this user access to ${image} (403); check the account's permissions`);
   if (RE.unauthorized.test(detail)) {
     // Credentials only reach the registry's own server; a mirror that asks for them gets none.
     const configured = owner?.isServer && owner.reg.auth;
-    return d('credentials', configured
-      ? `credentials rejected or missing: ${at} refused the configured credentials (${where}.username/password or auth); check them`
-      : owner && !owner.isServer
-        ? `credentials rejected or missing: mirror ${at} asks for credentials, which hoist sends only to the registry's own server; allow anonymous pulls on the mirror`
-        : `credentials rejected or missing: ${at} requires authentication and none is configured; set ${where}.username and password (or auth)`);
+    return d(
+      'credentials',
+      configured
+        ? `credentials rejected or missing: ${at} refused the configured credentials (${where}.username/password or auth); check them`
+        : owner && !owner.isServer
+          ? `credentials rejected or missing: mirror ${at} asks for credentials, which hoist sends only to the registry's own server; allow anonymous pulls on the mirror`
+          : `credentials rejected or missing: ${at} requires authentication and none is configured; set ${where}.username and password (or auth)`,
+    );
   }
   if (RE.notFound.test(detail)) return d('not-found', `image not found: ${image} does not exist at ${at} (check the repository name and tag)`);
   if (RE.dns.test(detail)) {
     const name = /lookup (\S+?)(?: on |: )/.exec(detail)?.[1] ?? at;
-    return d('name-resolution', `cannot resolve ${name}: this host has no DNS or /etc/hosts entry for it${owner ? '' : ' (no mirror configured for this registry)'}`);
+    return d(
+      'name-resolution',
+      `cannot resolve ${name}: this host has no DNS or /etc/hosts entry for it${owner ? '' : ' (no mirror configured for this registry)'}`,
+    );
   }
   if (RE.refused.test(detail)) return d('unreachable', `registry unreachable: ${at} refused or dropped the connection (is it running and listening there?)`);
   if (RE.timeout.test(detail)) return d('timeout', `timed out talking to ${at}`);

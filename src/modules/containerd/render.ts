@@ -100,7 +100,10 @@ function render(template: string, context: object): string {
   const text = templates().render(template, context);
   // Optional sections leave runs of blank lines behind; values can't contain raw newlines (the
   // filters escape them), so squeezing blank lines only touches layout. One trailing newline.
-  return `${text.replace(/^\s+/, '').replace(/\s+$/, '').replace(/\n{3,}/g, '\n\n')}\n`;
+  return `${text
+    .replace(/^\s+/, '')
+    .replace(/\s+$/, '')
+    .replace(/\n{3,}/g, '\n\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +324,10 @@ export function renderCrictlYaml(opts: CrictlOptions): string {
 /** Every registry file hoist writes on a host (hosts.toml and pushed CA/cert/key), by path alone, without rendering. */
 export function registryPaths(rt: RuntimeConfig): string[] {
   // Sorted as the rendered files are: the restart stamp hashes them in this order.
-  const hostsToml = supportsConfigPath(rt.version) ? Object.keys(rt.registries).map((h) => hostsTomlPath(rt, h)).sort() : [];
+  const hostsToml = supportsConfigPath(rt.version)
+    ? Object.keys(rt.registries)
+        .map((h) => hostsTomlPath(rt, h))
+        .sort()
+    : [];
   return [...hostsToml, ...registryFiles(rt).map((f) => f.dest)];
 }

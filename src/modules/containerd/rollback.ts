@@ -35,8 +35,10 @@ async function waitForVersion(conn: Connection, previous: string): Promise<strin
   for (;;) {
     const v = await conn.exec(`${BIN.ctr} version`);
     const server = parseCtrVersion(v.stdout + v.stderr).server;
-    if (server && sameCore(server.version, previous)) return `rolled back to containerd ${previous}, which is running again (ctr version: server ${server.version})`;
-    if (Date.now() > deadline) throw new HostError(`rolled back to ${previous}, but containerd does not answer as ${previous} (${server?.version ?? 'no server'})`);
+    if (server && sameCore(server.version, previous))
+      return `rolled back to containerd ${previous}, which is running again (ctr version: server ${server.version})`;
+    if (Date.now() > deadline)
+      throw new HostError(`rolled back to ${previous}, but containerd does not answer as ${previous} (${server?.version ?? 'no server'})`);
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
@@ -47,14 +49,17 @@ export function armBinariesRollback(state: PlanState, previous: string | undefin
   armRestart(state, previous);
   state.rollback.add(async (conn) => {
     if (!installRan()) return undefined;
-    const r = await conn.exec(`set -uo pipefail
+    const r = await conn.exec(
+      `set -uo pipefail
 cd ${CONTAINERD_STATE}
 src=prev; complete=1
 if [ -d prev.new ]; then src=prev.new; complete=0; fi
 ${SWEEP_TEMPS}
 if [ -d "$src" ]; then (cd "$src" && find . -type f -o -type l | sed 's|^\\./||' | while IFS= read -r f; do dest="/$f"; tmp=${tempBeside('dest')}; printf '%s\\n' "$tmp" >> ${TEMP_JOURNAL}; cp -a "$f" "$tmp" && mv -f "$tmp" "$dest"; done); fi
 if [ "$complete" = 1 ] && [ -f prev.json ]; then cp -a prev.json ${INSTALL_RECORD}; [ -f prev.stat ] && cp -a prev.stat ${INSTALL_STATS}; fi
-rm -rf prev.new`, { timeoutMs: 300_000 });
+rm -rf prev.new`,
+      { timeoutMs: 300_000 },
+    );
     if (r.code !== 0) throw new HostError(`restoring the binaries of ${previous} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
     return undefined;
   });
@@ -68,7 +73,9 @@ export function armFilesRollback(state: PlanState, previous: string | undefined,
     const applied = paths.filter((p) => state.appliedFiles.has(p));
     if (applied.length === 0) return undefined;
     const script = applied
-      .map((p) => (state.appliedFiles.get(p) ? `if [ -f ${quote(`${p}.hoist-prev`)} ]; then mv -f ${quote(`${p}.hoist-prev`)} ${quote(p)}; fi` : `rm -f ${quote(p)}`))
+      .map((p) =>
+        state.appliedFiles.get(p) ? `if [ -f ${quote(`${p}.hoist-prev`)} ]; then mv -f ${quote(`${p}.hoist-prev`)} ${quote(p)}; fi` : `rm -f ${quote(p)}`,
+      )
       .join('\n');
     const r = await conn.exec(script);
     if (r.code !== 0) throw new HostError(`restoring ${applied.join(', ')} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);

@@ -21,15 +21,36 @@ const version = new ReleaseVersionSchema('release');
  */
 export const containerdVariables = {
   ...runtimeVariables,
-  cni_conflist: s.union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false)).optional().describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
-  keep_bundle_cni_conflist: s.bool().optional().describe('keep the 1.x bundle\'s /etc/cni/net.d/10-containerd-net.conflist (a bridge network for a single node); by default hoist does not install it, and removes it (when it is the bundle\'s, unchanged) on an install or upgrade: containerd uses the lexically first file, and it would shadow a cluster CNI such as 10-flannel.conflist'),
+  cni_conflist: s
+    .union<'bridge' | '' | false>('"bridge", "" or false', s.literal('bridge'), s.literal(''), s.literal(false))
+    .optional()
+    .describe('"bridge": write a bridge + host-local + loopback network into cni_conf_dir (off by default: clusters bring their own CNI plugin)'),
+  keep_bundle_cni_conflist: s
+    .bool()
+    .optional()
+    .describe(
+      "keep the 1.x bundle's /etc/cni/net.d/10-containerd-net.conflist (a bridge network for a single node); by default hoist does not install it, and removes it (when it is the bundle's, unchanged) on an install or upgrade: containerd uses the lexically first file, and it would shadow a cluster CNI such as 10-flannel.conflist",
+    ),
   cni_subnet: s.string().optional().describe('IPv4 network of cni_conflist = "bridge" (default 10.88.0.0/16)'),
-  allow_data_dir: s.list(absPath).optional().describe('root_dir or state_dir (as set) that may be used though it lies in a user\'s home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd\'s entries in it'),
+  allow_data_dir: s
+    .list(absPath)
+    .optional()
+    .describe(
+      "root_dir or state_dir (as set) that may be used though it lies in a user's home or is an existing directory hoist did not create holding other files; a reset with remove_data then deletes only containerd's entries in it",
+    ),
   release_base_url: s.string().optional(),
   host_release_base_url: s.string().optional(),
   release_arch: s.enum('amd64', 'arm64').optional().describe('architecture of the release files (arm64 for aarch64 hosts)'),
-  download: s.enum('controller', 'peers', 'host').optional().describe('"peers": the controller sends the release files to the first hosts, which pass them on host to host (sha256 checked at every receiver; falls back to the controller); "controller": it sends every host; "host": hosts fetch from host_release_base_url'),
-  peer_address: s.string(/^[A-Za-z0-9][A-Za-z0-9.:-]*$/, 'a host name or an IP address').optional().describe('address other hosts reach this one at for download = "peers" (default: the address hoist connects to)'),
+  download: s
+    .enum('controller', 'peers', 'host')
+    .optional()
+    .describe(
+      '"peers": the controller sends the release files to the first hosts, which pass them on host to host (sha256 checked at every receiver; falls back to the controller); "controller": it sends every host; "host": hosts fetch from host_release_base_url',
+    ),
+  peer_address: s
+    .string(/^[A-Za-z0-9][A-Za-z0-9.:-]*$/, 'a host name or an IP address')
+    .optional()
+    .describe('address other hosts reach this one at for download = "peers" (default: the address hoist connects to)'),
   runc_version: version.optional(),
   cni_version: version.optional(),
   crictl_version: s.union<string | false>('a version string or false', version, s.literal(false), s.literal('')).optional(),
@@ -77,28 +98,34 @@ export function containerdSettings(vars: ContainerdVariables, report: (issue: Se
   const runtime = { value: runtimeConfig(vars, counted) };
   const cni = cniNetwork(vars, counted);
   const base = reportSettingError(() => normalizeReleaseBaseUrl(vars.release_base_url || DEFAULT_RELEASE_BASE_URL), counted);
-  const hostBase = vars.host_release_base_url ? reportSettingError(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url'), counted) : base;
+  const hostBase = vars.host_release_base_url
+    ? reportSettingError(() => normalizeReleaseBaseUrl(vars.host_release_base_url, 'host_release_base_url'), counted)
+    : base;
   // Variables reach settings as written: a single path stands for a list of one.
   const rawAllow: unknown = vars.allow_data_dir;
   const allowDataDirs = (rawAllow === undefined ? [] : Array.isArray(rawAllow) ? rawAllow : [rawAllow]).map((d) => normaliseHostPath(String(d)));
   allowDataDirs.forEach((d, i) => {
     const named = { root_dir: runtime.value?.rootDir, state_dir: runtime.value?.stateDir };
     if (runtime.value && d !== named.root_dir && d !== named.state_dir) {
-      counted({ path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])], message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there` });
+      counted({
+        path: ['allow_data_dir', ...(Array.isArray(vars.allow_data_dir) ? [i] : [])],
+        message: `${JSON.stringify(d)} is neither root_dir (${named.root_dir}) nor state_dir (${named.state_dir}); it names the data directory to allow, as set there`,
+      });
     }
   });
   if (problems > 0 || !runtime.value || base === undefined || hostBase === undefined) return undefined;
   const rt = runtime.value;
   const arch = vars.release_arch ?? 'amd64';
-  const artifacts = reportSettingError(() =>
-    catalogFor(rt.version, {
-      releaseBaseUrl: base,
-      runcVersion: vars.runc_version,
-      cniVersion: vars.cni_version,
-      crictlVersion: vars.crictl_version === '' ? false : vars.crictl_version,
-      pinnedSha256: vars.pinned_sha256,
-      arch,
-    }),
+  const artifacts = reportSettingError(
+    () =>
+      catalogFor(rt.version, {
+        releaseBaseUrl: base,
+        runcVersion: vars.runc_version,
+        cniVersion: vars.cni_version,
+        crictlVersion: vars.crictl_version === '' ? false : vars.crictl_version,
+        pinnedSha256: vars.pinned_sha256,
+        arch,
+      }),
     counted,
   );
   if (!artifacts) return undefined;

@@ -23,7 +23,10 @@ export interface Version {
 }
 
 export class VersionParseError extends InputError {
-  constructor(readonly input: string, detail: string) {
+  constructor(
+    readonly input: string,
+    detail: string,
+  ) {
     super(`invalid version ${JSON.stringify(input)}: ${detail}`);
     this.name = 'VersionParseError';
   }

@@ -17,8 +17,8 @@ export function uniqueAcrossFleet(hosts: readonly { name: string; facts: Facts }
     }
   };
   check('hostname', 'give each node its own (hostnamectl set-hostname)', (f) => (f.hostname ? [f.hostname] : []));
-  check('product_uuid', 'a cloned VM keeps its source\'s; give each VM its own UUID', (f) => (f.productUuid ? [f.productUuid] : []));
-  check('MAC address', 'a cloned VM keeps its source\'s; give each interface its own address', (f) => Object.values(f.macs ?? {}));
+  check('product_uuid', "a cloned VM keeps its source's; give each VM its own UUID", (f) => (f.productUuid ? [f.productUuid] : []));
+  check('MAC address', "a cloned VM keeps its source's; give each interface its own address", (f) => Object.values(f.macs ?? {}));
   return [...problems, ...clockSkew(hosts)];
 }
 

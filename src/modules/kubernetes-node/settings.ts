@@ -7,13 +7,33 @@ import { needOfCommand } from '../../facts/os.js';
  * sets the values the Kubernetes documentation asks for in its [defaults].
  */
 export const nodeVariables = {
-  node_kernel_modules: s.list(s.string(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'a kernel module name')).optional().describe('kernel modules loaded now and at boot (overlay, br_netfilter)'),
-  node_sysctls: s.record(s.union<string | number>('a number or a string', s.int(), s.string(/^[^\n\r]*\S[^\n\r]*$/, 'one line of text'))).optional().describe('kernel parameters for a node (IPv4 forwarding, bridge netfilter)'),
-  node_packages: s.list(s.string(/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/, 'a package name')).optional().describe('packages to install instead of those the OS layer names for node_commands'),
-  node_ports: s.list(s.int(1, 65535)).optional().describe('TCP ports the node\'s Kubernetes components listen on, which must be free (10250: the kubelet API)'),
-  node_cri_socket: s.string(/^\/[^\s'"\\]*$/, 'an absolute path').optional().describe('the container runtime\'s CRI socket, which the preflight reaches (default /run/containerd/containerd.sock)'),
-  kubelet_cgroup_driver: s.enum('systemd', 'cgroupfs').optional().describe('the cgroup driver the kubelet will use (kubeadm\'s default: systemd); the preflight checks the runtime uses the same one'),
-  node_commands: s.list(s.string(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'a command name')).optional().describe('commands a node needs (kubeadm preflight: ip, iptables, mount, nsenter): installed with the package the host\'s distribution names, and checked by the preflight'),
+  node_kernel_modules: s
+    .list(s.string(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'a kernel module name'))
+    .optional()
+    .describe('kernel modules loaded now and at boot (overlay, br_netfilter)'),
+  node_sysctls: s
+    .record(s.union<string | number>('a number or a string', s.int(), s.string(/^[^\n\r]*\S[^\n\r]*$/, 'one line of text')))
+    .optional()
+    .describe('kernel parameters for a node (IPv4 forwarding, bridge netfilter)'),
+  node_packages: s
+    .list(s.string(/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/, 'a package name'))
+    .optional()
+    .describe('packages to install instead of those the OS layer names for node_commands'),
+  node_ports: s.list(s.int(1, 65535)).optional().describe("TCP ports the node's Kubernetes components listen on, which must be free (10250: the kubelet API)"),
+  node_cri_socket: s
+    .string(/^\/[^\s'"\\]*$/, 'an absolute path')
+    .optional()
+    .describe("the container runtime's CRI socket, which the preflight reaches (default /run/containerd/containerd.sock)"),
+  kubelet_cgroup_driver: s
+    .enum('systemd', 'cgroupfs')
+    .optional()
+    .describe("the cgroup driver the kubelet will use (kubeadm's default: systemd); the preflight checks the runtime uses the same one"),
+  node_commands: s
+    .list(s.string(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'a command name'))
+    .optional()
+    .describe(
+      "commands a node needs (kubeadm preflight: ip, iptables, mount, nsenter): installed with the package the host's distribution names, and checked by the preflight",
+    ),
 };
 
 export interface NodeSettings {
@@ -39,5 +59,13 @@ export function nodeSettings(v: InferShape<typeof nodeVariables>, report: (i: Se
   if (unknown.length && !v.node_packages) {
     report({ path: ['node_commands'], message: `hoist knows no package for command ${unknown.join(', ')}: name the packages in node_packages` });
   }
-  return { modules, sysctls, ports: v.node_ports ?? [10250], commands, criSocket: v.node_cri_socket ?? '/run/containerd/containerd.sock', cgroupDriver: v.kubelet_cgroup_driver ?? 'systemd', packages: v.node_packages };
+  return {
+    modules,
+    sysctls,
+    ports: v.node_ports ?? [10250],
+    commands,
+    criSocket: v.node_cri_socket ?? '/run/containerd/containerd.sock',
+    cgroupDriver: v.kubelet_cgroup_driver ?? 'systemd',
+    packages: v.node_packages,
+  };
 }

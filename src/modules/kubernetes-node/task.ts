@@ -18,7 +18,13 @@ export interface PreflightVerdict {
  * A read-only preflight that `hoist verify` runs: one script on the host, judged on the controller;
  * the host fails with every problem listed, as kubeadm's preflight would refuse the join.
  */
-export function preflightTask(def: { name: string; summary: string; check: string; script: (st: NodeSettings) => string; judge: (st: NodeSettings, out: string) => PreflightVerdict }) {
+export function preflightTask(def: {
+  name: string;
+  summary: string;
+  check: string;
+  script: (st: NodeSettings) => string;
+  judge: (st: NodeSettings, out: string) => PreflightVerdict;
+}) {
   return nodeTask({
     name: def.name,
     summary: def.summary,

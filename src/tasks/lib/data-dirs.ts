@@ -43,7 +43,12 @@ export function planDataDirs(state: PlanState, mode = 0o711): Action[] {
         summary: `create ${d.variable} ${d.resolved}${d.resolved !== d.path ? ` (${d.path})` : ''}`,
         run: (c) =>
           // Recorded before it is made: a kill in between leaves a record of a missing directory, which the next run makes.
-          c.check(`${SWEEP_TEMPS}\nif [ -e ${quote(d.resolved)} ]; then ${rewriteRecord(d.resolved, 'adopted')}; else ${rewriteRecord(d.resolved, 'created')} && mkdir -p -m ${mode.toString(8)} -- ${quote(d.resolved)}; fi`, `create ${d.resolved}`).then(() => undefined),
+          c
+            .check(
+              `${SWEEP_TEMPS}\nif [ -e ${quote(d.resolved)} ]; then ${rewriteRecord(d.resolved, 'adopted')}; else ${rewriteRecord(d.resolved, 'created')} && mkdir -p -m ${mode.toString(8)} -- ${quote(d.resolved)}; fi`,
+              `create ${d.resolved}`,
+            )
+            .then(() => undefined),
       });
     } else if (!d.record) {
       actions.push({
@@ -65,7 +70,15 @@ export function removeDataDirScript(d: CheckedPath, ownEntries: readonly string[
   const q = quote(d.resolved);
   if (d.record?.how === 'created') return `if ${recordSays(d.resolved, 'created')}; then rm -rf -- ${q} && ${rewriteRecord(d.resolved)}; fi`;
   if (d.record?.how === 'adopted') {
-    const globs = ownEntries.map((g) => `${q}/${g.split(/([*?])/).map((p) => (p === '*' || p === '?' ? p : p ? quote(p) : '')).join('')}`).join(' ');
+    const globs = ownEntries
+      .map(
+        (g) =>
+          `${q}/${g
+            .split(/([*?])/)
+            .map((p) => (p === '*' || p === '?' ? p : p ? quote(p) : ''))
+            .join('')}`,
+      )
+      .join(' ');
     return `if ${recordSays(d.resolved, 'adopted')}; then (shopt -s nullglob; for e in ${globs}; do rm -rf -- "$e"; done) && ${rewriteRecord(d.resolved)}; fi`;
   }
   return '';
@@ -75,6 +88,10 @@ export function removeDataDirScript(d: CheckedPath, ownEntries: readonly string[
 export function dataDirFate(d: CheckedPath): { diff: string; kept?: string } | undefined {
   if (!d.exists) return undefined;
   if (d.record?.how === 'created') return { diff: `-${d.resolved}/ (directory)` };
-  if (d.record?.how === 'adopted') return { diff: `-${d.resolved}/* (the software's data; the directory existed before hoist and stays)`, kept: `${d.variable} ${d.resolved} stays (hoist took it over), its data goes` };
+  if (d.record?.how === 'adopted')
+    return {
+      diff: `-${d.resolved}/* (the software's data; the directory existed before hoist and stays)`,
+      kept: `${d.variable} ${d.resolved} stays (hoist took it over), its data goes`,
+    };
   return { diff: ` ${d.resolved}/ (kept: hoist did not create it)`, kept: `${d.variable} ${d.resolved} kept: hoist did not create it` };
 }

@@ -73,12 +73,14 @@ export function planFile(want: DesiredFile, have: FileState, state: PlanState, o
         // The old file was a credential file (0600) or the new one is: its copy may hold a password.
         if (have.exists && (want.backup ?? true) && (want.secret || have.mode === 0o600)) ctx.state.secretBackups.add(want.path);
       } else {
-        await conn.check(`chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`, `set mode of ${want.path}`);
+        await conn.check(
+          `chown ${quote(`${owner}:${group}`)} ${quote(want.path)} && chmod ${fmtMode(want.mode)} ${quote(want.path)}`,
+          `set mode of ${want.path}`,
+        );
       }
     },
   };
 }
-
 
 function fileDiff(want: DesiredFile, have: FileState): string {
   const isText = (b: Buffer) => !b.subarray(0, 8000).includes(0);

@@ -44,7 +44,9 @@ export function serviceProbes(w: ServiceWant): Record<string, Probe> {
   ];
   if (w.restartOn.length) {
     // systemd prints the start time for people; date turns it into epoch seconds.
-    lines.push(`if [ -z "$s" ]; then t=\${show#*ActiveEnterTimestamp=}; if [ "$t" != "$show" ]; then t=\${t%%$'\\n'*}; [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"; fi; fi`);
+    lines.push(
+      `if [ -z "$s" ]; then t=\${show#*ActiveEnterTimestamp=}; if [ "$t" != "$show" ]; then t=\${t%%$'\\n'*}; [ -n "$t" ] && echo "started=$(date -d "$t" +%s 2>/dev/null)"; fi; fi`,
+    );
   }
   return { svc: lines.join('\n'), ...Object.fromEntries(w.restartOn.map((f, i) => [`svc@${i}`, fileRead(f)])) };
 }
@@ -114,14 +116,21 @@ export function planService(w: ServiceWant, have: ServiceState, state: PlanState
     // A service that is running, started after its files last changed, and that this run changes
     // nothing for is adopted as it is: hoist records what it runs with instead of restarting it (sshd,
     // say) just because it has no record yet.
-    actions.push({ kind: 'record', summary: `adopt running ${w.unit}: record the files it runs with`, run: (c) => c.check(writeStamp, `record ${w.unit}`).then(() => undefined) });
+    actions.push({
+      kind: 'record',
+      summary: `adopt running ${w.unit}: record the files it runs with`,
+      run: (c) => c.check(writeStamp, `record ${w.unit}`).then(() => undefined),
+    });
   } else if (have.stamp !== stamp) {
     verb = 'restart';
     why = have.stamp ? 'its files changed since it started' : 'its files are newer than its start, and hoist has no record of it';
   }
   if (verb) {
     // A failed unit that hit its start limit refuses to start until its failure is forgotten.
-    const script = verb === 'stop' ? `systemctl stop ${u}` : `${have.active === 'failed' ? `systemctl reset-failed ${u} 2>/dev/null; ` : ''}systemctl ${verb} ${u} && ${writeStamp}`;
+    const script =
+      verb === 'stop'
+        ? `systemctl stop ${u}`
+        : `${have.active === 'failed' ? `systemctl reset-failed ${u} 2>/dev/null; ` : ''}systemctl ${verb} ${u} && ${writeStamp}`;
     actions.push({
       kind: 'change',
       summary: `${verb} ${w.unit}${why ? ` (${why})` : ''}`,

@@ -52,4 +52,3 @@ export function hostsTomlNeedsHostTable(v: Version): boolean {
 export function usesCniBinDirs(v: Version): boolean {
   return atLeast(v, '2.1.0');
 }
-

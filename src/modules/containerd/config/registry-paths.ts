@@ -113,12 +113,18 @@ export function endpointConfigs(cfg: Pick<RuntimeConfig, 'configPath' | 'registr
     }
     if (tls) {
       if (prev.tls && JSON.stringify(prev.tls) !== JSON.stringify(tls)) {
-        conflicts.push({ path: where, message: `TLS settings for ${endpoint} differ from those of ${formatPath(owner.get(endpoint)!)}; containerd keeps one set per endpoint host` });
+        conflicts.push({
+          path: where,
+          message: `TLS settings for ${endpoint} differ from those of ${formatPath(owner.get(endpoint)!)}; containerd keeps one set per endpoint host`,
+        });
       } else prev.tls = tls;
     }
     if (auth) {
       if (prev.auth && !sameAuth(prev.auth, auth)) {
-        conflicts.push({ path: where, message: `credentials for ${endpoint} differ from those of ${formatPath(owner.get(endpoint)!)}; containerd keeps one set per endpoint host` });
+        conflicts.push({
+          path: where,
+          message: `credentials for ${endpoint} differ from those of ${formatPath(owner.get(endpoint)!)}; containerd keeps one set per endpoint host`,
+        });
       } else prev.auth = auth;
     }
   };
@@ -135,4 +141,3 @@ function sameAuth(a: RegistryAuth, b: RegistryAuth): boolean {
   if (a.kind === 'auth' && b.kind === 'auth') return a.auth.reveal() === b.auth.reveal();
   return false;
 }
-

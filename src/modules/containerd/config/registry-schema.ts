@@ -39,7 +39,8 @@ const httpUrl = s.string().refine((v, report) => {
 const controllerFile = s.string().refine((v, report) => {
   if (v === '' || CONTROL_RE.test(v)) return report('must be a non-empty path without control characters');
   const base = path.basename(v);
-  if (!BASENAME_RE.test(base) || base === 'hosts.toml') return report(`file name ${show(base)} can't be used on the host (letters, digits, ".", "_", "-"; not hosts.toml)`);
+  if (!BASENAME_RE.test(base) || base === 'hosts.toml')
+    return report(`file name ${show(base)} can't be used on the host (letters, digits, ".", "_", "-"; not hosts.toml)`);
   return v;
 }, 'path on the controller');
 
@@ -53,7 +54,9 @@ export function registryHostProblem(host: string): string | null {
 }
 
 // Go's HTTP client refuses control characters (other than tab) in header values.
-const headerValue = s.string().refine((v, report) => (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(v) ? report('must not contain control characters (CR, LF, NUL, …)') : v));
+const headerValue = s
+  .string()
+  .refine((v, report) => (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(v) ? report('must not contain control characters (CR, LF, NUL, …)') : v));
 
 const headers = s.record(s.list(headerValue).min(1), {
   name: 'HEADER',
@@ -73,10 +76,16 @@ const tls = {
 export const mirrorSchema = s.object({
   url: httpUrl.describe('http:// or https:// URL of the mirror, optionally with a path'),
   // Canonical order, no duplicates: the same capabilities written two ways render the same hosts.toml.
-  capabilities: s.nonEmptyArray(capability).refine((list) => CAPABILITIES.filter((c) => list.includes(c))).default([...DEFAULT_MIRROR_CAPABILITIES]).describe('what the mirror is used for (1.5 and later; 1.4 uses every mirror for pull and resolve)'),
+  capabilities: s
+    .nonEmptyArray(capability)
+    .refine((list) => CAPABILITIES.filter((c) => list.includes(c)))
+    .default([...DEFAULT_MIRROR_CAPABILITIES])
+    .describe('what the mirror is used for (1.5 and later; 1.4 uses every mirror for pull and resolve)'),
   ...tls,
   override_path: s.bool().default(false).describe('the URL path is the API root (no /v2 appended; containerd 1.6 and later)'),
-  headers: headers.default({}).describe('HTTP headers sent to the mirror (1.5 and later), each a value or a list of values; a credential-named one makes hosts.toml 0600 and is masked'),
+  headers: headers
+    .default({})
+    .describe('HTTP headers sent to the mirror (1.5 and later), each a value or a list of values; a credential-named one makes hosts.toml 0600 and is masked'),
 });
 
 /** A credential written in place or named by reference; resolved on the controller before any host is contacted. */
@@ -87,7 +96,11 @@ const credential: Schema<string | SecretRef> = s.union<string | SecretRef>(
 );
 
 export const registrySchema = s.object({
-  server: httpUrl.optional().describe('upstream endpoint tried after the mirrors (default: what containerd uses, https://registry-1.docker.io for docker.io, else https:// or with insecure_http http:// plus the host); not on _default'),
+  server: httpUrl
+    .optional()
+    .describe(
+      'upstream endpoint tried after the mirrors (default: what containerd uses, https://registry-1.docker.io for docker.io, else https:// or with insecure_http http:// plus the host); not on _default',
+    ),
   mirrors: s.array(s.shorthand(mirrorSchema, 'url')).default([]).describe('mirrors tried in order before the server: URLs, or tables as below'),
   ...tls,
   insecure_http: s.bool().default(false).describe('the registry speaks plain http'),

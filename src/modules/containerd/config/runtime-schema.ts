@@ -39,13 +39,19 @@ export const runtimeVariables = {
     .refine((v, report) => (v === '' || /\s/.test(v) || CONTROL_RE.test(v) ? report(`${show(v)} is not an image reference`) : v), 'image reference')
     .optional()
     .describe('pause image of pod sandboxes (default: the one the release line uses, e.g. registry.k8s.io/pause:3.10 for 2.x)'),
-  root_dir: hostDir().default(RUNTIME_DEFAULTS.root_dir).describe('containerd\'s persistent data (images, snapshots)'),
-  state_dir: hostDir().default(RUNTIME_DEFAULTS.state_dir).describe('containerd\'s runtime state and its socket'),
+  root_dir: hostDir().default(RUNTIME_DEFAULTS.root_dir).describe("containerd's persistent data (images, snapshots)"),
+  state_dir: hostDir().default(RUNTIME_DEFAULTS.state_dir).describe("containerd's runtime state and its socket"),
   oom_score: s.int(-1000, 1000).default(RUNTIME_DEFAULTS.oom_score),
-  restrict_oom_score_adj: s.bool().default(RUNTIME_DEFAULTS.restrict_oom_score_adj).describe('pods get an oom_score_adj no lower than containerd\'s: for nodes without CAP_SYS_RESOURCE (some containers-in-containers)'),
+  restrict_oom_score_adj: s
+    .bool()
+    .default(RUNTIME_DEFAULTS.restrict_oom_score_adj)
+    .describe("pods get an oom_score_adj no lower than containerd's: for nodes without CAP_SYS_RESOURCE (some containers-in-containers)"),
   snapshotter: s
     .string()
-    .refine((v, report) => (SNAPSHOTTER_RE.test(v) ? v : report(`${show(v)} is not a snapshotter name (e.g. overlayfs, native, btrfs, zfs)`)), 'snapshotter name')
+    .refine(
+      (v, report) => (SNAPSHOTTER_RE.test(v) ? v : report(`${show(v)} is not a snapshotter name (e.g. overlayfs, native, btrfs, zfs)`)),
+      'snapshotter name',
+    )
     .default(RUNTIME_DEFAULTS.snapshotter),
   cni_bin_dir: hostDir().default(RUNTIME_DEFAULTS.cni_bin_dir),
   cni_conf_dir: hostDir().default(RUNTIME_DEFAULTS.cni_conf_dir),
@@ -63,5 +69,9 @@ export const runtimeVariables = {
     .refine((v, report) => (v.includes(':') ? report('must be one directory (containerd splits config_path on ":")') : v))
     .default(RUNTIME_DEFAULTS.config_path)
     .describe('where hosts.toml files go, one directory per registry'),
-  registries: registriesSchema.optional().describe('per registry host (as in image references, or _default for every registry): mirrors, TLS files, credentials; the keys of a registry and of a mirror are listed below'),
+  registries: registriesSchema
+    .optional()
+    .describe(
+      'per registry host (as in image references, or _default for every registry): mirrors, TLS files, credentials; the keys of a registry and of a mirror are listed below',
+    ),
 };

@@ -62,7 +62,10 @@ function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string | undefined
     for (const [otherKey, other] of Object.entries(others)) {
       if (other === null || other === undefined) continue;
       if (other === dir || other.startsWith(`${dir}/`)) {
-        issues.add([key], `${show(dir)} ${other === dir ? 'is' : 'contains'} ${otherKey} (${other}); a reset with remove_data empties ${key}, and would take ${otherKey} with it`);
+        issues.add(
+          [key],
+          `${show(dir)} ${other === dir ? 'is' : 'contains'} ${otherKey} (${other}); a reset with remove_data empties ${key}, and would take ${otherKey} with it`,
+        );
       }
     }
   }
@@ -105,7 +108,8 @@ function registry(host: string, raw: RegistryVars, where: Path, issues: Issues):
   if (raw.server !== undefined) {
     if (host === '_default') issues.add([...where, 'server'], '_default applies to every registry and cannot name a server');
     else {
-      if (insecureHttp && raw.server.startsWith('https://')) issues.add([...where, 'server'], `${show(raw.server)} is https:// but insecure_http = true asks for plain http`);
+      if (insecureHttp && raw.server.startsWith('https://'))
+        issues.add([...where, 'server'], `${show(raw.server)} is https:// but insecure_http = true asks for plain http`);
       server = raw.server;
     }
   }
@@ -127,7 +131,10 @@ function registry(host: string, raw: RegistryVars, where: Path, issues: Issues):
     if (raw.username === undefined || raw.username === '' || /[:\u0000-\u001f\u007f]/.test(raw.username)) {
       issues.add([...where, 'username'], 'must be a non-empty string without ":" or control characters');
     } else if (password === null) {
-      issues.add([...where, 'password'], 'must be a non-empty string, or a reference ({ env = "NAME" }, { file = "path" }, { command = "…" }), when username is set');
+      issues.add(
+        [...where, 'password'],
+        'must be a non-empty string, or a reference ({ env = "NAME" }, { file = "path" }, { command = "…" }), when username is set',
+      );
     } else if (password !== undefined) {
       auth = { kind: 'basic', username: raw.username, password: new Secret(password) };
     }
@@ -273,7 +280,6 @@ export function validateRuntimeConfig(vars: Record<string, unknown>): RuntimeCon
   if (!value) throw new InputErrors(issues.map((i) => new InputError(`${formatPath(i.path)}: ${i.message}`)));
   return value;
 }
-
 
 /**
  * A credential the schema accepted, written in place or referenced: its value; undefined when a

@@ -21,7 +21,10 @@ const FULL = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
  */
 export class ReleaseVersionSchema extends Schema<string> {
   readonly kind = 'string';
-  constructor(private readonly component: string, private readonly patches: Readonly<Record<string, string>> = {}) {
+  constructor(
+    private readonly component: string,
+    private readonly patches: Readonly<Record<string, string>> = {},
+  ) {
     super();
   }
   override label() {

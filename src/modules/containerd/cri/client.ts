@@ -93,12 +93,7 @@ export class CriClient {
    * One unary CRI call in the negotiated API package (v1 first, then v1alpha2). Public so tests can
    * make the calls hoist itself never needs (sandboxes, image lists) with their own messages.
    */
-  async call(
-    service: CriService,
-    method: string,
-    encode: (api: CriApiVersion) => Buffer,
-    opts?: CallOptions,
-  ): Promise<{ api: CriApiVersion; body: Buffer }> {
+  async call(service: CriService, method: string, encode: (api: CriApiVersion) => Buffer, opts?: CallOptions): Promise<{ api: CriApiVersion; body: Buffer }> {
     const timeoutMs = opts?.timeoutMs ?? this.timeoutMs;
     if (this.api) return { api: this.api, body: await this.channel.unary(`/runtime.${this.api}.${service}/${method}`, encode(this.api), timeoutMs) };
     let lastErr: unknown;
@@ -108,7 +103,10 @@ export class CriClient {
         this.api = api;
         return { api, body };
       } catch (e) {
-        if (e instanceof CriError && e.code === GrpcStatus.UNIMPLEMENTED) { lastErr = e; continue; }
+        if (e instanceof CriError && e.code === GrpcStatus.UNIMPLEMENTED) {
+          lastErr = e;
+          continue;
+        }
         throw e;
       }
     }

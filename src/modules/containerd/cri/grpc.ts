@@ -9,12 +9,24 @@ import { ProtobufError } from './protobuf.js';
 import { TRANSPORT_FAILURE } from '../../../ssh/unix-bridge.js';
 import { HostError } from '../../../util/errors.js';
 
-
 export const GrpcStatus = {
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5,
-  ALREADY_EXISTS: 6, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9,
-  ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14,
-  DATA_LOSS: 15, UNAUTHENTICATED: 16,
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 
 const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcStatus).map(([k, v]) => [v, k]));
@@ -80,12 +92,21 @@ export interface CallOptions {
 function httpToGrpc(status: number): number {
   // https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
   switch (status) {
-    case 400: return GrpcStatus.INTERNAL;
-    case 401: return GrpcStatus.UNAUTHENTICATED;
-    case 403: return GrpcStatus.PERMISSION_DENIED;
-    case 404: return GrpcStatus.UNIMPLEMENTED;
-    case 429: case 502: case 503: case 504: return GrpcStatus.UNAVAILABLE;
-    default: return GrpcStatus.UNKNOWN;
+    case 400:
+      return GrpcStatus.INTERNAL;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.UNAVAILABLE;
+    default:
+      return GrpcStatus.UNKNOWN;
   }
 }
 
@@ -96,7 +117,7 @@ export function grpcTimeout(ms: number): string {
 }
 
 function decodeGrpcMessage(v: string | string[] | undefined): string {
-  const s = Array.isArray(v) ? v.join(', ') : v ?? '';
+  const s = Array.isArray(v) ? v.join(', ') : (v ?? '');
   try {
     return decodeURIComponent(s);
   } catch {
@@ -140,9 +161,15 @@ export class GrpcChannel {
     const s = await pending?.ready.catch(() => undefined);
     if (!s || s.destroyed) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { s.destroy(); resolve(); }, 2000);
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, 2000);
       timer.unref();
-      s.close(() => { clearTimeout(timer); resolve(); });
+      s.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -167,7 +194,9 @@ export class GrpcChannel {
       }),
     };
     // A dial that failed is not kept: the next call dials again.
-    entry.ready.catch(() => { if (this.current === entry) this.current = null; });
+    entry.ready.catch(() => {
+      if (this.current === entry) this.current = null;
+    });
     this.current = entry;
     return entry.ready;
   }
@@ -237,11 +266,17 @@ export class GrpcChannel {
         httpStatus = Number(headers[':status']);
         // Trailers-only response: the status arrives with the headers.
         const st = headerStatus(headers);
-        if (st !== null) { grpcStatus = st; grpcMessage = decodeGrpcMessage(headers['grpc-message']); }
+        if (st !== null) {
+          grpcStatus = st;
+          grpcMessage = decodeGrpcMessage(headers['grpc-message']);
+        }
       });
       req.on('trailers', (trailers) => {
         const st = headerStatus(trailers);
-        if (st !== null) { grpcStatus = st; grpcMessage = decodeGrpcMessage(trailers['grpc-message']); }
+        if (st !== null) {
+          grpcStatus = st;
+          grpcMessage = decodeGrpcMessage(trailers['grpc-message']);
+        }
       });
       req.on('data', (chunk: Buffer) => {
         try {
@@ -277,7 +312,10 @@ export class GrpcChannel {
           finish(new CriError(grpcStatus, grpcMessage, path));
           return;
         }
-        if (reader.pending) { finish(new CriError(GrpcStatus.INTERNAL, 'truncated response message', path)); return; }
+        if (reader.pending) {
+          finish(new CriError(GrpcStatus.INTERNAL, 'truncated response message', path));
+          return;
+        }
         if (messages.length !== 1) {
           finish(new CriError(GrpcStatus.INTERNAL, `expected one response message, got ${messages.length}`, path));
           return;

@@ -4,7 +4,6 @@
  */
 import { ProtoMessage, ProtoWriter } from './protobuf.js';
 
-
 export interface VersionResponse {
   /** Version of the kubelet runtime API (`0.1.0`). */
   version: string;
@@ -69,8 +68,12 @@ export function encodePullImageRequest(image: string, auth?: AuthConfig): Buffer
     const a = new ProtoWriter();
     // proto3 omits empty strings; the server treats absent and empty alike.
     const fields: [number, string | undefined][] = [
-      [1, auth.username], [2, auth.password], [3, auth.auth],
-      [4, auth.serverAddress], [5, auth.identityToken], [6, auth.registryToken],
+      [1, auth.username],
+      [2, auth.password],
+      [3, auth.auth],
+      [4, auth.serverAddress],
+      [5, auth.identityToken],
+      [6, auth.registryToken],
     ];
     for (const [n, v] of fields) if (v) a.string(n, v);
     w.message(2, a);

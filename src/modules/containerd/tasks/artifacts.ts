@@ -2,13 +2,20 @@ import { s } from '../../../util/schema.js';
 import { quote } from '../../../ssh/quote.js';
 import { releaseArch } from '../../../facts/facts.js';
 import { ARTIFACT_DIR, HOIST_STATE_DIR, SWEEP_TEMPS, TEMP_JOURNAL, TEMP_MARK } from '../../../host-paths.js';
-import { cachedDigest, DownloadError, displayUrl, ensureArtifact, ensureArtifacts, fetchExpectedSha256, proxyEnvironment } from '../../../artifacts/download.js';
+import {
+  cachedDigest,
+  DownloadError,
+  displayUrl,
+  ensureArtifact,
+  ensureArtifacts,
+  fetchExpectedSha256,
+  proxyEnvironment,
+} from '../../../artifacts/download.js';
 import type { ContainerdArtifact } from '../catalog.js';
 import type { Artifact } from '../../../artifacts/artifact.js';
 import { containerdTask } from '../task.js';
 import { stagedArtifacts, type StagedArtifact } from '../slots.js';
 import { ControllerError, HostError } from '../../../util/errors.js';
-
 
 export const stagedPath = (sha: string, name: string) => `${ARTIFACT_DIR}/${sha}-${name}`;
 
@@ -31,10 +38,17 @@ export default containerdTask({
     if (hostArch !== ctx.settings.arch) {
       throw new HostError(
         `this host is ${ctx.facts.arch} (${hostArch}) but the release files are for ${ctx.settings.arch}; ` +
-          (hostArch === 'arm64' || hostArch === 'amd64' ? `set release_arch = "${hostArch}" in this host's or its group's vars` : `upstream publishes containerd for amd64 and arm64 only`),
+          (hostArch === 'arm64' || hostArch === 'amd64'
+            ? `set release_arch = "${hostArch}" in this host's or its group's vars`
+            : `upstream publishes containerd for amd64 and arm64 only`),
       );
     }
-    const present = new Set(ctx.probe('have').out.split('\n').map((l) => l.trim()));
+    const present = new Set(
+      ctx
+        .probe('have')
+        .out.split('\n')
+        .map((l) => l.trim()),
+    );
     stagedArtifacts.put(ctx.state, ctx.prepared);
     const missing = ctx.prepared.filter((a) => !present.has(a.remotePath));
     if (missing.length) ctx.state.pending = true;
@@ -43,13 +57,17 @@ export default containerdTask({
     const need = missing.reduce((n, a) => n + (a.size ?? 0), 0) * 4;
     const free = (ctx.facts.diskFreeKb[HOIST_STATE_DIR] ?? Infinity) * 1024;
     if (need > free) {
-      throw new HostError(`not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`);
+      throw new HostError(
+        `not enough disk space on ${HOIST_STATE_DIR}: ${(free / 1e6).toFixed(0)} MB free, about ${(need / 1e6).toFixed(0)} MB needed to stage and install ${missing.map((a) => a.artifact.name).join(', ')}`,
+      );
     }
     const peers = ctx.settings.download === 'peers';
     return {
       actions: missing.map((a) => ({
         kind: 'change' as const,
-        summary: a.dl ? `${peers ? 'stage' : 'push'} ${a.artifact.name} (${((a.size ?? 0) / 1e6).toFixed(1)} MB)${peers ? ' from a host that has it or the controller' : ''}` : `download ${a.artifact.name} on the host`,
+        summary: a.dl
+          ? `${peers ? 'stage' : 'push'} ${a.artifact.name} (${((a.size ?? 0) / 1e6).toFixed(1)} MB)${peers ? ' from a host that has it or the controller' : ''}`
+          : `download ${a.artifact.name} on the host`,
         async run(conn) {
           if (a.dl) {
             const dl = a.dl;
@@ -122,9 +140,15 @@ async function stageAll(st: Settings, ctx: Ctx): Promise<StagedArtifact[]> {
   const fetched = new Map((await ensureArtifacts(missing, dl)).map((g) => [g.artifact.url, g]));
   return st.artifacts.map((a, i) => {
     const d = known[i] ?? fetched.get(a.url)!;
-    return { artifact: a, sha256: d.sha256, size: d.size, remotePath: stagedPath(d.sha256, a.name), url: a.url, dl: { cacheDir: dl.cacheDir, offline: dl.offline } };
+    return {
+      artifact: a,
+      sha256: d.sha256,
+      size: d.size,
+      remotePath: stagedPath(d.sha256, a.name),
+      url: a.url,
+      dl: { cacheDir: dl.cacheDir, offline: dl.offline },
+    };
   });
-
 }
 
 /** Which variable picks each release file, for the message when a mirror lacks it. */

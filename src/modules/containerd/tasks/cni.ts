@@ -16,7 +16,7 @@ export default containerdTask({
   name: 'containerd_cni',
   summary: 'The bridge + host-local + loopback network of cni_conflist = "bridge" in cni_conf_dir (removed when unset); off by default.',
   params: s.object({
-    remove: s.bool().default(false).describe('remove hoist\'s network configuration whatever cni_conflist says (reset)'),
+    remove: s.bool().default(false).describe("remove hoist's network configuration whatever cni_conflist says (reset)"),
   }),
   async prepare(p, ctx) {
     const st = ctx.settings;
@@ -43,7 +43,11 @@ export default containerdTask({
       }
     } else if (have.exists) {
       ctx.state.pending = true;
-      actions.push({ kind: 'change', summary: `remove ${path} and the ${CNI_BRIDGE} bridge`, run: (c) => c.check(`rm -f ${quote(path)}\n${bridge}`, `remove ${path}`).then(() => undefined) });
+      actions.push({
+        kind: 'change',
+        summary: `remove ${path} and the ${CNI_BRIDGE} bridge`,
+        run: (c) => c.check(`rm -f ${quote(path)}\n${bridge}`, `remove ${path}`).then(() => undefined),
+      });
     }
     return { actions };
   },

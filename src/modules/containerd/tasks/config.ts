@@ -34,7 +34,11 @@ export default containerdTask({
     const dropins = st.runtime.importsDir;
     if (dropins && ctx.probe('dropins').out.trim() === 'absent') {
       // hoist creates the drop-in directory but never empties it: other tools' fragments live there.
-      actions.push({ kind: 'change', summary: `create ${dropins}/`, run: (c) => c.check(`mkdir -p ${quote(dropins)}`, `create ${dropins}`).then(() => undefined) });
+      actions.push({
+        kind: 'change',
+        summary: `create ${dropins}/`,
+        run: (c) => c.check(`mkdir -p ${quote(dropins)}`, `create ${dropins}`).then(() => undefined),
+      });
     }
     const cfg = planFile(
       {

@@ -59,7 +59,11 @@ function unpackStep(a: StagedArtifact, stage: string): string {
  * kept in prev/ for a rollback. The install record is written last: until it is, the next run
  * installs again, so a kill anywhere before it is repaired by one rerun.
  */
-export function installScript(artifacts: StagedArtifact[], record: InstallRecord, opts: { relabel?: string; keepBundleCni?: boolean; cniConfDir?: string } = {}): string {
+export function installScript(
+  artifacts: StagedArtifact[],
+  record: InstallRecord,
+  opts: { relabel?: string; keepBundleCni?: boolean; cniConfDir?: string } = {},
+): string {
   const { relabel = '', keepBundleCni = false, cniConfDir = '/etc/cni/net.d' } = opts;
   const maybeCreated = [...new Set(['/opt/containerd', '/opt/containerd/bin', '/opt/containerd/lib', '/etc/cni', cniConfDir])];
   const stage = `${STAGING_DIR}/containerd-${record.version}`;
@@ -172,7 +176,11 @@ export default containerdTask({
     // The service task restarts containerd when this record changes: it stands for every binary.
     ctx.state.files.set(INSTALL_RECORD, sha256(recordText));
     const haveText = parseFileProbe(ctx.probe('record')).content?.toString('utf8').trim() ?? '';
-    const drift = ctx.probe('drift').out.split('\n').filter((l) => l.startsWith('drift ')).map((l) => l.slice(6));
+    const drift = ctx
+      .probe('drift')
+      .out.split('\n')
+      .filter((l) => l.startsWith('drift '))
+      .map((l) => l.slice(6));
     // A host without a package database has no distribution containerd.
     const distro = [...(ctx.probe('distro').installed ?? [])];
     if (distro.length && !st.replaceDistroContainerd) {
@@ -188,14 +196,22 @@ export default containerdTask({
       have = undefined;
     }
     if (have && compareVersions(st.runtime.containerdVersion, have.version) < 0 && !st.allowDowngrade) {
-      throw new HostError(`containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`);
+      throw new HostError(
+        `containerd ${have.version} is installed; installing the older ${st.runtime.containerdVersion} is a downgrade. Set allow_downgrade = true if you mean it.`,
+      );
     }
     previousVersion.put(ctx.state, have?.version);
     if (haveText === recordText && drift.length === 0 && distro.length === 0) return { actions: [] };
     ctx.state.pending = true;
     let installRan = false;
     armBinariesRollback(ctx.state, have?.version, () => installRan);
-    const why = !have ? 'fresh install' : have.version !== record.version ? `${have.version} → ${record.version}` : drift.length ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}` : 'artifacts changed';
+    const why = !have
+      ? 'fresh install'
+      : have.version !== record.version
+        ? `${have.version} → ${record.version}`
+        : drift.length
+          ? `repair ${drift.length} changed file(s): ${drift.slice(0, 3).join(', ')}`
+          : 'artifacts changed';
     const actions: Action[] = [];
     if (distro.length) {
       actions.push({
@@ -213,7 +229,15 @@ export default containerdTask({
       summary: `install containerd ${record.version} (${why})`,
       run: async (conn) => {
         installRan = true;
-        await conn.check(installScript(staged, record, { relabel: relabelCommand(osProfile(ctx.facts), '"${installed[@]}"'), keepBundleCni: ctx.settings.keepBundleCni, cniConfDir: ctx.settings.runtime.cniConfDir }), `installing containerd ${record.version}`, { timeoutMs: 600_000 });
+        await conn.check(
+          installScript(staged, record, {
+            relabel: relabelCommand(osProfile(ctx.facts), '"${installed[@]}"'),
+            keepBundleCni: ctx.settings.keepBundleCni,
+            cniConfDir: ctx.settings.runtime.cniConfDir,
+          }),
+          `installing containerd ${record.version}`,
+          { timeoutMs: 600_000 },
+        );
       },
     });
     return { actions };

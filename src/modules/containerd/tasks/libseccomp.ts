@@ -7,7 +7,7 @@ import { HostError } from '../../../util/errors.js';
 
 export default containerdTask({
   name: 'libseccomp',
-  summary: 'libseccomp (runc needs it) installed with the host\'s package manager.',
+  summary: "libseccomp (runc needs it) installed with the host's package manager.",
   params: s.object({}),
   // runc links libseccomp.so.2; the OS layer names its package (libseccomp2 on Debian, libseccomp on RHEL).
   probes: () => ({ pkgs: packagesRead(packageCandidates(['libseccomp'])) }),

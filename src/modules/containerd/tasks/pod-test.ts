@@ -5,7 +5,8 @@ import { HostError } from '../../../util/errors.js';
 
 export default containerdTask({
   name: 'containerd_pod_test',
-  summary: 'Runs a pod as kubelet would, through CRI: a sandbox (the sandbox image, the CNI network), a container of the given image, its CNI address seen inside it; then removes it all.',
+  summary:
+    'Runs a pod as kubelet would, through CRI: a sandbox (the sandbox image, the CNI network), a container of the given image, its CNI address seen inside it; then removes it all.',
   params: s.object({
     pod_test: s.string().default('').describe('container image with sh and sleep (busybox, alpine); "" skips the test'),
     timeout_seconds: s.int(10, 3600).default(300).describe('deadline of the calls that may pull (the image, the sandbox image)'),

@@ -20,7 +20,12 @@ export default containerdTask({
   params: s.object({}),
   async prepare(_p, ctx): Promise<DesiredFile[]> {
     const st = ctx.settings;
-    const files: DesiredFile[] = renderAllHostsToml(st.runtime).map((h) => ({ path: h.path, content: Buffer.from(h.text), mode: h.secret ? 0o600 : 0o644, secret: h.secret }));
+    const files: DesiredFile[] = renderAllHostsToml(st.runtime).map((h) => ({
+      path: h.path,
+      content: Buffer.from(h.text),
+      mode: h.secret ? 0o600 : 0o644,
+      secret: h.secret,
+    }));
     for (const f of registryFiles(st.runtime)) {
       const local = resolveLocal(f.source, ctx.controller.inventoryDir);
       let content: Buffer;
@@ -46,16 +51,25 @@ export default containerdTask({
     // A registry taken out of the playbook must stop being used: hoist removes the files it wrote for it.
     const wanted = new Set(ctx.prepared.map((f) => f.path));
     const listed = parseFileProbe(ctx.probe('list'));
-    const stale = (listed.content?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && !wanted.has(l));
+    const stale = (listed.content?.toString('utf8') ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('/') && !wanted.has(l));
     if (stale.length) {
       const dirs = [...new Set(stale.map((f) => path.posix.dirname(f)))];
       actions.push({
         kind: 'change',
         summary: `remove ${stale.length} file(s) of registries no longer configured: ${dirs.join(', ')}`,
-        run: (conn) => conn.check(`rm -f ${stale.map(quote).join(' ')}\nrmdir ${dirs.map(quote).join(' ')} 2>/dev/null || true`, 'removing stale registry files').then(() => undefined),
+        run: (conn) =>
+          conn
+            .check(`rm -f ${stale.map(quote).join(' ')}\nrmdir ${dirs.map(quote).join(' ')} 2>/dev/null || true`, 'removing stale registry files')
+            .then(() => undefined),
       });
     }
-    const list = [...wanted].sort().map((f) => `${f}\n`).join('');
+    const list = [...wanted]
+      .sort()
+      .map((f) => `${f}\n`)
+      .join('');
     const listAction = planFile({ path: REGISTRY_LIST, content: Buffer.from(list), mode: 0o644, backup: false }, listed, ctx.state, ctx.options);
     // hoist's own bookkeeping: written in a real run, never shown as a change.
     if (listAction) actions.push({ kind: 'record', summary: `the registry files hoist manages (${wanted.size})`, run: listAction.run });

@@ -77,7 +77,11 @@ export function parseBookkeeping(out: string): Bookkeeping {
     if (kind === 'data') dataDirs.push(name);
     else if (kind === 'stamp' && name !== 'containerd.service' && !name.startsWith(TEMP_MARK)) others.push(`stamps/${name} (a service hoist starts)`);
     else if (kind === 'entry' && !LOCK_ENTRIES.includes(name) && !RESET_ENTRIES.includes(name) && !name.startsWith(TEMP_MARK)) {
-      others.push(name === DRAIN_RECORD.slice(HOIST_STATE_DIR.length + 1) ? `${name} (a drain record: after_host hooks are owed)` : `${name} (${name.includes('.') ? 'hoist state' : `the ${name} module's records`})`);
+      others.push(
+        name === DRAIN_RECORD.slice(HOIST_STATE_DIR.length + 1)
+          ? `${name} (a drain record: after_host hooks are owed)`
+          : `${name} (${name.includes('.') ? 'hoist state' : `the ${name} module's records`})`,
+      );
     }
   }
   return { others, dataDirs };

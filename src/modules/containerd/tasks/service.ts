@@ -10,7 +10,8 @@ import { HostError } from '../../../util/errors.js';
 
 export default containerdTask({
   name: 'containerd_service',
-  summary: 'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
+  summary:
+    'containerd.service for the target line, enabled and running; restarted only when a binary, the config, a registry file or the unit differs from what it started with.',
   params: s.object({}),
   provides: [stampBefore, daemonSettling],
   async prepare(_p, ctx) {

@@ -4,7 +4,16 @@ import type { ApplyContext } from '../../../tasks/types.js';
 import { containerdTask } from '../task.js';
 import { runSections, type ProbeResult } from '../../../facts/probe.js';
 import type { Connection } from '../../../tasks/connection.js';
-import { parseCtrVersion, parsePluginList, evaluatePlugins, parseCrictlVersion, parseCrictlInfo, parseConfigDump, DEFAULT_PLUGIN_ERROR_ALLOWLIST, pluginKey } from '../parse.js';
+import {
+  parseCtrVersion,
+  parsePluginList,
+  evaluatePlugins,
+  parseCrictlVersion,
+  parseCrictlInfo,
+  parseConfigDump,
+  DEFAULT_PLUGIN_ERROR_ALLOWLIST,
+  pluginKey,
+} from '../parse.js';
 import { sameCore } from '../version.js';
 import { supportsConfigPath } from '../config/features.js';
 import { type RuntimeConfig } from '../config/types.js';
@@ -54,7 +63,10 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
   if (r('plugins').code === 0) {
     const rows = parsePluginList(r('plugins').out);
     const ev = evaluatePlugins(rows, { containerdVersion: want, allowErrors: [...DEFAULT_PLUGIN_ERROR_ALLOWLIST, ...st.pluginErrorAllow] });
-    if (!ev.criOk) problems.push(`ctr plugin ls: CRI plugin not ok (${[...ev.missing.map((m) => `${m} missing`), ...ev.criNotOk.map((p) => `${pluginKey(p)} ${p.status}`)].join(', ')})`);
+    if (!ev.criOk)
+      problems.push(
+        `ctr plugin ls: CRI plugin not ok (${[...ev.missing.map((m) => `${m} missing`), ...ev.criNotOk.map((p) => `${pluginKey(p)} ${p.status}`)].join(', ')})`,
+      );
     if (ev.unexpectedErrors.length) problems.push(`ctr plugin ls: unexpected error rows: ${ev.unexpectedErrors.map(pluginKey).join(', ')}`);
     const ok = rows.filter((p) => p.status === 'ok').length;
     lines.push(`plugins: ${ok} ok, CRI ok${ev.allowedErrors.length ? `, allowed errors: ${ev.allowedErrors.map((p) => p.id).join(', ')}` : ''}`);
@@ -63,12 +75,16 @@ export function judge(st: ContainerdSettings, r: (id: string) => ProbeResult): V
   if (r('dump').code === 0) {
     const eff = parseConfigDump(r('dump').out, { containerdVersion: want });
     const rt = st.runtime;
-    if (eff.systemdCgroup !== null && eff.systemdCgroup !== rt.systemdCgroup) problems.push(`effective config: SystemdCgroup is ${eff.systemdCgroup}, expected ${rt.systemdCgroup}`);
-    if (eff.sandboxImage !== null && eff.sandboxImage !== rt.sandboxImage) problems.push(`effective config: sandbox image is ${eff.sandboxImage}, expected ${rt.sandboxImage}`);
+    if (eff.systemdCgroup !== null && eff.systemdCgroup !== rt.systemdCgroup)
+      problems.push(`effective config: SystemdCgroup is ${eff.systemdCgroup}, expected ${rt.systemdCgroup}`);
+    if (eff.sandboxImage !== null && eff.sandboxImage !== rt.sandboxImage)
+      problems.push(`effective config: sandbox image is ${eff.sandboxImage}, expected ${rt.sandboxImage}`);
     if (supportsConfigPath(rt.version) && eff.registryConfigPath !== rt.configPath && !eff.registryConfigDirs.includes(rt.configPath)) {
       problems.push(`effective config: registry config_path is "${eff.registryConfigPath}", expected ${rt.configPath}`);
     }
-    lines.push(`effective config: SystemdCgroup=${eff.systemdCgroup ?? 'not shown by this version'}, sandbox ${eff.sandboxImage ?? '(default)'}, config_path ${eff.registryConfigPath || '(none)'}`);
+    lines.push(
+      `effective config: SystemdCgroup=${eff.systemdCgroup ?? 'not shown by this version'}, sandbox ${eff.sandboxImage ?? '(default)'}, config_path ${eff.registryConfigPath || '(none)'}`,
+    );
   } else problems.push(`containerd config dump failed: ${r('dump').out.trim().split('\n').slice(-2).join(' ')}`);
 
   lines.push(...cniWinner(st, r('cni').code === 0 ? r('cni').out.split('\n').filter(Boolean) : []));
@@ -98,12 +114,19 @@ export function cniWinner(st: Pick<ContainerdSettings, 'runtime' | 'cni' | 'keep
   const dir = st.runtime.cniConfDir;
   const files = names.filter((n) => /\.(conf|conflist|json)$/.test(n)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const want = st.cni ? cniConflistPath(dir).split('/').pop()! : undefined;
-  if (!files.length) return [want ? `WARNING: CNI: ${dir} holds no network configuration; expected ${want}` : `CNI: ${dir} holds no network configuration (the cluster's CNI plugin writes one)`];
+  if (!files.length)
+    return [
+      want
+        ? `WARNING: CNI: ${dir} holds no network configuration; expected ${want}`
+        : `CNI: ${dir} holds no network configuration (the cluster's CNI plugin writes one)`,
+    ];
   const [first, ...others] = files;
   const line = `CNI: containerd uses ${dir}/${first}${others.length ? ` (first of ${files.length}; not used: ${others.join(', ')})` : ''}`;
   if (want && first !== want) return [`WARNING: ${line}, not hoist's ${want}: pods get that network`];
   if (!want && first === BUNDLE_CNI_CONFLIST.split('/').pop() && !st.keepBundleCni && dir === '/etc/cni/net.d') {
-    return [`WARNING: ${line}: the 1.x bundle's bridge network${others.length ? `, which shadows ${others[0]}` : ''}; remove it, or set keep_bundle_cni_conflist = true if it is meant`];
+    return [
+      `WARNING: ${line}: the 1.x bundle's bridge network${others.length ? `, which shadows ${others[0]}` : ''}; remove it, or set keep_bundle_cni_conflist = true if it is meant`,
+    ];
   }
   return [line];
 }
@@ -153,14 +176,20 @@ export async function criCheck(
     lines.push(`CRI ${v.api}: ${v.runtimeName} ${v.runtimeVersion}, RuntimeReady=${ready?.status ?? false}`);
     if (rt && pullTest.length === 0 && Object.keys(rt.registries).length > 0) {
       const generic = ctrPullCommand({ ...rt, registries: {} }, 'IMAGE');
-      if (generic) lines.push(`ctr pulls with the same registry settings as CRI: ${generic}${rt.version.major < 2 && Object.values(rt.registries).some((r) => r.auth) ? ' (add --user for registries with credentials: 1.x keeps them in config.toml)' : ''}`);
+      if (generic)
+        lines.push(
+          `ctr pulls with the same registry settings as CRI: ${generic}${rt.version.major < 2 && Object.values(rt.registries).some((r) => r.auth) ? ' (add --user for registries with credentials: 1.x keeps them in config.toml)' : ''}`,
+        );
     }
     for (const image of pullTest) {
       try {
         const ref = await client.pullImage(image);
         lines.push(`pull ${image}: ok (${ref})`);
         const ctr = rt && ctrPullCommand(rt, image);
-        if (ctr) lines.push(`pull ${image} with ctr (same hosts.toml): ${ctr}${/ --user /.test(ctr) ? ' (asks for the password: containerd 1.x keeps it in config.toml, which ctr does not read)' : ''}`);
+        if (ctr)
+          lines.push(
+            `pull ${image} with ctr (same hosts.toml): ${ctr}${/ --user /.test(ctr) ? ' (asks for the password: containerd 1.x keeps it in config.toml, which ctr does not read)' : ''}`,
+          );
       } catch (e) {
         problems.push(formatPullFailure(image, diagnosePull(image, (e as Error).message, rt?.registries)));
       }
@@ -175,7 +204,8 @@ export async function criCheck(
 
 export default containerdTask({
   name: 'containerd_verify',
-  summary: 'Verifies the running containerd: ctr version (client and server), ctr plugin ls, the effective config, crictl where installed, and a CRI call of its own.',
+  summary:
+    'Verifies the running containerd: ctr version (client and server), ctr plugin ls, the effective config, crictl where installed, and a CRI call of its own.',
   params: s.object({
     pull_test: s.list(s.string()).default([]).describe('images each host pulls over CRI to prove registries work'),
     settle_seconds: s.int(0, 120).default(15).describe('how long to retry right after a restart'),

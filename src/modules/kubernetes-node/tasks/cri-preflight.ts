@@ -80,14 +80,18 @@ export function judgeCri(st: NodeSettings, out: string): { lines: string[]; prob
   const crictl = body('crictl');
   const dump = body('dump');
   if (!socket || !listening) {
-    problems.push(`the container runtime's socket ${sock} ${socket ? 'exists but nothing listens on it' : 'does not exist'}: start the runtime (systemctl start containerd), or install it (playbooks/node.toml); node_cri_socket names another runtime's`);
+    problems.push(
+      `the container runtime's socket ${sock} ${socket ? 'exists but nothing listens on it' : 'does not exist'}: start the runtime (systemctl start containerd), or install it (playbooks/node.toml); node_cri_socket names another runtime's`,
+    );
     return { lines: [], problems };
   }
-  if (crictl && crictl.rc !== 0) problems.push(`the container runtime does not answer on ${sock} (crictl info: ${crictl.text.trim().split('\n').pop()}): check journalctl -u containerd`);
+  if (crictl && crictl.rc !== 0)
+    problems.push(`the container runtime does not answer on ${sock} (crictl info: ${crictl.text.trim().split('\n').pop()}): check journalctl -u containerd`);
   const have = crictl?.rc === 0 ? driverFromCrictl(crictl.text) : dump?.rc === 0 ? driverFromDump(dump.text) : undefined;
   const from = crictl ? 'crictl info' : 'containerd config dump';
-  if (!crictl && !dump) problems.push('neither crictl nor containerd is on this host: the runtime\'s cgroup driver could not be read');
-  else if (!have && !problems.length) problems.push(`the runtime's cgroup driver could not be read (${from}: no CRI plugin configuration): is the CRI plugin disabled in containerd's config?`);
+  if (!crictl && !dump) problems.push("neither crictl nor containerd is on this host: the runtime's cgroup driver could not be read");
+  else if (!have && !problems.length)
+    problems.push(`the runtime's cgroup driver could not be read (${from}: no CRI plugin configuration): is the CRI plugin disabled in containerd's config?`);
   else if (have && have !== st.cgroupDriver) {
     problems.push(
       `the runtime uses the ${have} cgroup driver (SystemdCgroup = ${have === 'systemd'}, ${from}) but the kubelet will use ${st.cgroupDriver} (kubelet_cgroup_driver): ` +
@@ -99,7 +103,8 @@ export function judgeCri(st: NodeSettings, out: string): { lines: string[]; prob
 
 export default preflightTask({
   name: 'kubernetes_node_cri_preflight',
-  summary: 'Checks the container runtime as kubeadm\'s preflight would: its CRI socket answers, and its cgroup driver (SystemdCgroup) is the kubelet\'s (kubelet_cgroup_driver). Read-only; `hoist verify` runs it; put it after the runtime is installed.',
+  summary:
+    "Checks the container runtime as kubeadm's preflight would: its CRI socket answers, and its cgroup driver (SystemdCgroup) is the kubelet's (kubelet_cgroup_driver). Read-only; `hoist verify` runs it; put it after the runtime is installed.",
   check: 'container runtime preflight',
   script: criScript,
   judge: judgeCri,

@@ -12,7 +12,8 @@ function needs(st: NodeSettings): Need[] {
 
 export default nodeTask({
   name: 'kubernetes_node_packages',
-  summary: 'The packages of the commands a node needs (node_commands: ip, iptables, mount, nsenter), named for the host\'s distribution family; node_packages names them outright.',
+  summary:
+    "The packages of the commands a node needs (node_commands: ip, iptables, mount, nsenter), named for the host's distribution family; node_packages names them outright.",
   params: s.object({}),
   // The probe is built before the facts are read, so it asks for every family's names at once.
   probes: (_p, ctx) => ({ pkgs: packagesRead(ctx.settings.packages ?? packageCandidates(needs(ctx.settings))) }),

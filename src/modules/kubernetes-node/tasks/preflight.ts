@@ -16,10 +16,14 @@ import type { NodeSettings } from '../settings.js';
 export function preflightScript(st: NodeSettings): string {
   const lines = [
     `{ read -r _; while read -r f _; do echo "swap=$f"; done; } < /proc/swaps`,
-    ...Object.keys(st.sysctls).map((k) => `v=absent; [ -r ${quote(procPath(k))} ] && IFS= read -r v < ${quote(procPath(k))}; printf 'sysctl %s=%s\\n' ${quote(k)} "$v"`),
+    ...Object.keys(st.sysctls).map(
+      (k) => `v=absent; [ -r ${quote(procPath(k))} ] && IFS= read -r v < ${quote(procPath(k))}; printf 'sysctl %s=%s\\n' ${quote(k)} "$v"`,
+    ),
     // Listening TCP sockets (state 0A) from /proc/net: the local port is the hex after the colon.
     `for t in /proc/net/tcp /proc/net/tcp6; do [ -r $t ] && while read -r _ l _ st _; do [ "$st" = 0A ] && echo "listen=$((16#\${l##*:}))"; done < $t; done`,
-    ...st.commands.map((c) => `if command -v ${quote(c)} >/dev/null || [ -x /usr/sbin/${c} ] || [ -x /sbin/${c} ]; then echo "cmd ${c}=yes"; else echo "cmd ${c}=no"; fi`),
+    ...st.commands.map(
+      (c) => `if command -v ${quote(c)} >/dev/null || [ -x /usr/sbin/${c} ] || [ -x /sbin/${c} ]; then echo "cmd ${c}=yes"; else echo "cmd ${c}=no"; fi`,
+    ),
     // The cgroup controllers the kubelet needs: v2 lists the root's in cgroup.controllers, v1 enables them in /proc/cgroups.
     `if [ -f /sys/fs/cgroup/cgroup.controllers ]; then c=; read -r c < /sys/fs/cgroup/cgroup.controllers; echo "cgroup2=$c"; else while read -r n _ _ e; do [ "\${n#\\#}" = "$n" ] && echo "cgroup1 $n=$e"; done < /proc/cgroups; fi`,
     // What a node that already joined (or was not reset) keeps: kubeadm join refuses to overwrite it.
@@ -86,17 +90,22 @@ export function judge(st: NodeSettings, out: string): PreflightOutcome {
     );
   }
   const joined = all(/^joined=(.+)$/gm).map((m) => m[1]);
-  if (joined.length) problems.push(`${joined.join(', ')} already exist${joined.length === 1 ? 's' : ''}: this host has joined a cluster before; run kubeadm reset on it first`);
+  if (joined.length)
+    problems.push(`${joined.join(', ')} already exist${joined.length === 1 ? 's' : ''}: this host has joined a cluster before; run kubeadm reset on it first`);
   const host = /^hostname=(\S*) (resolves|unresolved)$/m.exec(out);
   if (!host) problems.push('the hostname could not be read');
   else if (host[2] === 'unresolved') problems.push(`hostname "${host[1]}" does not resolve: add it to /etc/hosts or DNS`);
-  if (!problems.length) lines.push(`node ready: swap off, ${Object.keys(st.sysctls).length} kernel parameters, port ${st.ports.join(', ')} free, ${st.commands.length} commands, cgroup v${cg?.version} controllers, not joined before, hostname ${host?.[1]} resolves`);
+  if (!problems.length)
+    lines.push(
+      `node ready: swap off, ${Object.keys(st.sysctls).length} kernel parameters, port ${st.ports.join(', ')} free, ${st.commands.length} commands, cgroup v${cg?.version} controllers, not joined before, hostname ${host?.[1]} resolves`,
+    );
   return { lines, problems };
 }
 
 export default preflightTask({
   name: 'kubernetes_node_preflight',
-  summary: 'Checks a node as kubeadm\'s preflight would: swap off, kernel parameters, kubelet port free, required commands, hostname resolvable. Read-only; `hoist verify` runs it.',
+  summary:
+    "Checks a node as kubeadm's preflight would: swap off, kernel parameters, kubelet port free, required commands, hostname resolvable. Read-only; `hoist verify` runs it.",
   check: 'kubernetes node preflight',
   script: preflightScript,
   judge: judge,
