@@ -16,18 +16,34 @@ const str = (field: number, s: string) => Buffer.concat([Buffer.from([(field << 
  * A CRI server that answers Version, Status (RuntimeReady) and PullImage, except that pulls of an
  * image named "stall" never answer: the client's deadline has to end them.
  */
-function fakeCri(o: { silentVersions?: number } = {}): { server: http2.Http2Server; sessions: () => number } {
+function fakeCri(o: { silentVersions?: number; versionAfterStatus?: boolean; only?: string } = {}): {
+  server: http2.Http2Server;
+  sessions: () => number;
+  paths: string[];
+} {
   let sessions = 0;
   let silent = o.silentVersions ?? 0;
+  const paths: string[] = [];
+  let statusSeen = () => {};
+  const statusArrived = new Promise<void>((resolve) => (statusSeen = resolve));
   const server = http2.createServer();
   server.on('session', () => sessions++);
   server.on('stream', (stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => {
+    stream.on('end', async () => {
       const path = String(headers[':path']);
+      paths.push(path);
       const request = Buffer.concat(chunks).subarray(5).toString('latin1');
       let body: Buffer;
+      if (o.only && !path.startsWith(`/runtime.${o.only}.`)) {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '12', 'grpc-message': 'unknown service' }));
+        return stream.end();
+      }
+      if (path.endsWith('/Status')) statusSeen();
+      // A server that answers Version only once Status was asked: a client that waits for Version first never gets an answer.
+      if (path.endsWith('/Version') && o.versionAfterStatus) await statusArrived;
       if (path.endsWith('/Version') && silent > 0) {
         silent--;
         return;
@@ -44,7 +60,7 @@ function fakeCri(o: { silentVersions?: number } = {}): { server: http2.Http2Serv
       stream.end(frame(body));
     });
   });
-  return { server, sessions: () => sessions };
+  return { server, sessions: () => sessions, paths };
 }
 
 test('verify: a pull test after a timed-out pull runs on a fresh channel and succeeds', async () => {
@@ -106,6 +122,35 @@ for (const silent of [1, 2]) {
         assert.match(r.problems[0], /CRI call over the containerd socket failed: .*DEADLINE_EXCEEDED: no answer within 200 ms/);
       }
       assert.equal(dials, 2);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+for (const only of ['v1', 'v1alpha2']) {
+  test(`verify: CRI Status goes out beside Version, in the same round trip (a server with ${only} only)`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hoist-verify-'));
+    const sock = join(dir, 'cri.sock');
+    const { server, paths } = fakeCri({ versionAfterStatus: true, only });
+    await new Promise<void>((r) => server.listen(sock, r));
+    let dials = 0;
+    const conn = {
+      openUnixStream: async () => {
+        dials++;
+        return net.connect(sock);
+      },
+    };
+    try {
+      const r = await criCheck(conn, '/run/containerd/containerd.sock', [], undefined, { callMs: 1000 });
+      assert.deepEqual(r.problems, []);
+      assert.ok(
+        r.lines.some((l) => l === `CRI ${only}: containerd v2.1.9, RuntimeReady=true`),
+        r.lines.join('\n'),
+      );
+      assert.equal(dials, 1, 'both calls share one channel');
+      assert.ok(paths.includes(`/runtime.${only}.RuntimeService/Status`), paths.join(' '));
     } finally {
       server.close();
       await rm(dir, { recursive: true, force: true });

@@ -164,13 +164,21 @@ export async function criCheck(
     // The first call also waits for the bridge's interpreter and sudo on the host; on a host that
     // busy (a fleet unpacking at once) one deadline can pass with nothing wrong. A second one can't.
     const c = client;
+    // Status goes out with Version, on the same HTTP/2 session: one round trip for both instead of
+    // one each (each call finds its API package by itself). A Status that failed beside a Version
+    // that needed its second try is asked again, once Version answered.
+    const statusBeside = c.status().then(
+      (st) => st,
+      (e: unknown) => (e instanceof Error ? e : new CriError(GrpcStatus.UNKNOWN, String(e), 'Status')),
+    );
     const v = await c.version().catch(async (e: unknown) => {
       if (!(e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED)) throw e;
       const again = await c.version();
       lines.push(`CRI Version answered on a second try (${e.grpcMessage} the first time)`);
       return again;
     });
-    const st = await client.status();
+    const first = await statusBeside;
+    const st = first instanceof Error ? await client.status() : first;
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
     if (!ready?.status) problems.push(`CRI Status: RuntimeReady is not true (${ready?.reason ?? 'absent'}: ${ready?.message ?? ''})`);
     lines.push(`CRI ${v.api}: ${v.runtimeName} ${v.runtimeVersion}, RuntimeReady=${ready?.status ?? false}`);
