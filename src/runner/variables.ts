@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'smol-toml';
 import { InputError } from '../util/errors.js';
+import { addSecret } from '../util/redact.js';
 import { formatPath, parseWith, type Issue, type Path } from '../util/schema.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
 import { mergeLayers, type VarLayer } from '../util/var-layer.js';
@@ -126,6 +127,7 @@ export function checkHostVariables(
   site: ReadonlySet<string> = new Set(),
 ): CheckedVars {
   const { vars, source, layerOf } = mergeLayers(layers);
+  for (const m of catalog.modules) for (const c of m.credentialsIn?.(vars) ?? []) addSecret(c);
   const problems: VarProblem[] = [];
   const report = (path: Path, message: string, layer: VarLayer | undefined) => {
     const where = layer?.file ? ` (set in ${layer.name})` : '';
@@ -175,7 +177,10 @@ export function checkHostVariables(
       }
       const own = parseWith(schema, vars[k], [k]).issues;
       issues.push(...own);
-      if (own.length === 0) usable[k] = vars[k];
+      // A table of independent entries (registries) keeps those without a problem, so the settings
+      // pass still reports what else is wrong with them.
+      const kept = own.length === 0 ? vars[k] : schema.salvage(vars[k], own, [k]);
+      if (kept !== undefined) usable[k] = kept;
       else if (!schema.isOptional) complete = false;
     }
     if (complete && used.has(m)) {

@@ -216,6 +216,12 @@ export interface TaskModule<V extends Shape = Shape, M = unknown> {
   variables: V;
   /** Turns a host's checked variables into the module's settings, reporting every problem by key path. */
   settings(vars: InferShape<V>, report: (issue: SettingsIssue) => void): M | undefined;
+  /**
+   * The credentials in a host's variables as written, found before any check: the engine registers
+   * them as secrets first, so neither a problem message nor a listing of the variables shows one,
+   * whatever else is wrong with them (a mistake beside them leaves them out of the settings).
+   */
+  credentialsIn?(vars: Readonly<Record<string, unknown>>): string[];
   /** The host paths its tasks write under or delete, from its settings: see HostPathSpec. */
   hostPaths?(settings: M): HostPathSpec;
   tasks: readonly TaskDefinition<ObjectSchema<Shape>, unknown, M>[];

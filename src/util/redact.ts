@@ -52,9 +52,11 @@ export const isSecretName = (name: string): boolean => isCredentialName(name, 'v
 
 /** A copy of variables for the log or `hoist inventory`: credentials by name masked, known secrets redacted. */
 export function maskVariables<T>(value: T): T {
-  const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, isSecretName(k) ? '***' : walk(x)]));
+  // Under a `headers` table the names are HTTP headers': Authorization, X-Api-Key, Cookie.
+  const secretIn = (parent: string | undefined, k: string) => isSecretName(k) || (parent === 'headers' && isCredentialName(k, 'header'));
+  const walk = (v: unknown, parent?: string): unknown => {
+    if (Array.isArray(v)) return v.map((x) => walk(x));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, secretIn(parent, k) ? '***' : walk(x, k)]));
     return v;
   };
   return redactDeep(walk(value) as T);

@@ -29,6 +29,17 @@ export abstract class Schema<T> {
     return true;
   }
 
+  /**
+   * What of `value` (which failed with `issues`, found at `path`) can still be used: nothing, unless
+   * the schema is a table of independent entries, whose entries without a problem are kept.
+   */
+  salvage(value: unknown, issues: readonly Issue[], path: Path): unknown {
+    void value;
+    void issues;
+    void path;
+    return undefined;
+  }
+
   /** The tables inside this schema, each with the key path the reference names it by (`registries.HOST`). */
   tables(at: string): { at: string; shape: Shape }[] {
     void at;
@@ -251,6 +262,14 @@ class RecordSchema<T> extends Schema<Record<string, T>> {
   }
   override tables(at: string) {
     return this.value.tables(`${at}.${this.keys?.name ?? 'NAME'}`);
+  }
+  override salvage(v: unknown, issues: readonly Issue[], path: Path) {
+    if (!isPlainObject(v)) return undefined;
+    const below = (i: Issue) => i.path.length > path.length && path.every((p, n) => i.path[n] === p);
+    // A problem with the table itself (not one entry's) leaves nothing to keep.
+    if (!issues.every(below)) return undefined;
+    const bad = new Set(issues.map((i) => i.path[path.length]));
+    return Object.fromEntries(Object.entries(v).filter(([k]) => !bad.has(k)));
   }
   check(v: unknown, path: Path, ctx: ParseContext) {
     if (!isPlainObject(v)) {

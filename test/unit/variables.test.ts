@@ -10,6 +10,7 @@ import { buildInventory } from '../../src/inventory/inventory.js';
 import { parseToml } from '../../src/util/toml-file.js';
 import { extraVarLayers } from '../../src/cli/extra-vars.js';
 import { taskCatalog } from '../../src/cli/catalog.js';
+import { maskVariables, redact } from '../../src/util/redact.js';
 
 const catalog = taskCatalog();
 
@@ -132,4 +133,32 @@ test('one inventory for a site: variables another playbook beside this one or th
   const ok = buildInventory(parseToml(invFile, inv.replace('node_rol = "x"\n', '')));
   assert.equal((await resolvePlay(ok, pb, [], { catalog })).length, 1);
   assert.deepEqual(ok.declared, ['rack']);
+});
+
+test('a mistake in one registry leaves the others checked, and their credential headers masked', async () => {
+  const inv = [
+    '[defaults.vars.registries."ok.example.com"]',
+    'client_cert = "/tmp/hoist-test-client.pem"',
+    'mirrors = [{ url = "https://m.example.com", headers = { "X-Api-Key" = "SEKRETKEY1234", Authorization = "Bearer TOKVALUE9999" } }]',
+    '[defaults.vars.registries."bad.example.com"]',
+    'skip_verfy = true',
+    '[hosts.a]',
+    'address = "10.0.0.1"',
+    '',
+  ].join('\n');
+  const { pbFile, invFile } = await files(CONTAINERD, inv);
+  const pb = await loadPlaybook(pbFile, catalog);
+  const err = await resolvePlay(buildInventory(parseToml(invFile, inv)), pb, [], { catalog }).then(
+    () => assert.fail('resolved'),
+    (e: Error) => e.message.split('\n'),
+  );
+  assert.deepEqual(err, [
+    `${invFile}:5 (registries.bad.example.com.skip_verfy): unknown key "skip_verfy"; did you mean "skip_verify"? (set in inventory defaults) [host a]`,
+    // The good registry's own cross-key problem is still found beside the bad one's typo.
+    `${invFile}:1 (registries.ok.example.com): client_cert and client_key must be set together (set in inventory defaults) [host a]`,
+  ]);
+  // Registered as secrets before any check, although the settings never took the registries.
+  assert.equal(redact('key SEKRETKEY1234, token Bearer TOKVALUE9999'), 'key ***, token ***');
+  const shown = JSON.stringify(maskVariables({ registries: { r: { mirrors: [{ headers: { 'X-Api-Key': 'x1', Cookie: 'c1', 'X-Trace': 'keep' } }] } } }));
+  assert.equal(shown, '{"registries":{"r":{"mirrors":[{"headers":{"X-Api-Key":"***","Cookie":"***","X-Trace":"keep"}}]}}}');
 });

@@ -9,6 +9,7 @@ import service from './tasks/service.js';
 import verify from './tasks/verify.js';
 import reset from './tasks/reset.js';
 import { containerdHostPaths } from './data-dirs.js';
+import { registryCredentialsIn } from './config/registry-credentials.js';
 import cni from './tasks/cni.js';
 import podTest from './tasks/pod-test.js';
 
@@ -17,6 +18,7 @@ export const containerdModule = defineModule({
   name: 'containerd',
   variables: containerdVariables,
   settings: containerdSettings,
+  credentialsIn: registryCredentialsIn,
   hostPaths: containerdHostPaths,
   tasks: [libseccomp, artifacts, install, config, cni, registries, service, verify, podTest, reset],
 });
