@@ -165,19 +165,23 @@ export async function criCheck(
     // busy (a fleet unpacking at once) one deadline can pass with nothing wrong. A second one can't.
     const c = client;
     // Status goes out with Version, on the same HTTP/2 session: one round trip for both instead of
-    // one each (each call finds its API package by itself). A Status that failed beside a Version
-    // that needed its second try is asked again, once Version answered.
+    // one each (each call finds its API package by itself). When Version needed its second try (the
+    // host too busy to answer in time), a Status that failed beside it is asked again; otherwise its
+    // failure is the answer.
     const statusBeside = c.status().then(
       (st) => st,
       (e: unknown) => (e instanceof Error ? e : new CriError(GrpcStatus.UNKNOWN, String(e), 'Status')),
     );
+    let retried = false;
     const v = await c.version().catch(async (e: unknown) => {
       if (!(e instanceof CriError && e.code === GrpcStatus.DEADLINE_EXCEEDED)) throw e;
+      retried = true;
       const again = await c.version();
       lines.push(`CRI Version answered on a second try (${e.grpcMessage} the first time)`);
       return again;
     });
     const first = await statusBeside;
+    if (first instanceof Error && !retried) throw first;
     const st = first instanceof Error ? await client.status() : first;
     const ready = st.conditions.find((c) => c.type === 'RuntimeReady');
     if (!ready?.status) problems.push(`CRI Status: RuntimeReady is not true (${ready?.reason ?? 'absent'}: ${ready?.message ?? ''})`);
