@@ -1,4 +1,4 @@
-import { InputError, InterruptedError } from '../util/errors.js';
+import { InterruptedError, NoInputError } from '../util/errors.js';
 import { terminalText } from '../util/printable.js';
 
 /**
@@ -32,7 +32,7 @@ export function askHidden(question: string): Promise<string> {
         if (ch === '\r' || ch === '\n') return done();
         // Ctrl-C in raw mode is a byte, not a signal: it ends the run as SIGINT would (exit 130).
         if (ch === '\u0003') return done(new InterruptedError('SIGINT', 'at the prompt; nothing was started'));
-        if (ch === '\u0004' && value === '') return done(new InputError('no input'));
+        if (ch === '\u0004' && value === '') return done(new NoInputError());
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;
       }

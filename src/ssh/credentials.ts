@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2, { type AnyAuthMethod, type ParsedKey, type SignCallback, type SigningRequestOptions, type IdentityCallback } from 'ssh2';
-import { InputError, InputErrors } from '../util/errors.js';
+import { InputError, InputErrors, NoInputError } from '../util/errors.js';
 import { addSecret } from '../util/redact.js';
 import { describeSecretRef, resolveSecretRef, type LocatedSecretRef } from '../util/secret-ref.js';
 import type { BecomeSpec } from './become.js';
@@ -62,8 +62,9 @@ export class Credentials {
           if (k) files.set(file, k);
           else if (explicit) errors.push(new InputError(`identity file ${file} (for ${host}) does not exist`));
         } catch (e) {
-          if (explicit || !(e instanceof InputError))
-            errors.push(e instanceof InputError ? e : new InputError(`identity file ${file}: ${(e as Error).message}`));
+          // A default key that can't be used is skipped, as ssh skips it; an unanswered passphrase prompt stops the run.
+          if (explicit || !(e instanceof InputError) || e instanceof NoInputError)
+            errors.push(e instanceof InputError && !(e instanceof NoInputError) ? e : new InputError(`identity file ${file}: ${(e as Error).message}`));
         }
       }),
     );

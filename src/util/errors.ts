@@ -82,6 +82,14 @@ export class InputErrors extends InputError {
   }
 }
 
+/** The operator ended a prompt with no answer (Ctrl-D): the run stops, whatever asked. */
+export class NoInputError extends InputError {
+  constructor(what = 'no input') {
+    super(what);
+    this.name = 'NoInputError';
+  }
+}
+
 /** A failure on one host; the run goes on for the others. */
 export class HostError extends HoistError {
   readonly kind = 'host';

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Credentials, type SecretSources } from '../../src/ssh/credentials.js';
 import type { Endpoint } from '../../src/ssh/endpoint.js';
+import { InputError, NoInputError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-cred-'));
 const key = (name: string, pass = '') => {
@@ -70,4 +71,27 @@ test('become passwords: from a 0600 file (one read per file), refused when other
     Credentials.prepare([withFile(pw), { ...withFile(pw), name: 'h2' }], none),
     /readable by others \(mode 0640\); chmod 600 it \(become_password_file of h1, h2\)/,
   );
+});
+
+test('Ctrl-D at the passphrase prompt of a default key (~/.ssh/id_ed25519) stops the run instead of skipping the key', async () => {
+  const home = mkdtempSync(path.join(os.tmpdir(), 'hoist-home-'));
+  execFileSync('mkdir', ['-m', '700', path.join(home, '.ssh')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'open sesame', '-f', path.join(home, '.ssh', 'id_ed25519')]);
+  const saved = process.env.HOME;
+  process.env.HOME = home;
+  try {
+    await assert.rejects(
+      Credentials.prepare([ep([], false)], {
+        ...none,
+        passphrase: async () => {
+          throw new NoInputError();
+        },
+      }),
+      (e: Error) => e instanceof InputError && /identity file .*id_ed25519: no input/.test(e.message),
+    );
+    // A default key that can't be used for another reason is still skipped, as ssh skips it.
+    await Credentials.prepare([ep([], false)], none);
+  } finally {
+    process.env.HOME = saved;
+  }
 });
