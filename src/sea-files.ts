@@ -1,7 +1,7 @@
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InternalError } from './util/errors.js';
+import { InputError, InternalError } from './util/errors.js';
 import { printable } from './util/printable.js';
 
 /**
@@ -53,14 +53,24 @@ export function seaPackageRoot(): string | undefined {
 /**
  * Writes the files into `dir` unless it is there already. They are written beside it first and the
  * whole directory renamed into place: a run killed half-way leaves no partial root that a later run
- * would trust; two runs at once each write their own and the first rename wins.
+ * would trust; two runs at once each write their own and the first rename wins. The directory and
+ * the two above it must be the user's own and writable by no one else: hoist loads code from it
+ * (undici) and pushes its templates to hosts as root, so a copy someone else made in a shared cache,
+ * or a symlink to one, is refused rather than used.
  */
 export function unpack(dir: string, manifest: SeaManifest, read: (file: string) => Uint8Array): string {
-  if (isDir(dir)) return dir;
-  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
-  sweepStale(path.dirname(dir), path.basename(dir));
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
+  const parent = path.dirname(dir);
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  for (const d of [path.dirname(parent), parent]) {
+    const problem = notPrivate(d);
+    if (problem) throw new InputError(`${d} ${problem}`);
+  }
+  const existing = notPrivate(dir);
+  if (existing === null) return dir;
+  if (existing !== MISSING) throw new InputError(`${dir} ${existing}`);
+  sweepStale(parent, path.basename(dir));
+  // An unguessable name, made 0700 by this process: nothing can be planted in it while it fills.
+  const tmp = mkdtempSync(`${dir}.tmp-${process.pid}-`);
   try {
     for (const f of manifest.files) {
       const to = path.join(tmp, f);
@@ -77,23 +87,34 @@ export function unpack(dir: string, manifest: SeaManifest, read: (file: string) 
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     // Another run put the same files there first.
-    if (!isDir(dir)) throw e;
+    if (notPrivate(dir) !== null) throw e;
   }
   return dir;
 }
 
-function isDir(p: string): boolean {
+const MISSING = 'does not exist';
+
+/** Why `p` is not a directory of this user's that no one else can write (not a symlink), or null when it is. */
+function notPrivate(p: string): string | null {
+  let st;
   try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
+    st = lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return MISSING;
+    throw e;
   }
+  if (st.isSymbolicLink()) return 'is a symbolic link; hoist unpacks its files only into a directory of your own';
+  if (!st.isDirectory()) return 'is not a directory';
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) return `belongs to uid ${st.uid}, not to you (uid ${uid}); hoist loads code from it, so it must be yours`;
+  if (st.mode & 0o022) return `is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod go-w it or remove it`;
+  return null;
 }
 
 /** Partial copies a killed run left (`<id>.tmp-<pid>` whose process is gone); only hoist's own names. */
 function sweepStale(parent: string, id: string): void {
   for (const name of readdirSync(parent)) {
-    const m = /^(.+)\.tmp-(\d+)$/.exec(name);
+    const m = /^(.+)\.tmp-(\d+)(?:-[A-Za-z0-9]+)?$/.exec(name);
     if (!m || m[1] !== id || alive(Number(m[2]))) continue;
     rmSync(path.join(parent, name), { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, before, after } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { seaPackageRoot, unpack, type SeaManifest } from '../../src/sea-files.js';
@@ -47,5 +47,30 @@ describe('single executable files', () => {
     assert.throws(() => unpack(root, { id: 'x', files: ['templates/ok', '../escape'] }, content), /asset path "\.\.\/escape" leaves the package root/);
     assert.deepEqual(readdirSync(path.dirname(root)), []);
     assert.deepEqual(readdirSync(dir).includes('escape'), false);
+  });
+
+  it("refuses a copy it did not make: a symlink, another user's directory, one others can write", () => {
+    const planted = path.join(dir, 'planted');
+    mkdirSync(path.join(planted, 'node_modules', 'undici'), { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(planted, 'node_modules', 'undici', 'index.js'), 'process.exit(66)');
+    const link = path.join(dir, 'd', 'sea', manifest.id);
+    mkdirSync(path.dirname(link), { recursive: true, mode: 0o700 });
+    symlinkSync(planted, link);
+    assert.throws(() => unpack(link, manifest, content), /is a symbolic link/);
+    const open = path.join(dir, 'e', 'sea', manifest.id);
+    mkdirSync(open, { recursive: true, mode: 0o700 });
+    chmodSync(open, 0o777);
+    assert.throws(() => unpack(open, manifest, content), /is writable by others \(mode 0777\)/);
+    const parentOpen = path.join(dir, 'f', 'sea', manifest.id);
+    mkdirSync(path.dirname(parentOpen), { recursive: true, mode: 0o700 });
+    chmodSync(path.dirname(parentOpen), 0o1777);
+    assert.throws(() => unpack(parentOpen, manifest, content), /sea is writable by others/);
+    if (process.getuid?.() === 0) {
+      const foreign = path.join(dir, 'g', 'sea', manifest.id);
+      mkdirSync(foreign, { recursive: true, mode: 0o700 });
+      chownSync(foreign, 65534, 65534);
+      assert.throws(() => unpack(foreign, manifest, content), /belongs to uid 65534, not to you/);
+    }
+    assert.equal(readFileSync(path.join(planted, 'node_modules', 'undici', 'index.js'), 'utf8'), 'process.exit(66)', 'nothing written through the link');
   });
 });
