@@ -15,8 +15,9 @@ const show = (v: string) => JSON.stringify(v);
 
 /**
  * An absolute directory on the host, normalised (`/data//x/` is `/data/x`). Whether it may be
- * used at all (a system directory, hoist's own) is validate.ts's: a refused one there leaves the
- * settings without a runtime configuration, so no rule compares against a default in its place.
+ * used at all (a system directory, hoist's own) is validate.ts's. A value this schema refuses is
+ * left out of the settings pass by the engine, which then sees the default in its place: a rule
+ * comparing directories may also name the default (the refusal itself is reported first).
  */
 const hostDir = () =>
   s.string().refine((v, report) => {

@@ -57,7 +57,7 @@ function ownDir(dir: string | undefined, key: keyof typeof RUNTIME_DEFAULTS, iss
  */
 function dataDirChecks(dirs: Record<'root_dir' | 'state_dir', string | undefined>, others: Record<string, string | null | undefined>, issues: Issues): void {
   for (const [key, dir] of Object.entries(dirs)) {
-    // A refused directory is reported already.
+    // A directory validate.ts refused is reported already (one this schema refused arrives as the default).
     if (dir === undefined) continue;
     for (const [otherKey, other] of Object.entries(others)) {
       if (other === null || other === undefined) continue;
