@@ -3,7 +3,7 @@ import { HostError } from '../util/errors.js';
 import { printable } from '../util/printable.js';
 import { sudoCommand, watchBecome, type BecomeHandshake, type BecomeSpec } from './become.js';
 import type { Endpoint } from './endpoint.js';
-import { commandsGate, GATE_BUSY_EXIT, GATE_BUSY_MARK, GATE_NOTE_MARK, lockHeldError } from './host-lock.js';
+import { commandsGate, GATE_BUSY_EXIT, GATE_BUSY_MARK, GATE_NOTE_MARK, lockHeldError } from './commands-gate.js';
 import type { Link } from './transport.js';
 
 export interface ExecResult {
