@@ -7,7 +7,8 @@ import { CONFIG_FIELD_NAMES, CREDENTIAL_WORDS, isCredentialName } from '../../sr
 import { isSecretName, maskVariables, redact } from '../../src/util/redact.js';
 import { credentialsIn } from '../../src/util/secret-scan.js';
 import { lineMasker } from '../../src/util/mask-lines.js';
-import { isSensitiveHeader, validateRuntimeConfig } from '../../src/modules/containerd/config/validate.js';
+import { validateRuntimeConfig } from '../../src/modules/containerd/config/validate.js';
+import { isSensitiveHeader } from '../../src/modules/containerd/config/registry-credentials.js';
 import { renderHostsToml } from '../../src/modules/containerd/render.js';
 
 test('the shared words are the ones every scope masks', () => {

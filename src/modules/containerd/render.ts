@@ -14,7 +14,7 @@ import { addSecret } from '../../util/redact.js';
 import { formatPath } from '../../util/schema.js';
 import { cmp, endpointConfigs, hostsDirName, registryDir, registryFilePath, registryFiles, sortedKeys } from './config/registry-paths.js';
 import { hostsTomlNeedsHostTable, supportsConfigPath, usesCniBinDirs } from './config/features.js';
-import { isSensitiveHeader } from './config/validate.js';
+import { isSensitiveHeader } from './config/registry-credentials.js';
 import { type RegistryAuth, type RegistryConfig, type RegistryTarget, type RuntimeConfig, type TlsFiles } from './config/types.js';
 import { compareVersions, configVersionFor, formatVersion, parseVersion, type Version } from './version.js';
 import { InternalError } from '../../util/errors.js';

@@ -1,6 +1,11 @@
 import { isCredentialName } from '../../../util/credential-names.js';
 import { isPlainObject } from '../../../util/schema.js';
 
+/** Header names whose values are credentials: files carrying them are written 0600 and values redacted. */
+export function isSensitiveHeader(name: string): boolean {
+  return isCredentialName(name, 'header');
+}
+
 const strings = (v: unknown): string[] => (typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
 /**
@@ -19,7 +24,7 @@ export function registryCredentialsIn(vars: Readonly<Record<string, unknown>>): 
     const mirrors = Array.isArray(registry.mirrors) ? registry.mirrors : [];
     for (const mirror of mirrors) {
       if (!isPlainObject(mirror) || !isPlainObject(mirror.headers)) continue;
-      for (const [name, value] of Object.entries(mirror.headers)) if (isCredentialName(name, 'header')) found.push(...strings(value));
+      for (const [name, value] of Object.entries(mirror.headers)) if (isSensitiveHeader(name)) found.push(...strings(value));
     }
   }
   return found;

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { addSecret } from '../../../util/redact.js';
+import { registryCredentialsIn } from './registry-credentials.js';
 import { InputError, InputErrors } from '../../../util/errors.js';
 import { formatPath, isPlainObject, parseFields, parseWith, type Issue, type Path } from '../../../util/schema.js';
 import { formatVersion, parseVersion, type Version } from '../version.js';
@@ -14,7 +15,6 @@ import { RUNTIME_DEFAULTS, Secret, type MirrorConfig, type RegistryAuth, type Re
 import { defaultSandboxImage, hostsTomlNeedsHostTable, supportsConfigPath, supportsDefaultHostsDir, supportsOverridePath } from './features.js';
 import { endpointConfigs, sortedKeys } from './registry-paths.js';
 import { resolveSecretRef, type SecretRef } from '../../../util/secret-ref.js';
-import { isCredentialName } from '../../../util/credential-names.js';
 import type { MirrorVars, RegistryVars } from './registry-schema.js';
 import { runtimeVariables } from './runtime-schema.js';
 import { HOIST_STATE_DIR } from '../../../host-paths.js';
@@ -85,13 +85,7 @@ function tlsFiles(raw: RegistryVars | MirrorVars, where: Path, issues: Issues): 
   return { ca: raw.ca ?? null, clientCert: raw.client_cert ?? null, clientKey: raw.client_key ?? null, skipVerify: raw.skip_verify };
 }
 
-/** Header names whose values are credentials: files carrying them are written 0600 and values redacted. */
-export function isSensitiveHeader(name: string): boolean {
-  return isCredentialName(name, 'header');
-}
-
 function mirror(raw: MirrorVars, where: Path, issues: Issues): MirrorConfig {
-  for (const [name, values] of Object.entries(raw.headers)) if (isSensitiveHeader(name)) values.forEach((x) => addSecret(x));
   return {
     url: raw.url,
     capabilities: raw.capabilities,
@@ -217,6 +211,8 @@ function urlPath(url: string): string {
  * key path, rules across keys included when one value is bad.
  */
 export function checkRuntimeConfig(vars: Record<string, unknown>): { value?: RuntimeConfig; issues: Issue[] } {
+  // Before any check: a credential beside a mistake is a secret all the same.
+  for (const c of registryCredentialsIn(vars)) addSecret(c);
   const { registries: registriesSchema, ...scalars } = runtimeVariables;
   const parsed = parseFields(scalars, vars);
   const v = parsed.value;
