@@ -63,19 +63,24 @@ function fakeCri(o: { silentVersions?: number; versionAfterStatus?: boolean; onl
   return { server, sessions: () => sessions, paths };
 }
 
+/** What a HostConnection offers verify: a new channel to the socket on each call, counted. */
+function dialer(sock: string): { openUnixStream: () => Promise<net.Socket>; dials: number } {
+  const conn = {
+    dials: 0,
+    openUnixStream: async () => {
+      conn.dials++;
+      return net.connect(sock);
+    },
+  };
+  return conn;
+}
+
 test('verify: a pull test after a timed-out pull runs on a fresh channel and succeeds', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'hoist-verify-'));
   const sock = join(dir, 'cri.sock');
   const { server, sessions } = fakeCri();
   await new Promise<void>((r) => server.listen(sock, r));
-  let dials = 0;
-  // What a HostConnection offers verify: a new channel to the socket on each call.
-  const conn = {
-    openUnixStream: async () => {
-      dials++;
-      return net.connect(sock);
-    },
-  };
+  const conn = dialer(sock);
   try {
     const r = await criCheck(conn, '/run/containerd/containerd.sock', ['registry.test/stall:1', 'registry.test/ok:1'], undefined, { pullMs: 300 });
     assert.equal(r.problems.length, 1, r.problems.join('\n'));
@@ -84,7 +89,7 @@ test('verify: a pull test after a timed-out pull runs on a fresh channel and suc
       r.lines.some((l) => /pull registry\.test\/ok:1: ok \(sha256:abc\)/.test(l)),
       r.lines.join('\n'),
     );
-    assert.equal(dials, 2, 'the timed-out session is dropped and the next pull dials again');
+    assert.equal(conn.dials, 2, 'the timed-out session is dropped and the next pull dials again');
     assert.equal(sessions(), 2);
   } finally {
     server.close();
@@ -98,13 +103,7 @@ for (const silent of [1, 2]) {
     const sock = join(dir, 'cri.sock');
     const { server } = fakeCri({ silentVersions: silent });
     await new Promise<void>((r) => server.listen(sock, r));
-    let dials = 0;
-    const conn = {
-      openUnixStream: async () => {
-        dials++;
-        return net.connect(sock);
-      },
-    };
+    const conn = dialer(sock);
     try {
       const r = await criCheck(conn, '/run/containerd/containerd.sock', [], undefined, { callMs: 200 });
       if (silent === 1) {
@@ -121,7 +120,7 @@ for (const silent of [1, 2]) {
         assert.equal(r.problems.length, 1);
         assert.match(r.problems[0], /CRI call over the containerd socket failed: .*DEADLINE_EXCEEDED: no answer within 200 ms/);
       }
-      assert.equal(dials, 2);
+      assert.equal(conn.dials, 2);
     } finally {
       server.close();
       await rm(dir, { recursive: true, force: true });
@@ -135,13 +134,7 @@ for (const only of ['v1', 'v1alpha2']) {
     const sock = join(dir, 'cri.sock');
     const { server, paths } = fakeCri({ versionAfterStatus: true, only });
     await new Promise<void>((r) => server.listen(sock, r));
-    let dials = 0;
-    const conn = {
-      openUnixStream: async () => {
-        dials++;
-        return net.connect(sock);
-      },
-    };
+    const conn = dialer(sock);
     try {
       const r = await criCheck(conn, '/run/containerd/containerd.sock', [], undefined, { callMs: 1000 });
       assert.deepEqual(r.problems, []);
@@ -149,7 +142,7 @@ for (const only of ['v1', 'v1alpha2']) {
         r.lines.some((l) => l === `CRI ${only}: containerd v2.1.9, RuntimeReady=true`),
         r.lines.join('\n'),
       );
-      assert.equal(dials, 1, 'both calls share one channel');
+      assert.equal(conn.dials, 1, 'both calls share one channel');
       assert.ok(paths.includes(`/runtime.${only}.RuntimeService/Status`), paths.join(' '));
     } finally {
       server.close();
