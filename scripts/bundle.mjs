@@ -1,38 +1,59 @@
-// Bundles the CLI into dist/hoist.js (what `hoist` runs) plus chunks loaded on first use: one
-// file's parse instead of a hundred module lookups, and `--version` or `--help` without loading
-// the commands. The chunks sit beside dist/paths.js, so `..` of any of them is the package root
-// (templates/, playbooks/, package.json) as it is for the compiled files.
+// Bundles the CLI for the package:
+// - dist/hoist.cjs, what `hoist` runs: a small entry that answers `--version` itself and otherwise runs
+// - dist/hoist-cli.cjs, the whole CLI in one CommonJS file (every dependency but undici inlined),
+//   through V8's code cache (src/cli/code-cache.ts). One file's compile instead of a hundred module
+//   lookups, and no compile at all once the cache holds it; commands are still evaluated only when one
+//   runs (esbuild wraps what is imported lazily in an init function).
+// Both sit beside dist/paths.js, so `..` of them is the package root (templates/, playbooks/,
+// package.json) as it is for the compiled files.
 import { build } from 'esbuild';
-import { readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { noNativeAddons } from './esbuild-plugins.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist');
-for (const f of readdirSync(out)) if (/^hoist(-[A-Z0-9]+)?\.js$/.test(f)) rmSync(path.join(out, f));
+const CLI = 'hoist-cli.cjs';
+for (const f of readdirSync(out)) if (/^hoist(-[A-Z0-9]+)?\.js$|^hoist(-cli)?\.cjs$/.test(f)) rmSync(path.join(out, f));
 
 await build({
-  entryPoints: { hoist: path.join(root, 'src/cli/entry.ts') },
+  entryPoints: [path.join(root, 'src/cli/main.ts')],
+  outfile: path.join(out, CLI),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  outdir: out,
-  chunkNames: 'hoist-[hash]',
-  // ssh2's optional native addons: absent, ssh2 falls back to its JavaScript code, as unbundled.
+  // import() becomes require(): the bundle runs as a vm.Script, which has no module loader of its own.
+  supported: { 'dynamic-import': false },
+  // paths.ts finds the package root from its module's URL.
+  define: { 'import.meta.url': '__hoistModuleUrl' },
+  banner: { js: "var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // undici stays a package of its own (shipped inside hoist's, see bundleDependencies): hoist tells a
   // crash inside the HTTP client from its own by the client's file names in the stack.
-  external: ['cpu-features', '*.node', 'undici'],
-  // CommonJS dependencies (ssh2, nunjucks) expect require and __dirname.
-  banner: {
-    js: [
-      "import { createRequire as __hoistCreateRequire } from 'node:module';",
-      "import { fileURLToPath as __hoistFileURLToPath } from 'node:url';",
-      'const require = __hoistCreateRequire(import.meta.url);',
-      'const __filename = __hoistFileURLToPath(import.meta.url);',
-      "const __dirname = __hoistFileURLToPath(new URL('.', import.meta.url));",
-    ].join(' '),
+  external: ['undici'],
+  plugins: [noNativeAddons],
+  logLevel: 'warning',
+});
+// The bundle runs as a function body (Module.wrap), where a #! line is a syntax error.
+const cli = path.join(out, CLI);
+const code = readFileSync(cli, 'utf8').replace(/^#!.*\n/, '');
+writeFileSync(cli, code);
+
+await build({
+  entryPoints: [path.join(root, 'src/cli/entry.ts')],
+  outfile: path.join(out, 'hoist.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  define: {
+    'import.meta.url': '__hoistModuleUrl',
+    HOIST_CLI_BUNDLE: JSON.stringify(CLI),
+    // The code cache's name: a cache made for another build is never offered to V8.
+    HOIST_CLI_BUILD_ID: JSON.stringify(createHash('sha256').update(code).digest('hex').slice(0, 16)),
   },
+  banner: { js: "var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });

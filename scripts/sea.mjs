@@ -39,6 +39,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { noNativeAddons } from './esbuild-plugins.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -75,19 +76,7 @@ await build({
   // paths.ts asks node:sea for the package root before it would read a module URL.
   define: { 'import.meta.url': 'undefined' },
   plugins: [
-    {
-      // ssh2's optional native addons (cpu-features, sshcrypto.node): a module that throws, as a missing
-      // addon does; ssh2 catches that and uses its JavaScript code. (Left as a require, the executable's
-      // require, which loads built-ins only, would refuse it too, but with a warning on stderr.)
-      name: 'no-native-addons',
-      setup(b) {
-        b.onResolve({ filter: /^cpu-features$|\.node$/ }, (a) => ({ path: a.path, namespace: 'no-native-addon' }));
-        b.onLoad({ filter: /.*/, namespace: 'no-native-addon' }, (a) => ({
-          loader: 'js',
-          contents: `throw new Error(${JSON.stringify(`${a.path}: no native addons in the single executable`)});`,
-        }));
-      },
-    },
+    noNativeAddons,
     {
       name: 'undici-asset',
       setup(b) {

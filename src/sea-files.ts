@@ -1,8 +1,9 @@
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InputError, InternalError } from './util/errors.js';
 import { printable } from './util/printable.js';
+import { alive, MISSING, notPrivate } from './util/private-dir.js';
 
 /**
  * The single executable (`npm run sea`, scripts/sea.mjs) carries package.json, templates/ and
@@ -92,39 +93,11 @@ export function unpack(dir: string, manifest: SeaManifest, read: (file: string) 
   return dir;
 }
 
-const MISSING = 'does not exist';
-
-/** Why `p` is not a directory of this user's that no one else can write (not a symlink), or null when it is. */
-function notPrivate(p: string): string | null {
-  let st;
-  try {
-    st = lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return MISSING;
-    throw e;
-  }
-  if (st.isSymbolicLink()) return 'is a symbolic link; hoist unpacks its files only into a directory of your own';
-  if (!st.isDirectory()) return 'is not a directory';
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) return `belongs to uid ${st.uid}, not to you (uid ${uid}); hoist loads code from it, so it must be yours`;
-  if (st.mode & 0o022) return `is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod go-w it or remove it`;
-  return null;
-}
-
 /** Partial copies a killed run left (`<id>.tmp-<pid>` whose process is gone); only hoist's own names. */
 function sweepStale(parent: string, id: string): void {
   for (const name of readdirSync(parent)) {
     const m = /^(.+)\.tmp-(\d+)(?:-[A-Za-z0-9]+)?$/.exec(name);
     if (!m || m[1] !== id || alive(Number(m[2]))) continue;
     rmSync(path.join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

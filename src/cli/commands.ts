@@ -27,6 +27,7 @@ import type { TaskCatalog } from '../tasks/catalog.js';
 import { parseToml } from '../util/toml-file.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { cliSecrets } from './secrets.js';
+import { codeCacheState, keepCodeCache } from './code-cache.js';
 
 const DEFAULT_PLAYBOOK = path.join(PACKAGE_ROOT, 'playbooks', 'containerd.toml');
 
@@ -78,9 +79,14 @@ function inlinePlaybook(name: string, task: string, catalog: TaskCatalog): Playb
 
 export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
   const o = raw as CliOptions;
+  // A command compiles most of hoist: what it compiled is worth keeping for the next run.
+  keepCodeCache();
   // The log starts with the command line, so even a run refused for bad input leaves its story.
   const log = command === 'tasks' || command === 'reference' ? new Logger() : Logger.forRun();
-  log.log('hoist', `hoist ${maskedArgv(process.argv.slice(2)).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version})`);
+  log.log(
+    'hoist',
+    `hoist ${maskedArgv(process.argv.slice(2)).join(' ')} (cwd ${process.cwd()}, hoist ${HOIST_VERSION}, node ${process.version}${codeCacheState() ? `, code cache ${codeCacheState()}` : ''})`,
+  );
   const signals = watchSignals(log);
   let code = 1;
   try {
@@ -192,6 +198,7 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       log,
       events,
       fleetChecks: command === 'verify',
+      systemState: command === 'facts',
     });
   if (asks) {
     // The question comes after the plan: every host is planned (read-only, as --check), the plan shown,

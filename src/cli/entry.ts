@@ -1,10 +1,21 @@
 #!/usr/bin/env node
 /**
- * What `hoist` runs (the bundle's entry): `hoist --version` answers before the CLI parser and the
- * commands' table are even read, the rest goes to main.ts.
+ * What `hoist` runs (dist/hoist.cjs, built by scripts/bundle.mjs; from source, run src/cli/main.ts):
+ * `hoist --version` answers before anything else is read; everything else is the CLI bundle beside
+ * this file, compiled with V8's code cache (code-cache.ts).
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runBundle } from './code-cache.js';
 import { HOIST_VERSION } from './version.js';
+
+/** The CLI bundle's file name and content hash, written in by scripts/bundle.mjs. */
+declare const HOIST_CLI_BUNDLE: string;
+declare const HOIST_CLI_BUILD_ID: string;
 
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) process.stdout.write(`${HOIST_VERSION}\n`);
-else await import('./main.js');
+else {
+  const run = runBundle(path.join(path.dirname(fileURLToPath(import.meta.url)), HOIST_CLI_BUNDLE), HOIST_CLI_BUILD_ID);
+  process.once('exit', () => run.save());
+}

@@ -21,7 +21,12 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   {
     name: 'XDG_CACHE_HOME',
     meaning:
-      'the single executable writes its package files (templates, playbooks) to $XDG_CACHE_HOME/hoist/sea/<version>-<id> (default ~/.cache/hoist/sea) on its first run',
+      "where hoist keeps V8's compiled code of its CLI, $XDG_CACHE_HOME/hoist/code (default ~/.cache/hoist/code; only if the directory is yours and no one else can write it); the single executable writes its package files (templates, playbooks) to $XDG_CACHE_HOME/hoist/sea/<version>-<id> (default ~/.cache/hoist/sea) on its first run",
+  },
+  { name: 'HOIST_CODE_CACHE', meaning: '0: compile the CLI on every start instead of keeping its compiled code in $XDG_CACHE_HOME/hoist/code' },
+  {
+    name: 'NODE_OPTIONS',
+    meaning: "read by Node; hoist names its code cache after it (and Node's own flags), since V8 refuses a cache made under other flags",
   },
   { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
   { name: 'NO_COLOR', meaning: 'no colours in the output' },

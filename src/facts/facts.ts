@@ -12,7 +12,8 @@ export interface Facts {
   kernel: string;
   /** The name of PID 1: "systemd" on every host hoist can manage services on. */
   init: string;
-  systemdState: string;
+  /** `systemctl is-system-running`, read only when asked for (`hoist facts`): nothing plans from it. */
+  systemdState?: string;
   packageManager: 'apt' | 'dnf' | 'yum' | 'none';
   cgroupVersion: 1 | 2;
   uid: number;
@@ -32,8 +33,8 @@ const DF_DIRS = ['/', '/usr/local', '/var/lib', HOIST_STATE_DIR, '/tmp'];
 
 /**
  * Shell run on the host; prints key=value lines. It must not fail, whatever the host lacks. It runs
- * on every host of every run, so it reads with bash builtins where it can and calls df, uname and
- * systemctl once each: every process it starts is CPU the host spends before a no-op can end.
+ * on every host of every run, so it reads with bash builtins where it can and calls df and uname
+ * once each: every process it starts is CPU the host spends before a no-op can end.
  */
 export const FACTS_SCRIPT = `
 . /etc/os-release 2>/dev/null
@@ -44,7 +45,6 @@ echo "os_pretty=\${PRETTY_NAME:-}"
 read -r hn < /proc/sys/kernel/hostname; echo "hostname=$hn"
 u=$(uname -rm); echo "arch=\${u#* }"; echo "kernel=\${u%% *}"
 read -r init < /proc/1/comm; echo "init=$init"
-echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"
 if command -v apt-get >/dev/null; then echo pm=apt; elif command -v dnf >/dev/null; then echo pm=dnf; elif command -v yum >/dev/null; then echo pm=yum; else echo pm=none; fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
 echo "uid=$EUID"
@@ -56,6 +56,9 @@ for d in $dirs; do p=$d; while [ ! -e "$p" ]; do p=\${p%/*}; p=\${p:-/}; done; s
 # df's lines come in the order of its arguments.
 df -Pk "$@" 2>/dev/null | { read -r; d=($dirs); i=0; while read -r _ _ _ free _; do echo "df_\${d[i++]}=$free"; done; }
 `;
+
+/** Appended to FACTS_SCRIPT when systemd's state is asked for: a systemctl costs a host ~12 ms of CPU, systemd's answer included. */
+export const SYSTEM_STATE = `echo "systemd_state=$(systemctl is-system-running 2>/dev/null)"\n`;
 
 export function parseFacts(out: string): Facts {
   const kv = new Map<string, string>();
@@ -81,7 +84,7 @@ export function parseFacts(out: string): Facts {
     arch: kv.get('arch') ?? '',
     kernel: kv.get('kernel') ?? '',
     init: kv.get('init') ?? '',
-    systemdState: kv.get('systemd_state') ?? '',
+    ...(kv.has('systemd_state') ? { systemdState: kv.get('systemd_state') } : {}),
     packageManager: pm === 'apt' || pm === 'dnf' || pm === 'yum' ? pm : 'none',
     cgroupVersion: kv.get('cgroup') === '2' ? 2 : 1,
     uid: Number(kv.get('uid') ?? -1),

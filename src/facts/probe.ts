@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { HostConnection } from '../ssh/connection.js';
-import { FACTS_SCRIPT, parseFacts, type Facts } from './facts.js';
+import { FACTS_SCRIPT, SYSTEM_STATE, parseFacts, type Facts } from './facts.js';
 import { CLOCK_READ, clockReading, parseClock } from './clock.js';
 import { LOCK_STATE_PROBE, parseLockState } from '../ssh/host-lock.js';
 import { fileBatchScript, packageBatchScript, parseFileBatch, parsePackageBatch, type FileRead, type FileState, type PackageRead } from './reads.js';
@@ -41,7 +41,8 @@ export interface Gathered {
   lock?: { generation: number; held: boolean };
 }
 
-export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, Probe>): Promise<Gathered> {
+/** `systemState`: read systemd's overall state too (FactsOptions). */
+export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, Probe>, opts: { systemState?: boolean } = {}): Promise<Gathered> {
   const scripts = new Map<string, string>();
   const files = new Map<string, FileRead>();
   const packages = new Map<string, PackageRead>();
@@ -56,7 +57,14 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   const sent = Date.now();
   const results = await runSections(
     conn,
-    new Map([['__clock0', CLOCK_READ], ['__lock', LOCK_STATE_PROBE], ['__facts', FACTS_SCRIPT], ...batches, ...scripts, ['__clock1', CLOCK_READ]]),
+    new Map([
+      ['__clock0', CLOCK_READ],
+      ['__lock', LOCK_STATE_PROBE],
+      ['__facts', opts.systemState ? `${FACTS_SCRIPT}${SYSTEM_STATE}` : FACTS_SCRIPT],
+      ...batches,
+      ...scripts,
+      ['__clock1', CLOCK_READ],
+    ]),
   );
   const received = Date.now();
   const facts = results.get('__facts')!;

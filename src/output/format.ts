@@ -127,7 +127,7 @@ export function formatFacts(report: RunReport): string {
   for (const h of report.hosts) {
     const f = h.facts;
     if (!f) rows.push([h.name, color.red(`${h.status}: ${h.error ?? ''}`), '', '', '', '', '', '']);
-    else rows.push([h.name, `${f.osId} ${f.osVersion}`, f.arch, f.kernel, f.init, f.packageManager, `v${f.cgroupVersion}`, f.systemdState]);
+    else rows.push([h.name, `${f.osId} ${f.osVersion}`, f.arch, f.kernel, f.init, f.packageManager, `v${f.cgroupVersion}`, f.systemdState ?? '']);
   }
   return table(rows);
 }

@@ -26,6 +26,8 @@ export interface HostRunOptions {
   catalog?: TaskCatalog;
   /** Shared by the run's hosts: restarts of running services go a batch at a time. */
   gate?: RestartGate;
+  /** Read systemd's overall state too (RunRequest.systemState). */
+  systemState?: boolean;
 }
 
 export const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(2)} s`;

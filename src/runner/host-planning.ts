@@ -75,7 +75,7 @@ async function readAndPlan(
   const specs = pathSpecs(hr);
   for (const [name, spec] of specs) probes.set(`paths:${name}`, pathProbe(spec));
   const tRead = Date.now();
-  const g = await gather(conn, probes);
+  const g = await gather(conn, probes, { systemState: hr.o.systemState });
   hr.step(`read facts and ${probes.size} probe(s) of ${tasks.length} task(s) in one round trip: ${secs(tRead)}`);
   hr.report.facts = g.facts;
   hr.debt.readFromHost(g.results.get(DRAIN_PROBE)?.file?.content);

@@ -46,6 +46,8 @@ export interface RunRequest {
   events: RunEvents;
   /** Run the modules' checks across hosts once every host is done (`hoist verify`). */
   fleetChecks?: boolean;
+  /** Also read systemd's overall state (`hoist facts`); planning doesn't use it, and it costs each host a systemctl. */
+  systemState?: boolean;
 }
 
 /**
@@ -144,6 +146,8 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     ]),
   );
   for (const c of connecting.values()) c.catch(() => undefined);
+  // Rendering is synchronous work: the dials go out first, and the hosts answer while it runs.
+  await new Promise<void>((resolve) => setImmediate(resolve));
   let prepared: Prepared[];
   try {
     const t0 = Date.now();
@@ -177,6 +181,7 @@ export async function runPlaybook(req: RunRequest): Promise<RunReport> {
     verbosity: req.verbosity ?? 0,
     catalog: req.catalog,
     gate,
+    systemState: req.systemState,
   };
   const batches = batchesOf(prepared, pb.serial);
   try {

@@ -64,7 +64,7 @@ function snapshotPackage(): string {
   return pkg;
 }
 const pkg = snapshotPackage();
-const HOIST = path.join(pkg, 'dist', 'hoist.js');
+const HOIST = path.join(pkg, 'dist', 'hoist.cjs');
 const playbook = path.join(pkg, 'playbooks', 'containerd.toml');
 
 /** The fleet with N hosts; `pristine` when just booted (nothing installed yet). */

@@ -1,5 +1,5 @@
 /**
- * npm run -s build && tsx test/bench/turns.ts [--rtt MS] [--repeat R] [--no-floor] [--vs OTHER/dist/hoist.js]
+ * npm run -s build && tsx test/bench/turns.ts [--rtt MS] [--repeat R] [--no-floor] [--vs OTHER/dist/hoist.cjs]
  *
  * The direct no-op alone (root straight to each host of the fleet, HOIST_FLEET_INSTANCE), through the
  * delaying relays, hoist and the OpenSSH floor in turn: wall time, controller CPU, round trips per

@@ -292,7 +292,7 @@ function onTerminal(args: string[], answers: { prompt: RegExp; reply: string }[]
     p.on('close', (code) => resolve({ code: code ?? -1, out }));
   });
 }
-const HOIST_CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist/hoist.js');
+const HOIST_CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist/hoist.cjs');
 
 test('on a terminal: -K asks for the sudo password once, the passphrase of an encrypted key is asked for, neither is echoed', async () => {
   const pw = readFileSync(info.opsPasswordFile, 'utf8').trim();

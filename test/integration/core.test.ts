@@ -43,19 +43,22 @@ test('facts are gathered from each host, in the one --json envelope', async () =
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.report.command, 'facts');
   const facts = Object.fromEntries(
-    (r.report.hosts as unknown as { name: string; facts: { osId: string; init: string; packageManager: string; arch: string } }[]).map((h) => [
-      h.name,
-      h.facts,
-    ]),
+    (r.report.hosts as unknown as { name: string; facts: { osId: string; init: string; packageManager: string; arch: string; systemdState?: string } }[]).map(
+      (h) => [h.name, h.facts],
+    ),
   );
   for (const h of ['h1', 'h2', 'h3']) {
     assert.equal(facts[h].osId, 'debian');
     assert.equal(facts[h].init, 'systemd');
     assert.equal(facts[h].packageManager, 'apt');
     assert.equal(facts[h].arch, 'x86_64');
+    // Read for `hoist facts` only: a fleet host's systemd has finished booting.
+    assert.match(facts[h].systemdState ?? '', /^(running|degraded)$/);
   }
   const ping = await hoistJson(['ping', '-i', inv()]);
   assert.equal(ping.report.check, false, 'ping is no --check run');
+  const pinged = (ping.report.hosts as unknown as { facts?: { systemdState?: string } }[]).map((h) => h.facts?.systemdState);
+  assert.deepEqual(pinged, [undefined, undefined, undefined], "planning doesn't read systemd's state: nothing plans from it");
 });
 
 test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {

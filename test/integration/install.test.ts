@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as fleet from '../fleet/fleet.js';
@@ -36,7 +36,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The installed command, from a directory that is not the checkout, with CI-style output. */
 function installed(args: string[]) {
-  const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1', NO_COLOR: '1', XDG_STATE_HOME: path.join(dir, 'state') } });
+  const r = spawnSync(bin, args, {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1', NO_COLOR: '1', XDG_STATE_HOME: path.join(dir, 'state'), XDG_CACHE_HOME: path.join(dir, 'cache-home') },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -49,7 +53,7 @@ test('the package holds the bundle, templates and playbooks, undici, and no sour
   // Everything is bundled but undici, which travels inside the package (bundleDependencies).
   assert.deepEqual(readdirSync(path.join(pkgDir, 'node_modules')), ['undici']);
   assert.deepEqual(
-    readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-[A-Z0-9]+)?\.js$/.test(f)),
+    readdirSync(path.join(pkgDir, 'dist')).filter((f) => !/^hoist(-cli)?\.cjs$/.test(f)),
     [],
   );
 });
@@ -81,4 +85,17 @@ test('every command runs from the installed package', () => {
   const facts = installed(['facts', '-i', info.inventoryPath, '-l', 'h1']);
   assert.equal(facts.code, 0, facts.err);
   assert.match(facts.out, /debian/i);
+});
+
+test("the installed command keeps its compiled code in the user's cache, and later runs start from it", () => {
+  const code = path.join(dir, 'cache-home', 'hoist', 'code');
+  const caches = readdirSync(code).filter((f) => f.endsWith('.v8cache'));
+  assert.equal(caches.length, 1, `one cache for this build and Node: ${caches.join(', ')}`);
+  assert.equal(statSync(code).mode & 0o777, 0o700);
+  assert.equal(statSync(path.join(code, caches[0])).mode & 0o777, 0o600);
+  const ping = installed(['ping', '-i', info.inventoryPath, '-l', 'h1']);
+  assert.equal(ping.code, 0, ping.err);
+  const logs = path.join(dir, 'state', 'hoist', 'logs');
+  const last = readdirSync(logs).sort().pop()!;
+  assert.match(readFileSync(path.join(logs, last), 'utf8').split('\n')[0], /, code cache accepted\)$/);
 });

@@ -8,7 +8,7 @@ import { assertOutputSchema } from './output-schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // The bundle users run (package.json's bin), not the compiled files beside it.
-export const HOIST = path.join(root, 'dist', 'hoist.js');
+export const HOIST = path.join(root, 'dist', 'hoist.cjs');
 export const ROOT = root;
 
 export interface HoistResult {

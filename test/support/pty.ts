@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const HOIST_BUILT = path.join(root, 'dist', 'hoist.js');
+export const HOIST_BUILT = path.join(root, 'dist', 'hoist.cjs');
 
 /** Lines of a terminal `cols` wide with an unbounded scrollback; colours and other modes are ignored. */
 export class Screen {
@@ -111,7 +111,7 @@ export interface PtyRun {
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
- * Starts `node dist/hoist.js ARGS` on a pty `cols` wide. The command is exec'd by the shell, so the
+ * Starts `node dist/hoist.cjs ARGS` on a pty `cols` wide. The command is exec'd by the shell, so the
  * process `script` waits for is hoist itself, and `script -e` exits with hoist's code. CI is unset
  * (it would turn the live view off) and TERM names a real terminal.
  */

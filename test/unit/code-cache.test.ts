@@ -1,0 +1,118 @@
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { codeCacheDir } from '../../src/cli/code-cache.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RUN = path.join(here, 'fixtures', 'code-cache-run.ts');
+let work: string;
+let dir: string;
+let bundle: string;
+
+interface Outcome {
+  state: string;
+  why?: string;
+  saved: string;
+  file: string;
+  ran: { sum: number; dir: string; file: string; exportsIsThis: boolean };
+}
+
+/** One start of hoist in a new process: only a new process shows whether V8 takes the cache on disk. */
+function start(buildId: string, opts: { keep?: boolean; env?: NodeJS.ProcessEnv; into?: string } = {}): Outcome {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', RUN, bundle, buildId, opts.into ?? dir, opts.keep === false ? '' : 'keep'], {
+    encoding: 'utf8',
+    env: { ...process.env, HOIST_CODE_CACHE: '', ...opts.env },
+  });
+  return JSON.parse(out) as Outcome;
+}
+
+beforeEach(() => {
+  work = mkdtempSync(path.join(os.tmpdir(), 'hoist-code-cache-'));
+  dir = path.join(work, 'cache', 'hoist', 'code');
+  bundle = path.join(work, 'cli.cjs');
+  // Enough functions that a cache is worth V8's while, and a result that shows the bundle ran.
+  const body = Array.from({ length: 200 }, (_, i) => `function f${i}(x) { return x * ${i} + 1; }`).join('\n');
+  writeFileSync(
+    bundle,
+    `${body}\nglobalThis.__codeCacheTest = { sum: f7(2) + f9(1), dir: require('node:path').basename(__dirname), file: __filename, exportsIsThis: this === module.exports };\n`,
+  );
+});
+afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+test('the bundle runs as a CommonJS module: require, __dirname, __filename and this', () => {
+  assert.deepEqual(start('aaaa').ran, { sum: 25, dir: path.basename(work), file: bundle, exportsIsThis: true });
+});
+
+test('a start that ran a command writes the cache, private; the next start is given it and V8 takes it', () => {
+  const help = start('aaaa', { keep: false });
+  assert.deepEqual([help.state, help.saved], ['absent', 'skipped'], 'no command ran (--help): too little compiled to keep');
+  const first = start('aaaa');
+  assert.deepEqual([first.state, first.saved], ['absent', 'written']);
+  assert.equal(statSync(first.file).mode & 0o777, 0o600);
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  const again = start('aaaa');
+  assert.deepEqual([again.state, again.saved], ['accepted', 'kept']);
+  assert.equal(again.ran.sum, 25);
+});
+
+test('a cache V8 refuses (damaged, or made from another source under the same name) is compiled past and written again', () => {
+  const first = start('bbbb');
+  writeFileSync(first.file, Buffer.alloc(statSync(first.file).size, 7), { mode: 0o600 });
+  const damaged = start('bbbb');
+  assert.deepEqual([damaged.state, damaged.saved], ['rejected', 'written']);
+  assert.equal(damaged.ran.sum, 25, 'the bundle still ran');
+  assert.equal(start('bbbb').state, 'accepted');
+  writeFileSync(bundle, `// another build\nglobalThis.__codeCacheTest = { sum: 1 };\n`);
+  const other = start('bbbb');
+  assert.deepEqual([other.state, other.ran.sum], ['rejected', 1]);
+});
+
+test('a cache directory others can write, or a cache file that is a symlink, is neither read nor written', () => {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o777);
+  const open = start('cccc');
+  assert.deepEqual([open.state, open.saved], ['refused', 'skipped']);
+  assert.match(open.why ?? '', /writable by others/);
+  assert.deepEqual(readdirSync(dir), []);
+
+  chmodSync(dir, 0o700);
+  const planted = path.join(work, 'planted.v8cache');
+  writeFileSync(planted, 'x', { mode: 0o600 });
+  symlinkSync(planted, path.join(dir, path.basename(open.file)));
+  const linked = start('cccc');
+  assert.deepEqual([linked.state, linked.saved], ['refused', 'skipped']);
+  assert.match(linked.why ?? '', /symbolic link/);
+});
+
+test('a cache file writable by others is refused', () => {
+  const first = start('dddd');
+  chmodSync(first.file, 0o666);
+  const r = start('dddd');
+  assert.equal(r.state, 'refused');
+  assert.match(r.why ?? '', /writable by others/);
+});
+
+test("writing a build's cache removes other builds' caches for the same Node, and what dead writers left; nothing else", () => {
+  const old = start('1111');
+  const dead = `${old.file}.tmp-999999999-abcd`;
+  writeFileSync(dead, 'partial');
+  writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+  const current = start('2222');
+  assert.equal(current.saved, 'written');
+  assert.deepEqual(readdirSync(dir).sort(), [path.basename(current.file), 'notes.txt'].sort());
+});
+
+test('HOIST_CODE_CACHE=0 turns it off: nothing read, nothing written', () => {
+  const r = start('eeee', { env: { HOIST_CODE_CACHE: '0' } });
+  assert.deepEqual([r.state, r.saved], ['off', 'skipped']);
+  assert.throws(() => statSync(dir), /ENOENT/);
+});
+
+test('the cache directory follows XDG_CACHE_HOME, else ~/.cache', () => {
+  assert.equal(codeCacheDir({ XDG_CACHE_HOME: '/x/y' }), '/x/y/hoist/code');
+  assert.equal(codeCacheDir({}), path.join(os.homedir(), '.cache', 'hoist', 'code'));
+});
