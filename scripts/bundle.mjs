@@ -29,7 +29,8 @@ await build({
   supported: { 'dynamic-import': false },
   // paths.ts finds the package root from its module's URL.
   define: { 'import.meta.url': '__hoistModuleUrl' },
-  banner: { js: "var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // "use strict" first: a banner before esbuild's own would end the directive prologue and leave the code sloppy.
+  banner: { js: "'use strict'; var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // undici stays a package of its own (shipped inside hoist's, see bundleDependencies): hoist tells a
   // crash inside the HTTP client from its own by the client's file names in the stack.
   external: ['undici'],
@@ -54,6 +55,7 @@ await build({
     // The code cache's name: a cache made for another build is never offered to V8.
     HOIST_CLI_BUILD_ID: JSON.stringify(createHash('sha256').update(code).digest('hex').slice(0, 16)),
   },
-  banner: { js: "var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // "use strict" first: a banner before esbuild's own would end the directive prologue and leave the code sloppy.
+  banner: { js: "'use strict'; var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });

@@ -1,9 +1,9 @@
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { InputError, InternalError } from './util/errors.js';
 import { printable } from './util/printable.js';
 import { alive, MISSING, notPrivate } from './util/private-dir.js';
+import { cacheHome } from './util/cache-home.js';
 
 /**
  * The single executable (`npm run sea`, scripts/sea.mjs) carries package.json, templates/ and
@@ -35,8 +35,8 @@ export function seaPackageRoot(): string | undefined {
   const sea = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:sea') as SeaApi | undefined;
   if (!sea?.isSea()) return undefined;
   const manifest = JSON.parse(sea.getAsset(SEA_MANIFEST, 'utf8')) as SeaManifest;
-  const fromEnv = Boolean(process.env.XDG_CACHE_HOME);
-  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hoist', 'sea', manifest.id);
+  const fromEnv = Boolean(process.env.XDG_CACHE_HOME && path.isAbsolute(process.env.XDG_CACHE_HOME));
+  const dir = path.join(cacheHome(), 'hoist', 'sea', manifest.id);
   try {
     return unpack(dir, manifest, (f) => new Uint8Array(sea.getAsset(f)));
   } catch (e) {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileDigest, sha256 } from '../util/hash.js';
+import { cacheHome } from '../util/cache-home.js';
 
 /**
  * On-disk layout of the artifact cache:
@@ -33,10 +33,7 @@ export interface PartialMeta {
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CACHE_HOME;
-  // The XDG spec says relative values are invalid and must be ignored.
-  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'hoist');
-  return path.join(os.homedir(), '.cache', 'hoist');
+  return path.join(cacheHome(env), 'hoist');
 }
 
 async function writeAtomic(file: string, data: string | Buffer): Promise<void> {

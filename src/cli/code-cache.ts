@@ -1,73 +1,93 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire, Module } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
+import { cacheHome } from '../util/cache-home.js';
 import { alive, MISSING, notPrivate } from '../util/private-dir.js';
 
 /**
  * The CLI is one CommonJS bundle (dist/hoist-cli.cjs, scripts/bundle.mjs) that the entry runs through
  * vm.Script with V8's code cache: compiling hoist's 2 MB of JavaScript was a third of a no-op's
  * controller CPU, and Node 20 caches no compiled code of its own (module.enableCompileCache came with
- * Node 22). The cache is written once per build, Node and V8 flags, by the first run of a command,
- * after that command ran: it then holds every function the run compiled, not only the top level.
+ * Node 22). The cache is written once per build, Node and V8 flags, after a run that worked on hosts:
+ * it then holds every function such a run compiles, not only the top level.
  *
  * It lives in $XDG_CACHE_HOME/hoist/code (default ~/.cache/hoist/code), a directory of the user's own
  * that no one else can write: V8 runs what the cache holds, so a cache someone else could write is
- * code someone else chose. A directory or file that isn't private is neither read nor written. V8
- * itself refuses a cache made by another V8, other flags or another source; a refused or missing
- * cache costs one compile, as without it. Nothing here ever fails a run.
+ * code someone else chose. A directory or file that isn't private is neither read nor written, and
+ * hoist creates its directories only below a directory the user owns (`sudo -E hoist` must not leave
+ * root's directories in the invoking user's home). V8 checks little of a cache it is given (the
+ * source's length, its own version and flags; a damaged one can crash it), so each file carries the
+ * SHA-256 of its payload and is named for the bundle's build and file. Nothing here fails a run: a
+ * missing, refused or damaged cache costs one compile, as without it.
  */
 
-/** Set by a command that ran (commands.ts): `--help` or a usage error compile too little to be worth caching. */
+/** Set by a run that worked on hosts (commands.ts): `--help`, `hoist tasks` or an input error compile too little to be worth keeping. */
 const KEEP = Symbol.for('hoist.codeCache.keep');
+/** What became of the cache in this process (logged with the command line). */
+const STATE = Symbol.for('hoist.codeCache.state');
+/** A cache file: MAGIC, the payload's SHA-256, the payload V8 made. */
+const MAGIC = Buffer.from('hoist-v8-cache-1\n');
+const HEADER = MAGIC.length + 32;
 
 export function keepCodeCache(): void {
   (globalThis as Record<symbol, unknown>)[KEEP] = true;
 }
 
-/** What became of the cache in this process (logged with the command line); undefined when hoist didn't start from the bundle. */
-const STATE = Symbol.for('hoist.codeCache.state');
-
+/** Undefined when hoist didn't start from the bundle (tests, tsx). */
 export function codeCacheState(): CacheState | undefined {
   return (globalThis as Record<symbol, CacheState | undefined>)[STATE];
 }
 
-export type CacheState = 'off' | 'absent' | 'accepted' | 'rejected' | 'refused';
+export type CacheState = 'off' | 'absent' | 'accepted' | 'rejected' | 'damaged' | 'refused';
 
 export interface CodeCacheRun {
-  /** The cache file this build, Node and flags use. */
-  file: string;
+  /** The cache file this build, Node and flags use (undefined when off). */
+  file?: string;
   /** What became of it on load: `refused` when its directory or the file isn't private (see `why`). */
   state: CacheState;
   why?: string;
-  /** Writes the cache now if the run is worth keeping and it was absent or rejected; what the entry calls on exit. */
+  /** Writes the cache if the run is worth keeping and it wasn't taken; what the entry calls on exit. */
   save(): 'written' | 'kept' | 'skipped' | 'failed';
 }
 
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hoist', 'code');
+  return path.join(cacheHome(env), 'hoist', 'code');
 }
+
+const short = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
 
 /**
- * The cache's name: the bundle's build id, V8's version, the architecture and the flags V8 was
- * started with (a cache made under other flags is refused by V8 and would be rewritten on every switch).
+ * The cache's name: the bundle's build id and file (size, time, inode: an edited bundle under the same
+ * build id gets a cache of its own), V8's version, the architecture and the flags V8 started with (a
+ * cache made under other flags is refused by V8 and would be rewritten on every switch).
  */
-function cacheName(buildId: string): { name: string; node: string } {
-  const flags = fnv1a(JSON.stringify([process.execArgv, process.env.NODE_OPTIONS ?? '']));
+function cacheName(buildId: string, bundle: string): { name: string; node: string } {
+  const st = statSync(bundle);
   const node = `-v8-${process.versions.v8}-${process.arch}-`;
-  return { name: `${buildId}${node}${flags}.v8cache`, node };
+  return {
+    name: `${buildId}-${short(`${st.size}:${st.mtimeMs}:${st.ino}`)}${node}${short(JSON.stringify([process.execArgv, process.env.NODE_OPTIONS ?? '']))}.v8cache`,
+    node,
+  };
 }
 
-/** A short name for a string (node:crypto would cost the start-up more than the cache saves of it). */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, '0');
-}
-
-/** The cache's bytes, or why they can't be used; a file that is a symlink, someone else's or writable by others is refused. */
-function readPrivate(file: string): { data?: Buffer; why?: string } {
+/** The payload of a private, intact cache file; `why` when it can't be used. */
+function readPrivate(file: string): { data?: Buffer; why?: string; damaged?: boolean } {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -81,7 +101,13 @@ function readPrivate(file: string): { data?: Buffer; why?: string } {
     if (!st.isFile()) return { why: `${file} is not a regular file` };
     if (uid !== undefined && st.uid !== uid) return { why: `${file} belongs to uid ${st.uid}, not to you (uid ${uid})` };
     if (st.mode & 0o022) return { why: `${file} is writable by others` };
-    return { data: readFileSync(fd) };
+    const all = readFileSync(fd);
+    const data = all.subarray(HEADER);
+    const intact =
+      all.length > HEADER &&
+      all.subarray(0, MAGIC.length).equals(MAGIC) &&
+      createHash('sha256').update(data).digest().equals(all.subarray(MAGIC.length, HEADER));
+    return intact ? { data } : { damaged: true };
   } finally {
     closeSync(fd);
   }
@@ -98,22 +124,30 @@ function dirProblem(dir: string): string | null {
 }
 
 /**
- * Runs the CommonJS bundle `bundle` (its top level is the CLI) with the code cache of `dir`, and
- * returns what became of the cache. `buildId` names the bundle's content (scripts/bundle.mjs).
+ * Runs the CommonJS bundle `bundle` (its top level is the CLI) with the code cache of `dir` (default:
+ * codeCacheDir()), and returns what became of the cache. `buildId` names the bundle's content
+ * (scripts/bundle.mjs).
  */
-export function runBundle(bundle: string, buildId: string, dir: string = codeCacheDir()): CodeCacheRun {
-  const { name, node } = cacheName(buildId);
-  const file = path.join(dir, name);
+export function runBundle(bundle: string, buildId: string, dir?: string): CodeCacheRun {
   let state: CacheState = 'absent';
   let why: string | undefined;
   let cachedData: Buffer | undefined;
+  let where: { dir: string; file: string; node: string } | undefined;
   if (process.env.HOIST_CODE_CACHE === '0') state = 'off';
   else {
     try {
-      why = dirProblem(dir) ?? undefined;
-      if (!why) ({ data: cachedData, why } = readPrivate(file));
+      const d = dir ?? codeCacheDir();
+      const { name, node } = cacheName(buildId, bundle);
+      where = { dir: d, file: path.join(d, name), node };
+      why = dirProblem(d) ?? undefined;
+      if (!why) {
+        const r = readPrivate(where.file);
+        ({ data: cachedData, why } = r);
+        if (r.damaged) state = 'damaged';
+      }
     } catch (e) {
-      why = `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      // No home directory, an unreadable parent: hoist runs, uncached.
+      why = `the code cache: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
     }
     if (why) state = 'refused';
   }
@@ -121,13 +155,17 @@ export function runBundle(bundle: string, buildId: string, dir: string = codeCac
   const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
   if (cachedData) state = script.cachedDataRejected ? 'rejected' : 'accepted';
   const run: CodeCacheRun = {
-    file,
+    file: where?.file,
     state,
     why,
     save: () => {
-      if ((globalThis as Record<symbol, unknown>)[KEEP] !== true || state === 'off' || state === 'refused') return 'skipped';
+      if ((globalThis as Record<symbol, unknown>)[KEEP] !== true || !where || state === 'off' || state === 'refused') return 'skipped';
       if (state === 'accepted') return 'kept';
-      return write(dir, file, buildId, node, script.createCachedData()) ? 'written' : 'failed';
+      try {
+        return write(where.dir, where.file, buildId, where.node, script.createCachedData()) ? 'written' : 'failed';
+      } catch {
+        return 'failed';
+      }
     },
   };
   (globalThis as Record<symbol, CacheState | undefined>)[STATE] = state;
@@ -139,26 +177,43 @@ export function runBundle(bundle: string, buildId: string, dir: string = codeCac
 }
 
 /**
- * Writes the cache atomically (a private temporary file renamed into place: a killed run leaves no
- * half cache, two runs at once each write a whole one) and removes the caches other builds made with
- * the same Node, and what killed writers left. A failure only means the next run compiles again.
+ * Writes the cache atomically: a private temporary file, synced, renamed into place (a killed run or
+ * a lost machine leaves no half cache; two runs at once each write a whole one). Directories are
+ * created only below one the user owns. Then removes, one by one and best effort,
+ * the caches other builds made for the same Node and what killed writers left.
  */
 function write(dir: string, file: string, buildId: string, node: string, data: Buffer): boolean {
+  // The nearest directory that exists must be the user's: under `sudo -E` it is the invoking user's home.
+  let existing = dir;
+  while (!existsSync(existing)) existing = path.dirname(existing);
+  const uid = process.getuid?.();
+  if (uid !== undefined && statSync(existing).uid !== uid) return false;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (dirProblem(dir)) return false;
   // Created exclusively (wx): a name someone guessed makes the write fail, never write through their file.
   const tmp = `${file}.tmp-${process.pid}-${Math.floor(Math.random() * 0xffffffff).toString(16)}`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if (dirProblem(dir)) return false;
-    writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
-    for (const other of readdirSync(dir)) {
-      const earlier = other.endsWith('.v8cache') && other.includes(node) && !other.startsWith(`${buildId}-`) && /^[0-9a-f]+-v8-/.test(other);
-      const stale = /\.v8cache\.tmp-(\d+)-[0-9a-f]+$/.exec(other);
-      if (earlier || (stale && !alive(Number(stale[1])))) rmSync(path.join(dir, other), { force: true });
+    try {
+      for (const part of [MAGIC, createHash('sha256').update(data).digest(), data]) writeSync(fd, part);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    return true;
-  } catch {
+    renameSync(tmp, file);
+  } catch (e) {
     rmSync(tmp, { force: true });
-    return false;
+    throw e;
   }
+  for (const other of readdirSync(dir)) {
+    const earlier = other.endsWith('.v8cache') && other.includes(node) && !other.startsWith(`${buildId}-`) && /^[0-9a-f]+-[0-9a-f]+-v8-/.test(other);
+    const stale = /\.v8cache\.tmp-(\d+)-[0-9a-f]+$/.exec(other);
+    if (!earlier && !(stale && !alive(Number(stale[1])))) continue;
+    try {
+      rmSync(path.join(dir, other));
+    } catch {
+      // someone else's leftovers (a directory of that name, another owner's file) stay
+    }
+  }
+  return true;
 }

@@ -79,8 +79,6 @@ function inlinePlaybook(name: string, task: string, catalog: TaskCatalog): Playb
 
 export async function runCli(command: string, raw: Record<string, unknown>): Promise<void> {
   const o = raw as CliOptions;
-  // A command compiles most of hoist: what it compiled is worth keeping for the next run.
-  keepCodeCache();
   // The log starts with the command line, so even a run refused for bad input leaves its story.
   const log = command === 'tasks' || command === 'reference' ? new Logger() : Logger.forRun();
   log.log(
@@ -199,6 +197,10 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       events,
       fleetChecks: command === 'verify',
       systemState: command === 'facts',
+    }).then((report) => {
+      // A run that reached its hosts compiled most of hoist: worth keeping for the next start.
+      keepCodeCache();
+      return report;
     });
   if (asks) {
     // The question comes after the plan: every host is planned (read-only, as --check), the plan shown,

@@ -57,8 +57,16 @@ test('facts are gathered from each host, in the one --json envelope', async () =
   }
   const ping = await hoistJson(['ping', '-i', inv()]);
   assert.equal(ping.report.check, false, 'ping is no --check run');
-  const pinged = (ping.report.hosts as unknown as { facts?: { systemdState?: string } }[]).map((h) => h.facts?.systemdState);
-  assert.deepEqual(pinged, [undefined, undefined, undefined], "planning doesn't read systemd's state: nothing plans from it");
+  const pinged = (ping.report.hosts as unknown as { facts?: { osId: string; systemdState?: string } }[]).map((h) => [h.facts?.osId, h.facts?.systemdState]);
+  assert.deepEqual(
+    pinged,
+    [
+      ['debian', undefined],
+      ['debian', undefined],
+      ['debian', undefined],
+    ],
+    "ping gathers facts, but not systemd's state: nothing plans from it",
+  );
 });
 
 test('file task: changed on the first run, nothing on the second; --check touches nothing', async () => {

@@ -89,6 +89,9 @@ test('every command runs from the installed package', () => {
 
 test("the installed command keeps its compiled code in the user's cache, and later runs start from it", () => {
   const code = path.join(dir, 'cache-home', 'hoist', 'code');
+  // A run that reached its hosts keeps what it compiled (--version or `tasks` alone would not).
+  const first = installed(['ping', '-i', info.inventoryPath, '-l', 'h1']);
+  assert.equal(first.code, 0, first.err);
   const caches = readdirSync(code).filter((f) => f.endsWith('.v8cache'));
   assert.equal(caches.length, 1, `one cache for this build and Node: ${caches.join(', ')}`);
   assert.equal(statSync(code).mode & 0o777, 0o700);

@@ -1,7 +1,7 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,16 +59,25 @@ test('a start that ran a command writes the cache, private; the next start is gi
   assert.equal(again.ran.sum, 25);
 });
 
-test('a cache V8 refuses (damaged, or made from another source under the same name) is compiled past and written again', () => {
+test('a damaged cache is never given to V8 (it can crash on one): compiled past and written again', () => {
   const first = start('bbbb');
-  writeFileSync(first.file, Buffer.alloc(statSync(first.file).size, 7), { mode: 0o600 });
+  const bytes = readFileSync(first.file);
+  bytes.fill(0, bytes.length >> 1);
+  writeFileSync(first.file, bytes, { mode: 0o600 });
   const damaged = start('bbbb');
-  assert.deepEqual([damaged.state, damaged.saved], ['rejected', 'written']);
+  assert.deepEqual([damaged.state, damaged.saved], ['damaged', 'written']);
   assert.equal(damaged.ran.sum, 25, 'the bundle still ran');
   assert.equal(start('bbbb').state, 'accepted');
-  writeFileSync(bundle, `// another build\nglobalThis.__codeCacheTest = { sum: 1 };\n`);
-  const other = start('bbbb');
-  assert.deepEqual([other.state, other.ran.sum], ['rejected', 1]);
+});
+
+test('an edited bundle under the same build id, of the same length, gets a cache of its own: the old code never runs', () => {
+  const first = start('ffff');
+  assert.equal(start('ffff').state, 'accepted');
+  const source = readFileSync(bundle, 'utf8');
+  writeFileSync(bundle, source.replace('f7(2) + f9(1)', 'f7(3) + f9(1)'));
+  const edited = start('ffff');
+  assert.notEqual(edited.file, first.file);
+  assert.deepEqual([edited.state, edited.ran.sum], ['absent', 7 * 3 + 1 + 9 + 1]);
 });
 
 test('a cache directory others can write, or a cache file that is a symlink, is neither read nor written', () => {
@@ -88,6 +97,31 @@ test('a cache directory others can write, or a cache file that is a symlink, is 
   assert.match(linked.why ?? '', /symbolic link/);
 });
 
+test('a code directory that is a symlink is neither read nor written', () => {
+  const elsewhere = path.join(work, 'elsewhere');
+  mkdirSync(elsewhere, { mode: 0o700 });
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  symlinkSync(elsewhere, dir);
+  const r = start('abab');
+  assert.deepEqual([r.state, r.saved], ['refused', 'skipped']);
+  assert.match(r.why ?? '', /symbolic link/);
+  assert.deepEqual(readdirSync(elsewhere), []);
+});
+
+test(
+  "no directory is created below someone else's (sudo -E keeps the invoking user's home): no cache, and the run goes on",
+  { skip: process.getuid?.() !== 0 && 'needs root to hand a directory to another user' },
+  () => {
+    const theirs = path.join(work, 'theirs');
+    mkdirSync(theirs, { mode: 0o755 });
+    chownSync(theirs, 65534, 65534);
+    const into = path.join(theirs, '.cache', 'hoist', 'code');
+    const r = start('cdcd', { into });
+    assert.deepEqual([r.state, r.saved, r.ran.sum], ['absent', 'failed', 25]);
+    assert.deepEqual(readdirSync(theirs), []);
+  },
+);
+
 test('a cache file writable by others is refused', () => {
   const first = start('dddd');
   chmodSync(first.file, 0o666);
@@ -104,6 +138,7 @@ test("writing a build's cache removes other builds' caches for the same Node, an
   const current = start('2222');
   assert.equal(current.saved, 'written');
   assert.deepEqual(readdirSync(dir).sort(), [path.basename(current.file), 'notes.txt'].sort());
+  assert.equal(readFileSync(path.join(dir, 'notes.txt'), 'utf8'), 'mine');
 });
 
 test('HOIST_CODE_CACHE=0 turns it off: nothing read, nothing written', () => {
@@ -112,7 +147,8 @@ test('HOIST_CODE_CACHE=0 turns it off: nothing read, nothing written', () => {
   assert.throws(() => statSync(dir), /ENOENT/);
 });
 
-test('the cache directory follows XDG_CACHE_HOME, else ~/.cache', () => {
+test("the cache directory follows XDG_CACHE_HOME when it is absolute, else ~/.cache (a relative one would be the current directory's)", () => {
   assert.equal(codeCacheDir({ XDG_CACHE_HOME: '/x/y' }), '/x/y/hoist/code');
   assert.equal(codeCacheDir({}), path.join(os.homedir(), '.cache', 'hoist', 'code'));
+  assert.equal(codeCacheDir({ XDG_CACHE_HOME: '.cache' }), path.join(os.homedir(), '.cache', 'hoist', 'code'));
 });
