@@ -41,7 +41,7 @@ export interface Gathered {
   lock?: { generation: number; held: boolean };
 }
 
-/** `systemState`: read systemd's overall state too (FactsOptions). */
+/** `systemState`: read systemd's overall state too (only `hoist facts` asks; nothing plans from it). */
 export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<string, Probe>, opts: { systemState?: boolean } = {}): Promise<Gathered> {
   const scripts = new Map<string, string>();
   const files = new Map<string, FileRead>();
