@@ -162,7 +162,7 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
       if ((globalThis as Record<symbol, unknown>)[KEEP] !== true || !where || state === 'off' || state === 'refused') return 'skipped';
       if (state === 'accepted') return 'kept';
       try {
-        return write(where.dir, where.file, buildId, where.node, script.createCachedData()) ? 'written' : 'failed';
+        return write(where.dir, where.file, where.node, script.createCachedData()) ? 'written' : 'failed';
       } catch {
         return 'failed';
       }
@@ -180,9 +180,10 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
  * Writes the cache atomically: a private temporary file, synced, renamed into place (a killed run or
  * a lost machine leaves no half cache; two runs at once each write a whole one). Directories are
  * created only below one the user owns. Then removes, one by one and best effort,
- * the caches other builds made for the same Node and what killed writers left.
+ * the caches other builds or other copies of the bundle made for the same Node, and what killed
+ * writers left.
  */
-function write(dir: string, file: string, buildId: string, node: string, data: Buffer): boolean {
+function write(dir: string, file: string, node: string, data: Buffer): boolean {
   // The nearest directory that exists must be the user's: under `sudo -E` it is the invoking user's home.
   let existing = dir;
   while (!existsSync(existing)) existing = path.dirname(existing);
@@ -205,8 +206,10 @@ function write(dir: string, file: string, buildId: string, node: string, data: B
     rmSync(tmp, { force: true });
     throw e;
   }
+  const mine = path.basename(file).slice(0, path.basename(file).indexOf(node) + node.length);
   for (const other of readdirSync(dir)) {
-    const earlier = other.endsWith('.v8cache') && other.includes(node) && !other.startsWith(`${buildId}-`) && /^[0-9a-f]+-[0-9a-f]+-v8-/.test(other);
+    // This bundle's caches under other flags stay; other builds' and other copies' (a reinstall) go.
+    const earlier = other.endsWith('.v8cache') && other.includes(node) && !other.startsWith(mine) && /^[0-9a-f]+-[0-9a-f]+-v8-/.test(other);
     const stale = /\.v8cache\.tmp-(\d+)-[0-9a-f]+$/.exec(other);
     if (!earlier && !(stale && !alive(Number(stale[1])))) continue;
     try {

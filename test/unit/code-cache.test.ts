@@ -1,7 +1,7 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,21 @@ test("writing a build's cache removes other builds' caches for the same Node, an
   assert.equal(current.saved, 'written');
   assert.deepEqual(readdirSync(dir).sort(), [path.basename(current.file), 'notes.txt'].sort());
   assert.equal(readFileSync(path.join(dir, 'notes.txt'), 'utf8'), 'mine');
+});
+
+test("a reinstalled copy of the same build replaces the old copy's cache; the same copy's cache under other flags stays", () => {
+  const first = start('3333');
+  const flagged = start('3333', { env: { NODE_OPTIONS: '--max-old-space-size=512' } });
+  assert.notEqual(flagged.file, first.file);
+  assert.deepEqual(readdirSync(dir).sort(), [path.basename(first.file), path.basename(flagged.file)].sort());
+  // A reinstall: the same build id, a new file.
+  const copy = `${bundle}.new`;
+  writeFileSync(copy, readFileSync(bundle));
+  rmSync(bundle);
+  renameSync(copy, bundle);
+  const reinstalled = start('3333');
+  assert.equal(reinstalled.saved, 'written');
+  assert.deepEqual(readdirSync(dir), [path.basename(reinstalled.file)]);
 });
 
 test('HOIST_CODE_CACHE=0 turns it off: nothing read, nothing written', () => {
