@@ -5,17 +5,35 @@
 //   lookups, and no compile at all once the cache holds it; commands are still evaluated only when one
 //   runs (esbuild wraps what is imported lazily in an init function).
 // Both sit beside dist/paths.js, so `..` of them is the package root (templates/, playbooks/,
-// package.json) as it is for the compiled files.
+// package.json) as it is for the compiled files. The single executable (scripts/sea.mjs) is the same
+// two files: the entry as its main script, the bundle unpacked with the package files.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { noNativeAddons } from './esbuild-plugins.mjs';
+
+/**
+ * ssh2's optional native addons (cpu-features, sshcrypto.node) become a module that throws, as a
+ * missing addon does; ssh2 catches that and uses its JavaScript code. Left as a require, a checkout
+ * whose cpu-features was never compiled spends 5 ms of every start searching for its binding, and
+ * the package (which doesn't ship it) would behave unlike the checkout.
+ */
+const noNativeAddons = {
+  name: 'no-native-addons',
+  setup(b) {
+    b.onResolve({ filter: /^cpu-features$|\.node$/ }, (a) => ({ path: a.path, namespace: 'no-native-addon' }));
+    b.onLoad({ filter: /.*/, namespace: 'no-native-addon' }, (a) => ({
+      loader: 'js',
+      contents: `throw new Error(${JSON.stringify(`${a.path}: hoist runs without native addons`)});`,
+    }));
+  },
+};
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist');
 const CLI = 'hoist-cli.cjs';
+mkdirSync(out, { recursive: true });
 for (const f of readdirSync(out)) if (/^hoist(-[A-Z0-9]+)?\.js$|^hoist(-cli)?\.cjs$/.test(f)) rmSync(path.join(out, f));
 
 await build({

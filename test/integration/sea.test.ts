@@ -76,12 +76,12 @@ before(async () => {
   );
   execFileSync('tar', ['-C', stage, '-cf', path.join(dir, 'stage.tar'), '.']);
   const tar = readFileSync(path.join(dir, 'stage.tar'));
-  const put = onBastion(`rm -rf ~/${REMOTE_DIR} ~/.cache/hoist/sea && mkdir -m 700 ~/${REMOTE_DIR} && tar -xf - -C ~/${REMOTE_DIR}`, tar);
+  const put = onBastion(`rm -rf ~/${REMOTE_DIR} ~/.cache/hoist/sea ~/.cache/hoist/code && mkdir -m 700 ~/${REMOTE_DIR} && tar -xf - -C ~/${REMOTE_DIR}`, tar);
   assert.equal(put.code, 0, put.err);
 });
 
 after(() => {
-  if (info) onBastion(`rm -rf ~/${REMOTE_DIR} ~/.cache/hoist/sea`);
+  if (info) onBastion(`rm -rf ~/${REMOTE_DIR} ~/.cache/hoist/sea ~/.cache/hoist/code`);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -132,6 +132,16 @@ test('the linux-x64 executable runs on a host without Node and provisions the ot
   assert.equal(check.code, 0, `${check.out}${check.err}`);
   assert.match(check.out, /config\.toml|no changes: every host already matches/);
   assert.equal(onBastion(`ls ~/${REMOTE_DIR}/cache/sha256 | grep -q .`).code, 0, 'the check downloaded into its cache on the bastion');
+  // The CLI it unpacked runs through the same code cache as the package's: written by the runs
+  // above, taken by the next (its log's first line says which).
+  const caches = onBastion('stat -c "%a %n" ~/.cache/hoist/code ~/.cache/hoist/code/*.v8cache');
+  assert.equal(caches.code, 0, caches.err);
+  assert.match(caches.out, /^700 \S+\/code\n600 \S+\.v8cache\n$/);
+  const logged = onBastion(
+    `cd ~/${REMOTE_DIR} && CI=1 XDG_STATE_HOME=$HOME/${REMOTE_DIR}/state ./hoist ping -i inventory.toml -l h1 >/dev/null && head -1 state/hoist/logs/*.log`,
+  );
+  assert.equal(logged.code, 0, logged.err);
+  assert.match(logged.out, /, code cache accepted\)\n$/);
 });
 
 test('the linux-arm64 executable runs under qemu-aarch64 against the fleet', () => {
