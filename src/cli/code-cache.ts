@@ -1,24 +1,10 @@
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createRequire, Module } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
 import { cacheHome } from '../util/cache-home.js';
-import { alive, MISSING, notPrivate } from '../util/private-dir.js';
+import { alive, foreignTree, MISSING, notPrivate } from '../util/private-dir.js';
 
 /**
  * The CLI is one CommonJS bundle (dist/hoist-cli.cjs, scripts/bundle.mjs) that the entry runs through
@@ -72,19 +58,30 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const short = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
 
-/**
- * The cache's name: the bundle's build id and file (size, time, inode: an edited bundle under the same
- * build id gets a cache of its own), V8's version, the architecture and the flags V8 started with (a
- * cache made under other flags is refused by V8 and would be rewritten on every switch).
- */
-function cacheName(buildId: string, bundle: string): { name: string; node: string } {
-  const st = statSync(bundle);
-  const node = `-v8-${process.versions.v8}-${process.arch}-`;
-  return {
-    name: `${buildId}-${short(`${st.size}:${st.mtimeMs}:${st.ino}`)}${node}${short(JSON.stringify([process.execArgv, process.env.NODE_OPTIONS ?? '']))}.v8cache`,
-    node,
-  };
+/** Where a cache's name says it came from: the installation (the bundle's path) and the copy there. */
+interface CacheName {
+  name: string;
+  /** `<path>-`: every cache of this installation starts with it. */
+  place: string;
+  /** `<path>-<build>-<file>-v8-<version>-<arch>-`: this copy's caches under any flags. */
+  copy: string;
 }
+
+/**
+ * The cache's name: the bundle's path (two installations, or the package and the single executable,
+ * keep a cache each), build id and file (size, time, inode: an edited or reinstalled bundle gets a
+ * cache of its own), V8's version, the architecture and the flags V8 started with (a cache made under
+ * other flags is refused by V8 and would be rewritten on every switch).
+ */
+function cacheName(buildId: string, bundle: string): CacheName {
+  const st = statSync(bundle);
+  const place = `${short(path.resolve(bundle))}-`;
+  const copy = `${place}${buildId}-${short(`${st.size}:${st.mtimeMs}:${st.ino}`)}-v8-${process.versions.v8}-${process.arch}-`;
+  return { name: `${copy}${short(JSON.stringify([process.execArgv, process.env.NODE_OPTIONS ?? '']))}.v8cache`, place, copy };
+}
+
+/** A cache no run has written for this long belongs to an installation that is gone, or is written again once. */
+const UNUSED_MS = 30 * 24 * 3600 * 1000;
 
 /** The payload of a private, intact cache file; `why` when it can't be used. */
 function readPrivate(file: string): { data?: Buffer; why?: string; damaged?: boolean } {
@@ -132,13 +129,13 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
   let state: CacheState = 'absent';
   let why: string | undefined;
   let cachedData: Buffer | undefined;
-  let where: { dir: string; file: string; node: string } | undefined;
+  let where: { dir: string; file: string; named: CacheName } | undefined;
   if (process.env.HOIST_CODE_CACHE === '0') state = 'off';
   else {
     try {
       const d = dir ?? codeCacheDir();
-      const { name, node } = cacheName(buildId, bundle);
-      where = { dir: d, file: path.join(d, name), node };
+      const named = cacheName(buildId, bundle);
+      where = { dir: d, file: path.join(d, named.name), named };
       why = dirProblem(d) ?? undefined;
       if (!why) {
         const r = readPrivate(where.file);
@@ -162,7 +159,7 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
       if ((globalThis as Record<symbol, unknown>)[KEEP] !== true || !where || state === 'off' || state === 'refused') return 'skipped';
       if (state === 'accepted') return 'kept';
       try {
-        return write(where.dir, where.file, where.node, script.createCachedData()) ? 'written' : 'failed';
+        return write(where.dir, where.file, where.named, script.createCachedData()) ? 'written' : 'failed';
       } catch {
         return 'failed';
       }
@@ -179,16 +176,12 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
 /**
  * Writes the cache atomically: a private temporary file, synced, renamed into place (a killed run or
  * a lost machine leaves no half cache; two runs at once each write a whole one). Directories are
- * created only below one the user owns. Then removes, one by one and best effort,
- * the caches other builds or other copies of the bundle made for the same Node, and what killed
- * writers left.
+ * created only below one the user (or root) owns. Then removes, one by one and best effort, the
+ * caches earlier copies of this installation made, other installations' caches unused for 30 days,
+ * and what killed writers left.
  */
-function write(dir: string, file: string, node: string, data: Buffer): boolean {
-  // The nearest directory that exists must be the user's: under `sudo -E` it is the invoking user's home.
-  let existing = dir;
-  while (!existsSync(existing)) existing = path.dirname(existing);
-  const uid = process.getuid?.();
-  if (uid !== undefined && statSync(existing).uid !== uid) return false;
+function write(dir: string, file: string, named: CacheName, data: Buffer): boolean {
+  if (foreignTree(dir)) return false;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (dirProblem(dir)) return false;
   // Created exclusively (wx): a name someone guessed makes the write fail, never write through their file.
@@ -206,12 +199,18 @@ function write(dir: string, file: string, node: string, data: Buffer): boolean {
     rmSync(tmp, { force: true });
     throw e;
   }
-  const mine = path.basename(file).slice(0, path.basename(file).indexOf(node) + node.length);
+  const now = Date.now();
   for (const other of readdirSync(dir)) {
-    // This bundle's caches under other flags stay; other builds' and other copies' (a reinstall) go.
-    const earlier = other.endsWith('.v8cache') && other.includes(node) && !other.startsWith(mine) && /^[0-9a-f]+-[0-9a-f]+-v8-/.test(other);
     const stale = /\.v8cache\.tmp-(\d+)-[0-9a-f]+$/.exec(other);
-    if (!earlier && !(stale && !alive(Number(stale[1])))) continue;
+    let gone = stale !== null && !alive(Number(stale[1]));
+    if (/^[0-9a-f]{8}-[0-9a-f]+-[0-9a-f]{8}-v8-.+\.v8cache$/.test(other) && !other.startsWith(named.copy))
+      try {
+        // This installation's earlier copies go (an upgrade, a reinstall); other installations' only once unused for long.
+        gone = other.startsWith(named.place) || now - statSync(path.join(dir, other)).mtimeMs > UNUSED_MS;
+      } catch {
+        gone = false;
+      }
+    if (!gone) continue;
     try {
       rmSync(path.join(dir, other));
     } catch {

@@ -198,8 +198,8 @@ async function dispatch(asked: string, o: CliOptions, log: Logger, signals: Sign
       fleetChecks: command === 'verify',
       systemState: command === 'facts',
     }).then((report) => {
-      // A run that reached its hosts compiled most of hoist: worth keeping for the next start.
-      keepCodeCache();
+      // A run that reached a host compiled most of hoist: worth keeping for the next start.
+      if (report.hosts.some((h) => h.status !== 'unreachable' && h.status !== 'skipped')) keepCodeCache();
       return report;
     });
   if (asks) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * What `hoist` runs (dist/hoist.cjs, built by scripts/bundle.mjs; the single executable's main script
- * too; from source, run src/cli/main.ts): `hoist --version` answers before anything else is read;
- * everything else is the CLI bundle in the package root's dist/ (for the single executable, where it
- * unpacked its files), compiled with V8's code cache (code-cache.ts).
+ * too; from source, run src/cli/main.ts): `hoist --version` answers from package.json alone (the single
+ * executable unpacks its files first), before the CLI is loaded; everything else is the CLI bundle in
+ * the package root's dist/ (for the single executable, where it unpacked its files), compiled with
+ * V8's code cache (code-cache.ts).
  */
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../paths.js';

@@ -1,4 +1,5 @@
-import { lstatSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
+import path from 'node:path';
 
 /** notPrivate's answer for a path that isn't there (callers may then create it). */
 export const MISSING = 'does not exist';
@@ -32,4 +33,18 @@ export function alive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Why hoist must not create `dir` (and what is missing above it), or null. The nearest directory that
+ * exists must be this user's or root's: `sudo -E hoist` keeps the invoking user's HOME, and root's
+ * directories in that user's ~/.cache would lock the user out of their own cache.
+ */
+export function foreignTree(dir: string): string | null {
+  let existing = dir;
+  while (!existsSync(existing)) existing = path.dirname(existing);
+  const uid = process.getuid?.();
+  const owner = statSync(existing).uid;
+  if (uid === undefined || owner === uid || owner === 0) return null;
+  return `${existing} belongs to uid ${owner}, not to you (uid ${uid}): hoist creates no directories in another user's files (sudo -E keeps the invoking user's HOME)`;
 }

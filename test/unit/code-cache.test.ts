@@ -1,7 +1,20 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +35,15 @@ interface Outcome {
 }
 
 /** One start of hoist in a new process: only a new process shows whether V8 takes the cache on disk. */
-function start(buildId: string, opts: { keep?: boolean; env?: NodeJS.ProcessEnv; into?: string } = {}): Outcome {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', RUN, bundle, buildId, opts.into ?? dir, opts.keep === false ? '' : 'keep'], {
-    encoding: 'utf8',
-    env: { ...process.env, HOIST_CODE_CACHE: '', ...opts.env },
-  });
+function start(buildId: string, opts: { keep?: boolean; env?: NodeJS.ProcessEnv; into?: string; bundleFile?: string } = {}): Outcome {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', RUN, opts.bundleFile ?? bundle, buildId, opts.into ?? dir, opts.keep === false ? '' : 'keep'],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, HOIST_CODE_CACHE: '', ...opts.env },
+    },
+  );
   return JSON.parse(out) as Outcome;
 }
 
@@ -130,15 +147,37 @@ test('a cache file writable by others is refused', () => {
   assert.match(r.why ?? '', /writable by others/);
 });
 
-test("writing a build's cache removes other builds' caches for the same Node, and what dead writers left; nothing else", () => {
+test("an upgrade in place replaces the old build's cache; other installations', live writers' and others' files stay", () => {
   const old = start('1111');
   const dead = `${old.file}.tmp-999999999-abcd`;
   writeFileSync(dead, 'partial');
+  const live = `${old.file}.tmp-${process.pid}-abcd`;
+  writeFileSync(live, 'being written');
   writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+  // Another installation (another bundle path) of the same Node, and a cache of another Node here.
+  const elsewhere = path.join(work, 'other-install.cjs');
+  writeFileSync(elsewhere, readFileSync(bundle));
+  const other = start('9999', { bundleFile: elsewhere });
+  const otherNode = path.basename(old.file).replace(/-v8-[^-]+(-node\.\d+)?-/, '-v8-1.2.3.4-');
+  writeFileSync(path.join(dir, otherNode), 'x', { mode: 0o600 });
   const current = start('2222');
   assert.equal(current.saved, 'written');
-  assert.deepEqual(readdirSync(dir).sort(), [path.basename(current.file), 'notes.txt'].sort());
+  assert.deepEqual(
+    readdirSync(dir).sort(),
+    [path.basename(current.file), path.basename(other.file), path.basename(live), 'notes.txt'].sort(),
+    "gone: the same installation's earlier build (under any Node) and the dead writer's leftover",
+  );
   assert.equal(readFileSync(path.join(dir, 'notes.txt'), 'utf8'), 'mine');
+});
+
+test("another installation's cache goes only once no run wrote it for 30 days", () => {
+  const elsewhere = path.join(work, 'other-install.cjs');
+  writeFileSync(elsewhere, readFileSync(bundle));
+  const other = start('9999', { bundleFile: elsewhere });
+  const month = new Date(Date.now() - 31 * 24 * 3600 * 1000);
+  utimesSync(other.file, month, month);
+  start('2222');
+  assert.throws(() => statSync(other.file), /ENOENT/);
 });
 
 test("a reinstalled copy of the same build replaces the old copy's cache; the same copy's cache under other flags stays", () => {
@@ -160,6 +199,11 @@ test('HOIST_CODE_CACHE=0 turns it off: nothing read, nothing written', () => {
   const r = start('eeee', { env: { HOIST_CODE_CACHE: '0' } });
   assert.deepEqual([r.state, r.saved], ['off', 'skipped']);
   assert.throws(() => statSync(dir), /ENOENT/);
+  // A damaged cache where it would be read: off means it isn't even opened.
+  const made = start('eeee');
+  writeFileSync(made.file, 'damaged', { mode: 0o600 });
+  assert.equal(start('eeee', { env: { HOIST_CODE_CACHE: '0' } }).state, 'off');
+  assert.equal(start('eeee').state, 'damaged');
 });
 
 test("the cache directory follows XDG_CACHE_HOME when it is absolute, else ~/.cache (a relative one would be the current directory's)", () => {

@@ -73,4 +73,20 @@ describe('single executable files', () => {
     }
     assert.equal(readFileSync(path.join(planted, 'node_modules', 'undici', 'index.js'), 'utf8'), 'process.exit(66)', 'nothing written through the link');
   });
+
+  it(
+    "creates no directory in another user's files (sudo -E keeps the invoking user's HOME), and says so",
+    { skip: process.getuid?.() !== 0 && 'needs root to hand a directory to another user' },
+    () => {
+      const home = path.join(dir, 'their-home');
+      mkdirSync(home, { mode: 0o755 });
+      chownSync(home, 65534, 65534);
+      const root = path.join(home, '.cache', 'hoist', 'sea', manifest.id);
+      assert.throws(
+        () => unpack(root, manifest, content),
+        /their-home belongs to uid 65534, not to you \(uid 0\): hoist creates no directories in another user's files \(sudo -E/,
+      );
+      assert.deepEqual(readdirSync(home), [], 'nothing created there');
+    },
+  );
 });
