@@ -189,7 +189,9 @@ function write(dir: string, file: string, named: CacheName, data: Buffer): boole
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     try {
-      for (const part of [MAGIC, createHash('sha256').update(data).digest(), data]) writeSync(fd, part);
+      // writeSync may write less than it was given: each part is written to its end.
+      for (const part of [MAGIC, createHash('sha256').update(data).digest(), data])
+        for (let at = 0; at < part.length;) at += writeSync(fd, part, at, part.length - at);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
