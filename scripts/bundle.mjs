@@ -36,24 +36,29 @@ const CLI = 'hoist-cli.cjs';
 mkdirSync(out, { recursive: true });
 for (const f of readdirSync(out)) if (/^hoist(-[A-Z0-9]+)?\.js$|^hoist(-cli)?\.cjs$/.test(f)) rmSync(path.join(out, f));
 
-await build({
-  entryPoints: [path.join(root, 'src/cli/main.ts')],
-  outfile: path.join(out, CLI),
+// What both files are: CommonJS for Node 20, whose paths.ts finds the package root from its own file.
+const commonjs = {
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  // import() becomes require(): the bundle runs as a vm.Script, which has no module loader of its own.
-  supported: { 'dynamic-import': false },
-  // paths.ts finds the package root from its module's URL.
-  define: { 'import.meta.url': '__hoistModuleUrl' },
   // "use strict" first: a banner before esbuild's own would end the directive prologue and leave the code sloppy.
   banner: { js: "'use strict'; var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+};
+const moduleUrl = { 'import.meta.url': '__hoistModuleUrl' };
+
+await build({
+  ...commonjs,
+  entryPoints: [path.join(root, 'src/cli/main.ts')],
+  outfile: path.join(out, CLI),
+  // import() becomes require(): the bundle runs as a vm.Script, which has no module loader of its own.
+  supported: { 'dynamic-import': false },
+  define: moduleUrl,
   // undici stays a package of its own (shipped inside hoist's, see bundleDependencies): hoist tells a
   // crash inside the HTTP client from its own by the client's file names in the stack.
   external: ['undici'],
   plugins: [noNativeAddons],
-  logLevel: 'warning',
 });
 // The bundle runs as a function body (Module.wrap), where a #! line is a syntax error.
 const cli = path.join(out, CLI);
@@ -61,19 +66,13 @@ const code = readFileSync(cli, 'utf8').replace(/^#!.*\n/, '');
 writeFileSync(cli, code);
 
 await build({
+  ...commonjs,
   entryPoints: [path.join(root, 'src/cli/entry.ts')],
   outfile: path.join(out, 'hoist.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
   define: {
-    'import.meta.url': '__hoistModuleUrl',
+    ...moduleUrl,
     HOIST_CLI_BUNDLE: JSON.stringify(CLI),
     // The code cache's name: a cache made for another build is never offered to V8.
     HOIST_CLI_BUILD_ID: JSON.stringify(createHash('sha256').update(code).digest('hex').slice(0, 16)),
   },
-  // "use strict" first: a banner before esbuild's own would end the directive prologue and leave the code sloppy.
-  banner: { js: "'use strict'; var __hoistModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  logLevel: 'warning',
 });

@@ -136,7 +136,9 @@ function walk(dir) {
 
 /** bin/node of node-linux-<arch>@<this Node's version>, downloaded once and checked. */
 async function nodeBinary(arch) {
-  const cache = process.env.HOIST_SEA_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hoist-sea');
+  // A relative XDG_CACHE_HOME is ignored, as the XDG spec says (src/util/cache-home.ts).
+  const xdg = process.env.XDG_CACHE_HOME;
+  const cache = process.env.HOIST_SEA_CACHE || path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'hoist-sea');
   const bin = path.join(cache, `node-v${nodeVersion}-linux-${arch}`);
   if (existsSync(bin)) return checkElf(bin, arch);
   const spec = `node-linux-${arch}@${nodeVersion}`;

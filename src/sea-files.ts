@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { InputError, InternalError } from './util/errors.js';
 import { printable } from './util/printable.js';
-import { alive, foreignTree, MISSING, notPrivate } from './util/private-dir.js';
+import { alive, makePrivateDir, MISSING, notPrivate } from './util/private-dir.js';
 import { cacheHome } from './util/cache-home.js';
 
 /**
@@ -61,13 +61,8 @@ export function seaPackageRoot(): string | undefined {
  */
 export function unpack(dir: string, manifest: SeaManifest, read: (file: string) => Uint8Array): string {
   const parent = path.dirname(dir);
-  const foreign = foreignTree(parent);
-  if (foreign) throw new InputError(foreign);
-  mkdirSync(parent, { recursive: true, mode: 0o700 });
-  for (const d of [path.dirname(parent), parent]) {
-    const problem = notPrivate(d);
-    if (problem) throw new InputError(`${d} ${problem}`);
-  }
+  const problem = makePrivateDir(parent);
+  if (problem) throw new InputError(problem);
   const existing = notPrivate(dir);
   if (existing === null) return dir;
   if (existing !== MISSING) throw new InputError(`${dir} ${existing}`);

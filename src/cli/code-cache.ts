@@ -1,10 +1,10 @@
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
 import { cacheHome } from '../util/cache-home.js';
-import { alive, foreignTree, MISSING, notPrivate } from '../util/private-dir.js';
+import { sha256 } from '../util/hash.js';
+import { alive, makePrivateDir, privateTreeProblem, writePrivateFile } from '../util/private-dir.js';
 
 /**
  * The CLI is one CommonJS bundle (dist/hoist-cli.cjs, scripts/bundle.mjs) that the entry runs through
@@ -19,7 +19,7 @@ import { alive, foreignTree, MISSING, notPrivate } from '../util/private-dir.js'
  * hoist creates its directories only below a directory the user owns (`sudo -E hoist` must not leave
  * root's directories in the invoking user's home). V8 checks little of a cache it is given (the
  * source's length, its own version and flags; a damaged one can crash it), so each file carries the
- * SHA-256 of its payload and is named for the bundle's build and file. Nothing here fails a run: a
+ * SHA-256 of its payload and is named for the bundle's path, build and file. Nothing here fails a run: a
  * missing, refused or damaged cache costs one compile, as without it.
  */
 
@@ -27,9 +27,9 @@ import { alive, foreignTree, MISSING, notPrivate } from '../util/private-dir.js'
 const KEEP = Symbol.for('hoist.codeCache.keep');
 /** What became of the cache in this process (logged with the command line). */
 const STATE = Symbol.for('hoist.codeCache.state');
-/** A cache file: MAGIC, the payload's SHA-256, the payload V8 made. */
-const MAGIC = Buffer.from('hoist-v8-cache-1\n');
-const HEADER = MAGIC.length + 32;
+/** A cache file: MAGIC, the payload's SHA-256 in hex, the payload V8 made. */
+const MAGIC = Buffer.from('hoist-v8-cache-2\n');
+const HEADER = MAGIC.length + 64;
 
 export function keepCodeCache(): void {
   (globalThis as Record<symbol, unknown>)[KEEP] = true;
@@ -56,7 +56,7 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(cacheHome(env), 'hoist', 'code');
 }
 
-const short = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
+const short = (text: string) => sha256(text).slice(0, 8);
 
 /** Where a cache's name says it came from: the installation (the bundle's path) and the copy there. */
 interface CacheName {
@@ -100,24 +100,11 @@ function readPrivate(file: string): { data?: Buffer; why?: string; damaged?: boo
     if (st.mode & 0o022) return { why: `${file} is writable by others` };
     const all = readFileSync(fd);
     const data = all.subarray(HEADER);
-    const intact =
-      all.length > HEADER &&
-      all.subarray(0, MAGIC.length).equals(MAGIC) &&
-      createHash('sha256').update(data).digest().equals(all.subarray(MAGIC.length, HEADER));
+    const intact = all.length > HEADER && all.subarray(0, MAGIC.length).equals(MAGIC) && sha256(data) === all.toString('latin1', MAGIC.length, HEADER);
     return intact ? { data } : { damaged: true };
   } finally {
     closeSync(fd);
   }
-}
-
-/** Why the cache directory (or hoist's directory above it) can't hold code, or null; a missing one is fine. */
-function dirProblem(dir: string): string | null {
-  for (const d of [path.dirname(dir), dir]) {
-    const p = notPrivate(d);
-    if (p === MISSING) return null;
-    if (p !== null) return `${d} ${p}`;
-  }
-  return null;
 }
 
 /**
@@ -136,7 +123,7 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
       const d = dir ?? codeCacheDir();
       const named = cacheName(buildId, bundle);
       where = { dir: d, file: path.join(d, named.name), named };
-      why = dirProblem(d) ?? undefined;
+      why = privateTreeProblem(d) ?? undefined;
       if (!why) {
         const r = readPrivate(where.file);
         ({ data: cachedData, why } = r);
@@ -174,33 +161,14 @@ export function runBundle(bundle: string, buildId: string, dir?: string): CodeCa
 }
 
 /**
- * Writes the cache atomically: a private temporary file, synced, renamed into place (a killed run or
- * a lost machine leaves no half cache; two runs at once each write a whole one). Directories are
- * created only below one the user (or root) owns. Then removes, one by one and best effort, the
+ * Writes the cache atomically (writePrivateFile) into a private directory made only where hoist may
+ * (makePrivateDir). Then removes, one by one and best effort, the
  * caches earlier copies of this installation made, other installations' caches unused for 30 days,
  * and what killed writers left.
  */
 function write(dir: string, file: string, named: CacheName, data: Buffer): boolean {
-  if (foreignTree(dir)) return false;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (dirProblem(dir)) return false;
-  // Created exclusively (wx): a name someone guessed makes the write fail, never write through their file.
-  const tmp = `${file}.tmp-${process.pid}-${Math.floor(Math.random() * 0xffffffff).toString(16)}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    try {
-      // writeSync may write less than it was given: each part is written to its end.
-      for (const part of [MAGIC, createHash('sha256').update(data).digest(), data])
-        for (let at = 0; at < part.length;) at += writeSync(fd, part, at, part.length - at);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  if (makePrivateDir(dir)) return false;
+  writePrivateFile(file, [MAGIC, Buffer.from(sha256(data)), data]);
   const now = Date.now();
   for (const other of readdirSync(dir)) {
     const stale = /\.v8cache\.tmp-(\d+)-[0-9a-f]+$/.exec(other);

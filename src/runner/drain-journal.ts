@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Hook } from '../playbook/playbook.js';
 import { DRAIN_RECORD } from '../host-paths.js';
 import { HostError } from '../util/errors.js';
+import { writePrivateFile } from '../util/private-dir.js';
 
 /**
  * The drain journal: a host whose before_host hooks ran owes its after_host hooks until they
@@ -67,15 +68,7 @@ export function controllerRecordPath(host: string, address: string): string {
 export function writeControllerRecord(rec: DrainRecord): string {
   const file = controllerRecordPath(rec.host, rec.address);
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writePrivateFile(file, [Buffer.from(`${JSON.stringify(rec, null, 2)}\n`)]);
   return file;
 }
 
