@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { extraCaOptions } from './extra-ca.js';
 import { addSecret } from '../util/redact.js';
 import type { ArtifactCache } from './cache.js';
 import { ChecksumError } from '../util/checksum.js';
@@ -87,10 +88,16 @@ export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean 
   const { Agent, EnvHttpProxyAgent, interceptors } = await undici();
   const t = opts.timeoutMs ?? 30_000;
   const proxy = proxyEnvironment();
-  const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t } };
+  const tls = await extraCaOptions();
+  const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t, ...tls } };
   // http:// through a proxy as absolute-form requests (what curl sends, and what a caching proxy
-  // can cache); https:// through a CONNECT tunnel.
-  const agent = opts.dispatcher ? undefined : proxy ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false }) : new Agent(timeouts);
+  // can cache); https:// through a CONNECT tunnel. Through a proxy, `connect` is not used: the
+  // origin's TLS is `requestTls`, an https proxy's own `proxyTls`.
+  const agent = opts.dispatcher
+    ? undefined
+    : proxy
+      ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false, requestTls: { timeout: t, ...tls }, proxyTls: { timeout: t, ...tls } })
+      : new Agent(timeouts);
   // request() does not follow redirects by itself (release hosts redirect to their storage).
   const dispatcher = (opts.dispatcher ?? agent!).compose(interceptors.redirect({ maxRedirections: 10 }));
   const stop = catchClientCrashes(agent ?? opts.dispatcher!);

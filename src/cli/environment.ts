@@ -28,6 +28,11 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
     name: 'NODE_OPTIONS',
     meaning: "read by Node; hoist names its code cache after it (and Node's own flags), since V8 refuses a cache made under other flags",
   },
+  {
+    name: 'NODE_EXTRA_CA_CERTS',
+    meaning:
+      "a PEM file of CA certificates trusted for downloads over https besides Node's own roots; the hoist command (bin/hoist) keeps Node from reading it at every start-up and hoist reads it when it downloads (a file it cannot use is an error then); processes hoist starts see it unchanged",
+  },
   { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
   { name: 'NO_COLOR', meaning: 'no colours in the output' },
   { name: 'CI', meaning: 'plain lines instead of the live terminal view (also when stdout is not a terminal)' },

@@ -4,6 +4,10 @@ import { errorEnvelope, writeJson } from '../output/json.js';
 import { HOIST_VERSION } from './version.js';
 import { signalChildren } from '../util/children.js';
 import { terminalText } from '../util/printable.js';
+import { takeDeferredExtraCa } from '../artifacts/extra-ca.js';
+
+// Before anything can start a process: NODE_EXTRA_CA_CERTS back as the user set it (bin/hoist moved it aside).
+takeDeferredExtraCa();
 
 /** Whole numbers only: parseInt would read "3abc" as 3 and "abc" as NaN, and a run with NaN forks does nothing. */
 const count =

@@ -18,19 +18,59 @@ export interface ProbeResult {
   installed?: ReadonlySet<string>;
 }
 
+/** Read-only sections for one round trip: `before` in order, then `together` side by side, then `after` in order. */
+export interface SectionPlan {
+  before?: [string, string][];
+  together: Map<string, string>;
+  after?: [string, string][];
+}
+
+/**
+ * How many sections of `together` run at once on the host. The containerd playbook's slow reads are
+ * five Go binaries (ctr, containerd, crictl) of ~20-50 ms of CPU each; side by side a host answers
+ * in about the time of the slowest instead of their sum. The bound keeps a playbook with many probes
+ * from starting them all at once on a small host.
+ */
+export const SECTIONS_AT_ONCE = 8;
+
 /**
  * Facts and every task's read-only probes go to the host as ONE script, so planning a whole
- * playbook costs one round trip. Each probe runs in its own subshell with stderr folded in, and its
- * output is framed by a per-run random marker that no command output can forge.
+ * playbook costs one round trip. Each section runs in its own subshell with stderr folded in, and
+ * its output is framed by a per-run random marker that no command output can forge.
+ *
+ * `together` sections run concurrently in groups of SECTIONS_AT_ONCE, each in a process substitution
+ * that one cat reads to its end in the given order, so the output is the same as one after another.
+ * A section blocked on a full pipe only waits for its turn to be read.
  */
+export function sectionsScript(mark: string, plan: SectionPlan, atOnce = SECTIONS_AT_ONCE): string {
+  const framed = (id: string, body: string) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`;
+  const lines = (plan.before ?? []).map(([id, body]) => framed(id, body));
+  const together = [...plan.together];
+  // Each body is a function first: inside <( ) bash scans the text as a command substitution, which
+  // older versions get wrong around an unbalanced `case` pattern's `)`; a function body is parsed normally.
+  together.forEach(([, body], i) => lines.push(`__section${i}() {\n(\n${body}\n) </dev/null 2>&1\n}`));
+  const piped = (i: number) => `<(echo '${mark} begin ${together[i][0]}'; __section${i}; echo "${mark} end $?")`;
+  // One cat reads the pipes to their ends in order, while every section of the group runs; found
+  // through the system's default PATH, so a section probing with a bare PATH still gets its answer.
+  for (let i = 0; i < together.length; i += atOnce)
+    lines.push(
+      `command -p cat ${together
+        .slice(i, i + atOnce)
+        .map((_s, j) => piped(i + j))
+        .join(' ')}`,
+    );
+  lines.push(...(plan.after ?? []).map(([id, body]) => framed(id, body)));
+  return lines.join('\n');
+}
+
 /** Runs read-only snippets in one round trip, each framed and with its own exit code. */
-export async function runSections(conn: Pick<HostConnection, 'exec'>, sections: Map<string, string>): Promise<Map<string, ProbeResult>> {
+export async function runSections(conn: Pick<HostConnection, 'exec'>, plan: SectionPlan): Promise<Map<string, ProbeResult>> {
   const mark = `@@hoist-${randomBytes(8).toString('hex')}`;
-  const script = [...sections].map(([id, body]) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`).join('\n');
+  const script = sectionsScript(mark, plan);
   if (process.env.HOIST_DUMP_SCRIPT) (await import('node:fs')).writeFileSync(process.env.HOIST_DUMP_SCRIPT, script);
   const r = await conn.exec(script);
   const results = parseSections(r.stdout, mark);
-  for (const id of sections.keys()) if (!results.has(id)) results.set(id, { out: r.stderr, code: 255 });
+  for (const [id] of [...(plan.before ?? []), ...plan.together, ...(plan.after ?? [])]) if (!results.has(id)) results.set(id, { out: r.stderr, code: 255 });
   return results;
 }
 
@@ -55,17 +95,15 @@ export async function gather(conn: Pick<HostConnection, 'exec'>, probes: Map<str
   if (files.size) batches.push(['__files', fileBatchScript([...files.values()])]);
   if (packages.size) batches.push(['__packages', packageBatchScript([...packages.values()].flatMap((p) => p.names))]);
   const sent = Date.now();
-  const results = await runSections(
-    conn,
-    new Map([
+  // The clock is read first and last, around everything; the lock before anything it guards.
+  const results = await runSections(conn, {
+    before: [
       ['__clock0', CLOCK_READ],
       ['__lock', LOCK_STATE_PROBE],
-      ['__facts', opts.systemState ? `${FACTS_SCRIPT}${SYSTEM_STATE}` : FACTS_SCRIPT],
-      ...batches,
-      ...scripts,
-      ['__clock1', CLOCK_READ],
-    ]),
-  );
+    ],
+    together: new Map([['__facts', opts.systemState ? `${FACTS_SCRIPT}${SYSTEM_STATE}` : FACTS_SCRIPT], ...batches, ...scripts]),
+    after: [['__clock1', CLOCK_READ]],
+  });
   const received = Date.now();
   const facts = results.get('__facts')!;
   const first = parseClock(results.get('__clock0')?.out ?? '');

@@ -58,13 +58,14 @@ const cache = path.join(os.tmpdir(), 'hoist-bench-cache');
  */
 function snapshotPackage(): string {
   const pkg = path.join(work, 'pkg');
-  for (const d of ['dist', 'templates', 'playbooks']) cpSync(path.join(ROOT, d), path.join(pkg, d), { recursive: true });
+  for (const d of ['bin', 'dist', 'templates', 'playbooks']) cpSync(path.join(ROOT, d), path.join(pkg, d), { recursive: true });
   cpSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
   return pkg;
 }
 const pkg = snapshotPackage();
-const HOIST = path.join(pkg, 'dist', 'hoist.cjs');
+// The package's command, as `npm install -g` installs it.
+const HOIST = path.join(pkg, 'bin', 'hoist');
 const playbook = path.join(pkg, 'playbooks', 'containerd.toml');
 
 /** The fleet with N hosts; `pristine` when just booted (nothing installed yet). */
@@ -120,12 +121,12 @@ async function main(): Promise<void> {
   let { info, pristine } = await ensureFleet(results);
   const apply = (...extra: string[]) => ['apply', playbook, '-i', info.inventoryPath, '--cache-dir', cache, ...extra];
   const warm = async () => {
-    const r = await measure([process.execPath, HOIST, 'fetch', playbook, '-i', info.inventoryPath, '--cache-dir', cache], { HOIST_LOG: 'off' });
+    const r = await measure([HOIST, 'fetch', playbook, '-i', info.inventoryPath, '--cache-dir', cache], { HOIST_LOG: 'off' });
     if (r.code !== 0) throw new Error(`hoist fetch failed: ${r.stderr}`);
   };
 
   results.startup = [];
-  for (let i = 0; i < R; i++) results.startup.push(await measure([process.execPath, HOIST, '--version']));
+  for (let i = 0; i < R; i++) results.startup.push(await measure([HOIST, '--version']));
   const noFresh = opt['no-fresh'] && !pristine;
   if (!pristine && !noFresh) info = await freshFleet(results, `fleet re-up ${N} for fresh hosts`);
   await warm();
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   }
   {
     const relay = RTT > 0 ? await startRelays(info.hosts, RTT / 2) : undefined;
-    const direct = directPath(info, relay);
+    const direct = directPath(info, relay, work);
     const d: NonNullable<Results['direct']> = { rttMs: RTT, noop: [], floor: [], hoistRoundTrips: [], floorRoundTrips: [] };
     const trips = () => {
       const each = [...(relay?.roundTrips.values() ?? [])].map((xs) => xs.reduce((a, b) => a + b, 0));

@@ -24,8 +24,9 @@ export interface DirectPath {
   floor: (command: string) => Promise<FloorRun>;
 }
 
-export function directPath(info: FleetInfo, relay?: Relay): DirectPath {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'hb-direct-'));
+/** Its files go in `parent` (the run's own directory), else the system's temporary directory. */
+export function directPath(info: FleetInfo, relay?: Relay, parent = os.tmpdir()): DirectPath {
+  const dir = mkdtempSync(path.join(parent, 'hb-direct-'));
   const at = (h: { name: string; address: string }) => (relay ? { host: '127.0.0.1', port: relay.ports.get(h.name)! } : { host: h.address, port: 22 });
   // The hosts' own keys, under the name and port they are dialled at.
   const keys = readFileSync(info.knownHostsPath, 'utf8').split('\n').filter(Boolean);

@@ -84,7 +84,8 @@ let runNo = 0;
 export async function runHoist(hoist: string, args: string[], stateRoot: string): Promise<HoistRun> {
   const xdg = path.join(stateRoot, `run-${String(++runNo).padStart(3, '0')}-${args[0]}`);
   mkdirSync(xdg, { recursive: true });
-  const m = await measure([process.execPath, hoist, ...args, '--json'], { XDG_STATE_HOME: xdg });
+  // `hoist` is the package's command (bin/hoist) or an entry to run with node.
+  const m = await measure([...(hoist.endsWith('.cjs') ? [process.execPath] : []), hoist, ...args, '--json'], { XDG_STATE_HOME: xdg });
   let report: HoistReport | undefined;
   try {
     report = JSON.parse(m.stdout) as HoistReport;

@@ -46,8 +46,9 @@ const EXIT = /^exit -?\d+ in (\d+) ms$/;
 const UPLOAD = /^(?:upload|receive) (\S+) \([^)]*\)(?: from \S+)?: exit -?\d+ in (\d+) ms$/;
 
 function classify(headline: string): Phase | undefined {
-  if (/^echo '@@hoist-[0-9a-f]+ begin __(lock|facts)'/.test(headline)) return 'probes';
-  if (/^echo '@@hoist-[0-9a-f]+ begin ctr'/.test(headline)) return 'verification';
+  // The gathering round trip opens with the clock; verification's reads run side by side from the first line.
+  if (/^echo '@@hoist-[0-9a-f]+ begin __(clock0|lock|facts)'/.test(headline)) return 'probes';
+  if (/^__section0\(\) \{$/.test(headline)) return 'verification';
   if (headline.startsWith('/var/lib/hoist/artifacts/')) return 'push';
   // `set -e; …; curl …` is skipped as a headline; the checksum line after it is shown.
   if (/^got=\$\(sha256sum < .*\/var\/lib\/hoist\/artifacts\/|curl .*\/var\/lib\/hoist\/artifacts/.test(headline)) return 'host download';

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fleet from '../fleet/fleet.js';
-import { HOIST, ROOT } from '../support/hoist.js';
+import { BIN, ROOT } from '../support/hoist.js';
 import { startRelays, type Burst, type Relay } from './delay-relay.js';
 import { directPath, DIRECT_VERIFY_COMMAND } from './direct.js';
 import { median, runHoist } from './measure.js';
@@ -43,8 +43,8 @@ function trips(relay: Relay): number {
 async function main(): Promise<void> {
   const info = await fleet.info();
   const relay = await startRelays(info.hosts, RTT / 2);
-  const direct = directPath(info, relay);
   const work = mkdtempSync(path.join(os.tmpdir(), 'hoist-turns-'));
+  const direct = directPath(info, relay, work);
   const cache = path.join(os.tmpdir(), 'hoist-bench-cache');
   const first = info.hosts[0].name;
   const rows: string[] = [];
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     e.trips.push(t);
     sums.set(who, e);
   };
-  const builds: [string, string][] = [['hoist', process.env.TURNS_HOIST ?? HOIST], ...(opt.vs ? [['vs', opt.vs] as [string, string]] : [])];
+  const builds: [string, string][] = [['hoist', process.env.TURNS_HOIST ?? BIN], ...(opt.vs ? [['vs', opt.vs] as [string, string]] : [])];
   for (let i = 0; i < R; i++) {
     for (const [who, bin] of builds) {
       relay.reset();

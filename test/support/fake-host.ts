@@ -49,9 +49,10 @@ export class FakeHost implements Connection {
   failing: RegExp | undefined;
 
   async exec(script: string): Promise<ExecResult> {
-    const mark = /^echo '(@@hoist-[0-9a-f]+) begin /m.exec(script)?.[1];
+    // A gathering round trip: its sections, in order, whether they run in turn or side by side.
+    const mark = /echo '(@@hoist-[0-9a-f]+) begin /.exec(script)?.[1];
     if (mark) {
-      const ids = [...script.matchAll(/^echo '@@hoist-[0-9a-f]+ begin (\S+)'$/gm)].map((m) => m[1]);
+      const ids = [...script.matchAll(/echo '@@hoist-[0-9a-f]+ begin ([^\s']+)'/g)].map((m) => m[1]);
       this.gathers++;
       const answer = (id: string) =>
         id === '__facts' ? 'init=systemd\narch=x86_64\npm=apt' : id === '__lock' ? `gen ${this.lockGeneration}\n${this.lockHeld ? 'held' : 'free'}` : 'probed';

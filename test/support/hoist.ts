@@ -7,8 +7,9 @@ import type { FleetInfo } from '../fleet/fleet.js';
 import { assertOutputSchema } from './output-schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-// The bundle users run (package.json's bin), not the compiled files beside it.
+// The bundle users run, not the compiled files beside it: HOIST with node, BIN as package.json's bin.
 export const HOIST = path.join(root, 'dist', 'hoist.cjs');
+export const BIN = path.join(root, 'bin', 'hoist');
 export const ROOT = root;
 
 export interface HoistResult {
@@ -20,7 +21,7 @@ export interface HoistResult {
 /** Runs the built hoist CLI the way a user does, with its own log directory. */
 export function hoist(args: string[], env: Record<string, string> = {}): Promise<HoistResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HOIST, ...args], { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env } });
+    const child = spawn(BIN, args, { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -240,7 +240,7 @@ export default containerdTask({
             const deadline = Date.now() + (changedBefore ? p.settle_seconds * 1000 : 0);
             for (;;) {
               // Nothing changed: judge what the gathering round trip already read. Otherwise read again.
-              const fresh = changedBefore ? await runSections(conn, new Map(Object.entries(checks(st)))) : undefined;
+              const fresh = changedBefore ? await runSections(conn, { together: new Map(Object.entries(checks(st))) }) : undefined;
               const get = (id: string) => fresh?.get(id) ?? ctx.probe(id);
               const outcome = judge(st, get);
               const reuse = !changedBefore && p.pull_test.length === 0 && early ? await early : undefined;

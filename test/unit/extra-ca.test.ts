@@ -1,0 +1,131 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { BIN, HOIST, ROOT } from '../support/hoist.js';
+import { loggingProxy } from '../support/logging-proxy.js';
+
+// A private CA and a server certificate it signed, as a company's TLS-inspecting proxy or mirror has.
+const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-extra-ca-'));
+const f = (n: string) => path.join(dir, n);
+const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+ssl(
+  'req',
+  '-x509',
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:P-256',
+  '-nodes',
+  '-keyout',
+  f('ca.key'),
+  '-out',
+  f('ca.pem'),
+  '-days',
+  '2',
+  '-subj',
+  '/CN=hoist test CA',
+);
+ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=127.0.0.1');
+writeFileSync(f('ext'), 'subjectAltName=IP:127.0.0.1\n');
+ssl(
+  'x509',
+  '-req',
+  '-in',
+  f('srv.csr'),
+  '-CA',
+  f('ca.pem'),
+  '-CAkey',
+  f('ca.key'),
+  '-CAcreateserial',
+  '-out',
+  f('srv.pem'),
+  '-days',
+  '2',
+  '-extfile',
+  f('ext'),
+);
+
+let server: https.Server;
+let url: string;
+before(async () => {
+  server = https.createServer({ key: readFileSync(f('srv.key')), cert: readFileSync(f('srv.pem')) }, (_req, res) => res.end('release-bytes'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/SHA256SUMS`;
+});
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+/** The fixture in a process of its own, with exactly these two variables (and any others given); not sync: the server is in this process. */
+async function fetchWith(env: Record<string, string>): Promise<{ child: string; result: string }> {
+  const base = { ...process.env };
+  for (const k of ['NODE_EXTRA_CA_CERTS', 'HOIST_DEFERRED_EXTRA_CA_CERTS', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'])
+    delete base[k];
+  const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/unit/fixtures/extra-ca-fetch.ts'), url], {
+    env: { ...base, ...env },
+    encoding: 'utf8',
+    cwd: ROOT,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as { child: string; result: string };
+}
+
+test('a deferred NODE_EXTRA_CA_CERTS is trusted for downloads and given back, unchanged, to the processes hoist starts', async () => {
+  const r = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem') });
+  assert.equal(r.result, 'body:release-bytes');
+  assert.equal(r.child, `${f('ca.pem')}|unset`);
+});
+
+test('without the CA the same download fails its certificate check (the test above is not trivially true)', async () => {
+  const r = await fetchWith({});
+  assert.match(r.result, /^error:.*(certificate|self.signed|verify)/i);
+  assert.equal(r.child, 'unset|unset');
+});
+
+test('the deferred CA is trusted through an https CONNECT proxy too', async () => {
+  const proxy = await loggingProxy();
+  try {
+    const r = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem'), HTTPS_PROXY: proxy.url });
+    assert.equal(r.result, 'body:release-bytes');
+    assert.deepEqual(proxy.log, [`CONNECT ${new URL(url).host}`]);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('a deferred file that is missing or holds no certificate is a clear error naming the variable and the file', async () => {
+  const missing = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('nope.pem') });
+  assert.match(missing.result, new RegExp(`^error:NODE_EXTRA_CA_CERTS=${f('nope.pem')}: cannot read the file \\(ENOENT\\)`));
+  writeFileSync(f('empty.pem'), 'not a certificate\n');
+  assert.match(
+    (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('empty.pem') })).result,
+    /NODE_EXTRA_CA_CERTS=.*empty\.pem: the file holds no PEM certificate/,
+  );
+  writeFileSync(f('bad.pem'), readFileSync(f('ca.pem'), 'utf8') + '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+  assert.match((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad.pem') })).result, /NODE_EXTRA_CA_CERTS=.*bad\.pem: certificate 2 of 2 is not valid/);
+});
+
+test('bin/hoist: node does not read NODE_EXTRA_CA_CERTS at start-up, the processes hoist starts get it back', () => {
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: f('nope.pem'), NO_COLOR: '1', XDG_STATE_HOME: f('state') };
+  // Node warns at start-up about a file it cannot load: with node directly, not with the launcher.
+  const direct = spawnSync(process.execPath, [HOIST, '--version'], { env, encoding: 'utf8' });
+  assert.match(direct.stderr, /Ignoring extra certs from/);
+  const launched = spawnSync(BIN, ['--version'], { env, encoding: 'utf8' });
+  assert.equal(launched.status, 0);
+  assert.equal(launched.stderr, '');
+  // A ProxyCommand is a process hoist starts: it sees the variable as the user set it, and not the hand-over.
+  writeFileSync(f('inv.toml'), '[hosts.x]\naddress = "127.0.0.1"\nport = 9\nuser = "root"\n');
+  writeFileSync(f('ssh_config'), `Host *\n  ProxyCommand sh -c 'echo "$NODE_EXTRA_CA_CERTS|\${HOIST_DEFERRED_EXTRA_CA_CERTS-unset}" > ${f('seen')}'\n`);
+  const ping = spawnSync(BIN, ['ping', '-i', f('inv.toml')], { env: { ...env, HOIST_SSH_CONFIG: f('ssh_config') }, encoding: 'utf8', timeout: 30_000 });
+  assert.notEqual(ping.status, 0, ping.stderr);
+  assert.equal(readFileSync(f('seen'), 'utf8').trim(), `${f('nope.pem')}|unset`);
+});
+
+test('bin/hoist leaves NODE_EXTRA_CA_CERTS to node when NODE_OPTIONS picks another certificate store', () => {
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: f('nope.pem'), NODE_OPTIONS: '--use-openssl-ca' };
+  const launched = spawnSync(BIN, ['--version'], { env, encoding: 'utf8' });
+  assert.match(launched.stderr, /Ignoring extra certs from/);
+});
