@@ -30,6 +30,17 @@ const noNativeAddons = {
   },
 };
 
+/**
+ * ssh2's HTTP(S) agents (HTTP over an SSH connection) are unused by hoist, and requiring them loads
+ * node:http, node:https and node:tls at every start, before the first dial.
+ */
+const noHttpAgents = {
+  name: 'no-ssh2-http-agents',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]http-agents\.js$/ }, () => ({ loader: 'js', contents: 'module.exports = {};' }));
+  },
+};
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist');
 const CLI = 'hoist-cli.cjs';
@@ -58,7 +69,7 @@ await build({
   // undici stays a package of its own (shipped inside hoist's, see bundleDependencies): hoist tells a
   // crash inside the HTTP client from its own by the client's file names in the stack.
   external: ['undici'],
-  plugins: [noNativeAddons],
+  plugins: [noNativeAddons, noHttpAgents],
 });
 // The bundle runs as a function body (Module.wrap), where a #! line is a syntax error.
 const cli = path.join(out, CLI);

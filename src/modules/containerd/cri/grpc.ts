@@ -3,7 +3,7 @@
  * containerd's socket through an SSH channel that opens asynchronously, one per HTTP/2 session.
  * gRPC framing: each message is 1 byte compressed-flag + 4 bytes big-endian length + payload.
  */
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ProtobufError } from './protobuf.js';
 import { TRANSPORT_FAILURE } from '../../../ssh/unix-bridge.js';
@@ -125,6 +125,9 @@ function decodeGrpcMessage(v: string | string[] | undefined): string {
   }
 }
 
+/** http2.constants.NGHTTP2_CANCEL (RFC 9113's CANCEL), without loading node:http2 to read it. */
+const NGHTTP2_CANCEL = 0x8;
+
 function headerStatus(h: http2.IncomingHttpHeaders): number | null {
   const v = h['grpc-status'];
   if (v === undefined) return null;
@@ -178,20 +181,24 @@ export class GrpcChannel {
   private getSession(): Promise<http2.ClientHttp2Session> {
     if (this.current) return this.current.ready;
     const entry: { ready: Promise<http2.ClientHttp2Session>; session?: http2.ClientHttp2Session } = {
-      ready: this.opts.dial().then((stream) => {
-        // The transport's own failure (a bridge that found no program to run on the host) says more
-        // than the stream reset HTTP/2 reports for it.
-        stream.once('error', (e: Error) => this.transportErrors.set(session, e));
-        stream.once(TRANSPORT_FAILURE, (e: Error) => this.transportErrors.set(session, e));
-        const session = http2.connect('http://localhost', { createConnection: () => stream });
-        // Errors surface on the streams of in-flight calls; without a listener a session error
-        // would be thrown as an uncaught exception.
-        session.on('error', () => {});
-        session.on('close', () => this.forget(session));
-        session.on('goaway', () => this.forget(session));
-        entry.session = session;
-        return session;
-      }),
+      // node:http2 only now: loading it is off every start's path to the first dial. Loaded before
+      // dialing, so the stream's listeners below are on it in the tick it arrives.
+      ready: import('node:http2').then(({ connect }) =>
+        this.opts.dial().then((stream) => {
+          // The transport's own failure (a bridge that found no program to run on the host) says more
+          // than the stream reset HTTP/2 reports for it.
+          stream.once('error', (e: Error) => this.transportErrors.set(session, e));
+          stream.once(TRANSPORT_FAILURE, (e: Error) => this.transportErrors.set(session, e));
+          const session = connect('http://localhost', { createConnection: () => stream });
+          // Errors surface on the streams of in-flight calls; without a listener a session error
+          // would be thrown as an uncaught exception.
+          session.on('error', () => {});
+          session.on('close', () => this.forget(session));
+          session.on('goaway', () => this.forget(session));
+          entry.session = session;
+          return session;
+        }),
+      ),
     };
     // A dial that failed is not kept: the next call dials again.
     entry.ready.catch(() => {
@@ -250,7 +257,7 @@ export class GrpcChannel {
         // An idle session must not keep the process alive when the caller forgets close().
         if (--this.active === 0 && !session.destroyed) session.unref();
         if (err) {
-          if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
+          if (!req.closed) req.close(NGHTTP2_CANCEL);
           reject(err);
         } else {
           resolve(body as Buffer);
