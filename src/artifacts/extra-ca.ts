@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { InputError } from '../util/errors.js';
+import type { SecureContext } from 'node:tls';
 
 /**
  * Node 20 reads NODE_EXTRA_CA_CERTS at start-up, before any script runs, and builds its whole root
@@ -12,7 +12,14 @@ import { InputError } from '../util/errors.js';
 export const DEFERRED_EXTRA_CA = 'HOIST_DEFERRED_EXTRA_CA_CERTS';
 
 let deferred: string | undefined;
-let loaded: string[] | undefined;
+let built: Promise<ExtraCa> | undefined;
+
+export interface ExtraCa {
+  /** Node's default store plus the file's certificates; none when node loaded the file itself. */
+  secureContext?: SecureContext;
+  /** Why the file was not used: like node, hoist goes on with its default store, and says so when a download fails. */
+  problem?: string;
+}
 
 /** At start-up, before any process is started: NODE_EXTRA_CA_CERTS as the user set it, for them and for hoist. */
 export function takeDeferredExtraCa(env: NodeJS.ProcessEnv = process.env): void {
@@ -21,39 +28,44 @@ export function takeDeferredExtraCa(env: NodeJS.ProcessEnv = process.env): void 
   delete env[DEFERRED_EXTRA_CA];
   env.NODE_EXTRA_CA_CERTS = file;
   deferred = file || undefined;
-  loaded = undefined;
+  built = undefined;
 }
 
 /**
- * TLS options for downloads: when node did not load NODE_EXTRA_CA_CERTS itself, node's own roots
- * and the file's certificates (what node's default store would have held); otherwise none.
- * Node only warns about a file it cannot use; a download that then fails its certificate check says
- * less than this error does.
+ * The TLS context for downloads, built once: a context on node's own default store (its bundled
+ * roots, or the system's under --use-openssl-ca and in builds that use it by default) with the
+ * deferred file's certificates added, which is what node's default store would have held. Building
+ * it costs what node would have spent at start-up; a single context serves every connection.
  */
-export async function extraCaOptions(): Promise<{ ca?: string[] }> {
-  if (deferred === undefined) return {};
-  if (!loaded) {
-    const where = `NODE_EXTRA_CA_CERTS=${deferred}`;
-    let text: string;
-    try {
-      text = readFileSync(deferred, 'utf8');
-    } catch (e) {
-      throw new InputError(
-        `${where}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); point it at a PEM file of CA certificates, or unset it`,
-      );
-    }
-    const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-    if (pems.length === 0) throw new InputError(`${where}: the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
-    pems.forEach((pem, i) => {
-      try {
-        new X509Certificate(pem);
-      } catch (e) {
-        throw new InputError(`${where}: certificate ${i + 1} of ${pems.length} is not valid: ${(e as Error).message}`);
-      }
-    });
-    // node:tls only now: loading it costs every other command's start-up.
-    const { rootCertificates } = await import('node:tls');
-    loaded = [...rootCertificates, ...pems];
+export function extraCa(): Promise<ExtraCa> {
+  if (deferred === undefined) return Promise.resolve({});
+  return (built ??= load(deferred));
+}
+
+async function load(file: string): Promise<ExtraCa> {
+  const where = `NODE_EXTRA_CA_CERTS=${file}`;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return { problem: `${where} was not used: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
   }
-  return { ca: loaded };
+  // The two labels node's reader of this file accepts for a certificate.
+  const pems = text.match(/-----BEGIN (?:X509 )?CERTIFICATE-----[\s\S]*?-----END (?:X509 )?CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) return { problem: `${where} was not used: the file holds no PEM certificate` };
+  for (const [i, pem] of pems.entries()) {
+    try {
+      new X509Certificate(pem.replace(/X509 CERTIFICATE/g, 'CERTIFICATE'));
+    } catch (e) {
+      return { problem: `${where} was not used: certificate ${i + 1} of ${pems.length} is not valid (${(e as Error).message})` };
+    }
+  }
+  // node:tls only now: loading it costs every other command's start-up.
+  const tls = await import('node:tls');
+  const secureContext = tls.createSecureContext();
+  // addCACert copies the shared default store before adding to it (node's own way of adding a CA).
+  const native = (secureContext as SecureContext & { context?: { addCACert?: (pem: string) => void } }).context;
+  if (typeof native?.addCACert === 'function') for (const pem of pems) native.addCACert(pem);
+  else return { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...pems] }) };
+  return { secureContext };
 }

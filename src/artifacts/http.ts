@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { extraCaOptions } from './extra-ca.js';
+import { extraCa } from './extra-ca.js';
 import { addSecret } from '../util/redact.js';
 import type { ArtifactCache } from './cache.js';
 import { ChecksumError } from '../util/checksum.js';
@@ -88,21 +88,34 @@ export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean 
   const { Agent, EnvHttpProxyAgent, interceptors } = await undici();
   const t = opts.timeoutMs ?? 30_000;
   const proxy = proxyEnvironment();
-  const tls = await extraCaOptions();
+  // Only when bin/hoist deferred NODE_EXTRA_CA_CERTS: one context, its certificates added to node's store.
+  const { secureContext, problem } = opts.dispatcher ? {} : await extraCa();
+  const tls = secureContext ? { secureContext } : {};
   const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t, ...tls } };
   // http:// through a proxy as absolute-form requests (what curl sends, and what a caching proxy
   // can cache); https:// through a CONNECT tunnel. Through a proxy, `connect` is not used: the
-  // origin's TLS is `requestTls`, an https proxy's own `proxyTls`.
+  // origin's TLS is `requestTls`, an https proxy's own `proxyTls` (whose mere presence makes undici
+  // speak TLS to a SOCKS proxy too, so it is given only when every proxy is https).
+  const httpsProxies = proxy && [proxy.httpProxy, proxy.httpsProxy].every((u) => !u || /^https:/i.test(u));
   const agent = opts.dispatcher
     ? undefined
     : proxy
-      ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false, requestTls: { timeout: t, ...tls }, proxyTls: { timeout: t, ...tls } })
+      ? new EnvHttpProxyAgent({
+          ...timeouts,
+          ...proxy,
+          proxyTunnel: false,
+          ...(secureContext ? { requestTls: tls, ...(httpsProxies ? { proxyTls: tls } : {}) } : {}),
+        })
       : new Agent(timeouts);
   // request() does not follow redirects by itself (release hosts redirect to their storage).
   const dispatcher = (opts.dispatcher ?? agent!).compose(interceptors.redirect({ maxRedirections: 10 }));
   const stop = catchClientCrashes(agent ?? opts.dispatcher!);
   try {
     return await fn(dispatcher);
+  } catch (e) {
+    // Node only warns about a CA file it cannot use; a certificate check that then fails says why.
+    if (problem && e instanceof Error) e.message += ` (${problem})`;
+    throw e;
   } finally {
     stop();
     await agent?.close().catch(() => undefined);

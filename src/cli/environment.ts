@@ -31,7 +31,12 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   {
     name: 'NODE_EXTRA_CA_CERTS',
     meaning:
-      "a PEM file of CA certificates trusted for downloads over https besides Node's own roots; the hoist command (bin/hoist) keeps Node from reading it at every start-up and hoist reads it when it downloads (a file it cannot use is an error then); processes hoist starts see it unchanged",
+      "a PEM file of CA certificates trusted for downloads over https besides Node's default store; the hoist command (bin/hoist) keeps Node from reading it at every start-up and hoist reads it when it sets up a download (a file it cannot use is left out, as Node does, and a failed certificate check names it); processes hoist starts see it unchanged",
+  },
+  {
+    name: 'NODE_USE_SYSTEM_CA',
+    meaning:
+      'read by Node (newer versions); when set, the hoist command leaves NODE_EXTRA_CA_CERTS for Node to read at start-up, as it does when NODE_OPTIONS holds --use-openssl-ca or --use-system-ca',
   },
   { name: 'HOIST_DUMP_SCRIPT', meaning: 'a file to write the gathering script to, for debugging what hoist sends to hosts' },
   { name: 'NO_COLOR', meaning: 'no colours in the output' },

@@ -3,12 +3,14 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, HOIST, ROOT } from '../support/hoist.js';
 import { loggingProxy } from '../support/logging-proxy.js';
+import { socksProxy } from '../support/socks-proxy.js';
 
 // A private CA and a server certificate it signed, as a company's TLS-inspecting proxy or mirror has.
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-extra-ca-'));
@@ -52,20 +54,28 @@ ssl(
 );
 
 let server: https.Server;
+let plain: http.Server;
 let url: string;
+let plainUrl: string;
 before(async () => {
   server = https.createServer({ key: readFileSync(f('srv.key')), cert: readFileSync(f('srv.pem')) }, (_req, res) => res.end('release-bytes'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/SHA256SUMS`;
+  plain = http.createServer((_req, res) => res.end('plain-bytes'));
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/SHA256SUMS`;
 });
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => plain.close(() => resolve()));
+});
 
 /** The fixture in a process of its own, with exactly these two variables (and any others given); not sync: the server is in this process. */
-async function fetchWith(env: Record<string, string>): Promise<{ child: string; result: string }> {
+async function fetchWith(env: Record<string, string>, from = url): Promise<{ child: string; result: string }> {
   const base = { ...process.env };
   for (const k of ['NODE_EXTRA_CA_CERTS', 'HOIST_DEFERRED_EXTRA_CA_CERTS', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'])
     delete base[k];
-  const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/unit/fixtures/extra-ca-fetch.ts'), url], {
+  const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/unit/fixtures/extra-ca-fetch.ts'), from], {
     env: { ...base, ...env },
     encoding: 'utf8',
     cwd: ROOT,
@@ -85,7 +95,7 @@ test('without the CA the same download fails its certificate check (the test abo
   assert.equal(r.child, 'unset|unset');
 });
 
-test('the deferred CA is trusted through an https CONNECT proxy too', async () => {
+test("the deferred CA is trusted through a proxy's CONNECT tunnel too", async () => {
   const proxy = await loggingProxy();
   try {
     const r = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem'), HTTPS_PROXY: proxy.url });
@@ -96,16 +106,36 @@ test('the deferred CA is trusted through an https CONNECT proxy too', async () =
   }
 });
 
-test('a deferred file that is missing or holds no certificate is a clear error naming the variable and the file', async () => {
+test('a SOCKS proxy is spoken to in SOCKS, with or without a deferred CA', async () => {
+  const socks = await socksProxy();
+  try {
+    assert.equal((await fetchWith({ HTTP_PROXY: socks.url }, plainUrl)).result, 'body:plain-bytes');
+    assert.equal((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem'), HTTP_PROXY: socks.url }, plainUrl)).result, 'body:plain-bytes');
+    assert.deepEqual(socks.greetings, [5, 5]);
+  } finally {
+    await socks.close();
+  }
+});
+
+test('a deferred file hoist cannot use: downloads go on with the default store, as with node, and a failed certificate check says why', async () => {
+  // Nothing over TLS: the file is not in the way.
+  assert.equal((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('nope.pem') }, plainUrl)).result, 'body:plain-bytes');
   const missing = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('nope.pem') });
-  assert.match(missing.result, new RegExp(`^error:NODE_EXTRA_CA_CERTS=${f('nope.pem')}: cannot read the file \\(ENOENT\\)`));
+  assert.match(missing.result, /^error:.*(certificate|self.signed|verify)/i);
+  assert.ok(missing.result.includes(`(NODE_EXTRA_CA_CERTS=${f('nope.pem')} was not used: cannot read the file (ENOENT))`), missing.result);
   writeFileSync(f('empty.pem'), 'not a certificate\n');
   assert.match(
     (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('empty.pem') })).result,
-    /NODE_EXTRA_CA_CERTS=.*empty\.pem: the file holds no PEM certificate/,
+    /NODE_EXTRA_CA_CERTS=.*empty\.pem was not used: the file holds no PEM certificate/,
   );
   writeFileSync(f('bad.pem'), readFileSync(f('ca.pem'), 'utf8') + '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
-  assert.match((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad.pem') })).result, /NODE_EXTRA_CA_CERTS=.*bad\.pem: certificate 2 of 2 is not valid/);
+  assert.match(
+    (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad.pem') })).result,
+    /NODE_EXTRA_CA_CERTS=.*bad\.pem was not used: certificate 2 of 2 is not valid/,
+  );
+  // The older label node's reader also takes.
+  writeFileSync(f('x509.pem'), readFileSync(f('ca.pem'), 'utf8').replace(/CERTIFICATE/g, 'X509 CERTIFICATE'));
+  assert.equal((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('x509.pem') })).result, 'body:release-bytes');
 });
 
 test('bin/hoist: node does not read NODE_EXTRA_CA_CERTS at start-up, the processes hoist starts get it back', () => {
