@@ -9,7 +9,7 @@ export default defineTask({
   params: s.object({
     cmd: s.string().describe('bash command line'),
     creates: s.string().optional().describe('skip when this path exists'),
-    unless: s.string().optional().describe('skip when this read-only command exits 0'),
+    unless: s.string().optional().describe('skip when this read-only command exits 0 (run when the host is read, beside the other reads, with stdin empty)'),
     chdir: s.string().optional(),
   }),
   probes(p) {
