@@ -17,7 +17,7 @@ let built: Promise<ExtraCa> | undefined;
 export interface ExtraCa {
   /** Node's default store plus the file's certificates; none when node loaded the file itself. */
   secureContext?: SecureContext;
-  /** Why the file was not used: like node, hoist goes on with its default store, and says so when a download fails. */
+  /** Why the file, or part of it, was not used: like node, hoist goes on without it, and says so when a certificate check fails. */
   problem?: string;
 }
 
@@ -51,21 +51,27 @@ async function load(file: string): Promise<ExtraCa> {
     return { problem: `${where} was not used: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
   }
   // The two labels node's reader of this file accepts for a certificate.
-  const pems = text.match(/-----BEGIN (?:X509 )?CERTIFICATE-----[\s\S]*?-----END (?:X509 )?CERTIFICATE-----/g) ?? [];
-  if (pems.length === 0) return { problem: `${where} was not used: the file holds no PEM certificate` };
-  for (const [i, pem] of pems.entries()) {
+  const found = text.match(/-----BEGIN (?:X509 )?CERTIFICATE-----[\s\S]*?-----END (?:X509 )?CERTIFICATE-----/g) ?? [];
+  if (found.length === 0) return { problem: `${where} was not used: the file holds no PEM certificate` };
+  // As node reads the file: every certificate up to the first it cannot parse.
+  const pems: string[] = [];
+  let problem: string | undefined;
+  for (const [i, pem] of found.entries()) {
     try {
       new X509Certificate(pem.replace(/X509 CERTIFICATE/g, 'CERTIFICATE'));
+      pems.push(pem);
     } catch (e) {
-      return { problem: `${where} was not used: certificate ${i + 1} of ${pems.length} is not valid (${(e as Error).message})` };
+      problem = `${where}: certificate ${i + 1} of ${found.length} is not valid (${(e as Error).message}); ${i === 0 ? 'none was used' : `only the ${i} before it ${i === 1 ? 'was' : 'were'} used`}`;
+      break;
     }
   }
+  if (pems.length === 0) return { problem };
   // node:tls only now: loading it costs every other command's start-up.
   const tls = await import('node:tls');
   const secureContext = tls.createSecureContext();
   // addCACert copies the shared default store before adding to it (node's own way of adding a CA).
   const native = (secureContext as SecureContext & { context?: { addCACert?: (pem: string) => void } }).context;
   if (typeof native?.addCACert === 'function') for (const pem of pems) native.addCACert(pem);
-  else return { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...pems] }) };
-  return { secureContext };
+  else return { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...pems] }), problem };
+  return { secureContext, problem };
 }

@@ -90,22 +90,17 @@ export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean 
   const proxy = proxyEnvironment();
   // Only when bin/hoist deferred NODE_EXTRA_CA_CERTS: one context, its certificates added to node's store.
   const { secureContext, problem } = opts.dispatcher ? {} : await extraCa();
-  const tls = secureContext ? { secureContext } : {};
-  const timeouts = { headersTimeout: t, bodyTimeout: t, connect: { timeout: t, ...tls } };
+  const tls = { timeout: t, ...(secureContext ? { secureContext } : {}) };
+  const timeouts = { headersTimeout: t, bodyTimeout: t, connect: tls };
   // http:// through a proxy as absolute-form requests (what curl sends, and what a caching proxy
   // can cache); https:// through a CONNECT tunnel. Through a proxy, `connect` is not used: the
-  // origin's TLS is `requestTls`, an https proxy's own `proxyTls` (whose mere presence makes undici
-  // speak TLS to a SOCKS proxy too, so it is given only when every proxy is https).
-  const httpsProxies = proxy && [proxy.httpProxy, proxy.httpsProxy].every((u) => !u || /^https:/i.test(u));
+  // origin's TLS is `requestTls`, the proxy's own `proxyTls` (undici speaks TLS to an http proxy only
+  // for an https URL, but to a SOCKS proxy whenever proxyTls is given).
+  const socks = proxy && [proxy.httpProxy, proxy.httpsProxy].some((u) => u && /^socks/i.test(u));
   const agent = opts.dispatcher
     ? undefined
     : proxy
-      ? new EnvHttpProxyAgent({
-          ...timeouts,
-          ...proxy,
-          proxyTunnel: false,
-          ...(secureContext ? { requestTls: tls, ...(httpsProxies ? { proxyTls: tls } : {}) } : {}),
-        })
+      ? new EnvHttpProxyAgent({ ...timeouts, ...proxy, proxyTunnel: false, requestTls: tls, ...(socks ? {} : { proxyTls: tls }) })
       : new Agent(timeouts);
   // request() does not follow redirects by itself (release hosts redirect to their storage).
   const dispatcher = (opts.dispatcher ?? agent!).compose(interceptors.redirect({ maxRedirections: 10 }));
@@ -114,12 +109,27 @@ export async function withDispatcher<T>(opts: HttpOptions & { offline?: boolean 
     return await fn(dispatcher);
   } catch (e) {
     // Node only warns about a CA file it cannot use; a certificate check that then fails says why.
-    if (problem && e instanceof Error) e.message += ` (${problem})`;
+    if (problem && failedCertificateCheck(e)) {
+      try {
+        (e as Error).message += ` (${problem})`;
+      } catch {
+        // A message that is only a getter (an abort's DOMException) stays as it is.
+      }
+    }
     throw e;
   } finally {
     stop();
     await agent?.close().catch(() => undefined);
   }
+}
+
+/** OpenSSL's verification failures, as node names them, anywhere in the error's causes. */
+function failedCertificateCheck(e: unknown): boolean {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    const code = (c as NodeJS.ErrnoException).code ?? '';
+    if (/^(UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|ERR_TLS_CERT_ALTNAME_INVALID)/.test(code)) return true;
+  }
+  return false;
 }
 
 const crashGuards = new Set<(e: unknown) => boolean>();

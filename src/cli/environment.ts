@@ -31,7 +31,7 @@ export const ENVIRONMENT: readonly { name: string; meaning: string }[] = [
   {
     name: 'NODE_EXTRA_CA_CERTS',
     meaning:
-      "a PEM file of CA certificates trusted for downloads over https besides Node's default store; the hoist command (bin/hoist) keeps Node from reading it at every start-up and hoist reads it when it sets up a download (a file it cannot use is left out, as Node does, and a failed certificate check names it); processes hoist starts see it unchanged",
+      "a PEM file of CA certificates trusted for downloads over https besides Node's default store; the hoist command (bin/hoist) keeps Node from reading it at every start-up and hoist reads it when it sets up a download (as with Node, a file it cannot read is left out, and only the certificates before a broken one are used; a failed certificate check names the file); processes hoist starts see it unchanged",
   },
   {
     name: 'NODE_USE_SYSTEM_CA',

@@ -1,11 +1,18 @@
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 
-/** A forward proxy that logs every request it carries (absolute-form requests for http:// URLs, CONNECT tunnels for https://). */
-export async function loggingProxy(address = '127.0.0.1'): Promise<{ url: string; log: string[]; auth: (string | undefined)[]; close: () => Promise<void> }> {
+/**
+ * A forward proxy that logs every request it carries (absolute-form requests for http:// URLs, CONNECT
+ * tunnels for https://); with `tls` (a key and certificate), an https proxy.
+ */
+export async function loggingProxy(
+  address = '127.0.0.1',
+  tls?: { key: Buffer; cert: Buffer },
+): Promise<{ url: string; log: string[]; auth: (string | undefined)[]; close: () => Promise<void> }> {
   const log: string[] = [];
   const auth: (string | undefined)[] = [];
-  const proxy = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     log.push(`${req.method} ${req.url}`);
     auth.push(req.headers['proxy-authorization']);
     const target = new URL(req.url ?? '');
@@ -17,7 +24,8 @@ export async function loggingProxy(address = '127.0.0.1'): Promise<{ url: string
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
+  };
+  const proxy = tls ? https.createServer(tls, handler) : http.createServer(handler);
   proxy.on('connect', (req: http.IncomingMessage, client: import('node:stream').Duplex, head: Buffer) => {
     log.push(`CONNECT ${req.url}`);
     auth.push(req.headers['proxy-authorization']);
@@ -32,7 +40,7 @@ export async function loggingProxy(address = '127.0.0.1'): Promise<{ url: string
   });
   await new Promise<void>((resolve) => proxy.listen(0, address, resolve));
   return {
-    url: `http://${address}:${(proxy.address() as AddressInfo).port}`,
+    url: `${tls ? 'https' : 'http'}://${address}:${(proxy.address() as AddressInfo).port}`,
     log,
     auth,
     close: async () => {

@@ -61,7 +61,10 @@ before(async () => {
   server = https.createServer({ key: readFileSync(f('srv.key')), cert: readFileSync(f('srv.pem')) }, (_req, res) => res.end('release-bytes'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/SHA256SUMS`;
-  plain = http.createServer((_req, res) => res.end('plain-bytes'));
+  plain = http.createServer((req, res) => {
+    if (req.url === '/missing') res.writeHead(404);
+    res.end('plain-bytes');
+  });
   await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
   plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/SHA256SUMS`;
 });
@@ -106,6 +109,24 @@ test("the deferred CA is trusted through a proxy's CONNECT tunnel too", async ()
   }
 });
 
+test('an https proxy whose certificate the deferred CA signed is trusted, beside an http proxy for http', async () => {
+  const tlsProxy = await loggingProxy('127.0.0.1', { key: readFileSync(f('srv.key')), cert: readFileSync(f('srv.pem')) });
+  const plainProxy = await loggingProxy();
+  try {
+    const r = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem'), HTTPS_PROXY: tlsProxy.url, HTTP_PROXY: plainProxy.url });
+    assert.equal(r.result, 'body:release-bytes');
+    assert.deepEqual(tlsProxy.log, [`CONNECT ${new URL(url).host}`]);
+    assert.equal(
+      (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('ca.pem'), HTTPS_PROXY: tlsProxy.url, HTTP_PROXY: plainProxy.url }, plainUrl)).result,
+      'body:plain-bytes',
+    );
+    assert.deepEqual(plainProxy.log, [`GET ${plainUrl}`]);
+  } finally {
+    await tlsProxy.close();
+    await plainProxy.close();
+  }
+});
+
 test('a SOCKS proxy is spoken to in SOCKS, with or without a deferred CA', async () => {
   const socks = await socksProxy();
   try {
@@ -128,18 +149,26 @@ test('a deferred file hoist cannot use: downloads go on with the default store, 
     (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('empty.pem') })).result,
     /NODE_EXTRA_CA_CERTS=.*empty\.pem was not used: the file holds no PEM certificate/,
   );
-  writeFileSync(f('bad.pem'), readFileSync(f('ca.pem'), 'utf8') + '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+  // As node reads the file: the certificates before the first it cannot parse are used.
+  const broken = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+  writeFileSync(f('bad.pem'), readFileSync(f('ca.pem'), 'utf8') + broken);
+  assert.equal((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad.pem') })).result, 'body:release-bytes');
+  writeFileSync(f('bad-first.pem'), broken + readFileSync(f('ca.pem'), 'utf8'));
   assert.match(
-    (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad.pem') })).result,
-    /NODE_EXTRA_CA_CERTS=.*bad\.pem was not used: certificate 2 of 2 is not valid/,
+    (await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('bad-first.pem') })).result,
+    /NODE_EXTRA_CA_CERTS=.*bad-first\.pem: certificate 1 of 2 is not valid .*; none was used/,
   );
+  // A failure that is not a certificate check does not point at the file.
+  const notFound = await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('nope.pem') }, plainUrl.replace('/SHA256SUMS', '/missing'));
+  assert.match(notFound.result, /^error:.*404/);
+  assert.doesNotMatch(notFound.result, /NODE_EXTRA_CA_CERTS/);
   // The older label node's reader also takes.
   writeFileSync(f('x509.pem'), readFileSync(f('ca.pem'), 'utf8').replace(/CERTIFICATE/g, 'X509 CERTIFICATE'));
   assert.equal((await fetchWith({ HOIST_DEFERRED_EXTRA_CA_CERTS: f('x509.pem') })).result, 'body:release-bytes');
 });
 
 test('bin/hoist: node does not read NODE_EXTRA_CA_CERTS at start-up, the processes hoist starts get it back', () => {
-  const env = { ...process.env, NODE_EXTRA_CA_CERTS: f('nope.pem'), NO_COLOR: '1', XDG_STATE_HOME: f('state') };
+  const env: NodeJS.ProcessEnv = { ...launcherEnv(), NODE_EXTRA_CA_CERTS: f('nope.pem'), NO_COLOR: '1', XDG_STATE_HOME: f('state') };
   // Node warns at start-up about a file it cannot load: with node directly, not with the launcher.
   const direct = spawnSync(process.execPath, [HOIST, '--version'], { env, encoding: 'utf8' });
   assert.match(direct.stderr, /Ignoring extra certs from/);
@@ -154,8 +183,17 @@ test('bin/hoist: node does not read NODE_EXTRA_CA_CERTS at start-up, the process
   assert.equal(readFileSync(f('seen'), 'utf8').trim(), `${f('nope.pem')}|unset`);
 });
 
-test('bin/hoist leaves NODE_EXTRA_CA_CERTS to node when NODE_OPTIONS picks another certificate store', () => {
-  const env = { ...process.env, NODE_EXTRA_CA_CERTS: f('nope.pem'), NODE_OPTIONS: '--use-openssl-ca' };
-  const launched = spawnSync(BIN, ['--version'], { env, encoding: 'utf8' });
-  assert.match(launched.stderr, /Ignoring extra certs from/);
+test('bin/hoist leaves NODE_EXTRA_CA_CERTS to node when another certificate store is picked', () => {
+  for (const picked of [{ NODE_OPTIONS: '--use-openssl-ca' }, { NODE_OPTIONS: '--use_openssl_ca' }, { NODE_USE_SYSTEM_CA: '1' }]) {
+    const launched = spawnSync(BIN, ['--version'], { env: { ...launcherEnv(), NODE_EXTRA_CA_CERTS: f('nope.pem'), ...picked }, encoding: 'utf8' });
+    assert.match(launched.stderr, /Ignoring extra certs from/, JSON.stringify(picked));
+  }
 });
+
+/** The environment without what picks a certificate store, whatever the machine running the tests sets. */
+function launcherEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  delete env.NODE_USE_SYSTEM_CA;
+  return env;
+}
