@@ -43,12 +43,14 @@ export const SECTIONS_AT_ONCE = 8;
  * A section blocked on a full pipe only waits for its turn to be read.
  */
 export function sectionsScript(mark: string, plan: SectionPlan, atOnce = SECTIONS_AT_ONCE): string {
-  const framed = (id: string, body: string) => `echo '${mark} begin ${id}'\n(\n${body}\n) </dev/null 2>&1\necho "${mark} end $?"`;
+  // Every section: a subshell of its own, stdin empty, stderr folded in.
+  const subshell = (body: string) => `(\n${body}\n) </dev/null 2>&1`;
+  const framed = (id: string, body: string) => `echo '${mark} begin ${id}'\n${subshell(body)}\necho "${mark} end $?"`;
   const lines = (plan.before ?? []).map(([id, body]) => framed(id, body));
   const together = [...plan.together];
   // Each body is a function first: inside <( ) bash scans the text as a command substitution, which
   // older versions get wrong around an unbalanced `case` pattern's `)`; a function body is parsed normally.
-  together.forEach(([, body], i) => lines.push(`__section${i}() {\n(\n${body}\n) </dev/null 2>&1\n}`));
+  together.forEach(([, body], i) => lines.push(`__section${i}() {\n${subshell(body)}\n}`));
   const piped = (i: number) => `<(echo '${mark} begin ${together[i][0]}'; __section${i}; echo "${mark} end $?")`;
   // One cat reads the pipes to their ends in order, while every section of the group runs; found
   // through the system's default PATH, so a section probing with a bare PATH still gets its answer.
